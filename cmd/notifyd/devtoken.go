@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/notifyd/notifyd/internal/issuer"
+	"github.com/notifyd/notifyd/internal/postgres"
+)
+
+func runDevToken(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var c common
+	var addr, sub string
+	var roles []string
+	var ttl time.Duration
+	s := newSettings("dev-token", getenv, stderr)
+	c.bind(s)
+	s.String(&addr, "addr", "NOTIFY_ADDR", "127.0.0.1:8080", "address of the notifyd server that will verify the token")
+	s.String(&sub, "sub", "", "", "user id (the token's sub); required")
+	s.List(&roles, "roles", "", "", "roles to put in the token")
+	s.Duration(&ttl, "ttl", "", time.Hour, "token lifetime")
+	if err := s.parse(args); err != nil {
+		return helpOK(err)
+	}
+	if sub == "" {
+		s.fs.Usage()
+		return usageError{"dev-token needs --sub, the user id to sign in as"}
+	}
+	log, err := c.logger(stderr)
+	if err != nil {
+		return err
+	}
+	db, err := c.database(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close(context.WithoutCancel(ctx))
+	pool, err := postgres.OpenPool(ctx, db.URL, postgres.PoolConfig{MaxConns: 2, ApplicationName: "notifyd-dev-token"})
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	pem, err := postgres.DevSigningKey(ctx, pool, func() ([]byte, error) {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			return nil, err
+		}
+		return issuer.MarshalKey(k), nil
+	})
+	if err != nil {
+		return err
+	}
+	key, err := issuer.ParseKey(pem)
+	if err != nil {
+		return fmt.Errorf("parse dev signing key: %w", err)
+	}
+	iss, err := issuer.New(issuer.Config{URL: "http://" + addr + "/dev-issuer", Key: key})
+	if err != nil {
+		return err
+	}
+	token, err := iss.Token(sub, roles, ttl)
+	if err != nil {
+		return fmt.Errorf("sign token: %w", err)
+	}
+	fmt.Fprintln(stdout, token)
+	return nil
+}

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/notifyd/notifyd/internal/app"
+	"github.com/notifyd/notifyd/internal/localdb"
+)
+
+// common holds the settings every command shares.
+type common struct {
+	databaseURL string
+	logFormat   string
+	logLevel    string
+}
+
+func (c *common) bind(s *settings) {
+	s.String(&c.databaseURL, "database-url", "DATABASE_URL", "", "PostgreSQL connection string; empty: the local default")
+	s.String(&c.logFormat, "log-format", "NOTIFY_LOG_FORMAT", "text", "log format: text or json")
+	s.String(&c.logLevel, "log-level", "NOTIFY_LOG_LEVEL", "info", "log level: debug, info, warn or error")
+}
+
+func (c *common) logger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return nil, usageError{fmt.Sprintf("log level %q: want debug, info, warn or error", c.logLevel)}
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch strings.ToLower(c.logFormat) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usageError{fmt.Sprintf("log format %q: want text or json", c.logFormat)}
+}
+
+// database resolves DATABASE_URL or the local default.
+func (c *common) database(ctx context.Context, log *slog.Logger) (localdb.Database, error) {
+	db, err := localdb.Resolve(ctx, localdb.Options{URL: c.databaseURL, Logger: log})
+	if err != nil {
+		return localdb.Database{}, err
+	}
+	if db.Source != "DATABASE_URL" {
+		log.Info("using the local default database", "source", db.Source)
+	}
+	return db, nil
+}
+
+// bindServer binds the settings of serve and worker into cfg.
+func bindServer(s *settings, cfg *app.Config) {
+	s.String(&cfg.Addr, "addr", "NOTIFY_ADDR", "127.0.0.1:8080", "listen address")
+	s.Duration(&cfg.Stream.HeartbeatInterval, "heartbeat-interval", "NOTIFY_HEARTBEAT_INTERVAL", defaultHeartbeat, "heartbeat on every stream")
+	s.Duration(&cfg.Stream.ConnTimeout, "conn-timeout", "NOTIFY_CONN_TIMEOUT", defaultConnTimeout, "close a stream with no successful write for this long")
+	s.Duration(&cfg.Stream.CleanupInterval, "cleanup-interval", "NOTIFY_CLEANUP_INTERVAL", defaultCleanup, "sweep of dead streams")
+	s.Duration(&cfg.Worker.PollInterval, "poll-interval", "NOTIFY_POLL_INTERVAL", defaultPoll, "worker re-checks the queue even without a wake-up")
+	s.Int(&cfg.MaxAttempts, "max-attempts", "NOTIFY_MAX_ATTEMPTS", 3, "attempts before a queue item is failed")
+	s.Int(&cfg.Workers, "workers", "NOTIFY_WORKERS", 1, "queue workers in this process (-1: none)")
+	s.Int(&cfg.Worker.BatchSize, "batch-size", "NOTIFY_BATCH_SIZE", 500, "queue items claimed and published per batch")
+	s.List(&cfg.AdminRoles, "admin-roles", "NOTIFY_ADMIN_ROLES", "ADMIN", "roles allowed to publish to others, broadcast and see full status")
+	s.String(&cfg.OIDC.IssuerURL, "oidc-issuer-url", "OIDC_ISSUER_URL", "", "OpenID Connect issuer that signs bearer tokens")
+	s.String(&cfg.OIDC.Audience, "oidc-audience", "OIDC_AUDIENCE", "", "expected token audience (the client id)")
+	s.String(&cfg.OIDC.RolesClaim, "oidc-roles-claim", "OIDC_ROLES_CLAIM", "roles", "claim holding the roles; a dotted path reaches nested claims")
+	s.Bool(&cfg.DevAuth, "dev-auth", "NOTIFY_DEV_AUTH", false, "serve and trust the embedded development issuer (loopback addresses only)")
+}
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	var c common
+	var cfg app.Config
+	s := newSettings("serve", getenv, stderr)
+	c.bind(s)
+	bindServer(s, &cfg)
+	s.Bool(&cfg.NoMigrate, "no-migrate", "", false, "do not apply pending migrations at start")
+	if err := s.parse(args); err != nil {
+		return helpOK(err)
+	}
+	log, err := c.logger(stderr)
+	if err != nil {
+		return err
+	}
+	db, err := c.database(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close(context.WithoutCancel(ctx))
+	cfg.DatabaseURL, cfg.Logger = db.URL, log
+	a, err := app.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if cfg.DevAuth {
+		fmt.Fprintf(stderr, "\nnotifyd is running at %s with development sign-in.\n"+
+			"  token:  TOKEN=$(go run ./cmd/notifyd dev-token --sub alice --roles ADMIN)\n"+
+			"  stream: curl -N -H \"Authorization: Bearer $TOKEN\" %s/api/notifications/ws\n"+
+			"  send:   psql \"%s\" -c \"INSERT INTO notify.notifications (message) VALUES ('hello')\"\n\n",
+			a.URL(), a.URL(), db.URL)
+	}
+	return a.Wait(ctx)
+}
+
+func runWorker(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	var c common
+	var cfg app.Config
+	s := newSettings("worker", getenv, stderr)
+	c.bind(s)
+	bindServer(s, &cfg)
+	if err := s.parse(args); err != nil {
+		return helpOK(err)
+	}
+	log, err := c.logger(stderr)
+	if err != nil {
+		return err
+	}
+	db, err := c.database(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close(context.WithoutCancel(ctx))
+	cfg.DatabaseURL, cfg.Logger = db.URL, log
+	return app.RunWorker(ctx, cfg)
+}
+
+func helpOK(err error) error {
+	if errors.Is(err, errHelp) {
+		return nil
+	}
+	return err
+}
+
+var _ = os.Getenv

@@ -1,0 +1,197 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/notifyd/notifyd/internal/auth"
+	"github.com/notifyd/notifyd/internal/feed"
+	"github.com/notifyd/notifyd/internal/httpapi"
+	"github.com/notifyd/notifyd/internal/hub"
+	"github.com/notifyd/notifyd/internal/listener"
+	"github.com/notifyd/notifyd/internal/notify"
+	"github.com/notifyd/notifyd/internal/postgres"
+	"github.com/notifyd/notifyd/internal/stream"
+)
+
+// App is a running server.
+type App struct {
+	cfg      Config
+	pool     *pgxpool.Pool
+	hub      *hub.Hub
+	httpSrv  *http.Server
+	addr     string
+	workers  *workerSet
+	cancel   context.CancelFunc // background loops (listener, feed, heartbeats)
+	bg       sync.WaitGroup
+	serveErr chan error
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Start opens the database, migrates, starts every component and listens.
+// It returns once the server accepts connections.
+func Start(ctx context.Context, cfg Config) (*App, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	pool, err := postgres.OpenPool(ctx, cfg.DatabaseURL, postgres.PoolConfig{MaxConns: cfg.PoolSize})
+	if err != nil {
+		return nil, err
+	}
+	a := &App{cfg: cfg, pool: pool, serveErr: make(chan error, 1)}
+	ok := false
+	defer func() {
+		if !ok {
+			pool.Close()
+		}
+	}()
+	if err := migrateAndConfigure(ctx, pool, cfg); err != nil {
+		return nil, err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w (is another notifyd running? set NOTIFY_ADDR)", cfg.Addr, err)
+	}
+	a.addr = ln.Addr().String()
+
+	notes := postgres.NewNotifications(pool)
+	queue := postgres.NewQueue(pool)
+	a.hub = hub.New(hub.Config{})
+	streams, err := stream.NewServer(a.hub, notes, cfg.Stream)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	fd := feed.New(notes, a.hub, feed.Config{Logger: log})
+	lis, err := listener.New(listener.Config{URL: cfg.DatabaseURL, Logger: log})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	a.workers, err = newWorkerSet(queue, cfg)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	lis.Handle("notify_published", func(string) { fd.Wake() })
+	lis.Handle("notify_queue", func(string) { a.workers.wake() })
+	lis.OnConnect(func() { fd.Wake(); a.workers.wake() })
+
+	mounts := map[string]http.Handler{}
+	oidc := cfg.OIDC
+	if cfg.DevAuth {
+		dev, err := newDevIssuer(ctx, pool, "http://"+a.addr, log)
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		mounts[devIssuerPath] = dev.Handler()
+		oidc.IssuerURL, oidc.Audience = dev.URL(), dev.ClientID()
+		log.Info("development sign-in is ON: tokens from the embedded issuer are trusted", "issuer", dev.URL())
+	}
+	oidc.Logger = log
+	verifier, err := auth.NewVerifier(oidc)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	api, err := httpapi.New(httpapi.Deps{Auth: verifier, Notifications: notes, Queue: queue, Streams: streams,
+		Ready: readiness(pool, lis, fd), Mounts: mounts},
+		httpapi.Config{AdminRoles: cfg.AdminRoles, MaxBodyBytes: cfg.MaxBodyBytes, NodeID: a.workers.nodeID, Logger: log})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+
+	bgCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.cancel = cancel
+	a.goBackground(func() { _ = lis.Run(bgCtx) })
+	a.goBackground(func() { _ = fd.Run(bgCtx) })
+	a.goBackground(func() { streams.Run(bgCtx) })
+	a.workers.start(context.WithoutCancel(ctx))
+
+	a.httpSrv = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		MaxHeaderBytes: 64 << 10, ErrorLog: nil}
+	go func() { a.serveErr <- a.httpSrv.Serve(ln) }()
+	log.Info("notifyd listening", "addr", a.addr, "workers", len(a.workers.workers))
+	ok = true
+	return a, nil
+}
+
+func (a *App) goBackground(fn func()) {
+	a.bg.Add(1)
+	go func() { defer a.bg.Done(); fn() }()
+}
+
+// Addr is the address the server listens on (useful with port 0).
+func (a *App) Addr() string { return a.addr }
+
+// URL is the server's base URL.
+func (a *App) URL() string { return "http://" + a.addr }
+
+// Wait blocks until the HTTP server stops on its own (an error) or ctx ends,
+// then shuts everything down.
+func (a *App) Wait(ctx context.Context) error {
+	select {
+	case err := <-a.serveErr:
+		if !errors.Is(err, http.ErrServerClosed) {
+			_ = a.Shutdown(context.Background())
+			return fmt.Errorf("http server: %w", err)
+		}
+	case <-ctx.Done():
+	}
+	return a.Shutdown(context.Background())
+}
+
+// Shutdown stops gracefully: no new connections; streams are told to come
+// back (a status message, then close, so clients resume elsewhere); workers
+// finish or release their claims; then the listener and the pool close.
+func (a *App) Shutdown(ctx context.Context) error {
+	a.stopOnce.Do(func() { a.stopErr = a.shutdown(ctx) })
+	return a.stopErr
+}
+
+func (a *App) shutdown(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.ShutdownTimeout)
+	defer cancel()
+	log := a.cfg.Logger
+	log.Info("shutting down")
+	done := make(chan error, 1)
+	go func() { done <- a.httpSrv.Shutdown(ctx) }()
+	var httpErr error
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+wait:
+	for {
+		// Streams opened while Shutdown was starting are told too.
+		a.hub.CloseWhere(func(notify.Identity) bool { return true }, hub.ReasonShutdown)
+		select {
+		case httpErr = <-done:
+			break wait
+		case <-tick.C:
+		}
+	}
+	if httpErr != nil {
+		_ = a.httpSrv.Close()
+	}
+	a.workers.stop()
+	a.cancel()
+	a.bg.Wait()
+	a.pool.Close()
+	log.Info("stopped")
+	if httpErr != nil {
+		return fmt.Errorf("stop http server: %w", httpErr)
+	}
+	return nil
+}

@@ -1,0 +1,100 @@
+// Package app wires notifyd's components into the two programs: the server
+// (HTTP, streams, feed, listener and workers in one process) and the
+// standalone worker. cmd/notifyd reads flags and environment into a Config
+// and calls Start; tests call Start the same way on port 0.
+package app
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/notifyd/notifyd/internal/auth"
+	"github.com/notifyd/notifyd/internal/stream"
+	"github.com/notifyd/notifyd/internal/worker"
+)
+
+// Config is everything a notifyd process needs.
+type Config struct {
+	// DatabaseURL is the PostgreSQL connection string (DATABASE_URL). Required.
+	DatabaseURL string
+	// Addr is the listen address (NOTIFY_ADDR). Default 127.0.0.1:8080.
+	Addr string
+	// Stream configures heartbeats, timeouts and the sweep.
+	Stream stream.Config
+	// Worker configures the queue workers (poll interval, batch, lease, back-off).
+	Worker worker.Config
+	// Workers is how many queue workers this process runs. Default 1; -1 for none.
+	Workers int
+	// MaxAttempts is the attempt limit given to new queue items (NOTIFY_MAX_ATTEMPTS). Default 3.
+	MaxAttempts int
+	// AdminRoles may publish to others, broadcast and see everything (NOTIFY_ADMIN_ROLES). Default ADMIN.
+	AdminRoles []string
+	// OIDC verifies bearer tokens (OIDC_ISSUER_URL, OIDC_AUDIENCE, OIDC_ROLES_CLAIM).
+	OIDC auth.Config
+	// DevAuth serves the embedded development issuer and trusts it (NOTIFY_DEV_AUTH).
+	// Refused on a non-loopback address.
+	DevAuth bool
+	// NoMigrate skips applying migrations at start (--no-migrate).
+	NoMigrate bool
+	// MaxBodyBytes caps request bodies. Default 64 KiB.
+	MaxBodyBytes int64
+	// PoolSize caps the database pool. Default 10.
+	PoolSize int32
+	// ShutdownTimeout bounds a graceful stop. Default 10s.
+	ShutdownTimeout time.Duration
+	// Logger receives everything. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// WithDefaults returns c with every unset field defaulted.
+func (c Config) WithDefaults() Config {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:8080"
+	}
+	if c.Workers == 0 {
+		c.Workers = 1
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = 3
+	}
+	if len(c.AdminRoles) == 0 {
+		c.AdminRoles = []string{"ADMIN"}
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	c.Stream = c.Stream.WithDefaults()
+	return c
+}
+
+// Validate names the first setting that cannot work.
+func (c Config) Validate() error {
+	switch {
+	case c.DatabaseURL == "":
+		return fmt.Errorf("DATABASE_URL is required")
+	case c.MaxAttempts < 1 || c.MaxAttempts > 100:
+		return fmt.Errorf("NOTIFY_MAX_ATTEMPTS %d must be between 1 and 100", c.MaxAttempts)
+	case !c.DevAuth && c.OIDC.IssuerURL == "":
+		return fmt.Errorf("OIDC_ISSUER_URL is required (or NOTIFY_DEV_AUTH=1 for local development)")
+	case !c.DevAuth && c.OIDC.Audience == "":
+		return fmt.Errorf("OIDC_AUDIENCE is required with OIDC_ISSUER_URL")
+	}
+	if c.DevAuth {
+		host, _, err := net.SplitHostPort(c.Addr)
+		if err != nil {
+			return fmt.Errorf("NOTIFY_ADDR %q: %w", c.Addr, err)
+		}
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return fmt.Errorf("NOTIFY_DEV_AUTH is on but NOTIFY_ADDR %q is not a loopback address: the development issuer signs any identity and must never be reachable from elsewhere", c.Addr)
+		}
+	}
+	if err := c.Stream.Validate(); err != nil {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,134 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/notifyd/notifyd/internal/feed"
+	"github.com/notifyd/notifyd/internal/issuer"
+	"github.com/notifyd/notifyd/internal/listener"
+	"github.com/notifyd/notifyd/internal/postgres"
+	"github.com/notifyd/notifyd/internal/worker"
+)
+
+// devIssuerPath is where the development issuer is mounted.
+const devIssuerPath = "/dev-issuer"
+
+func migrateAndConfigure(ctx context.Context, pool *pgxpool.Pool, cfg Config) error {
+	m, err := postgres.NewMigrator(pool, nil)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	if !cfg.NoMigrate {
+		applied, err := m.Up(ctx)
+		if err != nil {
+			return err
+		}
+		if len(applied) > 0 {
+			cfg.Logger.Info("applied migrations", "versions", applied)
+		}
+	} else if pending, err := m.Pending(ctx); err != nil {
+		return err
+	} else if pending {
+		return fmt.Errorf("the database schema is not current and --no-migrate was given: run `notifyd migrate up`")
+	}
+	return postgres.NewQueue(pool).SetMaxAttempts(ctx, cfg.MaxAttempts)
+}
+
+// newDevIssuer builds the embedded development issuer, with its key kept in
+// the database so every node and `notifyd dev-token` agree.
+func newDevIssuer(ctx context.Context, pool *pgxpool.Pool, baseURL string, log *slog.Logger) (*issuer.Issuer, error) {
+	pem, err := postgres.DevSigningKey(ctx, pool, func() ([]byte, error) {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			return nil, err
+		}
+		return issuer.MarshalKey(k), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	key, err := issuer.ParseKey(pem)
+	if err != nil {
+		return nil, fmt.Errorf("parse dev signing key: %w", err)
+	}
+	return issuer.New(issuer.Config{URL: baseURL + devIssuerPath, Key: key, Logger: log})
+}
+
+// readiness checks the database, the listener and the feed.
+func readiness(pool *pgxpool.Pool, lis *listener.Listener, fd *feed.Feed) func(context.Context) map[string]string {
+	return func(ctx context.Context) map[string]string {
+		problems := map[string]string{}
+		pingCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if err := pool.Ping(pingCtx); err != nil {
+			problems["database"] = "unreachable: " + err.Error()
+		}
+		if !lis.Connected() {
+			problems["listener"] = "not connected"
+		}
+		if !fd.Ready() {
+			problems["feed"] = "has not read the stream head yet"
+		}
+		return problems
+	}
+}
+
+// workerSet is the queue workers of one process.
+type workerSet struct {
+	nodeID  string
+	workers []*worker.Worker
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+func newWorkerSet(queue *postgres.Queue, cfg Config) (*workerSet, error) {
+	host, _ := os.Hostname()
+	ws := &workerSet{nodeID: fmt.Sprintf("%s/%d", host, os.Getpid())}
+	for i := range max(cfg.Workers, 0) {
+		wc := cfg.Worker
+		wc.Logger = cfg.Logger
+		if wc.ID == "" {
+			wc.ID = fmt.Sprintf("%s/%d", ws.nodeID, i+1)
+		} else {
+			wc.ID = fmt.Sprintf("%s/%d", wc.ID, i+1)
+		}
+		w, err := worker.New(queue, wc)
+		if err != nil {
+			return nil, err
+		}
+		ws.workers = append(ws.workers, w)
+	}
+	return ws, nil
+}
+
+func (ws *workerSet) start(ctx context.Context) {
+	ctx, ws.cancel = context.WithCancel(ctx)
+	for _, w := range ws.workers {
+		ws.wg.Add(1)
+		go func() { defer ws.wg.Done(); _ = w.Run(ctx) }()
+	}
+}
+
+func (ws *workerSet) wake() {
+	for _, w := range ws.workers {
+		w.Wake()
+	}
+}
+
+// stop ends the workers; each releases its claims before returning.
+func (ws *workerSet) stop() {
+	if ws.cancel != nil {
+		ws.cancel()
+	}
+	ws.wg.Wait()
+}

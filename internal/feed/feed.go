@@ -1,0 +1,132 @@
+// Package feed follows the published stream for one process: when the
+// listener hears a publish (or reconnects, or the poll ticks), it reads the
+// notifications after the last seq it saw, in seq order, with one indexed
+// range query per page, serializes each once and hands it to the hub.
+//
+// Reading from the table instead of trusting NOTIFY payloads is what makes a
+// lost NOTIFY harmless: the next wake-up reads everything the process missed.
+package feed
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/notifyd/notifyd/internal/hub"
+	"github.com/notifyd/notifyd/internal/postgres"
+	"github.com/notifyd/notifyd/internal/stream"
+)
+
+// Config tunes the feed.
+type Config struct {
+	// Page is how many notifications one query reads. Default 1000.
+	Page int
+	// PollInterval re-reads even without a wake-up. Default 5s.
+	PollInterval time.Duration
+	// Logger receives read failures. Default slog.Default().
+	Logger *slog.Logger
+	// Published is called for each notification handed to the hub (metrics).
+	Published func(ev *hub.Event, streams int)
+}
+
+// Feed is the process's reader of the published stream.
+type Feed struct {
+	cfg      Config
+	store    *postgres.Notifications
+	hub      *hub.Hub
+	wake     chan struct{}
+	position atomic.Int64
+	ready    atomic.Bool
+}
+
+// New returns a feed that publishes into h.
+func New(store *postgres.Notifications, h *hub.Hub, cfg Config) *Feed {
+	cfg.Page = cmp.Or(cfg.Page, 1000)
+	cfg.PollInterval = cmp.Or(cfg.PollInterval, 5*time.Second)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Feed{cfg: cfg, store: store, hub: h, wake: make(chan struct{}, 1)}
+}
+
+// Wake asks the feed to read now. It never blocks.
+func (f *Feed) Wake() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Position is the last seq handed to the hub.
+func (f *Feed) Position() int64 { return f.position.Load() }
+
+// Ready reports whether the feed knows its starting position.
+func (f *Feed) Ready() bool { return f.ready.Load() }
+
+// Run follows the stream until ctx ends. It starts at the current head:
+// history is for replays, not for streams that are not open yet.
+func (f *Feed) Run(ctx context.Context) error {
+	for !f.ready.Load() {
+		head, err := f.store.Head(ctx)
+		if err == nil {
+			f.position.Store(head.LastSeq)
+			f.ready.Store(true)
+			break
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		f.cfg.Logger.WarnContext(ctx, "read stream head; retrying", "err", err)
+		f.wait(ctx, time.Second)
+	}
+	errDelay := time.Duration(0)
+	for ctx.Err() == nil {
+		if err := f.drain(ctx); err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			errDelay = min(max(errDelay*2, 50*time.Millisecond), 2*time.Second)
+			f.cfg.Logger.WarnContext(ctx, "read published notifications; retrying", "err", err, "after", f.Position(), "retry_in", errDelay)
+			f.wait(ctx, errDelay)
+			continue
+		}
+		errDelay = 0
+		f.wait(ctx, f.cfg.PollInterval)
+	}
+	return nil
+}
+
+func (f *Feed) wait(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-f.wake:
+	case <-t.C:
+	}
+}
+
+// drain hands every notification after the position to the hub.
+func (f *Feed) drain(ctx context.Context) error {
+	for {
+		after := f.Position()
+		ns, err := f.store.Published(ctx, after, f.cfg.Page)
+		if err != nil {
+			return fmt.Errorf("read after seq %d: %w", after, err)
+		}
+		for _, n := range ns {
+			ev := &hub.Event{Frame: stream.NotificationFrame(n), Target: n.Target, CreatedAt: n.CreatedAt}
+			streams := f.hub.Publish(ev)
+			f.position.Store(n.Seq)
+			if f.cfg.Published != nil {
+				f.cfg.Published(ev, streams)
+			}
+		}
+		if len(ns) < f.cfg.Page {
+			return nil
+		}
+	}
+}

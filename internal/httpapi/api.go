@@ -1,0 +1,99 @@
+// Package httpapi is notifyd's HTTP surface: the stream, the publishing
+// actions of the original design, and health. Handlers return errors; one
+// adapter (respond.go) turns them into a status and a JSON {"error": …}, and
+// logs only server faults.
+package httpapi
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/notifyd/notifyd/internal/notify"
+	"github.com/notifyd/notifyd/internal/postgres"
+	"github.com/notifyd/notifyd/internal/stream"
+)
+
+// Authenticator turns a bearer token into an identity. Errors wrap
+// notify.ErrUnauthenticated (401) or notify.ErrUnavailable (503).
+type Authenticator interface {
+	Verify(ctx context.Context, rawToken string) (notify.Identity, error)
+}
+
+// ReadinessCheck reports, per component, what is not ready ("" when ready).
+type ReadinessCheck func(ctx context.Context) map[string]string
+
+// Deps are the services the API calls.
+type Deps struct {
+	Auth          Authenticator
+	Notifications *postgres.Notifications
+	Queue         *postgres.Queue
+	Streams       *stream.Server
+	Ready         ReadinessCheck
+	// Mounts are extra handlers by path prefix (the development issuer).
+	Mounts map[string]http.Handler
+}
+
+// Config tunes the API.
+type Config struct {
+	// AdminRoles may publish to others, broadcast and see the full status
+	// (NOTIFY_ADMIN_ROLES). Default ["ADMIN"].
+	AdminRoles []string
+	// MaxBodyBytes caps request bodies; larger ones get 413. Default 64 KiB.
+	MaxBodyBytes int64
+	// NodeID names this process in status answers.
+	NodeID string
+	// Logger receives server faults. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// API holds the handlers.
+type API struct {
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+}
+
+// New returns the API; Handler gives its routes.
+func New(deps Deps, cfg Config) (*API, error) {
+	if deps.Auth == nil || deps.Notifications == nil || deps.Queue == nil || deps.Streams == nil {
+		return nil, errors.New("httpapi: Auth, Notifications, Queue and Streams are required")
+	}
+	if len(cfg.AdminRoles) == 0 {
+		cfg.AdminRoles = []string{"ADMIN"}
+	}
+	cfg.MaxBodyBytes = cmp.Or(cfg.MaxBodyBytes, 64<<10)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &API{cfg: cfg, deps: deps, log: cfg.Logger}, nil
+}
+
+// Handler returns the routes. No compression middleware: it would buffer
+// the stream.
+func (a *API) Handler() http.Handler {
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.Use(a.recoverer())
+	r.NoRoute(a.handle(func(*gin.Context) error { return errNoRoute }))
+	r.NoMethod(a.handle(func(*gin.Context) error { return errNoMethod }))
+
+	api := r.Group("/api/notifications", a.authenticate())
+	api.GET("/ws", a.handle(a.stream))
+	api.POST("/ws", a.handle(a.action))
+	api.POST("", a.handle(a.create))
+
+	r.GET("/healthz", a.handle(a.healthz))
+	r.GET("/readyz", a.handle(a.readyz))
+	for prefix, h := range a.deps.Mounts {
+		r.Any(prefix+"/*rest", gin.WrapH(h))
+	}
+	return r
+}
+
+// isAdmin reports whether id holds an admin role.
+func (a *API) isAdmin(id notify.Identity) bool { return id.HasAnyRole(a.cfg.AdminRoles) }

@@ -1,0 +1,72 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/notifyd/notifyd/internal/notify"
+	"github.com/notifyd/notifyd/internal/stream"
+)
+
+// notificationRequest is the body of POST /api/notifications and of the
+// publishing actions of POST /api/notifications/ws.
+type notificationRequest struct {
+	Action         string          `json:"action"`
+	TargetRoles    []string        `json:"targetRoles"`
+	TargetUserID   string          `json:"targetUserId"`
+	Module         string          `json:"module"`
+	ActionType     string          `json:"actionType"`
+	Message        string          `json:"message"`
+	Details        string          `json:"details"`
+	Severity       string          `json:"severity"`
+	Data           json.RawMessage `json:"data"`
+	IdempotencyKey string          `json:"idempotencyKey"`
+}
+
+func (r notificationRequest) notification() notify.Notification {
+	return notify.Notification{
+		Target: notify.Target{UserID: r.TargetUserID, Roles: r.TargetRoles},
+		Module: r.Module, ActionType: r.ActionType, Details: r.Details, Message: r.Message,
+		Severity: notify.Severity(r.Severity), Data: r.Data, IdempotencyKey: r.IdempotencyKey,
+	}
+}
+
+// create serves POST /api/notifications: admin roles publish to anyone; the
+// Idempotency-Key header (or idempotencyKey field) makes retries safe.
+func (a *API) create(c *gin.Context) error {
+	var req notificationRequest
+	if err := a.decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if key := c.GetHeader("Idempotency-Key"); key != "" {
+		if req.IdempotencyKey != "" && req.IdempotencyKey != key {
+			return fmt.Errorf("%w: Idempotency-Key header and idempotencyKey field differ", notify.ErrInvalid)
+		}
+		req.IdempotencyKey = key
+	}
+	n, created, err := a.publish(c, req.notification())
+	if err != nil {
+		return err
+	}
+	status := http.StatusCreated
+	if !created {
+		status = http.StatusOK
+		c.Header("Idempotent-Replayed", "true")
+	}
+	c.JSON(status, gin.H{"success": true, "notification": stream.DataOf(n)})
+	return nil
+}
+
+// publish checks that the caller may send n, validates it and stores it.
+func (a *API) publish(c *gin.Context, n notify.Notification) (notify.Notification, bool, error) {
+	if !a.isAdmin(identity(c)) {
+		return notify.Notification{}, false, fmt.Errorf("%w: publishing needs one of the roles %v", notify.ErrForbidden, a.cfg.AdminRoles)
+	}
+	if err := n.Validate(); err != nil {
+		return notify.Notification{}, false, err
+	}
+	return a.deps.Notifications.Insert(c.Request.Context(), n)
+}

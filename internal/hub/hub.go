@@ -1,0 +1,214 @@
+// Package hub fans published notifications out to the streams of one process.
+//
+// Every event is serialized once, by the caller, and the same bytes are queued
+// on every matching subscriber. Matching is notify.Target.Matches, resolved
+// through indexes by user id and by role so a targeted event touches only its
+// recipients.
+//
+// Slow-consumer policy: each subscriber has a bounded queue (Config.MaxPending
+// frames). Publishing never blocks; a subscriber whose queue is full is closed
+// with reason "slow" and its stream ends. The client resumes from its
+// Last-Event-ID and the stream replays what it missed from the database, so a
+// slow client costs a bounded buffer, never unbounded memory, and never delays
+// anyone else.
+package hub
+
+import (
+	"cmp"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/notifyd/notifyd/internal/notify"
+)
+
+// Frame is one serialized SSE event. Seq is the notification's seq, or 0 for
+// frames that carry no id (heartbeats, status).
+type Frame struct {
+	Seq  int64
+	Data []byte
+}
+
+// Event is a published notification ready to fan out.
+type Event struct {
+	Frame
+	Target notify.Target
+	// CreatedAt is when the notification was inserted (for latency metrics).
+	CreatedAt time.Time
+}
+
+// Config tunes the hub.
+type Config struct {
+	// MaxPending is the most frames queued for one subscriber before it is
+	// closed as slow. Default 1024.
+	MaxPending int
+}
+
+// Hub is the registry of this process's subscribers.
+type Hub struct {
+	cfg     Config
+	nextID  atomic.Uint64
+	mu      sync.RWMutex
+	all     map[*Subscriber]struct{}
+	byUser  map[string]map[*Subscriber]struct{}
+	byRole  map[string]map[*Subscriber]struct{}
+	publish sync.Mutex // one publisher at a time: Subscriber.lastQueued relies on it
+
+	dropped atomic.Int64
+}
+
+// New returns an empty hub.
+func New(cfg Config) *Hub {
+	cfg.MaxPending = cmp.Or(cfg.MaxPending, 1024)
+	return &Hub{
+		cfg:    cfg,
+		all:    map[*Subscriber]struct{}{},
+		byUser: map[string]map[*Subscriber]struct{}{},
+		byRole: map[string]map[*Subscriber]struct{}{},
+	}
+}
+
+// Subscribe registers a subscriber for id. From now on it receives every
+// matching event published; call Unsubscribe when the stream ends.
+func (h *Hub) Subscribe(id notify.Identity) *Subscriber {
+	s := newSubscriber(h.nextID.Add(1), id, h.cfg.MaxPending)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.all[s] = struct{}{}
+	addTo(h.byUser, id.UserID, s)
+	for _, r := range id.Roles {
+		addTo(h.byRole, r, s)
+	}
+	return s
+}
+
+// Unsubscribe removes s and closes it (reason "closed" unless it already has one).
+func (h *Hub) Unsubscribe(s *Subscriber) {
+	s.Close(ReasonClosed)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.all, s)
+	removeFrom(h.byUser, s.identity.UserID, s)
+	for _, r := range s.identity.Roles {
+		removeFrom(h.byRole, r, s)
+	}
+}
+
+func addTo(idx map[string]map[*Subscriber]struct{}, key string, s *Subscriber) {
+	set := idx[key]
+	if set == nil {
+		set = map[*Subscriber]struct{}{}
+		idx[key] = set
+	}
+	set[s] = struct{}{}
+}
+
+func removeFrom(idx map[string]map[*Subscriber]struct{}, key string, s *Subscriber) {
+	if set := idx[key]; set != nil {
+		delete(set, s)
+		if len(set) == 0 {
+			delete(idx, key)
+		}
+	}
+}
+
+// Publish queues ev on every matching subscriber and returns how many got it.
+// Events must be published in seq order.
+func (h *Hub) Publish(ev *Event) int {
+	h.publish.Lock()
+	defer h.publish.Unlock()
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if ev.Target.Everyone() {
+		n := 0
+		for s := range h.all {
+			n += h.offer(s, ev)
+		}
+		return n
+	}
+	n := 0
+	if ev.Target.UserID != "" {
+		for s := range h.byUser[ev.Target.UserID] {
+			n += h.offer(s, ev)
+		}
+	}
+	for _, r := range ev.Target.Roles {
+		for s := range h.byRole[r] {
+			n += h.offer(s, ev)
+		}
+	}
+	return n
+}
+
+// offer queues ev on s once (a subscriber reached through its user and a role
+// is offered the event twice).
+func (h *Hub) offer(s *Subscriber, ev *Event) int {
+	if s.lastQueued >= ev.Seq {
+		return 0
+	}
+	s.lastQueued = ev.Seq
+	if !s.enqueue(ev.Frame) {
+		h.dropped.Add(1)
+		return 0
+	}
+	return 1
+}
+
+// Broadcast queues f on every subscriber (heartbeats).
+func (h *Hub) Broadcast(f Frame) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for s := range h.all {
+		if !s.enqueue(f) {
+			h.dropped.Add(1)
+		}
+	}
+}
+
+// Dropped is the number of subscribers closed because they fell behind.
+func (h *Hub) Dropped() int64 { return h.dropped.Load() }
+
+// Len is the number of subscribers.
+func (h *Hub) Len() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.all)
+}
+
+// CloseStale closes subscribers with no successful write since before cutoff
+// and returns how many it closed.
+func (h *Hub) CloseStale(cutoff time.Time) int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	n := 0
+	for s := range h.all {
+		if s.LastWrite().Before(cutoff) && s.Close(ReasonTimeout) {
+			n++
+		}
+	}
+	return n
+}
+
+// CloseWhere closes the subscribers for which match is true, with reason.
+func (h *Hub) CloseWhere(match func(notify.Identity) bool, reason Reason) int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	n := 0
+	for s := range h.all {
+		if match(s.identity) && s.Close(reason) {
+			n++
+		}
+	}
+	return n
+}
+
+// Snapshot describes every subscriber, for the status page.
+func (h *Hub) Snapshot() []Info {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make([]Info, 0, len(h.all))
+	for s := range h.all {
+		out = append(out, s.Info())
+	}
+	return out
+}

@@ -1,0 +1,141 @@
+package hub
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/notifyd/notifyd/internal/notify"
+)
+
+// Reason says why a subscriber was closed.
+type Reason string
+
+// Close reasons; they are also the label of the streams-closed metric.
+const (
+	ReasonClosed   Reason = "closed"   // the stream ended (client left, write failed)
+	ReasonSlow     Reason = "slow"     // its queue overflowed
+	ReasonTimeout  Reason = "timeout"  // no successful write for the connection timeout
+	ReasonExpired  Reason = "expired"  // its credentials expired
+	ReasonLogout   Reason = "logout"   // its session ended
+	ReasonShutdown Reason = "shutdown" // the server is stopping
+)
+
+// Subscriber is one stream's mailbox: a bounded queue of frames that the
+// stream's goroutine drains.
+type Subscriber struct {
+	id         uint64
+	identity   notify.Identity
+	opened     time.Time
+	maxPending int
+	lastQueued int64 // owned by the hub's publisher
+	lastWrite  atomic.Int64
+	written    atomic.Int64
+
+	mu      sync.Mutex
+	pending []Frame
+	reason  Reason
+	ready   chan struct{}
+	done    chan struct{}
+}
+
+func newSubscriber(id uint64, identity notify.Identity, maxPending int) *Subscriber {
+	s := &Subscriber{id: id, identity: identity, opened: time.Now(), maxPending: maxPending,
+		ready: make(chan struct{}, 1), done: make(chan struct{})}
+	s.lastWrite.Store(s.opened.UnixNano())
+	return s
+}
+
+// ID is unique within the process.
+func (s *Subscriber) ID() uint64 { return s.id }
+
+// Identity is who the subscriber is.
+func (s *Subscriber) Identity() notify.Identity { return s.identity }
+
+// enqueue adds f unless the subscriber is closed; a full queue closes it.
+func (s *Subscriber) enqueue(f Frame) bool {
+	s.mu.Lock()
+	if s.reason != "" {
+		s.mu.Unlock()
+		return true
+	}
+	if len(s.pending) >= s.maxPending {
+		s.mu.Unlock()
+		s.Close(ReasonSlow)
+		return false
+	}
+	s.pending = append(s.pending, f)
+	s.mu.Unlock()
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// Ready is signalled when frames are waiting.
+func (s *Subscriber) Ready() <-chan struct{} { return s.ready }
+
+// Done is closed when the subscriber is closed.
+func (s *Subscriber) Done() <-chan struct{} { return s.done }
+
+// Take moves the waiting frames into buf (reusing its storage) and returns it.
+func (s *Subscriber) Take(buf []Frame) []Frame {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	buf = append(buf[:0], s.pending...)
+	clear(s.pending)
+	s.pending = s.pending[:0]
+	if cap(s.pending) > 64 { // a burst is over: give its memory back
+		s.pending = nil
+	}
+	return buf
+}
+
+// Close closes the subscriber with reason; it reports whether this call closed it.
+func (s *Subscriber) Close(reason Reason) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reason != "" {
+		return false
+	}
+	s.reason = reason
+	s.pending = nil
+	close(s.done)
+	return true
+}
+
+// Reason is why the subscriber was closed ("" while open).
+func (s *Subscriber) Reason() Reason {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reason
+}
+
+// Wrote records a successful write of n events at t.
+func (s *Subscriber) Wrote(t time.Time, events int) {
+	s.lastWrite.Store(t.UnixNano())
+	s.written.Add(int64(events))
+}
+
+// LastWrite is when the stream last wrote successfully.
+func (s *Subscriber) LastWrite() time.Time { return time.Unix(0, s.lastWrite.Load()) }
+
+// Written is the number of notification events written.
+func (s *Subscriber) Written() int64 { return s.written.Load() }
+
+// Info describes a subscriber for the status page.
+type Info struct {
+	ID        uint64    `json:"id"`
+	UserID    string    `json:"userId"`
+	Roles     []string  `json:"roles"`
+	OpenedAt  time.Time `json:"openedAt"`
+	LastWrite time.Time `json:"lastWriteAt"`
+	Events    int64     `json:"events"`
+}
+
+// Info describes s.
+func (s *Subscriber) Info() Info {
+	return Info{ID: s.id, UserID: s.identity.UserID, Roles: s.identity.Roles, OpenedAt: s.opened,
+		LastWrite: s.LastWrite(), Events: s.Written()}
+}

@@ -1,0 +1,74 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// wakeLock is the advisory lock key (two int4s) that notify.wake_worker()
+// holds shared until its transaction commits.
+const wakeLockClass, wakeLockObject = 1852797545, 1
+
+// MarkBusy records that workerID is draining the queue until `until`; while
+// it is, inserts skip their NOTIFY wake-up.
+func (q *Queue) MarkBusy(ctx context.Context, workerID string, ttl time.Duration) error {
+	_, err := q.pool.Exec(ctx, `INSERT INTO notify.worker_activity (worker_id, busy_until)
+		VALUES ($1, now() + $2::interval)
+		ON CONFLICT (worker_id) DO UPDATE SET busy_until = EXCLUDED.busy_until`, workerID, ttl)
+	if err != nil {
+		return fmt.Errorf("mark worker busy: %w", interpretError(err))
+	}
+	return nil
+}
+
+// MarkIdle removes workerID from the busy workers and then waits until every
+// transaction that saw it busy (and so did not ring) has committed. After it
+// returns, a claim sees all of those inserts; later inserts ring.
+func (q *Queue) MarkIdle(ctx context.Context, workerID string) error {
+	if _, err := q.pool.Exec(ctx, `DELETE FROM notify.worker_activity WHERE worker_id = $1`, workerID); err != nil {
+		return fmt.Errorf("mark worker idle: %w", interpretError(err))
+	}
+	if _, err := q.pool.Exec(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, wakeLockClass, wakeLockObject); err != nil {
+		return fmt.Errorf("wait for in-flight inserts: %w", interpretError(err))
+	}
+	return nil
+}
+
+// SetMaxAttempts stores the attempt limit the insert trigger gives new items.
+func (q *Queue) SetMaxAttempts(ctx context.Context, n int) error {
+	_, err := q.pool.Exec(ctx, `INSERT INTO notify.settings (name, value) VALUES ('max_attempts', $1)
+		ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value WHERE settings.value <> EXCLUDED.value`, strconv.Itoa(n))
+	if err != nil {
+		return fmt.Errorf("store max attempts: %w", interpretError(err))
+	}
+	return nil
+}
+
+// QueueCounts is the number of queue items in each status.
+type QueueCounts struct {
+	Pending, Processing, Sent, Failed int64
+	// OldestPending is the creation time of the oldest pending item (zero if none).
+	OldestPending time.Time
+}
+
+// Counts reads the queue's counts by status.
+func (q *Queue) Counts(ctx context.Context) (QueueCounts, error) {
+	var c QueueCounts
+	var oldest *time.Time
+	err := q.pool.QueryRow(ctx, `SELECT
+			count(*) FILTER (WHERE status = 'pending'),
+			count(*) FILTER (WHERE status = 'processing'),
+			count(*) FILTER (WHERE status = 'sent'),
+			count(*) FILTER (WHERE status = 'failed'),
+			min(created_at) FILTER (WHERE status = 'pending')
+		FROM notify.queue_items`).Scan(&c.Pending, &c.Processing, &c.Sent, &c.Failed, &oldest)
+	if err != nil {
+		return QueueCounts{}, fmt.Errorf("count queue items: %w", interpretError(err))
+	}
+	if oldest != nil {
+		c.OldestPending = *oldest
+	}
+	return c, nil
+}

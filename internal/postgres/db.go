@@ -1,0 +1,86 @@
+// Package postgres is notifyd's only door to PostgreSQL: the connection pool,
+// the migrations, and every statement the server runs. It speaks the domain
+// types of package notify and translates pgx errors into notify's sentinels,
+// so no other package needs to know SQL or pgx.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/notifyd/notifyd/internal/notify"
+)
+
+// PoolConfig tunes the connection pool.
+type PoolConfig struct {
+	// MaxConns caps the pool. Default 10: the worker, the feed reader and the
+	// replays of reconnecting streams share it; the LISTEN connection is extra.
+	MaxConns int32
+	// ApplicationName shows in pg_stat_activity. Default "notifyd".
+	ApplicationName string
+}
+
+// OpenPool connects a pool and checks that the database answers.
+func OpenPool(ctx context.Context, url string, cfg PoolConfig) (*pgxpool.Pool, error) {
+	pc, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	pc.MaxConns = 10
+	if cfg.MaxConns > 0 {
+		pc.MaxConns = cfg.MaxConns
+	}
+	name := cfg.ApplicationName
+	if name == "" {
+		name = "notifyd"
+	}
+	pc.ConnConfig.RuntimeParams["application_name"] = name
+	pc.HealthCheckPeriod = 5 * time.Second
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("create pool: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to %s: %w", Redact(url), err)
+	}
+	return pool, nil
+}
+
+// Redact returns the connection string without its password, for messages.
+func Redact(url string) string {
+	pc, err := pgconn.ParseConfig(url)
+	if err != nil {
+		return "(unparsable database url)"
+	}
+	return fmt.Sprintf("postgres://%s@%s:%d/%s", pc.User, pc.Host, pc.Port, pc.Database)
+}
+
+// interpretError maps PostgreSQL errors to the domain's sentinels.
+func interpretError(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code[:2] {
+		case "22", "23": // data exception, integrity constraint violation
+			return fmt.Errorf("%w: %s", notify.ErrInvalid, pgErr.Message)
+		case "08", "57": // connection exception, operator intervention
+			return fmt.Errorf("%w: %s", notify.ErrUnavailable, pgErr.Message)
+		}
+		return err
+	}
+	if pgconn.SafeToRetry(err) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %v", notify.ErrUnavailable, err)
+	}
+	var connErr *pgconn.ConnectError
+	if errors.As(err, &connErr) {
+		return fmt.Errorf("%w: %v", notify.ErrUnavailable, err)
+	}
+	return err
+}

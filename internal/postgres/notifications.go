@@ -1,0 +1,179 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/notifyd/notifyd/internal/notify"
+)
+
+// Notifications reads and writes notify.notifications.
+type Notifications struct {
+	pool *pgxpool.Pool
+}
+
+// NewNotifications returns the notification store over pool.
+func NewNotifications(pool *pgxpool.Pool) *Notifications { return &Notifications{pool: pool} }
+
+// notificationColumns is the select list scanned by scanNotification.
+const notificationColumns = `id, COALESCE(seq, 0), COALESCE(target_user_id, ''), COALESCE(target_roles, '{}'),
+	COALESCE(module, ''), COALESCE(action_type, ''), COALESCE(details, ''), message, severity, data,
+	COALESCE(idempotency_key, ''), created_at, COALESCE(published_at, 'epoch')`
+
+func scanNotification(row pgx.Row) (notify.Notification, error) {
+	var n notify.Notification
+	var published time.Time
+	err := row.Scan(&n.ID, &n.Seq, &n.Target.UserID, &n.Target.Roles, &n.Module, &n.ActionType, &n.Details,
+		&n.Message, &n.Severity, &n.Data, &n.IdempotencyKey, &n.CreatedAt, &published)
+	if published.Unix() > 0 {
+		n.PublishedAt = published
+	}
+	if len(n.Target.Roles) == 0 {
+		n.Target.Roles = nil
+	}
+	return n, err
+}
+
+func nullIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// Insert adds a notification (its queue item follows by trigger) and returns
+// it as stored. With an idempotency key that was used before, it returns the
+// earlier notification and created=false; if that one differs in what it
+// says or whom it targets, the error wraps notify.ErrConflict.
+func (s *Notifications) Insert(ctx context.Context, n notify.Notification) (stored notify.Notification, created bool, err error) {
+	var roles any
+	if len(n.Target.Roles) > 0 {
+		roles = n.Target.Roles
+	}
+	data := n.Data
+	if len(data) == 0 {
+		data = json.RawMessage(`{}`)
+	}
+	severity := n.Severity
+	if severity == "" {
+		severity = notify.SeverityMedium
+	}
+	row := s.pool.QueryRow(ctx, `INSERT INTO notify.notifications
+		(target_user_id, target_roles, module, action_type, details, message, severity, data, idempotency_key)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		ON CONFLICT (idempotency_key) DO NOTHING
+		RETURNING `+notificationColumns,
+		nullIfEmpty(n.Target.UserID), roles, nullIfEmpty(n.Module), nullIfEmpty(n.ActionType), nullIfEmpty(n.Details),
+		n.Message, string(severity), data, nullIfEmpty(n.IdempotencyKey))
+	stored, err = scanNotification(row)
+	if err == nil {
+		return stored, true, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return notify.Notification{}, false, fmt.Errorf("insert notification: %w", interpretError(err))
+	}
+	// The key was taken: answer with the notification it created.
+	stored, err = scanNotification(s.pool.QueryRow(ctx,
+		`SELECT `+notificationColumns+` FROM notify.notifications WHERE idempotency_key = $1`, n.IdempotencyKey))
+	if err != nil {
+		return notify.Notification{}, false, fmt.Errorf("read notification by idempotency key: %w", interpretError(err))
+	}
+	if !sameContent(stored, n, severity) {
+		return stored, false, fmt.Errorf("%w: idempotency key %q was used for a different notification", notify.ErrConflict, n.IdempotencyKey)
+	}
+	return stored, false, nil
+}
+
+func sameContent(a, b notify.Notification, severity notify.Severity) bool {
+	return a.Message == b.Message && a.Severity == severity && a.Target.UserID == b.Target.UserID &&
+		slices.Equal(a.Target.Roles, b.Target.Roles) && a.Module == b.Module && a.ActionType == b.ActionType
+}
+
+// Get returns one notification by id.
+func (s *Notifications) Get(ctx context.Context, id string) (notify.Notification, error) {
+	n, err := scanNotification(s.pool.QueryRow(ctx,
+		`SELECT `+notificationColumns+` FROM notify.notifications WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return notify.Notification{}, notify.ErrNotFound
+	}
+	if err != nil {
+		return notify.Notification{}, fmt.Errorf("get notification: %w", interpretError(err))
+	}
+	return n, nil
+}
+
+// Published returns published notifications with seq > after, in seq order,
+// at most limit of them: the feed every node reads after a publish.
+func (s *Notifications) Published(ctx context.Context, after int64, limit int) ([]notify.Notification, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+notificationColumns+`
+		FROM notify.notifications WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read published feed: %w", interpretError(err))
+	}
+	return collectNotifications(rows, limit)
+}
+
+// replayQuery selects what one identity may see after a seq. The predicate is
+// notify.Target.Matches written in SQL; the two must agree.
+const replayQuery = `SELECT ` + notificationColumns + `
+	FROM notify.notifications
+	WHERE seq > $1 AND seq <= $2
+	  AND ((target_user_id IS NULL AND target_roles IS NULL)
+	       OR target_user_id = $3
+	       OR target_roles && $4::text[])
+	ORDER BY seq LIMIT $5`
+
+// Replay returns the notifications for id with after < seq <= upTo, in seq
+// order, at most limit of them.
+func (s *Notifications) Replay(ctx context.Context, id notify.Identity, after, upTo int64, limit int) ([]notify.Notification, error) {
+	roles := id.Roles
+	if roles == nil {
+		roles = []string{}
+	}
+	rows, err := s.pool.Query(ctx, replayQuery, after, upTo, id.UserID, roles, limit)
+	if err != nil {
+		return nil, fmt.Errorf("replay for %s: %w", id.UserID, interpretError(err))
+	}
+	return collectNotifications(rows, limit)
+}
+
+func collectNotifications(rows pgx.Rows, capacity int) ([]notify.Notification, error) {
+	defer rows.Close()
+	out := make([]notify.Notification, 0, min(capacity, 256))
+	for rows.Next() {
+		n, err := scanNotification(rows)
+		if err != nil {
+			return nil, fmt.Errorf("scan notification: %w", err)
+		}
+		out = append(out, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read notifications: %w", interpretError(err))
+	}
+	return out, nil
+}
+
+// Head is the stream's current position.
+type Head struct {
+	// LastSeq is the last seq published and committed.
+	LastSeq int64
+	// TruncatedBefore: retention deleted notifications up to this seq.
+	TruncatedBefore int64
+}
+
+// Head reads the stream's position.
+func (s *Notifications) Head(ctx context.Context) (Head, error) {
+	var h Head
+	err := s.pool.QueryRow(ctx, `SELECT last_seq, truncated_before FROM notify.stream_head`).Scan(&h.LastSeq, &h.TruncatedBefore)
+	if err != nil {
+		return Head{}, fmt.Errorf("read stream head: %w", interpretError(err))
+	}
+	return h, nil
+}

@@ -1,0 +1,97 @@
+package stream
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/notifyd/notifyd/internal/hub"
+	"github.com/notifyd/notifyd/internal/notify"
+)
+
+// Message is the JSON of every event's data line, the original design's
+// NotificationMessage.
+type Message struct {
+	Type           string `json:"type"`
+	UserID         string `json:"userId,omitempty"`
+	UserRole       string `json:"userRole,omitempty"`
+	Data           any    `json:"data,omitempty"`
+	Timestamp      int64  `json:"timestamp"`
+	NotificationID string `json:"notificationId,omitempty"`
+}
+
+// NotificationData is the data of a notification message.
+type NotificationData struct {
+	ID           string          `json:"id"`
+	Seq          int64           `json:"seq"`
+	Message      string          `json:"message"`
+	Severity     notify.Severity `json:"severity"`
+	Module       *string         `json:"module"`
+	ActionType   *string         `json:"actionType"`
+	Details      *string         `json:"details"`
+	Data         json.RawMessage `json:"data"`
+	TargetUserID *string         `json:"targetUserId"`
+	TargetRoles  []string        `json:"targetRoles"`
+	CreatedAt    time.Time       `json:"createdAt"`
+}
+
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// DataOf is the client-facing form of a notification.
+func DataOf(n notify.Notification) NotificationData {
+	data := n.Data
+	if len(data) == 0 {
+		data = json.RawMessage(`{}`)
+	}
+	return NotificationData{ID: n.ID, Seq: n.Seq, Message: n.Message, Severity: n.Severity,
+		Module: optional(n.Module), ActionType: optional(n.ActionType), Details: optional(n.Details),
+		Data: data, TargetUserID: optional(n.Target.UserID), TargetRoles: n.Target.Roles, CreatedAt: n.CreatedAt}
+}
+
+// NotificationFrame serializes a published notification as an SSE event with
+// its seq as the event id. It is built once per notification and shared by
+// every stream that receives it.
+func NotificationFrame(n notify.Notification) hub.Frame {
+	ts := n.PublishedAt
+	if ts.IsZero() {
+		ts = n.CreatedAt
+	}
+	return hub.Frame{Seq: n.Seq, Data: encode(n.Seq, Message{Type: "notification", Data: DataOf(n),
+		Timestamp: ts.UnixMilli(), NotificationID: n.ID})}
+}
+
+// MessageFrame serializes a message that carries no event id.
+func MessageFrame(m Message) hub.Frame { return hub.Frame{Data: encode(0, m)} }
+
+// HeartbeatFrame is the heartbeat at t.
+func HeartbeatFrame(t time.Time) hub.Frame {
+	return MessageFrame(Message{Type: "heartbeat", Timestamp: t.UnixMilli()})
+}
+
+// encode writes one SSE event: an optional id line and one data line. JSON
+// escapes newlines, so the data is always a single line.
+func encode(seq int64, m Message) []byte {
+	body, err := json.Marshal(m)
+	if err != nil { // only json.RawMessage can fail, and it came from jsonb
+		body = []byte(`{"type":"status","data":{"error":"unencodable event"},"timestamp":` + strconv.FormatInt(m.Timestamp, 10) + `}`)
+	}
+	b := make([]byte, 0, len(body)+32)
+	if seq > 0 {
+		b = append(b, "id: "...)
+		b = strconv.AppendInt(b, seq, 10)
+		b = append(b, '\n')
+	}
+	b = append(b, "data: "...)
+	b = append(b, body...)
+	return append(b, '\n', '\n')
+}
+
+// retryFrame tells EventSource how long to wait before reconnecting.
+func retryFrame(d time.Duration) []byte {
+	return []byte("retry: " + strconv.FormatInt(d.Milliseconds(), 10) + "\n\n")
+}

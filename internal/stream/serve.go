@@ -1,0 +1,224 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"math"
+	"net/http"
+	"time"
+
+	"github.com/notifyd/notifyd/internal/hub"
+	"github.com/notifyd/notifyd/internal/notify"
+)
+
+// Resume is where a reconnecting client left off.
+type Resume struct {
+	Seq int64
+	Set bool
+}
+
+// writer writes frames to one client, each write under its own deadline.
+type writer struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+	buf     []byte
+}
+
+func (wr *writer) add(b []byte) { wr.buf = append(wr.buf, b...) }
+
+// flush writes what was added and flushes it to the client.
+func (wr *writer) flush() error {
+	if len(wr.buf) == 0 {
+		return nil
+	}
+	if err := wr.rc.SetWriteDeadline(time.Now().Add(wr.timeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
+	_, err := wr.w.Write(wr.buf)
+	if err == nil {
+		err = wr.rc.Flush()
+	}
+	if cap(wr.buf) > 64<<10 {
+		wr.buf = nil
+	} else {
+		wr.buf = wr.buf[:0]
+	}
+	return err
+}
+
+// Serve streams to id until the client leaves, ctx ends, the credentials
+// expire or the hub closes the subscriber. The caller has authenticated the
+// request and validated resume.
+func (s *Server) Serve(ctx context.Context, w http.ResponseWriter, id notify.Identity, resume Resume) {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache, no-transform")
+	h.Set("X-Accel-Buffering", "no")
+	h.Set("Connection", "keep-alive")
+	w.WriteHeader(http.StatusOK)
+
+	sub := s.hub.Subscribe(id)
+	opened := time.Now()
+	if s.cfg.Observer.Opened != nil {
+		s.cfg.Observer.Opened()
+	}
+	log := s.cfg.Logger.With("stream_id", sub.ID(), "user_id", id.UserID)
+	log.InfoContext(ctx, "stream opened", "resume_from", resume.Seq, "resume", resume.Set)
+	defer func() {
+		s.hub.Unsubscribe(sub)
+		reason := sub.Reason()
+		if s.cfg.Observer.Closed != nil {
+			s.cfg.Observer.Closed(reason, time.Since(opened))
+		}
+		log.InfoContext(ctx, "stream closed", "reason", reason, "duration", time.Since(opened).Round(time.Millisecond), "events", sub.Written())
+	}()
+
+	wr := &writer{w: w, rc: http.NewResponseController(w), timeout: s.cfg.WriteTimeout}
+	wr.add(retryFrame(s.cfg.Retry))
+	wr.add(MessageFrame(Message{Type: "connected", UserID: id.UserID, UserRole: firstRole(id.Roles),
+		Timestamp: time.Now().UnixMilli(), Data: map[string]any{
+			"connectionId": sub.ID(), "roles": id.Roles, "resumeFrom": resumeValue(resume),
+			"heartbeatInterval": s.cfg.HeartbeatInterval.Milliseconds()}}).Data)
+	if err := wr.flush(); err != nil {
+		return
+	}
+	sub.Wrote(time.Now(), 0)
+
+	last := int64(0)
+	if resume.Set {
+		var err error
+		if last, err = s.replay(ctx, wr, sub, resume.Seq); err != nil {
+			if ctx.Err() == nil {
+				log.WarnContext(ctx, "replay failed; closing the stream so the client resumes", "err", err)
+			}
+			return
+		}
+	}
+	s.live(ctx, wr, sub, last)
+}
+
+func firstRole(roles []string) string {
+	if len(roles) == 0 {
+		return ""
+	}
+	return roles[0]
+}
+
+func resumeValue(r Resume) any {
+	if !r.Set {
+		return nil
+	}
+	return r.Seq
+}
+
+// replay writes what id missed after `after` and returns the last seq
+// written (or the point from which live frames are new).
+func (s *Server) replay(ctx context.Context, wr *writer, sub *hub.Subscriber, after int64) (int64, error) {
+	head, err := s.store.Head(ctx)
+	if err != nil {
+		return 0, err
+	}
+	now := time.Now().UnixMilli()
+	switch {
+	case after < head.TruncatedBefore:
+		wr.add(MessageFrame(Message{Type: "status", Timestamp: now, Data: map[string]any{
+			"replay": "truncated", "resumeFrom": after, "oldestAvailable": head.TruncatedBefore + 1}}).Data)
+	case after > head.LastSeq:
+		// The client is ahead of this database (it was reset or restored):
+		// start from the present rather than wait for seqs that will repeat.
+		wr.add(MessageFrame(Message{Type: "status", Timestamp: now, Data: map[string]any{
+			"replay": "ahead", "resumeFrom": after, "lastSeq": head.LastSeq}}).Data)
+		return head.LastSeq, wr.flush()
+	}
+	total := 0
+	for {
+		ns, err := s.store.Replay(ctx, sub.Identity(), after, math.MaxInt64, s.cfg.ReplayPage)
+		if err != nil {
+			return 0, err
+		}
+		for _, n := range ns {
+			wr.add(NotificationFrame(n).Data)
+			after = n.Seq
+			if len(wr.buf) >= 32<<10 {
+				if err := wr.flush(); err != nil {
+					return 0, err
+				}
+			}
+		}
+		total += len(ns)
+		if len(ns) < s.cfg.ReplayPage {
+			break
+		}
+	}
+	if err := wr.flush(); err != nil {
+		return 0, err
+	}
+	sub.Wrote(time.Now(), total)
+	if s.cfg.Observer.Replayed != nil && total > 0 {
+		s.cfg.Observer.Replayed(total)
+	}
+	return after, nil
+}
+
+// live writes the hub's frames above last until the stream ends.
+func (s *Server) live(ctx context.Context, wr *writer, sub *hub.Subscriber, last int64) {
+	var expiry <-chan time.Time
+	if exp := sub.Identity().ExpiresAt; !exp.IsZero() {
+		t := time.NewTimer(time.Until(exp))
+		defer t.Stop()
+		expiry = t.C
+	}
+	var frames []hub.Frame
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-expiry:
+			sub.Close(hub.ReasonExpired)
+		case <-sub.Done():
+			s.farewell(wr, sub.Reason())
+			return
+		case <-sub.Ready():
+			frames = sub.Take(frames)
+			events := 0
+			for _, f := range frames {
+				if f.Seq > 0 {
+					if f.Seq <= last {
+						continue // already replayed
+					}
+					last = f.Seq
+					events++
+					if s.cfg.Observer.Delivered != nil {
+						s.cfg.Observer.Delivered(f.Seq)
+					}
+				}
+				wr.add(f.Data)
+			}
+			if err := wr.flush(); err != nil {
+				return
+			}
+			sub.Wrote(time.Now(), events)
+			if s.cfg.Observer.Written != nil && events > 0 {
+				s.cfg.Observer.Written(events)
+			}
+		}
+	}
+}
+
+// farewell tells the client why its stream ends, when it can still listen.
+func (s *Server) farewell(wr *writer, reason hub.Reason) {
+	msg := map[hub.Reason]string{
+		hub.ReasonSlow:     "the stream fell behind; reconnect with Last-Event-ID to resume",
+		hub.ReasonExpired:  "credentials expired; sign in again",
+		hub.ReasonLogout:   "signed out",
+		hub.ReasonShutdown: "server shutting down; reconnect to resume",
+	}[reason]
+	if msg == "" {
+		return
+	}
+	wr.timeout = min(wr.timeout, time.Second)
+	wr.add(MessageFrame(Message{Type: "status", Timestamp: time.Now().UnixMilli(),
+		Data: map[string]any{"closing": string(reason), "message": msg}}).Data)
+	_ = wr.flush()
+}

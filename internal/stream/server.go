@@ -1,0 +1,124 @@
+// Package stream serves GET /api/notifications/ws: one Server-Sent Events
+// stream per request, fed by the hub and, on resume, by a replay from the
+// database.
+//
+// Resume without a race: the stream subscribes to the hub first, then replays
+// from the table every notification for its user after the resume point, then
+// passes live frames through only above the last replayed seq. Seqs become
+// visible in commit order, so the replay sees a prefix of the stream and the
+// live feed covers the rest: nothing is skipped and nothing repeats.
+//
+// Every write has its own deadline; a stream with no successful write for
+// ConnTimeout is closed by the sweep; a stream whose hub queue overflows is
+// closed (see package hub) and the client resumes with its Last-Event-ID.
+package stream
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/notifyd/notifyd/internal/hub"
+	"github.com/notifyd/notifyd/internal/postgres"
+)
+
+// Config tunes the streams.
+type Config struct {
+	// HeartbeatInterval between heartbeat messages (NOTIFY_HEARTBEAT_INTERVAL). Default 15s.
+	HeartbeatInterval time.Duration
+	// ConnTimeout closes a stream with no successful write for this long (NOTIFY_CONN_TIMEOUT). Default 60s.
+	ConnTimeout time.Duration
+	// CleanupInterval between sweeps for such streams (NOTIFY_CLEANUP_INTERVAL). Default 30s.
+	CleanupInterval time.Duration
+	// WriteTimeout is the deadline of each write to a client. Default 10s.
+	WriteTimeout time.Duration
+	// Retry is the reconnect delay announced to EventSource. Default 2s.
+	Retry time.Duration
+	// ReplayPage is how many notifications a replay reads per query. Default 1000.
+	ReplayPage int
+	// Logger receives one line per stream opened and closed. Default slog.Default().
+	Logger *slog.Logger
+	// Observer is told about stream activity (metrics). Optional.
+	Observer Observer
+}
+
+// Observer receives stream events; every field is optional.
+type Observer struct {
+	Opened   func()
+	Closed   func(reason hub.Reason, open time.Duration)
+	Written  func(events int)
+	Replayed func(events int)
+	// Delivered is called with each live notification frame written, for
+	// end-to-end latency.
+	Delivered func(seq int64)
+}
+
+// WithDefaults returns c with every unset field defaulted.
+func (c Config) WithDefaults() Config {
+	c.HeartbeatInterval = cmp.Or(c.HeartbeatInterval, 15*time.Second)
+	c.ConnTimeout = cmp.Or(c.ConnTimeout, 60*time.Second)
+	c.CleanupInterval = cmp.Or(c.CleanupInterval, 30*time.Second)
+	c.WriteTimeout = cmp.Or(c.WriteTimeout, 10*time.Second)
+	c.Retry = cmp.Or(c.Retry, 2*time.Second)
+	c.ReplayPage = cmp.Or(c.ReplayPage, 1000)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate reports the first setting that cannot work.
+func (c Config) Validate() error {
+	switch {
+	case c.HeartbeatInterval < 10*time.Millisecond:
+		return fmt.Errorf("stream: HeartbeatInterval %s is too short", c.HeartbeatInterval)
+	case c.ConnTimeout <= c.HeartbeatInterval:
+		return fmt.Errorf("stream: ConnTimeout %s must be longer than HeartbeatInterval %s", c.ConnTimeout, c.HeartbeatInterval)
+	case c.CleanupInterval < 10*time.Millisecond:
+		return fmt.Errorf("stream: CleanupInterval %s is too short", c.CleanupInterval)
+	case c.ReplayPage < 1:
+		return fmt.Errorf("stream: ReplayPage %d must be positive", c.ReplayPage)
+	}
+	return nil
+}
+
+// Server serves streams.
+type Server struct {
+	cfg   Config
+	hub   *hub.Hub
+	store *postgres.Notifications
+}
+
+// NewServer returns a stream server over hub and store.
+func NewServer(h *hub.Hub, store *postgres.Notifications, cfg Config) (*Server, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Server{cfg: cfg, hub: h, store: store}, nil
+}
+
+// Hub is the hub the server's streams subscribe to.
+func (s *Server) Hub() *hub.Hub { return s.hub }
+
+// Run sends heartbeats and sweeps dead streams until ctx ends.
+func (s *Server) Run(ctx context.Context) {
+	heartbeat := time.NewTicker(s.cfg.HeartbeatInterval)
+	defer heartbeat.Stop()
+	sweep := time.NewTicker(s.cfg.CleanupInterval)
+	defer sweep.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-heartbeat.C:
+			s.hub.Broadcast(HeartbeatFrame(now))
+		case now := <-sweep.C:
+			if n := s.hub.CloseStale(now.Add(-s.cfg.ConnTimeout)); n > 0 {
+				s.cfg.Logger.InfoContext(ctx, "closed streams with no successful write", "streams", n, "timeout", s.cfg.ConnTimeout)
+			}
+		}
+	}
+}

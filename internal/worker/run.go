@@ -1,0 +1,144 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"time"
+
+	"github.com/notifyd/notifyd/internal/postgres"
+)
+
+// Run drains the queue until ctx ends. On return, the worker holds no claim
+// it could release and is not listed as busy.
+func (w *Worker) Run(ctx context.Context) error {
+	busy := false
+	var busySince time.Time
+	nextRescue := time.Time{}
+	errDelay := time.Duration(0)
+	defer func() {
+		if busy {
+			cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = w.queue.MarkIdle(cleanup, w.cfg.ID)
+		}
+	}()
+	for ctx.Err() == nil {
+		if now := time.Now(); now.After(nextRescue) {
+			if n, err := w.queue.RescueExpired(ctx, w.cfg.Lease); err != nil {
+				w.log.WarnContext(ctx, "rescue expired leases", "err", err)
+			} else if n > 0 {
+				w.log.InfoContext(ctx, "took up items whose lease expired", "items", n)
+			}
+			nextRescue = now.Add(w.cfg.Lease / 2)
+		}
+		claims, err := w.queue.Claim(ctx, w.cfg.ID, w.cfg.BatchSize)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			errDelay = min(max(errDelay*2, 100*time.Millisecond), 5*time.Second)
+			w.log.WarnContext(ctx, "claim failed; retrying", "err", err, "retry_in", errDelay)
+			w.sleep(ctx, errDelay)
+			continue
+		}
+		errDelay = 0
+		if len(claims) > 0 {
+			// Busy: inserts stop ringing. The mark is refreshed well before
+			// it lapses, so a crashed worker silences the bell only briefly.
+			if !busy || time.Since(busySince) > w.busyTTL()/3 {
+				if err := w.queue.MarkBusy(ctx, w.cfg.ID, w.busyTTL()); err == nil {
+					busy, busySince = true, time.Now()
+				}
+			}
+			if w.cfg.Hooks.Claimed != nil {
+				w.cfg.Hooks.Claimed(len(claims))
+			}
+			w.process(ctx, claims)
+			continue
+		}
+		if busy {
+			if err := w.queue.MarkIdle(ctx, w.cfg.ID); err != nil {
+				w.log.WarnContext(ctx, "mark idle", "err", err)
+			}
+			busy = false
+			continue // one more look: inserts that saw us busy are visible now
+		}
+		w.sleep(ctx, w.idleDelay(ctx))
+	}
+	return nil
+}
+
+// busyTTL is how long the busy mark lasts without a refresh.
+func (w *Worker) busyTTL() time.Duration { return 10 * time.Second }
+
+// idleDelay is how long to sleep: the poll interval (jittered), or less if a
+// retry falls due sooner.
+func (w *Worker) idleDelay(ctx context.Context) time.Duration {
+	p := w.cfg.PollInterval
+	d := p - p/10 + rand.N(p/5+1)
+	if due, ok, err := w.queue.NextDue(ctx); err == nil && ok {
+		d = min(d, max(time.Until(due), time.Millisecond))
+	}
+	return d
+}
+
+func (w *Worker) sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-w.wake:
+	case <-t.C:
+	}
+}
+
+// process publishes a batch. If the batch fails as a whole, each item is
+// retried alone so one bad notification cannot hold back the others.
+func (w *Worker) process(ctx context.Context, claims []postgres.Claim) {
+	start := time.Now()
+	held, lastSeq, err := w.queue.Publish(ctx, w.cfg.ID, claims)
+	if err == nil {
+		if w.cfg.Hooks.Published != nil && held > 0 {
+			w.cfg.Hooks.Published(held, lastSeq, time.Since(start))
+		}
+		return
+	}
+	if ctx.Err() != nil {
+		w.release(ctx, claims)
+		return
+	}
+	if len(claims) > 1 {
+		w.log.WarnContext(ctx, "batch publish failed; publishing items one by one", "items", len(claims), "err", err)
+		for _, c := range claims {
+			w.process(ctx, []postgres.Claim{c})
+		}
+		return
+	}
+	c := claims[0]
+	next := time.Now().Add(w.retryDelay(c.Attempts))
+	status, ferr := w.queue.Fail(ctx, w.cfg.ID, c, err.Error(), next)
+	if ferr != nil {
+		// The item stays processing; the lease brings it back.
+		w.log.ErrorContext(ctx, "record failed attempt", "item_id", c.ItemID, "err", ferr, "publish_err", err)
+		return
+	}
+	if w.cfg.Hooks.Failed != nil && status != "" {
+		w.cfg.Hooks.Failed(status)
+	}
+	w.log.WarnContext(ctx, "publish failed", "item_id", c.ItemID, "notification_id", c.NotificationID,
+		"attempt", c.Attempts, "max_attempts", c.MaxAttempts, "status", status, "next_attempt_at", next, "err", err)
+}
+
+// release hands back claims when the worker is stopping, so they do not wait
+// for the lease.
+func (w *Worker) release(ctx context.Context, claims []postgres.Claim) {
+	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	n, err := w.queue.Release(cleanup, w.cfg.ID, claims)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		w.log.WarnContext(ctx, "release claims at shutdown", "err", err)
+		return
+	}
+	w.log.InfoContext(ctx, "released claims at shutdown", "items", n)
+}

@@ -1,0 +1,129 @@
+// Package worker drains notify.queue_items: it claims due items in batches
+// with one FOR UPDATE SKIP LOCKED statement, publishes them (assigning their
+// seqs in commit order) and records failures with exponential back-off.
+//
+// Any number of workers, in one process or many, may run against one queue:
+// SKIP LOCKED keeps their claims apart, the lease token (worker id and attempt
+// number) keeps a stalled worker from completing an item someone else has
+// taken up again, and the stream head's row lock orders their publishes.
+//
+// Wake-ups: an idle worker sleeps until the insert trigger's NOTIFY (passed in
+// through Wake), the next due retry, or the poll interval, whichever is first.
+// While it is busy it is listed in notify.worker_activity and inserts do not
+// ring at all; before it goes idle it waits for the inserts that saw it busy
+// and looks at the queue once more, so no insert waits for the poll.
+package worker
+
+import (
+	"cmp"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"time"
+
+	"github.com/notifyd/notifyd/internal/postgres"
+)
+
+// Config tunes a worker.
+type Config struct {
+	// ID names the worker in queue_items.locked_by. Default host/pid.
+	ID string
+	// BatchSize is the most items claimed at once. Default 500.
+	BatchSize int
+	// PollInterval is the longest an idle worker sleeps without a wake-up
+	// (NOTIFY_POLL_INTERVAL). Default 5s; each sleep is jittered by ±10%.
+	PollInterval time.Duration
+	// Lease is how long a claim is held before another worker may take the
+	// item up again. Default 30s.
+	Lease time.Duration
+	// RetryBase is the back-off after the first failed attempt; it doubles
+	// with each attempt, with jitter. Default 1s.
+	RetryBase time.Duration
+	// RetryMax caps the back-off. Default 5m.
+	RetryMax time.Duration
+	// Logger receives failures and rescues. Default slog.Default().
+	Logger *slog.Logger
+	// Hooks observe the worker (metrics, tests). Optional.
+	Hooks Hooks
+}
+
+// Hooks are called synchronously by the worker loop.
+type Hooks struct {
+	// Claimed is called with the size of each non-empty claim.
+	Claimed func(n int)
+	// Published is called after a batch commits, with how many items it
+	// published, the last seq, and how long the publish took.
+	Published func(n int, lastSeq int64, took time.Duration)
+	// Failed is called for each failed attempt with the item's new status.
+	Failed func(status string)
+}
+
+// WithDefaults returns a copy of c with every unset field defaulted.
+func (c Config) WithDefaults() Config {
+	host, _ := os.Hostname()
+	c.ID = cmp.Or(c.ID, fmt.Sprintf("%s/%d", cmp.Or(host, "notifyd"), os.Getpid()))
+	c.BatchSize = cmp.Or(c.BatchSize, 500)
+	c.PollInterval = cmp.Or(c.PollInterval, 5*time.Second)
+	c.Lease = cmp.Or(c.Lease, 30*time.Second)
+	c.RetryBase = cmp.Or(c.RetryBase, time.Second)
+	c.RetryMax = cmp.Or(c.RetryMax, 5*time.Minute)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.BatchSize < 1 || c.BatchSize > 10000:
+		return fmt.Errorf("worker: BatchSize %d must be between 1 and 10000", c.BatchSize)
+	case c.PollInterval < time.Millisecond:
+		return fmt.Errorf("worker: PollInterval %s must be at least 1ms", c.PollInterval)
+	case c.Lease < time.Second:
+		return fmt.Errorf("worker: Lease %s must be at least 1s", c.Lease)
+	case c.RetryBase <= 0 || c.RetryMax < c.RetryBase:
+		return fmt.Errorf("worker: RetryBase %s must be positive and at most RetryMax %s", c.RetryBase, c.RetryMax)
+	}
+	return nil
+}
+
+// Worker is one queue consumer. Run it in its own goroutine.
+type Worker struct {
+	cfg   Config
+	queue *postgres.Queue
+	wake  chan struct{}
+	log   *slog.Logger
+}
+
+// New returns a worker over queue.
+func New(queue *postgres.Queue, cfg Config) (*Worker, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &Worker{cfg: cfg, queue: queue, wake: make(chan struct{}, 1), log: cfg.Logger.With("worker_id", cfg.ID)}, nil
+}
+
+// ID is the worker's name in queue_items.locked_by.
+func (w *Worker) ID() string { return w.cfg.ID }
+
+// Wake tells an idle worker to look at the queue now. It never blocks.
+func (w *Worker) Wake() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// retryDelay is the back-off before attempt+1: RetryBase·2^(attempt-1),
+// capped at RetryMax, then "equal jitter" (between half and all of it) so
+// items that failed together do not retry together.
+func (w *Worker) retryDelay(attempt int) time.Duration {
+	d := w.cfg.RetryBase
+	for i := 1; i < attempt && d < w.cfg.RetryMax; i++ {
+		d *= 2
+	}
+	d = min(d, w.cfg.RetryMax)
+	return d/2 + rand.N(d/2+1)
+}
