@@ -1,0 +1,209 @@
+package app_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/notifyd/notifyd/internal/apptest"
+)
+
+// TestTargeting pins guarantee 3: user, role, both, and everyone, with no leak.
+func TestTargeting(t *testing.T) {
+	t.Parallel()
+	env := apptest.NewEnv(t)
+	srv := env.Start(env.Config())
+	alice := apptest.Open(t, srv.URL(), env.Token("alice", "USER"), "")
+	bob := apptest.Open(t, srv.URL(), env.Token("bob", "ADMIN"), "")
+	carol := apptest.Open(t, srv.URL(), env.Token("carol", "SALES", "USER"), "")
+	dave := apptest.Open(t, srv.URL(), env.Token("dave"), "")
+	for _, r := range []*apptest.Reader{alice, bob, carol, dave} {
+		if _, ok := r.NextOfType("connected", 5*time.Second); !ok {
+			t.Fatal("no connected message")
+		}
+	}
+	ctx := context.Background()
+	_, err := env.DB.Pool.Exec(ctx, `INSERT INTO notify.notifications (message, target_user_id, target_roles) VALUES
+		('to alice', 'alice', NULL),
+		('to sales', NULL, '{SALES}'),
+		('to bob and sales', 'bob', '{SALES}'),
+		('to everyone', NULL, NULL),
+		('to nobody here', 'zed', '{NOBODY}'),
+		('to users and admins', NULL, '{USER,ADMIN}')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{
+		"alice": {"to alice", "to everyone", "to users and admins"},
+		"bob":   {"to bob and sales", "to everyone", "to users and admins"},
+		"carol": {"to sales", "to bob and sales", "to everyone", "to users and admins"},
+		"dave":  {"to everyone"},
+	}
+	readers := map[string]*apptest.Reader{"alice": alice, "bob": bob, "carol": carol, "dave": dave}
+	// A final broadcast marks the end: everything before it has been fanned out.
+	if _, err := env.DB.Pool.Exec(ctx, `INSERT INTO notify.notifications (message) VALUES ('end')`); err != nil {
+		t.Fatal(err)
+	}
+	for user, r := range readers {
+		var got []string
+		for {
+			m, ok := r.NextOfType("notification", 10*time.Second)
+			if !ok {
+				t.Fatalf("%s: stream ended before the end marker; got %v", user, got)
+			}
+			if msg := m.Notification().Message; msg != "end" {
+				got = append(got, msg)
+				continue
+			}
+			break
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want[user]) {
+			t.Errorf("%s received %q, want %q", user, got, want[user])
+		}
+	}
+}
+
+// TestResumeWithInterleavedCommits pins guarantee 2: producers hold their
+// transactions open for random times (so commit order differs from insert
+// order) while a client keeps dropping its stream and resuming; the client
+// ends up with every notification exactly once, in order.
+func TestResumeWithInterleavedCommits(t *testing.T) {
+	t.Parallel()
+	env := apptest.NewEnv(t)
+	cfg := env.Config()
+	cfg.Worker.BatchSize = 7 // many small batches: more interleaving
+	srv := env.Start(cfg)
+	token := env.Token("alice")
+
+	const producers, perProducer = 6, 40
+	total := producers * perProducer
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, producers)
+	for p := range producers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(p), 1))
+			for i := range perProducer {
+				tx, err := env.DB.Pool.Begin(ctx)
+				if err != nil {
+					errs <- err
+					return
+				}
+				target := "alice"
+				if i%3 == 0 {
+					target = "bob" // not for alice: must never reach her
+				}
+				if _, err := tx.Exec(ctx, `INSERT INTO notify.notifications (message, target_user_id) VALUES ($1, $2)`,
+					fmt.Sprintf("p%d-%d", p, i), target); err != nil {
+					errs <- err
+					return
+				}
+				// Hold the transaction open: later inserts commit first.
+				time.Sleep(time.Duration(rng.IntN(15)) * time.Millisecond)
+				if err := tx.Commit(ctx); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wantAlice := 0
+	for i := range perProducer {
+		if i%3 != 0 {
+			wantAlice += producers
+		}
+	}
+	_ = total
+
+	seen := map[string]int{}
+	var order []int64
+	last := ""
+	rng := rand.New(rand.NewPCG(42, 42))
+	deadline := time.Now().Add(60 * time.Second)
+	for len(seen) < wantAlice && time.Now().Before(deadline) {
+		r, err := apptest.TryOpen(srv.URL(), token, last)
+		if err != nil {
+			t.Fatalf("resume from %q: %v", last, err)
+		}
+		take := 1 + rng.IntN(12) // drop the stream after a few notifications
+		for take > 0 && len(seen) < wantAlice {
+			m, ok := r.NextOfType("notification", 10*time.Second)
+			if !ok {
+				break
+			}
+			n := m.Notification()
+			seen[n.Message]++
+			order = append(order, apptest.SeqOf(m))
+			if n.TargetUserID == nil || *n.TargetUserID != "alice" {
+				t.Errorf("alice received %q meant for %v", n.Message, n.TargetUserID)
+			}
+			last = m.EventID
+			take--
+		}
+		r.Close()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if len(seen) != wantAlice {
+		t.Fatalf("alice got %d distinct notifications, want %d", len(seen), wantAlice)
+	}
+	for msg, n := range seen {
+		if n != 1 {
+			t.Errorf("%s delivered %d times", msg, n)
+		}
+	}
+	if !sort.SliceIsSorted(order, func(i, j int) bool { return order[i] < order[j] }) {
+		t.Errorf("event ids not increasing: %v", order)
+	}
+	for i := 1; i < len(order); i++ {
+		if order[i] <= order[i-1] {
+			t.Fatalf("event id %d after %d", order[i], order[i-1])
+		}
+	}
+}
+
+// TestListenerKilled: the LISTEN connection is terminated by the server; the
+// process reconnects and catches up from the table, losing nothing.
+func TestListenerKilled(t *testing.T) {
+	t.Parallel()
+	env := apptest.NewEnv(t)
+	srv := env.Start(env.Config())
+	r := apptest.Open(t, srv.URL(), env.Token("alice"), "")
+	ctx := context.Background()
+	insert := func(from, to int) {
+		t.Helper()
+		if _, err := env.DB.Pool.Exec(ctx, `INSERT INTO notify.notifications (message)
+			SELECT 'n' || g FROM generate_series($1::int, $2::int) g`, from, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	insert(1, 10)
+	r.Notifications(10, 10*time.Second)
+	for round := range 3 {
+		var killed int
+		err := env.DB.Pool.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+			WHERE datname = current_database() AND query LIKE 'LISTEN%'`).Scan(&killed)
+		if err != nil || killed == 0 {
+			t.Fatalf("terminate listener: killed %d, err %v", killed, err)
+		}
+		// Published while the listener may be down: caught up after reconnect.
+		from := 11 + round*10
+		insert(from, from+9)
+		got := r.Notifications(10, 15*time.Second)
+		for i, m := range got {
+			if want := "n" + strconv.Itoa(from+i); m.Notification().Message != want {
+				t.Fatalf("round %d: got %q at %d, want %q", round, m.Notification().Message, i, want)
+			}
+		}
+	}
+}

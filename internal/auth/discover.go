@@ -1,0 +1,87 @@
+package auth
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/notifyd/notifyd/internal/notify"
+)
+
+// After a failed discovery, callers are answered from the failure until the
+// back-off passes, so an issuer that is down is not asked on every request
+// and requests do not each wait for a timeout. It starts short because the
+// usual cause is an issuer (or notifyd itself) still starting.
+const (
+	minRetry = time.Second
+	maxRetry = 30 * time.Second
+)
+
+// Discover fetches the issuer's discovery document unless that is already
+// done. Verify calls it; a readiness check may too. A failure wraps
+// notify.ErrUnavailable.
+func (v *Verifier) Discover(ctx context.Context) error {
+	_, err := v.verifier(ctx)
+	return err
+}
+
+// verifier returns the go-oidc verifier, discovering the issuer on first use.
+// One caller discovers at a time; the others wait or give up with their ctx.
+func (v *Verifier) verifier(ctx context.Context) (*oidc.IDTokenVerifier, error) {
+	if idv := v.oidc.Load(); idv != nil {
+		return idv, nil
+	}
+	select {
+	case v.discovering <- struct{}{}:
+		defer func() { <-v.discovering }()
+	case <-ctx.Done():
+		return nil, fmt.Errorf("discover issuer: %w", ctx.Err())
+	}
+	if idv := v.oidc.Load(); idv != nil {
+		return idv, nil
+	}
+	now := v.cfg.Clock()
+	if now.Before(v.retryAt) {
+		return nil, fmt.Errorf("discover issuer: %w: retrying in %v: %w",
+			notify.ErrUnavailable, v.retryAt.Sub(now).Round(time.Millisecond), v.lastErr)
+	}
+	provider, err := oidc.NewProvider(oidc.ClientContext(ctx, v.client), v.cfg.IssuerURL)
+	if err != nil {
+		if ctx.Err() != nil {
+			// The caller gave up; that says nothing about the issuer.
+			return nil, fmt.Errorf("discover issuer: %w", ctx.Err())
+		}
+		v.backoff = min(max(2*v.backoff, minRetry), maxRetry)
+		v.retryAt, v.lastErr = now.Add(v.backoff), err
+		v.cfg.Logger.WarnContext(ctx, "oidc discovery failed",
+			"issuer", v.cfg.IssuerURL, "error", err, "retry_in", v.backoff)
+		return nil, fmt.Errorf("discover issuer: %w: %w", notify.ErrUnavailable, err)
+	}
+	idv := provider.Verifier(&oidc.Config{ClientID: v.cfg.Audience, Now: v.cfg.Clock})
+	v.oidc.Store(idv)
+	v.cfg.Logger.InfoContext(ctx, "oidc issuer discovered", "issuer", v.cfg.IssuerURL)
+	return idv, nil
+}
+
+// keyWatch records whether the issuer's last answer, to discovery or to a key
+// fetch, was a failure: no response, or not 200.
+type keyWatch struct {
+	base    http.RoundTripper
+	failing *atomic.Bool
+}
+
+func (k *keyWatch) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := k.base.RoundTrip(req)
+	k.failing.Store(err != nil || resp.StatusCode != http.StatusOK)
+	return resp, err
+}
+
+func cmpTransport(t http.RoundTripper) http.RoundTripper {
+	if t == nil {
+		return http.DefaultTransport
+	}
+	return t
+}

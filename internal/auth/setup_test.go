@@ -1,0 +1,124 @@
+package auth_test
+
+import (
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/notifyd/notifyd/internal/auth"
+	"github.com/notifyd/notifyd/internal/issuer"
+)
+
+// testClock is a clock the test moves by hand.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// testIssuer is a real OpenID Connect issuer on a real HTTP server. While
+// down is set it drops every connection without answering, as a crashed or
+// not yet started issuer would.
+type testIssuer struct {
+	*issuer.Issuer
+	down     atomic.Bool
+	requests atomic.Int64
+}
+
+// startIssuer serves an issuer at /dev-issuer of a new test server, mounted
+// the way notifyd mounts its development issuer.
+func startIssuer(t *testing.T, mutate func(*issuer.Config)) *testIssuer {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(nil)
+	cfg := issuer.Config{URL: "http://" + srv.Listener.Addr().String() + "/dev-issuer", Logger: testLogger(t)}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	iss, err := issuer.New(cfg)
+	if err != nil {
+		t.Fatalf("issuer.New: %v", err)
+	}
+	ti := &testIssuer{Issuer: iss}
+	mux := http.NewServeMux()
+	mux.Handle(iss.MountPath(), iss.Handler())
+	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ti.requests.Add(1)
+		if ti.down.Load() {
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return ti
+}
+
+// newVerifier returns a verifier for ti's tokens and the clock it runs on.
+func newVerifier(t *testing.T, ti *testIssuer, mutate func(*auth.Config)) (*auth.Verifier, *testClock) {
+	t.Helper()
+	clock := &testClock{now: time.Now()}
+	cfg := auth.Config{
+		IssuerURL: ti.URL(),
+		Audience:  ti.ClientID(),
+		Logger:    testLogger(t),
+		Clock:     clock.Now,
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	v, err := auth.NewVerifier(cfg)
+	if err != nil {
+		t.Fatalf("NewVerifier: %v", err)
+	}
+	return v, clock
+}
+
+// claims are valid claims for ti's client, to be spoiled by a test.
+func (ti *testIssuer) claims(sub string) map[string]any {
+	now := time.Now()
+	return map[string]any{
+		"iss": ti.URL(), "aud": ti.ClientID(), "sub": sub,
+		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "roles": []string{"USER"},
+	}
+}
+
+func (ti *testIssuer) sign(t *testing.T, claims map[string]any) string {
+	t.Helper()
+	tok, err := ti.Sign(claims)
+	if err != nil {
+		t.Fatalf("sign: %v", err)
+	}
+	return tok
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// testWriter sends log lines to t.Log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}

@@ -1,0 +1,173 @@
+// Package pgtest gives each test its own PostgreSQL database, cloned from a
+// migrated template, so tests run in parallel against the real server and
+// leave nothing behind.
+//
+// The server is TEST_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/postgres
+// (any database on it will do: it is only used to create and drop others).
+package pgtest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/notifyd/notifyd/internal/postgres"
+	"github.com/notifyd/notifyd/migrations"
+)
+
+// DefaultURL is the server used when TEST_DATABASE_URL is unset.
+const DefaultURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// ServerURL is the maintenance connection string of the test server.
+func ServerURL() string {
+	if u := os.Getenv("TEST_DATABASE_URL"); u != "" {
+		return u
+	}
+	return DefaultURL
+}
+
+var (
+	templateOnce sync.Once
+	templateName string
+	templateErr  error
+)
+
+// DB is one test's database.
+type DB struct {
+	Name string
+	URL  string
+	Pool *pgxpool.Pool
+}
+
+// New creates a fresh migrated database for t and drops it when t ends.
+func New(t testing.TB) *DB {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	templateOnce.Do(func() { templateName, templateErr = ensureTemplate(ctx) })
+	if templateErr != nil {
+		t.Fatalf("prepare test database template: %v\n(is PostgreSQL running at %s? set TEST_DATABASE_URL)", templateErr, postgres.Redact(ServerURL()))
+	}
+	name := fmt.Sprintf("notifyd_test_%d_%x", os.Getpid(), rand.Uint64())
+	admin := connect(ctx, t)
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE "+pgx.Identifier{templateName}.Sanitize()); err != nil {
+		t.Fatalf("create test database: %v", err)
+	}
+	url := WithDatabase(ServerURL(), name)
+	pool, err := postgres.OpenPool(ctx, url, postgres.PoolConfig{MaxConns: 8, ApplicationName: "notifyd-test"})
+	if err != nil {
+		t.Fatalf("open test database: %v", err)
+	}
+	t.Cleanup(func() {
+		pool.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		admin := connect(ctx, t)
+		defer admin.Close(ctx)
+		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop test database: %v", err)
+		}
+	})
+	return &DB{Name: name, URL: url, Pool: pool}
+}
+
+// WithDatabase returns url pointing at database name.
+func WithDatabase(url, name string) string {
+	cfg, err := pgconn.ParseConfig(url)
+	if err != nil {
+		panic(fmt.Sprintf("pgtest: bad server url: %v", err))
+	}
+	ssl := "disable"
+	if cfg.TLSConfig != nil {
+		ssl = "require"
+	}
+	pw := ""
+	if cfg.Password != "" {
+		pw = ":" + cfg.Password
+	}
+	return fmt.Sprintf("postgres://%s%s@%s:%d/%s?sslmode=%s", cfg.User, pw, cfg.Host, cfg.Port, name, ssl)
+}
+
+func connect(ctx context.Context, t testing.TB) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(ctx, ServerURL())
+	if err != nil {
+		t.Fatalf("connect to test server %s: %v", postgres.Redact(ServerURL()), err)
+	}
+	return conn
+}
+
+// ensureTemplate creates (once per schema version, shared by every test
+// process) a database with all migrations applied.
+func ensureTemplate(ctx context.Context) (string, error) {
+	sum, err := migrationsHash()
+	if err != nil {
+		return "", err
+	}
+	name := "notifyd_template_" + sum[:12]
+	conn, err := pgx.Connect(ctx, ServerURL())
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(ctx)
+	// Test binaries of several packages start at once: one builds the template.
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(1852797545, 99)"); err != nil {
+		return "", err
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(1852797545, 99)")
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+		return "", err
+	}
+	if exists {
+		return name, nil
+	}
+	building := name + "_building"
+	_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{building}.Sanitize()+" WITH (FORCE)")
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{building}.Sanitize()); err != nil {
+		return "", err
+	}
+	pool, err := postgres.OpenPool(ctx, WithDatabase(ServerURL(), building), postgres.PoolConfig{MaxConns: 2})
+	if err != nil {
+		return "", err
+	}
+	m, err := postgres.NewMigrator(pool, nil)
+	if err == nil {
+		_, err = m.Up(ctx)
+		m.Close()
+	}
+	pool.Close()
+	if err != nil {
+		return "", fmt.Errorf("migrate template: %w", err)
+	}
+	if _, err := conn.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{building}.Sanitize()+" RENAME TO "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
+func migrationsHash() (string, error) {
+	h := sha256.New()
+	err := fs.WalkDir(migrations.FS, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(migrations.FS, path)
+		h.Write([]byte(path))
+		h.Write(b)
+		return err
+	})
+	return hex.EncodeToString(h.Sum(nil)), err
+}

@@ -1,0 +1,114 @@
+// Package sseclient reads a Server-Sent Events stream: the test suites, the
+// benchmark tool and `notifyd tail` use it to consume notifyd's stream the way
+// a browser's EventSource would (id, data, retry fields; blank line ends an
+// event; comments ignored).
+package sseclient
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+)
+
+// Event is one dispatched SSE event.
+type Event struct {
+	// ID is the event's id field ("" when it had none).
+	ID string
+	// Data is the event's data (lines joined by \n).
+	Data []byte
+}
+
+// Stream is an open event stream.
+type Stream struct {
+	body  io.ReadCloser
+	r     *bufio.Reader
+	Retry int // last retry field seen, in ms
+}
+
+// StatusError is a non-200 answer to the stream request.
+type StatusError struct {
+	Status int
+	Body   string
+}
+
+func (e *StatusError) Error() string { return fmt.Sprintf("stream answered %d: %s", e.Status, e.Body) }
+
+// Open requests url with header and returns the stream once the server has
+// answered 200 with text/event-stream.
+func Open(ctx context.Context, client *http.Client, url string, header http.Header) (*Stream, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		return nil, &StatusError{Status: resp.StatusCode, Body: string(bytes.TrimSpace(b))}
+	}
+	return &Stream{body: resp.Body, r: bufio.NewReaderSize(resp.Body, 16<<10)}, nil
+}
+
+// Next reads the next event. It returns io.EOF when the server ends the stream.
+func (s *Stream) Next() (Event, error) {
+	var ev Event
+	var data bytes.Buffer
+	hasData := false
+	for {
+		line, err := s.r.ReadSlice('\n')
+		if err == bufio.ErrBufferFull { // a long line: gather it whole
+			rest, err2 := s.r.ReadBytes('\n')
+			line, err = append(append([]byte{}, line...), rest...), err2
+		}
+		if err != nil {
+			if err == io.EOF && len(line) == 0 {
+				return Event{}, io.EOF
+			}
+			if err != io.EOF {
+				return Event{}, err
+			}
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		if len(line) == 0 {
+			if hasData {
+				ev.Data = append([]byte(nil), data.Bytes()...)
+				return ev, nil
+			}
+			ev = Event{}
+			continue
+		}
+		if line[0] == ':' {
+			continue
+		}
+		field, value, _ := bytes.Cut(line, []byte(":"))
+		value = bytes.TrimPrefix(value, []byte(" "))
+		switch string(field) {
+		case "id":
+			ev.ID = string(value)
+		case "data":
+			if hasData {
+				data.WriteByte('\n')
+			}
+			data.Write(value)
+			hasData = true
+		case "retry":
+			if n, err := strconv.Atoi(string(value)); err == nil {
+				s.Retry = n
+			}
+		}
+	}
+}
+
+// Close ends the stream.
+func (s *Stream) Close() error { return s.body.Close() }
