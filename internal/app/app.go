@@ -137,6 +137,9 @@ func (a *App) goBackground(fn func()) {
 // Addr is the address the server listens on (useful with port 0).
 func (a *App) Addr() string { return a.addr }
 
+// OpenStreams is the number of streams this process serves now.
+func (a *App) OpenStreams() int { return a.hub.Len() }
+
 // URL is the server's base URL.
 func (a *App) URL() string { return "http://" + a.addr }
 

@@ -37,6 +37,7 @@ type Subscriber struct {
 	reason  Reason
 	ready   chan struct{}
 	done    chan struct{}
+	abort   func()
 }
 
 func newSubscriber(id uint64, identity notify.Identity, maxPending int) *Subscriber {
@@ -92,16 +93,30 @@ func (s *Subscriber) Take(buf []Frame) []Frame {
 	return buf
 }
 
+// OnAbort registers fn to interrupt the stream's writer when the subscriber
+// is closed for being slow or stale: its writer may be blocked on a client
+// that stopped reading, and should not wait for its write deadline.
+func (s *Subscriber) OnAbort(fn func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.abort = fn
+}
+
 // Close closes the subscriber with reason; it reports whether this call closed it.
 func (s *Subscriber) Close(reason Reason) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.reason != "" {
+		s.mu.Unlock()
 		return false
 	}
 	s.reason = reason
 	s.pending = nil
 	close(s.done)
+	abort := s.abort
+	s.mu.Unlock()
+	if abort != nil && (reason == ReasonSlow || reason == ReasonTimeout) {
+		abort()
+	}
 	return true
 }
 

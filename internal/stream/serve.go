@@ -75,6 +75,7 @@ func (s *Server) Serve(ctx context.Context, w http.ResponseWriter, id notify.Ide
 	}()
 
 	wr := &writer{w: w, rc: http.NewResponseController(w), timeout: s.cfg.WriteTimeout}
+	sub.OnAbort(func() { _ = wr.rc.SetWriteDeadline(time.Now()) })
 	wr.add(retryFrame(s.cfg.Retry))
 	wr.add(MessageFrame(Message{Type: "connected", UserID: id.UserID, UserRole: firstRole(id.Roles),
 		Timestamp: time.Now().UnixMilli(), Data: map[string]any{

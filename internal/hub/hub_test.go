@@ -1,0 +1,118 @@
+package hub_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/notifyd/notifyd/internal/hub"
+	"github.com/notifyd/notifyd/internal/notify"
+)
+
+func frame(seq int64) hub.Frame {
+	return hub.Frame{Seq: seq, Data: []byte(fmt.Sprintf("id: %d\n\n", seq))}
+}
+
+func event(seq int64, user string, roles ...string) *hub.Event {
+	return &hub.Event{Frame: frame(seq), Target: notify.Target{UserID: user, Roles: roles}}
+}
+
+func seqs(s *hub.Subscriber) []int64 {
+	var out []int64
+	for _, f := range s.Take(nil) {
+		out = append(out, f.Seq)
+	}
+	return out
+}
+
+func TestPublishMatchesTargets(t *testing.T) {
+	h := hub.New(hub.Config{})
+	alice := h.Subscribe(notify.Identity{UserID: "alice", Roles: []string{"USER"}})
+	bob := h.Subscribe(notify.Identity{UserID: "bob", Roles: []string{"ADMIN", "USER"}})
+	anon := h.Subscribe(notify.Identity{UserID: "carol"})
+
+	h.Publish(event(1, "alice"))                // alice only
+	h.Publish(event(2, "", "ADMIN"))            // bob
+	h.Publish(event(3, "bob", "ADMIN", "USER")) // bob once (user and two roles), alice by role
+	h.Publish(event(4, ""))                     // everyone
+	h.Publish(event(5, "nobody", "NONE"))       // no one
+
+	for _, tc := range []struct {
+		name string
+		sub  *hub.Subscriber
+		want string
+	}{
+		{"alice", alice, "[1 3 4]"},
+		{"bob", bob, "[2 3 4]"},
+		{"carol", anon, "[4]"},
+	} {
+		if got := fmt.Sprint(seqs(tc.sub)); got != tc.want {
+			t.Errorf("%s got %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestSlowSubscriberIsClosedAtItsBound(t *testing.T) {
+	h := hub.New(hub.Config{MaxPending: 8})
+	slow := h.Subscribe(notify.Identity{UserID: "slow"})
+	fast := h.Subscribe(notify.Identity{UserID: "fast"})
+	for i := int64(1); i <= 20; i++ {
+		h.Publish(event(i, ""))
+		fast.Take(nil) // the fast one keeps up
+	}
+	select {
+	case <-slow.Done():
+	default:
+		t.Fatal("slow subscriber still open after overflowing its queue")
+	}
+	if slow.Reason() != hub.ReasonSlow {
+		t.Errorf("reason %q, want slow", slow.Reason())
+	}
+	if got := len(slow.Take(nil)); got != 0 {
+		t.Errorf("closed subscriber still holds %d frames", got)
+	}
+	if fast.Reason() != "" {
+		t.Errorf("fast subscriber closed: %s", fast.Reason())
+	}
+	if h.Dropped() != 1 {
+		t.Errorf("dropped %d, want 1", h.Dropped())
+	}
+}
+
+func TestCloseStaleSweepsOnlyStreamsWithoutWrites(t *testing.T) {
+	h := hub.New(hub.Config{})
+	idle := h.Subscribe(notify.Identity{UserID: "idle"})
+	active := h.Subscribe(notify.Identity{UserID: "active"})
+	cutoff := time.Now().Add(time.Millisecond)
+	active.Wrote(cutoff.Add(time.Second), 1)
+	if n := h.CloseStale(cutoff.Add(time.Millisecond)); n != 1 {
+		t.Fatalf("closed %d, want 1", n)
+	}
+	if idle.Reason() != hub.ReasonTimeout || active.Reason() != "" {
+		t.Errorf("idle %q active %q", idle.Reason(), active.Reason())
+	}
+}
+
+func TestUnsubscribeRemovesFromEveryIndex(t *testing.T) {
+	h := hub.New(hub.Config{})
+	s := h.Subscribe(notify.Identity{UserID: "u", Roles: []string{"A", "B"}})
+	h.Unsubscribe(s)
+	if h.Len() != 0 {
+		t.Fatalf("len %d after unsubscribe", h.Len())
+	}
+	if n := h.Publish(event(1, "u", "A", "B")); n != 0 {
+		t.Errorf("unsubscribed stream offered %d events", n)
+	}
+}
+
+func TestHeartbeatBroadcastReachesEveryone(t *testing.T) {
+	h := hub.New(hub.Config{})
+	a := h.Subscribe(notify.Identity{UserID: "a"})
+	b := h.Subscribe(notify.Identity{UserID: "b", Roles: []string{"X"}})
+	h.Broadcast(hub.Frame{Data: []byte("hb")})
+	for _, s := range []*hub.Subscriber{a, b} {
+		if got := s.Take(nil); len(got) != 1 || string(got[0].Data) != "hb" {
+			t.Errorf("got %v", got)
+		}
+	}
+}
