@@ -68,7 +68,9 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	notes := postgres.NewNotifications(pool)
 	queue := postgres.NewQueue(pool)
 	a.hub = hub.New(hub.Config{})
-	streams, err := stream.NewServer(a.hub, notes, cfg.Stream)
+	streamCfg := cfg.Stream
+	streamCfg.Logger = log
+	streams, err := stream.NewServer(a.hub, notes, streamCfg)
 	if err != nil {
 		ln.Close()
 		return nil, err

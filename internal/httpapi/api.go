@@ -76,6 +76,7 @@ func New(deps Deps, cfg Config) (*API, error) {
 // Handler returns the routes. No compression middleware: it would buffer
 // the stream.
 func (a *API) Handler() http.Handler {
+	gin.SetMode(gin.ReleaseMode) // no route dump on stdout; the setting is atomic
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.Use(a.recoverer())

@@ -67,9 +67,10 @@ func (s *Stream) Next() (Event, error) {
 	hasData := false
 	for {
 		line, err := s.r.ReadSlice('\n')
-		if err == bufio.ErrBufferFull { // a long line: gather it whole
+		if err == bufio.ErrBufferFull { // a long line: copy what we have before reading on
+			head := append([]byte(nil), line...)
 			rest, err2 := s.r.ReadBytes('\n')
-			line, err = append(append([]byte{}, line...), rest...), err2
+			line, err = append(head, rest...), err2
 		}
 		if err != nil {
 			if err == io.EOF && len(line) == 0 {
