@@ -23,7 +23,7 @@ func runDevToken(ctx context.Context, args []string, getenv func(string) string,
 	s.String(&sub, "sub", "", "", "user id (the token's sub); required")
 	s.List(&roles, "roles", "", "", "roles to put in the token")
 	s.Duration(&ttl, "ttl", "", time.Hour, "token lifetime")
-	if err := s.parse(args); err != nil {
+	if err := s.parseNoArgs(args); err != nil {
 		return helpOK(err)
 	}
 	if sub == "" {

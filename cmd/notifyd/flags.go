@@ -19,6 +19,7 @@ type settings struct {
 	getenv func(string) string
 	errs   []error
 	after  []func()
+	args   []string // positional arguments, wherever they stood among the flags
 }
 
 func newSettings(name string, getenv func(string) string, stderr io.Writer) *settings {
@@ -93,17 +94,36 @@ func (s *settings) env(name string) string {
 
 // parse parses args and reports environment and flag errors together.
 func (s *settings) parse(args []string) error {
-	if err := s.fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return errHelp
+	for {
+		if err := s.fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return errHelp
+			}
+			return usageError{err.Error()}
 		}
-		return usageError{err.Error()}
+		rest := s.fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		s.args = append(s.args, rest[0])
+		args = rest[1:]
 	}
 	for _, fn := range s.after {
 		fn()
 	}
 	if len(s.errs) > 0 {
 		return usageError{errors.Join(s.errs...).Error()}
+	}
+	return nil
+}
+
+// parseNoArgs is parse for commands that take no positional arguments.
+func (s *settings) parseNoArgs(args []string) error {
+	if err := s.parse(args); err != nil {
+		return err
+	}
+	if len(s.args) > 0 {
+		return usageError{fmt.Sprintf("unexpected argument %q (see %s -h)", s.args[0], s.fs.Name())}
 	}
 	return nil
 }

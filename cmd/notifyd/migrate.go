@@ -20,7 +20,7 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	if err := s.parse(args); err != nil {
 		return helpOK(err)
 	}
-	if s.fs.NArg() != 1 {
+	if len(s.args) != 1 {
 		s.fs.Usage()
 		return usageError{"migrate needs exactly one of up, down, status"}
 	}
@@ -43,7 +43,7 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	defer m.Close()
-	switch verb := s.fs.Arg(0); verb {
+	switch verb := s.args[0]; verb {
 	case "up":
 		applied, err := m.Up(ctx)
 		if err != nil {

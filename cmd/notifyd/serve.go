@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 
 	"github.com/notifyd/notifyd/internal/app"
@@ -77,7 +76,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	c.bind(s)
 	bindServer(s, &cfg)
 	s.Bool(&cfg.NoMigrate, "no-migrate", "", false, "do not apply pending migrations at start")
-	if err := s.parse(args); err != nil {
+	if err := s.parseNoArgs(args); err != nil {
 		return helpOK(err)
 	}
 	log, err := c.logger(stderr)
@@ -96,10 +95,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	if cfg.DevAuth {
 		fmt.Fprintf(stderr, "\nnotifyd is running at %s with development sign-in.\n"+
-			"  token:  TOKEN=$(go run ./cmd/notifyd dev-token --sub alice --roles ADMIN)\n"+
+			"  token:  TOKEN=$(go run ./cmd/notifyd dev-token --addr %s --sub alice --roles ADMIN)\n"+
 			"  stream: curl -N -H \"Authorization: Bearer $TOKEN\" %s/api/notifications/ws\n"+
 			"  send:   psql \"%s\" -c \"INSERT INTO notify.notifications (message) VALUES ('hello')\"\n\n",
-			a.URL(), a.URL(), db.URL)
+			a.URL(), a.Addr(), a.URL(), db.URL)
 	}
 	return a.Wait(ctx)
 }
@@ -110,7 +109,7 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	s := newSettings("worker", getenv, stderr)
 	c.bind(s)
 	bindServer(s, &cfg)
-	if err := s.parse(args); err != nil {
+	if err := s.parseNoArgs(args); err != nil {
 		return helpOK(err)
 	}
 	log, err := c.logger(stderr)
@@ -133,4 +132,3 @@ func helpOK(err error) error {
 	return err
 }
 
-var _ = os.Getenv
