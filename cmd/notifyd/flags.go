@@ -66,6 +66,30 @@ func (s *settings) Int(p *int, name, env string, def int, usage string) {
 	s.fs.IntVar(p, name, def, s.describe(env, usage))
 }
 
+func (s *settings) Float(p *float64, name, env string, def float64, usage string) {
+	if v := s.env(env); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			s.errs = append(s.errs, fmt.Errorf("%s=%q: want a number", env, v))
+		} else {
+			def = f
+		}
+	}
+	s.fs.Float64Var(p, name, def, s.describe(env, usage))
+}
+
+func (s *settings) Int64(p *int64, name, env string, def int64, usage string) {
+	if v := s.env(env); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			s.errs = append(s.errs, fmt.Errorf("%s=%q: want a positive integer", env, v))
+		} else {
+			def = n
+		}
+	}
+	s.fs.Int64Var(p, name, def, s.describe(env, usage))
+}
+
 func (s *settings) Bool(p *bool, name, env string, def bool, usage string) {
 	if v := s.env(env); v != "" {
 		b, err := strconv.ParseBool(v)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/notifyd/notifyd/internal/app"
 	"github.com/notifyd/notifyd/internal/localdb"
@@ -66,6 +67,15 @@ func bindServer(s *settings, cfg *app.Config) {
 	s.String(&cfg.OIDC.IssuerURL, "oidc-issuer-url", "OIDC_ISSUER_URL", "", "OpenID Connect issuer that signs bearer tokens")
 	s.String(&cfg.OIDC.Audience, "oidc-audience", "OIDC_AUDIENCE", "", "expected token audience (the client id)")
 	s.String(&cfg.OIDC.RolesClaim, "oidc-roles-claim", "OIDC_ROLES_CLAIM", "roles", "claim holding the roles; a dotted path reaches nested claims")
+	s.String(&cfg.ClientSecret, "oidc-client-secret", "OIDC_CLIENT_SECRET", "", "client secret for the browser sign-in (empty for a public client using PKCE)")
+	s.String(&cfg.RedirectURL, "oidc-redirect-url", "OIDC_REDIRECT_URL", "", "sign-in callback registered at the issuer (default: this server's /auth/callback)")
+	s.Duration(&cfg.SessionTTL, "session-ttl", "NOTIFY_SESSION_TTL", 12*time.Hour, "how long a browser session lasts")
+	s.List(&cfg.AllowedOrigins, "allowed-origins", "NOTIFY_ALLOWED_ORIGINS", "", "origins allowed to call from a browser with credentials (CORS)")
+	s.Int(&cfg.MaxStreams, "max-streams", "NOTIFY_MAX_STREAMS", 10000, "streams this node serves at most (then 503)")
+	s.Int(&cfg.MaxStreamsPerUser, "max-streams-per-user", "NOTIFY_MAX_STREAMS_PER_USER", 20, "streams one user may hold on this node (then 429)")
+	s.Float(&cfg.PublishRate, "publish-rate", "NOTIFY_PUBLISH_RATE", 50, "notifications one caller may publish a second over HTTP (then 429); negative: no limit")
+	s.Int(&cfg.PublishBurst, "publish-burst", "NOTIFY_PUBLISH_BURST", 100, "burst allowed above the publish rate")
+	s.Int64(&cfg.MaxBodyBytes, "max-body-bytes", "NOTIFY_MAX_BODY_BYTES", 64<<10, "largest request body accepted (then 413)")
 	s.Bool(&cfg.DevAuth, "dev-auth", "NOTIFY_DEV_AUTH", false, "serve and trust the embedded development issuer (loopback addresses only)")
 }
 

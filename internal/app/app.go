@@ -18,6 +18,7 @@ import (
 	"github.com/notifyd/notifyd/internal/listener"
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/postgres"
+	"github.com/notifyd/notifyd/internal/signin"
 	"github.com/notifyd/notifyd/internal/stream"
 )
 
@@ -67,7 +68,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 
 	notes := postgres.NewNotifications(pool)
 	queue := postgres.NewQueue(pool)
-	a.hub = hub.New(hub.Config{})
+	a.hub = hub.New(hub.Config{MaxSubscribers: cfg.MaxStreams, MaxPerUser: cfg.MaxStreamsPerUser})
 	streamCfg := cfg.Stream
 	streamCfg.Logger = log
 	streams, err := stream.NewServer(a.hub, notes, streamCfg)
@@ -88,6 +89,9 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	}
 	lis.Handle("notify_published", func(string) { fd.Wake() })
 	lis.Handle("notify_queue", func(string) { a.workers.wake() })
+	lis.Handle(postgres.SessionChannel, func(sessionID string) {
+		a.hub.CloseWhere(func(id notify.Identity) bool { return id.SessionID == sessionID }, hub.ReasonLogout)
+	})
 	lis.OnConnect(func() { fd.Wake(); a.workers.wake() })
 
 	mounts := map[string]http.Handler{}
@@ -108,9 +112,16 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		ln.Close()
 		return nil, err
 	}
+	flow, err := signin.New(verifier, postgres.NewSessions(pool), signin.Config{ClientID: oidc.Audience,
+		ClientSecret: cfg.ClientSecret, RedirectURL: cfg.RedirectURL, SessionTTL: cfg.SessionTTL, Logger: log})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	api, err := httpapi.New(httpapi.Deps{Auth: verifier, Notifications: notes, Queue: queue, Streams: streams,
-		Ready: readiness(pool, lis, fd), Mounts: mounts},
-		httpapi.Config{AdminRoles: cfg.AdminRoles, MaxBodyBytes: cfg.MaxBodyBytes, NodeID: a.workers.nodeID, Logger: log})
+		Ready: readiness(pool, lis, fd), Mounts: mounts, SignIn: flow},
+		httpapi.Config{AdminRoles: cfg.AdminRoles, MaxBodyBytes: cfg.MaxBodyBytes, NodeID: a.workers.nodeID, Logger: log,
+			AllowedOrigins: cfg.AllowedOrigins, PublishRate: cfg.PublishRate, PublishBurst: cfg.PublishBurst})
 	if err != nil {
 		ln.Close()
 		return nil, err

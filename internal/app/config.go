@@ -33,6 +33,21 @@ type Config struct {
 	AdminRoles []string
 	// OIDC verifies bearer tokens (OIDC_ISSUER_URL, OIDC_AUDIENCE, OIDC_ROLES_CLAIM).
 	OIDC auth.Config
+	// ClientSecret and RedirectURL configure the browser sign-in
+	// (OIDC_CLIENT_SECRET, OIDC_REDIRECT_URL); the client id is OIDC.Audience.
+	ClientSecret, RedirectURL string
+	// SessionTTL is how long a browser session lasts (NOTIFY_SESSION_TTL). Default 12h.
+	SessionTTL time.Duration
+	// AllowedOrigins may call from a browser with credentials (NOTIFY_ALLOWED_ORIGINS).
+	AllowedOrigins []string
+	// MaxStreams caps the streams of this node (NOTIFY_MAX_STREAMS); beyond it 503. Default 10000.
+	MaxStreams int
+	// MaxStreamsPerUser caps one user's streams on this node (NOTIFY_MAX_STREAMS_PER_USER); beyond it 429. Default 20.
+	MaxStreamsPerUser int
+	// PublishRate and PublishBurst limit each caller's publishing
+	// (NOTIFY_PUBLISH_RATE per second, NOTIFY_PUBLISH_BURST). Default 50 and 100.
+	PublishRate  float64
+	PublishBurst int
 	// DevAuth serves the embedded development issuer and trusts it (NOTIFY_DEV_AUTH).
 	// Refused on a non-loopback address.
 	DevAuth bool
@@ -61,6 +76,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if len(c.AdminRoles) == 0 {
 		c.AdminRoles = []string{"ADMIN"}
+	}
+	if c.MaxStreams == 0 {
+		c.MaxStreams = 10000
+	}
+	if c.MaxStreamsPerUser == 0 {
+		c.MaxStreamsPerUser = 20
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 10 * time.Second

@@ -61,6 +61,7 @@ func (v *Verifier) verifier(ctx context.Context) (*oidc.IDTokenVerifier, error) 
 		return nil, fmt.Errorf("discover issuer: %w: %w", notify.ErrUnavailable, err)
 	}
 	idv := provider.Verifier(&oidc.Config{ClientID: v.cfg.Audience, Now: v.cfg.Clock})
+	v.provider.Store(provider)
 	v.oidc.Store(idv)
 	v.cfg.Logger.InfoContext(ctx, "oidc issuer discovered", "issuer", v.cfg.IssuerURL)
 	return idv, nil

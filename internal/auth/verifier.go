@@ -26,7 +26,8 @@ type Verifier struct {
 	// go-oidc reports alike.
 	keysFailing atomic.Bool
 
-	oidc atomic.Pointer[oidc.IDTokenVerifier] // set once discovery succeeds
+	oidc     atomic.Pointer[oidc.IDTokenVerifier] // set once discovery succeeds
+	provider atomic.Pointer[oidc.Provider]        // set with oidc
 
 	discovering chan struct{} // a one-slot lock that a cancelled caller can give up on
 	retryAt     time.Time     // guarded by discovering
@@ -68,6 +69,11 @@ func (v *Verifier) Verify(ctx context.Context, rawToken string) (notify.Identity
 	if err != nil {
 		return notify.Identity{}, v.explain(ctx, rawToken, err)
 	}
+	return v.identity(tok)
+}
+
+// identity reads who a verified token identifies.
+func (v *Verifier) identity(tok *oidc.IDToken) (notify.Identity, error) {
 	var claims map[string]any
 	if err := tok.Claims(&claims); err != nil {
 		return notify.Identity{}, reject("malformed claims")

@@ -52,6 +52,9 @@ func (a *API) test(c *gin.Context, req notificationRequest) error {
 	if err := n.Validate(); err != nil {
 		return err
 	}
+	if err := a.takePublishToken(c); err != nil {
+		return err
+	}
 	stored, _, err := a.deps.Notifications.Insert(c.Request.Context(), n)
 	if err != nil {
 		return err

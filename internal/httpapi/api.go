@@ -15,6 +15,7 @@ import (
 
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/postgres"
+	"github.com/notifyd/notifyd/internal/signin"
 	"github.com/notifyd/notifyd/internal/stream"
 )
 
@@ -34,6 +35,8 @@ type Deps struct {
 	Queue         *postgres.Queue
 	Streams       *stream.Server
 	Ready         ReadinessCheck
+	// SignIn is the browser sign-in and session cookies; nil disables them.
+	SignIn *signin.Flow
 	// Mounts are extra handlers by path prefix (the development issuer).
 	Mounts map[string]http.Handler
 }
@@ -47,15 +50,24 @@ type Config struct {
 	MaxBodyBytes int64
 	// NodeID names this process in status answers.
 	NodeID string
+	// AllowedOrigins may call the API from a browser with credentials
+	// (NOTIFY_ALLOWED_ORIGINS); empty: same origin only.
+	AllowedOrigins []string
+	// PublishRate is how many notifications one caller may publish a
+	// second, with bursts of PublishBurst (NOTIFY_PUBLISH_RATE,
+	// NOTIFY_PUBLISH_BURST). Default 50 and 100; a negative rate disables it.
+	PublishRate  float64
+	PublishBurst int
 	// Logger receives server faults. Default slog.Default().
 	Logger *slog.Logger
 }
 
 // API holds the handlers.
 type API struct {
-	cfg  Config
-	deps Deps
-	log  *slog.Logger
+	cfg         Config
+	deps        Deps
+	log         *slog.Logger
+	publishRate *rateLimiter
 }
 
 // New returns the API; Handler gives its routes.
@@ -70,7 +82,9 @@ func New(deps Deps, cfg Config) (*API, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &API{cfg: cfg, deps: deps, log: cfg.Logger}, nil
+	cfg.PublishRate = cmp.Or(cfg.PublishRate, 50)
+	cfg.PublishBurst = cmp.Or(cfg.PublishBurst, 100)
+	return &API{cfg: cfg, deps: deps, log: cfg.Logger, publishRate: newRateLimiter(cfg.PublishRate, cfg.PublishBurst)}, nil
 }
 
 // Handler returns the routes. No compression middleware: it would buffer
@@ -79,7 +93,7 @@ func (a *API) Handler() http.Handler {
 	gin.SetMode(gin.ReleaseMode) // no route dump on stdout; the setting is atomic
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
-	r.Use(a.recoverer())
+	r.Use(a.recoverer(), a.cors())
 	r.NoRoute(a.handle(func(*gin.Context) error { return errNoRoute }))
 	r.NoMethod(a.handle(func(*gin.Context) error { return errNoMethod }))
 
@@ -88,12 +102,26 @@ func (a *API) Handler() http.Handler {
 	api.POST("/ws", a.handle(a.action))
 	api.POST("", a.handle(a.create))
 
+	if a.deps.SignIn != nil {
+		r.GET("/auth/login", a.handle(func(c *gin.Context) error { return a.deps.SignIn.Login(c.Writer, c.Request) }))
+		r.GET("/auth/callback", a.handle(func(c *gin.Context) error { return a.deps.SignIn.Callback(c.Writer, c.Request) }))
+		r.POST("/auth/logout", a.handle(a.logout))
+	}
 	r.GET("/healthz", a.handle(a.healthz))
 	r.GET("/readyz", a.handle(a.readyz))
 	for prefix, h := range a.deps.Mounts {
 		r.Any(prefix+"/*rest", gin.WrapH(h))
 	}
 	return r
+}
+
+// logout ends the browser session; like every cookie-authenticated change,
+// only from this site or an allowed origin.
+func (a *API) logout(c *gin.Context) error {
+	if !a.sameSite(c.Request) {
+		return errorf(http.StatusForbidden, "cross-site request refused (the Origin is not this site or an allowed origin)")
+	}
+	return a.deps.SignIn.Logout(c.Writer, c.Request)
 }
 
 // isAdmin reports whether id holds an admin role.

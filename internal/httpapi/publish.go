@@ -3,7 +3,10 @@ package httpapi
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -60,12 +63,26 @@ func (a *API) create(c *gin.Context) error {
 	return nil
 }
 
+// takePublishToken applies the per-caller publish rate.
+func (a *API) takePublishToken(c *gin.Context) error {
+	ok, wait := a.publishRate.allow(identity(c).UserID, time.Now())
+	if ok {
+		return nil
+	}
+	secs := max(1, int(math.Ceil(wait.Seconds())))
+	return &httpError{status: http.StatusTooManyRequests, header: map[string]string{"Retry-After": strconv.Itoa(secs)},
+		msg: fmt.Sprintf("publishing too fast: at most %g notifications a second (bursts of %d); retry in %ds", a.cfg.PublishRate, a.cfg.PublishBurst, secs)}
+}
+
 // publish checks that the caller may send n, validates it and stores it.
 func (a *API) publish(c *gin.Context, n notify.Notification) (notify.Notification, bool, error) {
 	if !a.isAdmin(identity(c)) {
 		return notify.Notification{}, false, fmt.Errorf("%w: publishing needs one of the roles %v", notify.ErrForbidden, a.cfg.AdminRoles)
 	}
 	if err := n.Validate(); err != nil {
+		return notify.Notification{}, false, err
+	}
+	if err := a.takePublishToken(c); err != nil {
 		return notify.Notification{}, false, err
 	}
 	return a.deps.Notifications.Insert(c.Request.Context(), n)

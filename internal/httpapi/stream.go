@@ -1,8 +1,12 @@
 package httpapi
 
 import (
+	"errors"
+	"net/http"
+
 	"github.com/gin-gonic/gin"
 
+	"github.com/notifyd/notifyd/internal/hub"
 	"github.com/notifyd/notifyd/internal/stream"
 )
 
@@ -12,6 +16,13 @@ func (a *API) stream(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	a.deps.Streams.Serve(c.Request.Context(), c.Writer, identity(c), stream.Resume{Seq: seq, Set: ok})
-	return nil
+	err = a.deps.Streams.Serve(c.Request.Context(), c.Writer, identity(c), stream.Resume{Seq: seq, Set: ok})
+	switch {
+	case errors.Is(err, hub.ErrUserLimit):
+		return errorf(http.StatusTooManyRequests, "too many open streams for this user; close one (tabs of one browser can share a stream)")
+	case errors.Is(err, hub.ErrFull):
+		return &httpError{status: http.StatusServiceUnavailable, msg: "this node serves as many streams as it may; retry later",
+			header: map[string]string{"Retry-After": "5"}}
+	}
+	return err
 }

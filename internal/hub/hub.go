@@ -15,6 +15,7 @@ package hub
 
 import (
 	"cmp"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,7 +43,17 @@ type Config struct {
 	// MaxPending is the most frames queued for one subscriber before it is
 	// closed as slow. Default 1024.
 	MaxPending int
+	// MaxSubscribers caps the streams of this process (0: no cap).
+	MaxSubscribers int
+	// MaxPerUser caps the streams of one user in this process (0: no cap).
+	MaxPerUser int
 }
+
+// Subscribe refuses a stream with these when a cap is reached.
+var (
+	ErrFull      = errors.New("this node serves as many streams as it may")
+	ErrUserLimit = errors.New("this user has as many streams as allowed")
+)
 
 // Hub is the registry of this process's subscribers.
 type Hub struct {
@@ -69,17 +80,24 @@ func New(cfg Config) *Hub {
 }
 
 // Subscribe registers a subscriber for id. From now on it receives every
-// matching event published; call Unsubscribe when the stream ends.
-func (h *Hub) Subscribe(id notify.Identity) *Subscriber {
+// matching event published; call Unsubscribe when the stream ends. It
+// returns ErrFull or ErrUserLimit when a cap is reached.
+func (h *Hub) Subscribe(id notify.Identity) (*Subscriber, error) {
 	s := newSubscriber(h.nextID.Add(1), id, h.cfg.MaxPending)
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.cfg.MaxSubscribers > 0 && len(h.all) >= h.cfg.MaxSubscribers {
+		return nil, ErrFull
+	}
+	if h.cfg.MaxPerUser > 0 && len(h.byUser[id.UserID]) >= h.cfg.MaxPerUser {
+		return nil, ErrUserLimit
+	}
 	h.all[s] = struct{}{}
 	addTo(h.byUser, id.UserID, s)
 	for _, r := range id.Roles {
 		addTo(h.byRole, r, s)
 	}
-	return s
+	return s, nil
 }
 
 // Unsubscribe removes s and closes it (reason "closed" unless it already has one).

@@ -27,9 +27,9 @@ func seqs(s *hub.Subscriber) []int64 {
 
 func TestPublishMatchesTargets(t *testing.T) {
 	h := hub.New(hub.Config{})
-	alice := h.Subscribe(notify.Identity{UserID: "alice", Roles: []string{"USER"}})
-	bob := h.Subscribe(notify.Identity{UserID: "bob", Roles: []string{"ADMIN", "USER"}})
-	anon := h.Subscribe(notify.Identity{UserID: "carol"})
+	alice := mustSubscribe(t, h, notify.Identity{UserID: "alice", Roles: []string{"USER"}})
+	bob := mustSubscribe(t, h, notify.Identity{UserID: "bob", Roles: []string{"ADMIN", "USER"}})
+	anon := mustSubscribe(t, h, notify.Identity{UserID: "carol"})
 
 	h.Publish(event(1, "alice"))                // alice only
 	h.Publish(event(2, "", "ADMIN"))            // bob
@@ -54,8 +54,8 @@ func TestPublishMatchesTargets(t *testing.T) {
 
 func TestSlowSubscriberIsClosedAtItsBound(t *testing.T) {
 	h := hub.New(hub.Config{MaxPending: 8})
-	slow := h.Subscribe(notify.Identity{UserID: "slow"})
-	fast := h.Subscribe(notify.Identity{UserID: "fast"})
+	slow := mustSubscribe(t, h, notify.Identity{UserID: "slow"})
+	fast := mustSubscribe(t, h, notify.Identity{UserID: "fast"})
 	for i := int64(1); i <= 20; i++ {
 		h.Publish(event(i, ""))
 		fast.Take(nil) // the fast one keeps up
@@ -81,8 +81,8 @@ func TestSlowSubscriberIsClosedAtItsBound(t *testing.T) {
 
 func TestCloseStaleSweepsOnlyStreamsWithoutWrites(t *testing.T) {
 	h := hub.New(hub.Config{})
-	idle := h.Subscribe(notify.Identity{UserID: "idle"})
-	active := h.Subscribe(notify.Identity{UserID: "active"})
+	idle := mustSubscribe(t, h, notify.Identity{UserID: "idle"})
+	active := mustSubscribe(t, h, notify.Identity{UserID: "active"})
 	cutoff := time.Now().Add(time.Millisecond)
 	active.Wrote(cutoff.Add(time.Second), 1)
 	if n := h.CloseStale(cutoff.Add(time.Millisecond)); n != 1 {
@@ -95,7 +95,7 @@ func TestCloseStaleSweepsOnlyStreamsWithoutWrites(t *testing.T) {
 
 func TestUnsubscribeRemovesFromEveryIndex(t *testing.T) {
 	h := hub.New(hub.Config{})
-	s := h.Subscribe(notify.Identity{UserID: "u", Roles: []string{"A", "B"}})
+	s := mustSubscribe(t, h, notify.Identity{UserID: "u", Roles: []string{"A", "B"}})
 	h.Unsubscribe(s)
 	if h.Len() != 0 {
 		t.Fatalf("len %d after unsubscribe", h.Len())
@@ -107,12 +107,36 @@ func TestUnsubscribeRemovesFromEveryIndex(t *testing.T) {
 
 func TestHeartbeatBroadcastReachesEveryone(t *testing.T) {
 	h := hub.New(hub.Config{})
-	a := h.Subscribe(notify.Identity{UserID: "a"})
-	b := h.Subscribe(notify.Identity{UserID: "b", Roles: []string{"X"}})
+	a := mustSubscribe(t, h, notify.Identity{UserID: "a"})
+	b := mustSubscribe(t, h, notify.Identity{UserID: "b", Roles: []string{"X"}})
 	h.Broadcast(hub.Frame{Data: []byte("hb")})
 	for _, s := range []*hub.Subscriber{a, b} {
 		if got := s.Take(nil); len(got) != 1 || string(got[0].Data) != "hb" {
 			t.Errorf("got %v", got)
 		}
 	}
+}
+
+func mustSubscribe(t *testing.T, h *hub.Hub, id notify.Identity) *hub.Subscriber {
+	t.Helper()
+	s, err := h.Subscribe(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestSubscribeCaps(t *testing.T) {
+	h := hub.New(hub.Config{MaxSubscribers: 3, MaxPerUser: 2})
+	mustSubscribe(t, h, notify.Identity{UserID: "a"})
+	mustSubscribe(t, h, notify.Identity{UserID: "a"})
+	if _, err := h.Subscribe(notify.Identity{UserID: "a"}); err != hub.ErrUserLimit {
+		t.Errorf("third stream of a: %v, want ErrUserLimit", err)
+	}
+	b := mustSubscribe(t, h, notify.Identity{UserID: "b"})
+	if _, err := h.Subscribe(notify.Identity{UserID: "c"}); err != hub.ErrFull {
+		t.Errorf("fourth stream: %v, want ErrFull", err)
+	}
+	h.Unsubscribe(b)
+	mustSubscribe(t, h, notify.Identity{UserID: "c"})
 }

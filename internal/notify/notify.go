@@ -86,6 +86,9 @@ type Identity struct {
 	UserID    string
 	Roles     []string
 	ExpiresAt time.Time
+	// SessionID is set when the caller signed in through the browser flow
+	// (cookie); empty for bearer tokens.
+	SessionID string
 }
 
 // HasAnyRole reports whether the identity holds at least one of roles.

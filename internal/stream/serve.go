@@ -49,8 +49,13 @@ func (wr *writer) flush() error {
 
 // Serve streams to id until the client leaves, ctx ends, the credentials
 // expire or the hub closes the subscriber. The caller has authenticated the
-// request and validated resume.
-func (s *Server) Serve(ctx context.Context, w http.ResponseWriter, id notify.Identity, resume Resume) {
+// request and validated resume. An error (hub.ErrFull, hub.ErrUserLimit)
+// means the stream was refused and nothing was written.
+func (s *Server) Serve(ctx context.Context, w http.ResponseWriter, id notify.Identity, resume Resume) error {
+	sub, err := s.hub.Subscribe(id)
+	if err != nil {
+		return err
+	}
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache, no-transform")
@@ -58,7 +63,6 @@ func (s *Server) Serve(ctx context.Context, w http.ResponseWriter, id notify.Ide
 	h.Set("Connection", "keep-alive")
 	w.WriteHeader(http.StatusOK)
 
-	sub := s.hub.Subscribe(id)
 	opened := time.Now()
 	if s.cfg.Observer.Opened != nil {
 		s.cfg.Observer.Opened()
@@ -82,21 +86,21 @@ func (s *Server) Serve(ctx context.Context, w http.ResponseWriter, id notify.Ide
 			"connectionId": sub.ID(), "roles": id.Roles, "resumeFrom": resumeValue(resume),
 			"heartbeatInterval": s.cfg.HeartbeatInterval.Milliseconds()}}).Data)
 	if err := wr.flush(); err != nil {
-		return
+		return nil
 	}
 	sub.Wrote(time.Now(), 0)
 
 	last := int64(0)
 	if resume.Set {
-		var err error
 		if last, err = s.replay(ctx, wr, sub, resume.Seq); err != nil {
 			if ctx.Err() == nil {
 				log.WarnContext(ctx, "replay failed; closing the stream so the client resumes", "err", err)
 			}
-			return
+			return nil
 		}
 	}
 	s.live(ctx, wr, sub, last)
+	return nil
 }
 
 func firstRole(roles []string) string {

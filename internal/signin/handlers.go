@@ -1,0 +1,125 @@
+package signin
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/notifyd/notifyd/internal/notify"
+	"github.com/notifyd/notifyd/internal/postgres"
+)
+
+// oauthConfig builds the client configuration for this request.
+func (f *Flow) oauthConfig(r *http.Request) (*oauth2.Config, error) {
+	ep, err := f.verifier.Endpoint(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	redirect := f.cfg.RedirectURL
+	if redirect == "" {
+		scheme := "http"
+		if secure(r) {
+			scheme = "https"
+		}
+		redirect = scheme + "://" + r.Host + "/auth/callback"
+	}
+	return &oauth2.Config{ClientID: f.cfg.ClientID, ClientSecret: f.cfg.ClientSecret, Endpoint: ep,
+		RedirectURL: redirect, Scopes: f.cfg.Scopes}, nil
+}
+
+// Login starts a sign-in: GET /auth/login?redirect=<local path>.
+func (f *Flow) Login(w http.ResponseWriter, r *http.Request) error {
+	target := f.cfg.DefaultRedirect
+	if raw := r.URL.Query().Get("redirect"); raw != "" {
+		path, ok := LocalPath(raw)
+		if !ok {
+			return fmt.Errorf("%w: redirect must be a path on this server (like /test-notifications)", notify.ErrInvalid)
+		}
+		target = path
+	}
+	oc, err := f.oauthConfig(r)
+	if err != nil {
+		return err
+	}
+	a := postgres.LoginAttempt{State: randomToken(24), Nonce: randomToken(24), CodeVerifier: oauth2.GenerateVerifier(), RedirectPath: target}
+	if err := f.sessions.StartLogin(r.Context(), a, f.cfg.LoginTTL); err != nil {
+		return err
+	}
+	f.setCookie(w, r, loginCookie, a.State, "/auth", int(f.cfg.LoginTTL.Seconds()))
+	http.Redirect(w, r, oc.AuthCodeURL(a.State, oauth2.S256ChallengeOption(a.CodeVerifier), oauth2.SetAuthURLParam("nonce", a.Nonce)), http.StatusFound)
+	return nil
+}
+
+// Callback ends a sign-in: GET /auth/callback?code=…&state=…. The state must
+// match this browser's login cookie and a sign-in in progress (once); the
+// ID token must verify and carry that sign-in's nonce.
+func (f *Flow) Callback(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	if e := q.Get("error"); e != "" {
+		return fmt.Errorf("%w: the issuer refused the sign-in: %s %s", notify.ErrUnauthenticated, truncate(e, 64), truncate(q.Get("error_description"), 200))
+	}
+	state, code := q.Get("state"), q.Get("code")
+	cookie, err := r.Cookie(loginCookie)
+	if err != nil || state == "" || code == "" || cookie.Value != state {
+		return fmt.Errorf("%w: sign-in state does not match this browser; start again at /auth/login", notify.ErrUnauthenticated)
+	}
+	f.setCookie(w, r, loginCookie, "", "/auth", -1)
+	attempt, err := f.sessions.TakeLogin(r.Context(), state)
+	if errors.Is(err, notify.ErrNotFound) {
+		return fmt.Errorf("%w: sign-in expired or already used; start again at /auth/login", notify.ErrUnauthenticated)
+	}
+	if err != nil {
+		return err
+	}
+	oc, err := f.oauthConfig(r)
+	if err != nil {
+		return err
+	}
+	tok, err := oc.Exchange(f.verifier.ExchangeContext(r.Context()), code, oauth2.VerifierOption(attempt.CodeVerifier))
+	if err != nil {
+		f.cfg.Logger.WarnContext(r.Context(), "sign-in code exchange failed", "err", err)
+		return fmt.Errorf("%w: the issuer did not accept the sign-in code", notify.ErrUnauthenticated)
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	id, err := f.verifier.VerifyIDToken(r.Context(), raw, attempt.Nonce)
+	if err != nil {
+		return err
+	}
+	secret := randomToken(32)
+	expires := time.Now().Add(f.cfg.SessionTTL)
+	sid, err := f.sessions.CreateSession(r.Context(), hashToken(secret), id, expires)
+	if err != nil {
+		return err
+	}
+	f.setCookie(w, r, SessionCookie, secret, "/", int(f.cfg.SessionTTL.Seconds()))
+	f.cfg.Logger.InfoContext(r.Context(), "signed in", "user_id", id.UserID, "session_id", sid, "roles", id.Roles)
+	http.Redirect(w, r, cmp.Or(attempt.RedirectPath, f.cfg.DefaultRedirect), http.StatusFound)
+	return nil
+}
+
+// Logout ends the session: POST /auth/logout. Its streams close on every node.
+func (f *Flow) Logout(w http.ResponseWriter, r *http.Request) error {
+	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" && len(c.Value) <= 128 {
+		sid, err := f.sessions.EndSession(r.Context(), hashToken(c.Value))
+		if err != nil {
+			return err
+		}
+		if sid != "" {
+			f.cfg.Logger.InfoContext(r.Context(), "signed out", "session_id", sid)
+		}
+	}
+	f.setCookie(w, r, SessionCookie, "", "/", -1)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}

@@ -1,0 +1,145 @@
+// Package signin is the browser sign-in: the OpenID Connect authorization
+// code flow with PKCE, state and nonce, ending in a session cookie.
+//
+// The cookie holds 32 random bytes and nothing else; the database keeps only
+// their SHA-256 with the user, roles and expiry (postgres.Sessions). So the
+// cookie cannot be forged or read for content, a stolen database does not
+// yield cookies, and logout or expiry take effect on every node at once.
+package signin
+
+import (
+	"cmp"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/notifyd/notifyd/internal/auth"
+	"github.com/notifyd/notifyd/internal/notify"
+	"github.com/notifyd/notifyd/internal/postgres"
+)
+
+// Cookie names.
+const (
+	SessionCookie = "notifyd_session"
+	loginCookie   = "notifyd_login"
+)
+
+// Config tunes the sign-in.
+type Config struct {
+	// ClientID is the OAuth2 client (OIDC_AUDIENCE). Required.
+	ClientID string
+	// ClientSecret authenticates the client at the token endpoint
+	// (OIDC_CLIENT_SECRET); empty for public clients, which rely on PKCE.
+	ClientSecret string
+	// RedirectURL is the callback registered at the issuer
+	// (OIDC_REDIRECT_URL). Default: this server's /auth/callback, derived
+	// from the request.
+	RedirectURL string
+	// SessionTTL is how long a session lasts (NOTIFY_SESSION_TTL). Default 12h.
+	SessionTTL time.Duration
+	// LoginTTL is how long a sign-in may take. Default 10m.
+	LoginTTL time.Duration
+	// DefaultRedirect is where sign-in returns without ?redirect=. Default /test-notifications.
+	DefaultRedirect string
+	// Scopes requested. Default openid, profile.
+	Scopes []string
+	// Logger receives sign-ins and failures (never secrets). Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Flow serves /auth/login, /auth/callback and /auth/logout, and
+// authenticates requests by their session cookie.
+type Flow struct {
+	cfg      Config
+	verifier *auth.Verifier
+	sessions *postgres.Sessions
+}
+
+// New returns the sign-in flow.
+func New(verifier *auth.Verifier, sessions *postgres.Sessions, cfg Config) (*Flow, error) {
+	if cfg.ClientID == "" {
+		return nil, errors.New("signin: ClientID (OIDC_AUDIENCE) is required")
+	}
+	cfg.SessionTTL = cmp.Or(cfg.SessionTTL, 12*time.Hour)
+	cfg.LoginTTL = cmp.Or(cfg.LoginTTL, 10*time.Minute)
+	cfg.DefaultRedirect = cmp.Or(cfg.DefaultRedirect, "/test-notifications")
+	if len(cfg.Scopes) == 0 {
+		cfg.Scopes = []string{"openid", "profile"}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.RedirectURL != "" {
+		if u, err := url.Parse(cfg.RedirectURL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			return nil, fmt.Errorf("signin: OIDC_REDIRECT_URL %q must be an absolute http(s) URL", cfg.RedirectURL)
+		}
+	}
+	return &Flow{cfg: cfg, verifier: verifier, sessions: sessions}, nil
+}
+
+// LocalPath checks that a redirect target is a path on this server, never
+// another site: it must start with a single "/", and carry no scheme, host,
+// backslash or control character. It returns the cleaned path.
+func LocalPath(raw string) (string, bool) {
+	if raw == "" || len(raw) > 2048 || !strings.HasPrefix(raw, "/") || strings.HasPrefix(raw, "//") {
+		return "", false
+	}
+	for _, c := range raw {
+		if c < 0x20 || c == 0x7f || c == '\\' {
+			return "", false
+		}
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || !strings.HasPrefix(u.Path, "/") {
+		return "", false
+	}
+	return u.RequestURI(), true
+}
+
+// randomToken returns n random bytes, base64url encoded.
+func randomToken(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails (crypto/rand panics on failure)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func hashToken(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
+
+// secure reports whether the request reached us over TLS, directly or via a
+// proxy that says so; cookies are Secure then.
+func secure(r *http.Request) bool {
+	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
+}
+
+func (f *Flow) setCookie(w http.ResponseWriter, r *http.Request, name, value, path string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: path, MaxAge: maxAge,
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: secure(r)})
+}
+
+// Authenticate returns the identity of the request's session cookie.
+// ok=false when there is no cookie; an unknown, ended or expired session is
+// an error wrapping notify.ErrUnauthenticated.
+func (f *Flow) Authenticate(r *http.Request) (id notify.Identity, ok bool, err error) {
+	c, err := r.Cookie(SessionCookie)
+	if err != nil || c.Value == "" {
+		return notify.Identity{}, false, nil
+	}
+	if len(c.Value) > 128 {
+		return notify.Identity{}, true, fmt.Errorf("%w: malformed session cookie", notify.ErrUnauthenticated)
+	}
+	id, err = f.sessions.Session(r.Context(), hashToken(c.Value))
+	if errors.Is(err, notify.ErrNotFound) {
+		return notify.Identity{}, true, fmt.Errorf("%w: session ended or expired; sign in again at /auth/login", notify.ErrUnauthenticated)
+	}
+	return id, true, err
+}
