@@ -299,6 +299,7 @@ func TestStreamClosesAtSessionExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	time.AfterFunc(20*time.Second, func() { s.Close() }) // bound the wait if it never closes
 	expired := false
 	for {
 		ev, err := s.Next()
