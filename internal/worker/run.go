@@ -59,7 +59,11 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		if busy {
 			if err := w.queue.MarkIdle(ctx, w.cfg.ID); err != nil {
+				// Still listed busy, so inserts are not ringing: retry soon
+				// rather than sleep a whole poll interval.
 				w.log.WarnContext(ctx, "mark idle", "err", err)
+				w.sleep(ctx, 100*time.Millisecond)
+				continue
 			}
 			busy = false
 			continue // one more look: inserts that saw us busy are visible now

@@ -122,6 +122,10 @@ func (w *Worker) Wake() {
 func (w *Worker) retryDelay(attempt int) time.Duration {
 	d := w.cfg.RetryBase
 	for i := 1; i < attempt && d < w.cfg.RetryMax; i++ {
+		if d > w.cfg.RetryMax/2 { // doubling would pass the cap (or overflow)
+			d = w.cfg.RetryMax
+			break
+		}
 		d *= 2
 	}
 	d = min(d, w.cfg.RetryMax)

@@ -1,0 +1,198 @@
+package postgres_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/notifyd/notifyd/internal/pgtest"
+	"github.com/notifyd/notifyd/internal/postgres"
+)
+
+// expectSentinelFirst proves a negative: nothing was sent on the listened
+// channels by transactions committed before the sentinel.
+func expectSentinelFirst(t *testing.T, ctx context.Context, pool *pgxpool.Pool, lis *pgx.Conn) {
+	t.Helper()
+	sentinel(t, ctx, pool)
+	if n := nextNotification(t, lis, 5*time.Second); n.Payload != "sentinel" {
+		t.Fatalf("got %s %q before the sentinel", n.Channel, n.Payload)
+	}
+}
+
+func expectWake(t *testing.T, lis *pgx.Conn) {
+	t.Helper()
+	if n := nextNotification(t, lis, 5*time.Second); n.Channel != "notify_queue" || n.Payload != "" {
+		t.Fatalf("got %s %q, want a wake-up on notify_queue", n.Channel, n.Payload)
+	}
+}
+
+// waitingForWakeLock counts sessions of this database waiting for the
+// wake_worker advisory lock.
+func waitingForWakeLock(t *testing.T, ctx context.Context, pool *pgxpool.Pool) int64 {
+	t.Helper()
+	return scalar[int64](t, ctx, pool, `SELECT count(*) FROM pg_locks
+		WHERE locktype = 'advisory' AND NOT granted
+		  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		  AND classid = 1852797545::oid AND objid = 1::oid AND objsubid = 2`)
+}
+
+func TestWakeWorker(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("no busy worker: one wake-up per committed transaction", func(t *testing.T) {
+		t.Parallel()
+		db := pgtest.New(t)
+		lis := listen(t, ctx, db.URL, "notify_queue")
+
+		tx, err := db.Pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []int{100, 5} {
+			if _, err := tx.Exec(ctx, `INSERT INTO notify.notifications (message) SELECT 'bulk ' || g FROM generate_series(1, $1::int) g`, n); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		expectWake(t, lis)
+		expectSentinelFirst(t, ctx, db.Pool, lis)
+
+		// Two transactions ring twice; a rolled-back one does not ring.
+		for range 2 {
+			exec(t, ctx, db.Pool, `INSERT INTO notify.notifications (message) VALUES ('single')`)
+		}
+		tx, err = db.Pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO notify.notifications (message) VALUES ('rolled back')`); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
+		expectWake(t, lis)
+		expectWake(t, lis)
+		expectSentinelFirst(t, ctx, db.Pool, lis)
+	})
+
+	t.Run("a busy worker silences the wake-up until its mark lapses", func(t *testing.T) {
+		t.Parallel()
+		db := pgtest.New(t)
+		q := postgres.NewQueue(db.Pool)
+		lis := listen(t, ctx, db.URL, "notify_queue")
+
+		if err := q.MarkBusy(ctx, "busy", time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		exec(t, ctx, db.Pool, `INSERT INTO notify.notifications (message) SELECT 'quiet ' || g FROM generate_series(1, 100) g`)
+		expectSentinelFirst(t, ctx, db.Pool, lis)
+
+		// A crashed worker's mark lapses: inserts ring again.
+		if err := q.MarkBusy(ctx, "busy", 50*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 5*time.Second, "the busy mark to lapse", func() bool {
+			return scalar[bool](t, ctx, db.Pool, `SELECT bool_and(busy_until < clock_timestamp()) FROM notify.worker_activity`)
+		})
+		exec(t, ctx, db.Pool, `INSERT INTO notify.notifications (message) VALUES ('after lapse')`)
+		expectWake(t, lis)
+		expectSentinelFirst(t, ctx, db.Pool, lis)
+
+		// MarkIdle removes the mark.
+		if err := q.MarkBusy(ctx, "busy", time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if err := q.MarkIdle(ctx, "busy"); err != nil {
+			t.Fatal(err)
+		}
+		if n := scalar[int64](t, ctx, db.Pool, `SELECT count(*) FROM notify.worker_activity`); n != 0 {
+			t.Fatalf("%d worker_activity rows after MarkIdle", n)
+		}
+		exec(t, ctx, db.Pool, `INSERT INTO notify.notifications (message) VALUES ('after idle')`)
+		expectWake(t, lis)
+	})
+
+	// The producer's commit is in flight while the worker goes idle: MarkIdle
+	// must not return before it commits, so the worker's last look sees it.
+	markIdleWaits := func(t *testing.T, silenced bool, hold func(pgx.Tx) error) {
+		db := pgtest.New(t)
+		q := postgres.NewQueue(db.Pool)
+		lis := listen(t, ctx, db.URL, "notify_queue")
+		if err := q.MarkBusy(ctx, "w", time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		tx, err := db.Pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(ctx)
+		if _, err := tx.Exec(ctx, `INSERT INTO notify.notifications (message) VALUES ('in flight')`); err != nil {
+			t.Fatal(err)
+		}
+		if err := hold(tx); err != nil {
+			t.Fatal(err)
+		}
+
+		idle := make(chan error, 1)
+		go func() { idle <- q.MarkIdle(ctx, "w") }()
+		waitFor(t, 10*time.Second, "MarkIdle to wait for the producer's lock", func() bool {
+			return waitingForWakeLock(t, ctx, db.Pool) == 1
+		})
+		select {
+		case err := <-idle:
+			t.Fatalf("MarkIdle returned (%v) while a producer that may have seen the worker busy had not committed", err)
+		default:
+		}
+		if n := scalar[int64](t, ctx, db.Pool, `SELECT count(*) FROM notify.worker_activity`); n != 0 {
+			t.Fatalf("worker still listed busy while MarkIdle waits")
+		}
+
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-idle:
+			if err != nil {
+				t.Fatalf("MarkIdle: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("MarkIdle did not return after the producer committed")
+		}
+		// The worker's last look, right after MarkIdle, finds the insert.
+		if claims, err := q.Claim(ctx, "w", 10); err != nil || len(claims) != 1 {
+			t.Fatalf("claim after MarkIdle: %v, %v; want the in-flight insert", claims, err)
+		}
+		if silenced {
+			expectSentinelFirst(t, ctx, db.Pool, lis)
+		} else {
+			expectWake(t, lis)
+		}
+	}
+
+	t.Run("MarkIdle waits for a producer holding the wake lock", func(t *testing.T) {
+		t.Parallel()
+		// The trigger runs at commit and sees the worker idle by then: it rings.
+		markIdleWaits(t, false, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared(1852797545, 1)`)
+			return err
+		})
+	})
+
+	t.Run("MarkIdle waits for a producer whose trigger saw the worker busy", func(t *testing.T) {
+		t.Parallel()
+		// Firing the deferred trigger now, while the worker is busy, is the
+		// race the lock exists for: the trigger stays silent, holds the lock
+		// to commit, and does not run again at commit.
+		markIdleWaits(t, true, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `SET CONSTRAINTS notify.notifications_wake_worker IMMEDIATE`)
+			return err
+		})
+	})
+}

@@ -1,0 +1,141 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/goleak"
+)
+
+// TestMain fails the package if any test leaves a goroutine behind (the
+// concurrent claimers, publishers and listeners started here).
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// waitFor polls cond until it holds or timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		<-tick.C
+	}
+}
+
+// insertNotifications inserts n notifications with messages "<message> 1"
+// ... "<message> n" in one statement and returns their queue item ids in order.
+func insertNotifications(t *testing.T, ctx context.Context, pool *pgxpool.Pool, n int, message string) []int64 {
+	t.Helper()
+	exec(t, ctx, pool, `INSERT INTO notify.notifications (message)
+		SELECT $1 || ' ' || g FROM generate_series(1, $2::int) g`, message, n)
+	rows, err := pool.Query(ctx, `SELECT q.id FROM notify.queue_items q
+		JOIN notify.notifications n ON n.id = q.notification_id
+		WHERE starts_with(n.message, $1 || ' ') ORDER BY q.id`, message)
+	if err != nil {
+		t.Fatalf("read queue items: %v", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		t.Fatalf("read queue items: %v", err)
+	}
+	if len(ids) != n {
+		t.Fatalf("inserted %d notifications, found %d queue items", n, len(ids))
+	}
+	return ids
+}
+
+// itemRow is a queue item as the tests look at it.
+type itemRow struct {
+	ID            int64
+	Status        string
+	Attempts      int
+	MaxAttempts   int
+	LockedBy      *string
+	LockedAt      *time.Time
+	LastError     *string
+	NextAttemptAt time.Time
+	UpdatedAt     time.Time
+	SentAt        *time.Time
+	Seq           *int64
+	PublishedAt   *time.Time
+}
+
+func readItem(t *testing.T, ctx context.Context, pool *pgxpool.Pool, itemID int64) itemRow {
+	t.Helper()
+	var r itemRow
+	err := pool.QueryRow(ctx, `SELECT q.id, q.status, q.attempts, q.max_attempts, q.locked_by, q.locked_at, q.last_error,
+			q.next_attempt_at, q.updated_at, q.sent_at, n.seq, n.published_at
+		FROM notify.queue_items q JOIN notify.notifications n ON n.id = q.notification_id WHERE q.id = $1`, itemID).
+		Scan(&r.ID, &r.Status, &r.Attempts, &r.MaxAttempts, &r.LockedBy, &r.LockedAt, &r.LastError,
+			&r.NextAttemptAt, &r.UpdatedAt, &r.SentAt, &r.Seq, &r.PublishedAt)
+	if err != nil {
+		t.Fatalf("read queue item %d: %v", itemID, err)
+	}
+	return r
+}
+
+func exec(t *testing.T, ctx context.Context, pool *pgxpool.Pool, sql string, args ...any) int64 {
+	t.Helper()
+	tag, err := pool.Exec(ctx, sql, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return tag.RowsAffected()
+}
+
+func scalar[T any](t *testing.T, ctx context.Context, pool *pgxpool.Pool, sql string, args ...any) T {
+	t.Helper()
+	var v T
+	if err := pool.QueryRow(ctx, sql, args...).Scan(&v); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return v
+}
+
+// listen opens a dedicated connection listening on channels.
+func listen(t *testing.T, ctx context.Context, url string, channels ...string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatalf("connect listener: %v", err)
+	}
+	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	for _, ch := range channels {
+		if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{ch}.Sanitize()); err != nil {
+			t.Fatalf("listen %s: %v", ch, err)
+		}
+	}
+	return conn
+}
+
+// nextNotification returns the next notification on conn, failing the test
+// after timeout.
+func nextNotification(t *testing.T, conn *pgx.Conn, timeout time.Duration) *pgconn.Notification {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	n, err := conn.WaitForNotification(ctx)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("no notification within %s", timeout)
+		}
+		t.Fatalf("wait for notification: %v", err)
+	}
+	return n
+}
+
+// sentinel sends NOTIFY notify_queue, 'sentinel' from a pooled connection.
+// Notifications are delivered in commit order, so a listener that gets the
+// sentinel first got nothing from transactions committed before it.
+func sentinel(t *testing.T, ctx context.Context, pool *pgxpool.Pool) {
+	t.Helper()
+	exec(t, ctx, pool, `NOTIFY notify_queue, 'sentinel'`)
+}

@@ -1,0 +1,125 @@
+package worker
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/goleak"
+
+	"github.com/notifyd/notifyd/internal/postgres"
+)
+
+// TestMain fails the package if a worker or listener goroutine outlives the
+// tests.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// testLogger sends the worker's log to t.Log.
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// startWorker runs a new worker until the returned stop is called (or the
+// test ends); stop waits for Run to return and checks its error.
+func startWorker(t *testing.T, q *postgres.Queue, cfg Config) (*Worker, func()) {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger(t)
+	}
+	w, err := New(q, cfg)
+	if err != nil {
+		t.Fatalf("new worker: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	stop := sync.OnceFunc(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("worker %s: Run returned %v", cfg.ID, err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Errorf("worker %s did not stop within 15s of its context ending", cfg.ID)
+		}
+	})
+	t.Cleanup(stop)
+	return w, stop
+}
+
+// waitFor polls cond until it holds or timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		<-tick.C
+	}
+}
+
+func exec(t *testing.T, ctx context.Context, pool *pgxpool.Pool, sql string, args ...any) int64 {
+	t.Helper()
+	tag, err := pool.Exec(ctx, sql, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return tag.RowsAffected()
+}
+
+func scalar[T any](t *testing.T, ctx context.Context, pool *pgxpool.Pool, sql string, args ...any) T {
+	t.Helper()
+	var v T
+	if err := pool.QueryRow(ctx, sql, args...).Scan(&v); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return v
+}
+
+// queueState summarises the queue and the stream after a run.
+type queueState struct {
+	Pending, Processing, Sent, Failed int64
+	Seqs, DistinctSeqs, MaxSeq, Head  int64
+	Busy                              int64
+}
+
+func readQueueState(t *testing.T, ctx context.Context, pool *pgxpool.Pool) queueState {
+	t.Helper()
+	var s queueState
+	err := pool.QueryRow(ctx, `SELECT
+			(SELECT count(*) FROM notify.queue_items WHERE status = 'pending'),
+			(SELECT count(*) FROM notify.queue_items WHERE status = 'processing'),
+			(SELECT count(*) FROM notify.queue_items WHERE status = 'sent'),
+			(SELECT count(*) FROM notify.queue_items WHERE status = 'failed'),
+			(SELECT count(seq) FROM notify.notifications),
+			(SELECT count(DISTINCT seq) FROM notify.notifications),
+			(SELECT coalesce(max(seq), 0) FROM notify.notifications),
+			(SELECT last_seq FROM notify.stream_head),
+			(SELECT count(*) FROM notify.worker_activity)`).
+		Scan(&s.Pending, &s.Processing, &s.Sent, &s.Failed, &s.Seqs, &s.DistinctSeqs, &s.MaxSeq, &s.Head, &s.Busy)
+	if err != nil {
+		t.Fatalf("read queue state: %v", err)
+	}
+	return s
+}
+
+// insert adds n notifications "<prefix> 1".."<prefix> n" in one statement.
+func insert(t *testing.T, ctx context.Context, pool *pgxpool.Pool, n int, prefix string) {
+	t.Helper()
+	exec(t, ctx, pool, `INSERT INTO notify.notifications (message) SELECT $1 || ' ' || g FROM generate_series(1, $2::int) g`, prefix, n)
+}

@@ -1,0 +1,249 @@
+package worker
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/notifyd/notifyd/internal/listener"
+	"github.com/notifyd/notifyd/internal/pgtest"
+	"github.com/notifyd/notifyd/internal/postgres"
+)
+
+// TestWorkerTakesUpCrashedWorkersBatch: a worker that claimed a batch and
+// died leaves it processing; a live worker takes it up once the lease has
+// expired and publishes every item exactly once.
+func TestWorkerTakesUpCrashedWorkersBatch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.New(t)
+	q := postgres.NewQueue(db.Pool)
+	const total, dead = 50, 20
+	insert(t, ctx, db.Pool, total, "crash")
+	claims, err := q.Claim(ctx, "dead", dead)
+	if err != nil || len(claims) != dead {
+		t.Fatalf("dead worker's claim: %d items, %v", len(claims), err)
+	}
+	deadIDs := make([]int64, len(claims))
+	for i, c := range claims {
+		deadIDs[i] = c.ItemID
+	}
+	deadAt := scalar[time.Time](t, ctx, db.Pool, `SELECT max(locked_at) FROM notify.queue_items WHERE locked_by = 'dead'`)
+
+	var publishedItems atomic.Int64
+	const lease = time.Second
+	startWorker(t, q, Config{
+		ID:           "live",
+		PollInterval: 50 * time.Millisecond,
+		Lease:        lease,
+		Hooks: Hooks{Published: func(n int, _ int64, _ time.Duration) {
+			publishedItems.Add(int64(n))
+		}},
+	})
+	waitFor(t, 15*time.Second, "every item to be sent", func() bool {
+		return readQueueState(t, ctx, db.Pool).Sent == total
+	})
+
+	s := readQueueState(t, ctx, db.Pool)
+	if s.Processing != 0 || s.Pending != 0 || s.Failed != 0 || s.Seqs != total || s.DistinctSeqs != total || s.MaxSeq != total || s.Head != total {
+		t.Fatalf("queue after takeover: %+v; want %d sent with seqs 1..%d, none processing", s, total, total)
+	}
+	if got := publishedItems.Load(); got != total {
+		t.Errorf("worker reported %d published items, want %d", got, total)
+	}
+	// The dead worker's items were taken up after the lease, on attempt 2;
+	// the others on attempt 1.
+	var early, wrongAttempts int64
+	err = db.Pool.QueryRow(ctx, `SELECT
+			count(*) FILTER (WHERE id = ANY($1) AND sent_at < $3::timestamptz + $2::interval),
+			count(*) FILTER (WHERE attempts <> CASE WHEN id = ANY($1) THEN 2 ELSE 1 END)
+		FROM notify.queue_items`, deadIDs, lease, deadAt).Scan(&early, &wrongAttempts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if early != 0 || wrongAttempts != 0 {
+		t.Fatalf("%d of the dead worker's items were taken before the lease expired, %d items have the wrong attempts", early, wrongAttempts)
+	}
+}
+
+// TestTwoWorkersPublishEveryNotificationOnce runs two workers on one queue.
+func TestTwoWorkersPublishEveryNotificationOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.New(t)
+	q := postgres.NewQueue(db.Pool)
+	const total = 2000
+	counts := map[string]*atomic.Int64{"w1": {}, "w2": {}}
+	for id, n := range counts {
+		startWorker(t, q, Config{
+			ID:           id,
+			BatchSize:    100,
+			PollInterval: 20 * time.Millisecond,
+			Hooks:        Hooks{Published: func(k int, _ int64, _ time.Duration) { n.Add(int64(k)) }},
+		})
+	}
+	// Bulk inserts while the workers run: four transactions of 500.
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			_, err := db.Pool.Exec(ctx, `INSERT INTO notify.notifications (message)
+				SELECT 'bulk ' || $1::int || '-' || g FROM generate_series(1, 500) g`, i)
+			if err != nil {
+				t.Errorf("insert: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	waitFor(t, 30*time.Second, "every notification to be sent", func() bool {
+		return readQueueState(t, ctx, db.Pool).Sent == total
+	})
+	s := readQueueState(t, ctx, db.Pool)
+	if s.Pending != 0 || s.Processing != 0 || s.Failed != 0 || s.Seqs != total || s.DistinctSeqs != total || s.MaxSeq != total || s.Head != total {
+		t.Fatalf("queue after the run: %+v; want %d sent with seqs 1..%d", s, total, total)
+	}
+	w1, w2 := counts["w1"].Load(), counts["w2"].Load()
+	t.Logf("w1 published %d, w2 published %d", w1, w2)
+	if w1+w2 != total {
+		t.Fatalf("workers reported %d + %d published, want %d in all", w1, w2, total)
+	}
+}
+
+// TestIdleWorkerWokenByNotify: with a poll interval of an hour, only the
+// insert trigger's NOTIFY (through a listener) can wake the worker.
+func TestIdleWorkerWokenByNotify(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.New(t)
+	// The worker has its own pool, so the test can see what it last ran.
+	const app = "notifyd-test-idle-worker"
+	pool, err := postgres.OpenPool(ctx, db.URL, postgres.PoolConfig{MaxConns: 4, ApplicationName: app})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	w, err := New(postgres.NewQueue(pool), Config{ID: "sleeper", PollInterval: time.Hour, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wakes atomic.Int64
+	lis, err := listener.New(listener.Config{URL: db.URL, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis.Handle("notify_queue", func(string) { wakes.Add(1); w.Wake() })
+	connected := make(chan struct{})
+	lis.OnConnect(sync.OnceFunc(func() { close(connected) }))
+
+	runCtx, cancel := context.WithCancel(ctx)
+	var running sync.WaitGroup
+	running.Go(func() { _ = lis.Run(runCtx) })
+	running.Go(func() {
+		if err := w.Run(runCtx); err != nil {
+			t.Errorf("worker: %v", err)
+		}
+	})
+	t.Cleanup(func() { cancel(); running.Wait() })
+	select {
+	case <-connected:
+	case <-time.After(10 * time.Second):
+		t.Fatal("listener did not connect")
+	}
+
+	var since time.Time // the worker may have gone to sleep before the listener connected
+	for round := 1; round <= 3; round++ {
+		// The worker's last statement before it sleeps is NextDue.
+		waitFor(t, 10*time.Second, "the worker to go to sleep", func() bool {
+			return scalar[bool](t, ctx, db.Pool, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+				WHERE datname = current_database() AND application_name = $1 AND state = 'idle'
+				  AND query LIKE 'SELECT min(next_attempt_at)%' AND query_start > $2)`, app, since)
+		})
+		before := wakes.Load()
+		start := time.Now()
+		exec(t, ctx, db.Pool, `INSERT INTO notify.notifications (message) VALUES ('wake up')`)
+		waitFor(t, 10*time.Second, "the notification to be published", func() bool {
+			return scalar[int64](t, ctx, db.Pool, `SELECT count(*) FROM notify.queue_items WHERE status = 'sent'`) == int64(round)
+		})
+		t.Logf("round %d: published %s after the insert", round, time.Since(start).Round(time.Millisecond))
+		if wakes.Load() == before {
+			t.Fatalf("round %d: published without a wake-up from the listener", round)
+		}
+		since = scalar[time.Time](t, ctx, db.Pool, `SELECT max(sent_at) FROM notify.queue_items`)
+	}
+}
+
+// TestWorkerReleasesClaimsAtShutdown stops a worker between its claim and
+// its publish: the items go back to pending with their attempt uncounted and
+// the worker is no longer listed busy.
+func TestWorkerReleasesClaimsAtShutdown(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.New(t)
+	q := postgres.NewQueue(db.Pool)
+	insert(t, ctx, db.Pool, 5, "shutdown")
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var claimed, published atomic.Int64
+	var busyAtClaim atomic.Int64
+	w, err := New(q, Config{
+		ID:           "stopping",
+		PollInterval: time.Hour,
+		Logger:       testLogger(t),
+		Hooks: Hooks{
+			Claimed: func(n int) {
+				claimed.Add(int64(n))
+				var busy int64
+				_ = db.Pool.QueryRow(ctx, `SELECT count(*) FROM notify.worker_activity WHERE worker_id = 'stopping'`).Scan(&busy)
+				busyAtClaim.Store(busy)
+				cancel() // shut down with the batch in hand
+			},
+			Published: func(int, int64, time.Duration) { published.Add(1) },
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- w.Run(runCtx) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("worker did not stop")
+	}
+	if claimed.Load() != 5 || published.Load() != 0 {
+		t.Fatalf("claimed %d, published %d batches; want 5 claimed, none published", claimed.Load(), published.Load())
+	}
+	if busyAtClaim.Load() != 1 {
+		t.Fatalf("worker not listed busy while it held a batch")
+	}
+	s := readQueueState(t, ctx, db.Pool)
+	if s.Pending != 5 || s.Processing != 0 || s.Seqs != 0 || s.Busy != 0 {
+		t.Fatalf("queue after shutdown: %+v; want 5 pending, none processing, no busy worker", s)
+	}
+	if n := scalar[int64](t, ctx, db.Pool, `SELECT count(*) FROM notify.queue_items WHERE attempts <> 0 OR locked_by IS NOT NULL OR locked_at IS NOT NULL`); n != 0 {
+		t.Fatalf("%d released items still carry the attempt or the lock", n)
+	}
+}
+
+// TestWorkerStopsIdle: a worker stopped while idle leaves no busy mark.
+func TestWorkerStopsIdle(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.New(t)
+	q := postgres.NewQueue(db.Pool)
+	insert(t, ctx, db.Pool, 30, "idle")
+	_, stop := startWorker(t, q, Config{ID: "idler", BatchSize: 10, PollInterval: time.Hour})
+	waitFor(t, 10*time.Second, "the batch to be sent and the worker idle", func() bool {
+		s := readQueueState(t, ctx, db.Pool)
+		return s.Sent == 30 && s.Busy == 0
+	})
+	stop()
+	if s := readQueueState(t, ctx, db.Pool); s.Busy != 0 || s.Processing != 0 {
+		t.Fatalf("after stopping an idle worker: %+v; want no busy mark and nothing processing", s)
+	}
+}
