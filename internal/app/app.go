@@ -16,6 +16,7 @@ import (
 	"github.com/notifyd/notifyd/internal/httpapi"
 	"github.com/notifyd/notifyd/internal/hub"
 	"github.com/notifyd/notifyd/internal/listener"
+	"github.com/notifyd/notifyd/internal/metrics"
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/postgres"
 	"github.com/notifyd/notifyd/internal/signin"
@@ -25,6 +26,8 @@ import (
 // App is a running server.
 type App struct {
 	cfg      Config
+	metrics  *metrics.Metrics
+	migrator *postgres.Migrator
 	pool     *pgxpool.Pool
 	hub      *hub.Hub
 	httpSrv  *http.Server
@@ -59,6 +62,11 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	if err := migrateAndConfigure(ctx, pool, cfg); err != nil {
 		return nil, err
 	}
+	mig, err := postgres.NewMigrator(pool, nil)
+	if err != nil {
+		return nil, err
+	}
+	a.migrator = mig
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -68,21 +76,36 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 
 	notes := postgres.NewNotifications(pool)
 	queue := postgres.NewQueue(pool)
+	m := metrics.New(queue)
+	a.metrics = m
 	a.hub = hub.New(hub.Config{MaxSubscribers: cfg.MaxStreams, MaxPerUser: cfg.MaxStreamsPerUser})
 	streamCfg := cfg.Stream
 	streamCfg.Logger = log
+	streamCfg.Observer = stream.Observer{
+		Opened: func() { m.StreamsOpened.Inc(); m.StreamsOpen.Inc() },
+		Closed: func(reason hub.Reason, _ time.Duration) {
+			m.StreamsOpen.Dec()
+			m.StreamsClosed.WithLabelValues(string(reason)).Inc()
+			if reason == hub.ReasonSlow {
+				m.SlowStreamsDropped.Inc()
+			}
+		},
+		Written:   func(n int) { m.Delivered.Add(float64(n)) },
+		Replayed:  func(n int) { m.Replayed.Add(float64(n)) },
+		Delivered: func(oldest time.Time) { m.EndToEndLatency.Observe(time.Since(oldest).Seconds()) },
+	}
 	streams, err := stream.NewServer(a.hub, notes, streamCfg)
 	if err != nil {
 		ln.Close()
 		return nil, err
 	}
 	fd := feed.New(notes, a.hub, feed.Config{Logger: log})
-	lis, err := listener.New(listener.Config{URL: cfg.DatabaseURL, Logger: log})
+	lis, err := listener.New(listener.Config{URL: cfg.DatabaseURL, Logger: log, OnReconnect: m.ListenerReconnects.Inc})
 	if err != nil {
 		ln.Close()
 		return nil, err
 	}
-	a.workers, err = newWorkerSet(queue, cfg)
+	a.workers, err = newWorkerSet(queue, cfg, workerHooks(m))
 	if err != nil {
 		ln.Close()
 		return nil, err
@@ -119,7 +142,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	api, err := httpapi.New(httpapi.Deps{Auth: verifier, Notifications: notes, Queue: queue, Streams: streams,
-		Ready: readiness(pool, lis, fd), Mounts: mounts, SignIn: flow},
+		Ready: readiness(pool, mig, lis, fd), Mounts: mounts, SignIn: flow, Metrics: m},
 		httpapi.Config{AdminRoles: cfg.AdminRoles, MaxBodyBytes: cfg.MaxBodyBytes, NodeID: a.workers.nodeID, Logger: log,
 			AllowedOrigins: cfg.AllowedOrigins, PublishRate: cfg.PublishRate, PublishBurst: cfg.PublishBurst})
 	if err != nil {
@@ -204,6 +227,7 @@ wait:
 	a.workers.stop()
 	a.cancel()
 	a.bg.Wait()
+	_ = a.migrator.Close()
 	a.pool.Close()
 	log.Info("stopped")
 	if httpErr != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/notifyd/notifyd/internal/feed"
 	"github.com/notifyd/notifyd/internal/issuer"
 	"github.com/notifyd/notifyd/internal/listener"
+	"github.com/notifyd/notifyd/internal/metrics"
 	"github.com/notifyd/notifyd/internal/postgres"
 	"github.com/notifyd/notifyd/internal/worker"
 )
@@ -64,14 +65,18 @@ func newDevIssuer(ctx context.Context, pool *pgxpool.Pool, baseURL string, log *
 	return issuer.New(issuer.Config{URL: baseURL + devIssuerPath, Key: key, Logger: log})
 }
 
-// readiness checks the database, the listener and the feed.
-func readiness(pool *pgxpool.Pool, lis *listener.Listener, fd *feed.Feed) func(context.Context) map[string]string {
+// readiness checks the database, the schema version, the listener and the feed.
+func readiness(pool *pgxpool.Pool, mig *postgres.Migrator, lis *listener.Listener, fd *feed.Feed) func(context.Context) map[string]string {
 	return func(ctx context.Context) map[string]string {
 		problems := map[string]string{}
-		pingCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		checkCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
-		if err := pool.Ping(pingCtx); err != nil {
+		if err := pool.Ping(checkCtx); err != nil {
 			problems["database"] = "unreachable: " + err.Error()
+		} else if pending, err := mig.Pending(checkCtx); err != nil {
+			problems["migrations"] = "cannot read the schema version: " + err.Error()
+		} else if pending {
+			problems["migrations"] = "the schema is behind this binary: run `notifyd migrate up`"
 		}
 		if !lis.Connected() {
 			problems["listener"] = "not connected"
@@ -91,12 +96,26 @@ type workerSet struct {
 	wg      sync.WaitGroup
 }
 
-func newWorkerSet(queue *postgres.Queue, cfg Config) (*workerSet, error) {
+// workerHooks feeds the workers' activity into the metrics.
+func workerHooks(m *metrics.Metrics) worker.Hooks {
+	return worker.Hooks{
+		Claimed: func(n int) { m.ClaimBatch.Observe(float64(n)) },
+		Published: func(n int, _ int64, took time.Duration) {
+			m.Published.Add(float64(n))
+			m.PublishBatch.Observe(float64(n))
+			m.PublishLatency.Observe(took.Seconds())
+		},
+		Failed: func(status string) { m.PublishFailures.WithLabelValues(status).Inc() },
+	}
+}
+
+func newWorkerSet(queue *postgres.Queue, cfg Config, hooks worker.Hooks) (*workerSet, error) {
 	host, _ := os.Hostname()
 	ws := &workerSet{nodeID: fmt.Sprintf("%s/%d", host, os.Getpid())}
 	for i := range max(cfg.Workers, 0) {
 		wc := cfg.Worker
 		wc.Logger = cfg.Logger
+		wc.Hooks = hooks
 		if wc.ID == "" {
 			wc.ID = fmt.Sprintf("%s/%d", ws.nodeID, i+1)
 		} else {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/notifyd/notifyd/internal/listener"
 	"github.com/notifyd/notifyd/internal/postgres"
+	"github.com/notifyd/notifyd/internal/worker"
 )
 
 // RunWorker runs queue workers alone (`notifyd worker`), for deployments
@@ -25,7 +26,7 @@ func RunWorker(ctx context.Context, cfg Config) error {
 	if err := migrateAndConfigure(ctx, pool, cfg); err != nil {
 		return err
 	}
-	ws, err := newWorkerSet(postgres.NewQueue(pool), cfg)
+	ws, err := newWorkerSet(postgres.NewQueue(pool), cfg, worker.Hooks{})
 	if err != nil {
 		return err
 	}

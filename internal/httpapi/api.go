@@ -12,7 +12,9 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/notifyd/notifyd/internal/metrics"
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/postgres"
 	"github.com/notifyd/notifyd/internal/signin"
@@ -37,6 +39,8 @@ type Deps struct {
 	Ready         ReadinessCheck
 	// SignIn is the browser sign-in and session cookies; nil disables them.
 	SignIn *signin.Flow
+	// Metrics counts requests and is served at /metrics; nil disables both.
+	Metrics *metrics.Metrics
 	// Mounts are extra handlers by path prefix (the development issuer).
 	Mounts map[string]http.Handler
 }
@@ -93,7 +97,7 @@ func (a *API) Handler() http.Handler {
 	gin.SetMode(gin.ReleaseMode) // no route dump on stdout; the setting is atomic
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
-	r.Use(a.recoverer(), a.cors())
+	r.Use(a.requestID(), a.recoverer(), a.cors())
 	r.NoRoute(a.handle(func(*gin.Context) error { return errNoRoute }))
 	r.NoMethod(a.handle(func(*gin.Context) error { return errNoMethod }))
 
@@ -109,6 +113,9 @@ func (a *API) Handler() http.Handler {
 	}
 	r.GET("/healthz", a.handle(a.healthz))
 	r.GET("/readyz", a.handle(a.readyz))
+	if a.deps.Metrics != nil {
+		r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(a.deps.Metrics.Registry, promhttp.HandlerOpts{})))
+	}
 	for prefix, h := range a.deps.Mounts {
 		r.Any(prefix+"/*rest", gin.WrapH(h))
 	}

@@ -63,7 +63,7 @@ func (a *API) fail(c *gin.Context, err error) {
 		c.Header("Retry-After", "1")
 	}
 	if status >= 500 {
-		a.log.ErrorContext(c.Request.Context(), "request failed", "method", c.Request.Method,
+		a.logger(c).ErrorContext(c.Request.Context(), "request failed", "method", c.Request.Method,
 			"path", c.FullPath(), "status", status, "err", err)
 	}
 	if c.Writer.Written() {

@@ -16,7 +16,8 @@ func (a *API) stream(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	err = a.deps.Streams.Serve(c.Request.Context(), c.Writer, identity(c), stream.Resume{Seq: seq, Set: ok})
+	ctx := stream.WithLogger(c.Request.Context(), a.logger(c))
+	err = a.deps.Streams.Serve(ctx, c.Writer, identity(c), stream.Resume{Seq: seq, Set: ok})
 	switch {
 	case errors.Is(err, hub.ErrUserLimit):
 		return errorf(http.StatusTooManyRequests, "too many open streams for this user; close one (tabs of one browser can share a stream)")

@@ -28,6 +28,9 @@ import (
 type Frame struct {
 	Seq  int64
 	Data []byte
+	// Created is when the notification was inserted (unix nanoseconds; 0
+	// for frames that are not notifications), for latency metrics.
+	Created int64
 }
 
 // Event is a published notification ready to fan out.

@@ -72,3 +72,22 @@ func (q *Queue) Counts(ctx context.Context) (QueueCounts, error) {
 	}
 	return c, nil
 }
+
+// QueueGauges counts the items that are waiting or stuck (pending,
+// processing, failed: each through its partial index, never a scan of the
+// sent history) and the age of the oldest pending item.
+func (q *Queue) QueueGauges(ctx context.Context) (map[string]int64, time.Duration, error) {
+	var pending, processing, failed int64
+	var age float64
+	err := q.pool.QueryRow(ctx, `SELECT
+			(SELECT count(*) FROM notify.queue_items WHERE status = 'pending'),
+			(SELECT count(*) FROM notify.queue_items WHERE status = 'processing'),
+			(SELECT count(*) FROM notify.queue_items WHERE status = 'failed'),
+			COALESCE((SELECT extract(epoch FROM now() - min(created_at)) FROM notify.queue_items WHERE status = 'pending'), 0)`).
+		Scan(&pending, &processing, &failed, &age)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read queue gauges: %w", interpretError(err))
+	}
+	return map[string]int64{"pending": pending, "processing": processing, "failed": failed},
+		time.Duration(age * float64(time.Second)), nil
+}

@@ -61,8 +61,8 @@ func NotificationFrame(n notify.Notification) hub.Frame {
 	if ts.IsZero() {
 		ts = n.CreatedAt
 	}
-	return hub.Frame{Seq: n.Seq, Data: encode(n.Seq, Message{Type: "notification", Data: DataOf(n),
-		Timestamp: ts.UnixMilli(), NotificationID: n.ID})}
+	return hub.Frame{Seq: n.Seq, Created: n.CreatedAt.UnixNano(), Data: encode(n.Seq, Message{Type: "notification",
+		Data: DataOf(n), Timestamp: ts.UnixMilli(), NotificationID: n.ID})}
 }
 
 // MessageFrame serializes a message that carries no event id.

@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"math"
 	"net/http"
 	"time"
@@ -67,7 +68,7 @@ func (s *Server) Serve(ctx context.Context, w http.ResponseWriter, id notify.Ide
 	if s.cfg.Observer.Opened != nil {
 		s.cfg.Observer.Opened()
 	}
-	log := s.cfg.Logger.With("stream_id", sub.ID(), "user_id", id.UserID)
+	log := loggerFrom(ctx, s.cfg.Logger).With("stream_id", sub.ID(), "user_id", id.UserID)
 	log.InfoContext(ctx, "stream opened", "resume_from", resume.Seq, "resume", resume.Set)
 	defer func() {
 		s.hub.Unsubscribe(sub)
@@ -186,7 +187,7 @@ func (s *Server) live(ctx context.Context, wr *writer, sub *hub.Subscriber, last
 			return
 		case <-sub.Ready():
 			frames = sub.Take(frames)
-			events := 0
+			events, oldest := 0, int64(0)
 			for _, f := range frames {
 				if f.Seq > 0 {
 					if f.Seq <= last {
@@ -194,8 +195,8 @@ func (s *Server) live(ctx context.Context, wr *writer, sub *hub.Subscriber, last
 					}
 					last = f.Seq
 					events++
-					if s.cfg.Observer.Delivered != nil {
-						s.cfg.Observer.Delivered(f.Seq)
+					if oldest == 0 || (f.Created > 0 && f.Created < oldest) {
+						oldest = f.Created
 					}
 				}
 				wr.add(f.Data)
@@ -204,8 +205,13 @@ func (s *Server) live(ctx context.Context, wr *writer, sub *hub.Subscriber, last
 				return
 			}
 			sub.Wrote(time.Now(), events)
-			if s.cfg.Observer.Written != nil && events > 0 {
-				s.cfg.Observer.Written(events)
+			if events > 0 {
+				if s.cfg.Observer.Written != nil {
+					s.cfg.Observer.Written(events)
+				}
+				if s.cfg.Observer.Delivered != nil && oldest > 0 {
+					s.cfg.Observer.Delivered(time.Unix(0, oldest))
+				}
 			}
 		}
 	}
@@ -226,4 +232,19 @@ func (s *Server) farewell(wr *writer, reason hub.Reason) {
 	wr.add(MessageFrame(Message{Type: "status", Timestamp: time.Now().UnixMilli(),
 		Data: map[string]any{"closing": string(reason), "message": msg}}).Data)
 	_ = wr.flush()
+}
+
+type loggerKey struct{}
+
+// WithLogger lets the caller give a stream its request's logger (with the
+// request id), so the open and close lines can be matched to the request.
+func WithLogger(ctx context.Context, l *slog.Logger) context.Context {
+	return context.WithValue(ctx, loggerKey{}, l)
+}
+
+func loggerFrom(ctx context.Context, fallback *slog.Logger) *slog.Logger {
+	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
+		return l
+	}
+	return fallback
 }

@@ -50,9 +50,9 @@ type Observer struct {
 	Closed   func(reason hub.Reason, open time.Duration)
 	Written  func(events int)
 	Replayed func(events int)
-	// Delivered is called with each live notification frame written, for
-	// end-to-end latency.
-	Delivered func(seq int64)
+	// Delivered is called after each live write that carried notifications,
+	// with the creation time of the oldest one (end-to-end latency).
+	Delivered func(oldestCreated time.Time)
 }
 
 // WithDefaults returns c with every unset field defaulted.

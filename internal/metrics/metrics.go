@@ -1,0 +1,101 @@
+// Package metrics defines notifyd's Prometheus metrics in one registry per
+// process (no global registry, so tests can run several servers at once).
+// Labels never carry a user id: cardinality stays bounded by routes,
+// statuses and reasons.
+package metrics
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics holds every metric notifyd exports.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	StreamsOpen        prometheus.Gauge
+	StreamsOpened      prometheus.Counter
+	StreamsClosed      *prometheus.CounterVec // reason
+	SlowStreamsDropped prometheus.Counter
+	Published          prometheus.Counter
+	Delivered          prometheus.Counter
+	Replayed           prometheus.Counter
+	PublishFailures    *prometheus.CounterVec // outcome: retry, failed
+	ClaimBatch         prometheus.Histogram
+	PublishBatch       prometheus.Histogram
+	PublishLatency     prometheus.Histogram
+	EndToEndLatency    prometheus.Histogram
+	ListenerReconnects prometheus.Counter
+	HTTPRequests       *prometheus.CounterVec // route, method, code
+	HTTPDuration       *prometheus.HistogramVec
+}
+
+// QueueReader reads the queue's state at scrape time.
+type QueueReader interface {
+	QueueGauges(ctx context.Context) (depth map[string]int64, oldestPending time.Duration, err error)
+}
+
+const ns = "notifyd"
+
+// New creates the metrics and registers them, with the Go runtime and
+// process collectors, and the queue gauges read through q at scrape time.
+func New(q QueueReader) *Metrics {
+	reg := prometheus.NewRegistry()
+	batch := prometheus.ExponentialBuckets(1, 2, 12) // 1 … 2048
+	latency := []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+	m := &Metrics{
+		Registry:           reg,
+		StreamsOpen:        prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "streams_open", Help: "Event streams open on this node."}),
+		StreamsOpened:      prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "streams_opened_total", Help: "Event streams opened."}),
+		StreamsClosed:      prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "streams_closed_total", Help: "Event streams closed, by reason (closed, slow, timeout, expired, logout, shutdown)."}, []string{"reason"}),
+		SlowStreamsDropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "slow_streams_dropped_total", Help: "Streams closed because their buffer overflowed."}),
+		Published:          prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "notifications_published_total", Help: "Notifications published by this node's workers."}),
+		Delivered:          prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "notifications_delivered_total", Help: "Notification events written to streams (one per stream)."}),
+		Replayed:           prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "notifications_replayed_total", Help: "Notification events written by resume replays."}),
+		PublishFailures:    prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "publish_failures_total", Help: "Failed publish attempts, by outcome (pending: will retry, failed: gave up)."}, []string{"outcome"}),
+		ClaimBatch:         prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "claim_batch_size", Help: "Queue items per claim.", Buckets: batch}),
+		PublishBatch:       prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "publish_batch_size", Help: "Notifications per publish transaction.", Buckets: batch}),
+		PublishLatency:     prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "publish_duration_seconds", Help: "Duration of one publish transaction.", Buckets: latency}),
+		EndToEndLatency:    prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "end_to_end_latency_seconds", Help: "From a notification's created_at to its write on a stream (the oldest event of each write).", Buckets: latency}),
+		ListenerReconnects: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "listener_reconnects_total", Help: "Reconnects of the LISTEN connection."}),
+		HTTPRequests:       prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "http_requests_total", Help: "HTTP requests by route, method and status code."}, []string{"route", "method", "code"}),
+		HTTPDuration:       prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "http_request_duration_seconds", Help: "HTTP request duration by route (streams excluded).", Buckets: latency}, []string{"route"}),
+	}
+	reg.MustRegister(m.StreamsOpen, m.StreamsOpened, m.StreamsClosed, m.SlowStreamsDropped, m.Published, m.Delivered,
+		m.Replayed, m.PublishFailures, m.ClaimBatch, m.PublishBatch, m.PublishLatency, m.EndToEndLatency,
+		m.ListenerReconnects, m.HTTPRequests, m.HTTPDuration,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if q != nil {
+		reg.MustRegister(&queueCollector{q: q,
+			depth:  prometheus.NewDesc(ns+"_queue_items", "Queue items waiting or stuck, by status (pending, processing, failed).", []string{"status"}, nil),
+			oldest: prometheus.NewDesc(ns+"_queue_oldest_pending_age_seconds", "Age of the oldest pending queue item (0 when none).", nil, nil),
+		})
+	}
+	return m
+}
+
+// queueCollector reads the queue when Prometheus scrapes, so the gauges are
+// never stale and cost nothing between scrapes.
+type queueCollector struct {
+	q             QueueReader
+	depth, oldest *prometheus.Desc
+}
+
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.depth; ch <- c.oldest }
+
+func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	depth, oldest, err := c.q.QueueGauges(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.depth, err)
+		return
+	}
+	for status, n := range depth {
+		ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(n), status)
+	}
+	ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, oldest.Seconds())
+}
