@@ -141,4 +141,3 @@ func helpOK(err error) error {
 	}
 	return err
 }
-
