@@ -76,6 +76,7 @@ func bindServer(s *settings, cfg *app.Config) {
 	s.Float(&cfg.PublishRate, "publish-rate", "NOTIFY_PUBLISH_RATE", 50, "notifications one caller may publish a second over HTTP (then 429); negative: no limit")
 	s.Int(&cfg.PublishBurst, "publish-burst", "NOTIFY_PUBLISH_BURST", 100, "burst allowed above the publish rate")
 	s.Int64(&cfg.MaxBodyBytes, "max-body-bytes", "NOTIFY_MAX_BODY_BYTES", 64<<10, "largest request body accepted (then 413)")
+	s.Duration(&cfg.Retention, "retention", "NOTIFY_RETENTION", 30*24*time.Hour, "how long published notifications are kept")
 	s.Bool(&cfg.DevAuth, "dev-auth", "NOTIFY_DEV_AUTH", false, "serve and trust the embedded development issuer (loopback addresses only)")
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/notifyd/notifyd/internal/metrics"
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/postgres"
+	"github.com/notifyd/notifyd/internal/retention"
 	"github.com/notifyd/notifyd/internal/signin"
 	"github.com/notifyd/notifyd/internal/stream"
 )
@@ -155,6 +156,8 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	a.goBackground(func() { _ = lis.Run(bgCtx) })
 	a.goBackground(func() { _ = fd.Run(bgCtx) })
 	a.goBackground(func() { streams.Run(bgCtx) })
+	janitor := retention.New(notes, postgres.NewSessions(pool), retention.Config{Retention: cfg.Retention, Interval: cfg.RetentionInterval, Logger: log})
+	a.goBackground(func() { janitor.Run(bgCtx) })
 	a.workers.start(context.WithoutCancel(ctx))
 
 	a.httpSrv = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,

@@ -48,6 +48,10 @@ type Config struct {
 	// (NOTIFY_PUBLISH_RATE per second, NOTIFY_PUBLISH_BURST). Default 50 and 100.
 	PublishRate  float64
 	PublishBurst int
+	// Retention keeps published notifications this long (NOTIFY_RETENTION). Default 30 days.
+	Retention time.Duration
+	// RetentionInterval is how often retention runs. Default 1m.
+	RetentionInterval time.Duration
 	// DevAuth serves the embedded development issuer and trusts it (NOTIFY_DEV_AUTH).
 	// Refused on a non-loopback address.
 	DevAuth bool

@@ -85,8 +85,26 @@ func checkData(data json.RawMessage) error {
 	if trimmed[0] != '{' || !json.Valid(trimmed) {
 		return fmt.Errorf("%w: data must be a JSON object", ErrInvalid)
 	}
-	if bytes.Contains(trimmed, []byte(`\u0000`)) {
+	if !utf8.Valid(trimmed) {
+		return fmt.Errorf("%w: data is not valid UTF-8", ErrInvalid)
+	}
+	if escapesNUL(trimmed) {
 		return fmt.Errorf("%w: data contains a NUL character (\\u0000)", ErrInvalid)
 	}
 	return nil
+}
+
+// escapesNUL reports whether the valid JSON b holds the escape \u0000. An
+// escaped backslash followed by "u0000" (the text \u0000) is not one.
+func escapesNUL(b []byte) bool {
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' {
+			continue
+		}
+		if bytes.HasPrefix(b[i+1:], []byte("u0000")) {
+			return true
+		}
+		i++ // skip the escaped character
+	}
+	return false
 }

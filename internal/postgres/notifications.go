@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -58,7 +59,9 @@ func (s *Notifications) Insert(ctx context.Context, n notify.Notification) (stor
 		roles = n.Target.Roles
 	}
 	data := n.Data
-	if len(data) == 0 {
+	// No data, or JSON null (which notify.Validate accepts as "no data"), is
+	// stored as {}: the column holds objects only.
+	if trimmed := bytes.TrimSpace(data); len(trimmed) == 0 || bytes.Equal(trimmed, []byte("null")) {
 		data = json.RawMessage(`{}`)
 	}
 	severity := n.Severity
@@ -176,4 +179,28 @@ func (s *Notifications) Head(ctx context.Context) (Head, error) {
 		return Head{}, fmt.Errorf("read stream head: %w", interpretError(err))
 	}
 	return h, nil
+}
+
+// DeletePublishedBefore deletes up to limit published notifications (lowest
+// seqs first) published before cutoff, with their queue items, and moves the
+// stream head's truncated_before past them. Unpublished notifications (and
+// so failed items) are never touched. It returns how many it deleted.
+func (s *Notifications) DeletePublishedBefore(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
+	var n int64
+	err := s.pool.QueryRow(ctx, `WITH doomed AS (
+			SELECT id FROM notify.notifications
+			WHERE seq IS NOT NULL AND published_at < $1
+			ORDER BY seq LIMIT $2
+			FOR UPDATE SKIP LOCKED
+		), gone AS (
+			DELETE FROM notify.notifications n USING doomed d WHERE n.id = d.id RETURNING n.seq
+		), head AS (
+			UPDATE notify.stream_head SET truncated_before = GREATEST(truncated_before, (SELECT max(seq) FROM gone))
+			WHERE EXISTS (SELECT 1 FROM gone)
+		)
+		SELECT count(*) FROM gone`, cutoff, limit).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("delete old notifications: %w", interpretError(err))
+	}
+	return n, nil
 }

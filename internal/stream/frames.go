@@ -79,6 +79,7 @@ func encode(seq int64, m Message) []byte {
 	body, err := json.Marshal(m)
 	if err != nil { // only json.RawMessage can fail, and it came from jsonb
 		body = []byte(`{"type":"status","data":{"error":"unencodable event"},"timestamp":` + strconv.FormatInt(m.Timestamp, 10) + `}`)
+		seq = 0 // only notifications carry an id
 	}
 	b := make([]byte, 0, len(body)+32)
 	if seq > 0 {

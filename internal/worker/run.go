@@ -59,6 +59,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		if busy {
 			if err := w.queue.MarkIdle(ctx, w.cfg.ID); err != nil {
+				if ctx.Err() != nil {
+					break // stopping: the deferred cleanup marks us idle
+				}
 				// Still listed busy, so inserts are not ringing: retry soon
 				// rather than sleep a whole poll interval.
 				w.log.WarnContext(ctx, "mark idle", "err", err)
