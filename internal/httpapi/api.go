@@ -93,7 +93,18 @@ func New(deps Deps, cfg Config) (*API, error) {
 
 // Handler returns the routes. No compression middleware: it would buffer
 // the stream.
-func (a *API) Handler() http.Handler {
+func (a *API) Handler() http.Handler { return a.engine() }
+
+// Routes lists the registered method and path pairs (for the OpenAPI test).
+func (a *API) Routes() [][2]string {
+	var out [][2]string
+	for _, r := range a.engine().Routes() {
+		out = append(out, [2]string{r.Method, r.Path})
+	}
+	return out
+}
+
+func (a *API) engine() *gin.Engine {
 	gin.SetMode(gin.ReleaseMode) // no route dump on stdout; the setting is atomic
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
@@ -113,11 +124,13 @@ func (a *API) Handler() http.Handler {
 	}
 	r.GET("/healthz", a.handle(a.healthz))
 	r.GET("/readyz", a.handle(a.readyz))
+	r.GET("/openapi.json", a.handle(a.openapi))
 	if a.deps.Metrics != nil {
 		r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(a.deps.Metrics.Registry, promhttp.HandlerOpts{})))
 	}
 	for prefix, h := range a.deps.Mounts {
-		r.Any(prefix+"/*rest", gin.WrapH(h))
+		r.GET(prefix+"/*rest", gin.WrapH(h))
+		r.POST(prefix+"/*rest", gin.WrapH(h))
 	}
 	return r
 }
