@@ -45,8 +45,11 @@ func optional(s string) *string {
 // DataOf is the client-facing form of a notification.
 func DataOf(n notify.Notification) NotificationData {
 	data := n.Data
-	if len(data) == 0 {
+	switch {
+	case len(data) == 0:
 		data = json.RawMessage(`{}`)
+	case !json.Valid(data): // cannot come from jsonb; keep the event well formed anyway
+		data = json.RawMessage(`{"error":"unencodable data"}`)
 	}
 	return NotificationData{ID: n.ID, Seq: n.Seq, Message: n.Message, Severity: n.Severity,
 		Module: optional(n.Module), ActionType: optional(n.ActionType), Details: optional(n.Details),
