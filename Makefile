@@ -5,7 +5,7 @@
 GO ?= go
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: run test vet unit bench build clean
+.PHONY: run test vet test-go test-web bench build clean
 
 run:
 	NOTIFY_DEV_AUTH=1 $(GO) run ./cmd/notifyd serve
@@ -17,8 +17,14 @@ build:
 vet:
 	$(GO) vet ./...
 
-test: vet
+test: vet test-go test-web
+
+test-go:
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# The browser client: unit tests (Node's test runner) and a type check.
+test-web:
+	cd web && npm ci --no-audit --no-fund --loglevel=error && npm test && npx tsc -p .
 
 bench:
 	$(GO) run ./cmd/notifyd-bench

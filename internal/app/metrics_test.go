@@ -124,3 +124,23 @@ func TestHealthAndReadiness(t *testing.T) {
 		t.Fatalf("readyz with a schema behind: %d %s", resp.StatusCode, b)
 	}
 }
+
+func TestStaticClientIsServed(t *testing.T) {
+	t.Parallel()
+	env := apptest.NewEnv(t)
+	srv := env.Start(env.Config())
+	for _, path := range []string{"/static/notify-client.js", "/static/notify-client-core.js", "/static/use-notification-sse.js"} {
+		resp, err := http.Get(srv.URL() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/javascript") || !strings.Contains(string(b), "export") {
+			t.Errorf("%s: %d %s", path, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+	}
+	if resp := request(t, "GET", srv.URL()+"/static/", "", "", nil); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("directory listing: %d", resp.StatusCode)
+	}
+}

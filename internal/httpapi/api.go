@@ -125,6 +125,7 @@ func (a *API) engine() *gin.Engine {
 	r.GET("/healthz", a.handle(a.healthz))
 	r.GET("/readyz", a.handle(a.readyz))
 	r.GET("/openapi.json", a.handle(a.openapi))
+	r.GET("/static/*filepath", a.static())
 	if a.deps.Metrics != nil {
 		r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(a.deps.Metrics.Registry, promhttp.HandlerOpts{})))
 	}

@@ -1,0 +1,256 @@
+// Types of /static/notify-client.js, the notifyd browser client.
+// The message shapes follow CONTRACT.md ("The stream").
+
+/** The client's connection state. */
+export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
+
+export type Severity = 'low' | 'medium' | 'high' | 'critical';
+
+/** `data` of a notification message: the notification as the server stores it. */
+export interface NotificationData {
+  /** The notificationId (uuid). */
+  id: string;
+  /** Position in the stream; also the SSE event id. */
+  seq: number;
+  message: string;
+  severity: Severity;
+  module: string | null;
+  actionType: string | null;
+  details: string | null;
+  /** The free payload (`notify.notifications.data`). */
+  data: Record<string, unknown>;
+  targetUserId: string | null;
+  targetRoles: string[] | null;
+  /** RFC 3339 time. */
+  createdAt: string;
+}
+
+interface MessageBase {
+  userId?: string;
+  userRole?: string;
+  /** Milliseconds since the epoch (server clock). */
+  timestamp: number;
+}
+
+/** A notification; what `onNotification` receives, once per `notificationId`. */
+export interface NotificationMessage extends MessageBase {
+  type: 'notification';
+  notificationId: string;
+  data: NotificationData;
+}
+
+/** The first message of every stream. */
+export interface ConnectedMessage extends MessageBase {
+  type: 'connected';
+  data: {
+    connectionId: number | string;
+    roles: string[] | null;
+    /** The resume point the server used, or null for a fresh stream. */
+    resumeFrom: number | null;
+    /** The server's heartbeat interval in milliseconds. */
+    heartbeatInterval: number;
+    [key: string]: unknown;
+  };
+}
+
+export interface HeartbeatMessage extends MessageBase {
+  type: 'heartbeat';
+  data?: unknown;
+}
+
+/** Why the server is ending a stream (`status` message, `data.closing`). */
+export type ClosingReason = 'shutdown' | 'slow' | 'expired' | 'logout' | (string & {});
+
+export interface StatusData {
+  /** Present when the server is ending this stream. `expired` and `logout` mean: sign in again. */
+  closing?: ClosingReason;
+  message?: string;
+  /** `truncated`: the resume point was older than the retained history; `ahead`: newer than the server's. */
+  replay?: 'truncated' | 'ahead' | (string & {});
+  resumeFrom?: number;
+  oldestAvailable?: number;
+  lastSeq?: number;
+  /** Sent to a user's streams when their read state changes. */
+  unreadCount?: number;
+  [key: string]: unknown;
+}
+
+export interface StatusMessage extends MessageBase {
+  type: 'status';
+  data: StatusData;
+}
+
+/** Any message of the stream. */
+export type StreamMessage = NotificationMessage | ConnectedMessage | HeartbeatMessage | StatusMessage;
+
+export interface ConnectionInfo {
+  /** The server's id of the stream (shared by every tab when one tab holds it). */
+  connectionId: number | string | null;
+  userId: string | null;
+  roles: string[];
+  /** When the current stream's `connected` message was sent (ms since the epoch), or null. */
+  connectedAt: number | null;
+  /** Consecutive failed attempts not yet forgiven by a healthy period. */
+  reconnectAttempts: number;
+  /** Whether this tab holds the stream (always true without tab sharing). */
+  isLeader: boolean;
+  /** The server's heartbeat interval (ms), once known. */
+  heartbeatInterval: number | null;
+}
+
+export type NotificationErrorKind =
+  /** The stream broke (network loss, server gone) after having opened, or an attempt failed. */
+  | 'network'
+  /** EventSource gave up without opening: a non-200 answer (401, 403, 503 …), a wrong content type, CORS. */
+  | 'rejected'
+  /** No message for the heartbeat timeout: the connection is considered dead. */
+  | 'heartbeat'
+  /** The server said the session ended (`closing`: `expired` or `logout`): the client stopped. */
+  | 'auth'
+  /** A message that is not a notifyd message. */
+  | 'protocol';
+
+/** What `onError` receives. */
+export declare class NotificationStreamError extends Error {
+  constructor(
+    kind: NotificationErrorKind,
+    message: string,
+    details?: { fatal?: boolean; retryInMs?: number | null; reason?: string; cause?: unknown },
+  );
+  readonly name: 'NotificationStreamError';
+  readonly kind: NotificationErrorKind;
+  /** True when the client has stopped (state `closed`) and will not retry by itself. */
+  readonly fatal: boolean;
+  /** When the next attempt is due, or null (stopped, offline, or no retry involved). */
+  readonly retryInMs: number | null;
+  /** The server's `closing` reason, for kind `auth`. */
+  readonly reason?: string;
+  readonly cause?: unknown;
+}
+
+export interface BackoffOptions {
+  /** First ceiling of the full-jitter delay. Default 1000. */
+  initialMs?: number;
+  /** Largest ceiling. Default 30000. */
+  maxMs?: number;
+  /** Failures are forgotten once a connection stays open this long. Default 60000. */
+  resetAfterMs?: number;
+}
+
+/** The parts of an `EventSource` the client uses. */
+export interface EventSourceLike {
+  readonly readyState: number;
+  onopen: ((event: any) => any) | null;
+  onmessage: ((event: any) => any) | null;
+  onerror: ((event: any) => any) | null;
+  close(): void;
+}
+
+export type EventSourceConstructorLike = new (url: string, init?: { withCredentials?: boolean }) => EventSourceLike;
+
+/** The parts of the Web Locks API the client uses (`navigator.locks`). */
+export interface LockManagerLike {
+  request(
+    name: string,
+    options: { signal?: AbortSignal; steal?: boolean; mode?: 'exclusive' | 'shared'; ifAvailable?: boolean },
+    callback: (lock: any) => any,
+  ): Promise<any>;
+}
+
+export interface BroadcastChannelLike {
+  onmessage: ((event: any) => any) | null;
+  postMessage(message: any): void;
+  close(): void;
+}
+
+export type BroadcastChannelConstructorLike = new (name: string) => BroadcastChannelLike;
+
+/** A `window`-like target for `online`, `offline` and `pageshow`. */
+export interface EventTargetLike {
+  addEventListener(type: string, listener: (event: any) => void): void;
+  removeEventListener(type: string, listener: (event: any) => void): void;
+}
+
+/** A `document`-like target for `visibilitychange`. */
+export interface DocumentLike extends EventTargetLike {
+  readonly visibilityState?: string;
+}
+
+export interface NavigatorLike {
+  readonly onLine?: boolean;
+  readonly locks?: LockManagerLike;
+}
+
+export interface NotificationClientOptions {
+  /** The stream. Default `/api/notifications/ws`. */
+  url?: string;
+  /** Send cookies cross-origin (the server must list the origin). Default true. */
+  withCredentials?: boolean;
+  /** Each notification, once per `notificationId` (per tab). */
+  onNotification?: (message: NotificationMessage) => void;
+  /** Each `connected` message (every (re)connection of the shared stream). */
+  onConnected?: (message: ConnectedMessage) => void;
+  /** Connection problems; `error.fatal` when the client stopped (sign-in needed). */
+  onError?: (error: NotificationStreamError) => void;
+  /** Every `status` message (closing, replay truncated, unread count …). */
+  onStatus?: (message: StatusMessage) => void;
+  /** How many received notifications `notifications` keeps (newest first). Default 100. */
+  maxNotifications?: number;
+  /** Dead-connection timeout; default twice the server's heartbeat interval (30 s before it is known). */
+  heartbeatTimeoutMs?: number;
+  backoff?: BackoffOptions;
+  /** How many notification ids are remembered for de-duplication. Default 1000. */
+  dedupeSize?: number;
+  /** One stream per browser: tabs elect a leader (Web Locks + BroadcastChannel). Default true. */
+  shareAcrossTabs?: boolean;
+  /** Name of the Web Lock and BroadcastChannel. Default `notifyd:` + the absolute stream URL. */
+  lockName?: string;
+  /** A follower pings the leader after hearing nothing from it this long. Default heartbeat timeout + one interval. */
+  leaderTimeoutMs?: number;
+  /** A follower takes the lock over (steal) when a ping stays unanswered this long. Default 3000. */
+  pingTimeoutMs?: number;
+
+  // Injected dependencies (tests, workers, other environments). Default to the globals.
+  EventSource?: EventSourceConstructorLike;
+  setTimeout?: (callback: () => void, ms: number) => unknown;
+  clearTimeout?: (handle: any) => void;
+  /** A number in [0, 1). Default Math.random. */
+  random?: () => number;
+  /** Milliseconds. Default Date.now. */
+  now?: () => number;
+  window?: EventTargetLike | null;
+  document?: DocumentLike | null;
+  navigator?: NavigatorLike | null;
+  /** Default `navigator.locks`. */
+  locks?: LockManagerLike | null;
+  BroadcastChannel?: BroadcastChannelConstructorLike | null;
+}
+
+/** An immutable view of the client, replaced on every change (for useSyncExternalStore). */
+export interface NotificationClientSnapshot {
+  readonly state: ConnectionState;
+  readonly isConnected: boolean;
+  readonly lastEventId: string | null;
+  readonly connectionInfo: Readonly<ConnectionInfo>;
+  readonly notifications: readonly NotificationMessage[];
+  readonly duplicatesSuppressed: number;
+}
+
+export interface NotificationClient {
+  readonly state: ConnectionState;
+  /** The id of the last notification received: where the next stream resumes. */
+  readonly lastEventId: string | null;
+  readonly connectionInfo: Readonly<ConnectionInfo>;
+  /** The last `maxNotifications` notifications received, newest first. */
+  readonly notifications: readonly NotificationMessage[];
+  readonly duplicatesSuppressed: number;
+  /** Reconnect now (forgetting past failures); restarts a client stopped for sign-in. In a follower tab, asks the leader. */
+  reconnect(): void;
+  /** Close the stream for good and release the tab leadership. */
+  close(): void;
+  /** Called after every change of the snapshot. Returns the unsubscribe function. */
+  subscribe(listener: () => void): () => void;
+  getSnapshot(): NotificationClientSnapshot;
+}
+
+export declare function createNotificationClient(options?: NotificationClientOptions): NotificationClient;

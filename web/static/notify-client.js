@@ -1,0 +1,850 @@
+// The notifyd browser client: one self-healing notification stream per browser.
+//
+//   import { createNotificationClient } from '/static/notify-client.js';
+//   const client = createNotificationClient({ onNotification: (m) => show(m.data) });
+//
+// - It owns reconnection: on any error it closes the EventSource and opens a
+//   NEW one after an exponential backoff with full jitter, resuming with
+//   `?lastEventId=<last id>` (a new EventSource cannot send Last-Event-ID).
+// - It de-duplicates notifications by notificationId (bounded memory).
+// - A heartbeat watchdog treats a silent stream as dead.
+// - It reacts to online/offline and to the page becoming visible.
+// - Tabs of one origin share one stream: a leader elected with the Web Locks
+//   API holds the EventSource and relays every message over a
+//   BroadcastChannel; when it goes away another tab takes over from the last
+//   event id it has seen.
+//
+// Types: notify-client.d.ts. Pure logic: notify-client-core.js.
+
+import {
+  Backoff,
+  Deduplicator,
+  Watchdog,
+  buildStreamUrl,
+  fullJitterDelay,
+  parseMessage,
+  prependBounded,
+  routeMessage,
+  watchdogTimeout,
+  DEFAULT_HEARTBEAT_INTERVAL_MS,
+} from './notify-client-core.js';
+
+/** @typedef {import('./notify-client.js').ConnectionState} ConnectionState */
+/** @typedef {import('./notify-client.js').ConnectionInfo} ConnectionInfo */
+/** @typedef {import('./notify-client.js').NotificationClient} NotificationClient */
+/** @typedef {import('./notify-client.js').NotificationClientOptions} NotificationClientOptions */
+/** @typedef {import('./notify-client.js').NotificationClientSnapshot} NotificationClientSnapshot */
+/** @typedef {import('./notify-client.js').NotificationMessage} NotificationMessage */
+/** @typedef {import('./notify-client.js').ConnectedMessage} ConnectedMessage */
+/** @typedef {import('./notify-client.js').StatusMessage} StatusMessage */
+/** @typedef {import('./notify-client.js').NotificationErrorKind} NotificationErrorKind */
+/** @typedef {import('./notify-client.js').EventSourceLike} EventSourceLike */
+/** @typedef {import('./notify-client.js').BroadcastChannelLike} BroadcastChannelLike */
+
+/**
+ * Messages between tabs. Only the leader sends `event`, `state` and `error`.
+ * @typedef {(
+ *   | {v: 1, from: string, kind: 'event', data: unknown, lastEventId: string}
+ *   | {v: 1, from: string, kind: 'state', state: ConnectionState, lastEventId: string | null, heartbeatInterval: number | null, reconnectAttempts: number}
+ *   | {v: 1, from: string, kind: 'error', error: {kind: NotificationErrorKind, message: string, fatal: boolean, retryInMs: number | null, reason?: string}}
+ *   | {v: 1, from: string, kind: 'hello' | 'ping' | 'reconnect' | 'wake'}
+ * )} TabMessage
+ */
+
+const CLOSED = 2; // EventSource.CLOSED
+
+export class NotificationStreamError extends Error {
+  /** @override @type {'NotificationStreamError'} */
+  name = 'NotificationStreamError';
+
+  /**
+   * @param {NotificationErrorKind} kind
+   * @param {string} message
+   * @param {{fatal?: boolean, retryInMs?: number | null, reason?: string, cause?: unknown}} [details]
+   */
+  constructor(kind, message, { fatal = false, retryInMs = null, reason, cause } = {}) {
+    super(message);
+    this.kind = kind;
+    this.fatal = fatal;
+    this.retryInMs = retryInMs;
+    if (reason !== undefined) this.reason = reason;
+    if (cause !== undefined) this.cause = cause;
+  }
+}
+
+/** @param {unknown} error */
+function reportCallbackError(error) {
+  const g = /** @type {{reportError?: (e: unknown) => void}} */ (globalThis);
+  if (typeof g.reportError === 'function') g.reportError(error);
+  else console.error('notify-client: a callback threw', error);
+}
+
+/**
+ * @template T
+ * @param {((arg: T) => void) | undefined} fn
+ * @param {T} arg
+ */
+function call(fn, arg) {
+  if (typeof fn !== 'function') return;
+  try {
+    fn(arg);
+  } catch (e) {
+    reportCallbackError(e);
+  }
+}
+
+function randomId() {
+  const c = /** @type {{crypto?: {randomUUID?: () => string}}} */ (globalThis).crypto;
+  if (c && typeof c.randomUUID === 'function') return c.randomUUID();
+  return Math.random().toString(36).slice(2) + Date.now().toString(36);
+}
+
+/** @param {string} url */
+function absoluteUrl(url) {
+  try {
+    const loc = /** @type {{location?: {href?: string}}} */ (globalThis).location;
+    return new URL(url, loc && loc.href ? loc.href : undefined).href;
+  } catch {
+    return url;
+  }
+}
+
+/**
+ * Creates the client and starts connecting (or joins the tabs' election).
+ * @param {NotificationClientOptions} [options]
+ * @returns {NotificationClient}
+ */
+export function createNotificationClient(options = {}) {
+  const g = /** @type {any} */ (globalThis);
+  const {
+    url = '/api/notifications/ws',
+    withCredentials = true,
+    onNotification,
+    onConnected,
+    onError,
+    onStatus,
+    maxNotifications = 100,
+    heartbeatTimeoutMs,
+    backoff: { initialMs = 1000, maxMs = 30000, resetAfterMs = 60000 } = {},
+    dedupeSize = 1000,
+    shareAcrossTabs = true,
+    lockName = 'notifyd:' + absoluteUrl(url),
+    leaderTimeoutMs,
+    pingTimeoutMs = 3000,
+    EventSource: ES = g.EventSource,
+    setTimeout: setTimer = (/** @type {() => void} */ fn, /** @type {number} */ ms) => g.setTimeout(fn, ms),
+    clearTimeout: clearTimer = (/** @type {any} */ h) => g.clearTimeout(h),
+    random = Math.random,
+    now = () => Date.now(),
+    window: win = g.window ?? (typeof g.addEventListener === 'function' ? g : null),
+    document: doc = (win && /** @type {any} */ (win).document) ?? g.document ?? null,
+    navigator: nav = g.navigator ?? null,
+    locks = (nav && nav.locks) ?? null,
+    BroadcastChannel: BC = g.BroadcastChannel ?? null,
+  } = options;
+
+  if (typeof ES !== 'function') {
+    throw new TypeError('notify-client: EventSource is not available; pass options.EventSource');
+  }
+
+  const tabId = randomId();
+  const bo = new Backoff({ initialMs, maxMs, resetAfterMs, random });
+  const dedupe = new Deduplicator(dedupeSize);
+
+  /** @type {ConnectionState} */
+  let state = 'connecting';
+  /** @type {string | null} */
+  let lastEventId = null;
+  /** @type {NotificationMessage[]} */
+  let notifications = [];
+  /** @type {number | null} */
+  let heartbeatInterval = null;
+  /** @type {ConnectionInfo} */
+  let info = {
+    connectionId: null,
+    userId: null,
+    roles: [],
+    connectedAt: null,
+    reconnectAttempts: 0,
+    isLeader: false,
+    heartbeatInterval: null,
+  };
+  let isLeader = false;
+  /** Stopped because sign-in is needed; reconnect() (or a leader coming back) revives. */
+  let stopped = false;
+  /** close() was called: final. */
+  let disposed = false;
+  let online = !(win && nav && nav.onLine === false);
+
+  /** @type {EventSourceLike | null} */
+  let es = null;
+  let esOpened = false;
+  /** @type {unknown} */
+  let retryTimer = null;
+  /** @type {unknown} */
+  let healthyTimer = null;
+  /** @type {unknown} */
+  let pingTimer = null;
+
+  /** @type {Set<() => void>} */
+  const listeners = new Set();
+  /** @type {NotificationClientSnapshot | null} */
+  let snapshot = null;
+
+  // ---- tab sharing -------------------------------------------------------
+  let shared = Boolean(shareAcrossTabs && locks && typeof locks.request === 'function' && typeof BC === 'function');
+  /** @type {BroadcastChannelLike | null} */
+  let channel = null;
+  /** @type {AbortController | null} */
+  let lockAbort = null;
+  /** @type {(() => void) | null} */
+  let releaseLock = null;
+  let lockGen = 0;
+
+  const watchdog = new Watchdog({
+    setTimeout: setTimer,
+    clearTimeout: clearTimer,
+    now,
+    onExpire: () => {
+      if (!isLeader || !es) return;
+      const ms = currentWatchdogTimeout();
+      failure('heartbeat', `no message for ${ms} ms: the connection is considered dead`);
+    },
+  });
+
+  const leaderWatch = new Watchdog({
+    setTimeout: setTimer,
+    clearTimeout: clearTimer,
+    now,
+    onExpire: pingLeader,
+  });
+
+  function currentWatchdogTimeout() {
+    return watchdogTimeout({ heartbeatTimeoutMs, heartbeatInterval });
+  }
+
+  function currentLeaderTimeout() {
+    if (typeof leaderTimeoutMs === 'number' && leaderTimeoutMs > 0) return leaderTimeoutMs;
+    return currentWatchdogTimeout() + (heartbeatInterval ?? DEFAULT_HEARTBEAT_INTERVAL_MS);
+  }
+
+  // ---- observable state --------------------------------------------------
+
+  function changed() {
+    snapshot = null;
+    for (const l of [...listeners]) {
+      try {
+        l();
+      } catch (e) {
+        reportCallbackError(e);
+      }
+    }
+  }
+
+  /** @param {Partial<ConnectionInfo>} patch */
+  function setInfo(patch) {
+    info = { ...info, ...patch };
+  }
+
+  /** @param {ConnectionState} next */
+  function setState(next) {
+    if (state === next) return;
+    publish(next);
+  }
+
+  /**
+   * Announces a change (of state, attempts …) to subscribers and, from the
+   * leader, to the other tabs.
+   * @param {ConnectionState} [next]
+   */
+  function publish(next = state) {
+    state = next;
+    changed();
+    if (isLeader) postState();
+  }
+
+  // ---- errors ------------------------------------------------------------
+
+  /**
+   * @param {NotificationErrorKind} kind
+   * @param {string} message
+   * @param {{fatal?: boolean, retryInMs?: number | null, reason?: string, cause?: unknown}} [details]
+   */
+  function reportError(kind, message, details = {}) {
+    const err = new NotificationStreamError(kind, message, details);
+    if (isLeader && channel && !details.fatal) {
+      post({
+        v: 1,
+        from: tabId,
+        kind: 'error',
+        error: { kind, message, fatal: false, retryInMs: err.retryInMs, reason: details.reason },
+      });
+    }
+    call(onError, err);
+  }
+
+  // ---- the stream (leader only) ------------------------------------------
+
+  function clearRetry() {
+    if (retryTimer !== null) {
+      clearTimer(retryTimer);
+      retryTimer = null;
+    }
+  }
+
+  function closeStream() {
+    watchdog.stop();
+    if (healthyTimer !== null) {
+      clearTimer(healthyTimer);
+      healthyTimer = null;
+    }
+    const old = es;
+    es = null;
+    esOpened = false;
+    if (old) {
+      old.onopen = old.onmessage = old.onerror = null;
+      try {
+        old.close();
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  /** Opens a new EventSource resuming from lastEventId. */
+  function connectNow() {
+    clearRetry();
+    closeStream();
+    if (!isLeader || stopped || disposed) return;
+    /** @type {EventSourceLike} */
+    let source;
+    try {
+      source = new ES(buildStreamUrl(url, lastEventId), { withCredentials });
+    } catch (e) {
+      failure('network', 'could not create the EventSource: ' + String(e), e);
+      return;
+    }
+    es = source;
+    source.onopen = () => {
+      if (es !== source) return;
+      esOpened = true;
+      watchdog.touch();
+      bo.opened(now());
+      healthyTimer = setTimer(() => {
+        healthyTimer = null;
+        if (bo.checkHealthy(now())) {
+          setInfo({ reconnectAttempts: 0 });
+          publish();
+        }
+      }, resetAfterMs);
+      setState('open');
+    };
+    source.onmessage = (/** @type {{data: unknown, lastEventId?: string}} */ ev) => {
+      if (es !== source) return;
+      watchdog.touch();
+      const id = typeof ev.lastEventId === 'string' ? ev.lastEventId : '';
+      if (channel) post({ v: 1, from: tabId, kind: 'event', data: ev.data, lastEventId: id });
+      handleEvent(ev.data, id, true);
+    };
+    source.onerror = (/** @type {unknown} */ ev) => {
+      if (es !== source) return;
+      const gaveUp = source.readyState === CLOSED && !esOpened;
+      failure(
+        gaveUp ? 'rejected' : 'network',
+        gaveUp
+          ? 'the server refused the stream (not signed in, unavailable, or not an event stream)'
+          : 'the stream was interrupted',
+        ev,
+      );
+    };
+    watchdog.start(currentWatchdogTimeout());
+  }
+
+  /**
+   * The stream failed: close it and retry after the backoff delay.
+   * @param {NotificationErrorKind} kind
+   * @param {string} message
+   * @param {unknown} [cause]
+   */
+  function failure(kind, message, cause) {
+    closeStream();
+    if (stopped || disposed || !isLeader) return;
+    const delay = bo.failed(now());
+    setInfo({ reconnectAttempts: bo.attempt });
+    publish('reconnecting');
+    // Offline: no spinning; 'online' reconnects at once. A slow attempt at
+    // maxMs still runs in case the browser's offline signal is wrong.
+    const wait = online ? delay : maxMs;
+    retryTimer = setTimer(() => {
+      retryTimer = null;
+      connectNow();
+    }, wait);
+    reportError(kind, online ? message : message + ' (offline)', { retryInMs: wait, cause });
+  }
+
+  /** The server is ending the stream but wants us back: reconnect promptly. */
+  function closingReconnect() {
+    closeStream();
+    if (stopped || disposed || !isLeader) return;
+    setState('reconnecting');
+    clearRetry();
+    const wait = online ? fullJitterDelay(0, initialMs, maxMs, random) : maxMs;
+    retryTimer = setTimer(() => {
+      retryTimer = null;
+      connectNow();
+    }, wait);
+  }
+
+  /**
+   * Sign-in needed: stop without retrying.
+   * @param {string} reason
+   * @param {string} message
+   */
+  function stop(reason, message) {
+    if (stopped || disposed) return;
+    stopped = true;
+    clearRetry();
+    closeStream();
+    leaveElection();
+    setState('closed');
+    call(onError, new NotificationStreamError('auth', message + ' — sign in again to receive notifications', { fatal: true, reason }));
+  }
+
+  // ---- messages ----------------------------------------------------------
+
+  /**
+   * One message of the stream, received by this tab (local) or relayed by the leader.
+   * @param {unknown} raw
+   * @param {string} eventId
+   * @param {boolean} local
+   */
+  function handleEvent(raw, eventId, local) {
+    let dirty = false;
+    if (eventId && (local || !isLeader) && eventId !== lastEventId) {
+      lastEventId = eventId;
+      dirty = true;
+    }
+    const parsed = parseMessage(raw);
+    if (!parsed.ok) {
+      if (dirty) changed();
+      if (local) reportError('protocol', parsed.error.message, { cause: parsed.error });
+      return;
+    }
+    const message = parsed.message;
+    const route = routeMessage(message);
+    switch (route.kind) {
+      case 'notification': {
+        const n = /** @type {NotificationMessage} */ (message);
+        if (dedupe.accept(route.id)) {
+          notifications = prependBounded(notifications, n, maxNotifications);
+          changed();
+          call(onNotification, n);
+        } else {
+          changed();
+        }
+        return;
+      }
+      case 'connected': {
+        if (!local && isLeader) return; // a late relay from the previous leader
+        const m = /** @type {ConnectedMessage} */ (message);
+        if (route.heartbeatInterval !== null) heartbeatInterval = route.heartbeatInterval;
+        const data = m.data || {};
+        setInfo({
+          connectionId: data.connectionId ?? null,
+          userId: m.userId ?? null,
+          roles: Array.isArray(data.roles) ? data.roles.slice() : m.userRole ? [m.userRole] : [],
+          connectedAt: typeof m.timestamp === 'number' ? m.timestamp : now(),
+          heartbeatInterval,
+        });
+        if (local) watchdog.setTimeoutMs(currentWatchdogTimeout());
+        if (leaderWatch.running) leaderWatch.setTimeoutMs(currentLeaderTimeout());
+        changed();
+        call(onConnected, m);
+        return;
+      }
+      case 'status': {
+        if (dirty) changed();
+        call(onStatus, /** @type {StatusMessage} */ (message));
+        const closing = route.closing;
+        if (closing) {
+          if (closing.terminal) stop(closing.reason, closing.message);
+          else if (local && isLeader) closingReconnect();
+        }
+        return;
+      }
+      default:
+        if (dirty) changed();
+    }
+  }
+
+  // ---- leader election ---------------------------------------------------
+
+  /** @param {TabMessage} m */
+  function post(m) {
+    if (!channel) return;
+    try {
+      channel.postMessage(m);
+    } catch {
+      // closed channel, or data that cannot be cloned
+    }
+  }
+
+  function postState() {
+    post({
+      v: 1,
+      from: tabId,
+      kind: 'state',
+      state,
+      lastEventId,
+      heartbeatInterval,
+      reconnectAttempts: info.reconnectAttempts,
+    });
+  }
+
+  /** @param {{steal?: boolean}} [how] */
+  function requestLock({ steal = false } = {}) {
+    if (!locks) return;
+    const gen = ++lockGen;
+    if (lockAbort) lockAbort.abort();
+    lockAbort = null;
+    const ac = !steal && typeof AbortController === 'function' ? new AbortController() : null;
+    lockAbort = ac;
+    let granted = false;
+    /** @type {{signal?: AbortSignal, steal?: boolean}} */
+    const opts = steal ? { steal: true } : ac ? { signal: ac.signal } : {};
+    let p;
+    try {
+      p = locks.request(lockName, opts, () => {
+        if (gen !== lockGen || stopped || disposed) return undefined;
+        granted = true;
+        if (lockAbort === ac) lockAbort = null;
+        return new Promise((resolve) => {
+          releaseLock = () => resolve(undefined);
+          becomeLeader();
+        });
+      });
+    } catch (e) {
+      fallBackToOwnStream();
+      return;
+    }
+    Promise.resolve(p).then(
+      () => {},
+      (/** @type {any} */ err) => {
+        if (gen !== lockGen || disposed) return;
+        if (granted) {
+          // Another tab stole the lock (it found this one unresponsive).
+          if (isLeader) demote();
+        } else if (!err || err.name !== 'AbortError') {
+          // Web Locks unusable here (opaque origin, sandbox …).
+          fallBackToOwnStream();
+        }
+      },
+    );
+  }
+
+  function leaveElection() {
+    lockGen++;
+    if (lockAbort) lockAbort.abort();
+    lockAbort = null;
+    leaderWatch.stop();
+    clearPing();
+    if (releaseLock) releaseLock();
+    releaseLock = null;
+    if (isLeader && shared) {
+      isLeader = false;
+      setInfo({ isLeader: false });
+    }
+  }
+
+  function becomeLeader() {
+    if (stopped || disposed) return;
+    isLeader = true;
+    leaderWatch.stop();
+    clearPing();
+    setInfo({ isLeader: true });
+    if (state === 'open') state = 'reconnecting';
+    changed();
+    postState();
+    connectNow();
+  }
+
+  /** This tab lost the lock (stolen): hand over and follow. */
+  function demote() {
+    clearRetry();
+    closeStream();
+    isLeader = false;
+    if (releaseLock) releaseLock(); // the lock is gone already; end its callback
+    releaseLock = null;
+    setInfo({ isLeader: false });
+    changed();
+    startFollowing();
+  }
+
+  function fallBackToOwnStream() {
+    if (disposed || stopped) return;
+    shared = false;
+    leaderWatch.stop();
+    clearPing();
+    if (channel) {
+      channel.onmessage = null;
+      try {
+        channel.close();
+      } catch {
+        // ignore
+      }
+      channel = null;
+    }
+    if (!isLeader) {
+      isLeader = true;
+      setInfo({ isLeader: true });
+      changed();
+      connectNow();
+    }
+  }
+
+  function startFollowing() {
+    leaderWatch.start(currentLeaderTimeout());
+    post({ v: 1, from: tabId, kind: 'hello' });
+    requestLock();
+  }
+
+  function clearPing() {
+    if (pingTimer !== null) {
+      clearTimer(pingTimer);
+      pingTimer = null;
+    }
+  }
+
+  /** Nothing heard from the leader for a while: is it there? */
+  function pingLeader() {
+    if (isLeader || stopped || disposed || !shared) return;
+    post({ v: 1, from: tabId, kind: 'ping' });
+    clearPing();
+    pingTimer = setTimer(() => {
+      pingTimer = null;
+      if (isLeader || stopped || disposed || !shared) return;
+      // The lock holder is frozen or hung: take the stream over.
+      requestLock({ steal: true });
+    }, pingTimeoutMs);
+  }
+
+  function leaderHeard() {
+    clearPing();
+    if (isLeader || stopped || disposed) return;
+    if (leaderWatch.running) leaderWatch.touch();
+    else leaderWatch.start(currentLeaderTimeout());
+  }
+
+  /** @param {{data: unknown}} ev */
+  function onTabMessage(ev) {
+    const m = /** @type {TabMessage} */ (ev && ev.data);
+    if (!m || m.v !== 1 || m.from === tabId || disposed) return;
+    switch (m.kind) {
+      case 'event':
+        if (stopped) return;
+        leaderHeard();
+        handleEvent(m.data, m.lastEventId, false);
+        return;
+      case 'state':
+        if (stopped) {
+          // Someone signed in again: follow the new leader.
+          if (m.state === 'open') revive();
+          else return;
+        }
+        if (isLeader) return;
+        leaderHeard();
+        if (typeof m.lastEventId === 'string' && m.lastEventId !== lastEventId) lastEventId = m.lastEventId;
+        if (typeof m.heartbeatInterval === 'number' && m.heartbeatInterval > 0) heartbeatInterval = m.heartbeatInterval;
+        setInfo({ reconnectAttempts: m.reconnectAttempts ?? 0, heartbeatInterval });
+        if (state === m.state) changed();
+        else setState(m.state === 'closed' ? 'reconnecting' : m.state);
+        return;
+      case 'error':
+        if (stopped || isLeader) return;
+        leaderHeard();
+        call(
+          onError,
+          new NotificationStreamError(m.error.kind, m.error.message, {
+            retryInMs: m.error.retryInMs,
+            reason: m.error.reason,
+          }),
+        );
+        return;
+      case 'hello':
+      case 'ping':
+        if (isLeader && !stopped) postState();
+        return;
+      case 'reconnect':
+        if (isLeader && !stopped) explicitReconnect();
+        return;
+      case 'wake':
+        if (isLeader && !stopped) wake();
+        return;
+    }
+  }
+
+  // ---- network and page lifecycle ----------------------------------------
+
+  /** Reconnect at once if the stream is down, or check it is alive. */
+  function wake() {
+    if (!isLeader || stopped || disposed) return;
+    if (state === 'open') watchdog.check();
+    else if (!es && online) connectNow(); // waiting for a retry: go now
+  }
+
+  function onOnline() {
+    online = true;
+    if (!isLeader || stopped || disposed) return;
+    if (state === 'open') {
+      watchdog.check();
+      return;
+    }
+    bo.reset();
+    setInfo({ reconnectAttempts: 0 });
+    connectNow();
+  }
+
+  function onOffline() {
+    online = false;
+    if (!isLeader || stopped || disposed) return;
+    if (retryTimer !== null) {
+      // Don't spin while offline; 'online' brings us back at once.
+      clearRetry();
+      retryTimer = setTimer(() => {
+        retryTimer = null;
+        connectNow();
+      }, maxMs);
+    }
+  }
+
+  function onVisibility() {
+    if (doc && doc.visibilityState !== undefined && doc.visibilityState !== 'visible') return;
+    if (stopped || disposed) return;
+    if (isLeader) wake();
+    else {
+      post({ v: 1, from: tabId, kind: 'wake' });
+      leaderWatch.check();
+    }
+  }
+
+  /** @param {{persisted?: boolean}} ev */
+  function onPageShow(ev) {
+    if (ev && ev.persisted) onVisibility();
+  }
+
+  function explicitReconnect() {
+    bo.reset();
+    setInfo({ reconnectAttempts: 0 });
+    publish(state === 'connecting' ? 'connecting' : 'reconnecting');
+    connectNow();
+  }
+
+  function revive() {
+    if (!stopped || disposed) return;
+    stopped = false;
+    setState('connecting');
+    if (shared) startFollowing();
+    else connectNow();
+  }
+
+  // ---- start -------------------------------------------------------------
+
+  if (win) {
+    win.addEventListener('online', onOnline);
+    win.addEventListener('offline', onOffline);
+    win.addEventListener('pageshow', onPageShow);
+  }
+  if (doc) doc.addEventListener('visibilitychange', onVisibility);
+
+  if (shared) {
+    try {
+      channel = new /** @type {import('./notify-client.js').BroadcastChannelConstructorLike} */ (BC)(lockName);
+      channel.onmessage = onTabMessage;
+    } catch {
+      channel = null;
+      shared = false;
+    }
+  }
+  if (shared) {
+    startFollowing();
+  } else {
+    isLeader = true;
+    setInfo({ isLeader: true });
+    connectNow();
+  }
+
+  /** @type {NotificationClient} */
+  const client = {
+    get state() {
+      return state;
+    },
+    get lastEventId() {
+      return lastEventId;
+    },
+    get connectionInfo() {
+      return info;
+    },
+    get notifications() {
+      return notifications;
+    },
+    get duplicatesSuppressed() {
+      return dedupe.duplicates;
+    },
+    reconnect() {
+      if (disposed) return;
+      if (stopped) revive();
+      else if (isLeader) explicitReconnect();
+      else {
+        post({ v: 1, from: tabId, kind: 'reconnect' });
+        leaderWatch.check();
+      }
+    },
+    close() {
+      if (disposed) return;
+      clearRetry();
+      closeStream();
+      leaveElection();
+      disposed = true;
+      if (win) {
+        win.removeEventListener('online', onOnline);
+        win.removeEventListener('offline', onOffline);
+        win.removeEventListener('pageshow', onPageShow);
+      }
+      if (doc) doc.removeEventListener('visibilitychange', onVisibility);
+      if (channel) {
+        channel.onmessage = null;
+        try {
+          channel.close();
+        } catch {
+          // ignore
+        }
+        channel = null;
+      }
+      isLeader = false;
+      setInfo({ isLeader: false });
+      state = 'closed';
+      changed();
+      listeners.clear();
+    },
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => {
+        listeners.delete(listener);
+      };
+    },
+    getSnapshot() {
+      if (!snapshot) {
+        snapshot = Object.freeze({
+          state,
+          isConnected: state === 'open',
+          lastEventId,
+          connectionInfo: info,
+          notifications,
+          duplicatesSuppressed: dedupe.duplicates,
+        });
+      }
+      return snapshot;
+    },
+  };
+  return client;
+}
