@@ -45,6 +45,13 @@ Usage:
   notifyd migrate up|down|status apply, roll back or list schema migrations
   notifyd dev-token --sub ID [--roles A,B] [--ttl 1h]
                                  print a bearer token from the development issuer
+  notifyd send --message TEXT [--user ID] [--roles A,B] [--severity S] ...
+                                 create a notification (queued for the worker)
+  notifyd status [--json]        queue counts, last published seq, top errors
+  notifyd retry --id N | --error-like P | --since T | --all
+                                 put failed queue items back to pending
+  notifyd tail --db | --url URL --token T [--from SEQ] [--count N] [--json]
+                                 print notifications as they are published
   notifyd help                   this text
 
 Every flag has an environment variable (shown in each command's -h).
@@ -69,6 +76,14 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runMigrate(ctx, args, getenv, stdout, stderr)
 	case "dev-token":
 		return runDevToken(ctx, args, getenv, stdout, stderr)
+	case "send":
+		return runSend(ctx, args, getenv, stdout, stderr)
+	case "status":
+		return runStatus(ctx, args, getenv, stdout, stderr)
+	case "retry":
+		return runRetry(ctx, args, getenv, stdout, stderr)
+	case "tail":
+		return runTail(ctx, args, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
