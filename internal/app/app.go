@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -100,6 +101,8 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		ln.Close()
 		return nil, err
 	}
+	inbox := postgres.NewInbox(pool)
+	streams.WithInbox(inbox)
 	fd := feed.New(notes, a.hub, feed.Config{Logger: log})
 	lis, err := listener.New(listener.Config{URL: cfg.DatabaseURL, Logger: log, OnReconnect: m.ListenerReconnects.Inc})
 	if err != nil {
@@ -116,6 +119,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	lis.Handle(postgres.SessionChannel, func(sessionID string) {
 		a.hub.CloseWhere(func(id notify.Identity) bool { return id.SessionID == sessionID }, hub.ReasonLogout)
 	})
+	lis.Handle(postgres.InboxChannel, func(payload string) { go a.inboxChanged(inbox, payload) })
 	lis.OnConnect(func() { fd.Wake(); a.workers.wake() })
 
 	mounts := map[string]http.Handler{}
@@ -143,7 +147,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	api, err := httpapi.New(httpapi.Deps{Auth: verifier, Notifications: notes, Queue: queue, Streams: streams,
-		Ready: readiness(pool, mig, lis, fd), Mounts: mounts, SignIn: flow, Metrics: m},
+		Ready: readiness(pool, mig, lis, fd), Mounts: mounts, SignIn: flow, Metrics: m, Inbox: inbox},
 		httpapi.Config{AdminRoles: cfg.AdminRoles, MaxBodyBytes: cfg.MaxBodyBytes, NodeID: a.workers.nodeID, Logger: log,
 			AllowedOrigins: cfg.AllowedOrigins, PublishRate: cfg.PublishRate, PublishBurst: cfg.PublishBurst})
 	if err != nil {
@@ -166,6 +170,36 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	log.Info("notifyd listening", "addr", a.addr, "workers", len(a.workers.workers))
 	ok = true
 	return a, nil
+}
+
+// inboxChanged relays a user's read-state or mute change to that user's
+// streams on this node: new mutes take effect, and a status message carries
+// the unread count and what changed.
+func (a *App) inboxChanged(inbox *postgres.Inbox, payload string) {
+	var ch httpapi.InboxChange
+	if err := json.Unmarshal([]byte(payload), &ch); err != nil || ch.UserID == "" {
+		a.cfg.Logger.Warn("ignoring a malformed inbox announcement", "err", err)
+		return
+	}
+	if ch.Action == "preferences" && a.hub.HasUser(ch.UserID) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		mods, err := inbox.MutedModules(ctx, ch.UserID)
+		if err != nil {
+			a.cfg.Logger.Warn("reload muted modules", "user_id", ch.UserID, "err", err)
+		} else {
+			a.hub.SetMuted(ch.UserID, mods)
+		}
+	}
+	change := map[string]any{"action": ch.Action}
+	if ch.NotificationID != "" {
+		change["notificationId"] = ch.NotificationID
+	}
+	if ch.Seq != 0 {
+		change["seq"] = ch.Seq
+	}
+	a.hub.SendToUser(ch.UserID, stream.MessageFrame(stream.Message{Type: "status", Timestamp: time.Now().UnixMilli(),
+		Data: map[string]any{"unreadCount": ch.UnreadCount, "hasMore": ch.HasMore, "change": change}}))
 }
 
 func (a *App) goBackground(fn func()) {

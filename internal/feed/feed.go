@@ -118,7 +118,7 @@ func (f *Feed) drain(ctx context.Context) error {
 			return fmt.Errorf("read after seq %d: %w", after, err)
 		}
 		for _, n := range ns {
-			ev := &hub.Event{Frame: stream.NotificationFrame(n), Target: n.Target, CreatedAt: n.CreatedAt}
+			ev := &hub.Event{Frame: stream.NotificationFrame(n), Target: n.Target, Module: n.Module, Severity: n.Severity, CreatedAt: n.CreatedAt}
 			streams := f.hub.Publish(ev)
 			f.position.Store(n.Seq)
 			if f.cfg.Published != nil {

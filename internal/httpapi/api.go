@@ -39,6 +39,8 @@ type Deps struct {
 	Ready         ReadinessCheck
 	// SignIn is the browser sign-in and session cookies; nil disables them.
 	SignIn *signin.Flow
+	// Inbox serves history, read state and mutes; nil disables them.
+	Inbox *postgres.Inbox
 	// Metrics counts requests and is served at /metrics; nil disables both.
 	Metrics *metrics.Metrics
 	// Mounts are extra handlers by path prefix (the development issuer).
@@ -116,6 +118,13 @@ func (a *API) engine() *gin.Engine {
 	api.GET("/ws", a.handle(a.stream))
 	api.POST("/ws", a.handle(a.action))
 	api.POST("", a.handle(a.create))
+	api.GET("", a.handle(a.history))
+	api.GET("/unread-count", a.handle(a.unreadCount))
+	api.POST("/read-all", a.handle(a.readAll))
+	api.POST("/:id/read", a.handle(a.markRead(true)))
+	api.POST("/:id/unread", a.handle(a.markRead(false)))
+	api.GET("/preferences", a.handle(a.preferences))
+	api.PUT("/preferences", a.handle(a.preferences))
 
 	if a.deps.SignIn != nil {
 		r.GET("/auth/login", a.handle(func(c *gin.Context) error { return a.deps.SignIn.Login(c.Writer, c.Request) }))

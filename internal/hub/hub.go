@@ -37,6 +37,10 @@ type Frame struct {
 type Event struct {
 	Frame
 	Target notify.Target
+	// Module and Severity decide whether a subscriber that muted the
+	// module gets it (critical always comes through).
+	Module   string
+	Severity notify.Severity
 	// CreatedAt is when the notification was inserted (for latency metrics).
 	CreatedAt time.Time
 }
@@ -168,11 +172,43 @@ func (h *Hub) offer(s *Subscriber, ev *Event) int {
 		return 0
 	}
 	s.lastQueued = ev.Seq
+	if ev.Severity != notify.SeverityCritical && s.mutes(ev.Module) {
+		return 0
+	}
 	if !s.enqueue(ev.Frame) {
 		h.dropped.Add(1)
 		return 0
 	}
 	return 1
+}
+
+// SendToUser queues f on every subscriber of userID (read-state changes).
+func (h *Hub) SendToUser(userID string, f Frame) int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	n := 0
+	for s := range h.byUser[userID] {
+		if s.enqueue(f) {
+			n++
+		}
+	}
+	return n
+}
+
+// HasUser reports whether userID has a subscriber here.
+func (h *Hub) HasUser(userID string) bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.byUser[userID]) > 0
+}
+
+// SetMuted replaces the muted modules of every subscriber of userID.
+func (h *Hub) SetMuted(userID string, modules []string) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for s := range h.byUser[userID] {
+		s.SetMuted(modules)
+	}
 }
 
 // Broadcast queues f on every subscriber (heartbeats).

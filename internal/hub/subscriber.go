@@ -31,6 +31,7 @@ type Subscriber struct {
 	lastQueued int64 // owned by the hub's publisher
 	lastWrite  atomic.Int64
 	written    atomic.Int64
+	muted      atomic.Pointer[map[string]struct{}]
 
 	mu      sync.Mutex
 	pending []Frame
@@ -45,6 +46,29 @@ func newSubscriber(id uint64, identity notify.Identity, maxPending int) *Subscri
 		ready: make(chan struct{}, 1), done: make(chan struct{})}
 	s.lastWrite.Store(s.opened.UnixNano())
 	return s
+}
+
+// SetMuted replaces the modules whose non-critical notifications this
+// subscriber does not receive.
+func (s *Subscriber) SetMuted(modules []string) {
+	if len(modules) == 0 {
+		s.muted.Store(nil)
+		return
+	}
+	set := make(map[string]struct{}, len(modules))
+	for _, m := range modules {
+		set[m] = struct{}{}
+	}
+	s.muted.Store(&set)
+}
+
+func (s *Subscriber) mutes(module string) bool {
+	set := s.muted.Load()
+	if set == nil || module == "" {
+		return false
+	}
+	_, ok := (*set)[module]
+	return ok
 }
 
 // ID is unique within the process.

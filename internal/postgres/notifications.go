@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -23,10 +24,16 @@ type Notifications struct {
 // NewNotifications returns the notification store over pool.
 func NewNotifications(pool *pgxpool.Pool) *Notifications { return &Notifications{pool: pool} }
 
-// notificationColumns is the select list scanned by scanNotification.
-const notificationColumns = `id, COALESCE(seq, 0), COALESCE(target_user_id, ''), COALESCE(target_roles, '{}'),
-	COALESCE(module, ''), COALESCE(action_type, ''), COALESCE(details, ''), message, severity, data,
-	COALESCE(idempotency_key, ''), created_at, COALESCE(published_at, 'epoch')`
+// columnsOf is the select list scanned by scanNotification, each column
+// qualified with alias ("" or "n.").
+func columnsOf(alias string) string {
+	return strings.NewReplacer("@", alias).Replace(`@id, COALESCE(@seq, 0), COALESCE(@target_user_id, ''), COALESCE(@target_roles, '{}'),
+	COALESCE(@module, ''), COALESCE(@action_type, ''), COALESCE(@details, ''), @message, @severity, @data,
+	COALESCE(@idempotency_key, ''), @created_at, COALESCE(@published_at, 'epoch')`)
+}
+
+// notificationColumns is columnsOf without an alias.
+var notificationColumns = columnsOf("")
 
 func scanNotification(row pgx.Row) (notify.Notification, error) {
 	var n notify.Notification
@@ -123,14 +130,17 @@ func (s *Notifications) Published(ctx context.Context, after int64, limit int) (
 	return collectNotifications(rows, limit)
 }
 
-// replayQuery selects what one identity may see after a seq. The predicate is
+// replayQuery selects what one identity may see after a seq, leaving out
+// what it muted (critical always comes through). The predicate is
 // notify.Target.Matches written in SQL; the two must agree.
-const replayQuery = `SELECT ` + notificationColumns + `
+var replayQuery = `SELECT ` + notificationColumns + `
 	FROM notify.notifications
 	WHERE seq > $1 AND seq <= $2
 	  AND ((target_user_id IS NULL AND target_roles IS NULL)
 	       OR target_user_id = $3
 	       OR target_roles && $4::text[])
+	  AND (severity = 'critical' OR module IS NULL OR NOT module = ANY(COALESCE(
+	       (SELECT muted_modules FROM notify.preferences WHERE user_id = $3), '{}')))
 	ORDER BY seq LIMIT $5`
 
 // Replay returns the notifications for id with after < seq <= upTo, in seq

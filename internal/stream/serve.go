@@ -82,10 +82,11 @@ func (s *Server) Serve(ctx context.Context, w http.ResponseWriter, id notify.Ide
 	wr := &writer{w: w, rc: http.NewResponseController(w), timeout: s.cfg.WriteTimeout}
 	sub.OnAbort(func() { _ = wr.rc.SetWriteDeadline(time.Now()) })
 	wr.add(retryFrame(s.cfg.Retry))
+	info := map[string]any{"connectionId": sub.ID(), "roles": id.Roles, "resumeFrom": resumeValue(resume),
+		"heartbeatInterval": s.cfg.HeartbeatInterval.Milliseconds()}
+	s.addInbox(ctx, sub, info, log)
 	wr.add(MessageFrame(Message{Type: "connected", UserID: id.UserID, UserRole: firstRole(id.Roles),
-		Timestamp: time.Now().UnixMilli(), Data: map[string]any{
-			"connectionId": sub.ID(), "roles": id.Roles, "resumeFrom": resumeValue(resume),
-			"heartbeatInterval": s.cfg.HeartbeatInterval.Milliseconds()}}).Data)
+		Timestamp: time.Now().UnixMilli(), Data: info}).Data)
 	if err := wr.flush(); err != nil {
 		return nil
 	}
@@ -102,6 +103,29 @@ func (s *Server) Serve(ctx context.Context, w http.ResponseWriter, id notify.Ide
 	}
 	s.live(ctx, wr, sub, last)
 	return nil
+}
+
+// addInbox loads the user's mutes into the subscriber (after subscribing,
+// so a change announced meanwhile is not missed) and puts the unread count
+// in the connected message. Without the database the stream still opens:
+// unmuted, with unreadCount null.
+func (s *Server) addInbox(ctx context.Context, sub *hub.Subscriber, info map[string]any, log *slog.Logger) {
+	if s.inbox == nil {
+		return
+	}
+	id := sub.Identity()
+	mods, err := s.inbox.MutedModules(ctx, id.UserID)
+	if err == nil {
+		sub.SetMuted(mods)
+		var n int
+		var more bool
+		if n, more, err = s.inbox.UnreadCount(ctx, id); err == nil {
+			info["unreadCount"], info["hasMore"] = n, more
+			return
+		}
+	}
+	info["unreadCount"] = nil
+	log.WarnContext(ctx, "stream opened without inbox state", "err", err)
 }
 
 func firstRole(roles []string) string {

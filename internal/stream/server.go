@@ -89,6 +89,7 @@ type Server struct {
 	cfg   Config
 	hub   *hub.Hub
 	store *postgres.Notifications
+	inbox *postgres.Inbox
 }
 
 // NewServer returns a stream server over hub and store.
@@ -98,6 +99,13 @@ func NewServer(h *hub.Hub, store *postgres.Notifications, cfg Config) (*Server, 
 		return nil, err
 	}
 	return &Server{cfg: cfg, hub: h, store: store}, nil
+}
+
+// WithInbox makes streams load the user's mutes and start with the unread
+// count in their connected message.
+func (s *Server) WithInbox(inbox *postgres.Inbox) *Server {
+	s.inbox = inbox
+	return s
 }
 
 // Hub is the hub the server's streams subscribe to.

@@ -1,0 +1,238 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/notifyd/notifyd/internal/notify"
+)
+
+// InboxChannel carries read-state and preference changes to every node, so
+// a user's other streams learn of them. The payload is JSON (InboxEvent).
+const InboxChannel = "notify_inbox"
+
+// Inbox reads and changes users' read state and mutes.
+type Inbox struct {
+	pool *pgxpool.Pool
+}
+
+// NewInbox returns the inbox store over pool.
+func NewInbox(pool *pgxpool.Pool) *Inbox { return &Inbox{pool: pool} }
+
+// In every inbox statement $1 is the user id and $2 the user's roles; this
+// is notify.Target.Matches in SQL (as in replayQuery).
+const visible = `((n.target_user_id IS NULL AND n.target_roles IS NULL) OR n.target_user_id = $1 OR n.target_roles && $2::text[])`
+
+// readExpr says whether n is read, given the user's cursor c and mark m.
+const readExpr = `COALESCE(m.is_read, n.seq <= c.read_up_to)`
+
+// cursorJoin brings the user's watermark (0 when none) as c.
+const cursorJoin = `CROSS JOIN (SELECT COALESCE(max(read_up_to), 0) AS read_up_to, max(updated_at) AS updated_at
+	FROM notify.read_cursors WHERE user_id = $1) c
+	LEFT JOIN notify.read_marks m ON m.user_id = $1 AND m.seq = n.seq`
+
+// notMuted keeps critical notifications and those of modules the user has not muted.
+const notMuted = `(n.severity = 'critical' OR n.module IS NULL OR NOT n.module = ANY(COALESCE(
+	(SELECT muted_modules FROM notify.preferences WHERE user_id = $1), '{}')))`
+
+// InboxItem is a notification with the user's read state.
+type InboxItem struct {
+	notify.Notification
+	Read   bool
+	ReadAt time.Time
+}
+
+// HistoryQuery selects a page of a user's history.
+type HistoryQuery struct {
+	Before     int64 // only seq < Before; 0: from the newest
+	Limit      int
+	UnreadOnly bool
+	Module     string
+	Severity   notify.Severity
+}
+
+func rolesArg(id notify.Identity) []string {
+	if id.Roles == nil {
+		return []string{}
+	}
+	return id.Roles
+}
+
+// History returns the user's published notifications, newest first, and
+// whether older ones remain.
+func (s *Inbox) History(ctx context.Context, id notify.Identity, q HistoryQuery) ([]InboxItem, bool, error) {
+	before := q.Before
+	if before <= 0 {
+		before = 1<<63 - 1
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+columnsOf("n.")+`, `+readExpr+`,
+			CASE WHEN m.is_read THEN m.marked_at WHEN m.is_read IS NULL AND n.seq <= c.read_up_to THEN c.updated_at END
+		FROM notify.notifications n `+cursorJoin+`
+		WHERE n.seq IS NOT NULL AND n.seq < $3 AND `+visible+`
+		  AND ($4 = '' OR n.module = $4) AND ($5 = '' OR n.severity = $5)
+		  AND (NOT $6 OR NOT `+readExpr+`)
+		ORDER BY n.seq DESC LIMIT $7`,
+		id.UserID, rolesArg(id), before, q.Module, string(q.Severity), q.UnreadOnly, q.Limit+1)
+	if err != nil {
+		return nil, false, fmt.Errorf("read history: %w", interpretError(err))
+	}
+	defer rows.Close()
+	var items []InboxItem
+	for rows.Next() {
+		var it InboxItem
+		var readAt *time.Time
+		var published time.Time
+		n := &it.Notification
+		if err := rows.Scan(&n.ID, &n.Seq, &n.Target.UserID, &n.Target.Roles, &n.Module, &n.ActionType, &n.Details,
+			&n.Message, &n.Severity, &n.Data, &n.IdempotencyKey, &n.CreatedAt, &published, &it.Read, &readAt); err != nil {
+			return nil, false, fmt.Errorf("read history: %w", err)
+		}
+		n.PublishedAt = published
+		if len(n.Target.Roles) == 0 {
+			n.Target.Roles = nil
+		}
+		if readAt != nil && it.Read {
+			it.ReadAt = *readAt
+		}
+		items = append(items, it)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("read history: %w", interpretError(err))
+	}
+	more := len(items) > q.Limit
+	if more {
+		items = items[:q.Limit]
+	}
+	return items, more, nil
+}
+
+// UnreadCap is where unread counting stops: counts are exact up to it, then
+// "at least UnreadCap" (hasMore), so the answer stays fast at any inbox size.
+const UnreadCap = 99
+
+// UnreadCount counts the user's unread, unmuted notifications, exactly up to
+// UnreadCap; more reports that there are more than that.
+func (s *Inbox) UnreadCount(ctx context.Context, id notify.Identity) (count int, more bool, err error) {
+	err = s.pool.QueryRow(ctx, `SELECT count(*) FROM (
+			SELECT 1 FROM notify.notifications n `+cursorJoin+`
+			WHERE n.seq > c.read_up_to AND `+visible+` AND m.seq IS NULL AND `+notMuted+`
+			UNION ALL
+			SELECT 1 FROM notify.read_marks m JOIN notify.notifications n ON n.seq = m.seq
+			WHERE m.user_id = $1 AND NOT m.is_read AND `+visible+` AND `+notMuted+`
+			LIMIT $3) x`, id.UserID, rolesArg(id), UnreadCap+1).Scan(&count)
+	if err != nil {
+		return 0, false, fmt.Errorf("count unread: %w", interpretError(err))
+	}
+	if count > UnreadCap {
+		return UnreadCap, true, nil
+	}
+	return count, false, nil
+}
+
+// seqOf finds the seq of a published notification the user may see;
+// notify.ErrNotFound otherwise (unknown, unpublished, or someone else's).
+func (s *Inbox) seqOf(ctx context.Context, tx pgx.Tx, id notify.Identity, notificationID string) (int64, error) {
+	var seq int64
+	err := tx.QueryRow(ctx, `SELECT n.seq FROM notify.notifications n
+		WHERE n.id = $3 AND n.seq IS NOT NULL AND `+visible, id.UserID, rolesArg(id), notificationID).Scan(&seq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, notify.ErrNotFound
+	}
+	if err != nil {
+		return 0, fmt.Errorf("find notification: %w", interpretError(err))
+	}
+	return seq, nil
+}
+
+// SetRead marks one notification read or unread for the user and returns
+// its seq. Idempotent.
+func (s *Inbox) SetRead(ctx context.Context, id notify.Identity, notificationID string, read bool) (int64, error) {
+	var seq int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		if seq, err = s.seqOf(ctx, tx, id, notificationID); err != nil {
+			return err
+		}
+		// Serialize with read-all for this user: lock (or create) the cursor row.
+		var upTo int64
+		if err := tx.QueryRow(ctx, `INSERT INTO notify.read_cursors (user_id) VALUES ($1)
+			ON CONFLICT (user_id) DO UPDATE SET user_id = EXCLUDED.user_id RETURNING read_up_to`, id.UserID).Scan(&upTo); err != nil {
+			return fmt.Errorf("lock read cursor: %w", interpretError(err))
+		}
+		// The watermark already says what this mark would say: no exception needed.
+		if (seq <= upTo) == read {
+			_, err = tx.Exec(ctx, `DELETE FROM notify.read_marks WHERE user_id = $1 AND seq = $2`, id.UserID, seq)
+		} else {
+			_, err = tx.Exec(ctx, `INSERT INTO notify.read_marks (user_id, seq, is_read) VALUES ($1, $2, $3)
+				ON CONFLICT (user_id, seq) DO UPDATE SET is_read = EXCLUDED.is_read, marked_at = now()
+				WHERE read_marks.is_read <> EXCLUDED.is_read`, id.UserID, seq, read)
+		}
+		if err != nil {
+			return fmt.Errorf("mark read: %w", interpretError(err))
+		}
+		return nil
+	})
+	return seq, err
+}
+
+// ReadAll marks everything up to upTo read for the user. upTo is capped at
+// the last published seq, so a notification published after the caller's
+// view stays unread. It returns the watermark now in force.
+func (s *Inbox) ReadAll(ctx context.Context, id notify.Identity, upTo int64) (int64, error) {
+	var mark int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `INSERT INTO notify.read_cursors AS c (user_id, read_up_to)
+			VALUES ($1, LEAST($2, (SELECT last_seq FROM notify.stream_head)))
+			ON CONFLICT (user_id) DO UPDATE SET read_up_to = GREATEST(c.read_up_to, EXCLUDED.read_up_to),
+				updated_at = CASE WHEN EXCLUDED.read_up_to > c.read_up_to THEN now() ELSE c.updated_at END
+			RETURNING read_up_to`, id.UserID, upTo).Scan(&mark)
+		if err != nil {
+			return fmt.Errorf("move read cursor: %w", interpretError(err))
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM notify.read_marks WHERE user_id = $1 AND seq <= $2`, id.UserID, mark); err != nil {
+			return fmt.Errorf("drop read marks below the cursor: %w", interpretError(err))
+		}
+		return nil
+	})
+	return mark, err
+}
+
+// MutedModules returns the modules the user muted.
+func (s *Inbox) MutedModules(ctx context.Context, userID string) ([]string, error) {
+	var mods []string
+	err := s.pool.QueryRow(ctx, `SELECT muted_modules FROM notify.preferences WHERE user_id = $1`, userID).Scan(&mods)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return []string{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read preferences: %w", interpretError(err))
+	}
+	return mods, nil
+}
+
+// SetMutedModules stores the user's muted modules.
+func (s *Inbox) SetMutedModules(ctx context.Context, userID string, modules []string) error {
+	if modules == nil {
+		modules = []string{}
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO notify.preferences (user_id, muted_modules) VALUES ($1, $2)
+		ON CONFLICT (user_id) DO UPDATE SET muted_modules = EXCLUDED.muted_modules, updated_at = now()`, userID, modules)
+	if err != nil {
+		return fmt.Errorf("store preferences: %w", interpretError(err))
+	}
+	return nil
+}
+
+// Announce tells every node (InboxChannel) about a change to userID's inbox;
+// payload is JSON small enough for NOTIFY.
+func (s *Inbox) Announce(ctx context.Context, payload []byte) error {
+	if _, err := s.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, InboxChannel, string(payload)); err != nil {
+		return fmt.Errorf("announce inbox change: %w", interpretError(err))
+	}
+	return nil
+}
