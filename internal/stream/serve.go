@@ -18,33 +18,46 @@ type Resume struct {
 	Set bool
 }
 
-// writer writes frames to one client, each write under its own deadline.
+// writer writes frames to one client. Frames go straight into the
+// connection's own buffered writer (no copy of ours, so an idle stream holds
+// no buffer), and each batch of writes runs under one deadline.
 type writer struct {
 	w       http.ResponseWriter
 	rc      *http.ResponseController
 	timeout time.Duration
-	buf     []byte
+	armed   bool  // the deadline for the current batch is set
+	err     error // the first write error of the batch
+	pending int   // bytes written since the last flush
 }
 
-func (wr *writer) add(b []byte) { wr.buf = append(wr.buf, b...) }
-
-// flush writes what was added and flushes it to the client.
-func (wr *writer) flush() error {
-	if len(wr.buf) == 0 {
-		return nil
+func (wr *writer) arm() {
+	if wr.armed || wr.err != nil {
+		return
 	}
 	if err := wr.rc.SetWriteDeadline(time.Now().Add(wr.timeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
-		return err
+		wr.err = err
 	}
-	_, err := wr.w.Write(wr.buf)
-	if err == nil {
-		err = wr.rc.Flush()
+	wr.armed = true
+}
+
+// add writes b as part of the current batch.
+func (wr *writer) add(b []byte) {
+	wr.arm()
+	if wr.err != nil {
+		return
 	}
-	if cap(wr.buf) > 64<<10 {
-		wr.buf = nil
-	} else {
-		wr.buf = wr.buf[:0]
+	_, wr.err = wr.w.Write(b)
+	wr.pending += len(b)
+}
+
+// flush sends the batch to the client and reports the batch's first error.
+func (wr *writer) flush() error {
+	wr.arm()
+	if wr.err == nil {
+		wr.err = wr.rc.Flush()
 	}
+	err := wr.err
+	wr.armed, wr.err, wr.pending = false, nil, 0
 	return err
 }
 
@@ -170,7 +183,7 @@ func (s *Server) replay(ctx context.Context, wr *writer, sub *hub.Subscriber, af
 		for _, n := range ns {
 			wr.add(NotificationFrame(n).Data)
 			after = n.Seq
-			if len(wr.buf) >= 32<<10 {
+			if wr.pending >= 32<<10 {
 				if err := wr.flush(); err != nil {
 					return 0, err
 				}
@@ -224,6 +237,11 @@ func (s *Server) live(ctx context.Context, wr *writer, sub *hub.Subscriber, last
 					}
 				}
 				wr.add(f.Data)
+			}
+			if cap(frames) > 64 { // a burst is over: do not keep its memory
+				frames = nil
+			} else {
+				clear(frames) // drop references to the frames' bytes
 			}
 			if err := wr.flush(); err != nil {
 				return
