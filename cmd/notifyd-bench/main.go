@@ -1,0 +1,140 @@
+// Command notifyd-bench measures a complete notifyd server, in process, on a
+// fresh PostgreSQL database: end-to-end throughput of bulk inserts to one
+// stream, commit-to-receipt latency at steady rates, and what the insert
+// trigger costs producers compared with a plain table.
+//
+// Client and server share the machine, so every figure is bounded by its
+// cores; the report names the core count, the PostgreSQL version and every
+// setting used, so figures from different machines are not mistaken for one
+// another. Rates move with whatever else runs on the machine, so the report
+// also says where the time went in terms that move less: CPU seconds of
+// each group of PostgreSQL backends, which statement the server's backends
+// were running, wait events, WAL per insert, and how busy other databases
+// were. -db-set applies a setting to the bench database before the server
+// starts, to test a hypothesis without editing the server; the report
+// marks such runs as experiments. `make bench` runs it with the defaults.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"syscall"
+
+	"github.com/gin-gonic/gin"
+)
+
+func main() {
+	// The signal context stays registered until Run returns, so a second
+	// Ctrl-C during cleanup is caught too and the database is still dropped.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	gin.SetMode(gin.ReleaseMode)
+	err := Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "notifyd-bench:", err)
+		if errors.Is(err, errUsage) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+// Run parses args, runs the selected phases against a fresh database and
+// writes the report to stdout and progress to stderr. The database is
+// dropped before Run returns, whatever happened.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
+	cfg, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	prog := newProgress(stderr)
+	loadBefore := loadAvg1() // before the bench adds its own
+	db, err := createDatabase(ctx, cfg.ServerURL, cfg.DBSettings)
+	if err != nil {
+		return err
+	}
+	prog.Printf("created database %s", db.Name)
+	defer func() {
+		if derr := db.Drop(); derr != nil {
+			err = errors.Join(err, derr)
+		} else {
+			prog.Printf("dropped database %s", db.Name)
+		}
+	}()
+
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+
+	env, err := startEnv(ctx, cfg, db, stderr)
+	if err != nil {
+		return err
+	}
+	defer env.Close()
+
+	rep := &Report{Environment: describeEnvironment(ctx, env), Settings: cfg.settings()}
+	rep.Environment.LoadBefore = loadBefore
+	prog.Printf("server %s, %d workers, pool %d; PostgreSQL %s; %d cores",
+		env.app.URL(), cfg.ServerWorkers, cfg.ServerPool, rep.Environment.PostgresVersion, rep.Environment.Cores)
+	err = runPhases(ctx, cfg, env, prog, rep)
+	if ctx.Err() != nil {
+		err = errors.New("interrupted: the report covers the phases that finished")
+	}
+	if cfg.JSON {
+		return errors.Join(err, rep.WriteJSON(stdout))
+	}
+	rep.WriteTable(stdout)
+	return err
+}
+
+// runPhases runs the selected phases in a fixed order: throughput first,
+// on an empty database, and the producer comparison last, since it leaves
+// the most rows behind.
+func runPhases(ctx context.Context, cfg config, env *env, prog *progress, rep *Report) error {
+	if cfg.Phases[phaseThroughput] {
+		err := measurePhase(ctx, env, rep, phaseThroughput, func() (err error) {
+			rep.Throughput, err = runThroughput(ctx, cfg, env, prog)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("throughput: %w", err)
+		}
+	}
+	if cfg.Phases[phaseLatency] {
+		for _, rate := range cfg.LatencyRates {
+			err := measurePhase(ctx, env, rep, fmt.Sprintf("latency %d/s", rate), func() error {
+				res, err := runLatency(ctx, cfg, env, prog, rate)
+				if res != nil {
+					rep.Latency = append(rep.Latency, *res)
+				}
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("latency at %d/s: %w", rate, err)
+			}
+		}
+	}
+	if cfg.Phases[phaseProducer] {
+		err := measurePhase(ctx, env, rep, phaseProducer, func() (err error) {
+			rep.Producer, err = runProducer(ctx, cfg, env, prog)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("producer: %w", err)
+		}
+	}
+	return nil
+}
