@@ -36,11 +36,23 @@ func (q *Queue) MarkIdle(ctx context.Context, workerID string) error {
 	return nil
 }
 
-// SetMaxAttempts stores the attempt limit the insert trigger gives new items.
+// SetMaxAttempts makes n the attempt limit of new queue items: it is the
+// column default of queue_items.max_attempts, which the insert trigger
+// leaves to apply. The DDL runs only when the default differs, so nodes
+// starting with the same setting take no lock.
 func (q *Queue) SetMaxAttempts(ctx context.Context, n int) error {
-	_, err := q.pool.Exec(ctx, `INSERT INTO notify.settings (name, value) VALUES ('max_attempts', $1)
-		ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value WHERE settings.value <> EXCLUDED.value`, strconv.Itoa(n))
+	var current string
+	err := q.pool.QueryRow(ctx, `SELECT COALESCE(pg_get_expr(d.adbin, d.adrelid), '')
+		FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+		WHERE a.attrelid = 'notify.queue_items'::regclass AND a.attname = 'max_attempts'`).Scan(&current)
 	if err != nil {
+		return fmt.Errorf("read max attempts: %w", interpretError(err))
+	}
+	if current == strconv.Itoa(n) {
+		return nil
+	}
+	// DDL takes no parameters; n is an integer we formatted ourselves.
+	if _, err := q.pool.Exec(ctx, `ALTER TABLE notify.queue_items ALTER COLUMN max_attempts SET DEFAULT `+strconv.Itoa(n)); err != nil {
 		return fmt.Errorf("store max attempts: %w", interpretError(err))
 	}
 	return nil

@@ -56,18 +56,12 @@ func (q *Queue) Claim(ctx context.Context, workerID string, limit int) ([]Claim,
 	return claims, nil
 }
 
-// publishStatement marks the claims that are still ours sent, takes the next
-// seqs from the stream head (whose row lock, held to commit, serializes all
-// publishers so seqs become visible in commit order), stamps the
-// notifications, and rings every node's listener with the last seq. One
-// statement, so one round trip and one commit per batch.
-const publishStatement = `WITH mine AS (
-		UPDATE notify.queue_items q
-		SET status = 'sent', sent_at = now(), updated_at = now(), locked_by = NULL, locked_at = NULL, last_error = NULL
-		FROM unnest($1::bigint[], $2::int[]) AS c(id, attempts)
-		WHERE q.id = c.id AND q.attempts = c.attempts AND q.status = 'processing' AND q.locked_by = $3
-		RETURNING q.id, q.notification_id
-	), todo AS (
+// stampAndRing takes the rows of a CTE named "mine" (queue items now sent:
+// id, notification_id), takes the next seqs from the stream head (whose row
+// lock, held to commit, serializes all publishers so seqs become visible in
+// commit order), stamps the notifications, and rings every node's listener
+// with the last seq. It answers (items in mine, last seq, -).
+const stampAndRing = `, todo AS (
 		SELECT n.id, row_number() OVER (ORDER BY m.id) AS ord
 		FROM mine m JOIN notify.notifications n ON n.id = m.notification_id
 		WHERE n.seq IS NULL
@@ -85,6 +79,47 @@ const publishStatement = `WITH mine AS (
 	SELECT (SELECT count(*) FROM mine), s.last,
 		CASE WHEN s.last IS NOT NULL THEN pg_notify('notify_published', s.last::text) END
 	FROM (SELECT max(seq) AS last FROM stamped) s`
+
+// publishStatement publishes the claims (ids, attempts) that workerID
+// still holds: the lease token must match, so a stalled worker cannot
+// complete an item someone else took up.
+const publishStatement = `WITH mine AS (
+		UPDATE notify.queue_items q
+		SET status = 'sent', sent_at = now(), updated_at = now(), locked_by = NULL, locked_at = NULL, last_error = NULL
+		FROM unnest($1::bigint[], $2::int[]) AS c(id, attempts)
+		WHERE q.id = c.id AND q.attempts = c.attempts AND q.status = 'processing' AND q.locked_by = $3
+		RETURNING q.id, q.notification_id
+	)` + stampAndRing
+
+// claimAndPublishStatement is the fast path: it claims due items with FOR
+// UPDATE SKIP LOCKED and publishes them in the same statement, so each
+// queue item is written once and each batch commits once. Nothing is ever
+// left in processing: if the statement fails, nothing happened.
+const claimAndPublishStatement = `WITH due AS (
+		SELECT id FROM notify.queue_items
+		WHERE status = 'pending' AND next_attempt_at <= now()
+		ORDER BY next_attempt_at, id
+		LIMIT $1
+		FOR UPDATE SKIP LOCKED
+	), mine AS (
+		UPDATE notify.queue_items q
+		SET status = 'sent', attempts = q.attempts + 1, sent_at = now(), updated_at = now(), last_error = NULL
+		FROM due WHERE q.id = due.id
+		RETURNING q.id, q.notification_id
+	)` + stampAndRing
+
+// ClaimAndPublish claims up to limit due items and publishes them in one
+// statement. It returns how many it published and the last seq.
+func (q *Queue) ClaimAndPublish(ctx context.Context, limit int) (n int, lastSeq int64, err error) {
+	var last *int64
+	if err := q.pool.QueryRow(ctx, claimAndPublishStatement, limit).Scan(&n, &last, new(*string)); err != nil {
+		return 0, 0, fmt.Errorf("claim and publish batch: %w", interpretError(err))
+	}
+	if last != nil {
+		lastSeq = *last
+	}
+	return n, lastSeq, nil
+}
 
 // Publish publishes the claims workerID still holds and returns how many
 // were still held and the last seq assigned (0 when none).

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/postgres"
 )
 
@@ -32,7 +33,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			}
 			nextRescue = now.Add(w.cfg.Lease / 2)
 		}
-		claims, err := w.queue.Claim(ctx, w.cfg.ID, w.cfg.BatchSize)
+		handled, err := w.step(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -43,7 +44,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			continue
 		}
 		errDelay = 0
-		if len(claims) > 0 {
+		if handled > 0 {
 			// Busy: inserts stop ringing. The mark is refreshed well before
 			// it lapses, so a crashed worker silences the bell only briefly.
 			if !busy || time.Since(busySince) > w.busyTTL()/3 {
@@ -51,10 +52,6 @@ func (w *Worker) Run(ctx context.Context) error {
 					busy, busySince = true, time.Now()
 				}
 			}
-			if w.cfg.Hooks.Claimed != nil {
-				w.cfg.Hooks.Claimed(len(claims))
-			}
-			w.process(ctx, claims)
 			continue
 		}
 		if busy {
@@ -100,27 +97,76 @@ func (w *Worker) sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// process publishes a batch. If the batch fails as a whole, each item is
-// retried alone so one bad notification cannot hold back the others.
-func (w *Worker) process(ctx context.Context, claims []postgres.Claim) {
+// step handles one batch and returns how many items it took.
+//
+// Normally it claims and publishes in one statement (each queue item written
+// once, one commit per batch). When that fails, the worker turns careful:
+// it claims the next batch with a lease (status processing), publishes it,
+// and if that fails too, publishes item by item, so the one bad
+// notification is found, retried with back-off and eventually failed, while
+// the others go out. Once a careful batch goes through cleanly, the fast
+// path resumes.
+func (w *Worker) step(ctx context.Context) (int, error) {
+	if !w.careful {
+		start := time.Now()
+		n, lastSeq, err := w.queue.ClaimAndPublish(ctx, w.cfg.BatchSize)
+		if err == nil {
+			if n > 0 {
+				if w.cfg.Hooks.Claimed != nil {
+					w.cfg.Hooks.Claimed(n)
+				}
+				if w.cfg.Hooks.Published != nil {
+					w.cfg.Hooks.Published(n, lastSeq, time.Since(start))
+				}
+			}
+			return n, nil
+		}
+		if ctx.Err() != nil || errors.Is(err, notify.ErrUnavailable) {
+			return 0, err
+		}
+		w.log.WarnContext(ctx, "batch publish failed; claiming with a lease to isolate the failing notification", "err", err)
+		w.careful = true
+	}
+	claims, err := w.queue.Claim(ctx, w.cfg.ID, w.cfg.BatchSize)
+	if err != nil {
+		return 0, err
+	}
+	if len(claims) == 0 {
+		w.careful = false
+		return 0, nil
+	}
+	if w.cfg.Hooks.Claimed != nil {
+		w.cfg.Hooks.Claimed(len(claims))
+	}
+	if failures := w.process(ctx, claims); failures == 0 {
+		w.careful = false
+	}
+	return len(claims), nil
+}
+
+// process publishes claimed items and returns how many failed. If the
+// batch fails as a whole, each item is retried alone so one bad
+// notification cannot hold back the others.
+func (w *Worker) process(ctx context.Context, claims []postgres.Claim) int {
 	start := time.Now()
 	held, lastSeq, err := w.queue.Publish(ctx, w.cfg.ID, claims)
 	if err == nil {
 		if w.cfg.Hooks.Published != nil && held > 0 {
 			w.cfg.Hooks.Published(held, lastSeq, time.Since(start))
 		}
-		return
+		return 0
 	}
 	if ctx.Err() != nil {
 		w.release(ctx, claims)
-		return
+		return 0
 	}
 	if len(claims) > 1 {
 		w.log.WarnContext(ctx, "batch publish failed; publishing items one by one", "items", len(claims), "err", err)
+		failures := 0
 		for _, c := range claims {
-			w.process(ctx, []postgres.Claim{c})
+			failures += w.process(ctx, []postgres.Claim{c})
 		}
-		return
+		return failures
 	}
 	c := claims[0]
 	next := time.Now().Add(w.retryDelay(c.Attempts))
@@ -128,13 +174,14 @@ func (w *Worker) process(ctx context.Context, claims []postgres.Claim) {
 	if ferr != nil {
 		// The item stays processing; the lease brings it back.
 		w.log.ErrorContext(ctx, "record failed attempt", "item_id", c.ItemID, "err", ferr, "publish_err", err)
-		return
+		return 1
 	}
 	if w.cfg.Hooks.Failed != nil && status != "" {
 		w.cfg.Hooks.Failed(status)
 	}
 	w.log.WarnContext(ctx, "publish failed", "item_id", c.ItemID, "notification_id", c.NotificationID,
 		"attempt", c.Attempts, "max_attempts", c.MaxAttempts, "status", status, "next_attempt_at", next, "err", err)
+	return 1
 }
 
 // release hands back claims when the worker is stopping, so they do not wait

@@ -90,10 +90,11 @@ func (c Config) validate() error {
 
 // Worker is one queue consumer. Run it in its own goroutine.
 type Worker struct {
-	cfg   Config
-	queue *postgres.Queue
-	wake  chan struct{}
-	log   *slog.Logger
+	cfg     Config
+	careful bool // the last fast batch failed: claim with a lease (owned by Run)
+	queue   *postgres.Queue
+	wake    chan struct{}
+	log     *slog.Logger
 }
 
 // New returns a worker over queue.
