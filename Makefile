@@ -31,3 +31,8 @@ bench:
 
 clean:
 	rm -rf bin test-artifacts
+
+# Inbox reads for a user with 100,000 notifications (p50/p99 per operation).
+bench: bench-inbox
+bench-inbox:
+	$(GO) test -run '^$$' -bench BenchmarkInbox -benchtime 300x ./internal/postgres

@@ -118,12 +118,19 @@ const UnreadCap = 99
 // UnreadCount counts the user's unread, unmuted notifications, exactly up to
 // UnreadCap; more reports that there are more than that.
 func (s *Inbox) UnreadCount(ctx context.Context, id notify.Identity) (count int, more bool, err error) {
+	// Above the watermark: walk seqs upward from it (the seq index, in
+	// order, so LIMIT stops the walk) skipping what was read one by one.
+	// At or below it: only the few marked unread.
 	err = s.pool.QueryRow(ctx, `SELECT count(*) FROM (
-			SELECT 1 FROM notify.notifications n `+cursorJoin+`
-			WHERE n.seq > c.read_up_to AND `+visible+` AND m.seq IS NULL AND `+notMuted+`
+			(SELECT 1 FROM notify.notifications n
+			 WHERE n.seq > (SELECT COALESCE(max(read_up_to), 0) FROM notify.read_cursors WHERE user_id = $1)
+			   AND `+visible+` AND `+notMuted+`
+			   AND NOT EXISTS (SELECT 1 FROM notify.read_marks m WHERE m.user_id = $1 AND m.seq = n.seq)
+			 ORDER BY n.seq LIMIT $3)
 			UNION ALL
-			SELECT 1 FROM notify.read_marks m JOIN notify.notifications n ON n.seq = m.seq
-			WHERE m.user_id = $1 AND NOT m.is_read AND `+visible+` AND `+notMuted+`
+			(SELECT 1 FROM notify.read_marks m JOIN notify.notifications n ON n.seq = m.seq
+			 WHERE m.user_id = $1 AND NOT m.is_read AND `+visible+` AND `+notMuted+`
+			 LIMIT $3)
 			LIMIT $3) x`, id.UserID, rolesArg(id), UnreadCap+1).Scan(&count)
 	if err != nil {
 		return 0, false, fmt.Errorf("count unread: %w", interpretError(err))
