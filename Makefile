@@ -5,7 +5,7 @@
 GO ?= go
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: run test vet test-go test-web bench build clean
+.PHONY: run test vet test-go test-web test-browser web-deps bench build clean
 
 run:
 	NOTIFY_DEV_AUTH=1 $(GO) run ./cmd/notifyd serve
@@ -17,14 +17,24 @@ build:
 vet:
 	$(GO) vet ./...
 
-test: vet test-go test-web
+test: vet test-go test-web test-browser
 
 test-go:
 	$(GO) test -race -count=1 -timeout 20m ./...
 
+web-deps:
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+
 # The browser client: unit tests (Node's test runner) and a type check.
-test-web:
-	cd web && npm ci --no-audit --no-fund --loglevel=error && npm test && npx tsc -p .
+test-web: web-deps
+	cd web && npm test && npx tsc -p .
+
+# The monitoring page /test-notifications and the client in a real browser:
+# Debian's Chromium (/usr/bin/chromium) driven by playwright-core, against a
+# notifyd built once and a fresh database per test (web/e2e). Screenshots and
+# logs go to test-artifacts/browser/.
+test-browser: web-deps
+	cd web && npm run e2e
 
 bench:
 	$(GO) run ./cmd/notifyd-bench

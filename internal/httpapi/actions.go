@@ -63,8 +63,13 @@ func (a *API) test(c *gin.Context, req notificationRequest) error {
 	return nil
 }
 
+// recentQueueItems is how many of the last changed queue items the admin
+// status shows (the monitoring page's queue table).
+const recentQueueItems = 20
+
 // status reports connections and the queue. A plain user sees only its own
-// streams; admin roles see every stream of this node and the queue.
+// streams; admin roles see every stream of this node and the queue: counts
+// by status, the oldest pending age and the items changed last.
 func (a *API) status(c *gin.Context) error {
 	id := identity(c)
 	streams := a.deps.Streams.Hub().Snapshot()
@@ -87,13 +92,17 @@ func (a *API) status(c *gin.Context) error {
 		if err != nil {
 			return err
 		}
+		recent, err := a.deps.Queue.Recent(ctx, recentQueueItems)
+		if err != nil {
+			return err
+		}
 		var oldest any
 		if !counts.OldestPending.IsZero() {
 			oldest = time.Since(counts.OldestPending).Seconds()
 		}
 		out["connections"] = gin.H{"node": a.cfg.NodeID, "total": len(streams), "mine": len(mine), "streams": streams}
 		out["queue"] = gin.H{"pending": counts.Pending, "processing": counts.Processing, "sent": counts.Sent,
-			"failed": counts.Failed, "oldestPendingAgeSeconds": oldest}
+			"failed": counts.Failed, "oldestPendingAgeSeconds": oldest, "recent": recent}
 		out["stream"] = gin.H{"lastSeq": head.LastSeq, "truncatedBefore": head.TruncatedBefore}
 	}
 	c.JSON(http.StatusOK, out)

@@ -135,6 +135,7 @@ func (a *API) engine() *gin.Engine {
 	r.GET("/readyz", a.handle(a.readyz))
 	r.GET("/openapi.json", a.handle(a.openapi))
 	r.GET("/static/*filepath", a.static())
+	r.GET(testPagePath, a.testPage())
 	if a.deps.Metrics != nil {
 		r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(a.deps.Metrics.Registry, promhttp.HandlerOpts{})))
 	}

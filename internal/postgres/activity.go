@@ -65,17 +65,21 @@ type QueueCounts struct {
 	OldestPending time.Time
 }
 
-// Counts reads the queue's counts by status.
+// Counts reads the queue's counts by status. Pending, processing and failed
+// are counted through their partial indexes; sent, which is the whole
+// retained history, is not counted row by row but derived from the stream
+// head (published seqs still retained), which is exact unless rows were
+// deleted by hand.
 func (q *Queue) Counts(ctx context.Context) (QueueCounts, error) {
 	var c QueueCounts
 	var oldest *time.Time
 	err := q.pool.QueryRow(ctx, `SELECT
-			count(*) FILTER (WHERE status = 'pending'),
-			count(*) FILTER (WHERE status = 'processing'),
-			count(*) FILTER (WHERE status = 'sent'),
-			count(*) FILTER (WHERE status = 'failed'),
-			min(created_at) FILTER (WHERE status = 'pending')
-		FROM notify.queue_items`).Scan(&c.Pending, &c.Processing, &c.Sent, &c.Failed, &oldest)
+			(SELECT count(*) FROM notify.queue_items WHERE status = 'pending'),
+			(SELECT count(*) FROM notify.queue_items WHERE status = 'processing'),
+			(SELECT GREATEST(last_seq - truncated_before, 0) FROM notify.stream_head),
+			(SELECT count(*) FROM notify.queue_items WHERE status = 'failed'),
+			(SELECT min(created_at) FROM notify.queue_items WHERE status = 'pending')`).
+		Scan(&c.Pending, &c.Processing, &c.Sent, &c.Failed, &oldest)
 	if err != nil {
 		return QueueCounts{}, fmt.Errorf("count queue items: %w", interpretError(err))
 	}

@@ -1,0 +1,656 @@
+// The monitoring and test page, /test-notifications (web/pages/test-notifications.html).
+//
+// It shows this tab's stream (through the browser client, so one stream per
+// browser however many tabs are open), the notifications received, and,
+// from the `status` action polled every 2 s while the page is visible, the
+// server's streams and queue. Its forms call the `test`, `broadcast` and
+// `create-and-notify` actions.
+//
+// Everything that comes from the server is put into the page with
+// textContent or attributes, never as markup: a message such as
+// `<img src=x onerror=alert(1)>` shows as those characters.
+//
+// Query parameters tune the client for tests and demonstrations:
+// `backoffInitialMs`, `backoffMaxMs` (the reconnect backoff) and
+// `maxNotifications`. For the browser tests the page exposes
+// `window.notifydTestPage`: the client, every stream attempt (`attempts`:
+// {at, url}) and every error (`errors`: {at, kind, message, retryInMs,
+// reconnectAttempts, fatal}).
+
+import { createNotificationClient } from './notify-client.js';
+
+/** @typedef {import('./notify-client.js').NotificationMessage} NotificationMessage */
+/** @typedef {import('./notify-client.js').NotificationClient} NotificationClient */
+/** @typedef {import('./notify-client.js').NotificationStreamError} NotificationStreamError */
+
+/**
+ * The answer of the `status` action (see internal/httpapi/actions.go).
+ * @typedef {{id: number, userId: string, roles: string[] | null, openedAt: string, lastWriteAt: string, events: number}} StreamInfo
+ * @typedef {{id: number, notificationId: string, status: string, attempts: number, maxAttempts: number,
+ *   lastError: string, nextAttemptAt: string, updatedAt: string, message: string}} QueueItem
+ * @typedef {{
+ *   userId: string, roles: string[] | null, isAdmin: boolean, timestamp: number,
+ *   connections: {node?: string, total?: number, mine: number, streams: StreamInfo[] | null},
+ *   queue?: {pending: number, processing: number, sent: number, failed: number,
+ *     oldestPendingAgeSeconds: number | null, recent: QueueItem[] | null},
+ *   stream?: {lastSeq: number, truncatedBefore: number},
+ * }} StatusAnswer
+ */
+
+const ACTIONS_URL = '/api/notifications/ws';
+const LOGIN_URL = '/auth/login?redirect=' + encodeURIComponent(location.pathname + location.search);
+const POLL_MS = 2000;
+const SEVERITIES = ['low', 'medium', 'high', 'critical'];
+
+// ---- small helpers ---------------------------------------------------------
+
+/**
+ * @param {string} id
+ * @returns {HTMLElement}
+ */
+function byId(id) {
+  const el = document.getElementById(id);
+  if (!el) throw new Error('test-notifications: the page has no #' + id);
+  return el;
+}
+
+/**
+ * An element with text content (never markup) and optional class.
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
+ * @param {string} [className]
+ * @param {string | number | null} [text]
+ * @returns {HTMLElementTagNameMap[K]}
+ */
+function el(tag, className, text) {
+  const e = document.createElement(tag);
+  if (className) e.className = className;
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  return e;
+}
+
+/**
+ * A positive integer query parameter within [min, max], or the fallback.
+ * @param {string} name
+ * @param {number} min
+ * @param {number} max
+ * @param {number} fallback
+ */
+function queryNumber(name, min, max, fallback) {
+  const raw = new URLSearchParams(location.search).get(name);
+  const n = raw === null ? NaN : Number(raw);
+  return Number.isFinite(n) ? Math.min(max, Math.max(min, Math.round(n))) : fallback;
+}
+
+const timeOnly = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+const dateTime = new Intl.DateTimeFormat(undefined, {
+  month: 'short',
+  day: 'numeric',
+  hour: '2-digit',
+  minute: '2-digit',
+  second: '2-digit',
+});
+const fullDate = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'long' });
+
+/**
+ * A <time> element: the time of day for today, else the date and time.
+ * @param {string | number | null | undefined} value RFC 3339 text or ms since the epoch
+ * @returns {HTMLElement}
+ */
+function timeElement(value) {
+  const d = value === null || value === undefined || value === '' ? null : new Date(value);
+  if (!d || Number.isNaN(d.getTime()) || d.getTime() <= 0) return el('span', 'muted', '–');
+  const t = el('time');
+  t.dateTime = d.toISOString();
+  const today = new Date();
+  t.textContent = d.toDateString() === today.toDateString() ? timeOnly.format(d) : dateTime.format(d);
+  t.title = fullDate.format(d);
+  return t;
+}
+
+/**
+ * "3 s ago", "4 min ago" …
+ * @param {number} ms
+ */
+function ago(ms) {
+  if (!Number.isFinite(ms)) return '–';
+  return duration(Math.max(0, ms)) + ' ago';
+}
+
+/** @param {number} ms */
+function duration(ms) {
+  const s = ms / 1000;
+  if (s < 10) return s.toFixed(1) + ' s';
+  if (s < 90) return Math.round(s) + ' s';
+  if (s < 5400) return Math.round(s / 60) + ' min';
+  if (s < 172800) return (s / 3600).toFixed(1) + ' h';
+  return Math.round(s / 86400) + ' d';
+}
+
+/** @param {string} text */
+function splitList(text) {
+  return text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+}
+
+// ---- the API ---------------------------------------------------------------
+
+class ApiError extends Error {
+  /**
+   * @param {number} status
+   * @param {string} message
+   */
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+/**
+ * POSTs an action and returns its JSON answer; a failure is an ApiError with
+ * the server's message.
+ * @param {Record<string, unknown>} body
+ * @returns {Promise<any>}
+ */
+async function action(body) {
+  let res;
+  try {
+    res = await fetch(ACTIONS_URL, {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      body: JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, 'the server cannot be reached');
+  }
+  /** @type {any} */
+  let json = null;
+  try {
+    json = await res.json();
+  } catch {
+    // not JSON: use the status text below
+  }
+  if (!res.ok) {
+    const msg = json && typeof json.error === 'string' ? json.error : `${res.status} ${res.statusText}`;
+    throw new ApiError(res.status, msg);
+  }
+  return json;
+}
+
+// ---- page state ------------------------------------------------------------
+
+/** @type {{at: number, url: string}[]} */
+const attempts = [];
+/** @type {{at: number, kind: string, message: string, retryInMs: number | null, reconnectAttempts: number, fatal: boolean}[]} */
+const errors = [];
+
+/**
+ * The browser's EventSource, noting each attempt (for the page and the tests).
+ */
+class TrackedEventSource extends EventSource {
+  /**
+   * @param {string | URL} url
+   * @param {EventSourceInit} [init]
+   */
+  constructor(url, init) {
+    super(url, init);
+    attempts.push({ at: Date.now(), url: String(url) });
+  }
+}
+
+let signedOut = false;
+/** @type {boolean | null} null until the first status answer */
+let isAdmin = null;
+/** @type {string | null} */
+let connNote = null;
+
+/** @type {NotificationClient | null} */
+let client = null;
+client = createNotificationClient({
+  maxNotifications: queryNumber('maxNotifications', 1, 1000, 200),
+  backoff: {
+    initialMs: queryNumber('backoffInitialMs', 50, 60000, 1000),
+    maxMs: queryNumber('backoffMaxMs', 50, 300000, 30000),
+  },
+  EventSource: TrackedEventSource,
+  onConnected: (m) => {
+    connNote = null;
+    showUser(m.userId ?? null, Array.isArray(m.data?.roles) ? m.data.roles : []);
+    scheduleRender();
+  },
+  onError: (e) => onStreamError(e),
+  onNotification: () => scheduleRender(),
+});
+const theClient = client;
+
+/** @type {any} */ (window).notifydTestPage = { client: theClient, attempts, errors };
+
+/** @param {NotificationStreamError} e */
+function onStreamError(e) {
+  errors.push({
+    at: Date.now(),
+    kind: e.kind,
+    message: e.message,
+    retryInMs: e.retryInMs,
+    reconnectAttempts: client ? client.connectionInfo.reconnectAttempts : 0,
+    fatal: e.fatal,
+  });
+  if (e.fatal) {
+    stopPolling();
+    showBanner(signedOut ? 'Signed out.' : 'Your session ended: ' + e.message + '.', true);
+    connNote = null;
+  } else if (e.kind !== 'protocol') {
+    connNote = e.retryInMs !== null ? `${e.message}; next attempt in ${duration(e.retryInMs)}` : e.message;
+  }
+  scheduleRender();
+}
+
+// ---- rendering: this tab ---------------------------------------------------
+
+let renderQueued = false;
+function scheduleRender() {
+  if (renderQueued) return;
+  renderQueued = true;
+  queueMicrotask(() => {
+    renderQueued = false;
+    render();
+  });
+}
+
+const STATE_TEXT = { connecting: 'connecting', open: 'open', reconnecting: 'reconnecting', closed: 'closed' };
+
+function render() {
+  const c = theClient;
+  const info = c.connectionInfo;
+  const state = c.state;
+  for (const id of ['conn-state', 'conn-pill']) {
+    const e = byId(id);
+    e.dataset.state = state;
+    e.textContent = STATE_TEXT[state] ?? state;
+  }
+  document.body.dataset.state = state;
+  byId('leader').textContent = info.isLeader
+    ? 'this tab holds the stream (leader)'
+    : 'shared from another tab (follower)';
+  byId('leader').dataset.leader = String(info.isLeader);
+  byId('last-event-id').textContent = c.lastEventId ?? 'none';
+  byId('attempts').textContent = String(info.reconnectAttempts);
+  byId('heartbeat').textContent = info.heartbeatInterval ? 'every ' + duration(info.heartbeatInterval) : '–';
+  byId('connected-at').replaceChildren(timeElement(state === 'open' ? info.connectedAt : null));
+  byId('conn-note').textContent = state === 'open' ? '' : connNote ?? '';
+  if (info.userId) showUser(info.userId, info.roles);
+  renderNotifications(c.notifications);
+  byId('duplicates').textContent = String(c.duplicatesSuppressed);
+}
+
+/**
+ * @param {string | null} userId
+ * @param {readonly string[]} roles
+ */
+function showUser(userId, roles) {
+  if (signedOut) return;
+  if (userId) byId('user').textContent = userId;
+  const box = byId('user-roles');
+  box.replaceChildren(...roles.map((r) => el('span', 'role', r)));
+}
+
+/** One list item per notification message, made once. @type {WeakMap<NotificationMessage, HTMLElement>} */
+const items = new WeakMap();
+
+/** @param {readonly NotificationMessage[]} list newest first */
+function renderNotifications(list) {
+  const ol = byId('notifications');
+  const want = list.map(itemFor);
+  const have = ol.children;
+  let same = have.length === want.length;
+  for (let i = 0; same && i < want.length; i++) same = have[i] === want[i];
+  if (!same) ol.replaceChildren(...want);
+  byId('received-count').textContent = String(list.length);
+  byId('received-empty').hidden = list.length > 0;
+}
+
+/**
+ * @param {NotificationMessage} m
+ * @returns {HTMLElement}
+ */
+function itemFor(m) {
+  let li = items.get(m);
+  if (li) return li;
+  const d = m.data || /** @type {Partial<NotificationMessage['data']>} */ ({});
+  const severity = SEVERITIES.includes(String(d.severity)) ? String(d.severity) : 'unknown';
+  li = el('li', 'notification sev-' + severity);
+  li.dataset.id = String(m.notificationId ?? d.id ?? '');
+  if (d.seq !== undefined) li.dataset.seq = String(d.seq);
+
+  const head = el('div', 'n-head');
+  head.append(el('span', 'badge sev-' + severity, d.severity ?? 'unknown'));
+  head.append(timeElement(d.createdAt ?? m.timestamp));
+  const what = [d.module, d.actionType].filter((s) => typeof s === 'string' && s !== '').join(' · ');
+  if (what) head.append(el('span', 'module', what));
+  head.append(el('span', 'target', targetText(d)));
+  if (d.seq !== undefined) head.append(el('span', 'seq', '#' + d.seq));
+  li.append(head);
+  li.append(el('p', 'message', d.message ?? ''));
+  if (d.details) li.append(el('p', 'details', d.details));
+  items.set(m, li);
+  return li;
+}
+
+/** @param {Partial<NotificationMessage['data']>} d */
+function targetText(d) {
+  const parts = [];
+  if (d.targetUserId) parts.push(d.targetUserId);
+  if (Array.isArray(d.targetRoles) && d.targetRoles.length) parts.push('roles ' + d.targetRoles.join(', '));
+  return parts.length ? 'to ' + parts.join(' + ') : 'to everyone';
+}
+
+// ---- the server (status action) ----------------------------------------------
+
+/** @type {ReturnType<typeof setTimeout> | null} */
+let pollTimer = null;
+let polling = false;
+let pollStopped = false;
+
+async function poll() {
+  pollTimer = null;
+  if (pollStopped || polling) return;
+  polling = true;
+  try {
+    /** @type {StatusAnswer} */
+    const s = await action({ action: 'status' });
+    if (pollStopped) return;
+    renderServer(s);
+    byId('server-error').hidden = true;
+  } catch (e) {
+    if (pollStopped) return;
+    const err = /** @type {ApiError} */ (e);
+    const box = byId('server-error');
+    box.textContent = 'Status: ' + err.message;
+    box.hidden = false;
+    if (err.status === 401) {
+      stopPolling();
+      showBanner('Your session ended: ' + err.message + '.', true);
+    }
+  } finally {
+    polling = false;
+    schedulePoll();
+  }
+}
+
+function schedulePoll() {
+  if (pollStopped || pollTimer !== null || document.visibilityState !== 'visible') return;
+  pollTimer = setTimeout(poll, POLL_MS);
+}
+
+function stopPolling() {
+  pollStopped = true;
+  if (pollTimer !== null) clearTimeout(pollTimer);
+  pollTimer = null;
+}
+
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState !== 'visible') {
+    if (pollTimer !== null) clearTimeout(pollTimer);
+    pollTimer = null;
+  } else if (!polling && pollTimer === null) {
+    void poll();
+  }
+});
+
+/** @param {StatusAnswer} s */
+function renderServer(s) {
+  isAdmin = Boolean(s.isAdmin);
+  showUser(s.userId, s.roles ?? []);
+  for (const f of document.querySelectorAll('.admin-only')) /** @type {HTMLElement} */ (f).hidden = !isAdmin;
+  byId('server-updated').replaceChildren(document.createTextNode('updated '), timeElement(s.timestamp));
+  const now = s.timestamp || Date.now();
+  const mine = s.connections.mine;
+  byId('mine').textContent = `Your streams on this node: ${mine}` + (mine === 1 ? ' (shared by this browser’s tabs)' : '');
+  const admin = byId('admin');
+  admin.hidden = !isAdmin;
+  if (!isAdmin) return;
+
+  const q = s.queue;
+  if (q) {
+    byId('q-pending').textContent = String(q.pending);
+    byId('q-processing').textContent = String(q.processing);
+    byId('q-sent').textContent = String(q.sent);
+    byId('q-failed').textContent = String(q.failed);
+    byId('q-failed').classList.toggle('bad', q.failed > 0);
+    byId('q-oldest').textContent =
+      q.oldestPendingAgeSeconds === null || q.oldestPendingAgeSeconds === undefined
+        ? 'none'
+        : duration(q.oldestPendingAgeSeconds * 1000);
+    renderRecent(q.recent ?? [], now);
+  }
+  byId('q-lastseq').textContent = s.stream ? String(s.stream.lastSeq) : '–';
+  byId('node').textContent = s.connections.node || 'this node';
+  byId('streams-total').textContent = String(s.connections.total ?? 0);
+  renderStreams(s.connections.streams ?? [], now);
+}
+
+/** Columns that hold free text: a line of their own on a phone. */
+const WIDE_COLUMNS = new Set(['message', 'last error']);
+
+/**
+ * A table row; each cell is labelled with its column's heading, which the
+ * phone layout shows above the value (the heading row is hidden there).
+ * @param {HTMLElement} table
+ * @param {(string | Node | null)[]} cells null: no value (a dash; left out on a phone)
+ * @returns {HTMLTableRowElement}
+ */
+function row(table, cells) {
+  const labels = [...table.querySelectorAll('thead th')].map((th) => th.textContent ?? '');
+  const tr = el('tr');
+  cells.forEach((c, i) => {
+    const td = el('td');
+    const label = labels[i] ?? '';
+    td.dataset.label = label;
+    if (WIDE_COLUMNS.has(label)) td.classList.add('wide');
+    if (c === null) {
+      td.classList.add('none');
+      td.append(span('–', 'muted'));
+    } else {
+      td.append(c);
+    }
+    tr.append(td);
+  });
+  return tr;
+}
+
+/**
+ * @param {string} text
+ * @param {string} className
+ * @param {string} [title]
+ */
+function span(text, className, title) {
+  const s = el('span', className, text);
+  if (title) s.title = title;
+  return s;
+}
+
+/**
+ * @param {StreamInfo[]} streams
+ * @param {number} now
+ */
+function renderStreams(streams, now) {
+  const table = byId('streams');
+  const body = /** @type {HTMLElement} */ (table.querySelector('tbody'));
+  const rows = streams
+    .slice()
+    .sort((a, b) => a.id - b.id)
+    .map((st) =>
+      row(table, [
+        String(st.id),
+        st.userId,
+        (st.roles ?? []).join(', ') || '–',
+        timeElement(st.openedAt),
+        span(ago(now - Date.parse(st.lastWriteAt)), 'muted', st.lastWriteAt),
+        String(st.events),
+      ]),
+    );
+  if (rows.length === 0) rows.push(emptyRow(6, 'no streams'));
+  body.replaceChildren(...rows);
+}
+
+/**
+ * @param {QueueItem[]} recent
+ * @param {number} now
+ */
+function renderRecent(recent, now) {
+  const table = byId('recent');
+  const body = /** @type {HTMLElement} */ (table.querySelector('tbody'));
+  const rows = recent.map((it) => {
+    const status = el('div');
+    status.append(span(it.status, 'status st-' + (['pending', 'processing', 'sent', 'failed'].includes(it.status) ? it.status : 'unknown')));
+    if (it.status === 'pending') {
+      status.append(span('next ' + relative(Date.parse(it.nextAttemptAt) - now), 'next muted', it.nextAttemptAt));
+    }
+    const tr = row(table, [
+      String(it.id),
+      span(it.notificationId.slice(0, 8), 'mono', it.notificationId),
+      status,
+      `${it.attempts}/${it.maxAttempts}`,
+      span(it.message, 'clip', it.message),
+      it.lastError ? span(it.lastError, 'clip error-text', it.lastError) : null,
+      span(ago(now - Date.parse(it.updatedAt)), 'muted', it.updatedAt),
+    ]);
+    tr.dataset.status = it.status;
+    return tr;
+  });
+  if (rows.length === 0) rows.push(emptyRow(7, 'the queue is empty'));
+  body.replaceChildren(...rows);
+}
+
+/** @param {number} ms until the time, negative if past */
+function relative(ms) {
+  if (!Number.isFinite(ms)) return '–';
+  return ms > 500 ? 'in ' + duration(ms) : 'due';
+}
+
+/**
+ * @param {number} columns
+ * @param {string} text
+ */
+function emptyRow(columns, text) {
+  const tr = el('tr', 'empty-row');
+  const td = el('td', 'muted', text);
+  td.colSpan = columns;
+  tr.append(td);
+  return tr;
+}
+
+// ---- forms -----------------------------------------------------------------
+
+/**
+ * Wires a form: build(fields) gives the action's body, or throws an Error
+ * whose message is shown.
+ * @param {string} id
+ * @param {(f: (name: string) => string) => Record<string, unknown>} build
+ */
+function wireForm(id, build) {
+  const form = /** @type {HTMLFormElement} */ (byId(id));
+  const out = /** @type {HTMLOutputElement} */ (form.querySelector('.form-result'));
+  const button = /** @type {HTMLButtonElement} */ (form.querySelector('button[type=submit]'));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const data = new FormData(form);
+    const field = (/** @type {string} */ name) => String(data.get(name) ?? '').trim();
+    out.className = 'form-result';
+    out.textContent = 'sending…';
+    button.disabled = true;
+    try {
+      const answer = await action(build(field));
+      const nid = answer && answer.notification && answer.notification.id;
+      out.textContent = nid ? 'sent · ' + String(nid).slice(0, 8) : 'sent';
+      out.classList.add('ok');
+    } catch (e) {
+      out.textContent = /** @type {Error} */ (e).message;
+      out.classList.add('error-text');
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+
+wireForm('form-test', (f) => {
+  /** @type {Record<string, unknown>} */
+  const body = { action: 'test', severity: f('severity') };
+  if (f('message')) body.message = f('message');
+  return body;
+});
+
+wireForm('form-broadcast', (f) => {
+  /** @type {Record<string, unknown>} */
+  const body = { action: 'broadcast', message: f('message') };
+  const roles = splitList(f('roles'));
+  if (roles.length) body.targetRoles = roles;
+  return body;
+});
+
+wireForm('form-targeted', (f) => {
+  /** @type {Record<string, unknown>} */
+  const body = {
+    action: 'create-and-notify',
+    module: f('module'),
+    actionType: f('actionType'),
+    message: f('message'),
+    details: f('details'),
+    severity: f('severity'),
+  };
+  const roles = splitList(f('roles'));
+  if (roles.length) body.targetRoles = roles;
+  if (f('user')) body.targetUserId = f('user');
+  return body;
+});
+
+// ---- buttons and banners ---------------------------------------------------
+
+/**
+ * @param {string} text
+ * @param {boolean} signIn offer a sign-in link
+ */
+function showBanner(text, signIn) {
+  const b = byId('banner');
+  b.replaceChildren(document.createTextNode(text + ' '));
+  if (signIn) {
+    const a = el('a', '', 'Sign in again');
+    a.href = LOGIN_URL;
+    b.append(a);
+  }
+  b.hidden = false;
+}
+
+byId('reconnect').addEventListener('click', () => {
+  connNote = null;
+  theClient.reconnect();
+  scheduleRender();
+});
+
+byId('signout').addEventListener('click', async () => {
+  const button = /** @type {HTMLButtonElement} */ (byId('signout'));
+  button.disabled = true;
+  try {
+    const res = await fetch('/auth/logout', { method: 'POST', credentials: 'same-origin' });
+    if (!res.ok && res.status !== 204) throw new Error(`sign-out failed: ${res.status} ${res.statusText}`);
+    signedOut = true;
+    stopPolling();
+    theClient.close();
+    byId('user').textContent = 'signed out';
+    byId('user-roles').replaceChildren();
+    for (const f of document.querySelectorAll('.admin-only')) /** @type {HTMLElement} */ (f).hidden = true;
+    byId('admin').hidden = true;
+    showBanner('Signed out.', true);
+    render();
+  } catch (e) {
+    showBanner(/** @type {Error} */ (e).message, false);
+    button.disabled = false;
+  }
+});
+
+theClient.subscribe(scheduleRender);
+render();
+void poll();
