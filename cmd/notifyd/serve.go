@@ -106,10 +106,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	if cfg.DevAuth {
 		fmt.Fprintf(stderr, "\nnotifyd is running at %s with development sign-in.\n"+
+			"  page:   %s/test-notifications (sign in with any user id; tick ADMIN for the admin view)\n"+
 			"  token:  TOKEN=$(go run ./cmd/notifyd dev-token --addr %s --sub alice --roles ADMIN)\n"+
 			"  stream: curl -N -H \"Authorization: Bearer $TOKEN\" %s/api/notifications/ws\n"+
 			"  send:   psql \"%s\" -c \"INSERT INTO notify.notifications (message) VALUES ('hello')\"\n\n",
-			a.URL(), a.Addr(), a.URL(), db.URL)
+			a.URL(), a.URL(), a.Addr(), a.URL(), db.URL)
 	}
 	return a.Wait(ctx)
 }
