@@ -27,6 +27,8 @@ var fileTests = map[string]func(t *testing.T){
 	"notifications_for_user.sql":  testNotificationsForUser,
 	"throughput_per_minute.sql":   testThroughputPerMinute,
 	"stream_positions.sql":        testStreamPositions,
+	"user_inbox.sql":              testUserInbox,
+	"unread_by_user.sql":          testUnreadByUser,
 }
 
 func sqlFiles(t *testing.T) []string {
