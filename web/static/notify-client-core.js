@@ -374,3 +374,98 @@ export function prependBounded(list, item, max) {
   if (next.length > max) next.length = max;
   return next;
 }
+
+// ---- the inbox: unread count and API URLs ------------------------------------
+
+/** The server counts unread notifications exactly up to this, then answers `hasMore` ("99+"). */
+export const UNREAD_CAP = 99;
+
+/**
+ * The unread count a `connected` or `status` message carries, or undefined
+ * when it carries none (a status about something else). `null` count: the
+ * server could not say (its database was unavailable when the stream opened).
+ * @param {unknown} data the message's `data`
+ * @returns {{count: number | null, hasMore: boolean} | undefined}
+ */
+export function unreadOf(data) {
+  if (!data || typeof data !== 'object' || !('unreadCount' in data)) return undefined;
+  const d = /** @type {{unreadCount?: unknown, hasMore?: unknown}} */ (data);
+  const n = d.unreadCount;
+  if (n === null) return { count: null, hasMore: false };
+  if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) return undefined;
+  return { count: Math.floor(n), hasMore: d.hasMore === true };
+}
+
+/**
+ * The count after one more unread notification: exact up to UNREAD_CAP, then
+ * "UNREAD_CAP and more", as the server says it. An unknown count stays unknown.
+ * @param {{count: number | null, hasMore: boolean}} unread
+ * @returns {{count: number | null, hasMore: boolean}}
+ */
+export function incrementUnread({ count, hasMore }) {
+  if (count === null) return { count, hasMore };
+  if (hasMore || count + 1 > UNREAD_CAP) return { count: Math.min(count, UNREAD_CAP), hasMore: true };
+  return { count: count + 1, hasMore: false };
+}
+
+/**
+ * The badge text for a count: "" when unknown, "99+" past the cap.
+ * @param {number | null} count
+ * @param {boolean} hasMore
+ */
+export function unreadLabel(count, hasMore) {
+  if (count === null) return '';
+  return hasMore ? `${count}+` : String(count);
+}
+
+/**
+ * The inbox API's base URL derived from the stream URL: the stream is
+ * `<base>/ws`, the inbox `<base>` (query and fragment dropped), so
+ * `/api/notifications/ws` → `/api/notifications`.
+ * @param {string} streamUrl
+ * @returns {string}
+ */
+export function apiBaseFromStreamUrl(streamUrl) {
+  let base = String(streamUrl).replace(/[?#].*$/, '');
+  base = base.replace(/\/ws\/?$/, '');
+  return base.replace(/\/+$/, '');
+}
+
+/**
+ * The query string of a history request (`before`, `limit`, `unread`,
+ * `module`, `severity`, in that order; empty values left out), without '?'.
+ * Throws a TypeError for a value the server would refuse.
+ * @param {import('./notify-client.js').HistoryQuery} [q]
+ * @returns {string}
+ */
+export function historyQueryString(q = {}) {
+  const p = new URLSearchParams();
+  const { before, limit, unread, module, severity } = q;
+  if (before !== undefined && before !== null) {
+    if (!Number.isSafeInteger(before) || before < 1) throw new TypeError('fetchHistory: before must be a positive seq (a nextCursor)');
+    p.set('before', String(before));
+  }
+  if (limit !== undefined && limit !== null) {
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > 100) throw new TypeError('fetchHistory: limit must be between 1 and 100');
+    p.set('limit', String(limit));
+  }
+  if (unread !== undefined && unread !== null && unread !== false) {
+    if (unread !== true) throw new TypeError('fetchHistory: unread must be a boolean');
+    p.set('unread', 'true');
+  }
+  if (module !== undefined && module !== null && module !== '') p.set('module', String(module));
+  if (severity !== undefined && severity !== null && String(severity) !== '') p.set('severity', String(severity));
+  return p.toString();
+}
+
+/**
+ * A read-all watermark: a non-negative integer from a number or an event id.
+ * @param {unknown} value
+ * @returns {number | null} null when there is none (no event seen yet)
+ */
+export function toSeq(value) {
+  if (value === null || value === undefined || value === '') return null;
+  const n = typeof value === 'number' ? value : typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < 0) throw new TypeError('markAllRead: upTo must be a non-negative integer seq, not ' + JSON.stringify(value));
+  return n;
+}

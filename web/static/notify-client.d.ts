@@ -49,6 +49,10 @@ export interface ConnectedMessage extends MessageBase {
     resumeFrom: number | null;
     /** The server's heartbeat interval in milliseconds. */
     heartbeatInterval: number;
+    /** The user's unread count when the stream opened (exact up to 99); null if the server could not say. */
+    unreadCount?: number | null;
+    /** More unread than `unreadCount` (which is then 99): show "99+". */
+    hasMore?: boolean;
     [key: string]: unknown;
   };
 }
@@ -70,9 +74,22 @@ export interface StatusData {
   resumeFrom?: number;
   oldestAvailable?: number;
   lastSeq?: number;
-  /** Sent to a user's streams when their read state changes. */
+  /** Sent to a user's streams when their read state or mutes change: the unread count now (exact up to 99). */
   unreadCount?: number;
+  /** More unread than `unreadCount` (99): "99+". */
+  hasMore?: boolean;
+  /** What changed (with `unreadCount`). */
+  change?: InboxChange;
   [key: string]: unknown;
+}
+
+/** `data.change` of a status message: a read-state or mute change made on any of the user's devices. */
+export interface InboxChange {
+  action: 'read' | 'unread' | 'read-all' | 'preferences' | (string & {});
+  /** For read and unread. */
+  notificationId?: string;
+  /** read, unread: the notification's seq; read-all: the watermark now in force (everything up to it is read). */
+  seq?: number;
 }
 
 export interface StatusMessage extends MessageBase {
@@ -127,6 +144,68 @@ export declare class NotificationStreamError extends Error {
   readonly reason?: string;
   readonly cause?: unknown;
 }
+
+/** What the inbox API calls (markRead, fetchHistory …) reject with. */
+export declare class NotificationApiError extends Error {
+  constructor(message: string, details?: { status?: number; method?: string; url?: string; body?: unknown; cause?: unknown });
+  readonly name: 'NotificationApiError';
+  /** The HTTP status (400, 401, 403, 404 …), or 0 when the server could not be reached. */
+  readonly status: number;
+  readonly method: string;
+  readonly url: string;
+  /** The server's JSON answer (`{"error": …}`), if any. */
+  readonly body: unknown;
+  readonly cause?: unknown;
+}
+
+/** A notification of the user's inbox (GET /api/notifications). */
+export interface InboxNotification extends NotificationData {
+  read: boolean;
+  /** RFC 3339 time it was read, or null. */
+  readAt: string | null;
+}
+
+/** Filters and cursor of `fetchHistory`. */
+export interface HistoryQuery {
+  /** Only notifications older than this seq: the previous page's `nextCursor`. */
+  before?: number | null;
+  /** Page size, 1 to 100. Server default 20. */
+  limit?: number;
+  /** Only unread ones. */
+  unread?: boolean;
+  module?: string;
+  severity?: Severity;
+}
+
+export interface HistoryPage {
+  /** Newest first. */
+  notifications: InboxNotification[];
+  /** Pass as `before` for the next (older) page; null on the last page. */
+  nextCursor: number | null;
+}
+
+export interface UnreadCount {
+  /** Exact up to 99. */
+  count: number;
+  /** More than 99 ("99+"). */
+  hasMore: boolean;
+}
+
+export interface Preferences {
+  /** Modules whose notifications (except critical ones) are not pushed live nor counted unread. */
+  mutedModules: string[];
+}
+
+/** The parts of `fetch` the client uses. */
+export type FetchLike = (
+  url: string,
+  init: { method: string; credentials: 'include' | 'same-origin'; headers: Record<string, string>; body?: string },
+) => Promise<{
+  readonly ok: boolean;
+  readonly status: number;
+  readonly statusText?: string;
+  json(): Promise<any>;
+}>;
 
 export interface BackoffOptions {
   /** First ceiling of the full-jitter delay. Default 1000. */
@@ -184,7 +263,9 @@ export interface NavigatorLike {
 export interface NotificationClientOptions {
   /** The stream. Default `/api/notifications/ws`. */
   url?: string;
-  /** Send cookies cross-origin (the server must list the origin). Default true. */
+  /** The inbox API (history, read state, preferences). Default: `url` without its `/ws` and query, `/api/notifications`. */
+  apiUrl?: string;
+  /** Send cookies cross-origin (the server must list the origin), on the stream and the inbox calls (fetch `credentials: 'include'`, else `'same-origin'`). Default true. */
   withCredentials?: boolean;
   /** Each notification, once per `notificationId` (per tab). */
   onNotification?: (message: NotificationMessage) => void;
@@ -224,6 +305,8 @@ export interface NotificationClientOptions {
   /** Default `navigator.locks`. */
   locks?: LockManagerLike | null;
   BroadcastChannel?: BroadcastChannelConstructorLike | null;
+  /** For the inbox calls. Default the global `fetch`. */
+  fetch?: FetchLike | null;
 }
 
 /** An immutable view of the client, replaced on every change (for useSyncExternalStore). */
@@ -234,6 +317,8 @@ export interface NotificationClientSnapshot {
   readonly connectionInfo: Readonly<ConnectionInfo>;
   readonly notifications: readonly NotificationMessage[];
   readonly duplicatesSuppressed: number;
+  readonly unreadCount: number | null;
+  readonly unreadHasMore: boolean;
 }
 
 export interface NotificationClient {
@@ -244,6 +329,31 @@ export interface NotificationClient {
   /** The last `maxNotifications` notifications received, newest first. */
   readonly notifications: readonly NotificationMessage[];
   readonly duplicatesSuppressed: number;
+  /**
+   * The user's unread count (exact up to 99), null until the server has said. From the
+   * `connected` message, every `status` message that carries one, plus one per new live
+   * notification; every tab of the browser shows the leader's count.
+   */
+  readonly unreadCount: number | null;
+  /** More than `unreadCount` (99) unread: show "99+". */
+  readonly unreadHasMore: boolean;
+  /** POST …/{id}/read. Rejects with NotificationApiError (404: not a notification of this user). */
+  markRead(id: string): Promise<void>;
+  /** POST …/{id}/unread. */
+  markUnread(id: string): Promise<void>;
+  /**
+   * POST …/read-all up to `upTo` (default: `lastEventId`, or, before any event, the newest
+   * notification of the inbox), so what arrives meanwhile stays unread. Resolves to the seq used
+   * (null: nothing to mark).
+   */
+  markAllRead(upTo?: number | string | null): Promise<number | null>;
+  /** GET the inbox, newest first; page with `before: page.nextCursor`. */
+  fetchHistory(query?: HistoryQuery): Promise<HistoryPage>;
+  /** GET …/unread-count (does not change `unreadCount`). */
+  fetchUnreadCount(): Promise<UnreadCount>;
+  getPreferences(): Promise<Preferences>;
+  /** PUT the muted modules (all of them: [] unmutes all); resolves to what the server stored. */
+  setMutedModules(modules: readonly string[]): Promise<Preferences>;
   /** Reconnect now (forgetting past failures); restarts a client stopped for sign-in. In a follower tab, asks the leader. */
   reconnect(): void;
   /** Close the stream for good and release the tab leadership. */

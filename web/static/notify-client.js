@@ -13,6 +13,11 @@
 //   API holds the EventSource and relays every message over a
 //   BroadcastChannel; when it goes away another tab takes over from the last
 //   event id it has seen.
+// - The inbox: `unreadCount` (from `connected`, every `status` that carries
+//   one, +1 per new notification; the leader's count in every tab) and the
+//   API calls markRead, markUnread, markAllRead, fetchHistory,
+//   fetchUnreadCount, getPreferences, setMutedModules (fetch, with cookies
+//   per withCredentials; failures are NotificationApiError).
 //
 // Types: notify-client.d.ts. Pure logic: notify-client-core.js.
 
@@ -20,11 +25,16 @@ import {
   Backoff,
   Deduplicator,
   Watchdog,
+  apiBaseFromStreamUrl,
   buildStreamUrl,
   fullJitterDelay,
+  historyQueryString,
+  incrementUnread,
   parseMessage,
   prependBounded,
   routeMessage,
+  toSeq,
+  unreadOf,
   watchdogTimeout,
   DEFAULT_HEARTBEAT_INTERVAL_MS,
 } from './notify-client-core.js';
@@ -40,18 +50,64 @@ import {
 /** @typedef {import('./notify-client.js').NotificationErrorKind} NotificationErrorKind */
 /** @typedef {import('./notify-client.js').EventSourceLike} EventSourceLike */
 /** @typedef {import('./notify-client.js').BroadcastChannelLike} BroadcastChannelLike */
+/** @typedef {import('./notify-client.js').FetchLike} FetchLike */
+/** @typedef {import('./notify-client.js').HistoryQuery} HistoryQuery */
+/** @typedef {import('./notify-client.js').HistoryPage} HistoryPage */
+/** @typedef {import('./notify-client.js').UnreadCount} UnreadCount */
+/** @typedef {import('./notify-client.js').Preferences} Preferences */
 
 /**
  * Messages between tabs. Only the leader sends `event`, `state` and `error`.
+ * The unread count is the leader's: followers take it from `state`, which
+ * the leader sends whenever it changes, so every tab shows the same number.
  * @typedef {(
  *   | {v: 1, from: string, kind: 'event', data: unknown, lastEventId: string}
- *   | {v: 1, from: string, kind: 'state', state: ConnectionState, lastEventId: string | null, heartbeatInterval: number | null, reconnectAttempts: number}
+ *   | {v: 1, from: string, kind: 'state', state: ConnectionState, lastEventId: string | null, heartbeatInterval: number | null, reconnectAttempts: number, unreadCount?: number | null, unreadHasMore?: boolean}
  *   | {v: 1, from: string, kind: 'error', error: {kind: NotificationErrorKind, message: string, fatal: boolean, retryInMs: number | null, reason?: string}}
  *   | {v: 1, from: string, kind: 'hello' | 'ping' | 'reconnect' | 'wake'}
  * )} TabMessage
  */
 
 const CLOSED = 2; // EventSource.CLOSED
+
+/**
+ * After a resumed stream's `connected` message (whose unread count already
+ * includes what the server is about to replay), replayed notifications are
+ * not counted: once the stream has been quiet this long (at most
+ * SETTLE_MAX_MS), the count is fetched again if anything was replayed.
+ */
+const SETTLE_QUIET_MS = 300;
+const SETTLE_MAX_MS = 3000;
+/**
+ * A server count (status, connected, a recount) and a new notification this
+ * close together are ambiguous: the count may or may not include it (the
+ * server sends read-state changes straight away but reads new notifications
+ * from the table, so either can overtake the other). The client then asks
+ * for the count RECOUNT_DELAY_MS later, at most RECOUNT_BUDGET times per
+ * server message.
+ */
+const AMBIGUOUS_MS = 1000;
+const RECOUNT_DELAY_MS = 500;
+const RECOUNT_BUDGET = 3;
+
+/** What the inbox API calls (markRead, fetchHistory …) reject with. */
+export class NotificationApiError extends Error {
+  /** @override @type {'NotificationApiError'} */
+  name = 'NotificationApiError';
+
+  /**
+   * @param {string} message the server's `error`, or what went wrong
+   * @param {{status?: number, method?: string, url?: string, body?: unknown, cause?: unknown}} [details]
+   */
+  constructor(message, { status = 0, method = '', url = '', body = null, cause } = {}) {
+    super(message);
+    this.status = status;
+    this.method = method;
+    this.url = url;
+    this.body = body;
+    if (cause !== undefined) this.cause = cause;
+  }
+}
 
 export class NotificationStreamError extends Error {
   /** @override @type {'NotificationStreamError'} */
@@ -118,6 +174,7 @@ export function createNotificationClient(options = {}) {
   const g = /** @type {any} */ (globalThis);
   const {
     url = '/api/notifications/ws',
+    apiUrl,
     withCredentials = true,
     onNotification,
     onConnected,
@@ -141,6 +198,7 @@ export function createNotificationClient(options = {}) {
     navigator: nav = g.navigator ?? null,
     locks = (nav && nav.locks) ?? null,
     BroadcastChannel: BC = g.BroadcastChannel ?? null,
+    fetch: fetchFn = typeof g.fetch === 'function' ? (/** @type {any} */ input, /** @type {any} */ init) => g.fetch(input, init) : null,
   } = options;
 
   if (typeof ES !== 'function') {
@@ -175,6 +233,26 @@ export function createNotificationClient(options = {}) {
   /** close() was called: final. */
   let disposed = false;
   let online = !(win && nav && nav.onLine === false);
+
+  // ---- the inbox -----------------------------------------------------------
+  const apiBase = typeof apiUrl === 'string' && apiUrl !== '' ? apiUrl.replace(/\/+$/, '') : apiBaseFromStreamUrl(url);
+  /** null until the server has said. */
+  /** @type {number | null} */
+  let unreadCount = null;
+  let unreadHasMore = false;
+  /** A resumed stream is replaying: don't count, recount when it is quiet. */
+  let settling = false;
+  let settleReplayed = 0;
+  let settleStartedAt = 0;
+  /** @type {unknown} */
+  let settleTimer = null;
+  /** Bumped by every authoritative count, so an older recount answer is dropped. */
+  let unreadGen = 0;
+  let lastArrivalAt = -Infinity;
+  let lastCountAt = -Infinity;
+  let recountBudget = RECOUNT_BUDGET;
+  /** @type {unknown} */
+  let recountTimer = null;
 
   /** @type {EventSourceLike | null} */
   let es = null;
@@ -294,6 +372,7 @@ export function createNotificationClient(options = {}) {
 
   function closeStream() {
     watchdog.stop();
+    stopSettling();
     if (healthyTimer !== null) {
       clearTimer(healthyTimer);
       healthyTimer = null;
@@ -437,6 +516,9 @@ export function createNotificationClient(options = {}) {
         const n = /** @type {NotificationMessage} */ (message);
         if (dedupe.accept(route.id)) {
           notifications = prependBounded(notifications, n, maxNotifications);
+          // The server pushes only what counts as unread (not muted, or
+          // critical); the holder of the stream counts it.
+          if (local) countArrival();
           changed();
           call(onNotification, n);
         } else {
@@ -458,12 +540,22 @@ export function createNotificationClient(options = {}) {
         });
         if (local) watchdog.setTimeoutMs(currentWatchdogTimeout());
         if (leaderWatch.running) leaderWatch.setTimeoutMs(currentLeaderTimeout());
+        if (local) {
+          const unread = unreadOf(data);
+          stopSettling();
+          recountBudget = RECOUNT_BUDGET;
+          if (unread) setUnread(unread.count, unread.hasMore, false);
+          if (data.resumeFrom !== null && data.resumeFrom !== undefined) startSettling();
+        }
         changed();
         call(onConnected, m);
         return;
       }
       case 'status': {
-        if (dirty) changed();
+        const unread = local ? unreadOf(message.data) : undefined;
+        if (unread) recountBudget = RECOUNT_BUDGET;
+        const did = unread ? setUnread(unread.count, unread.hasMore) : false;
+        if (dirty && !did) changed();
         call(onStatus, /** @type {StatusMessage} */ (message));
         const closing = route.closing;
         if (closing) {
@@ -475,6 +567,202 @@ export function createNotificationClient(options = {}) {
       default:
         if (dirty) changed();
     }
+  }
+
+  // ---- the unread count (held by the tab with the stream) -----------------
+
+  /**
+   * An authoritative count (connected, status, a recount).
+   * @param {number | null} count
+   * @param {boolean} hasMore
+   * @param {boolean} [announce] call the listeners if it changed (false: the caller will)
+   * @param {number} [since] notifications that arrived since then may or may not be in the count
+   * @returns {boolean} whether it changed
+   */
+  function setUnread(count, hasMore, announce = true, since) {
+    unreadGen++;
+    lastCountAt = now();
+    if (lastArrivalAt > (since ?? lastCountAt - AMBIGUOUS_MS)) scheduleRecount();
+    if (count === unreadCount && hasMore === unreadHasMore) return false;
+    unreadCount = count;
+    unreadHasMore = hasMore;
+    if (isLeader) postState();
+    if (announce) changed();
+    return true;
+  }
+
+  /** A new notification arrived on this tab's stream (the caller calls changed()). */
+  function countArrival() {
+    if (settling) {
+      settleReplayed++;
+      armSettle();
+      return;
+    }
+    lastArrivalAt = now();
+    if (lastArrivalAt - lastCountAt < AMBIGUOUS_MS) scheduleRecount();
+    const next = incrementUnread({ count: unreadCount, hasMore: unreadHasMore });
+    if (next.count === unreadCount && next.hasMore === unreadHasMore) return;
+    unreadCount = next.count;
+    unreadHasMore = next.hasMore;
+    if (isLeader) postState();
+  }
+
+  function startSettling() {
+    settling = true;
+    settleReplayed = 0;
+    settleStartedAt = now();
+    armSettle();
+  }
+
+  function armSettle() {
+    if (settleTimer !== null) clearTimer(settleTimer);
+    const left = settleStartedAt + SETTLE_MAX_MS - now();
+    settleTimer = setTimer(endSettling, Math.max(0, Math.min(SETTLE_QUIET_MS, left)));
+  }
+
+  /**
+   * Between streams: forgets a pending recount and past arrivals (the next
+   * stream's `connected` count is taken after them).
+   */
+  function stopSettling() {
+    if (settleTimer !== null) clearTimer(settleTimer);
+    settleTimer = null;
+    settling = false;
+    if (recountTimer !== null) clearTimer(recountTimer);
+    recountTimer = null;
+    lastArrivalAt = -Infinity;
+  }
+
+  function endSettling() {
+    settleTimer = null;
+    settling = false;
+    if (settleReplayed > 0) recount();
+  }
+
+  /** A recount soon (one pending at a time, within the budget). */
+  function scheduleRecount() {
+    if (recountTimer !== null || recountBudget <= 0 || !isLeader || disposed) return;
+    recountTimer = setTimer(() => {
+      recountTimer = null;
+      if (recountBudget <= 0 || settling) return;
+      recountBudget--;
+      recount();
+    }, RECOUNT_DELAY_MS);
+  }
+
+  /** Asks the server for the count; a newer authoritative count wins. */
+  function recount() {
+    const gen = ++unreadGen;
+    const sentAt = now();
+    fetchUnreadCount().then(
+      (u) => {
+        if (gen !== unreadGen || disposed || !isLeader) return;
+        // What arrived before the question is in the answer.
+        if (u && typeof u.count === 'number') setUnread(u.count, u.hasMore === true, true, sentAt);
+      },
+      () => {
+        // The next status or connected message brings the count.
+      },
+    );
+  }
+
+  // ---- the inbox API -------------------------------------------------------
+
+  /**
+   * One request to the inbox API: the JSON answer (null for 204), or a
+   * NotificationApiError with the server's message and status.
+   * @param {'GET' | 'POST' | 'PUT'} method
+   * @param {string} path after the API base, starting with '/' (or '')
+   * @param {unknown} [body] sent as JSON
+   * @returns {Promise<any>}
+   */
+  async function request(method, path, body) {
+    const target = apiBase + path;
+    if (typeof fetchFn !== 'function') {
+      throw new NotificationApiError('fetch is not available; pass options.fetch', { method, url: target });
+    }
+    /** @type {Record<string, string>} */
+    const headers = { Accept: 'application/json' };
+    /** @type {{method: string, credentials: 'include' | 'same-origin', headers: Record<string, string>, body?: string}} */
+    const init = { method, credentials: withCredentials ? 'include' : 'same-origin', headers };
+    if (body !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    /** @type {any} */
+    let res;
+    try {
+      res = await fetchFn(target, init);
+    } catch (e) {
+      throw new NotificationApiError(`${method} ${target}: the server cannot be reached`, { method, url: target, cause: e });
+    }
+    const status = Number(res.status);
+    if (status === 204) return null;
+    /** @type {any} */
+    let json = null;
+    try {
+      json = await res.json();
+    } catch {
+      // not JSON: the status says it
+    }
+    if (!res.ok) {
+      const message =
+        json && typeof json.error === 'string' && json.error !== ''
+          ? json.error
+          : `${method} ${target}: ${status} ${res.statusText ?? ''}`.trim();
+      throw new NotificationApiError(message, { status, method, url: target, body: json });
+    }
+    return json;
+  }
+
+  /** @returns {Promise<UnreadCount>} */
+  function fetchUnreadCount() {
+    return request('GET', '/unread-count');
+  }
+
+  /**
+   * @param {'read' | 'unread'} what
+   * @param {string} id
+   */
+  async function mark(what, id) {
+    if (typeof id !== 'string' || id === '') throw new TypeError(`mark ${what}: the notification id must be a non-empty string`);
+    await request('POST', '/' + encodeURIComponent(id) + '/' + what);
+  }
+
+  /**
+   * @param {HistoryQuery} [query]
+   * @returns {Promise<HistoryPage>}
+   */
+  async function fetchHistory(query) {
+    const qs = historyQueryString(query);
+    const page = await request('GET', qs ? '?' + qs : '');
+    return {
+      notifications: Array.isArray(page && page.notifications) ? page.notifications : [],
+      nextCursor: page && typeof page.nextCursor === 'number' ? page.nextCursor : null,
+    };
+  }
+
+  /**
+   * @param {number | string | null} [upTo]
+   * @returns {Promise<number | null>}
+   */
+  async function markAllRead(upTo) {
+    let seq = toSeq(upTo === undefined ? lastEventId : upTo);
+    if (seq === null && upTo === undefined) {
+      // Nothing received on this stream yet: everything the inbox holds now.
+      const page = await fetchHistory({ limit: 1 });
+      const newest = page.notifications[0];
+      seq = newest && typeof newest.seq === 'number' ? newest.seq : null;
+    }
+    if (seq === null) return null;
+    await request('POST', '/read-all', { upTo: seq });
+    return seq;
+  }
+
+  /** @param {any} answer @returns {Preferences} */
+  function preferencesOf(answer) {
+    const mods = answer && Array.isArray(answer.mutedModules) ? answer.mutedModules : [];
+    return { mutedModules: mods.filter((/** @type {unknown} */ m) => typeof m === 'string') };
   }
 
   // ---- leader election ---------------------------------------------------
@@ -498,6 +786,8 @@ export function createNotificationClient(options = {}) {
       lastEventId,
       heartbeatInterval,
       reconnectAttempts: info.reconnectAttempts,
+      unreadCount,
+      unreadHasMore,
     });
   }
 
@@ -655,6 +945,10 @@ export function createNotificationClient(options = {}) {
         leaderHeard();
         if (typeof m.lastEventId === 'string' && m.lastEventId !== lastEventId) lastEventId = m.lastEventId;
         if (typeof m.heartbeatInterval === 'number' && m.heartbeatInterval > 0) heartbeatInterval = m.heartbeatInterval;
+        if (m.unreadCount === null || (typeof m.unreadCount === 'number' && m.unreadCount >= 0)) {
+          unreadCount = m.unreadCount;
+          unreadHasMore = m.unreadHasMore === true;
+        }
         setInfo({ reconnectAttempts: m.reconnectAttempts ?? 0, heartbeatInterval });
         if (state === m.state) changed();
         else setState(m.state === 'closed' ? 'reconnecting' : m.state);
@@ -790,6 +1084,24 @@ export function createNotificationClient(options = {}) {
     get duplicatesSuppressed() {
       return dedupe.duplicates;
     },
+    get unreadCount() {
+      return unreadCount;
+    },
+    get unreadHasMore() {
+      return unreadHasMore;
+    },
+    markRead: (id) => mark('read', id),
+    markUnread: (id) => mark('unread', id),
+    markAllRead,
+    fetchHistory,
+    fetchUnreadCount,
+    getPreferences: async () => preferencesOf(await request('GET', '/preferences')),
+    setMutedModules: async (modules) => {
+      if (!Array.isArray(modules) || modules.some((m) => typeof m !== 'string')) {
+        throw new TypeError('setMutedModules: pass an array of module names');
+      }
+      return preferencesOf(await request('PUT', '/preferences', { mutedModules: [...modules] }));
+    },
     reconnect() {
       if (disposed) return;
       if (stopped) revive();
@@ -802,6 +1114,7 @@ export function createNotificationClient(options = {}) {
     close() {
       if (disposed) return;
       clearRetry();
+      stopSettling();
       closeStream();
       leaveElection();
       disposed = true;
@@ -841,6 +1154,8 @@ export function createNotificationClient(options = {}) {
           connectionInfo: info,
           notifications,
           duplicatesSuppressed: dedupe.duplicates,
+          unreadCount,
+          unreadHasMore,
         });
       }
       return snapshot;

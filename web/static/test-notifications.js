@@ -6,20 +6,32 @@
 // server's streams and queue. Its forms call the `test`, `broadcast` and
 // `create-and-notify` actions.
 //
+// The inbox: the header's unread badge is the client's count (the same in
+// every tab: the server's `connected` and `status` messages, plus one per new
+// notification). Clicking a notification marks it read (its button toggles);
+// "Mark all read" marks up to the newest notification this tab has seen; the
+// History panel pages through GET /api/notifications ("Load older"); the
+// mute switches PUT the preferences. Read-state changes made anywhere arrive
+// as `status` messages (data.change) and update every list.
+//
 // Everything that comes from the server is put into the page with
 // textContent or attributes, never as markup: a message such as
 // `<img src=x onerror=alert(1)>` shows as those characters.
 //
 // Query parameters tune the client for tests and demonstrations:
-// `backoffInitialMs`, `backoffMaxMs` (the reconnect backoff) and
-// `maxNotifications`. For the browser tests the page exposes
+// `backoffInitialMs`, `backoffMaxMs` (the reconnect backoff),
+// `maxNotifications` and `historyLimit` (the history's page size). For the browser tests the page exposes
 // `window.notifydTestPage`: the client, every stream attempt (`attempts`:
 // {at, url}) and every error (`errors`: {at, kind, message, retryInMs,
 // reconnectAttempts, fatal}).
 
 import { createNotificationClient } from './notify-client.js';
+import { unreadLabel } from './notify-client-core.js';
 
 /** @typedef {import('./notify-client.js').NotificationMessage} NotificationMessage */
+/** @typedef {import('./notify-client.js').NotificationData} NotificationData */
+/** @typedef {import('./notify-client.js').InboxNotification} InboxNotification */
+/** @typedef {import('./notify-client.js').StatusMessage} StatusMessage */
 /** @typedef {import('./notify-client.js').NotificationClient} NotificationClient */
 /** @typedef {import('./notify-client.js').NotificationStreamError} NotificationStreamError */
 
@@ -222,7 +234,8 @@ client = createNotificationClient({
     scheduleRender();
   },
   onError: (e) => onStreamError(e),
-  onNotification: () => scheduleRender(),
+  onNotification: (m) => onLiveNotification(m),
+  onStatus: (m) => onStatusMessage(m),
 });
 const theClient = client;
 
@@ -283,7 +296,12 @@ function render() {
   byId('conn-note').textContent = state === 'open' ? '' : connNote ?? '';
   if (info.userId) showUser(info.userId, info.roles);
   renderNotifications(c.notifications);
+  byId('received-hint').hidden = c.notifications.length === 0;
   byId('duplicates').textContent = String(c.duplicatesSuppressed);
+  renderUnread();
+  renderHistory();
+  renderMutes();
+  refreshReadStates();
 }
 
 /**
@@ -319,33 +337,503 @@ function renderNotifications(list) {
 function itemFor(m) {
   let li = items.get(m);
   if (li) return li;
-  const d = m.data || /** @type {Partial<NotificationMessage['data']>} */ ({});
-  const severity = SEVERITIES.includes(String(d.severity)) ? String(d.severity) : 'unknown';
-  li = el('li', 'notification sev-' + severity);
-  li.dataset.id = String(m.notificationId ?? d.id ?? '');
-  if (d.seq !== undefined) li.dataset.seq = String(d.seq);
-
-  const head = el('div', 'n-head');
-  head.append(el('span', 'badge sev-' + severity, d.severity ?? 'unknown'));
-  head.append(timeElement(d.createdAt ?? m.timestamp));
-  const what = [d.module, d.actionType].filter((s) => typeof s === 'string' && s !== '').join(' · ');
-  if (what) head.append(el('span', 'module', what));
-  head.append(el('span', 'target', targetText(d)));
-  if (d.seq !== undefined) head.append(el('span', 'seq', '#' + d.seq));
-  li.append(head);
-  li.append(el('p', 'message', d.message ?? ''));
-  if (d.details) li.append(el('p', 'details', d.details));
+  const d = m.data || /** @type {Partial<NotificationData>} */ ({});
+  li = buildItem(d, String(m.notificationId ?? d.id ?? ''), m.timestamp);
   items.set(m, li);
   return li;
 }
 
-/** @param {Partial<NotificationMessage['data']>} d */
+/**
+ * A notification as a list item (received or history): text only. Its
+ * read state (class, data-read, the toggle's label) is set by applyRead.
+ * @param {Partial<NotificationData>} d
+ * @param {string} id
+ * @param {number} [fallbackTime]
+ * @returns {HTMLElement}
+ */
+function buildItem(d, id, fallbackTime) {
+  const severity = SEVERITIES.includes(String(d.severity)) ? String(d.severity) : 'unknown';
+  const li = el('li', 'notification sev-' + severity);
+  li.dataset.id = id;
+  if (d.seq !== undefined) li.dataset.seq = String(d.seq);
+  if (typeof d.module === 'string' && d.module !== '') li.dataset.module = d.module;
+  li.tabIndex = 0;
+
+  const head = el('div', 'n-head');
+  head.append(el('span', 'badge sev-' + severity, d.severity ?? 'unknown'));
+  head.append(timeElement(d.createdAt ?? fallbackTime));
+  const what = [d.module, d.actionType].filter((s) => typeof s === 'string' && s !== '').join(' · ');
+  if (what) head.append(el('span', 'module', what));
+  head.append(el('span', 'target', targetText(d)));
+  head.append(el('span', 'muted-tag', 'muted'));
+  if (d.seq !== undefined) head.append(el('span', 'seq', '#' + d.seq));
+  li.append(head);
+  const body = el('div', 'n-body');
+  const text = el('div', 'n-text');
+  text.append(el('p', 'message', d.message ?? ''));
+  if (d.details) text.append(el('p', 'details', d.details));
+  const toggle = el('button', 'n-toggle link');
+  toggle.type = 'button';
+  body.append(text, el('span', 'n-state visually-hidden'), toggle);
+  li.append(body);
+  if (id && typeof d.seq === 'number') seqs.set(id, d.seq);
+  applyRead(li);
+  return li;
+}
+
+/** @param {Partial<NotificationData>} d */
 function targetText(d) {
   const parts = [];
   if (d.targetUserId) parts.push(d.targetUserId);
   if (Array.isArray(d.targetRoles) && d.targetRoles.length) parts.push('roles ' + d.targetRoles.join(', '));
   return parts.length ? 'to ' + parts.join(' + ') : 'to everyone';
 }
+
+// ---- the inbox: read state, badge, history, mutes ---------------------------
+
+const HISTORY_LIMIT = queryNumber('historyLimit', 1, 100, 20);
+const BASE_TITLE = document.title;
+
+/** Read state this page knows: id → read (history answers, clicks here, status changes from anywhere). */
+/** @type {Map<string, boolean>} */
+const readState = new Map();
+/** The seq of every notification shown. @type {Map<string, number>} */
+const seqs = new Map();
+/** Everything up to this seq is read ("mark all read", here or on another device). */
+let readAllMark = 0;
+/** The newest seq this tab has seen, on the stream or in the history. */
+let newestSeen = 0;
+
+/** @param {string} id */
+function isRead(id) {
+  const r = readState.get(id);
+  if (r !== undefined) return r;
+  const seq = seqs.get(id);
+  return seq !== undefined && seq <= readAllMark;
+}
+
+/** @param {number} seq */
+function sawSeq(seq) {
+  if (Number.isSafeInteger(seq) && seq > newestSeen) newestSeen = seq;
+}
+
+/**
+ * Everything up to mark is read, and the server dropped its per-notification
+ * exceptions at or below it: so do we.
+ * @param {number} mark
+ */
+function applyReadAll(mark) {
+  if (mark > readAllMark) readAllMark = mark;
+  for (const [id, seq] of seqs) if (seq <= mark) readState.delete(id);
+}
+
+/** @param {HTMLElement} li */
+function isMutedItem(li) {
+  const m = li.dataset.module;
+  return Boolean(m && mutes.server && mutes.server.includes(m) && !li.classList.contains('sev-critical'));
+}
+
+/**
+ * Shows an item's read state: its class, data-read, the state text and the toggle's label.
+ * @param {HTMLElement} li
+ */
+function applyRead(li) {
+  const id = li.dataset.id ?? '';
+  const read = isRead(id);
+  const muted = isMutedItem(li);
+  if (li.dataset.read !== String(read)) {
+    li.dataset.read = String(read);
+    li.classList.toggle('is-read', read);
+    li.classList.toggle('is-unread', !read);
+    const state = li.querySelector('.n-state');
+    if (state) state.textContent = read ? 'read' : 'unread';
+    const toggle = li.querySelector('.n-toggle');
+    if (toggle) toggle.textContent = read ? 'Mark unread' : 'Mark read';
+    li.setAttribute('aria-label', (read ? 'read: ' : 'unread: ') + (li.querySelector('.message')?.textContent ?? ''));
+  }
+  li.classList.toggle('is-muted', muted);
+}
+
+function refreshReadStates() {
+  for (const li of document.querySelectorAll('#notifications > li, #history > li')) applyRead(/** @type {HTMLElement} */ (li));
+}
+
+/** @type {ReturnType<typeof setTimeout> | null} */
+let inboxErrorTimer = null;
+/** @param {string} text */
+function showInboxError(text) {
+  const box = byId('inbox-error');
+  box.textContent = text;
+  box.hidden = false;
+  if (inboxErrorTimer !== null) clearTimeout(inboxErrorTimer);
+  inboxErrorTimer = setTimeout(() => {
+    box.hidden = true;
+    inboxErrorTimer = null;
+  }, 8000);
+}
+
+/** Mark requests go one after another, so the server sees them in click order. */
+let markQueue = Promise.resolve();
+
+/**
+ * Marks one notification read or unread: shown at once, undone if the server refuses.
+ * @param {string} id
+ * @param {boolean} read
+ */
+function setRead(id, read) {
+  const before = readState.get(id);
+  readState.set(id, read);
+  scheduleRender();
+  markQueue = markQueue.then(async () => {
+    try {
+      await (read ? theClient.markRead(id) : theClient.markUnread(id));
+    } catch (e) {
+      if (readState.get(id) === read) {
+        if (before === undefined) readState.delete(id);
+        else readState.set(id, before);
+      }
+      showInboxError(`Could not mark the notification ${read ? 'read' : 'unread'}: ${/** @type {Error} */ (e).message}`);
+      scheduleRender();
+    }
+  });
+}
+
+/**
+ * Clicking a notification marks it read; its button toggles read/unread.
+ * @param {Event} ev
+ */
+function onItemClick(ev) {
+  const target = /** @type {HTMLElement} */ (ev.target);
+  const li = /** @type {HTMLElement | null} */ (target.closest('li.notification'));
+  const id = li?.dataset.id;
+  if (!li || !id || target.closest('a')) return;
+  if (target.closest('.n-toggle')) {
+    setRead(id, !isRead(id));
+    return;
+  }
+  if (String(window.getSelection?.() ?? '') !== '') return; // selecting text, not clicking
+  if (!isRead(id)) setRead(id, true);
+}
+
+/** @param {KeyboardEvent} ev */
+function onItemKey(ev) {
+  const li = /** @type {HTMLElement} */ (ev.target);
+  if ((ev.key !== 'Enter' && ev.key !== ' ') || !li.matches('li.notification')) return;
+  ev.preventDefault();
+  const id = li.dataset.id;
+  if (id && !isRead(id)) setRead(id, true);
+}
+
+for (const id of ['notifications', 'history']) {
+  byId(id).addEventListener('click', onItemClick);
+  byId(id).addEventListener('keydown', onItemKey);
+}
+
+/** @param {NotificationMessage} m */
+function onLiveNotification(m) {
+  const d = m.data;
+  if (d && typeof d.seq === 'number') {
+    sawSeq(d.seq);
+    noteModule(d.module);
+    // New notifications are unread: they join the top of the history too.
+    addHistoryItem({ ...d, read: false, readAt: null });
+  }
+  scheduleRender();
+}
+
+/**
+ * A read-state or mute change, made in this tab or on any other device.
+ * @param {StatusMessage} m
+ */
+function onStatusMessage(m) {
+  const ch = m.data && m.data.change;
+  if (!ch || typeof ch !== 'object') return;
+  switch (ch.action) {
+    case 'read':
+    case 'unread':
+      if (typeof ch.notificationId === 'string') {
+        readState.set(ch.notificationId, ch.action === 'read');
+        if (typeof ch.seq === 'number') seqs.set(ch.notificationId, ch.seq);
+      }
+      break;
+    case 'read-all':
+      if (typeof ch.seq === 'number') applyReadAll(ch.seq);
+      break;
+    case 'preferences':
+      void loadPreferences();
+      break;
+  }
+  scheduleRender();
+}
+
+function renderUnread() {
+  const count = theClient.unreadCount;
+  const more = theClient.unreadHasMore;
+  const text = count === null ? '–' : unreadLabel(count, more);
+  const badge = byId('unread-badge');
+  if (badge.textContent !== text) badge.textContent = text;
+  const box = byId('unread');
+  box.dataset.count = count === null ? '' : String(count);
+  box.dataset.hasMore = String(more);
+  box.classList.toggle('zero', count === 0);
+  box.title = count === null ? 'Unread notifications: not known yet' : `${text} unread notification${text === '1' ? '' : 's'} (all your devices)`;
+  const title = count ? `(${text}) ${BASE_TITLE}` : BASE_TITLE;
+  if (document.title !== title) document.title = title;
+}
+
+byId('mark-all-read').addEventListener('click', async () => {
+  const button = /** @type {HTMLButtonElement} */ (byId('mark-all-read'));
+  button.disabled = true;
+  try {
+    const last = Number(theClient.lastEventId ?? 0);
+    const upTo = Math.max(newestSeen, Number.isSafeInteger(last) ? last : 0);
+    // Nothing seen yet: the client takes the newest notification of the inbox.
+    const mark = await theClient.markAllRead(upTo > 0 ? upTo : undefined);
+    if (mark !== null) applyReadAll(mark);
+  } catch (e) {
+    showInboxError('Mark all read: ' + /** @type {Error} */ (e).message);
+  } finally {
+    button.disabled = false;
+    scheduleRender();
+  }
+});
+
+// ---- history ---------------------------------------------------------------
+
+const history = {
+  /** Newest first. @type {InboxNotification[]} */
+  items: [],
+  /** @type {Set<string>} */
+  ids: new Set(),
+  /** @type {number | null} */
+  nextCursor: null,
+  loaded: false,
+  loading: false,
+  /** Bumped by every reload: older answers are dropped. */
+  gen: 0,
+  unreadOnly: false,
+  error: '',
+  dirty: true,
+};
+/** @type {Map<string, HTMLElement>} */
+const historyLis = new Map();
+
+/** @param {InboxNotification} n */
+function addHistoryItem(n) {
+  if (!n || typeof n.id !== 'string' || history.ids.has(n.id)) return;
+  history.ids.add(n.id);
+  let i = history.items.length;
+  while (i > 0 && history.items[i - 1].seq < n.seq) i--;
+  history.items.splice(i, 0, n);
+  history.dirty = true;
+}
+
+/**
+ * Loads the first page (reset) or the next older one.
+ * @param {boolean} reset
+ */
+async function loadHistory(reset) {
+  if (!reset && (history.loading || history.nextCursor === null)) return;
+  if (reset) {
+    history.gen++;
+    history.items = [];
+    history.ids.clear();
+    historyLis.clear();
+    history.nextCursor = null;
+    history.loaded = false;
+  }
+  const gen = history.gen;
+  const before = reset ? undefined : history.nextCursor ?? undefined;
+  history.loading = true;
+  history.dirty = true;
+  scheduleRender();
+  try {
+    const page = await theClient.fetchHistory({ limit: HISTORY_LIMIT, before, unread: history.unreadOnly });
+    if (gen !== history.gen) return;
+    for (const n of page.notifications) {
+      readState.set(n.id, n.read);
+      sawSeq(n.seq);
+      noteModule(n.module);
+      addHistoryItem(n);
+    }
+    history.nextCursor = page.nextCursor;
+    history.loaded = true;
+    history.error = '';
+  } catch (e) {
+    if (gen !== history.gen) return;
+    history.error = 'History: ' + /** @type {Error} */ (e).message;
+  } finally {
+    if (gen === history.gen) {
+      history.loading = false;
+      history.dirty = true;
+      scheduleRender();
+    }
+  }
+}
+
+function renderHistory() {
+  if (!history.dirty) return;
+  history.dirty = false;
+  const want = history.items.map((n) => {
+    let li = historyLis.get(n.id);
+    if (!li) {
+      li = buildItem(n, n.id);
+      historyLis.set(n.id, li);
+    }
+    return li;
+  });
+  const ol = byId('history');
+  const have = ol.children;
+  let same = have.length === want.length;
+  for (let i = 0; same && i < want.length; i++) same = have[i] === want[i];
+  if (!same) ol.replaceChildren(...want);
+  ol.setAttribute('aria-busy', String(history.loading));
+  byId('history-count').textContent = String(history.items.length) + (history.nextCursor !== null ? '+' : '');
+  byId('history-empty').hidden = !(history.loaded && history.items.length === 0);
+  byId('history-empty').textContent = history.unreadOnly ? 'No unread notifications.' : 'No notifications.';
+  const more = /** @type {HTMLButtonElement} */ (byId('history-more'));
+  more.hidden = history.nextCursor === null;
+  more.disabled = history.loading;
+  byId('history-status').textContent = history.loading
+    ? 'loading…'
+    : history.loaded && history.nextCursor === null && history.items.length > 0
+      ? 'that is all'
+      : '';
+  const err = byId('history-error');
+  err.textContent = history.error;
+  err.hidden = history.error === '';
+}
+
+byId('history-more').addEventListener('click', () => void loadHistory(false));
+byId('history-refresh').addEventListener('click', () => void loadHistory(true));
+byId('history-unread').addEventListener('change', (ev) => {
+  history.unreadOnly = /** @type {HTMLInputElement} */ (ev.target).checked;
+  void loadHistory(true);
+});
+
+// ---- muted modules -----------------------------------------------------------
+
+const mutes = {
+  /** What the server says is muted; null until known. @type {string[] | null} */
+  server: null,
+  /** Every module seen (history, received, muted, added). @type {Set<string>} */
+  known: new Set(),
+  saving: false,
+  status: '',
+  error: false,
+  dirty: true,
+};
+/** @type {Map<string, HTMLElement>} */
+const muteLis = new Map();
+
+/** @param {unknown} m */
+function noteModule(m) {
+  if (typeof m === 'string' && m !== '' && !mutes.known.has(m)) {
+    mutes.known.add(m);
+    mutes.dirty = true;
+  }
+}
+
+async function loadPreferences() {
+  try {
+    const p = await theClient.getPreferences();
+    mutes.server = p.mutedModules;
+    for (const m of p.mutedModules) noteModule(m);
+  } catch (e) {
+    mutes.status = 'Preferences: ' + /** @type {Error} */ (e).message;
+    mutes.error = true;
+  }
+  mutes.dirty = true;
+  scheduleRender();
+}
+
+/** @param {string[]} next every muted module */
+async function saveMutes(next) {
+  mutes.saving = true;
+  mutes.status = 'saving…';
+  mutes.error = false;
+  mutes.dirty = true;
+  scheduleRender();
+  try {
+    const p = await theClient.setMutedModules(next);
+    mutes.server = p.mutedModules;
+    for (const m of p.mutedModules) noteModule(m);
+    mutes.status = p.mutedModules.length ? 'muted: ' + p.mutedModules.join(', ') : 'nothing muted';
+    return true;
+  } catch (e) {
+    mutes.status = 'Not saved: ' + /** @type {Error} */ (e).message;
+    mutes.error = true;
+    return false;
+  } finally {
+    mutes.saving = false;
+    mutes.dirty = true;
+    scheduleRender();
+  }
+}
+
+/**
+ * @param {string} module
+ * @param {boolean} muted
+ */
+function withMute(module, muted) {
+  const set = new Set(mutes.server ?? []);
+  if (muted) set.add(module);
+  else set.delete(module);
+  return [...set];
+}
+
+function renderMutes() {
+  if (!mutes.dirty) return;
+  mutes.dirty = false;
+  const modules = [...mutes.known].sort((a, b) => a.localeCompare(b));
+  const want = modules.map((m) => {
+    let li = muteLis.get(m);
+    if (!li) {
+      li = el('li', 'mute');
+      const label = el('label', 'switch');
+      const input = el('input');
+      input.type = 'checkbox';
+      input.setAttribute('role', 'switch');
+      input.dataset.module = m;
+      input.addEventListener('change', () => void saveMutes(withMute(m, input.checked)));
+      label.append(input, el('span', 'switch-track'), el('span', 'switch-name', m));
+      li.append(label);
+      li.dataset.module = m;
+      muteLis.set(m, li);
+    }
+    const input = /** @type {HTMLInputElement} */ (li.querySelector('input'));
+    const on = Boolean(mutes.server && mutes.server.includes(m));
+    input.checked = on;
+    input.disabled = mutes.saving || mutes.server === null;
+    li.classList.toggle('on', on);
+    return li;
+  });
+  const ul = byId('mute-list');
+  const have = ul.children;
+  let same = have.length === want.length;
+  for (let i = 0; same && i < want.length; i++) same = have[i] === want[i];
+  if (!same) ul.replaceChildren(...want);
+  byId('mute-empty').hidden = modules.length > 0;
+  const out = byId('mute-status');
+  out.textContent = mutes.status;
+  out.className = 'form-result' + (mutes.error ? ' error-text' : mutes.status && !mutes.saving ? ' ok' : '');
+  /** @type {HTMLButtonElement} */ (byId('mute-form').querySelector('button')).disabled = mutes.saving;
+}
+
+byId('mute-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const input = /** @type {HTMLInputElement} */ (byId('mute-new'));
+  const m = input.value.trim();
+  if (m === '') {
+    mutes.status = 'Type the name of a module.';
+    mutes.error = true;
+    mutes.dirty = true;
+    scheduleRender();
+    return;
+  }
+  noteModule(m);
+  if (await saveMutes(withMute(m, true))) input.value = '';
+});
 
 // ---- the server (status action) ----------------------------------------------
 
@@ -654,3 +1142,5 @@ byId('signout').addEventListener('click', async () => {
 theClient.subscribe(scheduleRender);
 render();
 void poll();
+void loadHistory(true);
+void loadPreferences();

@@ -3,18 +3,29 @@
 import type {
   ConnectionInfo,
   ConnectionState,
+  HistoryPage,
+  HistoryQuery,
   NotificationClientOptions,
   NotificationMessage,
+  Preferences,
+  UnreadCount,
 } from './notify-client.js';
 
 export type {
   ConnectedMessage,
   ConnectionInfo,
   ConnectionState,
+  HistoryPage,
+  HistoryQuery,
+  InboxChange,
+  InboxNotification,
+  NotificationApiError,
   NotificationClientOptions,
   NotificationMessage,
   NotificationStreamError,
+  Preferences,
   StatusMessage,
+  UnreadCount,
 } from './notify-client.js';
 
 /** The parts of React the hook uses; the `react` module (>= 18) satisfies it. */
@@ -47,6 +58,19 @@ export interface UseNotificationSSEResult {
   state: ConnectionState;
   lastEventId: string | null;
   duplicatesSuppressed: number;
+  /** The user's unread count (exact up to 99), null until known; the same in every tab. */
+  unreadCount: number | null;
+  /** More than 99 unread: show "99+". */
+  unreadHasMore: boolean;
+  // The inbox calls: stable across renders; they reject while no client runs (enabled: false).
+  markRead: (id: string) => Promise<void>;
+  markUnread: (id: string) => Promise<void>;
+  /** Up to `upTo`, default the last event id seen. Resolves to the seq used (null: nothing to mark). */
+  markAllRead: (upTo?: number | string | null) => Promise<number | null>;
+  fetchHistory: (query?: HistoryQuery) => Promise<HistoryPage>;
+  fetchUnreadCount: () => Promise<UnreadCount>;
+  getPreferences: () => Promise<Preferences>;
+  setMutedModules: (modules: readonly string[]) => Promise<Preferences>;
 }
 
 export type UseNotificationSSE = (options?: UseNotificationSSEOptions) => UseNotificationSSEResult;

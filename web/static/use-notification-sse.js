@@ -12,11 +12,15 @@
 //   import { useNotificationSSE } from '/static/use-notification-sse.js';
 //
 //   function Bell() {
-//     const { isConnected, connectionInfo, reconnect, notifications } = useNotificationSSE({
+//     const { isConnected, unreadCount, unreadHasMore, markAllRead } = useNotificationSSE({
 //       onNotification: (m) => toast(m.data.message),
 //     });
 //     …
 //   }
+//
+// The unread count comes with every render (from the client's snapshot); the
+// inbox calls (markRead, markAllRead, fetchHistory, setMutedModules …) are
+// functions stable across renders that use the current client.
 //
 // Callbacks are held in refs: changing them does not reconnect. One client per
 // mounted component, created in an effect and closed in its cleanup, so
@@ -36,6 +40,10 @@ import { createNotificationClient } from './notify-client.js';
 /** @typedef {import('./notify-client.js').NotificationClient} NotificationClient */
 /** @typedef {import('./notify-client.js').NotificationClientSnapshot} NotificationClientSnapshot */
 /** @typedef {import('./notify-client.js').NotificationClientOptions} NotificationClientOptions */
+/**
+ * @typedef {Pick<UseNotificationSSEResult, 'reconnect' | 'markRead' | 'markUnread' | 'markAllRead' |
+ *   'fetchHistory' | 'fetchUnreadCount' | 'getPreferences' | 'setMutedModules'>} HookActions
+ */
 
 /**
  * @param {import('./notify-client.js').ConnectionState} state
@@ -57,7 +65,14 @@ function initialSnapshot(state) {
     }),
     notifications: Object.freeze([]),
     duplicatesSuppressed: 0,
+    unreadCount: null,
+    unreadHasMore: false,
   });
+}
+
+/** What the inbox calls reject with while no client runs (disabled, or before the first effect). */
+function notRunning() {
+  return Promise.reject(new Error('useNotificationSSE: no client is running (enabled is false, or the component is not mounted)'));
 }
 
 // Stable objects: useSyncExternalStore requires getSnapshot to be pure.
@@ -171,17 +186,40 @@ export function createUseNotificationSSE(React) {
 
     const snapshot = useClientSnapshot(client, enabled ? BEFORE_CONNECT : DISABLED);
 
-    const reconnectRef = useRef(/** @type {(() => void) | null} */ (null));
-    if (!reconnectRef.current) reconnectRef.current = () => clientRef.current?.reconnect();
+    // Functions stable across renders: they call whichever client is current.
+    const actionsRef = useRef(/** @type {HookActions | null} */ (null));
+    if (!actionsRef.current) {
+      const current = () => clientRef.current;
+      actionsRef.current = {
+        reconnect: () => current()?.reconnect(),
+        markRead: (id) => current()?.markRead(id) ?? notRunning(),
+        markUnread: (id) => current()?.markUnread(id) ?? notRunning(),
+        markAllRead: (upTo) => current()?.markAllRead(upTo) ?? notRunning(),
+        fetchHistory: (query) => current()?.fetchHistory(query) ?? notRunning(),
+        fetchUnreadCount: () => current()?.fetchUnreadCount() ?? notRunning(),
+        getPreferences: () => current()?.getPreferences() ?? notRunning(),
+        setMutedModules: (modules) => current()?.setMutedModules(modules) ?? notRunning(),
+      };
+    }
+    const actions = actionsRef.current;
 
     return {
       isConnected: snapshot.state === 'open',
       connectionInfo: snapshot.connectionInfo,
-      reconnect: reconnectRef.current,
+      reconnect: actions.reconnect,
       notifications: snapshot.notifications,
       state: snapshot.state,
       lastEventId: snapshot.lastEventId,
       duplicatesSuppressed: snapshot.duplicatesSuppressed,
+      unreadCount: snapshot.unreadCount,
+      unreadHasMore: snapshot.unreadHasMore,
+      markRead: actions.markRead,
+      markUnread: actions.markUnread,
+      markAllRead: actions.markAllRead,
+      fetchHistory: actions.fetchHistory,
+      fetchUnreadCount: actions.fetchUnreadCount,
+      getPreferences: actions.getPreferences,
+      setMutedModules: actions.setMutedModules,
     };
   }
 

@@ -1,7 +1,10 @@
 // Compile-time checks of the public types (run by `npx tsc -p web`); never executed.
 import {
   createNotificationClient,
+  NotificationApiError,
   type ConnectionState,
+  type HistoryPage,
+  type InboxNotification,
   type NotificationClient,
   type NotificationMessage,
   type NotificationStreamError,
@@ -46,6 +49,35 @@ client.reconnect();
 client.close();
 void [state, last, leader, n];
 
+// The inbox: the count and the calls.
+const count: number | null = client.unreadCount;
+const more: boolean = client.getSnapshot().unreadHasMore;
+void [count, more];
+async function inbox(): Promise<void> {
+  await client.markRead('id');
+  await client.markUnread('id');
+  const upTo: number | null = await client.markAllRead();
+  await client.markAllRead(42);
+  const page: HistoryPage = await client.fetchHistory({ before: 23, limit: 20, unread: true, module: 'orders', severity: 'high' });
+  const first: InboxNotification | undefined = page.notifications[0];
+  const read: boolean | undefined = first?.read;
+  const cursor: number | null = page.nextCursor;
+  const { count: c, hasMore } = await client.fetchUnreadCount();
+  const muted: string[] = (await client.setMutedModules(['billing'])).mutedModules;
+  (await client.getPreferences()).mutedModules satisfies string[];
+  // @ts-expect-error severity must be one of the four
+  await client.fetchHistory({ severity: 'urgent' });
+  void [upTo, read, cursor, c, hasMore, muted];
+  try {
+    await client.markRead('x');
+  } catch (e) {
+    if (e instanceof NotificationApiError) void (e.status satisfies number);
+  }
+}
+void inbox;
+createNotificationClient({ apiUrl: '/api/notifications', fetch: (url, init) => window.fetch(url, init) });
+createNotificationClient({ onStatus: (m) => void (m.data.change?.action satisfies string | undefined) });
+
 // @ts-expect-error state is read-only
 client.state = 'open';
 // @ts-expect-error unknown option
@@ -59,6 +91,9 @@ function Bell() {
   });
   const ok: boolean = isConnected && state === 'open' && connectionInfo.roles.length >= 0;
   void [ok, reconnect satisfies () => void, notifications[0]?.data.id, lastEventId];
+  const { unreadCount, unreadHasMore, markRead, markAllRead, fetchHistory, setMutedModules } = useSSE();
+  const badge: string = unreadCount === null ? '' : unreadHasMore ? `${unreadCount}+` : String(unreadCount);
+  void [badge, markRead('x') satisfies Promise<void>, markAllRead() satisfies Promise<number | null>, fetchHistory({ limit: 5 }), setMutedModules([])];
   return null;
 }
 void Bell;

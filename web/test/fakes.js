@@ -108,13 +108,15 @@ export function fakeEventSource() {
 
 // ---- messages as the server sends them ----
 
-export function connected({ heartbeatInterval = 15000, connectionId = 7, userId = 'alice', roles = ['USER'], resumeFrom = null } = {}) {
+export function connected({ heartbeatInterval = 15000, connectionId = 7, userId = 'alice', roles = ['USER'], resumeFrom = null, unreadCount, hasMore } = {}) {
+  const data = { connectionId, roles, resumeFrom, heartbeatInterval };
+  if (unreadCount !== undefined) Object.assign(data, { unreadCount, hasMore: Boolean(hasMore) });
   return {
     type: 'connected',
     userId,
     userRole: roles[0],
     timestamp: 1_700_000_000_000,
-    data: { connectionId, roles, resumeFrom, heartbeatInterval },
+    data,
   };
 }
 
@@ -342,4 +344,33 @@ export class FakeBrowser {
     const h = this.held.get(name);
     return h ? h.tab.id : null;
   }
+}
+
+// ---- fetch ----
+
+/**
+ * A fake fetch recording every call. `route(url, init)` returns the answer:
+ * {status, json} (json: a value, or undefined for no body), or throws (a
+ * network failure). Default: 204 for POST, {} otherwise.
+ */
+export function fakeFetch(route = () => undefined) {
+  const calls = [];
+  const fetch = async (url, init = {}) => {
+    const call = { url, method: init.method ?? 'GET', credentials: init.credentials, headers: { ...(init.headers ?? {}) } };
+    if (init.body !== undefined) call.body = JSON.parse(init.body);
+    calls.push(call);
+    const answer = (await route(url, init, call)) ?? (call.method === 'GET' || call.method === 'PUT' ? { status: 200, json: {} } : { status: 204 });
+    const status = answer.status ?? 200;
+    return {
+      ok: status >= 200 && status < 300,
+      status,
+      statusText: answer.statusText ?? '',
+      async json() {
+        if (answer.json === undefined) throw new SyntaxError('Unexpected end of JSON input');
+        return structuredClone(answer.json);
+      },
+    };
+  };
+  fetch.calls = calls;
+  return fetch;
 }

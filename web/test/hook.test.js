@@ -8,7 +8,7 @@ import React from 'react';
 import TestRenderer from 'react-test-renderer';
 
 import useNotificationSSEDefault, { createUseNotificationSSE, useNotificationSSE } from '../static/use-notification-sse.js';
-import { FakeBrowser, FakeClock, connected, fakeEventSource, sendNotification, settle } from './fakes.js';
+import { FakeBrowser, FakeClock, connected, fakeEventSource, fakeFetch, sendNotification, settle, status } from './fakes.js';
 
 const { act } = TestRenderer;
 
@@ -258,6 +258,67 @@ test('real React 18 StrictMode: one open stream, state and notifications rendere
     root.unmount();
   });
   assert.equal(ES.open.length, 0);
+});
+
+test('real React 18: unreadCount and unreadHasMore render; the inbox calls are stable and reach the server', async () => {
+  globalThis.IS_REACT_ACT_ENVIRONMENT = true;
+  const useSSE = createUseNotificationSSE(React);
+  const fetch = fakeFetch((url) => (url.endsWith('/preferences') ? { json: { mutedModules: ['billing'] } } : undefined));
+  const { ES, options } = deps({ fetch });
+  /** @type {any[]} */
+  const results = [];
+  function Badge() {
+    const r = useSSE(options);
+    results.push(r);
+    return React.createElement('b', null, r.unreadCount === null ? '–' : r.unreadHasMore ? r.unreadCount + '+' : String(r.unreadCount));
+  }
+  let root;
+  await act(async () => {
+    root = TestRenderer.create(React.createElement(React.StrictMode, null, React.createElement(Badge)));
+  });
+  assert.equal(root.toJSON().children[0], '–');
+  await act(async () => {
+    ES.last.open();
+    ES.last.send(connected({ unreadCount: 2 }));
+  });
+  assert.equal(root.toJSON().children[0], '2');
+  await act(async () => {
+    sendNotification(ES.last, 8);
+  });
+  assert.equal(root.toJSON().children[0], '3');
+  await act(async () => {
+    ES.last.send(status({ unreadCount: 99, hasMore: true, change: { action: 'unread' } }));
+  });
+  assert.equal(root.toJSON().children[0], '99+');
+
+  const first = results[0];
+  const last = results.at(-1);
+  for (const name of ['reconnect', 'markRead', 'markUnread', 'markAllRead', 'fetchHistory', 'fetchUnreadCount', 'getPreferences', 'setMutedModules']) {
+    assert.equal(typeof last[name], 'function', name);
+    assert.equal(last[name], first[name], name + ' is stable across renders');
+  }
+  await last.markRead('n-8');
+  assert.equal(await last.markAllRead(), 8, 'default: the last event id');
+  assert.deepEqual(await last.getPreferences(), { mutedModules: ['billing'] });
+  assert.deepEqual(
+    fetch.calls.map((c) => `${c.method} ${c.url}`),
+    ['POST /api/notifications/n-8/read', 'POST /api/notifications/read-all', 'GET /api/notifications/preferences'],
+  );
+  await act(async () => {
+    root.unmount();
+  });
+});
+
+test('fake React: with enabled=false the inbox calls reject and the count is null', async () => {
+  const { React, mount } = createFakeReact();
+  const useSSE = createUseNotificationSSE(React);
+  const { options } = deps({ fetch: fakeFetch() });
+  const c = mount((p) => useSSE(p), { ...options, enabled: false });
+  assert.equal(c.result.unreadCount, null);
+  assert.equal(c.result.unreadHasMore, false);
+  await assert.rejects(c.result.markRead('x'), /no client is running/);
+  await assert.rejects(c.result.fetchHistory(), /no client is running/);
+  c.unmount();
 });
 
 test('real React 18 StrictMode with tab sharing: the discarded mount never opens a stream', async () => {
