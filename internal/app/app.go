@@ -199,7 +199,7 @@ func (a *App) inboxChanged(inbox *postgres.Inbox, payload string) {
 		change["seq"] = ch.Seq
 	}
 	a.hub.SendToUser(ch.UserID, stream.MessageFrame(stream.Message{Type: "status", Timestamp: time.Now().UnixMilli(),
-		Data: map[string]any{"unreadCount": ch.UnreadCount, "hasMore": ch.HasMore, "change": change}}))
+		Data: map[string]any{"unreadCount": ch.UnreadCount, "hasMore": ch.HasMore, "countedThrough": ch.CountedThrough, "change": change}}))
 }
 
 func (a *App) goBackground(fn func()) {

@@ -25,6 +25,7 @@ type InboxChange struct {
 	Seq            int64  `json:"s,omitempty"`
 	UnreadCount    int    `json:"c"`
 	HasMore        bool   `json:"m,omitempty"`
+	CountedThrough int64  `json:"t"`
 }
 
 var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
@@ -97,11 +98,11 @@ func (a *API) unreadCount(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	n, more, err := inbox.UnreadCount(c.Request.Context(), identity(c))
+	u, err := inbox.Unread(c.Request.Context(), identity(c))
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, gin.H{"count": n, "hasMore": more})
+	c.JSON(http.StatusOK, gin.H{"count": u.Count, "hasMore": u.HasMore, "countedThrough": u.Through})
 	return nil
 }
 
@@ -218,9 +219,9 @@ func cleanModules(in []string) ([]string, error) {
 func (a *API) announce(c *gin.Context, id notify.Identity, ch InboxChange) {
 	ctx := c.Request.Context()
 	ch.UserID = id.UserID
-	n, more, err := a.deps.Inbox.UnreadCount(ctx, id)
+	u, err := a.deps.Inbox.Unread(ctx, id)
 	if err == nil {
-		ch.UnreadCount, ch.HasMore = n, more
+		ch.UnreadCount, ch.HasMore, ch.CountedThrough = u.Count, u.HasMore, u.Through
 		var payload []byte
 		payload, err = json.Marshal(ch)
 		if err == nil {

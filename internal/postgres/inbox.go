@@ -115,13 +115,33 @@ func (s *Inbox) History(ctx context.Context, id notify.Identity, q HistoryQuery)
 // "at least UnreadCap" (hasMore), so the answer stays fast at any inbox size.
 const UnreadCap = 99
 
+// Unread is a user's unread count as of one snapshot.
+type Unread struct {
+	// Count is exact up to UnreadCap.
+	Count int
+	// HasMore: there are more than UnreadCap.
+	HasMore bool
+	// Through is the last published seq the count covers: a client adds one
+	// for each later notification it receives, and none for earlier ones.
+	Through int64
+}
+
 // UnreadCount counts the user's unread, unmuted notifications, exactly up to
 // UnreadCap; more reports that there are more than that.
 func (s *Inbox) UnreadCount(ctx context.Context, id notify.Identity) (count int, more bool, err error) {
+	u, err := s.Unread(ctx, id)
+	return u.Count, u.HasMore, err
+}
+
+// Unread counts the user's unread, unmuted notifications (exactly up to
+// UnreadCap) and says which seq the count runs through, from one snapshot.
+func (s *Inbox) Unread(ctx context.Context, id notify.Identity) (Unread, error) {
+	var u Unread
 	// Above the watermark: walk seqs upward from it (the seq index, in
 	// order, so LIMIT stops the walk) skipping what was read one by one.
-	// At or below it: only the few marked unread.
-	err = s.pool.QueryRow(ctx, `SELECT count(*) FROM (
+	// At or below it: only the few marked unread. One statement, so the
+	// head and the count come from the same snapshot.
+	err := s.pool.QueryRow(ctx, `SELECT (SELECT last_seq FROM notify.stream_head), (SELECT count(*) FROM (
 			(SELECT 1 FROM notify.notifications n
 			 WHERE n.seq > (SELECT COALESCE(max(read_up_to), 0) FROM notify.read_cursors WHERE user_id = $1)
 			   AND `+visible+` AND `+notMuted+`
@@ -131,14 +151,14 @@ func (s *Inbox) UnreadCount(ctx context.Context, id notify.Identity) (count int,
 			(SELECT 1 FROM notify.read_marks m JOIN notify.notifications n ON n.seq = m.seq
 			 WHERE m.user_id = $1 AND NOT m.is_read AND `+visible+` AND `+notMuted+`
 			 LIMIT $3)
-			LIMIT $3) x`, id.UserID, rolesArg(id), UnreadCap+1).Scan(&count)
+			LIMIT $3) x)`, id.UserID, rolesArg(id), UnreadCap+1).Scan(&u.Through, &u.Count)
 	if err != nil {
-		return 0, false, fmt.Errorf("count unread: %w", interpretError(err))
+		return Unread{}, fmt.Errorf("count unread: %w", interpretError(err))
 	}
-	if count > UnreadCap {
-		return UnreadCap, true, nil
+	if u.Count > UnreadCap {
+		u.Count, u.HasMore = UnreadCap, true
 	}
-	return count, false, nil
+	return u, nil
 }
 
 // seqOf finds the seq of a published notification the user may see;
