@@ -61,7 +61,9 @@ async function waitBadge(page, text, timeout = 5000) {
 async function serverCount(env) {
   const res = await env.context.request.get(env.server.url + '/api/notifications/unread-count');
   assert.equal(res.status(), 200);
-  return res.json();
+  const { count, hasMore, countedThrough } = await res.json();
+  assert.equal(typeof countedThrough, 'number', 'the count says which seq it runs through');
+  return { count, hasMore };
 }
 
 /**
