@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/notifyd/notifyd/internal/cluster"
 )
 
 // errUsage marks a mistake on the command line (exit status 2).
@@ -20,9 +22,20 @@ const (
 	phaseThroughput = "throughput"
 	phaseLatency    = "latency"
 	phaseProducer   = "producer"
+	// The phases below run notifyd as separate processes (package
+	// cluster), with clients in processes of their own.
+	phaseStreams   = "streams"   // many idle streams on one node: memory, heartbeats
+	phaseBroadcast = "broadcast" // one notification to every stream of a node
+	phaseResume    = "resume"    // a stream far behind catching up
+	phaseCluster   = "cluster"   // several nodes under load, resumes, a node killed
 )
 
-var allPhases = []string{phaseThroughput, phaseLatency, phaseProducer}
+var allPhases = []string{phaseThroughput, phaseLatency, phaseProducer, phaseStreams, phaseBroadcast, phaseResume, phaseCluster}
+
+// inProcess reports whether a phase runs the server inside the bench.
+func inProcess(phase string) bool {
+	return phase == phaseThroughput || phase == phaseLatency || phase == phaseProducer
+}
 
 // config is every knob of a run. The defaults are the figures the targets
 // are stated for; smaller values make quick runs.
@@ -56,6 +69,36 @@ type config struct {
 	// before the server connects: for experiments such as
 	// plan_cache_mode=force_custom_plan, always shown in the report.
 	DBSettings []dbSetting
+
+	// Node phases (separate processes).
+	NotifydBin    string            // a built notifyd; empty: build one
+	NodeEnv       map[string]string // extra settings of every node (experiments)
+	ClientStreams int               // most streams one client process holds
+	Strict        bool              // a missed target fails the run too
+
+	HoldStreams int           // streams: how many, on one node
+	Hold        time.Duration // streams: how long they are held
+	Heartbeat   time.Duration // streams: NOTIFY_HEARTBEAT_INTERVAL
+
+	BroadcastStreams  int
+	Broadcasts        int
+	BroadcastInterval time.Duration
+
+	ResumeBehind int     // resume: notifications the stream is behind
+	ResumeNoise  float64 // resume: others' notifications per one of its own, interleaved
+	ResumeRounds int
+
+	Nodes        int
+	Streams      int
+	Users        int
+	Roles        int
+	RolesPerUser int
+	Rate         float64       // cluster: notifications per second
+	Duration     time.Duration // cluster: how long the load runs
+	HTTPShare    float64       // cluster: share of notifications POSTed over HTTP
+	ResumeRate   float64       // cluster: random resumes per second, over all streams
+	KillAt       float64       // cluster: when to SIGKILL a node, as a share of Duration; 0: never
+	Mix          cluster.Mix   // cluster: targets other than one user
 }
 
 // dbSetting is one -db-set name=value.
@@ -64,6 +107,9 @@ type dbSetting struct{ Name, Value string }
 // settingName is what a PostgreSQL parameter name may look like (custom
 // ones have a dot); anything else is refused rather than quoted.
 var settingName = regexp.MustCompile(`^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$`)
+
+// envName is what -node-env accepts as a variable name.
+var envName = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var c config
@@ -96,6 +142,38 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return nil
 	})
 	fs.DurationVar(&c.Timeout, "timeout", 2*time.Minute, "longest wait for deliveries or for the queue to drain")
+	fs.StringVar(&c.NotifydBin, "notifyd-bin", "", "node phases: a notifyd binary to run (default: go build ./cmd/notifyd into a temporary directory)")
+	c.NodeEnv = map[string]string{}
+	fs.Func("node-env", "NAME=value: a setting for every node process, e.g. NOTIFY_POLL_INTERVAL=1s (repeatable; for experiments, shown in the report)", func(v string) error {
+		name, value, ok := strings.Cut(v, "=")
+		if !ok || !envName.MatchString(name) {
+			return fmt.Errorf("want NAME=value, got %q", v)
+		}
+		c.NodeEnv[name] = value
+		return nil
+	})
+	fs.IntVar(&c.ClientStreams, "client-streams", 5000, "node phases: most streams one client process holds (open files are limited per process)")
+	fs.BoolVar(&c.Strict, "strict", false, "exit with an error when a figure misses its target (correctness failures always do)")
+	fs.IntVar(&c.HoldStreams, "hold-streams", 15_000, "streams: concurrent streams held by one node")
+	fs.DurationVar(&c.Hold, "hold", 30*time.Second, "streams: how long the streams are held once open")
+	fs.DurationVar(&c.Heartbeat, "heartbeat", 5*time.Second, "streams: the node's NOTIFY_HEARTBEAT_INTERVAL")
+	fs.IntVar(&c.BroadcastStreams, "broadcast-streams", 10_000, "broadcast: streams on the node")
+	fs.IntVar(&c.Broadcasts, "broadcasts", 20, "broadcast: notifications to everyone, one at a time")
+	fs.DurationVar(&c.BroadcastInterval, "broadcast-interval", time.Second, "broadcast: pause between them")
+	fs.IntVar(&c.ResumeBehind, "resume-behind", 10_000, "resume: notifications the resuming stream missed")
+	fs.Float64Var(&c.ResumeNoise, "resume-noise", 1, "resume: other users' notifications interleaved, per one of the stream's")
+	fs.IntVar(&c.ResumeRounds, "resume-rounds", 5, "resume: repetitions (the median is the figure)")
+	fs.IntVar(&c.Nodes, "nodes", 3, "cluster: notifyd processes on the one database")
+	fs.IntVar(&c.Streams, "streams", 3000, "cluster: streams, spread over the nodes")
+	fs.IntVar(&c.Users, "users", 1000, "cluster: users the streams belong to")
+	fs.IntVar(&c.Roles, "roles", 100, "cluster: roles, R0 … R<n-1>")
+	fs.IntVar(&c.RolesPerUser, "roles-per-user", 2, "cluster: each user holds 1 to this many roles, at random")
+	fs.Float64Var(&c.Rate, "rate", 2000, "cluster: notifications per second")
+	fs.DurationVar(&c.Duration, "duration", 60*time.Second, "cluster: how long the load runs")
+	fs.Float64Var(&c.HTTPShare, "http-share", 0.1, "cluster: share of the notifications POSTed over HTTP (the rest are SQL inserts)")
+	fs.Float64Var(&c.ResumeRate, "resume-rate", 20, "cluster: random resumes per second over all streams (each on a random node)")
+	fs.Float64Var(&c.KillAt, "kill-at", 0.5, "cluster: SIGKILL one node at this share of -duration (0: no kill)")
+	mix := fs.String("mix", "role=0.08,user+role=0.02,everyone=0.001", "cluster: shares of targets other than one user")
 	if err := fs.Parse(args); err != nil {
 		return c, fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -112,6 +190,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			return c, fmt.Errorf("%w: -phases: unknown phase %q (want %s)", errUsage, p, strings.Join(allPhases, ", "))
 		}
 		c.Phases[p] = true
+	}
+	if err := parseMix(*mix, &c.Mix); err != nil {
+		return c, fmt.Errorf("%w: -mix: %v", errUsage, err)
 	}
 	for r := range strings.SplitSeq(*rates, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(r))
@@ -140,6 +221,47 @@ func (c config) validate() error {
 		return fmt.Errorf("%w: -workers must be at least 1 and -pool at least 2", errUsage)
 	case c.Timeout <= 0:
 		return fmt.Errorf("%w: -timeout must be positive", errUsage)
+	case c.ClientStreams < 1 || c.HoldStreams < 1 || c.BroadcastStreams < 1 || c.Streams < 1 || c.Users < 1:
+		return fmt.Errorf("%w: -client-streams, -hold-streams, -broadcast-streams, -streams and -users must be positive", errUsage)
+	case c.Hold <= 0 || c.Heartbeat <= 0 || c.BroadcastInterval <= 0 || c.Duration <= 0:
+		return fmt.Errorf("%w: -hold, -heartbeat, -broadcast-interval and -duration must be positive", errUsage)
+	case c.Broadcasts < 1 || c.ResumeBehind < 1 || c.ResumeRounds < 1 || c.ResumeNoise < 0:
+		return fmt.Errorf("%w: -broadcasts, -resume-behind and -resume-rounds must be positive, -resume-noise not negative", errUsage)
+	case c.Nodes < 1 || c.Nodes > 200 || c.Roles < 1 || c.RolesPerUser < 1 || c.Rate <= 0:
+		return fmt.Errorf("%w: -nodes (1-200), -roles, -roles-per-user and -rate must be positive", errUsage)
+	case c.HTTPShare < 0 || c.HTTPShare > 1 || c.ResumeRate < 0 || c.KillAt < 0 || c.KillAt >= 1:
+		return fmt.Errorf("%w: -http-share in [0,1], -resume-rate >= 0, -kill-at in [0,1)", errUsage)
+	case c.KillAt > 0 && c.Nodes < 2:
+		return fmt.Errorf("%w: -kill-at needs at least 2 -nodes (its clients resume on another)", errUsage)
+	}
+	return nil
+}
+
+// parseMix reads "role=0.08,user+role=0.02,everyone=0.001".
+func parseMix(s string, m *cluster.Mix) error {
+	*m = cluster.Mix{}
+	for part := range strings.SplitSeq(s, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(part, "=")
+		x, err := strconv.ParseFloat(v, 64)
+		if !ok || err != nil || x < 0 {
+			return fmt.Errorf("%q: want kind=share", part)
+		}
+		switch k {
+		case "role":
+			m.Role = x
+		case "user+role":
+			m.UserOrRole = x
+		case "everyone":
+			m.Everyone = x
+		default:
+			return fmt.Errorf("%q: kinds are role, user+role and everyone", k)
+		}
+	}
+	if m.Role+m.UserOrRole+m.Everyone > 1 {
+		return fmt.Errorf("%q: shares add up to more than 1", s)
 	}
 	return nil
 }

@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"slices"
 	"syscall"
 
 	"github.com/gin-gonic/gin"
@@ -32,6 +33,15 @@ func main() {
 	// The signal context stays registered until Run returns, so a second
 	// Ctrl-C during cleanup is caught too and the database is still dropped.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	if len(os.Args) > 1 && os.Args[1] == clientProcArg {
+		err := runClientProc(ctx, os.Stdin, os.Stdout)
+		stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "notifyd-bench client:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	gin.SetMode(gin.ReleaseMode)
 	err := Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
@@ -54,16 +64,15 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	}
 	prog := newProgress(stderr)
 	loadBefore := loadAvg1() // before the bench adds its own
-	db, err := createDatabase(ctx, cfg.ServerURL, cfg.DBSettings)
-	if err != nil {
-		return err
-	}
-	prog.Printf("created database %s", db.Name)
+	rep := &Report{Settings: cfg.settings()}
 	defer func() {
-		if derr := db.Drop(); derr != nil {
-			err = errors.Join(err, derr)
+		if ctx.Err() != nil {
+			err = errors.New("interrupted: the report covers the phases that finished")
+		}
+		if cfg.JSON {
+			err = errors.Join(err, rep.WriteJSON(stdout))
 		} else {
-			prog.Printf("dropped database %s", db.Name)
+			rep.WriteTable(stdout)
 		}
 	}()
 
@@ -79,25 +88,41 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		defer pprof.StopCPUProfile()
 	}
 
+	if slices.ContainsFunc(allPhases, func(p string) bool { return cfg.Phases[p] && inProcess(p) }) {
+		if err := runInProcess(ctx, cfg, prog, rep, stderr); err != nil {
+			return err
+		}
+	} else {
+		rep.Environment = describeServer(ctx, cfg.ServerURL)
+	}
+	rep.Environment.LoadBefore = loadBefore
+	return runNodePhases(ctx, cfg, prog, rep, stderr)
+}
+
+// runInProcess runs the phases that start the server inside the bench, on
+// one fresh database.
+func runInProcess(ctx context.Context, cfg config, prog *progress, rep *Report, stderr io.Writer) (err error) {
+	db, err := createDatabase(ctx, cfg.ServerURL, cfg.DBSettings)
+	if err != nil {
+		return err
+	}
+	prog.Printf("created database %s", db.Name)
+	defer func() {
+		if derr := db.Drop(); derr != nil {
+			err = errors.Join(err, derr)
+		} else {
+			prog.Printf("dropped database %s", db.Name)
+		}
+	}()
 	env, err := startEnv(ctx, cfg, db, stderr)
 	if err != nil {
 		return err
 	}
 	defer env.Close()
-
-	rep := &Report{Environment: describeEnvironment(ctx, env), Settings: cfg.settings()}
-	rep.Environment.LoadBefore = loadBefore
+	rep.Environment = describeEnvironment(ctx, env)
 	prog.Printf("server %s, %d workers, pool %d; PostgreSQL %s; %d cores",
 		env.app.URL(), cfg.ServerWorkers, cfg.ServerPool, rep.Environment.PostgresVersion, rep.Environment.Cores)
-	err = runPhases(ctx, cfg, env, prog, rep)
-	if ctx.Err() != nil {
-		err = errors.New("interrupted: the report covers the phases that finished")
-	}
-	if cfg.JSON {
-		return errors.Join(err, rep.WriteJSON(stdout))
-	}
-	rep.WriteTable(stdout)
-	return err
+	return runPhases(ctx, cfg, env, prog, rep)
 }
 
 // runPhases runs the selected phases in a fixed order: throughput first,

@@ -15,6 +15,10 @@ type Report struct {
 	Throughput  *ThroughputResult `json:"throughput,omitempty"`
 	Latency     []LatencyResult   `json:"latency,omitempty"`
 	Producer    *ProducerResult   `json:"producer,omitempty"`
+	Streams     *StreamsResult    `json:"streams,omitempty"`
+	Broadcast   *BroadcastResult  `json:"broadcast,omitempty"`
+	Resume      *ResumeResult     `json:"resume,omitempty"`
+	Cluster     *ClusterResult    `json:"cluster,omitempty"`
 	Profiles    []Profile         `json:"profiles"`
 }
 
@@ -32,8 +36,16 @@ func (r *Report) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "machine:    %d cores (GOMAXPROCS %d), %s, %s; client, server and PostgreSQL share them\n",
 		e.Cores, e.GOMAXPROCS, e.Platform, e.GoVersion)
 	fmt.Fprintf(w, "postgresql: %s at %s (%s)\n", e.PostgresVersion, e.ServerURL, settingsLine(e.PostgresConfig))
-	fmt.Fprintf(w, "server:     in process, %d queue worker(s), pool %d, default worker/feed settings; database %s\n",
-		s.ServerWorkers, s.ServerPool, e.Database)
+	if r.Throughput != nil || r.Latency != nil || r.Producer != nil {
+		fmt.Fprintf(w, "server:     in process, %d queue worker(s), pool %d, default worker/feed settings; database %s\n",
+			s.ServerWorkers, s.ServerPool, e.Database)
+	}
+	if r.Streams != nil || r.Broadcast != nil || r.Resume != nil || r.Cluster != nil {
+		fmt.Fprintln(w, "nodes:      notifyd processes (the built binary), one fresh database per phase, clients in processes of their own")
+	}
+	if len(s.NodeEnv) > 0 || s.NotifydBin != "" {
+		fmt.Fprintf(w, "EXPERIMENT: node settings %s, binary %q (empty: built from this tree)\n", strings.Join(s.NodeEnv, ", "), s.NotifydBin)
+	}
 	if len(s.DBSettings) > 0 {
 		fmt.Fprintf(w, "EXPERIMENT: bench database settings changed from the defaults: %s\n", strings.Join(s.DBSettings, ", "))
 	}
@@ -76,6 +88,7 @@ func (r *Report) WriteTable(w io.Writer) {
 	if p := r.Producer; p != nil {
 		r.writeProducer(w, p)
 	}
+	r.writeNodePhases(w)
 	r.writeProfiles(w)
 	r.writeLoad(w)
 	fmt.Fprintln(w)

@@ -2,7 +2,6 @@ package stream
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"math"
 	"net/http"
@@ -18,82 +17,99 @@ type Resume struct {
 	Set bool
 }
 
-// writer writes frames to one client. Frames go straight into the
-// connection's own buffered writer (no copy of ours, so an idle stream holds
-// no buffer), and each batch of writes runs under one deadline.
-type writer struct {
-	w       http.ResponseWriter
-	rc      *http.ResponseController
-	timeout time.Duration
-	armed   bool  // the deadline for the current batch is set
-	err     error // the first write error of the batch
-	pending int   // bytes written since the last flush
-}
-
-func (wr *writer) arm() {
-	if wr.armed || wr.err != nil {
-		return
-	}
-	if err := wr.rc.SetWriteDeadline(time.Now().Add(wr.timeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
-		wr.err = err
-	}
-	wr.armed = true
-}
-
-// add writes b as part of the current batch.
-func (wr *writer) add(b []byte) {
-	wr.arm()
-	if wr.err != nil {
-		return
-	}
-	_, wr.err = wr.w.Write(b)
-	wr.pending += len(b)
-}
-
-// flush sends the batch to the client and reports the batch's first error.
-func (wr *writer) flush() error {
-	wr.arm()
-	if wr.err == nil {
-		wr.err = wr.rc.Flush()
-	}
-	err := wr.err
-	wr.armed, wr.err, wr.pending = false, nil, 0
-	return err
-}
-
 // Serve streams to id until the client leaves, ctx ends, the credentials
 // expire or the hub closes the subscriber. The caller has authenticated the
 // request and validated resume. An error (hub.ErrFull, hub.ErrUserLimit)
 // means the stream was refused and nothing was written.
+//
+// Serve writes the headers, the connected message and any replay itself;
+// then, when the connection can be taken over (see detach), it hands the
+// stream to a goroutine of its own and returns at once, so the request's
+// goroutine and buffers are released while the stream lives on. Otherwise
+// it returns when the stream ends.
 func (s *Server) Serve(ctx context.Context, w http.ResponseWriter, id notify.Identity, resume Resume) error {
 	sub, err := s.hub.Subscribe(id)
 	if err != nil {
 		return err
 	}
+	// Counted from here, while net/http still tracks the request: a
+	// shutdown's Run then waits for this stream even once it is detached.
+	s.streams.Add(1)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache, no-transform")
 	h.Set("X-Accel-Buffering", "no")
 	h.Set("Connection", "keep-alive")
-	w.WriteHeader(http.StatusOK)
 
 	opened := time.Now()
 	if s.cfg.Observer.Opened != nil {
 		s.cfg.Observer.Opened()
 	}
-	log := loggerFrom(ctx, s.cfg.Logger).With("stream_id", sub.ID(), "user_id", id.UserID)
-	log.InfoContext(ctx, "stream opened", "resume_from", resume.Seq, "resume", resume.Set)
-	defer func() {
+	log := loggerFrom(ctx, s.cfg.Logger)
+	log.InfoContext(ctx, "stream opened", "stream_id", sub.ID(), "user_id", id.UserID, "resume_from", resume.Seq, "resume", resume.Set)
+	wr := &writer{timeout: s.cfg.WriteTimeout}
+	conn, detached, derr := detach(w)
+	cancel := context.CancelFunc(func() {})
+	if detached {
+		// The request's context no longer follows the connection (and ends
+		// when Serve returns): the stream's own does, through watchClient.
+		ctx, cancel = context.WithCancel(context.WithoutCancel(ctx))
+		wr.conn = conn
+		go watchClient(conn, cancel)
+	} else {
+		w.WriteHeader(http.StatusOK)
+		wr.w, wr.rc = w, http.NewResponseController(w)
+	}
+	end := func() {
+		defer s.streams.Done()
+		cancel()
+		if detached {
+			_ = conn.Close()
+		}
 		s.hub.Unsubscribe(sub)
 		reason := sub.Reason()
 		if s.cfg.Observer.Closed != nil {
 			s.cfg.Observer.Closed(reason, time.Since(opened))
 		}
-		log.InfoContext(ctx, "stream closed", "reason", reason, "duration", time.Since(opened).Round(time.Millisecond), "events", sub.Written())
-	}()
+		log.InfoContext(ctx, "stream closed", "stream_id", sub.ID(), "user_id", id.UserID, "reason", reason,
+			"duration", time.Since(opened).Round(time.Millisecond), "events", sub.Written())
+	}
+	if derr != nil { // the client went away before the headers were out
+		end()
+		return nil
+	}
+	sub.OnAbort(wr.abort)
 
-	wr := &writer{w: w, rc: http.NewResponseController(w), timeout: s.cfg.WriteTimeout}
-	sub.OnAbort(func() { _ = wr.rc.SetWriteDeadline(time.Now()) })
+	last, ok := s.begin(ctx, wr, sub, resume, log)
+	if !ok {
+		end()
+		return nil
+	}
+	if !detached {
+		s.live(ctx, wr, sub, last)
+		end()
+		return nil
+	}
+	go func() {
+		s.live(ctx, wr, sub, last)
+		end()
+	}()
+	return nil
+}
+
+// begin writes the retry line and the connected message, then replays from
+// the resume point. It returns the seq from which live frames are new, or
+// false when the stream cannot go on.
+func (s *Server) begin(ctx context.Context, wr *writer, sub *hub.Subscriber, resume Resume, log *slog.Logger) (int64, bool) {
+	id := sub.Identity()
+	select { // the database work below waits its turn (Config.MaxOpening)
+	case s.opening <- struct{}{}:
+		defer func() { <-s.opening }()
+	case <-ctx.Done():
+		return 0, false
+	case <-sub.Done(): // closed while waiting: live says why
+		return 0, true
+	}
 	wr.add(retryFrame(s.cfg.Retry))
 	info := map[string]any{"connectionId": sub.ID(), "roles": id.Roles, "resumeFrom": resumeValue(resume),
 		"heartbeatInterval": s.cfg.HeartbeatInterval.Milliseconds()}
@@ -101,21 +117,20 @@ func (s *Server) Serve(ctx context.Context, w http.ResponseWriter, id notify.Ide
 	wr.add(MessageFrame(Message{Type: "connected", UserID: id.UserID, UserRole: firstRole(id.Roles),
 		Timestamp: time.Now().UnixMilli(), Data: info}).Data)
 	if err := wr.flush(); err != nil {
-		return nil
+		return 0, false
 	}
 	sub.Wrote(time.Now(), 0)
-
-	last := int64(0)
-	if resume.Set {
-		if last, err = s.replay(ctx, wr, sub, resume.Seq); err != nil {
-			if ctx.Err() == nil {
-				log.WarnContext(ctx, "replay failed; closing the stream so the client resumes", "err", err)
-			}
-			return nil
-		}
+	if !resume.Set {
+		return 0, true
 	}
-	s.live(ctx, wr, sub, last)
-	return nil
+	last, err := s.replay(ctx, wr, sub, resume.Seq)
+	if err != nil {
+		if ctx.Err() == nil {
+			log.WarnContext(ctx, "replay failed; closing the stream so the client resumes", "stream_id", sub.ID(), "user_id", id.UserID, "err", err)
+		}
+		return 0, false
+	}
+	return last, true
 }
 
 // addInbox loads the user's mutes into the subscriber (after subscribing,
@@ -138,7 +153,7 @@ func (s *Server) addInbox(ctx context.Context, sub *hub.Subscriber, info map[str
 		}
 	}
 	info["unreadCount"] = nil
-	log.WarnContext(ctx, "stream opened without inbox state", "err", err)
+	log.WarnContext(ctx, "stream opened without inbox state", "stream_id", sub.ID(), "user_id", id.UserID, "err", err)
 }
 
 func firstRole(roles []string) string {

@@ -11,6 +11,12 @@
 // Every write has its own deadline; a stream with no successful write for
 // ConnTimeout is closed by the sweep; a stream whose hub queue overflows is
 // closed (see package hub) and the client resumes with its Last-Event-ID.
+//
+// Once set up, a stream leaves net/http (detach.go): an idle stream costs two
+// small goroutines, its connection and its hub subscriber, about 15 KiB, not
+// a handler's stack and buffers. Opening streams do their database work a few
+// at a time (Config.MaxOpening), so a reconnect storm cannot take the pool
+// the worker and the feed need.
 package stream
 
 import (
@@ -18,9 +24,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/notifyd/notifyd/internal/hub"
+	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/postgres"
 )
 
@@ -38,6 +46,13 @@ type Config struct {
 	Retry time.Duration
 	// ReplayPage is how many notifications a replay reads per query. Default 1000.
 	ReplayPage int
+	// MaxOpening is how many streams may do their opening database work
+	// (the inbox state, the replay) at once; the others wait their turn.
+	// When a node dies, its clients all reconnect to the others at once:
+	// without a bound their queries take every pooled connection and the
+	// worker and the feed, which share the pool, stall until the storm has
+	// passed. Default 4 (the pool has 10).
+	MaxOpening int
 	// Logger receives one line per stream opened and closed. Default slog.Default().
 	Logger *slog.Logger
 	// Observer is told about stream activity (metrics). Optional.
@@ -63,6 +78,7 @@ func (c Config) WithDefaults() Config {
 	c.WriteTimeout = cmp.Or(c.WriteTimeout, 10*time.Second)
 	c.Retry = cmp.Or(c.Retry, 2*time.Second)
 	c.ReplayPage = cmp.Or(c.ReplayPage, 1000)
+	c.MaxOpening = cmp.Or(c.MaxOpening, 4)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -80,6 +96,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("stream: CleanupInterval %s is too short", c.CleanupInterval)
 	case c.ReplayPage < 1:
 		return fmt.Errorf("stream: ReplayPage %d must be positive", c.ReplayPage)
+	case c.MaxOpening < 1:
+		return fmt.Errorf("stream: MaxOpening %d must be positive", c.MaxOpening)
 	}
 	return nil
 }
@@ -90,6 +108,11 @@ type Server struct {
 	hub   *hub.Hub
 	store *postgres.Notifications
 	inbox *postgres.Inbox
+	// opening holds a token per stream doing its opening database work.
+	opening chan struct{}
+	// streams counts the streams being served, some by goroutines of their
+	// own that outlive their requests (see Serve): Run waits for them.
+	streams sync.WaitGroup
 }
 
 // NewServer returns a stream server over hub and store.
@@ -98,7 +121,7 @@ func NewServer(h *hub.Hub, store *postgres.Notifications, cfg Config) (*Server, 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg, hub: h, store: store}, nil
+	return &Server{cfg: cfg, hub: h, store: store, opening: make(chan struct{}, cfg.MaxOpening)}, nil
 }
 
 // WithInbox makes streams load the user's mutes and start with the unread
@@ -111,7 +134,11 @@ func (s *Server) WithInbox(inbox *postgres.Inbox) *Server {
 // Hub is the hub the server's streams subscribe to.
 func (s *Server) Hub() *hub.Hub { return s.hub }
 
-// Run sends heartbeats and sweeps dead streams until ctx ends.
+// Run sends heartbeats and sweeps dead streams until ctx ends. Then it
+// closes every stream still open (reason shutdown: each is told to come
+// back) and waits for them to say so, at most WriteTimeout: some outlive
+// their requests (see Serve), so the HTTP server's shutdown does not wait
+// for them.
 func (s *Server) Run(ctx context.Context) {
 	heartbeat := time.NewTicker(s.cfg.HeartbeatInterval)
 	defer heartbeat.Stop()
@@ -120,6 +147,14 @@ func (s *Server) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			s.hub.CloseWhere(func(notify.Identity) bool { return true }, hub.ReasonShutdown)
+			done := make(chan struct{})
+			go func() { s.streams.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(s.cfg.WriteTimeout):
+				s.cfg.Logger.Warn("streams still writing their last message at shutdown", "timeout", s.cfg.WriteTimeout)
+			}
 			return
 		case now := <-heartbeat.C:
 			s.hub.Broadcast(HeartbeatFrame(now))

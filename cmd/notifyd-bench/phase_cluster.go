@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/notifyd/notifyd/internal/cluster"
+)
+
+// runClusterPhase: cfg.Nodes nodes on one database, cfg.Streams streams
+// spread over them, notifications at cfg.Rate for cfg.Duration (SQL and
+// HTTP, targeted by user, role, both or everyone), random resumes on random
+// nodes, and one node killed with SIGKILL at cfg.KillAt. Then the queue
+// drains, a last broadcast marks the end, and every stream's deliveries
+// are checked against the database: exactly once, in order, nothing
+// foreign.
+func runClusterPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress, rep *Report, stderr io.Writer) (*ClusterResult, error) {
+	prog.Printf("cluster: %d nodes, %d streams of %d users, %.0f notifications/s for %s (%.0f%% over HTTP), %.0f resumes/s, kill at %.0f%%",
+		cfg.Nodes, cfg.Streams, cfg.Users, cfg.Rate, cfg.Duration, 100*cfg.HTTPShare, cfg.ResumeRate, 100*cfg.KillAt)
+	e, err := nr.startNodes(ctx, cfg.Nodes, map[string]string{
+		"NOTIFY_MAX_STREAMS": strconv.Itoa(cfg.Streams + 1000), // every stream may end up on one node
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer e.Close()
+	pop := cluster.NewPopulation(rand.New(rand.NewPCG(3, 3)), "user", cfg.Users, cfg.Roles, cfg.RolesPerUser)
+	start, err := cluster.Head(ctx, e.admin)
+	if err != nil {
+		return nil, err
+	}
+	// Every stream's first connection resumes from start, so what it must
+	// receive is exactly defined even for streams that open late.
+	l, err := nr.newLayout(e, pop, cfg.Streams, start)
+	if err != nil {
+		return nil, err
+	}
+	cs, opened, _, err := l.open(ctx, prog, phaseCluster, stderr)
+	if err != nil {
+		return nil, err
+	}
+	defer cs.Close()
+	admin, err := nr.token("bench-admin", []string{"ADMIN"})
+	if err != nil {
+		return nil, err
+	}
+	g, err := newLoadGen(ctx, cfg, e, pop, admin)
+	if err != nil {
+		return nil, err
+	}
+	defer g.Close()
+
+	res := &ClusterResult{Nodes: cfg.Nodes, Streams: cfg.Streams, Users: cfg.Users, Opened: opened, Clients: len(l.plans),
+		TargetRate: cfg.Rate, LatencyBasis: "producer commit (SQL: INSERT returned; HTTP: 201 received) to the client reading the event"}
+	samp := startSampler(ctx, e.admin, 200*time.Millisecond)
+	win := startCPU(e, cs)
+	walBefore := readWAL(ctx, e.admin)
+	if err := cs.tell(clientCmd{Op: opResumeRate, Rate: cfg.ResumeRate / float64(len(l.plans))}); err != nil {
+		return nil, err
+	}
+	loadStart := time.Now()
+	res.LoadStart = cluster.LoadAverage()
+	loadDone := make(chan error, 1)
+	go func() { loadDone <- g.run(ctx, cfg.Duration) }()
+	stopProgress := prog.Every(2*time.Second, func() string {
+		st := cs.stats()
+		head, _ := cluster.Head(ctx, e.admin)
+		el := time.Since(loadStart).Seconds()
+		return fmt.Sprintf("cluster: %.0fs, %d sent (%.0f/s), published to seq %d, %d delivered, %d/%d streams open, %d resumes, %d drops, %d connect errors",
+			el, g.sent(), float64(g.sent())/el, head, st.Received, st.Open, cfg.Streams, st.Resumes, st.Drops, st.ConnectErrors)
+	})
+	var kill <-chan time.Time
+	if cfg.KillAt > 0 {
+		kill = time.After(time.Duration(cfg.KillAt * float64(cfg.Duration)))
+	}
+	var loadErr error
+wait:
+	for {
+		select {
+		case loadErr = <-loadDone:
+			break wait
+		case <-kill:
+			res.Memory = e.memory(ctx) // all nodes, before one goes
+			victim := cfg.Nodes - 1
+			on, _ := e.nodes[victim].Metric(ctx, "notifyd_streams_open")
+			if err := e.nodes[victim].Kill(); err != nil {
+				loadErr = err
+			}
+			e.set.SetDown(victim, true)
+			_ = cs.tell(clientCmd{Op: opNodeDown, Node: victim})
+			res.Killed, res.KilledAtSeconds, res.StreamsOnKilled = "node"+itoa(victim), time.Since(loadStart).Seconds(), int(on)
+			prog.Printf("cluster: killed node%d (SIGKILL) holding %d streams", victim, int(on))
+		}
+	}
+	res.Seconds = time.Since(loadStart).Seconds()
+	_ = cs.tell(clientCmd{Op: opResumeRate, Rate: 0})
+	drainStart := time.Now()
+	if loadErr == nil {
+		loadErr = cluster.WaitDrained(ctx, e.admin, cfg.Timeout)
+	}
+	var sentinel int64
+	if loadErr == nil {
+		sentinel, loadErr = cluster.PublishSentinel(ctx, e.admin, cfg.Timeout)
+	}
+	if loadErr == nil {
+		var behind int
+		if behind, loadErr = cs.waitSeq(ctx, sentinel, cfg.Timeout); loadErr != nil {
+			loadErr = fmt.Errorf("%d streams never received the final broadcast: %w", behind, loadErr)
+		}
+	}
+	stopProgress()
+	res.DrainSeconds = time.Since(drainStart).Seconds()
+	res.LoadEnd = cluster.LoadAverage()
+	res.CPU = win.stop(e, cs)
+	rep.Profiles = append(rep.Profiles, samp.Stop(phaseCluster))
+	res.SQL, res.HTTP, res.HTTPRetries = g.sql.Load(), g.http.Load(), g.retries.Load()
+	res.AchievedRate = float64(res.SQL+res.HTTP) / res.Seconds
+	wal := readWAL(ctx, e.admin).since(walBefore, res.SQL+res.HTTP, res.Seconds+res.DrainSeconds)
+	res.WALBytesPerNotification, res.WALSyncsPerSecond = wal.BytesPerInsert, wal.SyncsPerSecond
+	res.MemoryAfter = e.memory(ctx)
+	if loadErr != nil {
+		return res, fmt.Errorf("cluster: %w", loadErr)
+	}
+
+	if err := verifyCluster(ctx, e, cs, l, g, start, loadStart, res); err != nil {
+		return res, err
+	}
+	prog.Printf("cluster: %s", res.Check)
+	if !res.Check.OK() {
+		return res, fmt.Errorf("cluster: exactly-once violated: %s %v", res.Check, res.Check.Examples)
+	}
+	return res, nil
+}
+
+// verifyCluster checks every stream's deliveries against the database and
+// computes the latencies.
+func verifyCluster(ctx context.Context, e *nodeEnv, cs *clientSet, l *layout, g *loadGen, start int64, loadStart time.Time, res *ClusterResult) error {
+	reports, err := cs.report(ctx, true)
+	if err != nil {
+		return err
+	}
+	feed, err := cluster.LoadFeed(ctx, e.admin, start)
+	if err != nil {
+		return err
+	}
+	res.Published = feed.Len()
+	res.CloseReasons = map[string]int{}
+	lat := make([]time.Duration, 0, 1<<20)
+	const window = 10 * time.Second
+	windows := make([][]time.Duration, int(time.Duration(res.Seconds*float64(time.Second))/window)+1)
+	for k, id := range l.ids {
+		r, ok := reports[k]
+		if !ok {
+			return fmt.Errorf("no report for stream %d", k)
+		}
+		res.Check.Add(feed.Check(fmt.Sprintf("stream %d (%s)", k, id.UserID), id, start, r.Seqs))
+		res.Resumes += r.Stats.Resumes
+		res.Drops += r.Stats.Drops
+		res.ConnectErrors += r.Stats.ConnectErrors
+		for reason, n := range r.Stats.CloseReasons {
+			res.CloseReasons[reason] += n
+		}
+		if r.Stats.ProtocolErrors > 0 {
+			res.Check.Foreign += r.Stats.ProtocolErrors // a malformed event is not a delivery of anything
+			res.Check.Examples = append(res.Check.Examples, fmt.Sprintf("stream %d: %s", k, r.Stats.FirstError))
+		}
+		for i, seq := range r.Seqs {
+			p, ok := feed.Get(seq)
+			if !ok {
+				continue
+			}
+			if c, ok := g.commits[p.ID]; ok {
+				d := time.Duration(r.AtMicros[i]*1000 - c)
+				lat = append(lat, d)
+				if w := int(time.Duration(c-loadStart.UnixNano()) / window); w >= 0 && w < len(windows) {
+					windows[w] = append(windows[w], d)
+				}
+			}
+		}
+	}
+	res.Deliveries = res.Check.Received
+	res.DeliveryRate = float64(res.Deliveries) / (res.Seconds + res.DrainSeconds)
+	res.Latency = summarize(lat)
+	for i, w := range windows {
+		if len(w) > 0 {
+			res.Windows = append(res.Windows, LatencyWindow{FromSeconds: float64(i) * window.Seconds(),
+				ToSeconds: min(float64(i+1)*window.Seconds(), res.Seconds), Latency: summarize(w)})
+		}
+	}
+	return nil
+}

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+)
+
+// runNodePhases runs the selected phases that start notifyd as separate
+// processes, each on its own fresh database. A correctness failure (a
+// stream missing a notification, say) is an error; a figure that misses
+// its target is one only with -strict.
+func runNodePhases(ctx context.Context, cfg config, prog *progress, rep *Report, stderr io.Writer) error {
+	if !slices.ContainsFunc(allPhases, func(p string) bool { return cfg.Phases[p] && !inProcess(p) }) {
+		return nil
+	}
+	nr, err := startNodeRun(ctx, cfg, prog, stderr)
+	if err != nil {
+		return err
+	}
+	defer nr.Close()
+	var errs []error
+	missed := func(phase string, met bool) {
+		if !met && cfg.Strict {
+			errs = append(errs, fmt.Errorf("%s: target missed (-strict)", phase))
+		}
+	}
+	if cfg.Phases[phaseStreams] {
+		res, err := runStreamsPhase(ctx, cfg, nr, prog, rep, stderr)
+		rep.Streams = res
+		errs = append(errs, err)
+		if res != nil {
+			missed(phaseStreams, res.TargetMet)
+		}
+	}
+	if cfg.Phases[phaseBroadcast] && ctx.Err() == nil {
+		res, err := runBroadcastPhase(ctx, cfg, nr, prog, rep, stderr)
+		rep.Broadcast = res
+		errs = append(errs, err)
+		if res != nil {
+			missed(phaseBroadcast, res.TargetMet)
+		}
+	}
+	if cfg.Phases[phaseResume] && ctx.Err() == nil {
+		res, err := runResumePhase(ctx, cfg, nr, prog, rep)
+		rep.Resume = res
+		errs = append(errs, err)
+		if res != nil {
+			missed(phaseResume, res.TargetMet)
+		}
+	}
+	if cfg.Phases[phaseCluster] && ctx.Err() == nil {
+		res, err := runClusterPhase(ctx, cfg, nr, prog, rep, stderr)
+		rep.Cluster = res
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,140 @@
+package cluster_test
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/notifyd/notifyd/internal/apptest"
+	"github.com/notifyd/notifyd/internal/cluster"
+)
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	binary    string
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+// notifydBinary builds cmd/notifyd once for the package's tests.
+func notifydBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "notifyd-cluster-test-")
+		if buildErr != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		start := time.Now()
+		binary, buildErr = cluster.Build(ctx, buildDir, raceFlags...)
+		t.Logf("built notifyd %v in %s", raceFlags, time.Since(start).Round(time.Millisecond))
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binary
+}
+
+// fixture is a database, an issuer and notifyd node processes on them.
+type fixture struct {
+	env    *apptest.Env
+	nodes  []*cluster.Node
+	client *http.Client
+}
+
+// setup starts n nodes on one fresh database, trusting the test issuer.
+// env adds or overrides node settings.
+func setup(t *testing.T, n int, env map[string]string) *fixture {
+	t.Helper()
+	bin := notifydBinary(t)
+	f := &fixture{env: apptest.NewEnv(t), client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}}
+	t.Cleanup(f.client.CloseIdleConnections)
+	settings := map[string]string{
+		"OIDC_ISSUER_URL":     f.env.Issuer.URL(),
+		"OIDC_AUDIENCE":       apptest.Audience,
+		"NOTIFY_PUBLISH_RATE": "-1",
+		// Idle workers look at the queue often, so every node's worker
+		// competes for it, not only the one the inserts wake.
+		"NOTIFY_POLL_INTERVAL": "100ms",
+		"NOTIFY_LOG_LEVEL":     "warn",
+	}
+	for k, v := range env {
+		settings[k] = v
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	f.nodes = make([]*cluster.Node, n)
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f.nodes[i], errs[i] = cluster.StartNode(ctx, cluster.NodeConfig{Binary: bin, DatabaseURL: f.env.DB.URL,
+				Env: settings, Log: &nodeLog{t: t, name: "node" + string(rune('0'+i))}})
+		}()
+	}
+	wg.Wait()
+	for i, node := range f.nodes {
+		if node != nil {
+			t.Cleanup(func() {
+				if err := node.Stop(15 * time.Second); err != nil && !isKilled(err) {
+					t.Errorf("node%d: %v", i, err)
+				}
+			})
+		}
+	}
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return f
+}
+
+// urls lists the nodes' base URLs.
+func (f *fixture) urls() []string {
+	out := make([]string, len(f.nodes))
+	for i, n := range f.nodes {
+		out[i] = n.URL()
+	}
+	return out
+}
+
+func isKilled(err error) bool { return err != nil && strings.Contains(err.Error(), "signal: killed") }
+
+// nodeLog passes a node's output to the test log, line by line.
+type nodeLog struct {
+	t    *testing.T
+	name string
+	mu   sync.Mutex
+	buf  []byte
+}
+
+func (l *nodeLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	for {
+		i := strings.IndexByte(string(l.buf), '\n')
+		if i < 0 {
+			break
+		}
+		l.t.Logf("%s: %s", l.name, l.buf[:i])
+		l.buf = l.buf[i+1:]
+	}
+	return len(p), nil
+}

@@ -1,0 +1,88 @@
+package cluster
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/notifyd/notifyd/internal/notify"
+	"github.com/notifyd/notifyd/internal/sseclient"
+	"github.com/notifyd/notifyd/internal/stream"
+)
+
+func testFeed() *Feed {
+	f := &Feed{After: 0, bySeq: map[int64]Published{}, byUser: map[string][]int64{}, byRole: map[string][]int64{}}
+	for _, p := range []Published{
+		{Seq: 1, Target: notify.Target{UserID: "alice"}},
+		{Seq: 2, Target: notify.Target{Roles: []string{"OPS"}}},
+		{Seq: 3, Target: notify.Target{}},
+		{Seq: 4, Target: notify.Target{UserID: "bob"}},
+		{Seq: 5, Target: notify.Target{UserID: "bob", Roles: []string{"OPS", "DEV"}}},
+		{Seq: 6, Target: notify.Target{UserID: "alice"}},
+	} {
+		f.add(p)
+	}
+	return f
+}
+
+func TestFeedCheck(t *testing.T) {
+	alice := notify.Identity{UserID: "alice", Roles: []string{"OPS"}}
+	for _, tc := range []struct {
+		name     string
+		after    int64
+		received []int64
+		want     Check
+	}{
+		{"exactly once", 0, []int64{1, 2, 3, 5, 6}, Check{Expected: 5, Received: 5}},
+		{"from a resume point", 2, []int64{3, 5, 6}, Check{Expected: 3, Received: 3}},
+		{"missing", 0, []int64{1, 2, 5, 6}, Check{Expected: 5, Received: 4, Missing: 1}},
+		{"duplicated", 0, []int64{1, 2, 3, 3, 5, 6}, Check{Expected: 5, Received: 6, Duplicated: 1}},
+		{"out of order", 0, []int64{1, 3, 2, 5, 6}, Check{Expected: 5, Received: 5, OutOfOrder: 1}},
+		{"foreign", 0, []int64{1, 2, 3, 4, 5, 6}, Check{Expected: 5, Received: 6, Foreign: 1}},
+		{"never published", 0, []int64{1, 2, 3, 5, 6, 7}, Check{Expected: 5, Received: 6, Foreign: 1}},
+		{"replayed before the start point", 2, []int64{2, 3, 5, 6}, Check{Expected: 3, Received: 4, Early: 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := testFeed().Check("s", alice, tc.after, tc.received)
+			got.Examples = nil
+			tc.want.Streams = 1
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+			if got.OK() != (tc.want.Missing+tc.want.Duplicated+tc.want.OutOfOrder+tc.want.Foreign+tc.want.Early == 0) {
+				t.Errorf("OK() = %v", got.OK())
+			}
+		})
+	}
+}
+
+// TestNotificationSeqReadsRealFrames: the reader's scan of notification
+// events agrees with the frames the server builds, including text that
+// looks like the fields it looks for.
+func TestNotificationSeqReadsRealFrames(t *testing.T) {
+	for _, n := range []notify.Notification{
+		{ID: "0b3f7c1e-0000-4000-8000-000000000001", Seq: 7, Message: "plain", Severity: notify.SeverityLow},
+		{ID: "0b3f7c1e-0000-4000-8000-000000000002", Seq: 1234567, Message: `tricky "seq":1, "notificationId":"x"`,
+			Details: `{"seq":2}`, Data: json.RawMessage(`{"seq": 3, "type": "notification"}`), Severity: notify.SeverityHigh,
+			Target: notify.Target{UserID: "alice", Roles: []string{"OPS"}}},
+	} {
+		n.CreatedAt = time.Now()
+		f := stream.NotificationFrame(n)
+		s := strings.TrimSuffix(string(f.Data), "\n\n")
+		id, data, ok := strings.Cut(s, "\n")
+		if !ok {
+			t.Fatalf("frame %q", f.Data)
+		}
+		ev := sseclient.Event{ID: strings.TrimPrefix(id, "id: "), Data: []byte(strings.TrimPrefix(data, "data: "))}
+		seq, err := notificationSeq(ev)
+		if err != nil || seq != n.Seq {
+			t.Errorf("notificationSeq(%q) = %d, %v; want %d", ev.Data, seq, err, n.Seq)
+		}
+		ev.ID = "8"
+		if _, err := notificationSeq(ev); err == nil {
+			t.Errorf("an id that differs from data.seq was accepted: %q", ev.Data)
+		}
+	}
+}

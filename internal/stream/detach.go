@@ -1,0 +1,77 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+)
+
+// Why streams detach from net/http: a stream can stay open for hours, and
+// while its handler runs net/http keeps, for that one connection, the
+// handler's goroutine (16 KiB of stack once the request has gone through
+// the middleware, authentication and the database), a 4 KiB read buffer, a
+// 4 KiB and a 2 KiB write buffer, the request with its headers, and gin's
+// context. At 15,000 idle streams that is most of the process's memory.
+// Once the stream's headers and first messages are written, the stream
+// takes the TCP connection over (http.Hijacker), the handler returns and
+// all of that is released; a small goroutine then serves the stream from
+// the hub, and another waits on a 64-byte read to learn when the client
+// goes away (what net/http's own background read did before).
+//
+// The response is then delimited by the connection's end ("Connection:
+// close", no Transfer-Encoding), valid for HTTP/1.0 and 1.1 alike, so the
+// frames go out as they are, with no chunk framing. Where the connection
+// cannot be taken over (HTTP/2, a test recorder) the stream stays in
+// net/http for its whole life, exactly as before.
+
+// detach takes over the connection behind w and writes the response's
+// status line and w's headers to it. ok is false (and nothing happened)
+// when the connection cannot be taken over.
+func detach(w http.ResponseWriter) (conn net.Conn, ok bool, err error) {
+	conn, _, err = http.NewResponseController(w).Hijack()
+	if err != nil {
+		if errors.Is(err, http.ErrNotSupported) {
+			return nil, false, nil
+		}
+		return nil, false, err
+	}
+	// Bytes the client sent after its request (pipelining) stay unread in
+	// the returned reader: a stream reads nothing from its client.
+	h := w.Header().Clone()
+	h.Set("Connection", "close")
+	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	h.Del("Content-Length")
+	h.Del("Transfer-Encoding")
+	b := []byte("HTTP/1.1 200 OK\r\n")
+	for k, vs := range h {
+		for _, v := range vs {
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = append(b, v...)
+			b = append(b, "\r\n"...)
+		}
+	}
+	b = append(b, "\r\n"...)
+	if err := conn.SetWriteDeadline(time.Now().Add(10 * time.Second)); err == nil {
+		_, err = conn.Write(b)
+	}
+	if err != nil {
+		conn.Close()
+		return nil, false, err
+	}
+	return conn, true, nil
+}
+
+// watchClient cancels when the client closes the connection (or it
+// breaks), which a write alone would only find out later.
+func watchClient(conn net.Conn, cancel context.CancelFunc) {
+	defer cancel()
+	var b [64]byte
+	for {
+		if _, err := conn.Read(b[:]); err != nil {
+			return
+		}
+	}
+}

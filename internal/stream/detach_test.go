@@ -1,0 +1,179 @@
+package stream_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/notifyd/notifyd/internal/hub"
+	"github.com/notifyd/notifyd/internal/notify"
+	"github.com/notifyd/notifyd/internal/sseclient"
+	"github.com/notifyd/notifyd/internal/stream"
+)
+
+var quiet = slog.New(slog.DiscardHandler)
+
+// plainWriter hides http.Hijacker (as HTTP/2 or a proxy's writer would),
+// keeping Flush and write deadlines.
+type plainWriter struct{ w http.ResponseWriter }
+
+func (p plainWriter) Header() http.Header         { return p.w.Header() }
+func (p plainWriter) Write(b []byte) (int, error) { return p.w.Write(b) }
+func (p plainWriter) WriteHeader(code int)        { p.w.WriteHeader(code) }
+func (p plainWriter) FlushError() error           { return http.NewResponseController(p.w).Flush() }
+func (p plainWriter) SetWriteDeadline(t time.Time) error {
+	return http.NewResponseController(p.w).SetWriteDeadline(t)
+}
+
+// TestStreamDetachedAndNot: a stream whose connection can be taken over
+// outlives its handler (the request's goroutine returns at once) and one
+// whose connection cannot stays in its handler; both say the same thing
+// with the same headers: the retry line, connected, live events in order,
+// heartbeats, and the reason the stream ends.
+func TestStreamDetachedAndNot(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		wrap     func(http.ResponseWriter) http.ResponseWriter
+		detached bool
+	}{
+		{"detached", func(w http.ResponseWriter) http.ResponseWriter { return w }, true},
+		{"in the handler", func(w http.ResponseWriter) http.ResponseWriter { return plainWriter{w} }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := hub.New(hub.Config{})
+			srv, err := stream.NewServer(h, nil, stream.Config{Logger: quiet})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var returned atomic.Int32
+			hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("X-Request-Id", "abc")
+				if err := srv.Serve(r.Context(), tc.wrap(w), notify.Identity{UserID: "alice", Roles: []string{"OPS"}}, stream.Resume{}); err != nil {
+					t.Errorf("Serve: %v", err)
+				}
+				returned.Add(1)
+			}))
+			defer hs.Close()
+			s, resp := open(t, hs.URL)
+			defer s.Close()
+			for k, want := range map[string]string{"Content-Type": "text/event-stream", "Cache-Control": "no-cache, no-transform",
+				"X-Accel-Buffering": "no", "X-Request-Id": "abc"} {
+				if got := resp.Header.Get(k); got != want {
+					t.Errorf("header %s = %q, want %q", k, got, want)
+				}
+			}
+			if ev := next(t, s); !strings.Contains(string(ev.Data), `"type":"connected"`) {
+				t.Fatalf("first event %q, want connected", ev.Data)
+			}
+			waitFor(t, func() bool { return h.Len() == 1 })
+			if tc.detached {
+				waitFor(t, func() bool { return returned.Load() == 1 }) // while the stream stays open
+			} else if returned.Load() != 0 {
+				t.Error("the handler returned while its stream is open")
+			}
+			for seq := int64(1); seq <= 3; seq++ {
+				f := stream.NotificationFrame(notify.Notification{ID: "n", Seq: seq, Message: "m", Severity: notify.SeverityLow, CreatedAt: time.Now()})
+				h.Publish(&hub.Event{Frame: f, Target: notify.Target{UserID: "alice"}})
+			}
+			h.Broadcast(stream.HeartbeatFrame(time.Now()))
+			for seq := 1; seq <= 3; seq++ {
+				if ev := next(t, s); ev.ID != string(rune('0'+seq)) {
+					t.Fatalf("event %q %q, want id %d", ev.ID, ev.Data, seq)
+				}
+			}
+			if ev := next(t, s); !strings.Contains(string(ev.Data), `"type":"heartbeat"`) {
+				t.Fatalf("event %q, want a heartbeat", ev.Data)
+			}
+			h.CloseWhere(func(notify.Identity) bool { return true }, hub.ReasonShutdown)
+			if ev := next(t, s); !strings.Contains(string(ev.Data), `"closing":"shutdown"`) {
+				t.Fatalf("event %q, want the shutdown status", ev.Data)
+			}
+			if _, err := s.Next(); err != io.EOF {
+				t.Fatalf("after the shutdown status: %v, want the end of the stream", err)
+			}
+			waitFor(t, func() bool { return h.Len() == 0 && returned.Load() == 1 })
+		})
+	}
+}
+
+// TestDetachedStreamEndsWhenClientLeaves: the stream learns that its client
+// closed the connection without writing to it, and unsubscribes.
+func TestDetachedStreamEndsWhenClientLeaves(t *testing.T) {
+	h := hub.New(hub.Config{})
+	srv, err := stream.NewServer(h, nil, stream.Config{HeartbeatInterval: time.Hour, ConnTimeout: 2 * time.Hour, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = srv.Serve(r.Context(), w, notify.Identity{UserID: "bob"}, stream.Resume{})
+	}))
+	defer hs.Close()
+	s, _ := open(t, hs.URL)
+	next(t, s)
+	waitFor(t, func() bool { return h.Len() == 1 })
+	s.Close()
+	waitFor(t, func() bool { return h.Len() == 0 })
+
+	// Run's end closes what is left and waits for it.
+	s2, _ := open(t, hs.URL)
+	next(t, s2)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.Run(ctx); close(done) }()
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	if n := h.Len(); n != 0 {
+		t.Errorf("%d streams still subscribed after Run returned", n)
+	}
+	s2.Close()
+}
+
+func open(t *testing.T, url string) (*sseclient.Stream, *http.Response) {
+	t.Helper()
+	var resp *http.Response
+	client := &http.Client{Transport: &captureTransport{resp: &resp}}
+	s, err := sseclient.Open(context.Background(), client, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, resp
+}
+
+// captureTransport keeps the response for its headers.
+type captureTransport struct{ resp **http.Response }
+
+func (c *captureTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	*c.resp = resp
+	return resp, err
+}
+
+func next(t *testing.T, s *sseclient.Stream) sseclient.Event {
+	t.Helper()
+	ev, err := s.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -1,0 +1,97 @@
+package stream
+
+import (
+	"errors"
+	"net"
+	"net/http"
+	"time"
+)
+
+// writer writes frames to one client, in batches that each go out under
+// one write deadline. It has two modes.
+//
+// Through net/http (w, rc): frames go into the connection's own buffered
+// writer and Flush sends them. This is the mode while a stream is set up,
+// and for the whole stream when the connection cannot be detached (HTTP/2,
+// test recorders).
+//
+// Detached (conn): the stream owns the TCP connection (see detach). A batch
+// is a list of the frames' own bytes, shared with every other stream that
+// gets them, written with one writev: no copy and no buffer of ours, so an
+// idle stream holds no memory beyond its subscriber and this struct.
+type writer struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	conn    net.Conn
+	batch   net.Buffers // detached: frames waiting for flush
+	timeout time.Duration
+	armed   bool  // the deadline for the current batch is set
+	err     error // the first write error of the batch
+	pending int   // bytes written (or batched) since the last flush
+}
+
+func (wr *writer) setDeadline(t time.Time) error {
+	if wr.conn != nil {
+		return wr.conn.SetWriteDeadline(t)
+	}
+	return wr.rc.SetWriteDeadline(t)
+}
+
+func (wr *writer) arm() {
+	if wr.armed || wr.err != nil {
+		return
+	}
+	if err := wr.setDeadline(time.Now().Add(wr.timeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		wr.err = err
+	}
+	wr.armed = true
+}
+
+// add writes b as part of the current batch. In detached mode b is kept
+// until flush and must not change: frames are immutable once built.
+func (wr *writer) add(b []byte) {
+	wr.pending += len(b)
+	if wr.conn != nil {
+		wr.batch = append(wr.batch, b)
+		return
+	}
+	wr.arm()
+	if wr.err != nil {
+		return
+	}
+	_, wr.err = wr.w.Write(b)
+}
+
+// flush sends the batch to the client and reports the batch's first error.
+func (wr *writer) flush() error {
+	if wr.conn != nil {
+		return wr.flushConn()
+	}
+	wr.arm()
+	if wr.err == nil {
+		wr.err = wr.rc.Flush()
+	}
+	err := wr.err
+	wr.armed, wr.err, wr.pending = false, nil, 0
+	return err
+}
+
+func (wr *writer) flushConn() error {
+	var err error
+	if len(wr.batch) > 0 {
+		if err = wr.conn.SetWriteDeadline(time.Now().Add(wr.timeout)); err == nil {
+			bufs := wr.batch // WriteTo consumes its receiver: keep our slice
+			_, err = bufs.WriteTo(wr.conn)
+		}
+	}
+	clear(wr.batch) // drop references to the frames' bytes
+	wr.batch = wr.batch[:0]
+	if cap(wr.batch) > 64 { // a burst or a replay is over: do not keep its memory
+		wr.batch = nil
+	}
+	wr.pending = 0
+	return err
+}
+
+// abort makes a blocked write return now (the stream is being dropped).
+func (wr *writer) abort() { _ = wr.setDeadline(time.Now()) }
