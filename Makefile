@@ -39,7 +39,7 @@ test-browser: web-deps
 # All phases: the in-process throughput/latency/producer figures, then
 # notifyd as separate processes: 15,000 streams on one node, a broadcast to
 # 10,000, a resume 10,000 behind, 3 nodes under load with a node killed.
-# About 6 minutes; `go run ./cmd/notifyd-bench -h` for phases and sizes.
+# About 4 minutes; `go run ./cmd/notifyd-bench -h` for phases and sizes.
 bench:
 	$(GO) run ./cmd/notifyd-bench
 

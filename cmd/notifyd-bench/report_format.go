@@ -69,7 +69,7 @@ func (r *Report) writeProfiles(w io.Writer) {
 	}
 	fmt.Fprintln(w, "\nWhere the CPU went (CPU seconds; PostgreSQL backends from /proc, so only with a local server):")
 	tw := table(w)
-	fmt.Fprintln(tw, "   phase\twall\tthis process (server Go + client)\tserver backends\tproducer backends\tlistener\tserver backends were running")
+	fmt.Fprintln(tw, "   phase\twall\tthis process (in process: server Go + client; node phases: producers, checks)\tserver backends\tproducer backends\tlistener\tserver backends were running")
 	for _, p := range r.Profiles {
 		fmt.Fprintf(tw, "   %s\t%.1f s\t%.2f s\t%.2f s\t%.2f s\t%.2f s\t%s\n", p.Phase, p.Seconds, p.ProcessCPU,
 			p.BackendCPU["notifyd"], p.BackendCPU[producerApp], p.BackendCPU["notifyd-listener"], shares(p.ServerStatements))

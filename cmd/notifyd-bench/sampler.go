@@ -2,14 +2,13 @@ package main
 
 import (
 	"context"
-	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/notifyd/notifyd/internal/cluster"
 )
 
 // sampleQuery lists every client backend of the cluster: this database's
@@ -115,19 +114,8 @@ func (s *sampler) sample(ctx context.Context, pool *pgxpool.Pool) {
 
 // pidTicks reads a local process's user+system CPU in clock ticks.
 func pidTicks(pid int) (int64, bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, false
-	}
-	// Fields after the command (which may hold spaces) start after ") ".
-	i := strings.LastIndexByte(string(b), ')')
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, false
-	}
-	u, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	return u + st, err1 == nil && err2 == nil
+	d, err := cluster.CPUTime(pid)
+	return int64(d / (time.Second / clockTicks)), err == nil
 }
 
 // processCPU is this process's user+system CPU time (server and client).
