@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -39,6 +40,11 @@ func (a *API) handle(fn func(*gin.Context) error) gin.HandlerFunc {
 
 // fail answers err as JSON with the status its kind calls for.
 func (a *API) fail(c *gin.Context, err error) {
+	if c.Request.Context().Err() != nil && errors.Is(err, context.Canceled) {
+		// The client went away: nobody to answer, nothing went wrong here.
+		c.Abort()
+		return
+	}
 	status, msg := http.StatusInternalServerError, "internal error"
 	var he *httpError
 	switch {

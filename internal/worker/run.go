@@ -73,8 +73,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
-// busyTTL is how long the busy mark lasts without a refresh.
-func (w *Worker) busyTTL() time.Duration { return 10 * time.Second }
+// busyTTL is how long the busy mark lasts without a refresh. Short, because
+// a worker that dies while busy silences the insert doorbell until its mark
+// lapses (other workers still poll); it is refreshed every third of it.
+func (w *Worker) busyTTL() time.Duration { return 3 * time.Second }
 
 // idleDelay is how long to sleep: the poll interval (jittered), or less if a
 // retry falls due sooner.
