@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,6 +23,18 @@ import (
 // none twice, in order, nothing foreign.
 func TestNodeKilledUnderLoad(t *testing.T) {
 	t.Parallel()
+	nodeLeavesUnderLoad(t, false)
+}
+
+// TestNodeStoppedUnderLoad: the same, but the node is stopped with SIGTERM:
+// it exits cleanly, leaves no claim of its own in processing, and its
+// clients resume elsewhere with nothing lost.
+func TestNodeStoppedUnderLoad(t *testing.T) {
+	t.Parallel()
+	nodeLeavesUnderLoad(t, true)
+}
+
+func nodeLeavesUnderLoad(t *testing.T, graceful bool) {
 	f := setup(t, 3, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -133,11 +146,21 @@ func TestNodeKilledUnderLoad(t *testing.T) {
 		}
 	}
 	published := perNodePublished(ctx, t, f)
-	if err := f.nodes[victim].Kill(); err != nil {
+	if graceful {
+		pid := f.nodes[victim].PID()
+		if err := f.nodes[victim].Stop(15 * time.Second); err != nil {
+			t.Fatalf("SIGTERM: the node did not exit cleanly: %v", err)
+		}
+		var held int
+		if err := f.env.DB.Pool.QueryRow(ctx, `SELECT count(*) FROM notify.queue_items
+			WHERE status = 'processing' AND locked_by LIKE '%/' || $1::text || '/%'`, strconv.Itoa(pid)).Scan(&held); err != nil || held != 0 {
+			t.Errorf("the stopped node left %d items in processing (%v)", held, err)
+		}
+	} else if err := f.nodes[victim].Kill(); err != nil {
 		t.Fatal(err)
 	}
 	nodes.SetDown(victim, true)
-	t.Logf("killed node%d (SIGKILL) with %d of %d streams on it; published so far per node: %v", victim, onVictim, len(readers), published)
+	t.Logf("stopped node%d (graceful %v) with %d of %d streams on it; published so far per node: %v", victim, graceful, onVictim, len(readers), published)
 	time.Sleep(3 * time.Second)
 	stopLoad()
 	lwg.Wait()
