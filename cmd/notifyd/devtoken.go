@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
 	"fmt"
 	"io"
 	"time"
@@ -44,13 +42,7 @@ func runDevToken(ctx context.Context, args []string, getenv func(string) string,
 		return err
 	}
 	defer pool.Close()
-	pem, err := postgres.DevSigningKey(ctx, pool, func() ([]byte, error) {
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			return nil, err
-		}
-		return issuer.MarshalKey(k), nil
-	})
+	pem, err := postgres.DevSigningKey(ctx, pool, issuer.NewKeyPEM)
 	if err != nil {
 		return err
 	}

@@ -2,8 +2,6 @@ package app
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
 	"fmt"
 	"log/slog"
 	"os"
@@ -48,13 +46,7 @@ func migrateAndConfigure(ctx context.Context, pool *pgxpool.Pool, cfg Config) er
 // newDevIssuer builds the embedded development issuer, with its key kept in
 // the database so every node and `notifyd dev-token` agree.
 func newDevIssuer(ctx context.Context, pool *pgxpool.Pool, baseURL string, log *slog.Logger) (*issuer.Issuer, error) {
-	pem, err := postgres.DevSigningKey(ctx, pool, func() ([]byte, error) {
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			return nil, err
-		}
-		return issuer.MarshalKey(k), nil
-	})
+	pem, err := postgres.DevSigningKey(ctx, pool, issuer.NewKeyPEM)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package issuer
 
 import (
 	"crypto"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
@@ -88,4 +89,15 @@ func (i *Issuer) serveJWKS(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	writeJSON(w, http.StatusOK, i.publicKeys())
+}
+
+// NewKeyPEM generates a fresh signing key and returns it as MarshalKey
+// does, for callers that store the key (the development issuer keeps its
+// key in the database so every node and `notifyd dev-token` agree).
+func NewKeyPEM() ([]byte, error) {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, fmt.Errorf("generate signing key: %w", err)
+	}
+	return MarshalKey(k), nil
 }
