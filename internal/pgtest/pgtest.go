@@ -171,3 +171,23 @@ func migrationsHash() (string, error) {
 	})
 	return hex.EncodeToString(h.Sum(nil)), err
 }
+
+// Exec runs sql on pool and returns the rows affected, failing t on error.
+func Exec(t testing.TB, ctx context.Context, pool *pgxpool.Pool, sql string, args ...any) int64 {
+	t.Helper()
+	tag, err := pool.Exec(ctx, sql, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return tag.RowsAffected()
+}
+
+// Scalar runs a query that returns one value, failing t on error.
+func Scalar[T any](t testing.TB, ctx context.Context, pool *pgxpool.Pool, sql string, args ...any) T {
+	t.Helper()
+	var v T
+	if err := pool.QueryRow(ctx, sql, args...).Scan(&v); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return v
+}

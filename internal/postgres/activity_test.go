@@ -33,7 +33,7 @@ func expectWake(t *testing.T, lis *pgx.Conn) {
 // wake_worker advisory lock.
 func waitingForWakeLock(t *testing.T, ctx context.Context, pool *pgxpool.Pool) int64 {
 	t.Helper()
-	return scalar[int64](t, ctx, pool, `SELECT count(*) FROM pg_locks
+	return pgtest.Scalar[int64](t, ctx, pool, `SELECT count(*) FROM pg_locks
 		WHERE locktype = 'advisory' AND NOT granted
 		  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
 		  AND classid = 1852797545::oid AND objid = 1::oid AND objsubid = 2`)
@@ -65,7 +65,7 @@ func TestWakeWorker(t *testing.T) {
 
 		// Two transactions ring twice; a rolled-back one does not ring.
 		for range 2 {
-			exec(t, ctx, db.Pool, `INSERT INTO notify.notifications (message) VALUES ('single')`)
+			pgtest.Exec(t, ctx, db.Pool, `INSERT INTO notify.notifications (message) VALUES ('single')`)
 		}
 		tx, err = db.Pool.Begin(ctx)
 		if err != nil {
@@ -91,7 +91,7 @@ func TestWakeWorker(t *testing.T) {
 		if err := q.MarkBusy(ctx, "busy", time.Hour); err != nil {
 			t.Fatal(err)
 		}
-		exec(t, ctx, db.Pool, `INSERT INTO notify.notifications (message) SELECT 'quiet ' || g FROM generate_series(1, 100) g`)
+		pgtest.Exec(t, ctx, db.Pool, `INSERT INTO notify.notifications (message) SELECT 'quiet ' || g FROM generate_series(1, 100) g`)
 		expectSentinelFirst(t, ctx, db.Pool, lis)
 
 		// A crashed worker's mark lapses: inserts ring again.
@@ -99,9 +99,9 @@ func TestWakeWorker(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitFor(t, 5*time.Second, "the busy mark to lapse", func() bool {
-			return scalar[bool](t, ctx, db.Pool, `SELECT bool_and(busy_until < clock_timestamp()) FROM notify.worker_activity`)
+			return pgtest.Scalar[bool](t, ctx, db.Pool, `SELECT bool_and(busy_until < clock_timestamp()) FROM notify.worker_activity`)
 		})
-		exec(t, ctx, db.Pool, `INSERT INTO notify.notifications (message) VALUES ('after lapse')`)
+		pgtest.Exec(t, ctx, db.Pool, `INSERT INTO notify.notifications (message) VALUES ('after lapse')`)
 		expectWake(t, lis)
 		expectSentinelFirst(t, ctx, db.Pool, lis)
 
@@ -112,10 +112,10 @@ func TestWakeWorker(t *testing.T) {
 		if err := q.MarkIdle(ctx, "busy"); err != nil {
 			t.Fatal(err)
 		}
-		if n := scalar[int64](t, ctx, db.Pool, `SELECT count(*) FROM notify.worker_activity`); n != 0 {
+		if n := pgtest.Scalar[int64](t, ctx, db.Pool, `SELECT count(*) FROM notify.worker_activity`); n != 0 {
 			t.Fatalf("%d worker_activity rows after MarkIdle", n)
 		}
-		exec(t, ctx, db.Pool, `INSERT INTO notify.notifications (message) VALUES ('after idle')`)
+		pgtest.Exec(t, ctx, db.Pool, `INSERT INTO notify.notifications (message) VALUES ('after idle')`)
 		expectWake(t, lis)
 	})
 
@@ -150,7 +150,7 @@ func TestWakeWorker(t *testing.T) {
 			t.Fatalf("MarkIdle returned (%v) while a producer that may have seen the worker busy had not committed", err)
 		default:
 		}
-		if n := scalar[int64](t, ctx, db.Pool, `SELECT count(*) FROM notify.worker_activity`); n != 0 {
+		if n := pgtest.Scalar[int64](t, ctx, db.Pool, `SELECT count(*) FROM notify.worker_activity`); n != 0 {
 			t.Fatalf("worker still listed busy while MarkIdle waits")
 		}
 

@@ -29,7 +29,7 @@ func TestClaim(t *testing.T) {
 	items := insertNotifications(t, ctx, db.Pool, 10, "claim")
 	// Items 2, 4 and 6 are not due for an hour.
 	future := []int64{items[1], items[3], items[5]}
-	exec(t, ctx, db.Pool, `UPDATE notify.queue_items SET next_attempt_at = now() + interval '1 hour' WHERE id = ANY($1)`, future)
+	pgtest.Exec(t, ctx, db.Pool, `UPDATE notify.queue_items SET next_attempt_at = now() + interval '1 hour' WHERE id = ANY($1)`, future)
 
 	t.Run("takes up to the limit of due items in order", func(t *testing.T) {
 		claims, err := q.Claim(ctx, "w1", 5)
@@ -81,7 +81,7 @@ func TestClaim(t *testing.T) {
 		if d := time.Until(due); d < 59*time.Minute || d > 61*time.Minute {
 			t.Fatalf("next due in %s, want about 1h", d)
 		}
-		exec(t, ctx, db.Pool, `UPDATE notify.queue_items SET next_attempt_at = now() - interval '1 second' WHERE id = $1`, future[2])
+		pgtest.Exec(t, ctx, db.Pool, `UPDATE notify.queue_items SET next_attempt_at = now() - interval '1 second' WHERE id = $1`, future[2])
 		claims, err := q.Claim(ctx, "w4", 100)
 		if err != nil {
 			t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/notifyd/notifyd/internal/pgtest"
 	"go.uber.org/goleak"
 )
 
@@ -34,7 +35,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 // ... "<message> n" in one statement and returns their queue item ids in order.
 func insertNotifications(t *testing.T, ctx context.Context, pool *pgxpool.Pool, n int, message string) []int64 {
 	t.Helper()
-	exec(t, ctx, pool, `INSERT INTO notify.notifications (message)
+	pgtest.Exec(t, ctx, pool, `INSERT INTO notify.notifications (message)
 		SELECT $1 || ' ' || g FROM generate_series(1, $2::int) g`, message, n)
 	rows, err := pool.Query(ctx, `SELECT q.id FROM notify.queue_items q
 		JOIN notify.notifications n ON n.id = q.notification_id
@@ -82,24 +83,6 @@ func readItem(t *testing.T, ctx context.Context, pool *pgxpool.Pool, itemID int6
 	return r
 }
 
-func exec(t *testing.T, ctx context.Context, pool *pgxpool.Pool, sql string, args ...any) int64 {
-	t.Helper()
-	tag, err := pool.Exec(ctx, sql, args...)
-	if err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-	return tag.RowsAffected()
-}
-
-func scalar[T any](t *testing.T, ctx context.Context, pool *pgxpool.Pool, sql string, args ...any) T {
-	t.Helper()
-	var v T
-	if err := pool.QueryRow(ctx, sql, args...).Scan(&v); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-	return v
-}
-
 // listen opens a dedicated connection listening on channels.
 func listen(t *testing.T, ctx context.Context, url string, channels ...string) *pgx.Conn {
 	t.Helper()
@@ -137,5 +120,5 @@ func nextNotification(t *testing.T, conn *pgx.Conn, timeout time.Duration) *pgco
 // sentinel first got nothing from transactions committed before it.
 func sentinel(t *testing.T, ctx context.Context, pool *pgxpool.Pool) {
 	t.Helper()
-	exec(t, ctx, pool, `NOTIFY notify_queue, 'sentinel'`)
+	pgtest.Exec(t, ctx, pool, `NOTIFY notify_queue, 'sentinel'`)
 }

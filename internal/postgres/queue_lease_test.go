@@ -17,7 +17,7 @@ import (
 // their worker had stalled that long.
 func expireLeases(t *testing.T, ctx context.Context, pool *pgxpool.Pool, ids ...int64) {
 	t.Helper()
-	if n := exec(t, ctx, pool, `UPDATE notify.queue_items SET locked_at = locked_at - interval '1 hour' WHERE id = ANY($1) AND status = 'processing'`, ids); n != int64(len(ids)) {
+	if n := pgtest.Exec(t, ctx, pool, `UPDATE notify.queue_items SET locked_at = locked_at - interval '1 hour' WHERE id = ANY($1) AND status = 'processing'`, ids); n != int64(len(ids)) {
 		t.Fatalf("expired %d leases, want %d", n, len(ids))
 	}
 }
@@ -71,7 +71,7 @@ func TestLeaseTokenStopsStalledWorker(t *testing.T) {
 		if held2.Status != "processing" || held2.LockedBy == nil || *held2.LockedBy != "B" || held2.Attempts != 2 || held2.Seq != nil {
 			t.Fatalf("item after A's stale calls: %+v, want still B's, unpublished", held2)
 		}
-		if head := scalar[int64](t, ctx, db.Pool, `SELECT last_seq FROM notify.stream_head`); head != 0 {
+		if head := pgtest.Scalar[int64](t, ctx, db.Pool, `SELECT last_seq FROM notify.stream_head`); head != 0 {
 			t.Fatalf("stream head moved to %d by a stale publish", head)
 		}
 
@@ -92,7 +92,7 @@ func TestLeaseTokenStopsStalledWorker(t *testing.T) {
 		if after := readItem(t, ctx, db.Pool, a.ItemID); !reflect.DeepEqual(after, published) {
 			t.Fatalf("A's late calls changed the item:\n before %+v\n after  %+v", published, after)
 		}
-		if head := scalar[int64](t, ctx, db.Pool, `SELECT last_seq FROM notify.stream_head`); head != 1 {
+		if head := pgtest.Scalar[int64](t, ctx, db.Pool, `SELECT last_seq FROM notify.stream_head`); head != 1 {
 			t.Fatalf("stream head %d, want 1", head)
 		}
 	})
@@ -136,7 +136,7 @@ func TestRescueExpired(t *testing.T) {
 	db := pgtest.New(t)
 	q := postgres.NewQueue(db.Pool)
 	items := insertNotifications(t, ctx, db.Pool, 3, "rescue")
-	exec(t, ctx, db.Pool, `UPDATE notify.queue_items SET max_attempts = 1 WHERE id = $1`, items[2])
+	pgtest.Exec(t, ctx, db.Pool, `UPDATE notify.queue_items SET max_attempts = 1 WHERE id = $1`, items[2])
 	claims, err := q.Claim(ctx, "gone", 3)
 	if err != nil || len(claims) != 3 {
 		t.Fatalf("claim: %v %v", claims, err)
@@ -182,7 +182,7 @@ func TestFail(t *testing.T) {
 	if claims, err := q.Claim(ctx, "W", 1); err != nil || len(claims) != 0 {
 		t.Fatalf("claimed an item backing off: %v %v", claims, err)
 	}
-	exec(t, ctx, db.Pool, `UPDATE notify.queue_items SET next_attempt_at = now() WHERE id = $1`, item)
+	pgtest.Exec(t, ctx, db.Pool, `UPDATE notify.queue_items SET next_attempt_at = now() WHERE id = $1`, item)
 	c = claimOne(t, ctx, q, "W")
 	if status, err := q.Fail(ctx, "W", c, "boom 2", next); err != nil || status != "failed" {
 		t.Fatalf("last Fail = %q, %v; want failed", status, err)

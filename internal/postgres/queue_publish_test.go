@@ -80,11 +80,11 @@ func TestPublish(t *testing.T) {
 		if err != nil || held != 0 || last != 0 {
 			t.Fatalf("Publish of nothing = %d, %d, %v; want 0, 0", held, last, err)
 		}
-		exec(t, ctx, db.Pool, `NOTIFY notify_published, 'sentinel'`)
+		pgtest.Exec(t, ctx, db.Pool, `NOTIFY notify_published, 'sentinel'`)
 		if n := nextNotification(t, lis, 5*time.Second); n.Payload != "sentinel" {
 			t.Fatalf("got %q before the sentinel: an empty publish rang", n.Payload)
 		}
-		if got := scalar[int64](t, ctx, db.Pool, `SELECT last_seq FROM notify.stream_head`); got != 10 {
+		if got := pgtest.Scalar[int64](t, ctx, db.Pool, `SELECT last_seq FROM notify.stream_head`); got != 10 {
 			t.Fatalf("last_seq %d after empty publishes, want 10", got)
 		}
 	})

@@ -19,9 +19,9 @@ func TestRecent(t *testing.T) {
 	items := insertNotifications(t, ctx, db.Pool, 30, "recent")
 	// Item 3 failed an attempt a moment ago (so changed last); item 5 failed
 	// for good just before, with an error longer than the page shows.
-	exec(t, ctx, db.Pool, `UPDATE notify.queue_items SET status = 'failed', attempts = 3, last_error = repeat('x', 600),
+	pgtest.Exec(t, ctx, db.Pool, `UPDATE notify.queue_items SET status = 'failed', attempts = 3, last_error = repeat('x', 600),
 		updated_at = now() + interval '1 second' WHERE id = $1`, items[4])
-	exec(t, ctx, db.Pool, `UPDATE notify.queue_items SET attempts = 1, last_error = 'timeout',
+	pgtest.Exec(t, ctx, db.Pool, `UPDATE notify.queue_items SET attempts = 1, last_error = 'timeout',
 		next_attempt_at = now() + interval '1 minute', updated_at = now() + interval '2 seconds' WHERE id = $1`, items[2])
 
 	got, err := q.Recent(ctx, 20)
@@ -54,7 +54,7 @@ func TestRecent(t *testing.T) {
 	// A backlog: the worker has just published the oldest items (so they
 	// changed last), far below the newest ids; they come first.
 	published := []int64{items[0], items[1], items[3], items[5], items[6], items[7], items[8], items[9]}
-	exec(t, ctx, db.Pool, `UPDATE notify.queue_items SET status = 'sent', attempts = 1, sent_at = now(),
+	pgtest.Exec(t, ctx, db.Pool, `UPDATE notify.queue_items SET status = 'sent', attempts = 1, sent_at = now(),
 		updated_at = now() + interval '3 seconds' WHERE id = ANY($1)`, published)
 	got, err = q.Recent(ctx, 20)
 	if err != nil {

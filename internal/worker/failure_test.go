@@ -41,7 +41,7 @@ func installPublishFailure(t *testing.T, ctx context.Context, db *pgtest.DB) {
 			FOR EACH ROW WHEN (OLD.status = 'processing' AND NEW.status IN ('pending', 'failed'))
 			EXECUTE FUNCTION public.log_failed_attempt()`,
 	} {
-		exec(t, ctx, db.Pool, sql)
+		pgtest.Exec(t, ctx, db.Pool, sql)
 	}
 }
 
@@ -56,7 +56,7 @@ func TestWorkerPublishFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	// One bad notification in the middle of good ones, in one batch.
-	exec(t, ctx, db.Pool, `INSERT INTO notify.notifications (message)
+	pgtest.Exec(t, ctx, db.Pool, `INSERT INTO notify.notifications (message)
 		SELECT CASE WHEN g = 4 THEN 'FAIL me' ELSE 'good ' || g END FROM generate_series(1, 8) g`)
 	const good = 7
 
@@ -81,7 +81,7 @@ func TestWorkerPublishFailure(t *testing.T) {
 	})
 
 	waitFor(t, 20*time.Second, "the bad notification to fail for good", func() bool {
-		return scalar[string](t, ctx, db.Pool, `SELECT q.status FROM notify.queue_items q
+		return pgtest.Scalar[string](t, ctx, db.Pool, `SELECT q.status FROM notify.queue_items q
 			JOIN notify.notifications n ON n.id = q.notification_id WHERE n.message = 'FAIL me'`) == "failed"
 	})
 

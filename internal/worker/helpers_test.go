@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/goleak"
 
+	"github.com/notifyd/notifyd/internal/pgtest"
 	"github.com/notifyd/notifyd/internal/postgres"
 )
 
@@ -73,24 +74,6 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-func exec(t *testing.T, ctx context.Context, pool *pgxpool.Pool, sql string, args ...any) int64 {
-	t.Helper()
-	tag, err := pool.Exec(ctx, sql, args...)
-	if err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-	return tag.RowsAffected()
-}
-
-func scalar[T any](t *testing.T, ctx context.Context, pool *pgxpool.Pool, sql string, args ...any) T {
-	t.Helper()
-	var v T
-	if err := pool.QueryRow(ctx, sql, args...).Scan(&v); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-	return v
-}
-
 // queueState summarises the queue and the stream after a run.
 type queueState struct {
 	Pending, Processing, Sent, Failed int64
@@ -121,5 +104,5 @@ func readQueueState(t *testing.T, ctx context.Context, pool *pgxpool.Pool) queue
 // insert adds n notifications "<prefix> 1".."<prefix> n" in one statement.
 func insert(t *testing.T, ctx context.Context, pool *pgxpool.Pool, n int, prefix string) {
 	t.Helper()
-	exec(t, ctx, pool, `INSERT INTO notify.notifications (message) SELECT $1 || ' ' || g FROM generate_series(1, $2::int) g`, prefix, n)
+	pgtest.Exec(t, ctx, pool, `INSERT INTO notify.notifications (message) SELECT $1 || ' ' || g FROM generate_series(1, $2::int) g`, prefix, n)
 }

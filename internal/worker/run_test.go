@@ -30,7 +30,7 @@ func TestWorkerTakesUpCrashedWorkersBatch(t *testing.T) {
 	for i, c := range claims {
 		deadIDs[i] = c.ItemID
 	}
-	deadAt := scalar[time.Time](t, ctx, db.Pool, `SELECT max(locked_at) FROM notify.queue_items WHERE locked_by = 'dead'`)
+	deadAt := pgtest.Scalar[time.Time](t, ctx, db.Pool, `SELECT max(locked_at) FROM notify.queue_items WHERE locked_by = 'dead'`)
 
 	var publishedItems atomic.Int64
 	const lease = time.Second
@@ -155,21 +155,21 @@ func TestIdleWorkerWokenByNotify(t *testing.T) {
 	for round := 1; round <= 3; round++ {
 		// The worker's last statement before it sleeps is NextDue.
 		waitFor(t, 10*time.Second, "the worker to go to sleep", func() bool {
-			return scalar[bool](t, ctx, db.Pool, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			return pgtest.Scalar[bool](t, ctx, db.Pool, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
 				WHERE datname = current_database() AND application_name = $1 AND state = 'idle'
 				  AND query LIKE 'SELECT min(next_attempt_at)%' AND query_start > $2)`, app, since)
 		})
 		before := wakes.Load()
 		start := time.Now()
-		exec(t, ctx, db.Pool, `INSERT INTO notify.notifications (message) VALUES ('wake up')`)
+		pgtest.Exec(t, ctx, db.Pool, `INSERT INTO notify.notifications (message) VALUES ('wake up')`)
 		waitFor(t, 10*time.Second, "the notification to be published", func() bool {
-			return scalar[int64](t, ctx, db.Pool, `SELECT count(*) FROM notify.queue_items WHERE status = 'sent'`) == int64(round)
+			return pgtest.Scalar[int64](t, ctx, db.Pool, `SELECT count(*) FROM notify.queue_items WHERE status = 'sent'`) == int64(round)
 		})
 		t.Logf("round %d: published %s after the insert", round, time.Since(start).Round(time.Millisecond))
 		if wakes.Load() == before {
 			t.Fatalf("round %d: published without a wake-up from the listener", round)
 		}
-		since = scalar[time.Time](t, ctx, db.Pool, `SELECT max(sent_at) FROM notify.queue_items`)
+		since = pgtest.Scalar[time.Time](t, ctx, db.Pool, `SELECT max(sent_at) FROM notify.queue_items`)
 	}
 }
 
@@ -221,7 +221,7 @@ func TestWorkerReleasesClaimsAtShutdown(t *testing.T) {
 	if s.Pending != 5 || s.Processing != 0 || s.Seqs != 0 || s.Busy != 0 {
 		t.Fatalf("queue after shutdown: %+v; want 5 pending, none processing, no busy worker", s)
 	}
-	if n := scalar[int64](t, ctx, db.Pool, `SELECT count(*) FROM notify.queue_items WHERE attempts <> 0 OR locked_by IS NOT NULL OR locked_at IS NOT NULL`); n != 0 {
+	if n := pgtest.Scalar[int64](t, ctx, db.Pool, `SELECT count(*) FROM notify.queue_items WHERE attempts <> 0 OR locked_by IS NOT NULL OR locked_at IS NOT NULL`); n != 0 {
 		t.Fatalf("%d released items still carry the attempt or the lock", n)
 	}
 }
