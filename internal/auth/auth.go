@@ -37,9 +37,16 @@ type Config struct {
 	// Logger records discovery and rejected tokens (the reason, never the
 	// token). Default: discards.
 	Logger *slog.Logger
-	// Clock tells the time for expiry checks and discovery retries.
-	// Default: time.Now.
+	// Clock tells the time for expiry checks, discovery retries and the key
+	// refetch cooldown. Default: time.Now.
 	Clock func() time.Time
+	// KeyRefetchCooldown is the least time between two fetches of the
+	// issuer's JWKS caused by tokens whose key the cached set does not hold.
+	// In between, such tokens are refused at once without asking the issuer,
+	// so made-up key ids cannot turn callers into a flood on the identity
+	// provider; a rotated-in key is picked up by the first token after it.
+	// Default: 30s.
+	KeyRefetchCooldown time.Duration
 }
 
 // WithDefaults returns a copy of c with every unset optional field defaulted.
@@ -54,6 +61,7 @@ func (c Config) WithDefaults() Config {
 	if c.Clock == nil {
 		c.Clock = time.Now
 	}
+	c.KeyRefetchCooldown = cmp.Or(c.KeyRefetchCooldown, 30*time.Second)
 	return c
 }
 
@@ -70,6 +78,9 @@ func (c Config) validate() error {
 	}
 	if c.Audience == "" {
 		return errors.New("Audience is required")
+	}
+	if c.KeyRefetchCooldown < 0 {
+		return fmt.Errorf("KeyRefetchCooldown %v: must not be negative", c.KeyRefetchCooldown)
 	}
 	if len(c.RolesClaim) > maxPathLen {
 		return fmt.Errorf("RolesClaim: longer than %d bytes", maxPathLen)

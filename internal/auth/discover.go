@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/notifyd/notifyd/internal/notify"
 )
 
@@ -60,11 +62,35 @@ func (v *Verifier) verifier(ctx context.Context) (*oidc.IDTokenVerifier, error) 
 			"issuer", v.cfg.IssuerURL, "error", err, "retry_in", v.backoff)
 		return nil, fmt.Errorf("discover issuer: %w: %w", notify.ErrUnavailable, err)
 	}
-	idv := provider.Verifier(&oidc.Config{ClientID: v.cfg.Audience, Now: v.cfg.Clock})
+	var meta struct {
+		JWKSURL string   `json:"jwks_uri"`
+		Algs    []string `json:"id_token_signing_alg_values_supported"`
+	}
+	if err := provider.Claims(&meta); err != nil || meta.JWKSURL == "" {
+		// go-oidc has parsed the same document, so this does not happen.
+		return nil, fmt.Errorf("discover issuer: %w: the discovery document has no jwks_uri", notify.ErrUnavailable)
+	}
+	// Our own key set, not go-oidc's RemoteKeySet: see keySet for why.
+	keys := newKeySet(meta.JWKSURL, v.client, v.cfg)
+	idv := oidc.NewVerifier(v.cfg.IssuerURL, keys, &oidc.Config{ClientID: v.cfg.Audience, Now: v.cfg.Clock,
+		SupportedSigningAlgs: signingAlgs(meta.Algs)})
 	v.provider.Store(provider)
 	v.oidc.Store(idv)
 	v.cfg.Logger.InfoContext(ctx, "oidc issuer discovered", "issuer", v.cfg.IssuerURL)
 	return idv, nil
+}
+
+// signingAlgs are the algorithms the issuer says it signs with that we can
+// verify, as go-oidc's Provider.Verifier picks them; none leaves go-oidc's
+// default, RS256.
+func signingAlgs(advertised []string) []string {
+	var algs []string
+	for _, a := range advertised {
+		if slices.Contains(asymmetricAlgs(), jose.SignatureAlgorithm(a)) {
+			algs = append(algs, a)
+		}
+	}
+	return algs
 }
 
 // keyWatch records whether the issuer's last answer, to discovery or to a key

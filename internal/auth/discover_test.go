@@ -84,12 +84,19 @@ func TestIssuerDownThenUp(t *testing.T) {
 	}
 
 	// Keys that cannot be fetched are unavailability too, not a bad token:
-	// a token from an unknown key makes go-oidc refetch the key set.
+	// a token from an unknown key refetches the key set once the refetch
+	// cooldown has passed.
 	other := startIssuer(t, func(c *issuer.Config) { c.URL = ti.URL() })
 	stranger := other.sign(t, ti.claims("alice"))
+	clock.Advance(30 * time.Second)
 	ti.down.Store(true)
 	wantUnavailableFor(t, v, stranger)
+	// The token from the issuer's own key still verifies from the cache.
+	if id, err := v.Verify(t.Context(), raw); err != nil || id.UserID != "alice" {
+		t.Fatalf("known key while the issuer is down: %+v, %v", id, err)
+	}
 	ti.down.Store(false)
+	clock.Advance(time.Second) // the failed fetch is retried after a 1s back-off
 	if _, err := v.Verify(t.Context(), stranger); !errors.Is(err, notify.ErrUnauthenticated) {
 		t.Fatalf("issuer back: err = %v, want unauthenticated", err)
 	}
