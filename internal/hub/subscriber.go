@@ -19,6 +19,9 @@ const (
 	ReasonExpired  Reason = "expired"  // its credentials expired
 	ReasonLogout   Reason = "logout"   // its session ended
 	ReasonShutdown Reason = "shutdown" // the server is stopping
+	// ReasonOpeningTimeout: its opening (database reads, connected message,
+	// replay) outlasted the stream's opening timeout.
+	ReasonOpeningTimeout Reason = "opening_timeout"
 )
 
 // Subscriber is one stream's mailbox: a bounded queue of frames that the

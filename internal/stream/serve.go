@@ -2,8 +2,8 @@ package stream
 
 import (
 	"context"
+	"errors"
 	"log/slog"
-	"math"
 	"net/http"
 	"time"
 
@@ -100,37 +100,73 @@ func (s *Server) Serve(ctx context.Context, w http.ResponseWriter, id notify.Ide
 // begin writes the retry line and the connected message, then replays from
 // the resume point. It returns the seq from which live frames are new, or
 // false when the stream cannot go on.
+//
+// The database reads take turns (see turn.go); the whole opening, from the
+// first turn to the last byte of the replay, has Config.OpeningTimeout. The
+// first turn is waited for without that deadline: in a reconnect storm
+// streams queue for it, and the hub's bounded queue and the ConnTimeout sweep
+// bound that wait.
 func (s *Server) begin(ctx context.Context, wr *writer, sub *hub.Subscriber, resume Resume, log *slog.Logger) (int64, bool) {
 	id := sub.Identity()
-	select { // the database work below waits its turn (Config.MaxOpening)
-	case s.opening <- struct{}{}:
-		defer func() { <-s.opening }()
-	case <-ctx.Done():
-		return 0, false
-	case <-sub.Done(): // closed while waiting: live says why
-		return 0, true
+	if err := s.takeTurn(ctx, sub); err != nil {
+		return 0, errors.Is(err, errClosed) // closed while waiting: live says why
 	}
-	wr.add(retryFrame(s.cfg.Retry))
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.OpeningTimeout)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
+	wr.limit = deadline
+	defer func() { wr.limit = time.Time{} }()
+
 	info := map[string]any{"connectionId": sub.ID(), "roles": id.Roles, "resumeFrom": resumeValue(resume),
 		"heartbeatInterval": s.cfg.HeartbeatInterval.Milliseconds()}
 	s.addInbox(ctx, sub, info, log)
+	var rp *replay
+	var err error
+	if resume.Set { // the first page in the same turn: most replays have one
+		rp, err = s.startReplay(ctx, id, resume.Seq)
+	}
+	s.endTurn()
+	if err != nil {
+		return 0, s.openingFailed(ctx, sub, deadline, err, log)
+	}
+	wr.add(retryFrame(s.cfg.Retry))
 	wr.add(MessageFrame(Message{Type: "connected", UserID: id.UserID, UserRole: firstRole(id.Roles),
 		Timestamp: time.Now().UnixMilli(), Data: info}).Data)
 	if err := wr.flush(); err != nil {
-		return 0, false
+		return 0, s.openingFailed(ctx, sub, deadline, err, log)
 	}
 	sub.Wrote(time.Now(), 0)
-	if !resume.Set {
+	if rp == nil {
 		return 0, true
 	}
-	last, err := s.replay(ctx, wr, sub, resume.Seq)
-	if err != nil {
-		if ctx.Err() == nil {
-			log.WarnContext(ctx, "replay failed; closing the stream so the client resumes", "stream_id", sub.ID(), "user_id", id.UserID, "err", err)
-		}
-		return 0, false
+	last, err := s.writeReplay(ctx, wr, sub, rp)
+	switch {
+	case err == nil:
+		return last, true
+	case errors.Is(err, errClosed): // everything up to last is written: live says why
+		return last, true
+	default:
+		return 0, s.openingFailed(ctx, sub, deadline, err, log)
 	}
-	return last, true
+}
+
+// openingFailed logs why an opening failed, closing the subscriber with
+// reason opening_timeout when its deadline passed, and returns false: the
+// stream ends without another word, since a write may have stopped in the
+// middle of an event, and the client resumes with its Last-Event-ID.
+func (s *Server) openingFailed(ctx context.Context, sub *hub.Subscriber, deadline time.Time, err error, log *slog.Logger) bool {
+	attrs := []any{"stream_id", sub.ID(), "user_id", sub.Identity().UserID, "events", sub.Written(), "err", err}
+	switch {
+	case errors.Is(ctx.Err(), context.Canceled), sub.Reason() != "":
+		// The client left, or the stream was closed (slow, shutdown): end says why.
+	case !time.Now().Before(deadline):
+		sub.Close(hub.ReasonOpeningTimeout)
+		log.InfoContext(ctx, "stream opening outlasted the opening timeout; closed so the client resumes from what it got",
+			append(attrs, "timeout", s.cfg.OpeningTimeout)...)
+	default:
+		log.WarnContext(ctx, "stream opening failed; closing the stream so the client resumes", attrs...)
+	}
+	return false
 }
 
 // addInbox loads the user's mutes into the subscriber (after subscribing,
@@ -168,55 +204,6 @@ func resumeValue(r Resume) any {
 		return nil
 	}
 	return r.Seq
-}
-
-// replay writes what id missed after `after` and returns the last seq
-// written (or the point from which live frames are new).
-func (s *Server) replay(ctx context.Context, wr *writer, sub *hub.Subscriber, after int64) (int64, error) {
-	head, err := s.store.Head(ctx)
-	if err != nil {
-		return 0, err
-	}
-	now := time.Now().UnixMilli()
-	switch {
-	case after < head.TruncatedBefore:
-		wr.add(MessageFrame(Message{Type: "status", Timestamp: now, Data: map[string]any{
-			"replay": "truncated", "resumeFrom": after, "oldestAvailable": head.TruncatedBefore + 1}}).Data)
-	case after > head.LastSeq:
-		// The client is ahead of this database (it was reset or restored):
-		// start from the present rather than wait for seqs that will repeat.
-		wr.add(MessageFrame(Message{Type: "status", Timestamp: now, Data: map[string]any{
-			"replay": "ahead", "resumeFrom": after, "lastSeq": head.LastSeq}}).Data)
-		return head.LastSeq, wr.flush()
-	}
-	total := 0
-	for {
-		ns, err := s.store.Replay(ctx, sub.Identity(), after, math.MaxInt64, s.cfg.ReplayPage)
-		if err != nil {
-			return 0, err
-		}
-		for _, n := range ns {
-			wr.add(NotificationFrame(n).Data)
-			after = n.Seq
-			if wr.pending >= 32<<10 {
-				if err := wr.flush(); err != nil {
-					return 0, err
-				}
-			}
-		}
-		total += len(ns)
-		if len(ns) < s.cfg.ReplayPage {
-			break
-		}
-	}
-	if err := wr.flush(); err != nil {
-		return 0, err
-	}
-	sub.Wrote(time.Now(), total)
-	if s.cfg.Observer.Replayed != nil && total > 0 {
-		s.cfg.Observer.Replayed(total)
-	}
-	return after, nil
 }
 
 // live writes the hub's frames above last until the stream ends.

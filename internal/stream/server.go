@@ -16,7 +16,9 @@
 // small goroutines, its connection and its hub subscriber, about 15 KiB, not
 // a handler's stack and buffers. Opening streams do their database work a few
 // at a time (Config.MaxOpening), so a reconnect storm cannot take the pool
-// the worker and the feed need.
+// the worker and the feed need; they write to their clients between those
+// turns, and the whole opening, replay included, has one deadline
+// (Config.OpeningTimeout), so a slow reader holds neither for long.
 package stream
 
 import (
@@ -47,12 +49,25 @@ type Config struct {
 	// ReplayPage is how many notifications a replay reads per query. Default 1000.
 	ReplayPage int
 	// MaxOpening is how many streams may do their opening database work
-	// (the inbox state, the replay) at once; the others wait their turn.
+	// (the inbox state, a page of replay) at once; the others wait their
+	// turn. A turn covers database reads only: a stream writes to its client
+	// between turns, so a slow reader never holds one.
 	// When a node dies, its clients all reconnect to the others at once:
 	// without a bound their queries take every pooled connection and the
 	// worker and the feed, which share the pool, stall until the storm has
 	// passed. Default 4 (the pool has 10).
 	MaxOpening int
+	// OpeningTimeout bounds a stream's whole opening, counted from its
+	// first turn at the database (MaxOpening): its database reads and the
+	// writing of its connected message and whole replay. Each write has its
+	// own WriteTimeout, so without this bound a client that reads a long
+	// replay slowly, but steadily enough for every write to make progress,
+	// would keep opening, and holding what an opening holds, for as long as
+	// it liked. When it passes, the stream is closed (reason
+	// opening_timeout); the client resumes with the Last-Event-ID it got to,
+	// so nothing is lost and a long replay still moves on with every
+	// reconnect. Default 10s.
+	OpeningTimeout time.Duration
 	// Logger receives one line per stream opened and closed. Default slog.Default().
 	Logger *slog.Logger
 	// Observer is told about stream activity (metrics). Optional.
@@ -79,6 +94,7 @@ func (c Config) WithDefaults() Config {
 	c.Retry = cmp.Or(c.Retry, 2*time.Second)
 	c.ReplayPage = cmp.Or(c.ReplayPage, 1000)
 	c.MaxOpening = cmp.Or(c.MaxOpening, 4)
+	c.OpeningTimeout = cmp.Or(c.OpeningTimeout, 10*time.Second)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -98,6 +114,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("stream: ReplayPage %d must be positive", c.ReplayPage)
 	case c.MaxOpening < 1:
 		return fmt.Errorf("stream: MaxOpening %d must be positive", c.MaxOpening)
+	case c.OpeningTimeout <= 0:
+		return fmt.Errorf("stream: OpeningTimeout %s must be positive", c.OpeningTimeout)
 	}
 	return nil
 }
@@ -108,7 +126,8 @@ type Server struct {
 	hub   *hub.Hub
 	store *postgres.Notifications
 	inbox *postgres.Inbox
-	// opening holds a token per stream doing its opening database work.
+	// opening holds a token per stream taking a turn at the database
+	// while it opens (see turn.go).
 	opening chan struct{}
 	// streams counts the streams being served, some by goroutines of their
 	// own that outlive their requests (see Serve): Run waits for them.

@@ -25,6 +25,9 @@ type writer struct {
 	conn    net.Conn
 	batch   net.Buffers // detached: frames waiting for flush
 	timeout time.Duration
+	// limit, while the stream opens, is its opening deadline: no write's
+	// deadline goes past it (Config.OpeningTimeout). Zero: no limit.
+	limit   time.Time
 	armed   bool  // the deadline for the current batch is set
 	err     error // the first write error of the batch
 	pending int   // bytes written (or batched) since the last flush
@@ -37,11 +40,20 @@ func (wr *writer) setDeadline(t time.Time) error {
 	return wr.rc.SetWriteDeadline(t)
 }
 
+// deadline is the deadline of a write starting now.
+func (wr *writer) deadline() time.Time {
+	d := time.Now().Add(wr.timeout)
+	if !wr.limit.IsZero() && wr.limit.Before(d) {
+		return wr.limit
+	}
+	return d
+}
+
 func (wr *writer) arm() {
 	if wr.armed || wr.err != nil {
 		return
 	}
-	if err := wr.setDeadline(time.Now().Add(wr.timeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+	if err := wr.setDeadline(wr.deadline()); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		wr.err = err
 	}
 	wr.armed = true
@@ -79,7 +91,7 @@ func (wr *writer) flush() error {
 func (wr *writer) flushConn() error {
 	var err error
 	if len(wr.batch) > 0 {
-		if err = wr.conn.SetWriteDeadline(time.Now().Add(wr.timeout)); err == nil {
+		if err = wr.conn.SetWriteDeadline(wr.deadline()); err == nil {
 			bufs := wr.batch // WriteTo consumes its receiver: keep our slice
 			_, err = bufs.WriteTo(wr.conn)
 		}

@@ -1,0 +1,112 @@
+package stream
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/notifyd/notifyd/internal/hub"
+	"github.com/notifyd/notifyd/internal/notify"
+)
+
+// replay is a resume's catch-up from the table. It is read a page at a time,
+// each page during a turn at the database (see turn.go), and written to the
+// client between turns. The stream subscribed to the hub before the first
+// page was read, and live frames pass only above the last seq replayed (see
+// live), so the replay and the live feed meet with no gap and no repeat
+// however the pages and the writes are spread in time.
+type replay struct {
+	after  int64  // the last seq read, or the resume point
+	status []byte // a status frame to send first (truncated, ahead), or nil
+	page   []notify.Notification
+	done   bool // no page after this one
+}
+
+// startReplay reads the stream head and the first page after `after`. The
+// caller holds a turn.
+func (s *Server) startReplay(ctx context.Context, id notify.Identity, after int64) (*replay, error) {
+	head, err := s.store.Head(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the stream head: %w", err)
+	}
+	rp := &replay{after: after}
+	now := time.Now().UnixMilli()
+	switch {
+	case after < head.TruncatedBefore:
+		rp.status = MessageFrame(Message{Type: "status", Timestamp: now, Data: map[string]any{
+			"replay": "truncated", "resumeFrom": after, "oldestAvailable": head.TruncatedBefore + 1}}).Data
+	case after > head.LastSeq:
+		// The client is ahead of this database (it was reset or restored):
+		// start from the present rather than wait for seqs that will repeat.
+		rp.status = MessageFrame(Message{Type: "status", Timestamp: now, Data: map[string]any{
+			"replay": "ahead", "resumeFrom": after, "lastSeq": head.LastSeq}}).Data
+		rp.after, rp.done = head.LastSeq, true
+		return rp, nil
+	}
+	return rp, s.readPage(ctx, id, rp)
+}
+
+// readPage reads the page after rp.after. The caller holds a turn.
+func (s *Server) readPage(ctx context.Context, id notify.Identity, rp *replay) error {
+	ns, err := s.store.Replay(ctx, id, rp.after, math.MaxInt64, s.cfg.ReplayPage)
+	if err != nil {
+		return fmt.Errorf("replay after %d: %w", rp.after, err)
+	}
+	rp.page, rp.done = ns, len(ns) < s.cfg.ReplayPage
+	return nil
+}
+
+// writeReplay writes rp (its first page read already) and the pages after
+// it, taking a turn for each read, and returns the last seq written: live
+// frames at or below it are not sent again. On errClosed (the subscriber
+// was closed between pages) everything up to the seq returned was written.
+func (s *Server) writeReplay(ctx context.Context, wr *writer, sub *hub.Subscriber, rp *replay) (int64, error) {
+	if rp.status != nil {
+		wr.add(rp.status)
+	}
+	events := 0
+	for {
+		for _, n := range rp.page {
+			wr.add(NotificationFrame(n).Data)
+			rp.after = n.Seq
+			events++
+			if wr.pending >= 32<<10 {
+				if err := s.flushReplay(wr, sub, events); err != nil {
+					return 0, err
+				}
+				events = 0
+			}
+		}
+		if rp.done {
+			break
+		}
+		// The client gets what is read while the stream waits for a turn.
+		if err := s.flushReplay(wr, sub, events); err != nil {
+			return 0, err
+		}
+		events = 0
+		if err := s.takeTurn(ctx, sub); err != nil {
+			return rp.after, err
+		}
+		err := s.readPage(ctx, sub.Identity(), rp)
+		s.endTurn()
+		if err != nil {
+			return 0, err
+		}
+	}
+	return rp.after, s.flushReplay(wr, sub, events)
+}
+
+// flushReplay sends what is batched, which holds `events` replayed
+// notifications, and records them.
+func (s *Server) flushReplay(wr *writer, sub *hub.Subscriber, events int) error {
+	if err := wr.flush(); err != nil {
+		return err
+	}
+	sub.Wrote(time.Now(), events)
+	if s.cfg.Observer.Replayed != nil && events > 0 {
+		s.cfg.Observer.Replayed(events)
+	}
+	return nil
+}
