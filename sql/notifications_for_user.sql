@@ -15,10 +15,13 @@
 --   to       a timestamptz: notifications created before it
 --            (default 'infinity')
 --
--- Targeting, the server's own rule: a notification reaches the user when it
--- names the user (target_user_id), or names any of the user's roles
--- (target_roles overlaps roles), or names nobody (both targets NULL: every
--- signed-in user).
+-- Targeting, the server's own rule (the function notify.visible_to, which
+-- the server's replay, history and counts call too): a notification reaches
+-- the user when it names the user (target_user_id), or names any of the
+-- user's roles (target_roles overlaps roles), or names nobody (both targets
+-- NULL: every signed-in user); never a row that slipped past the table's
+-- constraints (notify.undeliverable_reason says why; its queue item is
+-- failed with that reason).
 --
 -- Output, one row per notification, oldest first:
 --   seq           its position in the stream, the SSE event id (empty until
@@ -70,7 +73,5 @@ FROM notify.notifications n
 LEFT JOIN notify.queue_items q ON q.notification_id = n.id
 WHERE n.created_at >= COALESCE(NULLIF(:'from', '')::timestamptz, now() - interval '1 day')
   AND n.created_at < :'to'::timestamptz
-  AND ((n.target_user_id IS NULL AND n.target_roles IS NULL)
-       OR n.target_user_id = :'user_id'
-       OR n.target_roles && :'roles'::text[])
+  AND notify.visible_to(n, :'user_id', :'roles'::text[])
 ORDER BY n.created_at, n.id;

@@ -23,6 +23,8 @@
 -- count is this plus their unread role notifications: run user_inbox.sql
 -- with -v roles= for one user.
 --
+-- Rows that slipped past the table's constraints are nobody's
+-- (notify.undeliverable_reason, as in notify.visible_to).
 -- Read, unread and muted are the server's rules (internal/postgres/inbox.go,
 -- and user_inbox.sql's header): published notifications only; read when
 -- the user's mark says so, else when seq <= the user's watermark (0 when
@@ -87,8 +89,9 @@ WITH users AS (
 ), broadcasts AS MATERIALIZED (
     -- Published, to everyone.
     SELECT seq, module, severity = 'critical' AS critical, created_at
-    FROM notify.notifications
+    FROM notify.notifications n
     WHERE seq IS NOT NULL AND target_user_id IS NULL AND target_roles IS NULL
+      AND notify.undeliverable_reason(n) IS NULL
 ), u2 AS (
     -- tail_from: the user's last read mark on a broadcast above the
     -- watermark, or the watermark. Every broadcast above it is unread.
@@ -122,7 +125,8 @@ WITH users AS (
     SELECT u.user_id, n.module, n.severity = 'critical' AS critical, n.created_at, u.muted_modules
     FROM u
     JOIN notify.notifications n ON n.target_user_id = u.user_id AND n.seq > u.watermark
-    WHERE NOT EXISTS (SELECT FROM notify.read_marks m WHERE m.user_id = u.user_id AND m.seq = n.seq AND m.is_read)
+    WHERE notify.undeliverable_reason(n) IS NULL
+      AND NOT EXISTS (SELECT FROM notify.read_marks m WHERE m.user_id = u.user_id AND m.seq = n.seq AND m.is_read)
     UNION ALL
     -- ... or everyone, up to tail_from (the user read some of these one by one).
     SELECT u2.user_id, b.module, b.critical, b.created_at, u2.muted_modules
@@ -136,7 +140,7 @@ WITH users AS (
     FROM notify.read_marks m
     JOIN u ON u.user_id = m.user_id
     JOIN notify.notifications n ON n.seq = m.seq
-    WHERE NOT m.is_read AND m.seq <= u.watermark
+    WHERE NOT m.is_read AND m.seq <= u.watermark AND notify.undeliverable_reason(n) IS NULL
       AND (n.target_user_id = m.user_id OR (n.target_user_id IS NULL AND n.target_roles IS NULL))
 ), counts AS (
     SELECT user_id,

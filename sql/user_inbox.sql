@@ -21,9 +21,10 @@
 --                false); the summary is the same either way
 --
 -- The server's rules (internal/postgres/inbox.go), applied here as they are:
---   visible  published (it has a seq), and either names nobody (both
---            targets NULL: every signed-in user), or names the user
---            (target_user_id), or names one of roles (target_roles)
+--   visible  published (it has a seq), and notify.visible_to: either
+--            names nobody (both targets NULL: every signed-in user), or
+--            names the user (target_user_id), or names one of roles
+--            (target_roles); never a row that slipped past the constraints
 --   read     the user's mark on it if there is one (notify.read_marks),
 --            else seq <= the user's watermark (notify.read_cursors;
 --            0, nothing read, when the user has no cursor)
@@ -103,9 +104,7 @@ WITH c AS (
     CROSS JOIN c CROSS JOIN p
     LEFT JOIN notify.read_marks m ON m.user_id = :'user_id' AND m.seq = n.seq
     WHERE n.seq IS NOT NULL
-      AND ((n.target_user_id IS NULL AND n.target_roles IS NULL)
-           OR n.target_user_id = :'user_id'
-           OR n.target_roles && :'roles'::text[])
+      AND notify.visible_to(n, :'user_id', :'roles'::text[])
 )
 SELECT :'user_id' AS user_id, c.read_up_to, c.updated_at AS cursor_updated_at,
        marks.marked_read, marks.marked_unread, p.muted_modules,
@@ -128,9 +127,7 @@ CROSS JOIN (SELECT COALESCE((SELECT muted_modules FROM notify.preferences WHERE 
 LEFT JOIN notify.read_marks m ON m.user_id = :'user_id' AND m.seq = n.seq
 CROSS JOIN LATERAL (SELECT btrim(regexp_replace(n.message, '[[:space:]]+', ' ', 'g')) AS message) x
 WHERE n.seq IS NOT NULL
-  AND ((n.target_user_id IS NULL AND n.target_roles IS NULL)
-       OR n.target_user_id = :'user_id'
-       OR n.target_roles && :'roles'::text[])
+  AND notify.visible_to(n, :'user_id', :'roles'::text[])
   AND (NOT :'unread_only'::boolean OR NOT COALESCE(m.is_read, n.seq <= c.read_up_to))
 ORDER BY n.seq DESC
 LIMIT :'limit'::integer;

@@ -65,7 +65,7 @@ func tailDB(ctx context.Context, c *common, o tailOptions, out *tailPrinter, std
 	for {
 		delay := o.poll
 		for ctx.Err() == nil {
-			ns, err := notes.Published(ctx, after, tailPage)
+			ns, bad, last, err := notes.Published(ctx, after, tailPage)
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil
@@ -87,7 +87,11 @@ func tailDB(ctx context.Context, c *common, o tailOptions, out *tailPrinter, std
 				}
 				after = n.Seq
 			}
-			if len(ns) < tailPage {
+			for _, b := range bad {
+				sess.log.WarnContext(ctx, "skipping a published row that cannot be delivered", "seq", b.Seq, "notification_id", b.NotificationID, "reason", b.Reason)
+			}
+			after = max(after, last)
+			if len(ns)+len(bad) < tailPage {
 				break
 			}
 		}

@@ -97,7 +97,8 @@ func workerHooks(m *metrics.Metrics) worker.Hooks {
 			m.PublishBatch.Observe(float64(n))
 			m.PublishLatency.Observe(took.Seconds())
 		},
-		Failed: func(status string) { m.PublishFailures.WithLabelValues(status).Inc() },
+		Failed:   func(status string) { m.PublishFailures.WithLabelValues(status).Inc() },
+		SetAside: func(n int) { m.SetAside.WithLabelValues("publish").Add(float64(n)) },
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/notifyd/notifyd/internal/hub"
+	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/postgres"
 	"github.com/notifyd/notifyd/internal/stream"
 )
@@ -30,6 +31,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Published is called for each notification handed to the hub (metrics).
 	Published func(ev *hub.Event, streams int)
+	// SetAside is called for each published row the feed could not deliver
+	// (metrics).
+	SetAside func()
 }
 
 // Feed is the process's reader of the published stream.
@@ -109,24 +113,55 @@ func (f *Feed) wait(ctx context.Context, d time.Duration) {
 	}
 }
 
-// drain hands every notification after the position to the hub.
+// drain hands every notification after the position to the hub. The
+// store reads every row safely whatever it holds, and returns apart those
+// that cannot be delivered consistently; they are set aside, so one odd row
+// never stops delivery of the rest on any node.
 func (f *Feed) drain(ctx context.Context) error {
 	for {
 		after := f.Position()
-		ns, err := f.store.Published(ctx, after, f.cfg.Page)
+		ns, bad, last, err := f.store.Published(ctx, after, f.cfg.Page)
 		if err != nil {
 			return fmt.Errorf("read after seq %d: %w", after, err)
 		}
-		for _, n := range ns {
-			ev := &hub.Event{Frame: stream.NotificationFrame(n), Target: n.Target, Module: n.Module, Severity: n.Severity, CreatedAt: n.CreatedAt}
-			streams := f.hub.Publish(ev)
-			f.position.Store(n.Seq)
-			if f.cfg.Published != nil {
-				f.cfg.Published(ev, streams)
-			}
+		f.deliver(ctx, ns, bad)
+		if last > after {
+			f.position.Store(last)
 		}
-		if len(ns) < f.cfg.Page {
+		if len(ns)+len(bad) < f.cfg.Page {
 			return nil
 		}
+	}
+}
+
+// deliver hands ns to the hub and sets bad aside, in seq order.
+func (f *Feed) deliver(ctx context.Context, ns []notify.Notification, bad []postgres.Undeliverable) {
+	for _, n := range ns {
+		for len(bad) > 0 && bad[0].Seq < n.Seq {
+			f.setAside(ctx, bad[0])
+			bad = bad[1:]
+		}
+		ev := &hub.Event{Frame: stream.NotificationFrame(n), Target: n.Target, Module: n.Module, Severity: n.Severity, CreatedAt: n.CreatedAt}
+		streams := f.hub.Publish(ev)
+		f.position.Store(n.Seq)
+		if f.cfg.Published != nil {
+			f.cfg.Published(ev, streams)
+		}
+	}
+	for _, b := range bad {
+		f.setAside(ctx, b)
+	}
+}
+
+// setAside records that a published row cannot be delivered: its queue
+// item failed with the reason, a metric, one log line. Nobody receives it,
+// live or by replay (notify.visible_to refuses the same rows).
+func (f *Feed) setAside(ctx context.Context, b postgres.Undeliverable) {
+	reason := "not delivered: " + b.Reason + " (fix the row, then republish it: see sql/README.md)"
+	err := f.store.SetAside(ctx, b.NotificationID, reason)
+	f.cfg.Logger.WarnContext(ctx, "published notification set aside: it cannot be delivered consistently",
+		"seq", b.Seq, "notification_id", b.NotificationID, "reason", b.Reason, "record_err", err)
+	if f.cfg.SetAside != nil {
+		f.cfg.SetAside()
 	}
 }

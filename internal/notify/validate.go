@@ -10,7 +10,8 @@ import (
 
 // Limits on what one notification may carry. They keep a single event well
 // under what a browser or a proxy handles comfortably, and they are checked
-// before anything is written.
+// before anything is written. The database holds SQL producers to the same
+// numbers (constraints of migrations/00006_deliverable_rows.sql).
 const (
 	MaxMessageBytes   = 4 << 10
 	MaxDetailsBytes   = 16 << 10
@@ -46,11 +47,14 @@ func (n Notification) Validate() error {
 			return err
 		}
 	}
+	if n.Target.UserID != "" && strings.TrimSpace(n.Target.UserID) == "" {
+		return fmt.Errorf("%w: targetUserId is blank (leave it out to target no user)", ErrInvalid)
+	}
 	if len(n.Target.Roles) > MaxTargetRoles {
 		return fmt.Errorf("%w: targetRoles has %d roles, at most %d are allowed", ErrInvalid, len(n.Target.Roles), MaxTargetRoles)
 	}
 	for i, r := range n.Target.Roles {
-		if r == "" {
+		if strings.TrimSpace(r) == "" {
 			return fmt.Errorf("%w: targetRoles[%d] is empty", ErrInvalid, i)
 		}
 		if err := checkText(fmt.Sprintf("targetRoles[%d]", i), r, MaxLabelBytes); err != nil {

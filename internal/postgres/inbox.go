@@ -24,9 +24,10 @@ type Inbox struct {
 // NewInbox returns the inbox store over pool.
 func NewInbox(pool *pgxpool.Pool) *Inbox { return &Inbox{pool: pool} }
 
-// In every inbox statement $1 is the user id and $2 the user's roles; this
-// is notify.Target.Matches in SQL (as in replayQuery).
-const visible = `((n.target_user_id IS NULL AND n.target_roles IS NULL) OR n.target_user_id = $1 OR n.target_roles && $2::text[])`
+// In every inbox statement $1 is the user id and $2 the user's roles;
+// notify.visible_to is the one rule replay, history and counts share (and
+// notify.Target.Matches in Go, for the live fan-out).
+const visible = `notify.visible_to(n, $1, $2::text[])`
 
 // readExpr says whether n is read, given the user's cursor c and mark m.
 const readExpr = `COALESCE(m.is_read, n.seq <= c.read_up_to)`

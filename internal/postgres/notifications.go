@@ -119,29 +119,86 @@ func (s *Notifications) Get(ctx context.Context, id string) (notify.Notification
 	return n, nil
 }
 
+// Undeliverable is a published row that cannot be delivered consistently
+// (it slipped past the table's constraints, or was changed after it was
+// published): nobody sees it (notify.visible_to), and the feed sets it aside.
+type Undeliverable struct {
+	Seq            int64
+	NotificationID string
+	Reason         string
+}
+
+// feedQuery reads the published stream after a seq. Every column is made
+// safe to scan whatever the row holds, so one odd row cannot fail the page;
+// rows that notify.undeliverable_reason refuses come back with the reason.
+var feedQuery = `SELECT r.reason, n.id, n.seq, COALESCE(n.target_user_id, ''),
+		CASE WHEN r.reason IS NULL THEN COALESCE(n.target_roles, '{}') ELSE '{}' END,
+		COALESCE(n.module, ''), COALESCE(n.action_type, ''), COALESCE(n.details, ''), COALESCE(n.message, ''),
+		COALESCE(n.severity, ''), CASE WHEN r.reason IS NULL THEN n.data ELSE '{}' END,
+		COALESCE(n.idempotency_key, ''), COALESCE(n.created_at, 'epoch'), COALESCE(n.published_at, 'epoch')
+	FROM notify.notifications n CROSS JOIN LATERAL (SELECT notify.undeliverable_reason(n) AS reason) r
+	WHERE n.seq > $1
+	ORDER BY n.seq LIMIT $2`
+
 // Published returns published notifications with seq > after, in seq order,
-// at most limit of them: the feed every node reads after a publish.
-func (s *Notifications) Published(ctx context.Context, after int64, limit int) ([]notify.Notification, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+notificationColumns+`
-		FROM notify.notifications WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
+// at most limit rows in all: the feed every node reads after a publish. Rows
+// that cannot be delivered come back apart, in bad (each row is in exactly
+// one of the two lists); last is the highest seq read (0 when none).
+func (s *Notifications) Published(ctx context.Context, after int64, limit int) (ns []notify.Notification, bad []Undeliverable, last int64, err error) {
+	rows, err := s.pool.Query(ctx, feedQuery, after, limit)
 	if err != nil {
-		return nil, fmt.Errorf("read published feed: %w", interpretError(err))
+		return nil, nil, 0, fmt.Errorf("read published feed: %w", interpretError(err))
 	}
-	return collectNotifications(rows, limit)
+	defer rows.Close()
+	ns = make([]notify.Notification, 0, min(limit, 256))
+	for rows.Next() {
+		var reason *string
+		var n notify.Notification
+		var published time.Time
+		if err := rows.Scan(&reason, &n.ID, &n.Seq, &n.Target.UserID, &n.Target.Roles, &n.Module, &n.ActionType, &n.Details,
+			&n.Message, &n.Severity, &n.Data, &n.IdempotencyKey, &n.CreatedAt, &published); err != nil {
+			return nil, nil, 0, fmt.Errorf("scan published notification after seq %d: %w", last, err)
+		}
+		last = n.Seq
+		if reason != nil {
+			bad = append(bad, Undeliverable{Seq: n.Seq, NotificationID: n.ID, Reason: *reason})
+			continue
+		}
+		n.PublishedAt = published
+		if len(n.Target.Roles) == 0 {
+			n.Target.Roles = nil
+		}
+		ns = append(ns, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, 0, fmt.Errorf("read published feed: %w", interpretError(err))
+	}
+	return ns, bad, last, nil
+}
+
+// SetAside fails the queue item of a published notification that cannot be
+// delivered, with the reason, so admins find it with the other failures.
+// Every node's feed does this for the same row: the first one writes.
+func (s *Notifications) SetAside(ctx context.Context, notificationID, reason string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE notify.queue_items
+		SET status = 'failed', last_error = $2, locked_by = NULL, locked_at = NULL, updated_at = now()
+		WHERE notification_id = $1 AND (status <> 'failed' OR last_error IS DISTINCT FROM $2)`, notificationID, reason)
+	if err != nil {
+		return fmt.Errorf("set aside notification %s: %w", notificationID, interpretError(err))
+	}
+	return nil
 }
 
 // replayQuery selects what one identity may see after a seq, leaving out
-// what it muted (critical always comes through). The predicate is
-// notify.Target.Matches written in SQL; the two must agree.
-var replayQuery = `SELECT ` + notificationColumns + `
-	FROM notify.notifications
-	WHERE seq > $1 AND seq <= $2
-	  AND ((target_user_id IS NULL AND target_roles IS NULL)
-	       OR target_user_id = $3
-	       OR target_roles && $4::text[])
-	  AND (severity = 'critical' OR module IS NULL OR NOT module = ANY(COALESCE(
+// what it muted (critical always comes through). notify.visible_to is
+// notify.Target.Matches in SQL; a property test holds the two together.
+var replayQuery = `SELECT ` + columnsOf("n.") + `
+	FROM notify.notifications n
+	WHERE n.seq > $1 AND n.seq <= $2
+	  AND notify.visible_to(n, $3, $4::text[])
+	  AND (n.severity = 'critical' OR n.module IS NULL OR NOT n.module = ANY(COALESCE(
 	       (SELECT muted_modules FROM notify.preferences WHERE user_id = $3), '{}')))
-	ORDER BY seq LIMIT $5`
+	ORDER BY n.seq LIMIT $5`
 
 // Replay returns the notifications for id with after < seq <= upTo, in seq
 // order, at most limit of them.

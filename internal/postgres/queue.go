@@ -56,15 +56,18 @@ func (q *Queue) Claim(ctx context.Context, workerID string, limit int) ([]Claim,
 	return claims, nil
 }
 
-// stampAndRing takes the rows of a CTE named "mine" (queue items now sent:
-// id, notification_id), takes the next seqs from the stream head (whose row
-// lock, held to commit, serializes all publishers so seqs become visible in
-// commit order), stamps the notifications, and rings every node's listener
-// with the last seq. It answers (items in mine, last seq, -).
+// stampAndRing takes the rows of a CTE named "mine" (queue items just
+// completed: id, notification_id, status), takes the next seqs from the
+// stream head (whose row lock, held to commit, serializes all publishers so
+// seqs become visible in commit order) for those now sent, stamps those
+// notifications, and rings every node's listener with the last seq. Items
+// that mine set aside (failed: the row slipped past the constraints and
+// cannot be delivered consistently) get no seq. It answers (items in mine,
+// last seq, -, "notification id: reason" of each item set aside).
 const stampAndRing = `, todo AS (
 		SELECT n.id, row_number() OVER (ORDER BY m.id) AS ord
 		FROM mine m JOIN notify.notifications n ON n.id = m.notification_id
-		WHERE n.seq IS NULL
+		WHERE n.seq IS NULL AND m.status = 'sent'
 	), head AS (
 		UPDATE notify.stream_head
 		SET last_seq = last_seq + (SELECT count(*) FROM todo), published_at = now()
@@ -77,18 +80,30 @@ const stampAndRing = `, todo AS (
 		RETURNING n.seq
 	)
 	SELECT (SELECT count(*) FROM mine), s.last,
-		CASE WHEN s.last IS NOT NULL THEN pg_notify('notify_published', s.last::text) END
+		CASE WHEN s.last IS NOT NULL THEN pg_notify('notify_published', s.last::text) END,
+		(SELECT array_agg(m.notification_id || ': ' || m.last_error ORDER BY m.id) FROM mine m WHERE m.status = 'failed')
 	FROM (SELECT max(seq) AS last FROM stamped) s`
+
+// setAside is the queue item's new state given r, the notification's
+// notify.undeliverable_reason: sent when it can be delivered, failed (for
+// good: another attempt would read the same row) with the reason otherwise.
+const (
+	setAsideStatus = `CASE WHEN r.reason IS NULL THEN 'sent' ELSE 'failed' END`
+	setAsideError  = `CASE WHEN r.reason IS NOT NULL THEN 'not delivered: ' || r.reason || ' (fix the row, then retry the item)' END`
+)
 
 // publishStatement publishes the claims (ids, attempts) that workerID
 // still holds: the lease token must match, so a stalled worker cannot
 // complete an item someone else took up.
 const publishStatement = `WITH mine AS (
 		UPDATE notify.queue_items q
-		SET status = 'sent', sent_at = now(), updated_at = now(), locked_by = NULL, locked_at = NULL, last_error = NULL
-		FROM unnest($1::bigint[], $2::int[]) AS c(id, attempts)
+		SET status = ` + setAsideStatus + `, sent_at = CASE WHEN r.reason IS NULL THEN now() END, updated_at = now(),
+			locked_by = NULL, locked_at = NULL, last_error = ` + setAsideError + `
+		FROM unnest($1::bigint[], $2::int[]) AS c(id, attempts),
+			LATERAL (SELECT notify.undeliverable_reason(n) AS reason FROM notify.notifications n
+			         WHERE n.id = (SELECT notification_id FROM notify.queue_items WHERE id = c.id)) r
 		WHERE q.id = c.id AND q.attempts = c.attempts AND q.status = 'processing' AND q.locked_by = $3
-		RETURNING q.id, q.notification_id
+		RETURNING q.id, q.notification_id, q.status, q.last_error
 	)` + stampAndRing
 
 // claimAndPublishStatement is the fast path: it claims due items with FOR
@@ -96,34 +111,40 @@ const publishStatement = `WITH mine AS (
 // queue item is written once and each batch commits once. Nothing is ever
 // left in processing: if the statement fails, nothing happened.
 const claimAndPublishStatement = `WITH due AS (
-		SELECT id FROM notify.queue_items
+		SELECT id, notification_id FROM notify.queue_items
 		WHERE status = 'pending' AND next_attempt_at <= now()
 		ORDER BY next_attempt_at, id
 		LIMIT $1
 		FOR UPDATE SKIP LOCKED
 	), mine AS (
 		UPDATE notify.queue_items q
-		SET status = 'sent', attempts = q.attempts + 1, sent_at = now(), updated_at = now(), last_error = NULL
-		FROM due WHERE q.id = due.id
-		RETURNING q.id, q.notification_id
+		SET status = ` + setAsideStatus + `, attempts = q.attempts + 1, sent_at = CASE WHEN r.reason IS NULL THEN now() END,
+			updated_at = now(), last_error = ` + setAsideError + `
+		FROM due, LATERAL (SELECT notify.undeliverable_reason(n) AS reason FROM notify.notifications n
+		                   WHERE n.id = due.notification_id) r
+		WHERE q.id = due.id
+		RETURNING q.id, q.notification_id, q.status, q.last_error
 	)` + stampAndRing
 
 // ClaimAndPublish claims up to limit due items and publishes them in one
-// statement. It returns how many it published and the last seq.
-func (q *Queue) ClaimAndPublish(ctx context.Context, limit int) (n int, lastSeq int64, err error) {
+// statement. It returns how many items it completed, the last seq, and
+// "notification id: reason" for each item it set aside (failed at once: the
+// row cannot be delivered consistently, see notify.undeliverable_reason).
+func (q *Queue) ClaimAndPublish(ctx context.Context, limit int) (n int, lastSeq int64, setAside []string, err error) {
 	var last *int64
-	if err := q.pool.QueryRow(ctx, claimAndPublishStatement, limit).Scan(&n, &last, new(*string)); err != nil {
-		return 0, 0, fmt.Errorf("claim and publish batch: %w", interpretError(err))
+	if err := q.pool.QueryRow(ctx, claimAndPublishStatement, limit).Scan(&n, &last, new(*string), &setAside); err != nil {
+		return 0, 0, nil, fmt.Errorf("claim and publish batch: %w", interpretError(err))
 	}
 	if last != nil {
 		lastSeq = *last
 	}
-	return n, lastSeq, nil
+	return n, lastSeq, setAside, nil
 }
 
 // Publish publishes the claims workerID still holds and returns how many
-// were still held and the last seq assigned (0 when none).
-func (q *Queue) Publish(ctx context.Context, workerID string, claims []Claim) (held int, lastSeq int64, err error) {
+// were still held, the last seq assigned (0 when none) and the items it set
+// aside, as ClaimAndPublish does.
+func (q *Queue) Publish(ctx context.Context, workerID string, claims []Claim) (held int, lastSeq int64, setAside []string, err error) {
 	ids := make([]int64, len(claims))
 	attempts := make([]int32, len(claims))
 	for i, c := range claims {
@@ -131,14 +152,14 @@ func (q *Queue) Publish(ctx context.Context, workerID string, claims []Claim) (h
 	}
 	var last *int64
 	var notified *string
-	err = q.pool.QueryRow(ctx, publishStatement, ids, attempts, workerID).Scan(&held, &last, &notified)
+	err = q.pool.QueryRow(ctx, publishStatement, ids, attempts, workerID).Scan(&held, &last, &notified, &setAside)
 	if err != nil {
-		return 0, 0, fmt.Errorf("publish batch: %w", interpretError(err))
+		return 0, 0, nil, fmt.Errorf("publish batch: %w", interpretError(err))
 	}
 	if last != nil {
 		lastSeq = *last
 	}
-	return held, lastSeq, nil
+	return held, lastSeq, setAside, nil
 }
 
 // Fail records a failed attempt of a claim workerID still holds: back to

@@ -56,7 +56,7 @@ func TestLeaseTokenStopsStalledWorker(t *testing.T) {
 		}
 
 		// While B holds it, A can neither publish nor fail it.
-		held, last, err := q.Publish(ctx, "A", []postgres.Claim{a})
+		held, last, _, err := q.Publish(ctx, "A", []postgres.Claim{a})
 		if err != nil || held != 0 || last != 0 {
 			t.Fatalf("stale Publish = %d, %d, %v; want 0, 0", held, last, err)
 		}
@@ -75,14 +75,14 @@ func TestLeaseTokenStopsStalledWorker(t *testing.T) {
 			t.Fatalf("stream head moved to %d by a stale publish", head)
 		}
 
-		held, last, err = q.Publish(ctx, "B", []postgres.Claim{b})
+		held, last, _, err = q.Publish(ctx, "B", []postgres.Claim{b})
 		if err != nil || held != 1 || last != 1 {
 			t.Fatalf("B's Publish = %d, %d, %v; want 1, 1", held, last, err)
 		}
 		published := readItem(t, ctx, db.Pool, a.ItemID)
 
 		// After B published, A's late completion still changes nothing.
-		held, last, err = q.Publish(ctx, "A", []postgres.Claim{a})
+		held, last, _, err = q.Publish(ctx, "A", []postgres.Claim{a})
 		if err != nil || held != 0 || last != 0 {
 			t.Fatalf("late stale Publish = %d, %d, %v; want 0, 0", held, last, err)
 		}
@@ -112,7 +112,7 @@ func TestLeaseTokenStopsStalledWorker(t *testing.T) {
 			t.Fatalf("reclaim %+v, want item %d at attempt %d", cur, old.ItemID, old.Attempts+1)
 		}
 		before := readItem(t, ctx, db.Pool, cur.ItemID)
-		if held, _, err := q.Publish(ctx, "W", []postgres.Claim{old}); err != nil || held != 0 {
+		if held, _, _, err := q.Publish(ctx, "W", []postgres.Claim{old}); err != nil || held != 0 {
 			t.Fatalf("Publish with the old attempt = %d, %v; want 0", held, err)
 		}
 		if status, err := q.Fail(ctx, "W", old, "old", time.Now().Add(time.Hour)); err != nil || status != "" {
@@ -124,7 +124,7 @@ func TestLeaseTokenStopsStalledWorker(t *testing.T) {
 		if after := readItem(t, ctx, db.Pool, cur.ItemID); !reflect.DeepEqual(after, before) {
 			t.Fatalf("old-attempt calls changed the item:\n before %+v\n after  %+v", before, after)
 		}
-		if held, last, err := q.Publish(ctx, "W", []postgres.Claim{cur}); err != nil || held != 1 || last != 1 {
+		if held, last, _, err := q.Publish(ctx, "W", []postgres.Claim{cur}); err != nil || held != 1 || last != 1 {
 			t.Fatalf("Publish with the current attempt = %d, %d, %v; want 1, 1", held, last, err)
 		}
 	})

@@ -35,14 +35,14 @@ func TestPublish(t *testing.T) {
 	rand.Shuffle(len(first), func(i, j int) { first[i], first[j] = first[j], first[i] })
 
 	before := time.Now().Add(-time.Second)
-	held, last, err := q.Publish(ctx, "w", first)
+	held, last, _, err := q.Publish(ctx, "w", first)
 	if err != nil || held != 6 || last != 6 {
 		t.Fatalf("Publish first batch = %d, %d, %v; want 6, 6", held, last, err)
 	}
 	if n := nextNotification(t, lis, 5*time.Second); n.Channel != "notify_published" || n.Payload != "6" {
 		t.Fatalf("notification %s %q, want notify_published \"6\"", n.Channel, n.Payload)
 	}
-	held, last, err = q.Publish(ctx, "w", second)
+	held, last, _, err = q.Publish(ctx, "w", second)
 	if err != nil || held != 4 || last != 10 {
 		t.Fatalf("Publish second batch = %d, %d, %v; want 4, 10", held, last, err)
 	}
@@ -72,11 +72,11 @@ func TestPublish(t *testing.T) {
 	}
 
 	t.Run("publishing again changes nothing and does not ring", func(t *testing.T) {
-		held, last, err := q.Publish(ctx, "w", first)
+		held, last, _, err := q.Publish(ctx, "w", first)
 		if err != nil || held != 0 || last != 0 {
 			t.Fatalf("Publish of sent items = %d, %d, %v; want 0, 0", held, last, err)
 		}
-		held, last, err = q.Publish(ctx, "w", nil)
+		held, last, _, err = q.Publish(ctx, "w", nil)
 		if err != nil || held != 0 || last != 0 {
 			t.Fatalf("Publish of nothing = %d, %d, %v; want 0, 0", held, last, err)
 		}
@@ -152,7 +152,7 @@ func TestPublishSeqOrderIsCommitOrder(t *testing.T) {
 					}
 					continue
 				}
-				held, last, err := q.Publish(ctx, id, claims)
+				held, last, _, err := q.Publish(ctx, id, claims)
 				if err != nil {
 					fail(fmt.Errorf("%s publish: %w", id, err))
 					return

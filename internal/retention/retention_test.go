@@ -25,7 +25,7 @@ func TestPassDeletesInBatchesAndKeepsFailures(t *testing.T) {
 	if err != nil || len(claims) != 25 {
 		t.Fatalf("claim: %d %v", len(claims), err)
 	}
-	if _, _, err := q.Publish(ctx, "w", claims); err != nil {
+	if _, _, _, err := q.Publish(ctx, "w", claims); err != nil {
 		t.Fatal(err)
 	}
 	// 25 published 40 days ago; then 5 recent published, 1 failed and 1 pending, all old too.
@@ -36,7 +36,7 @@ func TestPassDeletesInBatchesAndKeepsFailures(t *testing.T) {
 		t.Fatal(err)
 	}
 	claims, _ = q.Claim(ctx, "w", 100)
-	if _, _, err := q.Publish(ctx, "w", claims); err != nil {
+	if _, _, _, err := q.Publish(ctx, "w", claims); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.Pool.Exec(ctx, `INSERT INTO notify.notifications (message, created_at) VALUES ('failed', now() - interval '90 days'), ('pending', now() - interval '90 days');

@@ -111,8 +111,9 @@ func (w *Worker) sleep(ctx context.Context, d time.Duration) {
 func (w *Worker) step(ctx context.Context) (int, error) {
 	if !w.careful {
 		start := time.Now()
-		n, lastSeq, err := w.queue.ClaimAndPublish(ctx, w.cfg.BatchSize)
+		n, lastSeq, setAside, err := w.queue.ClaimAndPublish(ctx, w.cfg.BatchSize)
 		if err == nil {
+			w.reportSetAside(ctx, setAside)
 			if n > 0 {
 				if w.cfg.Hooks.Claimed != nil {
 					w.cfg.Hooks.Claimed(n)
@@ -151,8 +152,9 @@ func (w *Worker) step(ctx context.Context) (int, error) {
 // notification cannot hold back the others.
 func (w *Worker) process(ctx context.Context, claims []postgres.Claim) int {
 	start := time.Now()
-	held, lastSeq, err := w.queue.Publish(ctx, w.cfg.ID, claims)
+	held, lastSeq, setAside, err := w.queue.Publish(ctx, w.cfg.ID, claims)
 	if err == nil {
+		w.reportSetAside(ctx, setAside)
 		if w.cfg.Hooks.Published != nil && held > 0 {
 			w.cfg.Hooks.Published(held, lastSeq, time.Since(start))
 		}
@@ -184,6 +186,18 @@ func (w *Worker) process(ctx context.Context, claims []postgres.Claim) int {
 	w.log.WarnContext(ctx, "publish failed", "item_id", c.ItemID, "notification_id", c.NotificationID,
 		"attempt", c.Attempts, "max_attempts", c.MaxAttempts, "status", status, "next_attempt_at", next, "err", err)
 	return 1
+}
+
+// reportSetAside logs each item a publish failed at once because its row
+// cannot be delivered consistently (it slipped past the table's
+// constraints): the rest of the batch went out; this one waits for an admin.
+func (w *Worker) reportSetAside(ctx context.Context, items []string) {
+	for _, item := range items {
+		w.log.WarnContext(ctx, "notification set aside: its row cannot be delivered consistently; fix it and retry its queue item", "item", item)
+	}
+	if len(items) > 0 && w.cfg.Hooks.SetAside != nil {
+		w.cfg.Hooks.SetAside(len(items))
+	}
 }
 
 // release hands back claims when the worker is stopping, so they do not wait

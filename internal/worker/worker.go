@@ -57,6 +57,9 @@ type Hooks struct {
 	Published func(n int, lastSeq int64, took time.Duration)
 	// Failed is called for each failed attempt with the item's new status.
 	Failed func(status string)
+	// SetAside is called with how many items of a batch were failed at once
+	// because their rows cannot be delivered consistently.
+	SetAside func(n int)
 }
 
 // WithDefaults returns a copy of c with every unset field defaulted.
