@@ -31,6 +31,7 @@ type App struct {
 	metrics  *metrics.Metrics
 	migrator *postgres.Migrator
 	pool     *pgxpool.Pool
+	authPool *pgxpool.Pool // sign-ins and session look-ups only; see openAuthPool
 	hub      *hub.Hub
 	httpSrv  *http.Server
 	addr     string
@@ -59,8 +60,15 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	defer func() {
 		if !ok {
 			pool.Close()
+			if a.authPool != nil {
+				a.authPool.Close()
+			}
 		}
 	}()
+	if a.authPool, err = openAuthPool(ctx, cfg); err != nil {
+		return nil, err
+	}
+	sessions := postgres.NewSessions(a.authPool).WithTimeout(cfg.AuthStatementTimeout + authTimeoutMargin)
 	if err := migrateAndConfigure(ctx, pool, cfg); err != nil {
 		return nil, err
 	}
@@ -140,8 +148,9 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		ln.Close()
 		return nil, err
 	}
-	flow, err := signin.New(verifier, postgres.NewSessions(pool), signin.Config{ClientID: oidc.Audience,
-		ClientSecret: cfg.ClientSecret, RedirectURL: cfg.RedirectURL, SessionTTL: cfg.SessionTTL, Logger: log})
+	flow, err := signin.New(verifier, sessions, signin.Config{ClientID: oidc.Audience,
+		ClientSecret: cfg.ClientSecret, RedirectURL: cfg.RedirectURL, SessionTTL: cfg.SessionTTL, Logger: log,
+		MaxPendingSignIns: cfg.MaxPendingSignIns})
 	if err != nil {
 		ln.Close()
 		return nil, err
@@ -149,7 +158,8 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	api, err := httpapi.New(httpapi.Deps{Auth: verifier, Notifications: notes, Queue: queue, Streams: streams,
 		Ready: readiness(pool, mig, lis, fd), Mounts: mounts, SignIn: flow, Metrics: m, Inbox: inbox},
 		httpapi.Config{AdminRoles: cfg.AdminRoles, MaxBodyBytes: cfg.MaxBodyBytes, NodeID: a.workers.nodeID, Logger: log,
-			AllowedOrigins: cfg.AllowedOrigins, PublishRate: cfg.PublishRate, PublishBurst: cfg.PublishBurst})
+			AllowedOrigins: cfg.AllowedOrigins, PublishRate: cfg.PublishRate, PublishBurst: cfg.PublishBurst,
+			LoginRate: cfg.LoginRate, LoginBurst: cfg.LoginBurst})
 	if err != nil {
 		ln.Close()
 		return nil, err
@@ -266,6 +276,7 @@ wait:
 	a.bg.Wait()
 	_ = a.migrator.Close()
 	a.pool.Close()
+	a.authPool.Close()
 	log.Info("stopped")
 	if httpErr != nil {
 		return fmt.Errorf("stop http server: %w", httpErr)

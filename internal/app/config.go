@@ -48,6 +48,24 @@ type Config struct {
 	// (NOTIFY_PUBLISH_RATE per second, NOTIFY_PUBLISH_BURST). Default 50 and 100.
 	PublishRate  float64
 	PublishBurst int
+	// LoginRate and LoginBurst limit how many browser sign-ins one client
+	// address may start (GET /auth/login; NOTIFY_LOGIN_RATE per second,
+	// NOTIFY_LOGIN_BURST). Each start writes a row, so without a limit anyone
+	// could fill the database. Default 0.2 (one every 5 s) and 10.
+	LoginRate  float64
+	LoginBurst int
+	// MaxPendingSignIns caps the sign-ins in progress (started, not yet
+	// finished or expired) across all addresses (NOTIFY_MAX_PENDING_SIGNINS);
+	// beyond it /auth/login answers 503. Default 10000.
+	MaxPendingSignIns int
+	// AuthPoolSize caps the separate database pool that sign-ins and session
+	// cookie look-ups use, so unauthenticated traffic can never take the
+	// connections the worker and the feed need. Default 3.
+	AuthPoolSize int32
+	// AuthStatementTimeout bounds every statement on that pool, and each
+	// sign-in or session look-up as a whole; past it the request gets 503
+	// (NOTIFY_AUTH_DB_TIMEOUT). Default 2s.
+	AuthStatementTimeout time.Duration
 	// Retention keeps published notifications this long (NOTIFY_RETENTION). Default 30 days.
 	Retention time.Duration
 	// RetentionInterval is how often retention runs. Default 1m.
@@ -87,6 +105,12 @@ func (c Config) WithDefaults() Config {
 	if c.MaxStreamsPerUser == 0 {
 		c.MaxStreamsPerUser = 20
 	}
+	if c.AuthPoolSize == 0 {
+		c.AuthPoolSize = 3
+	}
+	if c.AuthStatementTimeout == 0 {
+		c.AuthStatementTimeout = 2 * time.Second
+	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 10 * time.Second
 	}
@@ -104,6 +128,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("DATABASE_URL is required")
 	case c.MaxAttempts < 1 || c.MaxAttempts > 100:
 		return fmt.Errorf("NOTIFY_MAX_ATTEMPTS %d must be between 1 and 100", c.MaxAttempts)
+	case c.AuthPoolSize < 1:
+		return fmt.Errorf("AuthPoolSize %d must be at least 1", c.AuthPoolSize)
+	case c.AuthStatementTimeout < time.Millisecond:
+		return fmt.Errorf("NOTIFY_AUTH_DB_TIMEOUT %v must be at least 1ms", c.AuthStatementTimeout)
 	case !c.DevAuth && c.OIDC.IssuerURL == "":
 		return fmt.Errorf("OIDC_ISSUER_URL is required (or NOTIFY_DEV_AUTH=1 for local development)")
 	case !c.DevAuth && c.OIDC.Audience == "":

@@ -8,8 +8,12 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -64,6 +68,13 @@ type Config struct {
 	// NOTIFY_PUBLISH_BURST). Default 50 and 100; a negative rate disables it.
 	PublishRate  float64
 	PublishBurst int
+	// LoginRate is how many browser sign-ins one client address may start
+	// a second (GET /auth/login), with bursts of LoginBurst
+	// (NOTIFY_LOGIN_RATE, NOTIFY_LOGIN_BURST); beyond it 429. Every start
+	// stores a sign-in in the database. Default 1 and 20; a negative rate
+	// disables it.
+	LoginRate  float64
+	LoginBurst int
 	// Logger receives server faults. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -74,6 +85,7 @@ type API struct {
 	deps        Deps
 	log         *slog.Logger
 	publishRate *rateLimiter
+	loginRate   *rateLimiter // by client address
 }
 
 // New returns the API; Handler gives its routes.
@@ -90,7 +102,11 @@ func New(deps Deps, cfg Config) (*API, error) {
 	}
 	cfg.PublishRate = cmp.Or(cfg.PublishRate, 50)
 	cfg.PublishBurst = cmp.Or(cfg.PublishBurst, 100)
-	return &API{cfg: cfg, deps: deps, log: cfg.Logger, publishRate: newRateLimiter(cfg.PublishRate, cfg.PublishBurst)}, nil
+	cfg.LoginRate = cmp.Or(cfg.LoginRate, 1)
+	cfg.LoginBurst = cmp.Or(cfg.LoginBurst, 20)
+	return &API{cfg: cfg, deps: deps, log: cfg.Logger,
+		publishRate: newRateLimiter(cfg.PublishRate, cfg.PublishBurst, maxRateKeys),
+		loginRate:   newRateLimiter(cfg.LoginRate, cfg.LoginBurst, maxRateKeys)}, nil
 }
 
 // Handler returns the routes. No compression middleware: it would buffer
@@ -127,7 +143,7 @@ func (a *API) engine() *gin.Engine {
 	api.PUT("/preferences", a.handle(a.preferences))
 
 	if a.deps.SignIn != nil {
-		r.GET("/auth/login", a.handle(func(c *gin.Context) error { return a.deps.SignIn.Login(c.Writer, c.Request) }))
+		r.GET("/auth/login", a.handle(a.login))
 		r.GET("/auth/callback", a.handle(func(c *gin.Context) error { return a.deps.SignIn.Callback(c.Writer, c.Request) }))
 		r.POST("/auth/logout", a.handle(a.logout))
 	}
@@ -144,6 +160,20 @@ func (a *API) engine() *gin.Engine {
 		r.POST(prefix+"/*rest", gin.WrapH(h))
 	}
 	return r
+}
+
+// maxRateKeys bounds the buckets of each rate limit (a few MB at most).
+const maxRateKeys = 1 << 16
+
+// login starts a browser sign-in, within the client address's rate.
+func (a *API) login(c *gin.Context) error {
+	ok, wait := a.loginRate.allow(clientKey(c.Request), time.Now())
+	if !ok {
+		secs := max(1, int(math.Ceil(wait.Seconds())))
+		return &httpError{status: http.StatusTooManyRequests, header: map[string]string{"Retry-After": strconv.Itoa(secs)},
+			msg: fmt.Sprintf("too many sign-ins started from this address; retry in %ds", secs)}
+	}
+	return a.deps.SignIn.Login(c.Writer, c.Request)
 }
 
 // logout ends the browser session; like every cookie-authenticated change,

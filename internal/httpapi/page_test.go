@@ -2,7 +2,9 @@ package httpapi_test
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"net/http"
 	"regexp"
 	"strings"
@@ -18,7 +20,11 @@ import (
 // Cookie header that carries it.
 func (s *server) sessionCookie(t testing.TB, id notify.Identity) string {
 	t.Helper()
-	secret := "page-test-" + id.UserID + "-" + time.Now().Format(time.RFC3339Nano)
+	// Shaped like the cookies notifyd issues (32 random bytes, base64url):
+	// anything else is refused without a database look-up.
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	secret := base64.RawURLEncoding.EncodeToString(b)
 	hash := sha256.Sum256([]byte(secret))
 	if _, err := postgres.NewSessions(s.env.DB.Pool).CreateSession(context.Background(), hash[:], id, time.Now().Add(time.Hour)); err != nil {
 		t.Fatalf("create session: %v", err)

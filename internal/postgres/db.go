@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -23,6 +24,10 @@ type PoolConfig struct {
 	MaxConns int32
 	// ApplicationName shows in pg_stat_activity. Default "notifyd".
 	ApplicationName string
+	// StatementTimeout, when set, is the statement_timeout of every
+	// connection (a startup parameter), so the server itself cancels a
+	// statement that runs or waits for a lock longer. Default: none.
+	StatementTimeout time.Duration
 }
 
 // OpenPool connects a pool and checks that the database answers.
@@ -40,6 +45,9 @@ func OpenPool(ctx context.Context, url string, cfg PoolConfig) (*pgxpool.Pool, e
 		name = "notifyd"
 	}
 	pc.ConnConfig.RuntimeParams["application_name"] = name
+	if cfg.StatementTimeout > 0 {
+		pc.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(max(cfg.StatementTimeout.Milliseconds(), 1), 10)
+	}
 	pc.HealthCheckPeriod = 5 * time.Second
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {

@@ -16,25 +16,63 @@ import (
 // ended, so every node closes its streams.
 const SessionChannel = "notify_session"
 
+// ErrTooManySignIns is StartLogin's answer when the cap on sign-ins in
+// progress is reached. It wraps notify.ErrUnavailable: the server is busy,
+// not the caller wrong.
+var ErrTooManySignIns = fmt.Errorf("%w: too many sign-ins in progress", notify.ErrUnavailable)
+
 // Sessions stores browser sessions and sign-ins in progress.
+//
+// Unauthenticated requests reach it (every /auth/login, every cookie), so
+// notifyd gives it a small pool of its own with a statement_timeout, and a
+// timeout per operation (WithTimeout) that also bounds waiting for one of
+// that pool's connections.
 type Sessions struct {
-	pool *pgxpool.Pool
+	pool    *pgxpool.Pool
+	timeout time.Duration // 0: none
 }
 
 // NewSessions returns the session store over pool.
 func NewSessions(pool *pgxpool.Pool) *Sessions { return &Sessions{pool: pool} }
+
+// WithTimeout returns a copy of s whose operations each give up after d,
+// acquiring a connection included; the error then wraps
+// notify.ErrUnavailable.
+func (s *Sessions) WithTimeout(d time.Duration) *Sessions {
+	c := *s
+	c.timeout = d
+	return &c
+}
+
+func (s *Sessions) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if s.timeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, s.timeout)
+}
 
 // LoginAttempt is a sign-in between /auth/login and /auth/callback.
 type LoginAttempt struct {
 	State, Nonce, CodeVerifier, RedirectPath string
 }
 
-// StartLogin records a sign-in that must finish within ttl.
-func (s *Sessions) StartLogin(ctx context.Context, a LoginAttempt, ttl time.Duration) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO notify.login_attempts (state, nonce, code_verifier, redirect_path, expires_at)
-		VALUES ($1, $2, $3, $4, now() + $5::interval)`, a.State, a.Nonce, a.CodeVerifier, a.RedirectPath, ttl)
+// StartLogin records a sign-in that must finish within ttl, unless
+// maxPending sign-ins are already in progress (not expired): then it records
+// nothing and returns ErrTooManySignIns. The count is bounded by maxPending
+// and read in the same statement; concurrent starts may overshoot the cap by
+// at most the pool's size.
+func (s *Sessions) StartLogin(ctx context.Context, a LoginAttempt, ttl time.Duration, maxPending int) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	tag, err := s.pool.Exec(ctx, `INSERT INTO notify.login_attempts (state, nonce, code_verifier, redirect_path, expires_at)
+		SELECT $1, $2, $3, $4, now() + $5::interval
+		WHERE (SELECT count(*) FROM (SELECT FROM notify.login_attempts WHERE expires_at > now() LIMIT $6) pending) < $6`,
+		a.State, a.Nonce, a.CodeVerifier, a.RedirectPath, ttl, max(maxPending, 1))
 	if err != nil {
 		return fmt.Errorf("record sign-in: %w", interpretError(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("record sign-in: %w", ErrTooManySignIns)
 	}
 	return nil
 }
@@ -42,6 +80,8 @@ func (s *Sessions) StartLogin(ctx context.Context, a LoginAttempt, ttl time.Dura
 // TakeLogin removes and returns the sign-in with state; an unknown, used or
 // expired state is notify.ErrNotFound.
 func (s *Sessions) TakeLogin(ctx context.Context, state string) (LoginAttempt, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var a LoginAttempt
 	var fresh bool
 	err := s.pool.QueryRow(ctx, `DELETE FROM notify.login_attempts WHERE state = $1
@@ -58,6 +98,8 @@ func (s *Sessions) TakeLogin(ctx context.Context, state string) (LoginAttempt, e
 
 // CreateSession stores a session for id, found later by tokenHash.
 func (s *Sessions) CreateSession(ctx context.Context, tokenHash []byte, id notify.Identity, expires time.Time) (string, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	roles := id.Roles
 	if roles == nil {
 		roles = []string{}
@@ -74,6 +116,8 @@ func (s *Sessions) CreateSession(ctx context.Context, tokenHash []byte, id notif
 // Session returns the identity of the live session with tokenHash;
 // notify.ErrNotFound when there is none (unknown, ended or expired).
 func (s *Sessions) Session(ctx context.Context, tokenHash []byte) (notify.Identity, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var id notify.Identity
 	err := s.pool.QueryRow(ctx, `SELECT id, user_id, roles, expires_at FROM notify.sessions
 		WHERE token_hash = $1 AND expires_at > now()`, tokenHash).Scan(&id.SessionID, &id.UserID, &id.Roles, &id.ExpiresAt)
@@ -93,6 +137,8 @@ func (s *Sessions) Session(ctx context.Context, tokenHash []byte) (notify.Identi
 // on SessionChannel) so they close its streams. It returns the session id, or
 // "" if there was no such session.
 func (s *Sessions) EndSession(ctx context.Context, tokenHash []byte) (string, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var sid string
 	err := s.pool.QueryRow(ctx, `WITH gone AS (DELETE FROM notify.sessions WHERE token_hash = $1 RETURNING id)
 		SELECT id::text, pg_notify($2, id::text) FROM gone`, tokenHash, SessionChannel).Scan(&sid, new(string))
@@ -107,6 +153,8 @@ func (s *Sessions) EndSession(ctx context.Context, tokenHash []byte) (string, er
 
 // PurgeExpired deletes ended sessions and abandoned sign-ins.
 func (s *Sessions) PurgeExpired(ctx context.Context) (int64, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	tag, err := s.pool.Exec(ctx, `WITH a AS (DELETE FROM notify.login_attempts WHERE expires_at < now())
 		DELETE FROM notify.sessions WHERE expires_at < now()`)
 	if err != nil {

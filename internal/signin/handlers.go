@@ -45,8 +45,8 @@ func (f *Flow) Login(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	a := postgres.LoginAttempt{State: randomToken(24), Nonce: randomToken(24), CodeVerifier: oauth2.GenerateVerifier(), RedirectPath: target}
-	if err := f.sessions.StartLogin(r.Context(), a, f.cfg.LoginTTL); err != nil {
+	a := postgres.LoginAttempt{State: randomToken(stateBytes), Nonce: randomToken(24), CodeVerifier: oauth2.GenerateVerifier(), RedirectPath: target}
+	if err := f.sessions.StartLogin(r.Context(), a, f.cfg.LoginTTL, f.cfg.MaxPendingSignIns); err != nil {
 		return err
 	}
 	f.setCookie(w, r, loginCookie, a.State, "/auth", int(f.cfg.LoginTTL.Seconds()))
@@ -64,7 +64,7 @@ func (f *Flow) Callback(w http.ResponseWriter, r *http.Request) error {
 	}
 	state, code := q.Get("state"), q.Get("code")
 	cookie, err := r.Cookie(loginCookie)
-	if err != nil || state == "" || code == "" || cookie.Value != state {
+	if err != nil || !wellFormed(state, stateBytes) || code == "" || cookie.Value != state {
 		return fmt.Errorf("%w: sign-in state does not match this browser; start again at /auth/login", notify.ErrUnauthenticated)
 	}
 	f.setCookie(w, r, loginCookie, "", "/auth", -1)
@@ -89,7 +89,7 @@ func (f *Flow) Callback(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	secret := randomToken(32)
+	secret := randomToken(sessionBytes)
 	expires := time.Now().Add(f.cfg.SessionTTL)
 	sid, err := f.sessions.CreateSession(r.Context(), hashToken(secret), id, expires)
 	if err != nil {
@@ -103,7 +103,7 @@ func (f *Flow) Callback(w http.ResponseWriter, r *http.Request) error {
 
 // Logout ends the session: POST /auth/logout. Its streams close on every node.
 func (f *Flow) Logout(w http.ResponseWriter, r *http.Request) error {
-	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" && len(c.Value) <= 128 {
+	if c, err := r.Cookie(SessionCookie); err == nil && wellFormed(c.Value, sessionBytes) {
 		sid, err := f.sessions.EndSession(r.Context(), hashToken(c.Value))
 		if err != nil {
 			return err

@@ -50,6 +50,11 @@ type Config struct {
 	DefaultRedirect string
 	// Scopes requested. Default openid, profile.
 	Scopes []string
+	// MaxPendingSignIns caps the sign-ins in progress across all callers
+	// (NOTIFY_MAX_PENDING_SIGNINS): each /auth/login stores one until it
+	// finishes or expires, and beyond the cap /auth/login answers 503 rather
+	// than let a flood from many addresses fill the table. Default 10000.
+	MaxPendingSignIns int
 	// Logger receives sign-ins and failures (never secrets). Default slog.Default().
 	Logger *slog.Logger
 }
@@ -70,6 +75,7 @@ func New(verifier *auth.Verifier, sessions *postgres.Sessions, cfg Config) (*Flo
 	cfg.SessionTTL = cmp.Or(cfg.SessionTTL, 12*time.Hour)
 	cfg.LoginTTL = cmp.Or(cfg.LoginTTL, 10*time.Minute)
 	cfg.DefaultRedirect = cmp.Or(cfg.DefaultRedirect, "/test-notifications")
+	cfg.MaxPendingSignIns = cmp.Or(cfg.MaxPendingSignIns, 10000)
 	if len(cfg.Scopes) == 0 {
 		cfg.Scopes = []string{"openid", "profile"}
 	}
@@ -103,11 +109,29 @@ func LocalPath(raw string) (string, bool) {
 	return u.RequestURI(), true
 }
 
+// Sizes of the random values, in bytes before encoding.
+const (
+	sessionBytes = 32 // the session cookie
+	stateBytes   = 24 // the OAuth2 state, also the login cookie
+)
+
 // randomToken returns n random bytes, base64url encoded.
 func randomToken(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // never fails (crypto/rand panics on failure)
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// wellFormed reports whether s can be a value randomToken(n) made: exactly
+// its length and canonical unpadded base64url. Anything else cannot name a
+// session or a sign-in, so it is refused without asking the database; this
+// keeps made-up cookies from costing a query each.
+func wellFormed(s string, n int) bool {
+	if len(s) != base64.RawURLEncoding.EncodedLen(n) {
+		return false
+	}
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	return err == nil && len(b) == n
 }
 
 func hashToken(token string) []byte {
@@ -134,8 +158,8 @@ func (f *Flow) Authenticate(r *http.Request) (id notify.Identity, ok bool, err e
 	if err != nil || c.Value == "" {
 		return notify.Identity{}, false, nil
 	}
-	if len(c.Value) > 128 {
-		return notify.Identity{}, true, fmt.Errorf("%w: malformed session cookie", notify.ErrUnauthenticated)
+	if !wellFormed(c.Value, sessionBytes) {
+		return notify.Identity{}, true, fmt.Errorf("%w: malformed session cookie; sign in again at /auth/login", notify.ErrUnauthenticated)
 	}
 	id, err = f.sessions.Session(r.Context(), hashToken(c.Value))
 	if errors.Is(err, notify.ErrNotFound) {
