@@ -157,7 +157,7 @@ func (f *Feed) deliver(ctx context.Context, ns []notify.Notification, bad []post
 // item failed with the reason, a metric, one log line. Nobody receives it,
 // live or by replay (notify.visible_to refuses the same rows).
 func (f *Feed) setAside(ctx context.Context, b postgres.Undeliverable) {
-	reason := "not delivered: " + b.Reason + " (fix the row, then republish it: see sql/README.md)"
+	reason := "not delivered: " + b.Reason + " (fix the row, set its seq and published_at to NULL, then retry the item)"
 	err := f.store.SetAside(ctx, b.NotificationID, reason)
 	f.cfg.Logger.WarnContext(ctx, "published notification set aside: it cannot be delivered consistently",
 		"seq", b.Seq, "notification_id", b.NotificationID, "reason", b.Reason, "record_err", err)
