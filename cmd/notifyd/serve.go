@@ -68,7 +68,7 @@ func bindServer(s *settings, cfg *app.Config) {
 	s.String(&cfg.OIDC.Audience, "oidc-audience", "OIDC_AUDIENCE", "", "expected token audience (the client id)")
 	s.String(&cfg.OIDC.RolesClaim, "oidc-roles-claim", "OIDC_ROLES_CLAIM", "roles", "claim holding the roles; a dotted path reaches nested claims")
 	s.String(&cfg.ClientSecret, "oidc-client-secret", "OIDC_CLIENT_SECRET", "", "client secret for the browser sign-in (empty for a public client using PKCE)")
-	s.String(&cfg.RedirectURL, "oidc-redirect-url", "OIDC_REDIRECT_URL", "", "sign-in callback registered at the issuer (default: this server's /auth/callback)")
+	s.String(&cfg.RedirectURL, "oidc-redirect-url", "OIDC_REDIRECT_URL", "", "sign-in callback registered at the issuer; required for browser sign-in (with --dev-auth: this server's own /auth/callback)")
 	s.Duration(&cfg.SessionTTL, "session-ttl", "NOTIFY_SESSION_TTL", 12*time.Hour, "how long a browser session lasts")
 	s.List(&cfg.AllowedOrigins, "allowed-origins", "NOTIFY_ALLOWED_ORIGINS", "", "origins allowed to call from a browser with credentials (CORS)")
 	s.Int(&cfg.MaxStreams, "max-streams", "NOTIFY_MAX_STREAMS", 10000, "streams this node serves at most (then 503)")
@@ -81,6 +81,7 @@ func bindServer(s *settings, cfg *app.Config) {
 	s.Duration(&cfg.AuthStatementTimeout, "auth-db-timeout", "NOTIFY_AUTH_DB_TIMEOUT", 2*time.Second, "statement timeout of the separate pool for sign-ins and session cookies (then 503)")
 	s.Duration(&cfg.OIDC.KeyRefetchCooldown, "jwks-refetch-cooldown", "NOTIFY_JWKS_REFETCH_COOLDOWN", 30*time.Second, "least time between key set fetches caused by tokens with an unknown key id")
 	s.Int64(&cfg.MaxBodyBytes, "max-body-bytes", "NOTIFY_MAX_BODY_BYTES", 64<<10, "largest request body accepted (then 413)")
+	s.Duration(&cfg.RequestTimeout, "request-timeout", "NOTIFY_REQUEST_TIMEOUT", 30*time.Second, "longest a request other than the event stream may take, reading its body included (then cut)")
 	s.Duration(&cfg.Retention, "retention", "NOTIFY_RETENTION", 30*24*time.Hour, "how long published notifications are kept")
 	s.Bool(&cfg.DevAuth, "dev-auth", "NOTIFY_DEV_AUTH", false, "serve and trust the embedded development issuer (loopback addresses only)")
 }

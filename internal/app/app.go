@@ -149,15 +149,15 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	flow, err := signin.New(verifier, sessions, signin.Config{ClientID: oidc.Audience,
-		ClientSecret: cfg.ClientSecret, RedirectURL: cfg.RedirectURL, SessionTTL: cfg.SessionTTL, Logger: log,
+		ClientSecret: cfg.ClientSecret, RedirectURL: redirectURL(cfg, a.addr), SessionTTL: cfg.SessionTTL, Logger: log,
 		MaxPendingSignIns: cfg.MaxPendingSignIns})
 	if err != nil {
 		ln.Close()
 		return nil, err
 	}
 	api, err := httpapi.New(httpapi.Deps{Auth: verifier, Notifications: notes, Queue: queue, Streams: streams,
-		Ready: readiness(pool, mig, lis, fd), Mounts: mounts, SignIn: flow, Metrics: m, Inbox: inbox},
-		httpapi.Config{AdminRoles: cfg.AdminRoles, MaxBodyBytes: cfg.MaxBodyBytes, NodeID: a.workers.nodeID, Logger: log,
+		Ready: readiness(pool, mig, lis, fd, log), Mounts: mounts, SignIn: flow, Metrics: m, Inbox: inbox},
+		httpapi.Config{AdminRoles: cfg.AdminRoles, MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout, NodeID: a.workers.nodeID, Logger: log,
 			AllowedOrigins: cfg.AllowedOrigins, PublishRate: cfg.PublishRate, PublishBurst: cfg.PublishBurst,
 			LoginRate: cfg.LoginRate, LoginBurst: cfg.LoginBurst})
 	if err != nil {
@@ -174,6 +174,9 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	a.goBackground(func() { janitor.Run(bgCtx) })
 	a.workers.start(context.WithoutCancel(ctx))
 
+	// No ReadTimeout or WriteTimeout: they would hold for the stream too.
+	// Request bodies and answers are bounded per request instead
+	// (RequestTimeout; see httpapi's deadlines).
 	a.httpSrv = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		MaxHeaderBytes: 64 << 10, ErrorLog: nil}
 	go func() { a.serveErr <- a.httpSrv.Serve(ln) }()

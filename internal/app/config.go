@@ -35,6 +35,9 @@ type Config struct {
 	OIDC auth.Config
 	// ClientSecret and RedirectURL configure the browser sign-in
 	// (OIDC_CLIENT_SECRET, OIDC_REDIRECT_URL); the client id is OIDC.Audience.
+	// Without RedirectURL browser sign-in is off (503), except with DevAuth,
+	// where the callback is this server's own listen address; it is never
+	// taken from a request's Host header.
 	ClientSecret, RedirectURL string
 	// SessionTTL is how long a browser session lasts (NOTIFY_SESSION_TTL). Default 12h.
 	SessionTTL time.Duration
@@ -77,6 +80,12 @@ type Config struct {
 	NoMigrate bool
 	// MaxBodyBytes caps request bodies. Default 64 KiB.
 	MaxBodyBytes int64
+	// RequestTimeout bounds every request except the event stream, from
+	// its headers on: reading its body, the handler and writing the answer
+	// (NOTIFY_REQUEST_TIMEOUT). A client that trickles a body is cut off
+	// after it; the stream (GET /api/notifications/ws) is never cut by it.
+	// Default 30s.
+	RequestTimeout time.Duration
 	// PoolSize caps the database pool. Default 10.
 	PoolSize int32
 	// ShutdownTimeout bounds a graceful stop. Default 10s.
@@ -111,6 +120,9 @@ func (c Config) WithDefaults() Config {
 	if c.AuthStatementTimeout == 0 {
 		c.AuthStatementTimeout = 2 * time.Second
 	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = 30 * time.Second
+	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 10 * time.Second
 	}
@@ -132,6 +144,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("AuthPoolSize %d must be at least 1", c.AuthPoolSize)
 	case c.AuthStatementTimeout < time.Millisecond:
 		return fmt.Errorf("NOTIFY_AUTH_DB_TIMEOUT %v must be at least 1ms", c.AuthStatementTimeout)
+	case c.RequestTimeout < 0:
+		return fmt.Errorf("NOTIFY_REQUEST_TIMEOUT %v must be positive", c.RequestTimeout)
 	case !c.DevAuth && c.OIDC.IssuerURL == "":
 		return fmt.Errorf("OIDC_ISSUER_URL is required (or NOTIFY_DEV_AUTH=1 for local development)")
 	case !c.DevAuth && c.OIDC.Audience == "":

@@ -34,6 +34,7 @@ func TestSignInStartsAreRateLimited(t *testing.T) {
 	cfg := env.Config()
 	cfg.LoginRate = 0.01 // one token per 100 s: no refill during the test
 	cfg.LoginBurst = 5
+	cfg.RedirectURL = "https://notify.example/auth/callback" // browser sign-in on; these tests only start sign-ins
 	srv := env.Start(cfg)
 	b := newBrowser(t)
 	started, limited := 0, 0
@@ -68,6 +69,7 @@ func TestPendingSignInsAreCapped(t *testing.T) {
 	cfg := env.Config()
 	cfg.LoginRate, cfg.LoginBurst = 1000, 1000 // as if each came from elsewhere
 	cfg.MaxPendingSignIns = 3
+	cfg.RedirectURL = "https://notify.example/auth/callback" // browser sign-in on; these tests only start sign-ins
 	srv := env.Start(cfg)
 	b := newBrowser(t)
 	refused := 0

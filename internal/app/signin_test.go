@@ -6,11 +6,15 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/notifyd/notifyd/internal/app"
 	"github.com/notifyd/notifyd/internal/apptest"
 	"github.com/notifyd/notifyd/internal/sseclient"
 )
@@ -97,11 +101,28 @@ func errorOf(body string) string {
 	return e.Error
 }
 
+// startWithSignIn starts a node with browser sign-in configured as in
+// production: OIDC_REDIRECT_URL names the public address, here a reverse
+// proxy in front of the node (a node's own port is only known once it
+// listens). It returns the node and the public base URL, which browsers use.
+func startWithSignIn(t *testing.T, env *apptest.Env, cfg app.Config) (*app.App, string) {
+	t.Helper()
+	var proxy atomic.Pointer[httputil.ReverseProxy]
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		proxy.Load().ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close) // after the node has stopped
+	cfg.RedirectURL = front.URL + "/auth/callback"
+	srv := env.Start(cfg)
+	u, _ := url.Parse(srv.URL())
+	proxy.Store(httputil.NewSingleHostReverseProxy(u))
+	return srv, front.URL
+}
+
 func TestBrowserSignIn(t *testing.T) {
 	t.Parallel()
 	env := apptest.NewEnv(t)
-	srv := env.Start(env.Config())
-	base := srv.URL()
+	_, base := startWithSignIn(t, env, env.Config())
 
 	t.Run("full flow, then the stream and the API with the cookie", func(t *testing.T) {
 		b := newBrowser(t)
@@ -291,10 +312,10 @@ func TestStreamClosesAtSessionExpiry(t *testing.T) {
 	env := apptest.NewEnv(t)
 	cfg := env.Config()
 	cfg.SessionTTL = 2 * time.Second
-	srv := env.Start(cfg)
+	_, base := startWithSignIn(t, env, cfg)
 	b := newBrowser(t)
-	b.finish(b.startSignIn(srv.URL(), "/", "ivy"))
-	s, err := b.openStream(srv.URL())
+	b.finish(b.startSignIn(base, "/", "ivy"))
+	s, err := b.openStream(base)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,5 +333,87 @@ func TestStreamClosesAtSessionExpiry(t *testing.T) {
 	}
 	if !expired {
 		t.Fatal("stream ended without saying the session expired")
+	}
+}
+
+// getWithHost sends GET u with a forged Host header, not following redirects.
+func getWithHost(t *testing.T, u, host string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = host
+	client := &http.Client{Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// TestBrowserSignInNeedsRedirectURL: outside development the Host header is
+// the caller's to choose, so a callback address built from it would let
+// anyone have the issuer send sign-in codes elsewhere. Without
+// OIDC_REDIRECT_URL browser sign-in is off: 503 with what to set, no
+// redirect, nothing written; one warning at start; bearer tokens work.
+func TestBrowserSignInNeedsRedirectURL(t *testing.T) {
+	t.Parallel()
+	env := apptest.NewEnv(t)
+	cfg := env.Config() // no OIDC_REDIRECT_URL, no development sign-in
+	logs, log := newLogBuffer(t)
+	cfg.Logger = log
+	srv := env.Start(cfg)
+	const want = "browser sign-in is not configured: set OIDC_REDIRECT_URL (and OIDC_CLIENT_SECRET)"
+	for _, path := range []string{"/auth/login?redirect=%2F", "/auth/callback?code=c&state=s"} {
+		resp, body := getWithHost(t, srv.URL()+path, "evil.example")
+		if resp.StatusCode != http.StatusServiceUnavailable || errorOf(body) != want {
+			t.Errorf("%s: %d %s, want 503 %q", path, resp.StatusCode, body, want)
+		}
+		if loc := resp.Header.Get("Location"); loc != "" || len(resp.Cookies()) > 0 {
+			t.Errorf("%s: redirected to %q, cookies %v", path, loc, resp.Cookies())
+		}
+	}
+	var n int
+	if err := env.DB.Pool.QueryRow(context.Background(), `SELECT count(*) FROM notify.login_attempts`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("sign-ins recorded: %d %v", n, err)
+	}
+	if got := logs.lines("sign-in"); len(got) != 1 || !strings.Contains(got[0], "level=WARN") || !strings.Contains(got[0], "OIDC_REDIRECT_URL") {
+		t.Errorf("want one warning naming OIDC_REDIRECT_URL, got %q", got)
+	}
+	r := apptest.Open(t, srv.URL(), env.Token("alice"), "")
+	if _, ok := r.NextOfType("connected", 10*time.Second); !ok {
+		t.Fatal("a bearer token no longer opens a stream")
+	}
+}
+
+// TestDevSignInIgnoresHostHeader: with development sign-in the callback is
+// the node's own (loopback) listen address, whatever Host the request says.
+func TestDevSignInIgnoresHostHeader(t *testing.T) {
+	t.Parallel()
+	env := apptest.NewEnv(t)
+	cfg := env.Config()
+	cfg.DevAuth = true
+	srv := env.Start(cfg)
+	resp, body := getWithHost(t, srv.URL()+"/auth/login?redirect=%2F", "evil.example:666")
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("login: %d %s", resp.StatusCode, body)
+	}
+	loc := resp.Header.Get("Location")
+	authURL, err := url.Parse(loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(loc, "evil.example") || authURL.Query().Get("redirect_uri") != srv.URL()+"/auth/callback" {
+		t.Fatalf("authorization redirect %s, want redirect_uri %s/auth/callback", loc, srv.URL())
+	}
+	// And development sign-in still works end to end.
+	b := newBrowser(t)
+	resp, body = b.finish(b.startSignIn(srv.URL(), "/test-notifications", "zoe"))
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/test-notifications" {
+		t.Fatalf("callback: %d %s %s", resp.StatusCode, resp.Header.Get("Location"), body)
 	}
 }

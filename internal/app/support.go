@@ -10,9 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/notifyd/notifyd/internal/feed"
 	"github.com/notifyd/notifyd/internal/issuer"
-	"github.com/notifyd/notifyd/internal/listener"
 	"github.com/notifyd/notifyd/internal/metrics"
 	"github.com/notifyd/notifyd/internal/postgres"
 	"github.com/notifyd/notifyd/internal/worker"
@@ -57,27 +55,15 @@ func newDevIssuer(ctx context.Context, pool *pgxpool.Pool, baseURL string, log *
 	return issuer.New(issuer.Config{URL: baseURL + devIssuerPath, Key: key, Logger: log})
 }
 
-// readiness checks the database, the schema version, the listener and the feed.
-func readiness(pool *pgxpool.Pool, mig *postgres.Migrator, lis *listener.Listener, fd *feed.Feed) func(context.Context) map[string]string {
-	return func(ctx context.Context) map[string]string {
-		problems := map[string]string{}
-		checkCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
-		if err := pool.Ping(checkCtx); err != nil {
-			problems["database"] = "unreachable: " + err.Error()
-		} else if pending, err := mig.Pending(checkCtx); err != nil {
-			problems["migrations"] = "cannot read the schema version: " + err.Error()
-		} else if pending {
-			problems["migrations"] = "the schema is behind this binary: run `notifyd migrate up`"
-		}
-		if !lis.Connected() {
-			problems["listener"] = "not connected"
-		}
-		if !fd.Ready() {
-			problems["feed"] = "has not read the stream head yet"
-		}
-		return problems
+// redirectURL is the browser sign-in's callback: OIDC_REDIRECT_URL, or with
+// development sign-in this server's own listen address (loopback, which
+// Validate enforces). Never a request's Host header: its sender chooses it.
+// Empty turns browser sign-in off.
+func redirectURL(cfg Config, listenAddr string) string {
+	if cfg.RedirectURL == "" && cfg.DevAuth {
+		return "http://" + listenAddr + "/auth/callback"
 	}
+	return cfg.RedirectURL
 }
 
 // workerSet is the queue workers of one process.

@@ -58,6 +58,10 @@ type Config struct {
 	AdminRoles []string
 	// MaxBodyBytes caps request bodies; larger ones get 413. Default 64 KiB.
 	MaxBodyBytes int64
+	// RequestTimeout bounds every request but the event stream: reading
+	// its body, the handler and writing the answer (NOTIFY_REQUEST_TIMEOUT).
+	// Default 30s.
+	RequestTimeout time.Duration
 	// NodeID names this process in status answers.
 	NodeID string
 	// AllowedOrigins may call the API from a browser with credentials
@@ -97,6 +101,7 @@ func New(deps Deps, cfg Config) (*API, error) {
 		cfg.AdminRoles = []string{"ADMIN"}
 	}
 	cfg.MaxBodyBytes = cmp.Or(cfg.MaxBodyBytes, 64<<10)
+	cfg.RequestTimeout = cmp.Or(cfg.RequestTimeout, 30*time.Second)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -126,7 +131,7 @@ func (a *API) engine() *gin.Engine {
 	gin.SetMode(gin.ReleaseMode) // no route dump on stdout; the setting is atomic
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
-	r.Use(a.requestID(), a.recoverer(), a.cors())
+	r.Use(a.requestID(), a.deadlines(), a.recoverer(), a.cors())
 	r.NoRoute(a.handle(func(*gin.Context) error { return errNoRoute }))
 	r.NoMethod(a.handle(func(*gin.Context) error { return errNoMethod }))
 
@@ -143,8 +148,8 @@ func (a *API) engine() *gin.Engine {
 	api.PUT("/preferences", a.handle(a.preferences))
 
 	if a.deps.SignIn != nil {
-		r.GET("/auth/login", a.handle(a.login))
-		r.GET("/auth/callback", a.handle(func(c *gin.Context) error { return a.deps.SignIn.Callback(c.Writer, c.Request) }))
+		r.GET("/auth/login", a.handle(a.signIn(a.login)))
+		r.GET("/auth/callback", a.handle(a.signIn(func(c *gin.Context) error { return a.deps.SignIn.Callback(c.Writer, c.Request) })))
 		r.POST("/auth/logout", a.handle(a.logout))
 	}
 	r.GET("/healthz", a.handle(a.healthz))
@@ -174,6 +179,20 @@ func (a *API) login(c *gin.Context) error {
 			msg: fmt.Sprintf("too many sign-ins started from this address; retry in %ds", secs)}
 	}
 	return a.deps.SignIn.Login(c.Writer, c.Request)
+}
+
+// signIn guards a sign-in step: when browser sign-in is not configured it
+// answers 503 saying what to set, before any rate limit or database work and
+// without logging (anyone may call these routes; the server said so once at
+// start).
+func (a *API) signIn(step func(*gin.Context) error) func(*gin.Context) error {
+	return func(c *gin.Context) error {
+		if !a.deps.SignIn.Enabled() {
+			c.AbortWithStatusJSON(http.StatusServiceUnavailable, gin.H{"error": signin.ErrNotConfigured.Error()})
+			return nil
+		}
+		return step(c)
+	}
 }
 
 // logout ends the browser session; like every cookie-authenticated change,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -37,8 +38,12 @@ func jsonError(err error, limit int64) error {
 		tooBig    *http.MaxBytesError
 		syntaxErr *json.SyntaxError
 		typeErr   *json.UnmarshalTypeError
+		netErr    net.Error
 	)
 	switch {
+	case errors.As(err, &netErr) && netErr.Timeout():
+		// Not the error's text: it names this server's and the client's addresses.
+		return errorf(http.StatusRequestTimeout, "the request body did not arrive in time")
 	case errors.As(err, &tooBig):
 		return errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", limit)
 	case errors.Is(err, io.EOF):

@@ -31,18 +31,15 @@ func (a *API) requestID() gin.HandlerFunc {
 		c.Set(loggerKeyName, log)
 		start := time.Now()
 		c.Next()
-		route := c.FullPath()
-		if route == "" {
-			route = "unmatched"
-		}
+		route := routeLabel(c)
 		status := c.Writer.Status()
 		if a.deps.Metrics != nil {
-			a.deps.Metrics.HTTPRequests.WithLabelValues(route, c.Request.Method, strconv.Itoa(status)).Inc()
-			if route != streamRoute {
+			a.deps.Metrics.HTTPRequests.WithLabelValues(route, methodLabel(c.Request.Method), strconv.Itoa(status)).Inc()
+			if !isStream(c) {
 				a.deps.Metrics.HTTPDuration.WithLabelValues(route).Observe(time.Since(start).Seconds())
 			}
 		}
-		if route == streamRoute && status == http.StatusOK {
+		if isStream(c) && status == http.StatusOK {
 			return
 		}
 		level := slog.LevelInfo
@@ -57,7 +54,38 @@ func (a *API) requestID() gin.HandlerFunc {
 const (
 	loggerKeyName = "notifyd.logger"
 	streamRoute   = "/api/notifications/ws"
+	// unmatchedRoute is the route label of every request that matched no
+	// route (404, and 405 for a method a path does not have).
+	unmatchedRoute = "unmatched"
 )
+
+// isStream reports whether c is the event stream (not the actions posted
+// to the same path).
+func isStream(c *gin.Context) bool {
+	return c.Request.Method == http.MethodGet && c.FullPath() == streamRoute
+}
+
+// routeLabel is the request's route for metrics and logs: the matched
+// route's template (/api/notifications/:id/read), never the raw path, so
+// the label's values are bounded by the routes this server registers.
+func routeLabel(c *gin.Context) string {
+	if route := c.FullPath(); route != "" {
+		return route
+	}
+	return unmatchedRoute
+}
+
+// methodLabel maps a request method onto a fixed set for metrics. Any token
+// is a valid method and unauthenticated callers choose it, so a raw method
+// label would let anyone add a series per request to /metrics.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+		http.MethodPatch, http.MethodDelete, http.MethodOptions:
+		return method
+	}
+	return "other"
+}
 
 // logger is the request's logger (with its request id).
 func (a *API) logger(c *gin.Context) *slog.Logger {

@@ -64,6 +64,9 @@ func (a *API) fail(c *gin.Context, err error) {
 		status, msg = http.StatusNotFound, err.Error()
 	case errors.Is(err, notify.ErrConflict):
 		status, msg = http.StatusConflict, err.Error()
+	case errors.Is(err, context.DeadlineExceeded) && errors.Is(c.Request.Context().Err(), context.DeadlineExceeded):
+		status, msg = http.StatusServiceUnavailable, "the request took longer than this server allows; try again shortly"
+		c.Header("Retry-After", "1")
 	case errors.Is(err, notify.ErrUnavailable):
 		status, msg = http.StatusServiceUnavailable, "service unavailable, try again shortly"
 		c.Header("Retry-After", "1")

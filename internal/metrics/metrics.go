@@ -30,7 +30,7 @@ type Metrics struct {
 	PublishLatency     prometheus.Histogram
 	EndToEndLatency    prometheus.Histogram
 	ListenerReconnects prometheus.Counter
-	HTTPRequests       *prometheus.CounterVec // route, method, code
+	HTTPRequests       *prometheus.CounterVec // route template, method (a fixed set), code
 	HTTPDuration       *prometheus.HistogramVec
 }
 
@@ -63,7 +63,7 @@ func New(q QueueReader) *Metrics {
 		PublishLatency:     prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "publish_duration_seconds", Help: "Duration of one publish transaction.", Buckets: latency}),
 		EndToEndLatency:    prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "end_to_end_latency_seconds", Help: "From a notification's created_at to its write on a stream (the oldest event of each write).", Buckets: latency}),
 		ListenerReconnects: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "listener_reconnects_total", Help: "Reconnects of the LISTEN connection."}),
-		HTTPRequests:       prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "http_requests_total", Help: "HTTP requests by route, method and status code."}, []string{"route", "method", "code"}),
+		HTTPRequests:       prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "http_requests_total", Help: "HTTP requests by route template (unmatched: none), method (GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, other) and status code."}, []string{"route", "method", "code"}),
 		HTTPDuration:       prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "http_request_duration_seconds", Help: "HTTP request duration by route (streams excluded).", Buckets: latency}, []string{"route"}),
 	}
 	reg.MustRegister(m.StreamsOpen, m.StreamsOpened, m.StreamsClosed, m.SlowStreamsDropped, m.Published, m.Delivered,

@@ -2,6 +2,7 @@ package signin
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,26 +14,25 @@ import (
 	"github.com/notifyd/notifyd/internal/postgres"
 )
 
-// oauthConfig builds the client configuration for this request.
-func (f *Flow) oauthConfig(r *http.Request) (*oauth2.Config, error) {
-	ep, err := f.verifier.Endpoint(r.Context())
+// oauthConfig builds the client configuration, with the issuer's endpoints
+// discovered (or cached) under ctx.
+func (f *Flow) oauthConfig(ctx context.Context) (*oauth2.Config, error) {
+	if !f.Enabled() {
+		return nil, ErrNotConfigured
+	}
+	ep, err := f.verifier.Endpoint(ctx)
 	if err != nil {
 		return nil, err
 	}
-	redirect := f.cfg.RedirectURL
-	if redirect == "" {
-		scheme := "http"
-		if secure(r) {
-			scheme = "https"
-		}
-		redirect = scheme + "://" + r.Host + "/auth/callback"
-	}
 	return &oauth2.Config{ClientID: f.cfg.ClientID, ClientSecret: f.cfg.ClientSecret, Endpoint: ep,
-		RedirectURL: redirect, Scopes: f.cfg.Scopes}, nil
+		RedirectURL: f.cfg.RedirectURL, Scopes: f.cfg.Scopes}, nil
 }
 
 // Login starts a sign-in: GET /auth/login?redirect=<local path>.
 func (f *Flow) Login(w http.ResponseWriter, r *http.Request) error {
+	if !f.Enabled() {
+		return ErrNotConfigured
+	}
 	target := f.cfg.DefaultRedirect
 	if raw := r.URL.Query().Get("redirect"); raw != "" {
 		path, ok := LocalPath(raw)
@@ -41,7 +41,7 @@ func (f *Flow) Login(w http.ResponseWriter, r *http.Request) error {
 		}
 		target = path
 	}
-	oc, err := f.oauthConfig(r)
+	oc, err := f.oauthConfig(r.Context())
 	if err != nil {
 		return err
 	}
@@ -58,6 +58,9 @@ func (f *Flow) Login(w http.ResponseWriter, r *http.Request) error {
 // match this browser's login cookie and a sign-in in progress (once); the
 // ID token must verify and carry that sign-in's nonce.
 func (f *Flow) Callback(w http.ResponseWriter, r *http.Request) error {
+	if !f.Enabled() {
+		return ErrNotConfigured
+	}
 	q := r.URL.Query()
 	if e := q.Get("error"); e != "" {
 		return fmt.Errorf("%w: the issuer refused the sign-in: %s %s", notify.ErrUnauthenticated, truncate(e, 64), truncate(q.Get("error_description"), 200))
@@ -75,7 +78,7 @@ func (f *Flow) Callback(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	oc, err := f.oauthConfig(r)
+	oc, err := f.oauthConfig(r.Context())
 	if err != nil {
 		return err
 	}

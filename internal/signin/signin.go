@@ -39,8 +39,11 @@ type Config struct {
 	// (OIDC_CLIENT_SECRET); empty for public clients, which rely on PKCE.
 	ClientSecret string
 	// RedirectURL is the callback registered at the issuer
-	// (OIDC_REDIRECT_URL). Default: this server's /auth/callback, derived
-	// from the request.
+	// (OIDC_REDIRECT_URL). Empty: browser sign-in is off (Login and
+	// Callback return ErrNotConfigured). It is never derived from a
+	// request: the Host header is the caller's to choose, and a callback
+	// built from it would have the issuer send sign-in codes wherever the
+	// caller likes.
 	RedirectURL string
 	// SessionTTL is how long a session lasts (NOTIFY_SESSION_TTL). Default 12h.
 	SessionTTL time.Duration
@@ -58,6 +61,10 @@ type Config struct {
 	// Logger receives sign-ins and failures (never secrets). Default slog.Default().
 	Logger *slog.Logger
 }
+
+// ErrNotConfigured is returned by Login and Callback when browser sign-in
+// is off because no RedirectURL is set.
+var ErrNotConfigured = errors.New("browser sign-in is not configured: set OIDC_REDIRECT_URL (and OIDC_CLIENT_SECRET)")
 
 // Flow serves /auth/login, /auth/callback and /auth/logout, and
 // authenticates requests by their session cookie.
@@ -86,9 +93,15 @@ func New(verifier *auth.Verifier, sessions *postgres.Sessions, cfg Config) (*Flo
 		if u, err := url.Parse(cfg.RedirectURL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 			return nil, fmt.Errorf("signin: OIDC_REDIRECT_URL %q must be an absolute http(s) URL", cfg.RedirectURL)
 		}
+	} else {
+		cfg.Logger.Warn("browser sign-in is off: OIDC_REDIRECT_URL is not set (the callback is never taken from a request's Host header); bearer tokens still work")
 	}
 	return &Flow{cfg: cfg, verifier: verifier, sessions: sessions}, nil
 }
+
+// Enabled reports whether browser sign-in is on (a RedirectURL is set).
+// Session cookies are honoured either way.
+func (f *Flow) Enabled() bool { return f.cfg.RedirectURL != "" }
 
 // LocalPath checks that a redirect target is a path on this server, never
 // another site: it must start with a single "/", and carry no scheme, host,

@@ -1,0 +1,117 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/notifyd/notifyd/internal/feed"
+	"github.com/notifyd/notifyd/internal/listener"
+	"github.com/notifyd/notifyd/internal/postgres"
+)
+
+// Readiness reasons. /readyz is public (load balancers and probes call it
+// without credentials), so it says which component is not ready in a few
+// stable words and never the underlying error: a driver's error names the
+// database user, host and database. The error goes to the server log.
+const (
+	reasonUnreachable  = "unreachable"
+	reasonSchemaUnread = "cannot read the schema version"
+	reasonReconnecting = "reconnecting"
+	reasonFeedStarting = "has not read the stream head yet"
+)
+
+// readiness checks the database, the schema version, the listener and the
+// feed, and logs each component's change of state (with the error behind
+// it) once, not on every probe.
+func readiness(pool *pgxpool.Pool, mig *postgres.Migrator, lis *listener.Listener, fd *feed.Feed, log *slog.Logger) func(context.Context) map[string]string {
+	rl := &readyLog{log: log, last: map[string]string{}}
+	return func(ctx context.Context) map[string]string {
+		problems := map[string]string{}
+		errs := map[string]error{}
+		checkCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if err := pool.Ping(checkCtx); err != nil {
+			problems["database"], errs["database"] = reasonUnreachable, err
+		} else if reason, err := schemaProblem(checkCtx, mig); reason != "" {
+			problems["migrations"], errs["migrations"] = reason, err
+		}
+		if !lis.Connected() {
+			problems["listener"] = reasonReconnecting
+		}
+		if !fd.Ready() {
+			problems["feed"] = reasonFeedStarting
+		}
+		rl.report(ctx, problems, errs)
+		return problems
+	}
+}
+
+// schemaProblem says how the database's schema differs from this binary's
+// migrations ("version 5, want 6"), or "" when it is current.
+func schemaProblem(ctx context.Context, mig *postgres.Migrator) (string, error) {
+	states, err := mig.Status(ctx)
+	if err != nil {
+		return reasonSchemaUnread, err
+	}
+	var applied, want int64
+	pending := false
+	for _, s := range states {
+		want = max(want, s.Version)
+		if s.Applied {
+			applied = max(applied, s.Version)
+		} else {
+			pending = true
+		}
+	}
+	switch {
+	case !pending:
+		return "", nil
+	case applied >= want: // a gap: an older migration was never applied
+		return fmt.Sprintf("version %d, missing older migrations: run `notifyd migrate up`", applied), nil
+	}
+	return fmt.Sprintf("version %d, want %d: run `notifyd migrate up`", applied, want), nil
+}
+
+// readyLog remembers each component's last reason so that a probe every
+// few seconds logs a problem when it starts or changes, and its end, and
+// nothing in between.
+type readyLog struct {
+	log  *slog.Logger
+	mu   sync.Mutex
+	last map[string]string // component → reason; absent when ready
+}
+
+func (r *readyLog) report(ctx context.Context, problems map[string]string, errs map[string]error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	components := map[string]bool{}
+	for c := range problems {
+		components[c] = true
+	}
+	for c := range r.last {
+		components[c] = true
+	}
+	for _, c := range slices.Sorted(maps.Keys(components)) {
+		reason, was := problems[c], r.last[c]
+		switch {
+		case reason == was:
+			continue
+		case reason == "":
+			r.log.InfoContext(ctx, "ready again", "component", c)
+			delete(r.last, c)
+			continue
+		case errs[c] != nil:
+			r.log.WarnContext(ctx, "not ready", "component", c, "reason", reason, "err", errs[c])
+		default:
+			r.log.WarnContext(ctx, "not ready", "component", c, "reason", reason)
+		}
+		r.last[c] = reason
+	}
+}
