@@ -124,11 +124,19 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	}
 	lis.Handle("notify_published", func(string) { fd.Wake() })
 	lis.Handle("notify_queue", func(string) { a.workers.wake() })
-	lis.Handle(postgres.SessionChannel, func(sessionID string) {
-		a.hub.CloseWhere(func(id notify.Identity) bool { return id.SessionID == sessionID }, hub.ReasonLogout)
+	lis.Handle(postgres.SessionChannel, func(payload string) {
+		a.hub.CloseSessions(postgres.SessionIDs(payload), hub.ReasonLogout)
 	})
 	lis.Handle(postgres.InboxChannel, func(payload string) { go a.inboxChanged(inbox, payload) })
 	lis.OnConnect(func() { fd.Wake(); a.workers.wake() })
+	// Sessions ended while the listener was down were announced to no one.
+	lis.OnConnectContext(func(ctx context.Context) {
+		if n, err := a.hub.CloseEndedSessions(ctx, sessions.LiveSessions); err != nil {
+			log.WarnContext(ctx, "streams of ended sessions may stay open until the next reconnect", "err", err)
+		} else if n > 0 {
+			log.InfoContext(ctx, "closed the streams of sessions ended while the listener was down", "streams", n)
+		}
+	})
 
 	mounts := map[string]http.Handler{}
 	oidc := cfg.OIDC

@@ -45,7 +45,7 @@ type Listener struct {
 	cfg       Config
 	mu        sync.Mutex
 	handlers  map[string][]Handler
-	onConnect []func()
+	onConnect []func(context.Context)
 	connected atomic.Bool
 	started   atomic.Bool
 }
@@ -73,6 +73,13 @@ func (l *Listener) Handle(channel string, h Handler) {
 // OnConnect registers fn to run after every successful LISTEN, including the
 // first. Call before Run.
 func (l *Listener) OnConnect(fn func()) {
+	l.OnConnectContext(func(context.Context) { fn() })
+}
+
+// OnConnectContext is OnConnect for hooks that do I/O of their own (a
+// query, say): ctx ends when Run's does. Such a hook should be brief, since
+// notifications wait while it runs; they are not lost meanwhile.
+func (l *Listener) OnConnectContext(fn func(ctx context.Context)) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.onConnect = append(l.onConnect, fn)
@@ -124,7 +131,7 @@ func (l *Listener) session(ctx context.Context, first bool) error {
 	for ch := range l.handlers {
 		channels = append(channels, ch)
 	}
-	hooks := append([]func(){}, l.onConnect...)
+	hooks := append([]func(context.Context){}, l.onConnect...)
 	l.mu.Unlock()
 	for _, ch := range channels {
 		if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{ch}.Sanitize()); err != nil {
@@ -139,7 +146,7 @@ func (l *Listener) session(ctx context.Context, first bool) error {
 		}
 	}
 	for _, fn := range hooks {
-		fn()
+		fn(ctx)
 	}
 	for {
 		waitCtx, cancel := context.WithTimeout(ctx, l.cfg.PingInterval)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -12,9 +13,47 @@ import (
 	"github.com/notifyd/notifyd/internal/notify"
 )
 
-// SessionChannel is the NOTIFY channel that carries the id of a session that
-// ended, so every node closes its streams.
+// SessionChannel is the NOTIFY channel on which the database announces
+// ended sessions, so every node closes their streams. A trigger on
+// notify.sessions (migration 00007) sends it for every deleted session that
+// had not expired, whoever deletes it; see SessionIDs for the payload.
 const SessionChannel = "notify_session"
+
+// SessionIDs reads a SessionChannel payload: session ids separated by
+// commas (up to 200 in one payload, to stay under NOTIFY's 8,000 bytes). A
+// single id, what notifyd sent before the trigger existed, reads the same.
+func SessionIDs(payload string) []string {
+	ids := strings.Split(payload, ",")
+	out := ids[:0]
+	for _, id := range ids {
+		if id = strings.TrimSpace(id); id != "" {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// LiveSessions returns those of ids whose session still exists and has not
+// expired, in one query. A node asks it after its LISTEN connection comes
+// back, for the sessions of its open streams: a session deleted while the
+// connection was down was announced to no one.
+func (s *Sessions) LiveSessions(ctx context.Context, ids []string) ([]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	rows, err := s.pool.Query(ctx, `SELECT id::text FROM notify.sessions
+		WHERE id = ANY($1::text[]::uuid[]) AND expires_at > now()`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("check sessions: %w", interpretError(err))
+	}
+	live, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("check sessions: %w", interpretError(err))
+	}
+	return live, nil
+}
 
 // ErrTooManySignIns is StartLogin's answer when the cap on sign-ins in
 // progress is reached. It wraps notify.ErrUnavailable: the server is busy,
@@ -133,15 +172,14 @@ func (s *Sessions) Session(ctx context.Context, tokenHash []byte) (notify.Identi
 	return id, nil
 }
 
-// EndSession deletes the session with tokenHash and tells every node (NOTIFY
-// on SessionChannel) so they close its streams. It returns the session id, or
-// "" if there was no such session.
+// EndSession deletes the session with tokenHash; the delete's trigger tells
+// every node (SessionChannel), so they close its streams. It returns the
+// session id, or "" if there was no such session.
 func (s *Sessions) EndSession(ctx context.Context, tokenHash []byte) (string, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	var sid string
-	err := s.pool.QueryRow(ctx, `WITH gone AS (DELETE FROM notify.sessions WHERE token_hash = $1 RETURNING id)
-		SELECT id::text, pg_notify($2, id::text) FROM gone`, tokenHash, SessionChannel).Scan(&sid, new(string))
+	err := s.pool.QueryRow(ctx, `DELETE FROM notify.sessions WHERE token_hash = $1 RETURNING id::text`, tokenHash).Scan(&sid)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", nil
 	}
