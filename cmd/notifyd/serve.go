@@ -59,6 +59,8 @@ func bindServer(s *settings, cfg *app.Config) {
 	s.Duration(&cfg.Stream.HeartbeatInterval, "heartbeat-interval", "NOTIFY_HEARTBEAT_INTERVAL", defaultHeartbeat, "heartbeat on every stream")
 	s.Duration(&cfg.Stream.ConnTimeout, "conn-timeout", "NOTIFY_CONN_TIMEOUT", defaultConnTimeout, "close a stream with no successful write for this long")
 	s.Duration(&cfg.Stream.CleanupInterval, "cleanup-interval", "NOTIFY_CLEANUP_INTERVAL", defaultCleanup, "sweep of dead streams")
+	s.Duration(&cfg.Stream.OpeningTimeout, "opening-timeout", "NOTIFY_OPENING_TIMEOUT", 10*time.Second,
+		"a stream's whole opening (database reads and replay) at most; then it is closed and the client resumes from what it got")
 	s.Duration(&cfg.Worker.PollInterval, "poll-interval", "NOTIFY_POLL_INTERVAL", defaultPoll, "worker re-checks the queue even without a wake-up")
 	s.Int(&cfg.MaxAttempts, "max-attempts", "NOTIFY_MAX_ATTEMPTS", 3, "attempts before a queue item is failed")
 	s.Int(&cfg.Workers, "workers", "NOTIFY_WORKERS", 1, "queue workers in this process (-1: none)")
