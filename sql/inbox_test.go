@@ -360,11 +360,18 @@ func testUnreadByUserRandom(t *testing.T) {
 			}
 			// created_at mostly follows seq, not always (a retried item).
 			created := base.Add(time.Duration(i-r.IntN(40)) * time.Second)
-			if _, err := tx.Exec(ctx, `INSERT INTO notify.notifications
-					(target_user_id, target_roles, module, message, severity, created_at, seq, published_at)
-				VALUES ($1, $2, NULLIF($3, ''), 'm', $4, $5, $6, $7)`,
-				target, roles, modules[r.IntN(len(modules))], severities[r.IntN(len(severities))], created, seq, published); err != nil {
+			// Inserted as a producer does, then published as the worker does.
+			var id string
+			if err := tx.QueryRow(ctx, `INSERT INTO notify.notifications
+					(target_user_id, target_roles, module, message, severity, created_at)
+				VALUES ($1, $2, NULLIF($3, ''), 'm', $4, $5) RETURNING id`,
+				target, roles, modules[r.IntN(len(modules))], severities[r.IntN(len(severities))], created).Scan(&id); err != nil {
 				return err
+			}
+			if seq != nil {
+				if _, err := tx.Exec(ctx, `UPDATE notify.notifications SET seq = $2, published_at = $3 WHERE id = $1`, id, seq, published); err != nil {
+					return err
+				}
 			}
 		}
 		for range users * 3 / 4 {

@@ -33,7 +33,7 @@ var planCases = []planCase{
 	{file: "notifications_for_user.sql", vars: []string{"user_id=user5", "roles={ADMIN}"}, scanOK: []string{"notifications"}},
 	{file: "throughput_per_minute.sql", use: []string{"notifications_published_at_idx", "queue_items_failed_idx"}, scanOK: []string{"notifications"}},
 	{file: "stream_positions.sql", use: []string{"notifications_seq_key"}},
-	{file: "user_inbox.sql", vars: []string{"user_id=user5", "roles={ADMIN}"}, use: []string{"notifications_seq_key"}, scanOK: []string{"notifications"}},
+	{file: "user_inbox.sql", vars: []string{"user_id=user5", "roles={ADMIN}"}, use: []string{"notifications_target_user_idx", "notifications_broadcast_idx"}},
 	{file: "unread_by_user.sql", scanOK: []string{"notifications", "read_cursors", "read_marks", "preferences"}},
 }
 

@@ -50,7 +50,7 @@ type world struct {
 //	sent-1            sent  seq 2 user alice          base-30m     orders   published 1s later
 //	sent-2            sent  seq 3 everyone            base-30m+10s news     published 3s later
 //	stuck             processing  role USER           base-20m     orders   held by w-stuck since base-10m
-//	failed-b          failed      roles {} (nobody)   base-16m     orders   payload too large, at base-15m
+//	failed-b          failed      role NOBODY         base-16m     orders   payload too large, at base-15m
 //	due-old           pending     user alice          base-10m     orders   due base-5m, 1 attempt (timeout)
 //	sent-3            sent  seq 4 role OTHER          base-5m      news     published 500ms later
 //	not-due           pending     everyone            base-3m      orders   due now+10m, 2 attempts (timeout)
@@ -65,7 +65,7 @@ func scenario(base, now time.Time) map[string]*item {
 		"sent-1":    {user: "alice", module: "orders", created: base.Add(-30 * m), status: "sent", attempts: 1, published: base.Add(-30*m + s), seq: 2},
 		"sent-2":    {module: "news", created: base.Add(-30*m + 10*s), status: "sent", attempts: 1, published: base.Add(-30*m + 13*s), seq: 3},
 		"stuck":     {roles: []string{"USER"}, module: "orders", created: base.Add(-20 * m), status: "processing", attempts: 2, lockedBy: "w-stuck", lockedAt: base.Add(-10 * m)},
-		"failed-b":  {roles: []string{}, module: "orders", created: base.Add(-16 * m), status: "failed", attempts: 3, lastError: "payload too large", updated: base.Add(-15 * m)},
+		"failed-b":  {roles: []string{"NOBODY"}, module: "orders", created: base.Add(-16 * m), status: "failed", attempts: 3, lastError: "payload too large", updated: base.Add(-15 * m)},
 		"due-old":   {user: "alice", module: "orders", created: base.Add(-10 * m), status: "pending", next: base.Add(-5 * m), attempts: 1, lastError: "timeout"},
 		"sent-3":    {roles: []string{"OTHER"}, module: "news", created: base.Add(-5 * m), status: "sent", attempts: 1, published: base.Add(-5*m + 500*time.Millisecond), seq: 4},
 		"not-due":   {module: "orders", created: base.Add(-3 * m), status: "pending", next: now.Add(10 * m), attempts: 2, lastError: "timeout"},
@@ -116,11 +116,19 @@ func insertItem(ctx context.Context, tx pgx.Tx, key string, it *item) error {
 		}
 	}
 	if err := tx.QueryRow(ctx, `INSERT INTO notify.notifications
-			(target_user_id, target_roles, module, message, severity, created_at, seq, published_at)
-		VALUES (NULLIF($1, ''), $2, $3, $4, $5, $6, NULLIF($7, 0), $8) RETURNING id`,
-		it.user, it.roles, it.module, it.message, it.severity, it.created, it.seq, nullTime(it.published),
+			(target_user_id, target_roles, module, message, severity, created_at)
+		VALUES (NULLIF($1, ''), $2, NULLIF($3, ''), $4, $5, $6) RETURNING id`,
+		it.user, it.roles, it.module, it.message, it.severity, it.created,
 	).Scan(&it.nid); err != nil {
 		return err
+	}
+	if it.seq != 0 { // published as the worker does it: numbered, roles indexed
+		if _, err := tx.Exec(ctx, `WITH n AS (
+				UPDATE notify.notifications SET seq = $2, published_at = $3 WHERE id = $1 RETURNING seq, target_roles)
+			INSERT INTO notify.notification_roles (role, seq) SELECT DISTINCT unnest(target_roles), seq FROM n`,
+			it.nid, it.seq, it.published); err != nil {
+			return err
+		}
 	}
 	return tx.QueryRow(ctx, `UPDATE notify.queue_items
 		SET status = $2, attempts = $3, next_attempt_at = $4, last_error = NULLIF($5, ''),

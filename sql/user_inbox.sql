@@ -65,11 +65,11 @@
 --               muted module)
 --
 -- Cost: the user's cursor, marks and preferences are looked up by primary
--- key. Notifications to everyone have no target to look up, so the summary
--- scans notify.notifications (within the retention period), and the list
--- walks it newest first (notifications_seq_key, backwards) until it has
--- limit rows for the user: quick for a busy inbox, the whole table for a
--- user who gets little. Fine in psql; the server pages with a seq cursor.
+-- key; the notifications through three indexes, combined (the user's,
+-- notifications_target_user_idx; broadcasts, notifications_broadcast_idx;
+-- the roles', notifications_target_roles_idx): what the user may see, not
+-- the whole table. The list sorts them newest first. Fine in psql; the
+-- server pages with a seq cursor.
 
 \set ON_ERROR_STOP on
 \if :{?user_id}

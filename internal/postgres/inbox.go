@@ -64,6 +64,17 @@ func rolesArg(id notify.Identity) []string {
 	return id.Roles
 }
 
+// unreadNow says whether n is unread for user $1: its mark if it has one,
+// else above the watermark. Inside the audience's range reads, per row.
+const unreadNow = `NOT COALESCE((SELECT m.is_read FROM notify.read_marks m WHERE m.user_id = $1 AND m.seq = n.seq),
+	n.seq <= (SELECT COALESCE(max(read_up_to), 0) FROM notify.read_cursors WHERE user_id = $1))`
+
+// historyAudience selects the seqs of a history page, newest first, from
+// the user's audience ($3: before, $5: limit, $6 module, $7 severity, $8
+// unread only).
+var historyAudience = audienceQuery("@seq < $3 AND @seq > $4",
+	`($6 = '' OR n.module = $6) AND ($7 = '' OR n.severity = $7) AND (NOT $8 OR `+unreadNow+`)`, "DESC")
+
 // History returns the user's published notifications, newest first, and
 // whether older ones remain.
 func (s *Inbox) History(ctx context.Context, id notify.Identity, q HistoryQuery) ([]InboxItem, bool, error) {
@@ -73,12 +84,9 @@ func (s *Inbox) History(ctx context.Context, id notify.Identity, q HistoryQuery)
 	}
 	rows, err := s.pool.Query(ctx, `SELECT `+columnsOf("n.")+`, `+readExpr+`,
 			CASE WHEN m.is_read THEN m.marked_at WHEN m.is_read IS NULL AND n.seq <= c.read_up_to THEN c.updated_at END
-		FROM notify.notifications n `+cursorJoin+`
-		WHERE n.seq IS NOT NULL AND n.seq < $3 AND `+visible+`
-		  AND ($4 = '' OR n.module = $4) AND ($5 = '' OR n.severity = $5)
-		  AND (NOT $6 OR NOT `+readExpr+`)
-		ORDER BY n.seq DESC LIMIT $7`,
-		id.UserID, rolesArg(id), before, q.Module, string(q.Severity), q.UnreadOnly, q.Limit+1)
+		FROM (`+historyAudience+`) a JOIN notify.notifications n ON n.seq = a.seq `+cursorJoin+`
+		ORDER BY n.seq DESC`,
+		id.UserID, rolesArg(id), before, 0, q.Limit+1, q.Module, string(q.Severity), q.UnreadOnly)
 	if err != nil {
 		return nil, false, fmt.Errorf("read history: %w", interpretError(err))
 	}
@@ -127,6 +135,20 @@ type Unread struct {
 	Through int64
 }
 
+// unreadQuery counts, from one snapshot with the stream head, the user's
+// unread unmuted notifications up to $5: above the watermark, the audience's
+// ranges (audience.go) skipping what was read one by one; at or below it,
+// only the few marked unread.
+var unreadQuery = `SELECT (SELECT last_seq FROM notify.stream_head), (SELECT count(*) FROM (
+		(` + audienceQuery(`@seq > $3 AND @seq <= $4
+			AND @seq > (SELECT COALESCE(max(read_up_to), 0) FROM notify.read_cursors WHERE user_id = $1)`,
+	notMuted+` AND NOT EXISTS (SELECT 1 FROM notify.read_marks m WHERE m.user_id = $1 AND m.seq = n.seq)`, "ASC") + `)
+		UNION
+		(SELECT n.seq FROM notify.read_marks m JOIN notify.notifications n ON n.seq = m.seq
+		 WHERE m.user_id = $1 AND NOT m.is_read AND ` + visible + ` AND ` + notMuted + `
+		 LIMIT $5)
+		LIMIT $5) x)`
+
 // UnreadCount counts the user's unread, unmuted notifications, exactly up to
 // UnreadCap; more reports that there are more than that.
 func (s *Inbox) UnreadCount(ctx context.Context, id notify.Identity) (count int, more bool, err error) {
@@ -138,21 +160,7 @@ func (s *Inbox) UnreadCount(ctx context.Context, id notify.Identity) (count int,
 // UnreadCap) and says which seq the count runs through, from one snapshot.
 func (s *Inbox) Unread(ctx context.Context, id notify.Identity) (Unread, error) {
 	var u Unread
-	// Above the watermark: walk seqs upward from it (the seq index, in
-	// order, so LIMIT stops the walk) skipping what was read one by one.
-	// At or below it: only the few marked unread. One statement, so the
-	// head and the count come from the same snapshot.
-	err := s.pool.QueryRow(ctx, `SELECT (SELECT last_seq FROM notify.stream_head), (SELECT count(*) FROM (
-			(SELECT 1 FROM notify.notifications n
-			 WHERE n.seq > (SELECT COALESCE(max(read_up_to), 0) FROM notify.read_cursors WHERE user_id = $1)
-			   AND `+visible+` AND `+notMuted+`
-			   AND NOT EXISTS (SELECT 1 FROM notify.read_marks m WHERE m.user_id = $1 AND m.seq = n.seq)
-			 ORDER BY n.seq LIMIT $3)
-			UNION ALL
-			(SELECT 1 FROM notify.read_marks m JOIN notify.notifications n ON n.seq = m.seq
-			 WHERE m.user_id = $1 AND NOT m.is_read AND `+visible+` AND `+notMuted+`
-			 LIMIT $3)
-			LIMIT $3) x)`, id.UserID, rolesArg(id), UnreadCap+1).Scan(&u.Through, &u.Count)
+	err := s.pool.QueryRow(ctx, unreadQuery, id.UserID, rolesArg(id), 0, int64(1<<63-1), UnreadCap+1).Scan(&u.Through, &u.Count)
 	if err != nil {
 		return Unread{}, fmt.Errorf("count unread: %w", interpretError(err))
 	}

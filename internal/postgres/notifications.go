@@ -190,15 +190,14 @@ func (s *Notifications) SetAside(ctx context.Context, notificationID, reason str
 }
 
 // replayQuery selects what one identity may see after a seq, leaving out
-// what it muted (critical always comes through). notify.visible_to is
+// what it muted (critical always comes through), reading only the
+// identity's audience (audience.go). notify.visible_to is
 // notify.Target.Matches in SQL; a property test holds the two together.
 var replayQuery = `SELECT ` + columnsOf("n.") + `
-	FROM notify.notifications n
-	WHERE n.seq > $1 AND n.seq <= $2
-	  AND notify.visible_to(n, $3, $4::text[])
-	  AND (n.severity = 'critical' OR n.module IS NULL OR NOT n.module = ANY(COALESCE(
-	       (SELECT muted_modules FROM notify.preferences WHERE user_id = $3), '{}')))
-	ORDER BY n.seq LIMIT $5`
+	FROM (` + audienceQuery("@seq > $3 AND @seq <= $4", `(n.severity = 'critical' OR n.module IS NULL OR NOT n.module = ANY(COALESCE(
+	       (SELECT muted_modules FROM notify.preferences WHERE user_id = $1), '{}')))`, "ASC") + `) a
+	JOIN notify.notifications n ON n.seq = a.seq
+	ORDER BY n.seq`
 
 // Replay returns the notifications for id with after < seq <= upTo, in seq
 // order, at most limit of them.
@@ -207,7 +206,7 @@ func (s *Notifications) Replay(ctx context.Context, id notify.Identity, after, u
 	if roles == nil {
 		roles = []string{}
 	}
-	rows, err := s.pool.Query(ctx, replayQuery, after, upTo, id.UserID, roles, limit)
+	rows, err := s.pool.Query(ctx, replayQuery, id.UserID, roles, after, upTo, limit)
 	if err != nil {
 		return nil, fmt.Errorf("replay for %s: %w", id.UserID, interpretError(err))
 	}
@@ -261,6 +260,10 @@ func (s *Notifications) DeletePublishedBefore(ctx context.Context, cutoff time.T
 			FOR UPDATE SKIP LOCKED
 		), gone AS (
 			DELETE FROM notify.notifications n USING doomed d WHERE n.id = d.id RETURNING n.seq
+		), roles_gone AS (
+			DELETE FROM notify.notification_roles
+			WHERE seq BETWEEN (SELECT min(seq) FROM gone) AND (SELECT max(seq) FROM gone)
+			  AND seq IN (SELECT seq FROM gone)
 		), head AS (
 			UPDATE notify.stream_head SET truncated_before = GREATEST(truncated_before, (SELECT max(seq) FROM gone))
 			WHERE EXISTS (SELECT 1 FROM gone)

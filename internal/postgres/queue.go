@@ -63,7 +63,9 @@ func (q *Queue) Claim(ctx context.Context, workerID string, limit int) ([]Claim,
 // notifications, and rings every node's listener with the last seq. Items
 // that mine set aside (failed: the row slipped past the constraints and
 // cannot be delivered consistently) get no seq. It answers (items in mine,
-// last seq, -, "notification id: reason" of each item set aside).
+// last seq, -, "notification id: reason" of each item set aside). Each
+// published notification's roles go into notify.notification_roles, the
+// index by which a user's role notifications are read (audience.go).
 const stampAndRing = `, todo AS (
 		SELECT n.id, row_number() OVER (ORDER BY m.id) AS ord
 		FROM mine m JOIN notify.notifications n ON n.id = m.notification_id
@@ -77,7 +79,11 @@ const stampAndRing = `, todo AS (
 		UPDATE notify.notifications n
 		SET seq = head.base + todo.ord, published_at = now()
 		FROM todo, head WHERE n.id = todo.id
-		RETURNING n.seq
+		RETURNING n.seq, n.target_roles
+	), role_index AS (
+		INSERT INTO notify.notification_roles (role, seq)
+		SELECT DISTINCT r.role, s.seq FROM stamped s CROSS JOIN LATERAL unnest(s.target_roles) AS r(role)
+		WHERE s.target_roles IS NOT NULL
 	)
 	SELECT (SELECT count(*) FROM mine), s.last,
 		CASE WHEN s.last IS NOT NULL THEN pg_notify('notify_published', s.last::text) END,

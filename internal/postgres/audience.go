@@ -1,0 +1,45 @@
+package postgres
+
+import "strings"
+
+// A user's audience is three kinds of rows, each an index range in seq
+// order: the notifications that name the user (notifications_target_user_idx),
+// the broadcasts (notifications_broadcast_idx), and, for each of the user's
+// roles, the notifications that name the role (notify.notification_roles,
+// written once per role when a notification is published). Reading each
+// range up to the limit and merging them costs what the user may see, not
+// what the table holds: a user who gets 20 notifications among 10 million
+// reads about 20 rows.
+//
+// audienceQuery builds the statement that returns the seqs of up to $5 rows
+// the identity ($1 user id, $2 roles) may see (notify.visible_to), in the
+// range rangeCond over @seq ($3 and $4 are its bounds), that also pass
+// filter (SQL over n), ordered by dir ("ASC" or "DESC"). Each range is read
+// only until it has found $5 rows that pass; the first $5 of their union are
+// the first $5 of the whole audience, so the answer is exact.
+func audienceQuery(rangeCond, filter, dir string) string {
+	where := "notify.visible_to(n, $1, $2::text[])"
+	if filter != "" {
+		where += " AND " + filter
+	}
+	// The range is written on the column each index is ordered by, so the
+	// scan starts at the range instead of filtering its way there.
+	r := strings.NewReplacer("@where", where, "@dir", dir,
+		"@nrange", strings.ReplaceAll(rangeCond, "@seq", "n.seq"),
+		"@rrange", strings.ReplaceAll(rangeCond, "@seq", "nr.seq"))
+	return r.Replace(`SELECT seq FROM (
+		(SELECT n.seq FROM notify.notifications n
+		 WHERE n.target_user_id = $1 AND @nrange AND @where
+		 ORDER BY n.seq @dir LIMIT $5)
+		UNION
+		(SELECT n.seq FROM notify.notifications n
+		 WHERE n.target_user_id IS NULL AND n.target_roles IS NULL AND @nrange AND @where
+		 ORDER BY n.seq @dir LIMIT $5)
+		UNION
+		(SELECT x.seq FROM (SELECT DISTINCT unnest($2::text[]) AS role) r
+		 CROSS JOIN LATERAL (
+			SELECT n.seq FROM notify.notification_roles nr JOIN notify.notifications n ON n.seq = nr.seq
+			WHERE nr.role = r.role AND @rrange AND @where
+			ORDER BY nr.seq @dir LIMIT $5) x)
+	) audience ORDER BY seq @dir LIMIT $5`)
+}
