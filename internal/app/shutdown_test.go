@@ -2,6 +2,8 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -87,5 +89,50 @@ func TestShutdownUnderLoad(t *testing.T) {
 	var processing int
 	if err := env.DB.Pool.QueryRow(ctx, `SELECT count(*) FROM notify.queue_items WHERE status <> 'sent'`).Scan(&processing); err != nil || processing != 0 {
 		t.Fatalf("%d items not sent after the load (%v)", processing, err)
+	}
+}
+
+// TestShutdownSpreadsReconnects: a node that shuts down tells each of its
+// streams to come back after its own random delay within ReconnectSpread,
+// both as the SSE retry field (native EventSource) and as
+// data.reconnectAfter (the browser client), so a rolling restart does not
+// send every client to the next node in the same instant.
+func TestShutdownSpreadsReconnects(t *testing.T) {
+	t.Parallel()
+	env := apptest.NewEnv(t)
+	cfg := env.Config()
+	cfg.Stream.ReconnectSpread = 4 * time.Second
+	srv := env.Start(cfg)
+	const streams = 30
+	readers := make([]*apptest.Reader, streams)
+	for i := range readers {
+		readers[i] = apptest.Open(t, srv.URL(), env.Token(fmt.Sprintf("u%d", i)), "")
+		if _, ok := readers[i].NextOfType("connected", 10*time.Second); !ok {
+			t.Fatal("stream did not connect")
+		}
+	}
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	distinct := map[int64]bool{}
+	for i, r := range readers {
+		m, ok := r.NextOfType("status", 5*time.Second)
+		var data struct {
+			Closing        string `json:"closing"`
+			ReconnectAfter *int64 `json:"reconnectAfter"`
+		}
+		if !ok || json.Unmarshal(m.Data, &data) != nil || data.Closing != "shutdown" || data.ReconnectAfter == nil {
+			t.Fatalf("stream %d: got %s, want a closing status with reconnectAfter", i, m.Data)
+		}
+		if after := *data.ReconnectAfter; after < 0 || after >= 4000 {
+			t.Errorf("stream %d: reconnectAfter %d ms, want within [0, 4000)", i, after)
+		}
+		if got := m.Retry; got != time.Duration(*data.ReconnectAfter)*time.Millisecond {
+			t.Errorf("stream %d: SSE retry %s, want the same %d ms", i, got, *data.ReconnectAfter)
+		}
+		distinct[*data.ReconnectAfter] = true
+	}
+	if len(distinct) < streams/2 {
+		t.Errorf("only %d distinct delays among %d streams: not spread", len(distinct), streams)
 	}
 }

@@ -15,7 +15,10 @@ import (
 
 // Message is a decoded stream message.
 type Message struct {
-	EventID        string          `json:"-"`
+	EventID string `json:"-"`
+	// Retry is the last SSE retry field the stream had sent when this
+	// message arrived.
+	Retry          time.Duration   `json:"-"`
 	Type           string          `json:"type"`
 	UserID         string          `json:"userId"`
 	Data           json.RawMessage `json:"data"`
@@ -99,6 +102,7 @@ func (r *Reader) read() {
 			return
 		}
 		m.EventID = ev.ID
+		m.Retry = time.Duration(r.stream.Retry) * time.Millisecond
 		r.msgs <- m
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"time"
 
@@ -273,8 +274,14 @@ func (s *Server) farewell(wr *writer, reason hub.Reason) {
 		return
 	}
 	wr.timeout = min(wr.timeout, time.Second)
-	wr.add(MessageFrame(Message{Type: "status", Timestamp: time.Now().UnixMilli(),
-		Data: map[string]any{"closing": string(reason), "message": msg}}).Data)
+	data := map[string]any{"closing": string(reason), "message": msg}
+	if reason == hub.ReasonShutdown {
+		// Spread the reconnects of this node's clients over ReconnectSpread.
+		after := time.Duration(rand.Int64N(int64(s.cfg.ReconnectSpread)))
+		data["reconnectAfter"] = after.Milliseconds()
+		wr.add(retryFrame(after))
+	}
+	wr.add(MessageFrame(Message{Type: "status", Timestamp: time.Now().UnixMilli(), Data: data}).Data)
 	_ = wr.flush()
 }
 

@@ -68,6 +68,13 @@ type Config struct {
 	// so nothing is lost and a long replay still moves on with every
 	// reconnect. Default 10s.
 	OpeningTimeout time.Duration
+	// ReconnectSpread is how widely a node that shuts down spreads its
+	// clients' reconnects: each stream is told to come back after its own
+	// random delay in [0, ReconnectSpread) (the SSE retry field, which
+	// EventSource obeys, and data.reconnectAfter in the closing status,
+	// which the browser client obeys), so a rolling restart does not send
+	// every client to the next node in the same instant. Default 3s.
+	ReconnectSpread time.Duration
 	// Logger receives one line per stream opened and closed. Default slog.Default().
 	Logger *slog.Logger
 	// Observer is told about stream activity (metrics). Optional.
@@ -95,6 +102,7 @@ func (c Config) WithDefaults() Config {
 	c.ReplayPage = cmp.Or(c.ReplayPage, 1000)
 	c.MaxOpening = cmp.Or(c.MaxOpening, 4)
 	c.OpeningTimeout = cmp.Or(c.OpeningTimeout, 10*time.Second)
+	c.ReconnectSpread = cmp.Or(c.ReconnectSpread, 3*time.Second)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

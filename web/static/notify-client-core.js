@@ -317,7 +317,7 @@ export function parseMessage(raw) {
  *   | {kind: 'notification', id: string | null}
  *   | {kind: 'connected', heartbeatInterval: number | null}
  *   | {kind: 'heartbeat'}
- *   | {kind: 'status', closing: null | {reason: string, terminal: boolean, message: string}}
+ *   | {kind: 'status', closing: null | {reason: string, terminal: boolean, message: string, reconnectAfter: number | null}}
  *   | {kind: 'unknown'}
  * )} Route
  */
@@ -350,6 +350,8 @@ export function routeMessage(message) {
             reason,
             terminal: TERMINAL_CLOSING.includes(reason),
             message: typeof data.message === 'string' ? data.message : 'the server closed the stream: ' + reason,
+            reconnectAfter: Number.isFinite(data.reconnectAfter) && data.reconnectAfter >= 0
+              ? Math.min(data.reconnectAfter, 60000) : null,
           },
         };
       }

@@ -461,13 +461,19 @@ export function createNotificationClient(options = {}) {
     reportError(kind, online ? message : message + ' (offline)', { retryInMs: wait, cause });
   }
 
-  /** The server is ending the stream but wants us back: reconnect promptly. */
-  function closingReconnect() {
+  /**
+   * The server is ending the stream but wants us back: reconnect promptly,
+   * or after the delay it asked for (a node shutting down spreads its
+   * clients' reconnects so they do not all reach the next node at once).
+   * @param {number | null} [reconnectAfter]
+   */
+  function closingReconnect(reconnectAfter) {
     closeStream();
     if (stopped || disposed || !isLeader) return;
     setState('reconnecting');
     clearRetry();
-    const wait = online ? fullJitterDelay(0, initialMs, maxMs, random) : maxMs;
+    const jitter = fullJitterDelay(0, initialMs, maxMs, random);
+    const wait = !online ? maxMs : reconnectAfter != null ? reconnectAfter : jitter;
     retryTimer = setTimer(() => {
       retryTimer = null;
       connectNow();
@@ -560,7 +566,7 @@ export function createNotificationClient(options = {}) {
         const closing = route.closing;
         if (closing) {
           if (closing.terminal) stop(closing.reason, closing.message);
-          else if (local && isLeader) closingReconnect();
+          else if (local && isLeader) closingReconnect(closing.reconnectAfter);
         }
         return;
       }

@@ -375,6 +375,20 @@ test('status messages go to onStatus; closing "shutdown"/"slow" reconnects promp
   client.close();
 });
 
+test('closing "shutdown" with reconnectAfter waits exactly that long, so a node spreads its clients', () => {
+  const { client, clock, ES } = setup({ random: () => 0 });
+  for (const after of [2500, 40, 0]) {
+    const es = ES.last.open();
+    es.send(connected());
+    sendNotification(es, 7);
+    es.send(status({ closing: 'shutdown', message: 'server shutting down; reconnect to resume', reconnectAfter: after }));
+    assert.equal(client.state, 'reconnecting');
+    assert.equal(timeToNextConnect(clock, ES), after);
+    assert.equal(ES.last.url, '/api/notifications/ws?lastEventId=7');
+  }
+  client.close();
+});
+
 test('closing "expired" or "logout" stops the client: state closed, onError says sign in, no retries', () => {
   for (const reason of ['expired', 'logout']) {
     const { client, clock, ES, calls } = setup();

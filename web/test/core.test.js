@@ -173,8 +173,16 @@ test('routeMessage says what each message asks for', () => {
   assert.deepEqual(routeMessage({ type: 'status', timestamp: 1, data: { unreadCount: 3 } }), { kind: 'status', closing: null });
   assert.deepEqual(routeMessage({ type: 'status', timestamp: 1, data: { closing: 'shutdown', message: 'bye' } }), {
     kind: 'status',
-    closing: { reason: 'shutdown', terminal: false, message: 'bye' },
+    closing: { reason: 'shutdown', terminal: false, message: 'bye', reconnectAfter: null },
   });
+  assert.deepEqual(
+    routeMessage({ type: 'status', timestamp: 1, data: { closing: 'shutdown', message: 'bye', reconnectAfter: 1234 } }),
+    { kind: 'status', closing: { reason: 'shutdown', terminal: false, message: 'bye', reconnectAfter: 1234 } },
+  );
+  for (const bad of [-1, 'soon', null, Infinity]) {
+    const r = routeMessage({ type: 'status', timestamp: 1, data: { closing: 'shutdown', reconnectAfter: bad } });
+    assert.equal(r.kind === 'status' && r.closing?.reconnectAfter, null, String(bad));
+  }
   for (const reason of ['expired', 'logout']) {
     const r = routeMessage({ type: 'status', timestamp: 1, data: { closing: reason } });
     assert.equal(r.kind === 'status' && r.closing?.terminal, true, reason);
