@@ -77,9 +77,10 @@ func shareOf(counts map[string]int, top int) []WaitShare {
 var statementKinds = []struct{ prefix, name string }{
 	{"WITH mine AS", "publish (stamp seqs)"},
 	{"WITH due AS", "claim"},
-	{"SELECT id, COALESCE(seq", "feed/replay read"},
-	{"INSERT INTO notify.worker_activity", "mark busy"},
-	{"DELETE FROM notify.worker_activity", "mark idle"},
+	{"SELECT r.reason, n.id", "feed read"},
+	{"SELECT n.id, COALESCE(n.seq", "replay read"},
+	{"SELECT pg_advisory_lock_shared", "mark busy"},
+	{"SELECT pg_advisory_unlock_shared", "mark idle"},
 	{"SELECT pg_advisory_xact_lock", "mark idle: wait for inserts"},
 	{"SELECT min(next_attempt_at)", "next due"},
 	{"UPDATE notify.queue_items", "rescue/fail/release"},

@@ -5,32 +5,57 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// wakeLock is the advisory lock key (two int4s) that notify.wake_worker()
-// holds shared until its transaction commits.
-const wakeLockClass, wakeLockObject = 1852797545, 1
+// The advisory lock keys (two int4s) of the insert doorbell
+// (notify.wake_worker): producers hold (class, inFlight) shared until they
+// commit; every busy worker holds (class, busy) shared on a connection of
+// its own, and a producer rings only if it can take it exclusively.
+const (
+	wakeLockClass          = 1852797545
+	wakeLockInFlight int32 = 1
+	wakeLockBusy     int32 = 2
+)
 
-// MarkBusy records that workerID is draining the queue until `until`; while
-// it is, inserts skip their NOTIFY wake-up.
-func (q *Queue) MarkBusy(ctx context.Context, workerID string, ttl time.Duration) error {
-	_, err := q.pool.Exec(ctx, `INSERT INTO notify.worker_activity (worker_id, busy_until)
-		VALUES ($1, now() + $2::interval)
-		ON CONFLICT (worker_id) DO UPDATE SET busy_until = EXCLUDED.busy_until`, workerID, ttl)
-	if err != nil {
-		return fmt.Errorf("mark worker busy: %w", interpretError(err))
-	}
-	return nil
+// BusyMark is a worker's busy mark: while it is held, inserts skip their
+// NOTIFY wake-up (a NOTIFY serializes commits). It is a session advisory
+// lock on a connection taken from the pool for as long as the worker is
+// busy, so it ends with that connection: a worker that dies while busy
+// (process killed, connection cut) frees the doorbell at once.
+type BusyMark struct {
+	conn *pgxpool.Conn
 }
 
-// MarkIdle removes workerID from the busy workers and then waits until every
-// transaction that saw it busy (and so did not ring) has committed. After it
-// returns, a claim sees all of those inserts; later inserts ring.
-func (q *Queue) MarkIdle(ctx context.Context, workerID string) error {
-	if _, err := q.pool.Exec(ctx, `DELETE FROM notify.worker_activity WHERE worker_id = $1`, workerID); err != nil {
-		return fmt.Errorf("mark worker idle: %w", interpretError(err))
+// MarkBusy takes the busy mark. It waits for producers that are ringing
+// right now to commit (their NOTIFYs are about to wake workers anyway).
+func (q *Queue) MarkBusy(ctx context.Context) (*BusyMark, error) {
+	conn, err := q.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("mark worker busy: %w", interpretError(err))
 	}
-	if _, err := q.pool.Exec(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, wakeLockClass, wakeLockObject); err != nil {
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock_shared($1, $2)`, wakeLockClass, wakeLockBusy); err != nil {
+		conn.Release()
+		return nil, fmt.Errorf("mark worker busy: %w", interpretError(err))
+	}
+	return &BusyMark{conn: conn}, nil
+}
+
+// MarkIdle gives up the busy mark and then waits until every transaction
+// that may have seen a worker busy (and so did not ring) has committed.
+// After it returns, a claim sees all of those inserts; later inserts ring
+// unless another worker is busy. If the mark's connection fails, the
+// connection is closed, which ends the mark all the same.
+func (q *Queue) MarkIdle(ctx context.Context, m *BusyMark) error {
+	if m != nil && m.conn != nil {
+		if _, err := m.conn.Exec(ctx, `SELECT pg_advisory_unlock_shared($1, $2)`, wakeLockClass, wakeLockBusy); err != nil {
+			_ = m.conn.Conn().Close(context.WithoutCancel(ctx)) // the session, and its lock, end here
+		}
+		m.conn.Release()
+		m.conn = nil
+	}
+	if _, err := q.pool.Exec(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, wakeLockClass, wakeLockInFlight); err != nil {
 		return fmt.Errorf("wait for in-flight inserts: %w", interpretError(err))
 	}
 	return nil

@@ -39,6 +39,14 @@ func waitingForWakeLock(t *testing.T, ctx context.Context, pool *pgxpool.Pool) i
 		  AND classid = 1852797545::oid AND objid = 1::oid AND objsubid = 2`)
 }
 
+// busyMarks counts the workers marked busy in this database.
+func busyMarks(t *testing.T, ctx context.Context, pool *pgxpool.Pool) int64 {
+	t.Helper()
+	return pgtest.Scalar[int64](t, ctx, pool, `SELECT count(*) FROM pg_locks
+		WHERE locktype = 'advisory' AND granted AND classid = 1852797545::oid AND objid = 2::oid AND objsubid = 2
+		  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`)
+}
+
 func TestWakeWorker(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -82,38 +90,46 @@ func TestWakeWorker(t *testing.T) {
 		expectSentinelFirst(t, ctx, db.Pool, lis)
 	})
 
-	t.Run("a busy worker silences the wake-up until its mark lapses", func(t *testing.T) {
+	t.Run("a busy worker silences the wake-up; a worker whose connection dies frees it at once", func(t *testing.T) {
 		t.Parallel()
 		db := pgtest.New(t)
 		q := postgres.NewQueue(db.Pool)
 		lis := listen(t, ctx, db.URL, "notify_queue")
 
-		if err := q.MarkBusy(ctx, "busy", time.Hour); err != nil {
+		mark, err := q.MarkBusy(ctx)
+		if err != nil {
 			t.Fatal(err)
 		}
 		pgtest.Exec(t, ctx, db.Pool, `INSERT INTO notify.notifications (message) SELECT 'quiet ' || g FROM generate_series(1, 100) g`)
 		expectSentinelFirst(t, ctx, db.Pool, lis)
 
-		// A crashed worker's mark lapses: inserts ring again.
-		if err := q.MarkBusy(ctx, "busy", 50*time.Millisecond); err != nil {
-			t.Fatal(err)
+		// The worker dies while busy (its connection is cut): the very next
+		// insert rings, without waiting for any time-to-live.
+		pgtest.Exec(t, ctx, db.Pool, `SELECT pg_terminate_backend(pid, 5000) FROM pg_locks
+			WHERE locktype = 'advisory' AND granted AND classid = 1852797545::oid AND objid = 2::oid
+			  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`)
+		if n := busyMarks(t, ctx, db.Pool); n != 0 {
+			t.Fatalf("%d busy marks after the worker's connection died", n)
 		}
-		waitFor(t, 5*time.Second, "the busy mark to lapse", func() bool {
-			return pgtest.Scalar[bool](t, ctx, db.Pool, `SELECT bool_and(busy_until < clock_timestamp()) FROM notify.worker_activity`)
-		})
-		pgtest.Exec(t, ctx, db.Pool, `INSERT INTO notify.notifications (message) VALUES ('after lapse')`)
+		pgtest.Exec(t, ctx, db.Pool, `INSERT INTO notify.notifications (message) VALUES ('after the crash')`)
 		expectWake(t, lis)
 		expectSentinelFirst(t, ctx, db.Pool, lis)
+		if err := q.MarkIdle(ctx, mark); err != nil { // on the dead connection: no harm
+			t.Fatalf("MarkIdle after the connection died: %v", err)
+		}
 
-		// MarkIdle removes the mark.
-		if err := q.MarkBusy(ctx, "busy", time.Hour); err != nil {
+		// MarkIdle gives the mark up.
+		if mark, err = q.MarkBusy(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if err := q.MarkIdle(ctx, "busy"); err != nil {
+		if n := busyMarks(t, ctx, db.Pool); n != 1 {
+			t.Fatalf("%d busy marks while busy, want 1", n)
+		}
+		if err := q.MarkIdle(ctx, mark); err != nil {
 			t.Fatal(err)
 		}
-		if n := pgtest.Scalar[int64](t, ctx, db.Pool, `SELECT count(*) FROM notify.worker_activity`); n != 0 {
-			t.Fatalf("%d worker_activity rows after MarkIdle", n)
+		if n := busyMarks(t, ctx, db.Pool); n != 0 {
+			t.Fatalf("%d busy marks after MarkIdle", n)
 		}
 		pgtest.Exec(t, ctx, db.Pool, `INSERT INTO notify.notifications (message) VALUES ('after idle')`)
 		expectWake(t, lis)
@@ -125,7 +141,8 @@ func TestWakeWorker(t *testing.T) {
 		db := pgtest.New(t)
 		q := postgres.NewQueue(db.Pool)
 		lis := listen(t, ctx, db.URL, "notify_queue")
-		if err := q.MarkBusy(ctx, "w", time.Hour); err != nil {
+		mark, err := q.MarkBusy(ctx)
+		if err != nil {
 			t.Fatal(err)
 		}
 		tx, err := db.Pool.Begin(ctx)
@@ -141,7 +158,7 @@ func TestWakeWorker(t *testing.T) {
 		}
 
 		idle := make(chan error, 1)
-		go func() { idle <- q.MarkIdle(ctx, "w") }()
+		go func() { idle <- q.MarkIdle(ctx, mark) }()
 		waitFor(t, 10*time.Second, "MarkIdle to wait for the producer's lock", func() bool {
 			return waitingForWakeLock(t, ctx, db.Pool) == 1
 		})
@@ -150,8 +167,8 @@ func TestWakeWorker(t *testing.T) {
 			t.Fatalf("MarkIdle returned (%v) while a producer that may have seen the worker busy had not committed", err)
 		default:
 		}
-		if n := pgtest.Scalar[int64](t, ctx, db.Pool, `SELECT count(*) FROM notify.worker_activity`); n != 0 {
-			t.Fatalf("worker still listed busy while MarkIdle waits")
+		if n := busyMarks(t, ctx, db.Pool); n != 0 {
+			t.Fatalf("worker still marked busy while MarkIdle waits")
 		}
 
 		if err := tx.Commit(ctx); err != nil {

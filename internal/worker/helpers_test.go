@@ -93,7 +93,9 @@ func readQueueState(t *testing.T, ctx context.Context, pool *pgxpool.Pool) queue
 			(SELECT count(DISTINCT seq) FROM notify.notifications),
 			(SELECT coalesce(max(seq), 0) FROM notify.notifications),
 			(SELECT last_seq FROM notify.stream_head),
-			(SELECT count(*) FROM notify.worker_activity)`).
+			(SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
+			   AND classid = 1852797545::oid AND objid = 2::oid AND objsubid = 2
+			   AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))`).
 		Scan(&s.Pending, &s.Processing, &s.Sent, &s.Failed, &s.Seqs, &s.DistinctSeqs, &s.MaxSeq, &s.Head, &s.Busy)
 	if err != nil {
 		t.Fatalf("read queue state: %v", err)

@@ -13,15 +13,14 @@ import (
 // Run drains the queue until ctx ends. On return, the worker holds no claim
 // it could release and is not listed as busy.
 func (w *Worker) Run(ctx context.Context) error {
-	busy := false
-	var busySince time.Time
+	var busy *postgres.BusyMark
 	nextRescue := time.Time{}
 	errDelay := time.Duration(0)
 	defer func() {
-		if busy {
+		if busy != nil {
 			cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
-			_ = w.queue.MarkIdle(cleanup, w.cfg.ID)
+			_ = w.queue.MarkIdle(cleanup, busy)
 		}
 	}()
 	for ctx.Err() == nil {
@@ -45,38 +44,34 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		errDelay = 0
 		if handled > 0 {
-			// Busy: inserts stop ringing. The mark is refreshed well before
-			// it lapses, so a crashed worker silences the bell only briefly.
-			if !busy || time.Since(busySince) > w.busyTTL()/3 {
-				if err := w.queue.MarkBusy(ctx, w.cfg.ID, w.busyTTL()); err == nil {
-					busy, busySince = true, time.Now()
+			// Busy: inserts stop ringing until the mark is given up (or its
+			// connection ends with this process).
+			if busy == nil {
+				if m, err := w.queue.MarkBusy(ctx); err == nil {
+					busy = m
 				}
 			}
 			continue
 		}
-		if busy {
-			if err := w.queue.MarkIdle(ctx, w.cfg.ID); err != nil {
+		if busy != nil {
+			err := w.queue.MarkIdle(ctx, busy)
+			busy = nil // the mark is given up even when the wait failed
+			if err != nil {
 				if ctx.Err() != nil {
-					break // stopping: the deferred cleanup marks us idle
+					break
 				}
-				// Still listed busy, so inserts are not ringing: retry soon
-				// rather than sleep a whole poll interval.
+				// Producers that saw us busy may not have committed yet:
+				// look again soon rather than sleep a whole poll interval.
 				w.log.WarnContext(ctx, "mark idle", "err", err)
 				w.sleep(ctx, 100*time.Millisecond)
 				continue
 			}
-			busy = false
 			continue // one more look: inserts that saw us busy are visible now
 		}
 		w.sleep(ctx, w.idleDelay(ctx))
 	}
 	return nil
 }
-
-// busyTTL is how long the busy mark lasts without a refresh. Short, because
-// a worker that dies while busy silences the insert doorbell until its mark
-// lapses (other workers still poll); it is refreshed every third of it.
-func (w *Worker) busyTTL() time.Duration { return 3 * time.Second }
 
 // idleDelay is how long to sleep: the poll interval (jittered), or less if a
 // retry falls due sooner.

@@ -9,9 +9,11 @@
 //
 // Wake-ups: an idle worker sleeps until the insert trigger's NOTIFY (passed in
 // through Wake), the next due retry, or the poll interval, whichever is first.
-// While it is busy it is listed in notify.worker_activity and inserts do not
-// ring at all; before it goes idle it waits for the inserts that saw it busy
-// and looks at the queue once more, so no insert waits for the poll.
+// While it is busy it holds the busy mark (postgres.BusyMark, an advisory
+// lock on a connection of its own, which ends with that connection) and
+// inserts do not ring at all; before it goes idle it waits for the inserts
+// that saw it busy and looks at the queue once more, so no insert waits for
+// the poll.
 package worker
 
 import (
