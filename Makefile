@@ -40,8 +40,21 @@ test-browser: web-deps
 # notifyd as separate processes: 15,000 streams on one node, a broadcast to
 # 10,000, a resume 10,000 behind, 3 nodes under load with a node killed.
 # About 4 minutes; `go run ./cmd/notifyd-bench -h` for phases and sizes.
+# Not included: the long-lived table (bench-lived below).
 bench:
 	$(GO) run ./cmd/notifyd-bench
+
+# The long-lived table: notify.notifications seeded with published history
+# to 100,000, 1,000,000 and 10,000,000 rows (100,000 users, 200 roles), and
+# at each size a sparse user's (20 notifications) and a dense user's stream
+# opening, resume, unread count and history page timed over HTTP against
+# one node (p50/p99, ratio to 100,000 rows, the targets), with EXPLAIN
+# (ANALYZE, BUFFERS) of the sparse user's statements. CPU- and disk-heavy:
+# ~15 minutes and ~5 GB; LIVED_SIZES=20000,100000 for a quick run.
+LIVED_SIZES ?= 100000,1000000,10000000
+.PHONY: bench-lived
+bench-lived:
+	$(GO) run ./cmd/notifyd-bench -phases lived -lived-sizes $(LIVED_SIZES)
 
 # The long fault runs: 3 nodes, 3,000 streams, 2,000 notifications/s for
 # 60 s with random resumes and a node SIGKILLed (every stream checked

@@ -106,6 +106,9 @@ type Settings struct {
 	ResumeRate        float64     `json:"resume_rate"`
 	KillAt            float64     `json:"kill_at"`
 	Mix               cluster.Mix `json:"mix"`
+	LivedSizes        []int64     `json:"lived_sizes"`
+	LivedReps         int         `json:"lived_reps"`
+	LivedDense        int         `json:"lived_dense"`
 }
 
 func (c config) settings() Settings {
@@ -132,5 +135,6 @@ func (c config) settings() Settings {
 		BroadcastStreams: c.BroadcastStreams, Broadcasts: c.Broadcasts, BroadcastInterval: c.BroadcastInterval.Seconds(),
 		ResumeBehind: c.ResumeBehind, ResumeNoise: c.ResumeNoise, ResumeRounds: c.ResumeRounds,
 		Nodes: c.Nodes, Streams: c.Streams, Users: c.Users, Roles: c.Roles, RolesPerUser: c.RolesPerUser, Rate: c.Rate,
-		DurationSeconds: c.Duration.Seconds(), HTTPShare: c.HTTPShare, ResumeRate: c.ResumeRate, KillAt: c.KillAt, Mix: c.Mix}
+		DurationSeconds: c.Duration.Seconds(), HTTPShare: c.HTTPShare, ResumeRate: c.ResumeRate, KillAt: c.KillAt, Mix: c.Mix,
+		LivedSizes: c.LivedSizes, LivedReps: c.LivedReps, LivedDense: c.LivedDense}
 }

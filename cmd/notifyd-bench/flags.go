@@ -28,9 +28,15 @@ const (
 	phaseBroadcast = "broadcast" // one notification to every stream of a node
 	phaseResume    = "resume"    // a stream far behind catching up
 	phaseCluster   = "cluster"   // several nodes under load, resumes, a node killed
+	phaseLived     = "lived"     // one user's reads as the table grows to millions of rows
 )
 
-var allPhases = []string{phaseThroughput, phaseLatency, phaseProducer, phaseStreams, phaseBroadcast, phaseResume, phaseCluster}
+var allPhases = []string{phaseThroughput, phaseLatency, phaseProducer, phaseStreams, phaseBroadcast, phaseResume, phaseCluster, phaseLived}
+
+// defaultPhases is what a run without -phases measures (`make bench`):
+// every phase but lived, which seeds millions of rows and has its own
+// target (`make bench-lived`).
+var defaultPhases = []string{phaseThroughput, phaseLatency, phaseProducer, phaseStreams, phaseBroadcast, phaseResume, phaseCluster}
 
 // inProcess reports whether a phase runs the server inside the bench.
 func inProcess(phase string) bool {
@@ -99,6 +105,10 @@ type config struct {
 	ResumeRate   float64       // cluster: random resumes per second, over all streams
 	KillAt       float64       // cluster: when to SIGKILL a node, as a share of Duration; 0: never
 	Mix          cluster.Mix   // cluster: targets other than one user
+
+	LivedSizes []int64 // lived: table sizes measured, ascending; the table grows from one to the next
+	LivedReps  int     // lived: timed repetitions of each operation per size
+	LivedDense int     // lived: notifications of each dense user
 }
 
 // dbSetting is one -db-set name=value.
@@ -117,7 +127,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.ServerURL, "db", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
 		"PostgreSQL server URL; a fresh database notifyd_bench_<random> is created on it and dropped at the end")
-	phases := fs.String("phases", strings.Join(allPhases, ","), "comma-separated phases to run: "+strings.Join(allPhases, ", "))
+	phases := fs.String("phases", strings.Join(defaultPhases, ","), "comma-separated phases to run: "+strings.Join(allPhases, ", ")+
+		" (lived is not in the default: it seeds millions of rows)")
 	fs.BoolVar(&c.JSON, "json", false, "print the report as JSON instead of a table")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run (client and server) to this file")
 	fs.BoolVar(&c.Verbose, "v", false, "show the server's info logs (default: warnings only)")
@@ -174,6 +185,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Float64Var(&c.ResumeRate, "resume-rate", 20, "cluster: random resumes per second over all streams (each on a random node)")
 	fs.Float64Var(&c.KillAt, "kill-at", 0.5, "cluster: SIGKILL one node at this share of -duration (0: no kill)")
 	mix := fs.String("mix", "role=0.08,user+role=0.02,everyone=0.001", "cluster: shares of targets other than one user")
+	sizes := fs.String("lived-sizes", "100000,1000000,10000000", "lived: comma-separated table sizes (published notifications), ascending; the table is seeded to each in turn")
+	fs.IntVar(&c.LivedReps, "lived-reps", 200, "lived: timed repetitions of each operation per size (p50/p99 over them)")
+	fs.IntVar(&c.LivedDense, "lived-dense", 3000, "lived: notifications of the dense user of each size (direct and by its two roles)")
 	if err := fs.Parse(args); err != nil {
 		return c, fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -191,8 +205,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		}
 		c.Phases[p] = true
 	}
-	if err := parseMix(*mix, &c.Mix); err != nil {
+	var err error
+	if err = parseMix(*mix, &c.Mix); err != nil {
 		return c, fmt.Errorf("%w: -mix: %v", errUsage, err)
+	}
+	if c.LivedSizes, err = parseSizes(*sizes); err != nil {
+		return c, fmt.Errorf("%w: -lived-sizes: %v", errUsage, err)
 	}
 	for r := range strings.SplitSeq(*rates, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(r))
@@ -233,8 +251,34 @@ func (c config) validate() error {
 		return fmt.Errorf("%w: -http-share in [0,1], -resume-rate >= 0, -kill-at in [0,1)", errUsage)
 	case c.KillAt > 0 && c.Nodes < 2:
 		return fmt.Errorf("%w: -kill-at needs at least 2 -nodes (its clients resume on another)", errUsage)
+	case c.LivedReps < 1 || c.LivedDense < livedResumeBehind+1:
+		return fmt.Errorf("%w: -lived-reps must be positive and -lived-dense more than %d (the dense resume)", errUsage, livedResumeBehind)
+	case len(c.LivedSizes) > livedMaxSizes:
+		return fmt.Errorf("%w: -lived-sizes: at most %d sizes (each adds broadcasts every sparse user receives)", errUsage, livedMaxSizes)
+	case c.LivedSizes[0] < livedSpecialRows(c.LivedSizes, c.LivedDense)*2:
+		return fmt.Errorf("%w: -lived-sizes: the first size must be at least %d rows, twice the special users' notifications within it",
+			errUsage, livedSpecialRows(c.LivedSizes, c.LivedDense)*2)
 	}
 	return nil
+}
+
+// parseSizes reads "100000,1000000": positive and strictly ascending.
+func parseSizes(s string) ([]int64, error) {
+	var out []int64
+	for part := range strings.SplitSeq(s, ",") {
+		n, err := strconv.ParseInt(strings.TrimSpace(part), 10, 64)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive row count", part)
+		}
+		if len(out) > 0 && n <= out[len(out)-1] {
+			return nil, fmt.Errorf("%d after %d: sizes must ascend (the table only grows)", n, out[len(out)-1])
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no size")
+	}
+	return out, nil
 }
 
 // parseMix reads "role=0.08,user+role=0.02,everyone=0.001".

@@ -91,6 +91,8 @@ type nodeEnv struct {
 	http  *http.Client
 	// baseline is each node's RSS right after it started, with no streams.
 	baseline []int64
+	// settings is every node's environment.
+	settings map[string]string
 }
 
 // startNodes creates a database and starts n nodes on it, each listening
@@ -101,42 +103,24 @@ func (nr *nodeRun) startNodes(ctx context.Context, n int, env map[string]string)
 	if err != nil {
 		return nil, err
 	}
-	e := &nodeEnv{run: nr, db: db, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+	e := &nodeEnv{run: nr, db: db, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
+		settings: nr.nodeSettings(env)}
 	ok := false
 	defer func() {
 		if !ok {
 			e.Close()
 		}
 	}()
-	settings := map[string]string{
-		"OIDC_ISSUER_URL":     nr.iss.URL(),
-		"OIDC_AUDIENCE":       audience,
-		"NOTIFY_PUBLISH_RATE": "-1",
-		"NOTIFY_LOG_LEVEL":    "warn",
-	}
-	if nr.cfg.Verbose {
-		settings["NOTIFY_LOG_LEVEL"] = "info"
-	}
-	for k, v := range env {
-		settings[k] = v
-	}
-	for k, v := range nr.cfg.NodeEnv { // experiments win
-		settings[k] = v
-	}
-	start := func(i int) (*cluster.Node, error) {
-		return cluster.StartNode(ctx, cluster.NodeConfig{Binary: nr.bin, DatabaseURL: db.URL, IP: "127.0.0." + strconv.Itoa(2+i),
-			Env: settings, Log: prefixWriter(nr.logOut, fmt.Sprintf("node%d: ", i))})
-	}
 	// The first node migrates the empty database; the others start together.
 	e.nodes = make([]*cluster.Node, n)
-	if e.nodes[0], err = start(0); err != nil {
+	if e.nodes[0], err = e.startNode(ctx, 0); err != nil {
 		return nil, err
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, n)
 	for i := 1; i < n; i++ {
 		wg.Add(1)
-		go func() { defer wg.Done(); e.nodes[i], errs[i] = start(i) }()
+		go func() { defer wg.Done(); e.nodes[i], errs[i] = e.startNode(ctx, i) }()
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -154,6 +138,34 @@ func (nr *nodeRun) startNodes(ctx context.Context, n int, env map[string]string)
 	}
 	ok = true
 	return e, nil
+}
+
+// nodeSettings is every node's environment: the bench's defaults, env on
+// top, -node-env last.
+func (nr *nodeRun) nodeSettings(env map[string]string) map[string]string {
+	settings := map[string]string{
+		"OIDC_ISSUER_URL":     nr.iss.URL(),
+		"OIDC_AUDIENCE":       audience,
+		"NOTIFY_PUBLISH_RATE": "-1",
+		"NOTIFY_LOG_LEVEL":    "warn",
+	}
+	if nr.cfg.Verbose {
+		settings["NOTIFY_LOG_LEVEL"] = "info"
+	}
+	for k, v := range env {
+		settings[k] = v
+	}
+	for k, v := range nr.cfg.NodeEnv { // experiments win
+		settings[k] = v
+	}
+	return settings
+}
+
+// startNode starts node i on the phase's database, listening on
+// 127.0.0.<2+i>: at the phase's start, or again after it was stopped.
+func (e *nodeEnv) startNode(ctx context.Context, i int) (*cluster.Node, error) {
+	return cluster.StartNode(ctx, cluster.NodeConfig{Binary: e.run.bin, DatabaseURL: e.db.URL, IP: "127.0.0." + strconv.Itoa(2+i),
+		Env: e.settings, Log: prefixWriter(e.run.logOut, fmt.Sprintf("node%d: ", i))})
 }
 
 // Close stops the nodes and drops the database.

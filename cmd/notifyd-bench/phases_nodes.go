@@ -56,5 +56,13 @@ func runNodePhases(ctx context.Context, cfg config, prog *progress, rep *Report,
 		rep.Cluster = res
 		errs = append(errs, err)
 	}
+	if cfg.Phases[phaseLived] && ctx.Err() == nil {
+		res, err := runLivedPhase(ctx, cfg, nr, prog, rep)
+		rep.Lived = res
+		errs = append(errs, err)
+		if res != nil {
+			missed(phaseLived, res.TargetMet)
+		}
+	}
 	return errors.Join(errs...)
 }

@@ -19,6 +19,7 @@ type Report struct {
 	Broadcast   *BroadcastResult  `json:"broadcast,omitempty"`
 	Resume      *ResumeResult     `json:"resume,omitempty"`
 	Cluster     *ClusterResult    `json:"cluster,omitempty"`
+	Lived       *LivedResult      `json:"lived,omitempty"`
 	Profiles    []Profile         `json:"profiles"`
 }
 
@@ -40,7 +41,7 @@ func (r *Report) WriteTable(w io.Writer) {
 		fmt.Fprintf(w, "server:     in process, %d queue worker(s), pool %d, default worker/feed settings; database %s\n",
 			s.ServerWorkers, s.ServerPool, e.Database)
 	}
-	if r.Streams != nil || r.Broadcast != nil || r.Resume != nil || r.Cluster != nil {
+	if r.Streams != nil || r.Broadcast != nil || r.Resume != nil || r.Cluster != nil || r.Lived != nil {
 		fmt.Fprintln(w, "nodes:      notifyd processes (the built binary), one fresh database per phase, clients in processes of their own")
 	}
 	if len(s.NodeEnv) > 0 || s.NotifydBin != "" {

@@ -77,6 +77,9 @@ func (r *Report) writeNodePhases(w io.Writer) {
 		writeMemory(w, "memory at the end", c.MemoryAfter)
 		writeCPU(w, c.CPU)
 	}
+	if l := r.Lived; l != nil {
+		r.writeLived(w, l)
+	}
 }
 
 func summaryCells(s Summary) string {

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/notifyd/notifyd/internal/cluster"
+	"github.com/notifyd/notifyd/internal/sseclient"
+)
+
+// livedOp is one operation the lived phase times: real HTTP against the
+// node, checked against what the plan says the user has, so a fast wrong
+// answer cannot pass for a fast one.
+type livedOp struct {
+	Key, Label string
+	run        func(ctx context.Context) error
+}
+
+// livedClient is one user's side of the operations.
+type livedClient struct {
+	http  *http.Client
+	base  string
+	token string
+}
+
+func (c livedClient) header() http.Header { return http.Header{"Authorization": {"Bearer " + c.token}} }
+
+// livedConnected is the part of the connected message the phase checks.
+type livedConnected struct {
+	Type string `json:"type"`
+	Data struct {
+		UnreadCount *int `json:"unreadCount"`
+		HasMore     bool `json:"hasMore"`
+	} `json:"data"`
+}
+
+// open opens a new stream (no resume) and reads until the connected
+// message, which carries the unread count: want it, or want more than
+// UnreadCap when wantMore.
+func (c livedClient) open(ctx context.Context, want int, wantMore bool) error {
+	s, err := sseclient.Open(ctx, c.http, c.base+cluster.StreamPath, c.header())
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	for {
+		ev, err := s.Next()
+		if err != nil {
+			return fmt.Errorf("before connected: %w", err)
+		}
+		var m livedConnected
+		if err := json.Unmarshal(ev.Data, &m); err != nil {
+			return fmt.Errorf("event %q: %w", ev.Data, err)
+		}
+		if m.Type != "connected" {
+			continue
+		}
+		if m.Data.UnreadCount == nil || (!wantMore && *m.Data.UnreadCount != want) || m.Data.HasMore != wantMore {
+			return fmt.Errorf("connected with unread count %s", ev.Data)
+		}
+		return nil
+	}
+}
+
+// resume opens a stream with Last-Event-ID from and reads until it has
+// the notifications in want, which must be exactly the ones that come.
+func (c livedClient) resume(ctx context.Context, from int64, want []int64) error {
+	h := c.header()
+	h.Set("Last-Event-ID", strconv.FormatInt(from, 10))
+	s, err := sseclient.Open(ctx, c.http, c.base+cluster.StreamPath, h)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	got := make([]int64, 0, len(want))
+	for len(got) < len(want) {
+		ev, err := s.Next()
+		if err != nil {
+			return fmt.Errorf("after %d of %d notifications: %w", len(got), len(want), err)
+		}
+		if ev.ID == "" {
+			continue
+		}
+		seq, err := strconv.ParseInt(ev.ID, 10, 64)
+		if err != nil {
+			return fmt.Errorf("event id %q", ev.ID)
+		}
+		got = append(got, seq)
+	}
+	if !slices.Equal(got, want) {
+		return fmt.Errorf("replayed %v, want %v", got, want)
+	}
+	return nil
+}
+
+// get requests path and decodes the JSON answer into v.
+func (c livedClient) get(ctx context.Context, path string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header = c.header()
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %d %s", path, resp.StatusCode, body)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("GET %s: %w", path, err)
+	}
+	return nil
+}
+
+// unread checks the unread count: want, or more than UnreadCap when wantMore.
+func (c livedClient) unread(ctx context.Context, want int, wantMore bool) error {
+	var u struct {
+		Count   int  `json:"count"`
+		HasMore bool `json:"hasMore"`
+	}
+	if err := c.get(ctx, "/api/notifications/unread-count", &u); err != nil {
+		return err
+	}
+	if u.HasMore != wantMore || (!wantMore && u.Count != want) {
+		return fmt.Errorf("unread count %d (more: %v), want %d (more: %v)", u.Count, u.HasMore, want, wantMore)
+	}
+	return nil
+}
+
+// history checks the first history page: the newest 20, newest first.
+func (c livedClient) history(ctx context.Context, want []int64) error {
+	var page struct {
+		Notifications []struct {
+			Seq int64 `json:"seq"`
+		} `json:"notifications"`
+	}
+	if err := c.get(ctx, "/api/notifications?limit=20", &page); err != nil {
+		return err
+	}
+	got := make([]int64, len(page.Notifications))
+	for i, n := range page.Notifications {
+		got[i] = n.Seq
+	}
+	if !slices.Equal(got, want) {
+		return fmt.Errorf("history page %v, want %v", got, want)
+	}
+	return nil
+}
+
+// timeOps runs warmup untimed rounds, then reps timed ones, of every op;
+// each round starts one op further along, so no op always follows the
+// same other one. Any failed check ends the run.
+func timeOps(ctx context.Context, ops []livedOp, warmup, reps int) (map[string][]time.Duration, error) {
+	out := map[string][]time.Duration{}
+	for rep := -warmup; rep < reps; rep++ {
+		for j := range ops {
+			op := ops[(rep+warmup+j)%len(ops)]
+			octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			start := time.Now()
+			err := op.run(octx)
+			took := time.Since(start)
+			cancel()
+			if err != nil {
+				return out, fmt.Errorf("%s: %w", op.Label, err)
+			}
+			if rep >= 0 {
+				out[op.Key] = append(out[op.Key], took)
+			}
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+const (
+	livedChunk     = 100_000 // rows one seed transaction writes
+	livedMarkEvery = 50      // one in this many seqs, if a background user's, is marked read
+)
+
+// livedSeedStatement writes seqs $1..$2 as the worker would have left them:
+// each notification published (seq, published_at), its queue item sent,
+// its roles in notify.notification_roles. It runs with triggers off
+// (session_replication_role = replica): the enqueue trigger would queue the
+// rows again and the wake-up would NOTIFY, and foreign keys need no check
+// for rows written together. Background targets come from a hash of the
+// seq: 70% one of livedUsers users, 30% one or two of livedRoles roles,
+// never a broadcast; the plan's seqs ($3, with $4 user and $5 roles, ""
+// for none) take the special users' targets. created_at runs from $6 in
+// steps of $7 seconds; ids are time-ordered (UUIDv7 layout), so the two
+// unique indexes on them grow at their right edge and the seed stays fast
+// at 10 million rows, where random ids would make every insert touch a
+// random page of two large indexes. No measured read uses the id.
+// Background users have read one in $10 of their own notifications
+// (notify.read_marks): a real inbox's marks table is large, and the
+// planner should see one.
+const livedSeedStatement = `WITH spec AS (
+		SELECT * FROM unnest($3::bigint[], $4::text[], $5::text[]) AS s(seq, user_id, roles)
+	), src AS (
+		SELECT g AS seq, $6::timestamptz + (g - 1) * ($7::float8 * interval '1 second') AS created_at,
+			hashint8extended(g, 1) & 9223372036854775807 AS h
+		FROM generate_series($1::bigint, $2::bigint) g
+	), tgt AS (
+		SELECT src.seq, src.created_at, src.h,
+			CASE WHEN spec.seq IS NOT NULL THEN NULLIF(spec.user_id, '')
+			     WHEN src.h % 100 < 70 THEN 'u' || (src.h / 100) % $8 END AS target_user_id,
+			CASE WHEN spec.seq IS NOT NULL THEN string_to_array(NULLIF(spec.roles, ''), ',')
+			     WHEN src.h % 100 < 70 THEN NULL
+			     WHEN (src.h / 10000000) % 2 = 0 THEN ARRAY['r' || (src.h / 100000000) % $9]
+			     ELSE ARRAY['r' || (src.h / 100000000) % $9,
+			                'r' || ((src.h / 100000000) % $9 + 1 + (src.h / 100000000000) % ($9 - 1)) % $9] END AS target_roles
+		FROM src LEFT JOIN spec ON spec.seq = src.seq
+	), n AS (
+		INSERT INTO notify.notifications (id, seq, target_user_id, target_roles, module, action_type, message, severity,
+			created_at, published_at)
+		SELECT (lpad(to_hex((extract(epoch FROM created_at) * 1000)::bigint), 12, '0') || '70008000' || lpad(to_hex(seq), 12, '0'))::uuid,
+			seq, target_user_id, target_roles,
+			(ARRAY['orders', 'billing', 'shipping', 'support', 'security'])[1 + (h / 100000000000000) % 5], 'event',
+			'lived notification ' || seq, 'medium', created_at, created_at + interval '20 milliseconds'
+		FROM tgt
+		RETURNING id, seq, target_user_id, target_roles, created_at, published_at
+	), q AS (
+		INSERT INTO notify.queue_items (notification_id, status, attempts, next_attempt_at, created_at, updated_at, sent_at)
+		SELECT id, 'sent', 1, created_at, created_at, published_at, published_at FROM n
+	), r AS (
+		INSERT INTO notify.notification_roles (role, seq)
+		SELECT x.role, n.seq FROM n CROSS JOIN LATERAL unnest(n.target_roles) AS x(role) WHERE n.target_roles IS NOT NULL
+	), m AS (
+		INSERT INTO notify.read_marks (user_id, seq, is_read, marked_at)
+		SELECT n.target_user_id, n.seq, true, n.published_at + interval '1 hour' FROM n
+		WHERE n.target_user_id LIKE 'u%' AND n.seq % $10 = 0
+	)
+	SELECT count(*) FROM n`
+
+// livedSeeder grows the phase's table, one size after another.
+type livedSeeder struct {
+	pool  *pgxpool.Pool
+	plan  *livedPlan
+	first time.Time // created_at of seq 1
+	step  float64   // seconds between two seqs' created_at: the largest size spans 30 days
+	prog  *progress
+}
+
+func newLivedSeeder(pool *pgxpool.Pool, plan *livedPlan, largest int64, prog *progress) *livedSeeder {
+	span := 30 * 24 * time.Hour
+	return &livedSeeder{pool: pool, plan: plan, first: time.Now().Add(-span), step: span.Seconds() / float64(largest), prog: prog}
+}
+
+// grow writes seqs from+1..to in chunks, moves the stream head to `to`,
+// gives the dense user of size `to` its read state, and vacuums and
+// analyzes the tables, so the node plans on fresh statistics and can use
+// index-only scans.
+func (s *livedSeeder) grow(ctx context.Context, from, to int64) (LivedSeed, error) {
+	res := LivedSeed{Rows: to, Added: to - from}
+	var done atomic.Int64
+	start := time.Now()
+	stop := s.prog.Every(10*time.Second, func() string {
+		n := done.Load()
+		return fmt.Sprintf("lived: seeding %s → %s rows: %s written, %s rows/s", num(float64(from)), num(float64(to)),
+			num(float64(n)), num(float64(n)/time.Since(start).Seconds()))
+	})
+	defer stop()
+	for lo := from + 1; lo <= to; lo += livedChunk {
+		hi := min(lo+livedChunk-1, to)
+		if err := s.chunk(ctx, lo, hi); err != nil {
+			return res, err
+		}
+		done.Add(hi - lo + 1)
+	}
+	stop()
+	res.InsertSeconds = time.Since(start).Seconds()
+	res.RowsPerSecond = float64(res.Added) / res.InsertSeconds
+	if _, err := s.pool.Exec(ctx, `UPDATE notify.stream_head SET last_seq = $1,
+		published_at = (SELECT published_at FROM notify.notifications WHERE seq = $1)`, to); err != nil {
+		return res, fmt.Errorf("move stream head to %d: %w", to, err)
+	}
+	if err := s.readState(ctx, to); err != nil {
+		return res, err
+	}
+	start = time.Now()
+	if _, err := s.pool.Exec(ctx, `VACUUM (ANALYZE) notify.notifications, notify.queue_items, notify.notification_roles,
+		notify.read_cursors, notify.read_marks`); err != nil {
+		return res, fmt.Errorf("vacuum after seeding %d rows: %w", to, err)
+	}
+	res.VacuumSeconds = time.Since(start).Seconds()
+	err := s.pool.QueryRow(ctx, `SELECT pg_total_relation_size('notify.notifications'), pg_total_relation_size('notify.queue_items'),
+		pg_total_relation_size('notify.notification_roles')`).Scan(&res.NotificationsBytes, &res.QueueItemsBytes, &res.RolesBytes)
+	if err != nil {
+		return res, fmt.Errorf("table sizes: %w", err)
+	}
+	return res, nil
+}
+
+func (s *livedSeeder) chunk(ctx context.Context, lo, hi int64) error {
+	seqs, users, roles := s.plan.in(lo, hi)
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL session_replication_role = replica`); err != nil {
+			return fmt.Errorf("seed: triggers off: %w", err)
+		}
+		var n int64
+		err := tx.QueryRow(ctx, livedSeedStatement, lo, hi, seqs, users, roles, s.first, s.step, livedUsers, livedRoles,
+			livedMarkEvery).Scan(&n)
+		if err != nil {
+			return fmt.Errorf("seed seqs %d-%d: %w", lo, hi, err)
+		}
+		if n != hi-lo+1 {
+			return fmt.Errorf("seed seqs %d-%d: wrote %d rows", lo, hi, n)
+		}
+		return nil
+	})
+}
+
+// readState writes the read state of size n's dense user (livedReadState).
+func (s *livedSeeder) readState(ctx context.Context, n int64) error {
+	d := livedDenseUser(n)
+	upTo, read, unread := livedReadState(s.plan.audience(d, n))
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO notify.read_cursors (user_id, read_up_to) VALUES ($1, $2)`, d.UserID, upTo); err != nil {
+			return fmt.Errorf("read cursor of %s: %w", d.UserID, err)
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO notify.read_marks (user_id, seq, is_read)
+			SELECT $1, s, true FROM unnest($2::bigint[]) s UNION ALL SELECT $1, s, false FROM unnest($3::bigint[]) s`,
+			d.UserID, read, unread)
+		if err != nil {
+			return fmt.Errorf("read marks of %s: %w", d.UserID, err)
+		}
+		return nil
+	})
+}
