@@ -31,6 +31,9 @@ type Frame struct {
 	// Created is when the notification was inserted (unix nanoseconds; 0
 	// for frames that are not notifications), for latency metrics.
 	Created int64
+	// mutable is the module whose muting drops this frame ("" when nothing
+	// can: not a notification, no module, or critical).
+	mutable string
 }
 
 // Event is a published notification ready to fan out.
@@ -172,10 +175,14 @@ func (h *Hub) offer(s *Subscriber, ev *Event) int {
 		return 0
 	}
 	s.lastQueued = ev.Seq
-	if ev.Severity != notify.SeverityCritical && s.mutes(ev.Module) {
+	f := ev.Frame
+	if ev.Severity != notify.SeverityCritical {
+		f.mutable = ev.Module
+	}
+	if s.mutes(f.mutable) {
 		return 0
 	}
-	if !s.enqueue(ev.Frame) {
+	if !s.enqueue(f) {
 		h.dropped.Add(1)
 		return 0
 	}

@@ -2,6 +2,7 @@ package hub_test
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -139,4 +140,32 @@ func TestSubscribeCaps(t *testing.T) {
 	}
 	h.Unsubscribe(b)
 	mustSubscribe(t, h, notify.Identity{UserID: "c"})
+}
+
+// TestMutesSetAfterQueueingStillApply: a stream subscribes before it loads
+// its mutes; notifications queued in between are left out when taken if
+// their module turns out to be muted (critical ones are never muted).
+func TestMutesSetAfterQueueingStillApply(t *testing.T) {
+	h := hub.New(hub.Config{})
+	sub, err := h.Subscribe(notify.Identity{UserID: "max"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ev := range []*hub.Event{
+		{Frame: frame(1), Target: notify.Target{UserID: "max"}, Module: "billing", Severity: notify.SeverityLow},
+		{Frame: frame(2), Target: notify.Target{UserID: "max"}, Module: "billing", Severity: notify.SeverityCritical},
+		{Frame: frame(3), Target: notify.Target{UserID: "max"}, Module: "orders", Severity: notify.SeverityLow},
+	} {
+		if n := h.Publish(ev); n != 1 {
+			t.Fatalf("event %d reached %d subscribers", i, n)
+		}
+	}
+	sub.SetMuted([]string{"billing"})
+	var seqs []int64
+	for _, f := range sub.Take(nil) {
+		seqs = append(seqs, f.Seq)
+	}
+	if !slices.Equal(seqs, []int64{2, 3}) {
+		t.Fatalf("took %v, want [2 3]: the muted low one left out", seqs)
+	}
 }

@@ -107,11 +107,19 @@ func (s *Subscriber) Ready() <-chan struct{} { return s.ready }
 // Done is closed when the subscriber is closed.
 func (s *Subscriber) Done() <-chan struct{} { return s.done }
 
-// Take moves the waiting frames into buf (reusing its storage) and returns it.
+// Take moves the waiting frames into buf (reusing its storage) and returns
+// it, leaving out those of modules muted since they were queued: a stream
+// subscribes before it loads its mutes (so a change announced meanwhile is
+// not missed), and what arrived in between is filtered here.
 func (s *Subscriber) Take(buf []Frame) []Frame {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	buf = append(buf[:0], s.pending...)
+	buf = buf[:0]
+	for _, f := range s.pending {
+		if !s.mutes(f.mutable) {
+			buf = append(buf, f)
+		}
+	}
 	clear(s.pending)
 	s.pending = s.pending[:0]
 	if cap(s.pending) > 64 { // a burst is over: give its memory back
