@@ -154,11 +154,13 @@ var (
 	buffersLine = regexp.MustCompile(`Buffers: shared(?: hit=(\d+))?(?: read=(\d+))?`)
 	execTime    = regexp.MustCompile(`Execution Time: ([0-9.]+) ms`)
 	planTime    = regexp.MustCompile(`Planning Time: ([0-9.]+) ms`)
+	jitTime     = regexp.MustCompile(`JIT:\n(?:.*\n)*?\s*Timing: .*Total ([0-9.]+) ms`)
 )
 
 // parsePlan reads the root node's buffers (the first Buffers line: a
 // node's details come before its children's), the execution and the
-// planning time (a custom plan is planned at every execution). A
+// planning time (a custom plan is planned at every execution), and the
+// time spent compiling it (JIT, past jit_above_cost, within execution). A
 // plan that does not show the first argument (the user id, as a literal)
 // is generic: planned without the arguments.
 func parsePlan(mode, text, firstArg string) LivedPlan {
@@ -172,6 +174,9 @@ func parsePlan(mode, text, firstArg string) LivedPlan {
 	}
 	if m := planTime.FindStringSubmatch(text); m != nil {
 		p.PlanMs, _ = strconv.ParseFloat(m[1], 64)
+	}
+	if m := jitTime.FindStringSubmatch(text); m != nil {
+		p.JITMs, _ = strconv.ParseFloat(m[1], 64)
 	}
 	return p
 }

@@ -59,7 +59,7 @@ func (r *Report) writeLived(w io.Writer, l *LivedResult) {
 	}
 
 	fmt.Fprintln(w, "   EXPLAIN (ANALYZE, BUFFERS) of the sparse user's statements: shared buffers hit+read at the root, execution+planning time;")
-	fmt.Fprintln(w, "   custom plan / the plan the plan cache runs after 5 executions (as on the node's connections):")
+	fmt.Fprintln(w, "   custom plan (what each node connection runs for a statement's first 5 executions) / the plan the plan cache runs after them:")
 	tw = table(w)
 	fmt.Fprintln(tw, "   rows\treplay from 0\tunread count\thistory page")
 	for _, s := range l.Sizes {
@@ -89,6 +89,9 @@ func planCell(ps []LivedPlan) string {
 	parts := make([]string, len(ps))
 	for i, p := range ps {
 		parts[i] = fmt.Sprintf("%d+%d, %.2f+%.2f ms", p.SharedHit, p.SharedRead, p.ExecMs, p.PlanMs)
+		if p.JITMs > 0 {
+			parts[i] += fmt.Sprintf(" (JIT %.1f ms)", p.JITMs)
+		}
 		if p.Generic {
 			parts[i] += " (generic)"
 		}

@@ -57,7 +57,10 @@ type LivedPlan struct {
 	SharedRead int64   `json:"shared_read"`
 	ExecMs     float64 `json:"execution_ms"`
 	PlanMs     float64 `json:"planning_ms"` // near 0 for a cached generic plan
-	Text       string  `json:"plan"`
+	// JITMs is the part of ExecMs spent compiling the plan: PostgreSQL
+	// compiles plans whose estimated cost passes jit_above_cost.
+	JITMs float64 `json:"jit_ms,omitempty"`
+	Text  string  `json:"plan"`
 }
 
 // LivedTargetCheck is one target of the issue at the largest size.
