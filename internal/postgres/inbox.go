@@ -170,6 +170,36 @@ func (s *Inbox) Unread(ctx context.Context, id notify.Identity) (Unread, error) 
 	return u, nil
 }
 
+// Opening is what a stream reads about its user when it opens.
+type Opening struct {
+	Muted  []string
+	Unread Unread
+	// Head is the stream's position in the same snapshot (Head.LastSeq is
+	// Unread.Through).
+	Head Head
+}
+
+// openingQuery reads a stream's opening state in one statement: one round
+// trip and one snapshot for the mutes, the unread count and the head.
+var openingQuery = `SELECT COALESCE((SELECT muted_modules FROM notify.preferences WHERE user_id = $1), '{}'::text[]),
+	h.truncated_before, u.through, u.count
+	FROM notify.stream_head h, (` + unreadQuery + `) u(through, count)`
+
+// Opening reads the user's mutes, unread count and the stream head at once.
+func (s *Inbox) Opening(ctx context.Context, id notify.Identity) (Opening, error) {
+	var o Opening
+	err := s.pool.QueryRow(ctx, openingQuery, id.UserID, rolesArg(id), 0, int64(1<<63-1), UnreadCap+1).
+		Scan(&o.Muted, &o.Head.TruncatedBefore, &o.Unread.Through, &o.Unread.Count)
+	if err != nil {
+		return Opening{}, fmt.Errorf("read the stream's opening state: %w", interpretError(err))
+	}
+	o.Head.LastSeq = o.Unread.Through
+	if o.Unread.Count > UnreadCap {
+		o.Unread.Count, o.Unread.HasMore = UnreadCap, true
+	}
+	return o, nil
+}
+
 // seqOf finds the seq of a published notification the user may see;
 // notify.ErrNotFound otherwise (unknown, unpublished, or someone else's).
 func (s *Inbox) seqOf(ctx context.Context, tx pgx.Tx, id notify.Identity, notificationID string) (int64, error) {

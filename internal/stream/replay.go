@@ -8,6 +8,7 @@ import (
 
 	"github.com/notifyd/notifyd/internal/hub"
 	"github.com/notifyd/notifyd/internal/notify"
+	"github.com/notifyd/notifyd/internal/postgres"
 )
 
 // replay is a resume's catch-up from the table. It is read a page at a time,
@@ -23,12 +24,17 @@ type replay struct {
 	done   bool // no page after this one
 }
 
-// startReplay reads the stream head and the first page after `after`. The
-// caller holds a turn.
-func (s *Server) startReplay(ctx context.Context, id notify.Identity, after int64) (*replay, error) {
-	head, err := s.store.Head(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("read the stream head: %w", err)
+// startReplay reads the first page after `after`, and the stream head
+// unless the opening read it already (known). The caller holds a turn.
+func (s *Server) startReplay(ctx context.Context, id notify.Identity, after int64, known *postgres.Head) (*replay, error) {
+	var head postgres.Head
+	if known != nil {
+		head = *known
+	} else {
+		var err error
+		if head, err = s.store.Head(ctx); err != nil {
+			return nil, fmt.Errorf("read the stream head: %w", err)
+		}
 	}
 	rp := &replay{after: after}
 	now := time.Now().UnixMilli()

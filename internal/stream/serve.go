@@ -10,6 +10,7 @@ import (
 
 	"github.com/notifyd/notifyd/internal/hub"
 	"github.com/notifyd/notifyd/internal/notify"
+	"github.com/notifyd/notifyd/internal/postgres"
 )
 
 // Resume is where a reconnecting client left off.
@@ -120,11 +121,11 @@ func (s *Server) begin(ctx context.Context, wr *writer, sub *hub.Subscriber, res
 
 	info := map[string]any{"connectionId": sub.ID(), "roles": id.Roles, "resumeFrom": resumeValue(resume),
 		"heartbeatInterval": s.cfg.HeartbeatInterval.Milliseconds()}
-	s.addInbox(ctx, sub, info, log)
+	head := s.addInbox(ctx, sub, info, log)
 	var rp *replay
 	var err error
 	if resume.Set { // the first page in the same turn: most replays have one
-		rp, err = s.startReplay(ctx, id, resume.Seq)
+		rp, err = s.startReplay(ctx, id, resume.Seq, head)
 	}
 	s.endTurn()
 	if err != nil {
@@ -172,25 +173,24 @@ func (s *Server) openingFailed(ctx context.Context, sub *hub.Subscriber, deadlin
 
 // addInbox loads the user's mutes into the subscriber (after subscribing,
 // so a change announced meanwhile is not missed) and puts the unread count
-// in the connected message. Without the database the stream still opens:
-// unmuted, with unreadCount null.
-func (s *Server) addInbox(ctx context.Context, sub *hub.Subscriber, info map[string]any, log *slog.Logger) {
+// in the connected message, in one statement that also reads the stream
+// head, which it returns for the replay (nil when it could not be read).
+// Without the database the stream still opens: unmuted, with unreadCount
+// null.
+func (s *Server) addInbox(ctx context.Context, sub *hub.Subscriber, info map[string]any, log *slog.Logger) *postgres.Head {
 	if s.inbox == nil {
-		return
+		return nil
 	}
 	id := sub.Identity()
-	mods, err := s.inbox.MutedModules(ctx, id.UserID)
-	if err == nil {
-		sub.SetMuted(mods)
-		var n int
-		var more bool
-		if n, more, err = s.inbox.UnreadCount(ctx, id); err == nil {
-			info["unreadCount"], info["hasMore"] = n, more
-			return
-		}
+	o, err := s.inbox.Opening(ctx, id)
+	if err != nil {
+		info["unreadCount"] = nil
+		log.WarnContext(ctx, "stream opened without inbox state", "stream_id", sub.ID(), "user_id", id.UserID, "err", err)
+		return nil
 	}
-	info["unreadCount"] = nil
-	log.WarnContext(ctx, "stream opened without inbox state", "stream_id", sub.ID(), "user_id", id.UserID, "err", err)
+	sub.SetMuted(o.Muted)
+	info["unreadCount"], info["hasMore"] = o.Unread.Count, o.Unread.HasMore
+	return &o.Head
 }
 
 func firstRole(roles []string) string {
