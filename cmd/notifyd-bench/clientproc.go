@@ -37,6 +37,7 @@ func runClientProc(ctx context.Context, stdin io.Reader, stdout io.Writer) error
 		return err
 	}
 	readers := make([]*cluster.Reader, len(plan.Streams))
+	var pacers []*pacer // by reader, with a Browser plan
 	var running sync.WaitGroup
 	defer running.Wait()
 	defer cancel()
@@ -46,7 +47,13 @@ func runClientProc(ctx context.Context, stdin io.Reader, stdout io.Writer) error
 		if !ok {
 			return fmt.Errorf("client: no token for %s", sp.User)
 		}
-		readers[i] = cluster.NewReader(cluster.ReaderConfig{Client: client, Nodes: nodes, Token: tok, Node: sp.Node, Start: sp.Start})
+		c := client
+		if plan.Browser != nil {
+			p := newPacer(client.Transport, nodes, *plan.Browser)
+			pacers = append(pacers, p)
+			c = &http.Client{Transport: p}
+		}
+		readers[i] = cluster.NewReader(cluster.ReaderConfig{Client: c, Nodes: nodes, Token: tok, Node: sp.Node, Start: sp.Start})
 	}
 	var resumeRate atomic.Uint64 // math.Float64bits
 	running.Add(2)
@@ -94,9 +101,9 @@ func runClientProc(ctx context.Context, stdin io.Reader, stdout io.Writer) error
 		switch cmd.Op {
 		case opResumeRate:
 			resumeRate.Store(math.Float64bits(cmd.Rate))
-		case opNodeDown:
+		case opNodeDown, opNodeUp:
 			if cmd.Node >= 0 && cmd.Node < nodes.Len() {
-				nodes.SetDown(cmd.Node, true)
+				nodes.SetDown(cmd.Node, cmd.Op == opNodeDown)
 			}
 		case opMark:
 			for _, r := range readers {
@@ -106,7 +113,7 @@ func runClientProc(ctx context.Context, stdin io.Reader, stdout io.Writer) error
 			behind, _ := cluster.WaitFor(ctx, readers, cmd.Seq, time.Duration(cmd.TimeoutMs)*time.Millisecond)
 			out.send(clientMsg{Type: "waited", Behind: behind})
 		case opReport:
-			out.send(report(readers, plan.Streams, cmd.Deliveries))
+			out.send(report(readers, pacers, plan.Streams, cmd.Deliveries))
 		default:
 			out.send(clientMsg{Type: "error", Error: "unknown command " + cmd.Op})
 		}
@@ -205,10 +212,14 @@ func resumeAtRandom(ctx context.Context, readers []*cluster.Reader, rate *atomic
 	}
 }
 
-func report(readers []*cluster.Reader, specs []streamSpec, deliveries bool) clientMsg {
+func report(readers []*cluster.Reader, pacers []*pacer, specs []streamSpec, deliveries bool) clientMsg {
 	m := clientMsg{Type: "report", Streams: make([]streamReport, len(readers))}
 	for i, r := range readers {
 		sr := streamReport{Key: specs[i].Key, Stats: r.Stats()}
+		if i < len(pacers) {
+			ps := pacers[i].Stats()
+			sr.Pace = &ps
+		}
 		if deliveries {
 			seqs, at := r.Received()
 			for k := range at {

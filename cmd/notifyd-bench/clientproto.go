@@ -21,6 +21,9 @@ type clientPlan struct {
 	Streams  []streamSpec      `json:"streams"`
 	// OpenParallel is how many streams connect at once while opening.
 	OpenParallel int `json:"open_parallel"`
+	// Browser, when set, makes every stream reconnect as notifyd's browser
+	// client does (pacer.go); without it a stream reconnects at once.
+	Browser *browserModel `json:"browser,omitempty"`
 }
 
 // streamSpec is one stream of a client process.
@@ -37,6 +40,7 @@ type clientCmd struct {
 	// resume-rate: random resumes per second over the process's streams.
 	Rate float64 `json:"rate,omitempty"`
 	// node-down: a node that is gone; no stream resumes on it any more.
+	// node-up: it is back.
 	Node int `json:"node,omitempty"`
 	// wait: until every stream has received Seq, at most TimeoutMs.
 	Seq       int64 `json:"seq,omitempty"`
@@ -49,6 +53,7 @@ type clientCmd struct {
 const (
 	opResumeRate = "resume-rate"
 	opNodeDown   = "node-down"
+	opNodeUp     = "node-up"
 	opMark       = "mark" // restart heartbeat counting
 	opWait       = "wait"
 	opReport     = "report"
@@ -95,6 +100,7 @@ type clientStats struct {
 type streamReport struct {
 	Key      int                 `json:"key"`
 	Stats    cluster.ReaderStats `json:"stats"`
+	Pace     *PaceStats          `json:"pace,omitempty"` // with a Browser plan
 	Seqs     []int64             `json:"seqs,omitempty"`
 	AtMicros []int64             `json:"at_us,omitempty"`
 }

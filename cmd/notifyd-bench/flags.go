@@ -29,13 +29,17 @@ const (
 	phaseResume    = "resume"    // a stream far behind catching up
 	phaseCluster   = "cluster"   // several nodes under load, resumes, a node killed
 	phaseLived     = "lived"     // one user's reads as the table grows to millions of rows
+	phaseStorm     = "storm"     // a node holding most streams killed on a lived-in table: its clients re-home
+	phaseRolling   = "rolling"   // every node restarted in turn (SIGTERM) under load
 )
 
-var allPhases = []string{phaseThroughput, phaseLatency, phaseProducer, phaseStreams, phaseBroadcast, phaseResume, phaseCluster, phaseLived}
+var allPhases = []string{phaseThroughput, phaseLatency, phaseProducer, phaseStreams, phaseBroadcast, phaseResume, phaseCluster, phaseLived,
+	phaseStorm, phaseRolling}
 
 // defaultPhases is what a run without -phases measures (`make bench`):
-// every phase but lived, which seeds millions of rows and has its own
-// target (`make bench-lived`).
+// every phase but lived, storm and rolling, which seed millions of rows or
+// run long and have targets of their own (`make bench-lived`,
+// `make bench-storm`, `make bench-rolling`).
 var defaultPhases = []string{phaseThroughput, phaseLatency, phaseProducer, phaseStreams, phaseBroadcast, phaseResume, phaseCluster}
 
 // inProcess reports whether a phase runs the server inside the bench.
@@ -109,6 +113,28 @@ type config struct {
 	LivedSizes []int64 // lived: table sizes measured, ascending; the table grows from one to the next
 	LivedReps  int     // lived: timed repetitions of each operation per size
 	LivedDense int     // lived: notifications of each dense user
+
+	// Browser is how the storm's and the rolling restart's clients
+	// reconnect: as notifyd's browser client does (pacer.go).
+	Browser browserModel
+
+	StormRows            int64         // storm: published notifications seeded first (0: none)
+	StormVictimStreams   int           // storm: streams on the node that is killed
+	StormSurvivorStreams int           // storm: streams on each other node
+	StormRate            float64       // storm: notifications per second
+	StormRoles           int           // storm: roles; each user holds one, notifications go to them in turn
+	StormBefore          time.Duration // storm: load before the kill
+	StormAfter           time.Duration // storm: load after the kill
+	StormWindow          time.Duration // storm: the window after the kill the storm's figures cover
+
+	RollingStreams int           // rolling: streams, spread over the nodes
+	RollingUsers   int           // rolling: users, each holding one of RollingRoles
+	RollingRoles   int           // rolling: roles
+	RollingRate    float64       // rolling: notifications per second
+	RollingMix     cluster.Mix   // rolling: targets other than one user
+	RollingRows    int64         // rolling: published notifications seeded first (0: none)
+	RollingSettle  time.Duration // rolling: load before the first restart and after the last
+	RollingPause   time.Duration // rolling: wait after a node is ready before stopping the next
 }
 
 // dbSetting is one -db-set name=value.
@@ -128,7 +154,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.ServerURL, "db", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
 		"PostgreSQL server URL; a fresh database notifyd_bench_<random> is created on it and dropped at the end")
 	phases := fs.String("phases", strings.Join(defaultPhases, ","), "comma-separated phases to run: "+strings.Join(allPhases, ", ")+
-		" (lived is not in the default: it seeds millions of rows)")
+		" (lived, storm and rolling are not in the default: they seed millions of rows or run long)")
 	fs.BoolVar(&c.JSON, "json", false, "print the report as JSON instead of a table")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run (client and server) to this file")
 	fs.BoolVar(&c.Verbose, "v", false, "show the server's info logs (default: warnings only)")
@@ -188,6 +214,24 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	sizes := fs.String("lived-sizes", "100000,1000000,10000000", "lived: comma-separated table sizes (published notifications), ascending; the table is seeded to each in turn")
 	fs.IntVar(&c.LivedReps, "lived-reps", 200, "lived: timed repetitions of each operation per size (p50/p99 over them)")
 	fs.IntVar(&c.LivedDense, "lived-dense", 3000, "lived: notifications of the dense user of each size (direct and by its two roles)")
+	fs.Int64Var(&c.Browser.InitialMs, "browser-backoff-ms", 1000, "storm, rolling: the clients' first reconnect backoff ceiling, in ms (full jitter, doubling; notify-client.js's initialMs)")
+	c.Browser.MaxMs, c.Browser.ResetAfterMs = 30_000, 60_000
+	fs.Int64Var(&c.StormRows, "storm-rows", 10_000_000, "storm: published notifications seeded before the nodes start (the lived seed; 0: none)")
+	fs.IntVar(&c.StormVictimStreams, "storm-victim-streams", 10_000, "storm: streams on the node that is killed")
+	fs.IntVar(&c.StormSurvivorStreams, "storm-survivor-streams", 2000, "storm: streams on each of the other nodes")
+	fs.Float64Var(&c.StormRate, "storm-rate", 200, "storm: notifications per second, each to one role in turn")
+	fs.IntVar(&c.StormRoles, "storm-roles", 200, "storm: roles r0 … (each user holds one): each stream gets rate/roles notifications a second")
+	fs.DurationVar(&c.StormBefore, "storm-before", 10*time.Second, "storm: load before the kill")
+	fs.DurationVar(&c.StormAfter, "storm-after", 20*time.Second, "storm: load after the kill")
+	fs.DurationVar(&c.StormWindow, "storm-window", 10*time.Second, "storm: the stretch after the kill that the survivors' latency, the publish rate and the feed's lag cover")
+	fs.IntVar(&c.RollingStreams, "rolling-streams", 9000, "rolling: streams, spread over -nodes nodes")
+	fs.IntVar(&c.RollingUsers, "rolling-users", 3000, "rolling: users u0 … (each holds one role)")
+	fs.IntVar(&c.RollingRoles, "rolling-roles", 300, "rolling: roles r0 …")
+	fs.Float64Var(&c.RollingRate, "rolling-rate", 1000, "rolling: notifications per second")
+	rollingMix := fs.String("rolling-mix", "role=0.1", "rolling: shares of targets other than one user (as -mix)")
+	fs.Int64Var(&c.RollingRows, "rolling-rows", 0, "rolling: published notifications seeded before the nodes start (0: none)")
+	fs.DurationVar(&c.RollingSettle, "rolling-settle", 10*time.Second, "rolling: load before the first restart and after the last")
+	fs.DurationVar(&c.RollingPause, "rolling-pause", 0, "rolling: wait after a restarted node is ready before stopping the next (0: at once)")
 	if err := fs.Parse(args); err != nil {
 		return c, fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -208,6 +252,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var err error
 	if err = parseMix(*mix, &c.Mix); err != nil {
 		return c, fmt.Errorf("%w: -mix: %v", errUsage, err)
+	}
+	if err = parseMix(*rollingMix, &c.RollingMix); err != nil {
+		return c, fmt.Errorf("%w: -rolling-mix: %v", errUsage, err)
 	}
 	if c.LivedSizes, err = parseSizes(*sizes); err != nil {
 		return c, fmt.Errorf("%w: -lived-sizes: %v", errUsage, err)
@@ -258,6 +305,26 @@ func (c config) validate() error {
 	case c.LivedSizes[0] < livedSpecialRows(c.LivedSizes, c.LivedDense)*2:
 		return fmt.Errorf("%w: -lived-sizes: the first size must be at least %d rows, twice the special users' notifications within it",
 			errUsage, livedSpecialRows(c.LivedSizes, c.LivedDense)*2)
+	}
+	return c.validateReconnects()
+}
+
+// validateReconnects checks the storm's and the rolling restart's flags.
+func (c config) validateReconnects() error {
+	seedMin := func(n int64) bool { return n == 0 || n >= 2*livedSpecialRows([]int64{n}, c.LivedDense) }
+	switch {
+	case c.Browser.InitialMs < 0:
+		return fmt.Errorf("%w: -browser-backoff-ms must not be negative", errUsage)
+	case c.StormVictimStreams < 1 || c.StormSurvivorStreams < 1 || c.StormRate <= 0 || c.StormRoles < 1:
+		return fmt.Errorf("%w: -storm-victim-streams, -storm-survivor-streams, -storm-rate and -storm-roles must be positive", errUsage)
+	case c.StormBefore <= 0 || c.StormWindow <= 0 || c.StormAfter < c.StormWindow:
+		return fmt.Errorf("%w: -storm-before and -storm-window must be positive, -storm-after at least -storm-window", errUsage)
+	case (c.Phases[phaseStorm] || c.Phases[phaseRolling]) && c.Nodes < 2:
+		return fmt.Errorf("%w: storm and rolling need at least 2 -nodes", errUsage)
+	case c.RollingStreams < 1 || c.RollingUsers < 1 || c.RollingRoles < 1 || c.RollingRate <= 0 || c.RollingSettle <= 0 || c.RollingPause < 0:
+		return fmt.Errorf("%w: -rolling-streams, -rolling-users, -rolling-roles, -rolling-rate and -rolling-settle must be positive, -rolling-pause not negative", errUsage)
+	case !seedMin(c.StormRows) || !seedMin(c.RollingRows):
+		return fmt.Errorf("%w: -storm-rows and -rolling-rows: 0 or at least %d", errUsage, 2*livedSpecialRows([]int64{1}, c.LivedDense))
 	}
 	return nil
 }

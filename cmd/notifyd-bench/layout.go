@@ -51,6 +51,24 @@ func (nr *nodeRun) newLayout(e *nodeEnv, pop cluster.Population, streams int, st
 	return l, nil
 }
 
+// moveStreams puts stream k on node nodeOf(k) instead of k mod nodes.
+func (l *layout) moveStreams(nodeOf func(k int) int) {
+	for p := range l.plans {
+		for i := range l.plans[p].Streams {
+			s := &l.plans[p].Streams[i]
+			s.Node = nodeOf(s.Key)
+		}
+	}
+}
+
+// browser makes every stream reconnect as notifyd's browser client does
+// (pacer.go) instead of at once.
+func (l *layout) browser(m browserModel) {
+	for p := range l.plans {
+		l.plans[p].Browser = &m
+	}
+}
+
 // open starts the client processes and waits until their streams are
 // open, printing progress.
 func (l *layout) open(ctx context.Context, prog *progress, phase string, stderr io.Writer) (*clientSet, int, float64, error) {

@@ -28,6 +28,12 @@ type loadGen struct {
 	pop   cluster.Population
 	pool  *pgxpool.Pool
 	token string
+	// target draws each notification's target: by default from pop with
+	// cfg.Mix; a phase may set its own before run.
+	target func(rnd *rand.Rand) notify.Target
+	// halt, once closed, stops scheduling work before run's duration is up.
+	halt     chan struct{}
+	haltOnce sync.Once
 
 	mu      sync.Mutex
 	commits map[string]int64 // id -> unix nanoseconds
@@ -43,8 +49,13 @@ func newLoadGen(ctx context.Context, cfg config, e *nodeEnv, pop cluster.Populat
 	if err != nil {
 		return nil, err
 	}
-	return &loadGen{cfg: cfg, e: e, pop: pop, pool: pool, token: token, commits: map[string]int64{}}, nil
+	g := &loadGen{cfg: cfg, e: e, pop: pop, pool: pool, token: token, commits: map[string]int64{}, halt: make(chan struct{})}
+	g.target = func(rnd *rand.Rand) notify.Target { return pop.Target(rnd, cfg.Mix) }
+	return g, nil
 }
+
+// stop makes run stop starting work now; work in flight is finished.
+func (g *loadGen) stop() { g.haltOnce.Do(func() { close(g.halt) }) }
 
 func (g *loadGen) Close() { g.pool.Close() }
 
@@ -65,6 +76,13 @@ func (g *loadGen) sent() int64 { return g.sql.Load() + g.http.Load() }
 func (g *loadGen) run(ctx context.Context, d time.Duration) error {
 	sched, stopSched := context.WithTimeout(ctx, d) // when to stop starting work
 	defer stopSched()
+	go func() {
+		select {
+		case <-g.halt:
+			stopSched()
+		case <-sched.Done():
+		}
+	}()
 	work, stopWork := context.WithCancel(ctx) // work in flight: ends only on a failure
 	defer stopWork()
 	start := time.Now()
@@ -90,7 +108,7 @@ func (g *loadGen) run(ctx context.Context, d time.Duration) error {
 			for n := range jobs {
 				targets := make([]notify.Target, n)
 				for i := range targets {
-					targets[i] = g.pop.Target(rnd, g.cfg.Mix)
+					targets[i] = g.target(rnd)
 				}
 				ids, err := cluster.Insert(work, g.pool, targets, "bench", "")
 				if err != nil {
@@ -155,7 +173,7 @@ func (g *loadGen) run(ctx context.Context, d time.Duration) error {
 // post publishes one notification over HTTP; when a node fails it, it
 // tries another with the same key.
 func (g *loadGen) post(ctx context.Context, rnd *rand.Rand, k int64) error {
-	target := g.pop.Target(rnd, g.cfg.Mix)
+	target := g.target(rnd)
 	key := fmt.Sprintf("bench-%d", k)
 	var last error
 	for attempt := range 20 {

@@ -164,8 +164,24 @@ func (nr *nodeRun) nodeSettings(env map[string]string) map[string]string {
 // startNode starts node i on the phase's database, listening on
 // 127.0.0.<2+i>: at the phase's start, or again after it was stopped.
 func (e *nodeEnv) startNode(ctx context.Context, i int) (*cluster.Node, error) {
+	return e.startNodeAt(ctx, i, "")
+}
+
+// restartNode starts node i again, once it has exited, on the address it
+// had, so that clients and producers holding its URL find it again.
+func (e *nodeEnv) restartNode(ctx context.Context, i int) error {
+	n, err := e.startNodeAt(ctx, i, e.nodes[i].Addr)
+	if err != nil {
+		return err
+	}
+	e.nodes[i] = n
+	return nil
+}
+
+// startNodeAt starts node i on addr (empty: a free port of its address).
+func (e *nodeEnv) startNodeAt(ctx context.Context, i int, addr string) (*cluster.Node, error) {
 	return cluster.StartNode(ctx, cluster.NodeConfig{Binary: e.run.bin, DatabaseURL: e.db.URL, IP: "127.0.0." + strconv.Itoa(2+i),
-		Env: e.settings, Log: prefixWriter(e.run.logOut, fmt.Sprintf("node%d: ", i))})
+		Addr: addr, Env: e.settings, Log: prefixWriter(e.run.logOut, fmt.Sprintf("node%d: ", i))})
 }
 
 // Close stops the nodes and drops the database.

@@ -43,7 +43,7 @@ func runBroadcastPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progr
 	res := &BroadcastResult{Streams: s, Opened: opened, Broadcasts: cfg.Broadcasts, TargetP99Ms: targetBroadcastP99Ms}
 	samp := startSampler(ctx, e.admin, 100*time.Millisecond)
 	win := startCPU(e, cs)
-	commits := map[string]time.Time{}
+	commits := map[string]int64{} // unix nanoseconds
 	for b := range cfg.Broadcasts {
 		if err := sleepCtx(ctx, cfg.BroadcastInterval); err != nil {
 			return nil, err
@@ -53,7 +53,7 @@ func runBroadcastPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progr
 			fmt.Sprintf("broadcast %d", b)).Scan(&id); err != nil {
 			return nil, fmt.Errorf("broadcast: insert: %w", err)
 		}
-		commits[id] = time.Now()
+		commits[id] = time.Now().UnixNano()
 		if (b+1)%5 == 0 {
 			st := cs.stats()
 			prog.Printf("broadcast: %d of %d sent, %d deliveries so far", b+1, cfg.Broadcasts, st.Received)
@@ -78,29 +78,20 @@ func runBroadcastPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progr
 		}
 	}
 
-	reports, err := cs.report(ctx, true)
+	var tally StreamTally
+	cd, err := checkStreams(ctx, e, cs, l, start, &tally)
 	if err != nil {
 		return nil, err
 	}
-	feed, err := cluster.LoadFeed(ctx, e.admin, start)
-	if err != nil {
-		return nil, err
-	}
+	res.Check = tally.Check
 	last := map[int64]time.Duration{} // per broadcast seq: the latest receipt
 	var all []time.Duration
-	for k, id := range l.ids {
-		r := reports[k]
-		res.Check.Add(feed.Check(fmt.Sprintf("stream %d (%s)", k, id.UserID), id, start, r.Seqs))
-		for i, seq := range r.Seqs {
-			p, ok := feed.Get(seq)
-			c, known := commits[p.ID]
-			if !ok || !known {
-				continue // the sentinel
-			}
-			d := time.Duration(r.AtMicros[i]*1000 - c.UnixNano())
+	for k := range l.ids {
+		cd.deliveries(k, commits, func(seq, at, c int64) { // the sentinel has no commit time
+			d := time.Duration(at - c)
 			all = append(all, d)
 			last[seq] = max(last[seq], d)
-		}
+		})
 	}
 	lasts := make([]time.Duration, 0, len(last))
 	for _, d := range last {

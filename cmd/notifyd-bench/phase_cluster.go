@@ -139,48 +139,22 @@ wait:
 // verifyCluster checks every stream's deliveries against the database and
 // computes the latencies.
 func verifyCluster(ctx context.Context, e *nodeEnv, cs *clientSet, l *layout, g *loadGen, start int64, loadStart time.Time, res *ClusterResult) error {
-	reports, err := cs.report(ctx, true)
+	cd, err := checkStreams(ctx, e, cs, l, start, &res.StreamTally)
 	if err != nil {
 		return err
 	}
-	feed, err := cluster.LoadFeed(ctx, e.admin, start)
-	if err != nil {
-		return err
-	}
-	res.Published = feed.Len()
-	res.CloseReasons = map[string]int{}
+	res.Published = cd.feed.Len()
 	lat := make([]time.Duration, 0, 1<<20)
 	const window = 10 * time.Second
 	windows := make([][]time.Duration, int(time.Duration(res.Seconds*float64(time.Second))/window)+1)
-	for k, id := range l.ids {
-		r, ok := reports[k]
-		if !ok {
-			return fmt.Errorf("no report for stream %d", k)
-		}
-		res.Check.Add(feed.Check(fmt.Sprintf("stream %d (%s)", k, id.UserID), id, start, r.Seqs))
-		res.Resumes += r.Stats.Resumes
-		res.Drops += r.Stats.Drops
-		res.ConnectErrors += r.Stats.ConnectErrors
-		for reason, n := range r.Stats.CloseReasons {
-			res.CloseReasons[reason] += n
-		}
-		if r.Stats.ProtocolErrors > 0 {
-			res.Check.Foreign += r.Stats.ProtocolErrors // a malformed event is not a delivery of anything
-			res.Check.Examples = append(res.Check.Examples, fmt.Sprintf("stream %d: %s", k, r.Stats.FirstError))
-		}
-		for i, seq := range r.Seqs {
-			p, ok := feed.Get(seq)
-			if !ok {
-				continue
+	for k := range l.ids {
+		cd.deliveries(k, g.commits, func(_, at, c int64) {
+			d := time.Duration(at - c)
+			lat = append(lat, d)
+			if w := int(time.Duration(c-loadStart.UnixNano()) / window); w >= 0 && w < len(windows) {
+				windows[w] = append(windows[w], d)
 			}
-			if c, ok := g.commits[p.ID]; ok {
-				d := time.Duration(r.AtMicros[i]*1000 - c)
-				lat = append(lat, d)
-				if w := int(time.Duration(c-loadStart.UnixNano()) / window); w >= 0 && w < len(windows) {
-					windows[w] = append(windows[w], d)
-				}
-			}
-		}
+		})
 	}
 	res.Deliveries = res.Check.Received
 	res.DeliveryRate = float64(res.Deliveries) / (res.Seconds + res.DrainSeconds)
@@ -192,4 +166,70 @@ func verifyCluster(ctx context.Context, e *nodeEnv, cs *clientSet, l *layout, g 
 		}
 	}
 	return nil
+}
+
+// StreamTally is what the check of a phase's streams found, and what
+// happened to their connections.
+type StreamTally struct {
+	Resumes       int            `json:"resumes"`
+	Drops         int            `json:"drops"`
+	ConnectErrors int            `json:"connect_errors"`
+	CloseReasons  map[string]int `json:"close_reasons,omitempty"`
+	Check         cluster.Check  `json:"check"`
+}
+
+// checkedStreams is every stream's report and the published notifications
+// they were checked against.
+type checkedStreams struct {
+	reports map[int]streamReport
+	feed    *cluster.Feed
+}
+
+// checkStreams collects every stream's deliveries and checks them against
+// the notifications published after start: exactly once, in order, nothing
+// foreign.
+func checkStreams(ctx context.Context, e *nodeEnv, cs *clientSet, l *layout, start int64, t *StreamTally) (*checkedStreams, error) {
+	reports, err := cs.report(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	feed, err := cluster.LoadFeed(ctx, e.admin, start)
+	if err != nil {
+		return nil, err
+	}
+	t.CloseReasons = map[string]int{}
+	for k, id := range l.ids {
+		r, ok := reports[k]
+		if !ok {
+			return nil, fmt.Errorf("no report for stream %d", k)
+		}
+		t.Check.Add(feed.Check(fmt.Sprintf("stream %d (%s)", k, id.UserID), id, start, r.Seqs))
+		t.Resumes += r.Stats.Resumes
+		t.Drops += r.Stats.Drops
+		t.ConnectErrors += r.Stats.ConnectErrors
+		for reason, n := range r.Stats.CloseReasons {
+			t.CloseReasons[reason] += n
+		}
+		if r.Stats.ProtocolErrors > 0 {
+			t.Check.Foreign += r.Stats.ProtocolErrors // a malformed event is not a delivery of anything
+			t.Check.Examples = append(t.Check.Examples, fmt.Sprintf("stream %d: %s", k, r.Stats.FirstError))
+		}
+	}
+	return &checkedStreams{reports: reports, feed: feed}, nil
+}
+
+// deliveries calls fn for each delivery to stream k of a notification whose
+// commit time is in commits: its seq, when it was read and when it was
+// committed (unix nanoseconds).
+func (c *checkedStreams) deliveries(k int, commits map[string]int64, fn func(seq, at, commit int64)) {
+	r := c.reports[k]
+	for i, seq := range r.Seqs {
+		p, ok := c.feed.Get(seq)
+		if !ok {
+			continue
+		}
+		if t, ok := commits[p.ID]; ok {
+			fn(seq, r.AtMicros[i]*1000, t)
+		}
+	}
 }

@@ -64,5 +64,21 @@ func runNodePhases(ctx context.Context, cfg config, prog *progress, rep *Report,
 			missed(phaseLived, res.TargetMet)
 		}
 	}
+	if cfg.Phases[phaseStorm] && ctx.Err() == nil {
+		res, err := runStormPhase(ctx, cfg, nr, prog, rep, stderr)
+		rep.Storm = res
+		errs = append(errs, err)
+		if res != nil {
+			missed(phaseStorm, res.RehomeMet && res.SurvivorsMet)
+		}
+	}
+	if cfg.Phases[phaseRolling] && ctx.Err() == nil {
+		res, err := runRollingPhase(ctx, cfg, nr, prog, rep, stderr)
+		rep.Rolling = res
+		errs = append(errs, err)
+		if res != nil {
+			missed(phaseRolling, res.TargetMet)
+		}
+	}
 	return errors.Join(errs...)
 }

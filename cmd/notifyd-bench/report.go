@@ -20,6 +20,8 @@ type Report struct {
 	Resume      *ResumeResult     `json:"resume,omitempty"`
 	Cluster     *ClusterResult    `json:"cluster,omitempty"`
 	Lived       *LivedResult      `json:"lived,omitempty"`
+	Storm       *StormResult      `json:"storm,omitempty"`
+	Rolling     *RollingResult    `json:"rolling,omitempty"`
 	Profiles    []Profile         `json:"profiles"`
 }
 
@@ -41,7 +43,7 @@ func (r *Report) WriteTable(w io.Writer) {
 		fmt.Fprintf(w, "server:     in process, %d queue worker(s), pool %d, default worker/feed settings; database %s\n",
 			s.ServerWorkers, s.ServerPool, e.Database)
 	}
-	if r.Streams != nil || r.Broadcast != nil || r.Resume != nil || r.Cluster != nil || r.Lived != nil {
+	if r.Streams != nil || r.Broadcast != nil || r.Resume != nil || r.Cluster != nil || r.Lived != nil || r.Storm != nil || r.Rolling != nil {
 		fmt.Fprintln(w, "nodes:      notifyd processes (the built binary), one fresh database per phase, clients in processes of their own")
 	}
 	if len(s.NodeEnv) > 0 || s.NotifydBin != "" {

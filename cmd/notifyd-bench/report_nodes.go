@@ -80,6 +80,12 @@ func (r *Report) writeNodePhases(w io.Writer) {
 	if l := r.Lived; l != nil {
 		r.writeLived(w, l)
 	}
+	if s := r.Storm; s != nil {
+		writeStorm(w, s)
+	}
+	if rr := r.Rolling; rr != nil {
+		writeRolling(w, rr)
+	}
 }
 
 func summaryCells(s Summary) string {

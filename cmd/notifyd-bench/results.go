@@ -123,13 +123,9 @@ type ClusterResult struct {
 	// Windows splits the latency by when the notification was committed.
 	Windows []LatencyWindow `json:"latency_windows"`
 	// Faults.
-	Resumes         int            `json:"resumes"`
-	Drops           int            `json:"drops"`
-	ConnectErrors   int            `json:"connect_errors"`
-	CloseReasons    map[string]int `json:"close_reasons,omitempty"`
-	Killed          string         `json:"killed,omitempty"`
-	KilledAtSeconds float64        `json:"killed_at_seconds,omitempty"`
-	StreamsOnKilled int            `json:"streams_on_killed,omitempty"`
+	Killed          string  `json:"killed,omitempty"`
+	KilledAtSeconds float64 `json:"killed_at_seconds,omitempty"`
+	StreamsOnKilled int     `json:"streams_on_killed,omitempty"`
 	// WAL written per notification and WAL flushes per second over the
 	// load and the drain (pg_stat_wal is cluster-wide).
 	WALBytesPerNotification float64 `json:"wal_bytes_per_notification"`
@@ -139,8 +135,8 @@ type ClusterResult struct {
 	// on a shared machine moves the latency figures most.
 	LoadStart float64 `json:"loadavg1_start"`
 	LoadEnd   float64 `json:"loadavg1_end"`
-	// Verdict.
-	Check cluster.Check `json:"check"`
+	// Verdict, and what happened to the streams' connections.
+	StreamTally
 	// Memory is every node's just before the kill (when there is one);
 	// MemoryAfter the survivors' at the end, holding every stream.
 	Memory      []NodeMemory `json:"memory_before_kill,omitempty"`

@@ -1,0 +1,236 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/notifyd/notifyd/internal/cluster"
+)
+
+// cluster.Reader reconnects as soon as a connection ends. A browser does
+// not: notifyd's browser client (web/static/notify-client.js) closes its
+// EventSource on any error and opens a new one after an exponential
+// backoff with full jitter (uniform in [0, initial·2^attempt], capped,
+// forgotten once a connection has stayed open for a minute), and after a
+// closing status that carries reconnectAfter (a node shutting down, which
+// also sends the same delay as the SSE retry field) it waits exactly that
+// long. The node phases that measure reconnects (storm, rolling) give each
+// reader a pacer, an http.RoundTripper between the reader and the shared
+// transport that holds the reader's next stream request until the delay the
+// browser client would have waited has passed. The reader itself is
+// unchanged: it still chooses the node and sends Last-Event-ID.
+//
+// A request to a node the phase has marked down fails at once, without a
+// connection and without counting as a failure: the phase takes a node out
+// of rotation when it kills or stops it, as a load balancer in front of the
+// nodes would, and the reader then picks another node.
+
+// browserModel is the browser client's backoff (its defaults: 1 s, 30 s, 60 s).
+type browserModel struct {
+	InitialMs    int64 `json:"initial_ms"`
+	MaxMs        int64 `json:"max_ms"`
+	ResetAfterMs int64 `json:"reset_after_ms"`
+}
+
+// errNodeDown is a request to a node out of rotation.
+var errNodeDown = errors.New("node out of rotation")
+
+// pacer paces one reader's stream requests (see above).
+type pacer struct {
+	next  http.RoundTripper
+	nodes *cluster.Nodes
+	hosts map[string]int // node host:port -> index
+	model browserModel
+
+	mu      sync.Mutex
+	due     time.Time // no stream request before this
+	attempt int       // failures not yet forgiven
+	stats   PaceStats
+}
+
+// PaceStats is what a reader's pacer did: when each connection answered
+// 200 and when its connected message arrived (unix microseconds; a stream
+// answers before it waits for its turn at the database, and says connected
+// after it), and the delays it imposed.
+type PaceStats struct {
+	Opens     []int64 `json:"opens_us,omitempty"`
+	Connected []int64 `json:"connected_us,omitempty"`
+	// Spread counts the waits a closing status asked for (reconnectAfter),
+	// SpreadMaxMs the longest; Backoffs the jittered waits after a lost
+	// connection or a failed attempt.
+	Spread      int   `json:"spread"`
+	SpreadMaxMs int64 `json:"spread_max_ms"`
+	Backoffs    int   `json:"backoffs"`
+}
+
+func newPacer(next http.RoundTripper, nodes *cluster.Nodes, model browserModel) *pacer {
+	p := &pacer{next: next, nodes: nodes, model: model, hosts: map[string]int{}}
+	for i := range nodes.Len() {
+		p.hosts[hostOf(nodes.URL(i))] = i
+	}
+	return p
+}
+
+func hostOf(url string) string {
+	_, rest, _ := bytes.Cut([]byte(url), []byte("://"))
+	return string(rest)
+}
+
+// Stats returns a copy of the pacer's record.
+func (p *pacer) Stats() PaceStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.stats
+	s.Opens = append([]int64(nil), s.Opens...)
+	s.Connected = append([]int64(nil), s.Connected...)
+	return s
+}
+
+func (p *pacer) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Path != cluster.StreamPath {
+		return p.next.RoundTrip(req)
+	}
+	p.mu.Lock()
+	due := p.due
+	p.mu.Unlock()
+	if wait := time.Until(due); wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-req.Context().Done():
+			t.Stop()
+			return nil, req.Context().Err()
+		}
+	}
+	if i, ok := p.hosts[req.URL.Host]; ok && !p.nodes.Up(i) {
+		return nil, errNodeDown
+	}
+	resp, err := p.next.RoundTrip(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		if req.Context().Err() == nil {
+			p.failed()
+		}
+		return resp, err
+	}
+	now := time.Now()
+	p.mu.Lock()
+	p.stats.Opens = append(p.stats.Opens, now.UnixMicro())
+	p.mu.Unlock()
+	resp.Body = &watchedBody{ReadCloser: resp.Body, p: p, req: req, opened: now}
+	return resp, nil
+}
+
+// failed schedules the next attempt after the backoff's next delay.
+func (p *pacer) failed() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ceil := min(p.model.MaxMs, p.model.InitialMs<<min(p.attempt, 20))
+	delay := time.Duration(rand.Int64N(max(ceil, 0)+1)) * time.Millisecond
+	p.attempt++
+	p.due = time.Now().Add(delay)
+	p.stats.Backoffs++
+}
+
+// ended is called once per connection, when its body ends.
+func (p *pacer) ended(opened time.Time, deliberate bool, reconnectAfter int64) {
+	if deliberate { // the reader resumed on purpose (or is stopping): no wait
+		return
+	}
+	if time.Since(opened) >= time.Duration(p.model.ResetAfterMs)*time.Millisecond {
+		p.mu.Lock()
+		p.attempt = 0
+		p.mu.Unlock()
+	}
+	if reconnectAfter < 0 {
+		p.failed()
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.due = time.Now().Add(time.Duration(reconnectAfter) * time.Millisecond)
+	p.stats.Spread++
+	p.stats.SpreadMaxMs = max(p.stats.SpreadMaxMs, reconnectAfter)
+}
+
+// watchedBody looks for the closing status's reconnectAfter in the stream
+// and tells the pacer when the stream ends.
+type watchedBody struct {
+	io.ReadCloser
+	p      *pacer
+	req    *http.Request
+	opened time.Time
+	once   sync.Once
+	tail   []byte // the end of the previous read: a key may straddle reads
+	after  int64  // reconnectAfter seen, in ms; -1: none
+	seen   bool
+	hello  bool // the connected message has arrived
+}
+
+var (
+	reconnectKey = []byte(`"reconnectAfter":`)
+	connectedKey = []byte(`{"type":"connected"`)
+)
+
+func (b *watchedBody) Read(buf []byte) (int, error) {
+	n, err := b.ReadCloser.Read(buf)
+	if n > 0 {
+		b.scan(buf[:n])
+	}
+	if err != nil {
+		b.end()
+	}
+	return n, err
+}
+
+func (b *watchedBody) scan(chunk []byte) {
+	if !b.hello && bytes.Contains(chunk, connectedKey) { // first in the stream, after the retry line
+		b.hello = true
+		b.p.mu.Lock()
+		b.p.stats.Connected = append(b.p.stats.Connected, time.Now().UnixMicro())
+		b.p.mu.Unlock()
+	}
+	if len(b.tail) > 0 { // a key or number that straddles two reads
+		b.find(append(b.tail, chunk[:min(len(chunk), 32)]...))
+	}
+	b.find(chunk)
+	b.tail = append(b.tail[:0], chunk[max(0, len(chunk)-len(reconnectKey)-12):]...)
+}
+
+// find reads the last complete reconnectAfter in hay.
+func (b *watchedBody) find(hay []byte) {
+	i := bytes.LastIndex(hay, reconnectKey)
+	if i < 0 {
+		return
+	}
+	rest := hay[i+len(reconnectKey):]
+	j := 0
+	for j < len(rest) && rest[j] >= '0' && rest[j] <= '9' {
+		j++
+	}
+	if j > 0 && j < len(rest) { // the number is complete
+		if v, err := strconv.ParseInt(string(rest[:j]), 10, 64); err == nil {
+			b.after, b.seen = v, true
+		}
+	}
+}
+
+func (b *watchedBody) Close() error {
+	b.end()
+	return b.ReadCloser.Close()
+}
+
+func (b *watchedBody) end() {
+	b.once.Do(func() {
+		after := int64(-1)
+		if b.seen {
+			after = b.after
+		}
+		b.p.ended(b.opened, b.req.Context().Err() != nil, after)
+	})
+}

@@ -1,0 +1,297 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/notifyd/notifyd/internal/cluster"
+	"github.com/notifyd/notifyd/internal/notify"
+)
+
+// Targets of the storm (issue "lived-in database (1)").
+const (
+	stormRehomeTarget   = 3 * time.Second // every re-homed stream's first new notification
+	stormSurvivorP99Ms  = 250.0           // the survivors' streams during the storm
+	stormSampleInterval = 250 * time.Millisecond
+)
+
+// runStormPhase: a lived-in table (cfg.StormRows seeded), cfg.Nodes nodes,
+// cfg.StormVictimStreams streams on the last node and
+// cfg.StormSurvivorStreams on each other one, notifications at
+// cfg.StormRate each to one role in turn (every stream gets one every
+// StormRoles/StormRate seconds), and the last node SIGKILLed after
+// cfg.StormBefore. Its clients reconnect as the browser client would, with
+// Last-Event-ID, to the survivors. It measures how long each re-homed
+// stream waits for its first notification committed after the kill, what
+// the storm does to the survivors' streams, the worker's publishing and
+// the feed, and checks every stream exactly once.
+func runStormPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress, rep *Report, stderr io.Writer) (*StormResult, error) {
+	victim := cfg.Nodes - 1
+	streams := cfg.StormVictimStreams + victim*cfg.StormSurvivorStreams
+	res := &StormResult{ReconnectRun: ReconnectRun{Nodes: cfg.Nodes, Streams: streams, Rows: cfg.StormRows, Rate: cfg.StormRate,
+		HTTPShare: cfg.HTTPShare, Browser: cfg.Browser}, VictimStreams: cfg.StormVictimStreams, SurvivorStreams: cfg.StormSurvivorStreams,
+		Roles:         cfg.StormRoles,
+		BeforeSeconds: cfg.StormBefore.Seconds(), AfterSeconds: cfg.StormAfter.Seconds(), WindowSeconds: cfg.StormWindow.Seconds(),
+		TargetRehomeMs: ms(stormRehomeTarget), TargetSurvivorP99Ms: stormSurvivorP99Ms}
+	prog.Printf("storm: %s rows, %d nodes, %s streams on node%d and %s on each other node, %.0f notifications/s to %d roles in turn (one a stream every %.1f s), kill after %s",
+		num(float64(cfg.StormRows)), cfg.Nodes, num(float64(cfg.StormVictimStreams)), victim, num(float64(cfg.StormSurvivorStreams)),
+		cfg.StormRate, cfg.StormRoles, float64(cfg.StormRoles)/cfg.StormRate, cfg.StormBefore)
+	e, seed, err := nr.startReconnectNodes(ctx, cfg.Nodes, streams, cfg.StormRows, prog)
+	if err != nil {
+		return res, err
+	}
+	defer e.Close()
+	res.Seed = seed
+	pop := livedPopulation(streams, cfg.StormRoles)
+	start, err := cluster.Head(ctx, e.admin)
+	if err != nil {
+		return res, err
+	}
+	l, err := nr.newLayout(e, pop, streams, start)
+	if err != nil {
+		return res, err
+	}
+	// Streams are placed at random, so every role has streams on every node.
+	place := make([]int, streams)
+	for k := range place {
+		if k >= cfg.StormVictimStreams {
+			place[k] = (k - cfg.StormVictimStreams) % victim
+		} else {
+			place[k] = victim
+		}
+	}
+	rand.New(rand.NewPCG(5, 5)).Shuffle(len(place), func(i, j int) { place[i], place[j] = place[j], place[i] })
+	l.moveStreams(func(k int) int { return place[k] })
+	cs, g, opened, openSecs, err := nr.openWithLoad(ctx, e, l, pop, cfg.StormRate, cluster.Mix{}, phaseStorm, prog, stderr)
+	if err != nil {
+		return res, err
+	}
+	defer cs.Close()
+	defer g.Close()
+	res.Opened, res.OpenSeconds, res.Clients = opened, openSecs, len(l.plans)
+	var turn atomic.Int64
+	g.target = func(*rand.Rand) notify.Target {
+		return notify.Target{Roles: []string{pop.Roles[int((turn.Add(1)-1)%int64(len(pop.Roles)))]}}
+	}
+
+	samp := startSampler(ctx, e.admin, 200*time.Millisecond)
+	win := startCPU(e, cs)
+	loadStart := time.Now()
+	res.LoadStart = cluster.LoadAverage()
+	loadDone := make(chan error, 1)
+	go func() { loadDone <- g.run(ctx, cfg.StormBefore+cfg.StormAfter) }()
+	stopProgress := prog.Every(2*time.Second, func() string {
+		st := cs.stats()
+		head, _ := cluster.Head(ctx, e.admin)
+		return fmt.Sprintf("storm: %.0fs, %d sent, published to seq %d, %d delivered, %d/%d streams open, %d drops, %d connect errors",
+			time.Since(loadStart).Seconds(), g.sent(), head, st.Received, st.Open, streams, st.Drops, st.ConnectErrors)
+	})
+	var loadErr error
+	select {
+	case loadErr = <-loadDone:
+		loadErr = fmt.Errorf("the load ended before the kill: %v", loadErr)
+	case <-time.After(cfg.StormBefore):
+	case <-ctx.Done():
+		loadErr = ctx.Err()
+	}
+	var killAt time.Time
+	if loadErr == nil {
+		rep.Profiles = append(rep.Profiles, samp.Stop("storm: before the kill"))
+		samp = startSampler(ctx, e.admin, 100*time.Millisecond)
+		on, _ := e.nodes[victim].Metric(ctx, "notifyd_streams_open")
+		res.HeadAtKill, _ = cluster.Head(ctx, e.admin)
+		killAt = time.Now()
+		loadErr = e.nodes[victim].Kill()
+		e.set.SetDown(victim, true)
+		_ = cs.tell(clientCmd{Op: opNodeDown, Node: victim})
+		res.Killed, res.KilledAtSeconds, res.StreamsOnKilled = "node"+itoa(victim), killAt.Sub(loadStart).Seconds(), int(on)
+		prog.Printf("storm: killed node%d (SIGKILL) holding %d streams", victim, int(on))
+		res.Timeline, loadErr = stormTimeline(ctx, e, victim, killAt, cfg.StormWindow, loadDone)
+		rep.Profiles = append(rep.Profiles, samp.Stop(fmt.Sprintf("storm: the %s after the kill", cfg.StormWindow)))
+		if loadErr == nil {
+			loadErr = <-loadDone
+		}
+	} else {
+		samp.Stop("storm")
+	}
+	res.CPU = win.stop(e, cs)
+	cd, err := res.finish(ctx, cfg, e, cs, g, l, start, loadStart, loadErr, stopProgress)
+	if err != nil {
+		return res, fmt.Errorf("storm: %w", err)
+	}
+	pub, err := publishTimes(ctx, e, start)
+	if err != nil {
+		return res, err
+	}
+	res.measure(cd, g.commits, pub, place, victim, killAt, cfg.StormWindow)
+	if res.Explains, err = stormPlans(ctx, e, pop.Users[slices.Index(place, victim)], res.HeadAtKill); err != nil {
+		return res, err
+	}
+	prog.Printf("storm: %s", res.Check)
+	if !res.Check.OK() {
+		return res, fmt.Errorf("storm: exactly-once violated: %s %v", res.Check, res.Check.Examples)
+	}
+	return res, nil
+}
+
+// drainAndMark waits until the queue is empty, publishes a last broadcast
+// and waits until every stream has it: then every stream has received
+// everything it is going to.
+func drainAndMark(ctx context.Context, cfg config, e *nodeEnv, cs *clientSet) error {
+	if err := cluster.WaitDrained(ctx, e.admin, cfg.Timeout); err != nil {
+		return err
+	}
+	sentinel, err := cluster.PublishSentinel(ctx, e.admin, cfg.Timeout)
+	if err != nil {
+		return err
+	}
+	if behind, err := cs.waitSeq(ctx, sentinel, cfg.Timeout); err != nil {
+		return fmt.Errorf("%d streams never received the final broadcast: %w", behind, err)
+	}
+	return nil
+}
+
+// stormTimeline samples, for window after the kill, the streams open on
+// the survivors and the stream head; it returns early if the load ends.
+func stormTimeline(ctx context.Context, e *nodeEnv, victim int, killAt time.Time, window time.Duration, loadDone chan error) ([]StormSample, error) {
+	var out []StormSample
+	t := time.NewTicker(stormSampleInterval)
+	defer t.Stop()
+	end := time.After(time.Until(killAt.Add(window)))
+	for {
+		select {
+		case err := <-loadDone:
+			loadDone <- err // the caller reads it again
+			return out, nil
+		case <-end:
+			return out, nil
+		case <-ctx.Done():
+			return out, ctx.Err()
+		case <-t.C:
+		}
+		s := StormSample{Seconds: time.Since(killAt).Seconds()}
+		for i, n := range e.nodes {
+			if i != victim {
+				v, _ := n.Metric(ctx, "notifyd_streams_open")
+				s.OpenOnSurvivors += int(v)
+			}
+		}
+		s.Head, _ = cluster.Head(ctx, e.admin)
+		out = append(out, s)
+	}
+}
+
+// measure computes the storm's figures from every stream's deliveries:
+// commits are the producer's commit times by notification id, pub the
+// database's created_at and published_at by seq (unix nanoseconds).
+func (r *StormResult) measure(cd *checkedStreams, commits map[string]int64, pub map[int64][2]int64, place []int, victim int,
+	killAt time.Time, window time.Duration) {
+	kill, end := killAt.UnixNano(), killAt.Add(window).UnixNano()
+	before := kill - int64(window) // as long a stretch just before the kill, to compare
+	var firsts, answers, reopens, survivors, survivorsBefore, feed, feedBefore []time.Duration
+	within := 0
+	for k, node := range place {
+		first := int64(-1)
+		cd.deliveries(k, commits, func(seq, at, c int64) {
+			if node == victim {
+				if c > kill && first < 0 {
+					first = at
+				}
+				return
+			}
+			p, ok := pub[seq]
+			switch {
+			case c >= kill && c < end:
+				survivors = append(survivors, time.Duration(at-c))
+				if ok {
+					feed = append(feed, time.Duration(at-p[1]))
+				}
+			case c >= before && c < kill:
+				survivorsBefore = append(survivorsBefore, time.Duration(at-c))
+				if ok {
+					feedBefore = append(feedBefore, time.Duration(at-p[1]))
+				}
+			}
+		})
+		if node != victim {
+			continue
+		}
+		if first < 0 {
+			r.RehomedWithout++
+		} else {
+			firsts = append(firsts, time.Duration(first-kill))
+			if time.Duration(first-kill) <= stormRehomeTarget {
+				within++
+			}
+		}
+		if p := cd.reports[k].Pace; p != nil {
+			if d, ok := firstAfter(p.Opens, kill); ok {
+				answers = append(answers, d)
+			}
+			if d, ok := firstAfter(p.Connected, kill); ok {
+				reopens = append(reopens, d)
+			}
+			r.Backoffs += p.Backoffs
+		}
+	}
+	r.Rehomed, r.Answered, r.Reopened = summarize(firsts), summarize(answers), summarize(reopens)
+	r.RehomedWithinShare = float64(within) / float64(max(1, r.VictimStreams))
+	r.Survivors, r.SurvivorsBefore = summarize(survivors), summarize(survivorsBefore)
+	r.FeedLag, r.FeedLagBefore = summarize(feed), summarize(feedBefore)
+	var worker, workerBefore []time.Duration
+	perSecond := map[int]int{}
+	for _, p := range pub {
+		switch {
+		case p[0] >= kill && p[0] < end:
+			worker = append(worker, time.Duration(p[1]-p[0]))
+		case p[0] >= before && p[0] < kill:
+			workerBefore = append(workerBefore, time.Duration(p[1]-p[0]))
+		}
+		if p[1] >= before && p[1] < end {
+			perSecond[int(math.Floor(float64(p[1]-kill)/1e9))]++
+		}
+	}
+	r.WorkerLag, r.WorkerLagBefore = summarize(worker), summarize(workerBefore)
+	for s := int(-window.Seconds()); s < int(window.Seconds()); s++ {
+		r.PublishedPerSecond = append(r.PublishedPerSecond, perSecond[s])
+	}
+	r.RehomeMet = r.RehomedWithout == 0 && within == r.VictimStreams
+	r.SurvivorsMet = r.Survivors.Count > 0 && r.Survivors.P99Ms <= stormSurvivorP99Ms
+}
+
+// firstAfter is the time from t to the first of times (unix microseconds)
+// after it.
+func firstAfter(times []int64, t int64) (time.Duration, bool) {
+	for _, x := range times {
+		if x*1000 > t {
+			return time.Duration(x*1000 - t), true
+		}
+	}
+	return 0, false
+}
+
+// stormPlans explains, for one of the killed node's users, the statements
+// its stream's reopening ran on the lived-in table: the unread count (the
+// opening statement's costly part) and the replay from the head at the
+// kill; with each, the plan the plan cache settles on.
+func stormPlans(ctx context.Context, e *nodeEnv, id notify.Identity, after int64) (map[string][]LivedPlan, error) {
+	stmts, err := livedStatements(ctx, e.db.URL, id, after)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]LivedPlan{}
+	for name, q := range stmts {
+		custom, auto, err := explainPlans(ctx, e.admin, q)
+		if err != nil {
+			return nil, fmt.Errorf("explain %s for %s: %w", name, id.UserID, err)
+		}
+		out[name+" ("+id.UserID+")"] = []LivedPlan{custom, auto}
+	}
+	return out, nil
+}
