@@ -138,11 +138,13 @@ type Unread struct {
 // unreadQuery counts, from one snapshot with the stream head, the user's
 // unread unmuted notifications up to $5: above the watermark, the audience's
 // ranges (audience.go) skipping what was read one by one; at or below it,
-// only the few marked unread.
+// only the few marked unread. The read mark is looked up per row by its
+// primary key (a scalar subquery, which the planner cannot turn into a scan
+// of all the user's marks).
 var unreadQuery = `SELECT (SELECT last_seq FROM notify.stream_head), (SELECT count(*) FROM (
 		(` + audienceQuery(`@seq > $3 AND @seq <= $4
 			AND @seq > (SELECT COALESCE(max(read_up_to), 0) FROM notify.read_cursors WHERE user_id = $1)`,
-	notMuted+` AND NOT EXISTS (SELECT 1 FROM notify.read_marks m WHERE m.user_id = $1 AND m.seq = n.seq)`, "ASC") + `)
+	notMuted+` AND NOT COALESCE((SELECT m.is_read FROM notify.read_marks m WHERE m.user_id = $1 AND m.seq = n.seq), false)`, "ASC") + `)
 		UNION
 		(SELECT n.seq FROM notify.read_marks m JOIN notify.notifications n ON n.seq = m.seq
 		 WHERE m.user_id = $1 AND NOT m.is_read AND ` + visible + ` AND ` + notMuted + `
