@@ -253,11 +253,18 @@ func (s *Notifications) Head(ctx context.Context) (Head, error) {
 // so failed items) are never touched. It returns how many it deleted.
 func (s *Notifications) DeletePublishedBefore(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
 	var n int64
-	err := s.pool.QueryRow(ctx, `WITH doomed AS (
-			SELECT id FROM notify.notifications
-			WHERE seq IS NOT NULL AND published_at < $1
-			ORDER BY seq LIMIT $2
-			FOR UPDATE SKIP LOCKED
+	// The oldest $2 published rows by seq, then those of them published
+	// before the cutoff: seqs follow publishing, so this reads at most $2
+	// index entries whether or not anything is old enough. A filter on
+	// published_at while walking seqs reads the whole table when nothing is,
+	// which is most of the time (101 ms at 200,000 rows against 0.7 ms, with
+	// the generic plan notifyd's connections use).
+	err := s.pool.QueryRow(ctx, `WITH oldest AS MATERIALIZED (
+			SELECT id, published_at FROM notify.notifications WHERE seq IS NOT NULL ORDER BY seq LIMIT $2
+		), doomed AS (
+			SELECT n.id FROM notify.notifications n
+			WHERE n.id IN (SELECT id FROM oldest WHERE published_at < $1)
+			FOR UPDATE OF n SKIP LOCKED
 		), gone AS (
 			DELETE FROM notify.notifications n USING doomed d WHERE n.id = d.id RETURNING n.seq
 		), roles_gone AS (
