@@ -75,6 +75,11 @@ func (r *Report) writeProfiles(w io.Writer) {
 			p.BackendCPU["notifyd"], p.BackendCPU[producerApp], p.BackendCPU["notifyd-listener"], shares(p.ServerStatements))
 	}
 	tw.Flush()
+	for _, p := range r.Profiles { // CPU: running; anything else: a wait event or idle
+		if ws := p.Waits["notifyd"]; len(ws) > 0 {
+			fmt.Fprintf(w, "   %s: the server's backends were %s\n", p.Phase, shares(ws))
+		}
+	}
 }
 
 // writeLoad prints how much other work shared the machine and the
