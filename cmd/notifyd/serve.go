@@ -61,6 +61,8 @@ func bindServer(s *settings, cfg *app.Config) {
 	s.Duration(&cfg.Stream.CleanupInterval, "cleanup-interval", "NOTIFY_CLEANUP_INTERVAL", defaultCleanup, "sweep of dead streams")
 	s.Duration(&cfg.Stream.OpeningTimeout, "opening-timeout", "NOTIFY_OPENING_TIMEOUT", 10*time.Second,
 		"a stream's whole opening (database reads and replay) at most; then it is closed and the client resumes from what it got")
+	s.Duration(&cfg.SnapshotWarnAge, "snapshot-warn-age", "NOTIFY_SNAPSHOT_WARN_AGE", 5*time.Minute,
+		"/readyz notes (without failing) a transaction snapshot held longer than this, which keeps vacuum from removing dead rows")
 	s.Int(&cfg.Stream.MaxOpening, "max-opening", "NOTIFY_MAX_OPENING", 4,
 		"streams doing their opening database work at once (the rest wait their turn), so a reconnect storm leaves the worker and the feed their connections")
 	s.Duration(&cfg.Stream.ReconnectSpread, "reconnect-spread", "NOTIFY_RECONNECT_SPREAD", 3*time.Second,

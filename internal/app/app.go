@@ -164,7 +164,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	api, err := httpapi.New(httpapi.Deps{Auth: verifier, Notifications: notes, Queue: queue, Streams: streams,
-		Ready: readiness(pool, mig, lis, fd, log), Mounts: mounts, SignIn: flow, Metrics: m, Inbox: inbox},
+		Ready: readiness(pool, mig, queue, lis, fd, cfg.SnapshotWarnAge, log), Mounts: mounts, SignIn: flow, Metrics: m, Inbox: inbox},
 		httpapi.Config{AdminRoles: cfg.AdminRoles, MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout, NodeID: a.workers.nodeID, Logger: log,
 			AllowedOrigins: cfg.AllowedOrigins, PublishRate: cfg.PublishRate, PublishBurst: cfg.PublishBurst,
 			LoginRate: cfg.LoginRate, LoginBurst: cfg.LoginBurst})

@@ -88,6 +88,11 @@ type Config struct {
 	RequestTimeout time.Duration
 	// PoolSize caps the database pool. Default 10.
 	PoolSize int32
+	// SnapshotWarnAge is how long a transaction snapshot may be held in the
+	// database before /readyz notes it (NOTIFY_SNAPSHOT_WARN_AGE). It never
+	// makes the node unready: vacuum falls behind, delivery goes on.
+	// Default 5m.
+	SnapshotWarnAge time.Duration
 	// ShutdownTimeout bounds a graceful stop. Default 10s.
 	ShutdownTimeout time.Duration
 	// Logger receives everything. Default slog.Default().
@@ -122,6 +127,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = 30 * time.Second
+	}
+	if c.SnapshotWarnAge == 0 {
+		c.SnapshotWarnAge = 5 * time.Minute
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 10 * time.Second

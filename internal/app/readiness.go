@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/notifyd/notifyd/internal/feed"
+	"github.com/notifyd/notifyd/internal/httpapi"
 	"github.com/notifyd/notifyd/internal/listener"
 	"github.com/notifyd/notifyd/internal/postgres"
 )
@@ -30,9 +31,14 @@ const (
 // readiness checks the database, the schema version, the listener and the
 // feed, and logs each component's change of state (with the error behind
 // it) once, not on every probe.
-func readiness(pool *pgxpool.Pool, mig *postgres.Migrator, lis *listener.Listener, fd *feed.Feed, log *slog.Logger) func(context.Context) map[string]string {
+//
+// It also notes, without failing, a transaction snapshot held for longer
+// than snapshotWarn: while it is open vacuum removes no dead rows, and the
+// queue's and the stream head's churn piles up behind it.
+func readiness(pool *pgxpool.Pool, mig *postgres.Migrator, queue *postgres.Queue, lis *listener.Listener, fd *feed.Feed,
+	snapshotWarn time.Duration, log *slog.Logger) func(context.Context) httpapi.Readiness {
 	rl := &readyLog{log: log, last: map[string]string{}}
-	return func(ctx context.Context) map[string]string {
+	return func(ctx context.Context) httpapi.Readiness {
 		problems := map[string]string{}
 		errs := map[string]error{}
 		checkCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -49,7 +55,15 @@ func readiness(pool *pgxpool.Pool, mig *postgres.Migrator, lis *listener.Listene
 			problems["feed"] = reasonFeedStarting
 		}
 		rl.report(ctx, problems, errs)
-		return problems
+		var notes map[string]string
+		if _, down := problems["database"]; !down {
+			if snap, err := queue.OldestSnapshot(checkCtx); err == nil && snap.Age >= snapshotWarn {
+				notes = map[string]string{"snapshot": fmt.Sprintf("a transaction (pid %d) has held a snapshot for %s: "+
+					"vacuum cannot remove dead rows until it ends; run long reports on a replica", snap.PID, snap.Age.Round(time.Second))}
+				rl.noteSnapshot(ctx, snap)
+			}
+		}
+		return httpapi.Readiness{Problems: problems, Notes: notes}
 	}
 }
 
@@ -83,9 +97,23 @@ func schemaProblem(ctx context.Context, mig *postgres.Migrator) (string, error) 
 // few seconds logs a problem when it starts or changes, and its end, and
 // nothing in between.
 type readyLog struct {
-	log  *slog.Logger
-	mu   sync.Mutex
-	last map[string]string // component → reason; absent when ready
+	log          *slog.Logger
+	mu           sync.Mutex
+	last         map[string]string // component → reason; absent when ready
+	lastSnapshot int               // pid of the old snapshot last logged
+}
+
+// noteSnapshot logs an old snapshot once per holding session, with the
+// application name, which the public /readyz leaves out.
+func (r *readyLog) noteSnapshot(ctx context.Context, s postgres.Snapshot) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s.PID == r.lastSnapshot {
+		return
+	}
+	r.lastSnapshot = s.PID
+	r.log.WarnContext(ctx, "a transaction snapshot is holding back vacuum", "pid", s.PID, "application_name", s.Application,
+		"held_for", s.Age.Round(time.Second))
 }
 
 func (r *readyLog) report(ctx context.Context, problems map[string]string, errs map[string]error) {

@@ -31,8 +31,16 @@ type Authenticator interface {
 	Verify(ctx context.Context, rawToken string) (notify.Identity, error)
 }
 
-// ReadinessCheck reports, per component, what is not ready ("" when ready).
-type ReadinessCheck func(ctx context.Context) map[string]string
+// Readiness is what /readyz says: per component, what is not ready
+// (Problems: the answer is 503), and what an operator should know that does
+// not make the node unready (Notes, e.g. a snapshot held for long).
+type Readiness struct {
+	Problems map[string]string
+	Notes    map[string]string
+}
+
+// ReadinessCheck reports the node's readiness.
+type ReadinessCheck func(ctx context.Context) Readiness
 
 // Deps are the services the API calls.
 type Deps struct {

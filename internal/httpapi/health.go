@@ -12,16 +12,22 @@ func (a *API) healthz(c *gin.Context) error {
 	return nil
 }
 
-// readyz answers 200 when every component is ready, else 503 with what is not.
+// readyz answers 200 when every component is ready, else 503 with what is
+// not; notes (never a reason for 503) come with either.
 func (a *API) readyz(c *gin.Context) error {
-	problems := map[string]string{}
+	var r Readiness
 	if a.deps.Ready != nil {
-		problems = a.deps.Ready(c.Request.Context())
+		r = a.deps.Ready(c.Request.Context())
 	}
-	if len(problems) > 0 {
-		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "not ready", "problems": problems})
-		return nil
+	body := gin.H{"status": "ready"}
+	status := http.StatusOK
+	if len(r.Problems) > 0 {
+		body = gin.H{"status": "not ready", "problems": r.Problems}
+		status = http.StatusServiceUnavailable
 	}
-	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+	if len(r.Notes) > 0 {
+		body["notes"] = r.Notes
+	}
+	c.JSON(status, body)
 	return nil
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/notifyd/notifyd/internal/postgres"
 )
 
 // Metrics holds every metric notifyd exports.
@@ -70,6 +72,10 @@ func New(q QueueReader) *Metrics {
 		m.Replayed, m.PublishFailures, m.SetAside, m.ClaimBatch, m.PublishBatch, m.PublishLatency, m.EndToEndLatency,
 		m.ListenerReconnects, m.HTTPRequests, m.HTTPDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if sr, ok := q.(SnapshotReader); ok {
+		reg.MustRegister(&snapshotCollector{r: sr, age: prometheus.NewDesc(ns+"_db_oldest_snapshot_age_seconds",
+			"Age of the oldest transaction snapshot open in notifyd's database (0 when none): while it is open, vacuum cannot remove dead rows.", nil, nil)})
+	}
 	if q != nil {
 		reg.MustRegister(&queueCollector{q: q,
 			depth:  prometheus.NewDesc(ns+"_queue_items", "Queue items waiting or stuck, by status (pending, processing, failed).", []string{"status"}, nil),
@@ -77,6 +83,30 @@ func New(q QueueReader) *Metrics {
 		})
 	}
 	return m
+}
+
+// SnapshotReader finds the oldest snapshot open in the database.
+type SnapshotReader interface {
+	OldestSnapshot(ctx context.Context) (postgres.Snapshot, error)
+}
+
+// snapshotCollector reads the oldest snapshot's age at scrape time.
+type snapshotCollector struct {
+	r   SnapshotReader
+	age *prometheus.Desc
+}
+
+func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.age }
+
+func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	s, err := c.r.OldestSnapshot(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.age, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, s.Age.Seconds())
 }
 
 // queueCollector reads the queue when Prometheus scrapes, so the gauges are
