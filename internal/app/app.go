@@ -30,7 +30,8 @@ type App struct {
 	cfg      Config
 	metrics  *metrics.Metrics
 	migrator *postgres.Migrator
-	pool     *pgxpool.Pool
+	pool     *pgxpool.Pool // the queue workers and everything else
+	readPool *pgxpool.Pool // streams, replays, history, counts and the feed: generic plans
 	authPool *pgxpool.Pool // sign-ins and session look-ups only; see openAuthPool
 	hub      *hub.Hub
 	httpSrv  *http.Server
@@ -51,15 +52,22 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	log := cfg.Logger
-	pool, err := postgres.OpenPool(ctx, cfg.DatabaseURL, postgres.PoolConfig{MaxConns: cfg.PoolSize})
+	pool, err := postgres.OpenPool(ctx, cfg.DatabaseURL, postgres.PoolConfig{MaxConns: cfg.queuePoolSize()})
 	if err != nil {
 		return nil, err
 	}
-	a := &App{cfg: cfg, pool: pool, serveErr: make(chan error, 1)}
+	readPool, err := postgres.OpenPool(ctx, cfg.DatabaseURL, postgres.PoolConfig{MaxConns: cfg.PoolSize,
+		ApplicationName: "notifyd-reads", GenericPlans: true})
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	a := &App{cfg: cfg, pool: pool, readPool: readPool, serveErr: make(chan error, 1)}
 	ok := false
 	defer func() {
 		if !ok {
 			pool.Close()
+			readPool.Close()
 			if a.authPool != nil {
 				a.authPool.Close()
 			}
@@ -84,7 +92,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	}
 	a.addr = ln.Addr().String()
 
-	notes := postgres.NewNotifications(pool)
+	notes := postgres.NewNotifications(readPool)
 	queue := postgres.NewQueue(pool)
 	m := metrics.New(queue)
 	a.metrics = m
@@ -109,7 +117,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		ln.Close()
 		return nil, err
 	}
-	inbox := postgres.NewInbox(pool)
+	inbox := postgres.NewInbox(readPool)
 	streams.WithInbox(inbox)
 	fd := feed.New(notes, a.hub, feed.Config{Logger: log, SetAside: func() { m.SetAside.WithLabelValues("feed").Inc() }})
 	lis, err := listener.New(listener.Config{URL: cfg.DatabaseURL, Logger: log, OnReconnect: m.ListenerReconnects.Inc})
@@ -287,6 +295,7 @@ wait:
 	a.bg.Wait()
 	_ = a.migrator.Close()
 	a.pool.Close()
+	a.readPool.Close()
 	a.authPool.Close()
 	log.Info("stopped")
 	if httpErr != nil {

@@ -86,7 +86,11 @@ type Config struct {
 	// after it; the stream (GET /api/notifications/ws) is never cut by it.
 	// Default 30s.
 	RequestTimeout time.Duration
-	// PoolSize caps the database pool. Default 10.
+	// PoolSize caps the database pool of the reads: stream openings,
+	// replays, history, unread counts and the feed (its statements are
+	// planned once per connection). Default 10. The queue workers have a
+	// pool of their own, two connections per worker plus two (at least 4),
+	// so a reconnect storm cannot take their connections.
 	PoolSize int32
 	// SnapshotWarnAge is how long a transaction snapshot may be held in the
 	// database before /readyz notes it (NOTIFY_SNAPSHOT_WARN_AGE). It never
@@ -97,6 +101,12 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Logger receives everything. Default slog.Default().
 	Logger *slog.Logger
+}
+
+// queuePoolSize is the size of the pool the queue workers (a connection to
+// claim and publish, one for the busy mark) and the rest share.
+func (c Config) queuePoolSize() int32 {
+	return int32(max(4, 2*c.Workers+2))
 }
 
 // WithDefaults returns c with every unset field defaulted.

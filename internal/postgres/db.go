@@ -24,6 +24,15 @@ type PoolConfig struct {
 	MaxConns int32
 	// ApplicationName shows in pg_stat_activity. Default "notifyd".
 	ApplicationName string
+	// GenericPlans makes the pool's connections plan each prepared
+	// statement once (plan_cache_mode = force_generic_plan), for statements
+	// that read index ranges whose shape does not depend on the values: left
+	// to choose, PostgreSQL re-plans the audience reads (audience.go) at
+	// every call, ~1.4 ms of planning for ~0.2 ms of work, because the
+	// generic plan's estimate looks worse. Not for the queue's claim and
+	// publish, whose generic plan halves the worker's throughput (measured
+	// with notifyd-bench -phases throughput: 13,000/s against 25,400/s).
+	GenericPlans bool
 	// StatementTimeout, when set, is the statement_timeout of every
 	// connection (a startup parameter), so the server itself cancels a
 	// statement that runs or waits for a lock longer. Default: none.
@@ -51,12 +60,9 @@ func OpenPool(ctx context.Context, url string, cfg PoolConfig) (*pgxpool.Pool, e
 	// compiling takes ~25 ms for ~0.2 ms of work (measured with 10 million
 	// rows, notifyd-bench -phases lived).
 	pc.ConnConfig.RuntimeParams["jit"] = "off"
-	// Every statement notifyd runs is prepared once per connection (pgx's
-	// statement cache) and reads index ranges whose shape does not depend
-	// on the values: plan it once. Left to choose, PostgreSQL re-plans the
-	// audience reads (audience.go) at every call, ~1.4 ms of planning for
-	// ~0.2 ms of work, because the generic plan's estimate looks worse.
-	pc.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
+	if cfg.GenericPlans {
+		pc.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
+	}
 	if cfg.StatementTimeout > 0 {
 		pc.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(max(cfg.StatementTimeout.Milliseconds(), 1), 10)
 	}
