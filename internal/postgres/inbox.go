@@ -151,13 +151,6 @@ var unreadQuery = `SELECT (SELECT last_seq FROM notify.stream_head), (SELECT cou
 		 LIMIT $5)
 		LIMIT $5) x)`
 
-// UnreadCount counts the user's unread, unmuted notifications, exactly up to
-// UnreadCap; more reports that there are more than that.
-func (s *Inbox) UnreadCount(ctx context.Context, id notify.Identity) (count int, more bool, err error) {
-	u, err := s.Unread(ctx, id)
-	return u.Count, u.HasMore, err
-}
-
 // Unread counts the user's unread, unmuted notifications (exactly up to
 // UnreadCap) and says which seq the count runs through, from one snapshot.
 func (s *Inbox) Unread(ctx context.Context, id notify.Identity) (Unread, error) {

@@ -62,7 +62,8 @@ func BenchmarkInbox(b *testing.B) {
 	}
 	b.Run("unread-count", func(b *testing.B) {
 		measure(b, func() error {
-			n, more, err := inbox.UnreadCount(ctx, alice)
+			u, err := inbox.Unread(ctx, alice)
+			n, more := u.Count, u.HasMore
 			if err == nil && (n != postgres.UnreadCap || !more) {
 				b.Fatalf("unread %d %v", n, more)
 			}
