@@ -56,8 +56,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	readPool, err := postgres.OpenPool(ctx, cfg.DatabaseURL, postgres.PoolConfig{MaxConns: cfg.PoolSize,
-		ApplicationName: "notifyd-reads", GenericPlans: true})
+	readPool, err := postgres.OpenPool(ctx, cfg.DatabaseURL, postgres.PoolConfig{MaxConns: cfg.PoolSize, GenericPlans: true})
 	if err != nil {
 		pool.Close()
 		return nil, err
