@@ -281,6 +281,15 @@ func testUnreadByUser(t *testing.T) {
 	t.Run("all read", func(t *testing.T) {
 		t.Parallel()
 		w := seedInbox(t)
+		// This world is seeded at its own time: its rows, not the outer
+		// world's (a minute boundary between the two seeds moved them all).
+		row := func(user, unread, muted, oldestKey, readUpTo string) []any {
+			if oldestKey == "" {
+				return []any{user, unread, muted, "", "", readUpTo}
+			}
+			created := w.items[oldestKey].created
+			return []any{user, unread, muted, ts(created), age{created}, readUpTo}
+		}
 		if _, err := w.db.Pool.Exec(t.Context(), `INSERT INTO notify.read_cursors (user_id, read_up_to)
 			SELECT u, 13 FROM unnest('{alice,bob,carol,dave,erin,frank,gina}'::text[]) u
 			ON CONFLICT (user_id) DO UPDATE SET read_up_to = 13;
