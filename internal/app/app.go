@@ -180,6 +180,11 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 
+	// The feed knows where it starts before any stream is accepted.
+	if err := fd.Start(ctx); err != nil {
+		ln.Close()
+		return nil, err
+	}
 	bgCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.cancel = cancel
 	a.goBackground(func() { _ = lis.Run(bgCtx) })

@@ -70,8 +70,23 @@ func (f *Feed) Position() int64 { return f.position.Load() }
 // Ready reports whether the feed knows its starting position.
 func (f *Feed) Ready() bool { return f.ready.Load() }
 
-// Run follows the stream until ctx ends. It starts at the current head:
-// history is for replays, not for streams that are not open yet.
+// Start reads the stream head, the position Run starts from. A process
+// calls it before it accepts streams: a stream that subscribed before the
+// feed knew its start could otherwise miss what was published in between
+// (the feed would start past it), with no resume point to bring it back.
+func (f *Feed) Start(ctx context.Context) error {
+	head, err := f.store.Head(ctx)
+	if err != nil {
+		return fmt.Errorf("feed: %w", err)
+	}
+	f.position.Store(head.LastSeq)
+	f.ready.Store(true)
+	return nil
+}
+
+// Run follows the stream until ctx ends. It starts at the current head
+// (read by Start, or here if Start was not called): history is for
+// replays, not for streams that are not open yet.
 func (f *Feed) Run(ctx context.Context) error {
 	for !f.ready.Load() {
 		head, err := f.store.Head(ctx)
