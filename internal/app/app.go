@@ -119,6 +119,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	inbox := postgres.NewInbox(readPool)
 	streams.WithInbox(inbox)
 	fd := feed.New(notes, a.hub, feed.Config{Logger: log, SetAside: func() { m.SetAside.WithLabelValues("feed").Inc() }})
+	streams.WithLivePosition(fd.Position)
 	lis, err := listener.New(listener.Config{URL: cfg.DatabaseURL, Logger: log, OnReconnect: m.ListenerReconnects.Inc})
 	if err != nil {
 		ln.Close()

@@ -26,7 +26,8 @@ type replay struct {
 
 // startReplay reads the first page after `after`, and the stream head
 // unless the opening read it already (known). The caller holds a turn.
-func (s *Server) startReplay(ctx context.Context, id notify.Identity, after int64, known *postgres.Head) (*replay, error) {
+func (s *Server) startReplay(ctx context.Context, id notify.Identity, resume Resume, known *postgres.Head) (*replay, error) {
+	after := resume.Seq
 	var head postgres.Head
 	if known != nil {
 		head = *known
@@ -44,11 +45,25 @@ func (s *Server) startReplay(ctx context.Context, id notify.Identity, after int6
 			"replay": "truncated", "resumeFrom": after, "oldestAvailable": head.TruncatedBefore + 1}}).Data
 	case after > head.LastSeq:
 		// The client is ahead of this database (it was reset or restored):
-		// start from the present rather than wait for seqs that will repeat.
+		// it gets everything after the database's position when the stream
+		// subscribed, which the status names (lastSeq: what the client
+		// should take as its position). The feed's position was read just
+		// before subscribing: what the feed handed to the hub after it is
+		// in the subscriber's queue or (handed over before the subscription)
+		// replayed from here, and live frames pass above what the replay
+		// wrote. Starting at the head read now instead would drop what was
+		// published while the stream was opening.
+		from := head.LastSeq
+		if resume.live >= 0 && resume.live < from {
+			from = resume.live
+		}
 		rp.status = MessageFrame(Message{Type: "status", Timestamp: now, Data: map[string]any{
-			"replay": "ahead", "resumeFrom": after, "lastSeq": head.LastSeq}}).Data
-		rp.after, rp.done = head.LastSeq, true
-		return rp, nil
+			"replay": "ahead", "resumeFrom": after, "lastSeq": from}}).Data
+		rp.after = from
+		if from == head.LastSeq {
+			rp.done = true
+			return rp, nil
+		}
 	}
 	return rp, s.readPage(ctx, id, rp)
 }

@@ -17,6 +17,9 @@ import (
 type Resume struct {
 	Seq int64
 	Set bool
+	// live is the feed's position when the stream subscribed (-1 when
+	// unknown); set by Serve.
+	live int64
 }
 
 // Serve streams to id until the client leaves, ctx ends, the credentials
@@ -30,6 +33,14 @@ type Resume struct {
 // goroutine and buffers are released while the stream lives on. Otherwise
 // it returns when the stream ends.
 func (s *Server) Serve(ctx context.Context, w http.ResponseWriter, id notify.Identity, resume Resume) error {
+	// Read before subscribing: everything the feed hands to the hub after
+	// this position either reaches the subscriber or was handed over
+	// before it subscribed, and then lies within what a replay from here
+	// reads (see startReplay).
+	resume.live = -1
+	if s.livePosition != nil {
+		resume.live = s.livePosition()
+	}
 	sub, err := s.hub.Subscribe(id)
 	if err != nil {
 		return err
@@ -125,7 +136,7 @@ func (s *Server) begin(ctx context.Context, wr *writer, sub *hub.Subscriber, res
 	var rp *replay
 	var err error
 	if resume.Set { // the first page in the same turn: most replays have one
-		rp, err = s.startReplay(ctx, id, resume.Seq, head)
+		rp, err = s.startReplay(ctx, id, resume, head)
 	}
 	s.endTurn()
 	if err != nil {

@@ -134,6 +134,9 @@ type Server struct {
 	hub   *hub.Hub
 	store *postgres.Notifications
 	inbox *postgres.Inbox
+	// livePosition is the feed's position: everything above it reaches the
+	// hub from now on (nil: unknown).
+	livePosition func() int64
 	// opening holds a token per stream taking a turn at the database
 	// while it opens (see turn.go).
 	opening chan struct{}
@@ -149,6 +152,15 @@ func NewServer(h *hub.Hub, store *postgres.Notifications, cfg Config) (*Server, 
 		return nil, err
 	}
 	return &Server{cfg: cfg, hub: h, store: store, opening: make(chan struct{}, cfg.MaxOpening)}, nil
+}
+
+// WithLivePosition tells the server where the live feed stands (the last
+// seq it handed to the hub): a resume point beyond the database's history
+// is then answered from there, so that what was published while the
+// stream was opening is replayed rather than lost.
+func (s *Server) WithLivePosition(position func() int64) *Server {
+	s.livePosition = position
+	return s
 }
 
 // WithInbox makes streams load the user's mutes and start with the unread
