@@ -79,9 +79,17 @@ func (f *Feed) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("feed: %w", err)
 	}
-	f.position.Store(head.LastSeq)
-	f.ready.Store(true)
+	f.begin(head.LastSeq)
 	return nil
+}
+
+// begin sets the starting position, and tells the hub its window of recent
+// events starts there: from now on the feed hands it every notification
+// after it, in order, so resumes inside the window need no replay query.
+func (f *Feed) begin(position int64) {
+	f.hub.StartWindow(position)
+	f.position.Store(position)
+	f.ready.Store(true)
 }
 
 // Run follows the stream until ctx ends. It starts at the current head
@@ -91,8 +99,7 @@ func (f *Feed) Run(ctx context.Context) error {
 	for !f.ready.Load() {
 		head, err := f.store.Head(ctx)
 		if err == nil {
-			f.position.Store(head.LastSeq)
-			f.ready.Store(true)
+			f.begin(head.LastSeq)
 			break
 		}
 		if ctx.Err() != nil {

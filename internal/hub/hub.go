@@ -57,6 +57,14 @@ type Config struct {
 	MaxSubscribers int
 	// MaxPerUser caps the streams of one user in this process (0: no cap).
 	MaxPerUser int
+	// Window is how many of the most recently published events the hub
+	// keeps, so that a stream resuming from a point among them is answered
+	// from memory (see window.go and Since). About 0.5 KiB an event at
+	// typical sizes. Default 10,000; negative: no window.
+	Window int
+	// WindowAge also drops events the hub got longer ago than this (0: no
+	// age bound, only Window counts).
+	WindowAge time.Duration
 }
 
 // Subscribe refuses a stream with these when a cap is reached.
@@ -74,6 +82,7 @@ type Hub struct {
 	byUser  map[string]map[*Subscriber]struct{}
 	byRole  map[string]map[*Subscriber]struct{}
 	publish sync.Mutex // one publisher at a time: Subscriber.lastQueued relies on it
+	window  *window    // guarded by publish
 
 	dropped atomic.Int64
 }
@@ -81,8 +90,10 @@ type Hub struct {
 // New returns an empty hub.
 func New(cfg Config) *Hub {
 	cfg.MaxPending = cmp.Or(cfg.MaxPending, 1024)
+	cfg.Window = cmp.Or(cfg.Window, 10_000)
 	return &Hub{
 		cfg:    cfg,
+		window: newWindow(cfg.Window, cfg.WindowAge),
 		all:    map[*Subscriber]struct{}{},
 		byUser: map[string]map[*Subscriber]struct{}{},
 		byRole: map[string]map[*Subscriber]struct{}{},
@@ -141,10 +152,16 @@ func removeFrom(idx map[string]map[*Subscriber]struct{}, key string, s *Subscrib
 }
 
 // Publish queues ev on every matching subscriber and returns how many got it.
-// Events must be published in seq order.
+// Events must be published in seq order. ev must not change afterwards: the
+// window keeps it for resuming streams.
 func (h *Hub) Publish(ev *Event) int {
 	h.publish.Lock()
 	defer h.publish.Unlock()
+	if h.window.maxAge > 0 {
+		h.window.add(ev, time.Now())
+	} else {
+		h.window.add(ev, time.Time{})
+	}
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	if ev.Target.Everyone() {
@@ -175,11 +192,8 @@ func (h *Hub) offer(s *Subscriber, ev *Event) int {
 		return 0
 	}
 	s.lastQueued = ev.Seq
-	f := ev.Frame
-	if ev.Severity != notify.SeverityCritical {
-		f.mutable = ev.Module
-	}
-	if s.mutes(f.mutable) {
+	f, ok := s.accepts(ev)
+	if !ok {
 		return 0
 	}
 	if !s.enqueue(f) {

@@ -25,6 +25,7 @@ type Metrics struct {
 	Published          prometheus.Counter
 	Delivered          prometheus.Counter
 	Replayed           prometheus.Counter
+	StreamResumes      *prometheus.CounterVec // source: memory, database
 	PublishFailures    *prometheus.CounterVec // outcome: retry, failed
 	SetAside           *prometheus.CounterVec // stage: publish, feed
 	ClaimBatch         prometheus.Histogram
@@ -58,6 +59,7 @@ func New(q QueueReader) *Metrics {
 		Published:          prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "notifications_published_total", Help: "Notifications published by this node's workers."}),
 		Delivered:          prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "notifications_delivered_total", Help: "Notification events written to streams (one per stream)."}),
 		Replayed:           prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "notifications_replayed_total", Help: "Notification events written by resume replays."}),
+		StreamResumes:      prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "stream_resumes_total", Help: "Streams opened with a resume point, by where their catch-up came from (memory: the hub's window of recent notifications, no query; database: a replay from the table)."}, []string{"source"}),
 		PublishFailures:    prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "publish_failures_total", Help: "Failed publish attempts, by outcome (pending: will retry, failed: gave up)."}, []string{"outcome"}),
 		SetAside:           prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "notifications_set_aside_total", Help: "Notifications whose rows cannot be delivered consistently (they slipped past the table's constraints), failed with the reason instead of stopping delivery, by stage (publish: by a worker, feed: read back by this node)."}, []string{"stage"}),
 		ClaimBatch:         prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "claim_batch_size", Help: "Queue items per claim.", Buckets: batch}),
@@ -69,7 +71,7 @@ func New(q QueueReader) *Metrics {
 		HTTPDuration:       prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "http_request_duration_seconds", Help: "HTTP request duration by route (streams excluded).", Buckets: latency}, []string{"route"}),
 	}
 	reg.MustRegister(m.StreamsOpen, m.StreamsOpened, m.StreamsClosed, m.SlowStreamsDropped, m.Published, m.Delivered,
-		m.Replayed, m.PublishFailures, m.SetAside, m.ClaimBatch, m.PublishBatch, m.PublishLatency, m.EndToEndLatency,
+		m.Replayed, m.StreamResumes, m.PublishFailures, m.SetAside, m.ClaimBatch, m.PublishBatch, m.PublishLatency, m.EndToEndLatency,
 		m.ListenerReconnects, m.HTTPRequests, m.HTTPDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if sr, ok := q.(SnapshotReader); ok {

@@ -132,11 +132,24 @@ func (s *Server) begin(ctx context.Context, wr *writer, sub *hub.Subscriber, res
 
 	info := map[string]any{"connectionId": sub.ID(), "roles": id.Roles, "resumeFrom": resumeValue(resume),
 		"heartbeatInterval": s.cfg.HeartbeatInterval.Milliseconds()}
-	head := s.addInbox(ctx, sub, info, log)
+	head, muted := s.addInbox(ctx, sub, info, log)
 	var rp *replay
+	var recent []hub.Frame
+	var through int64
+	var fromMemory bool
 	var err error
-	if resume.Set { // the first page in the same turn: most replays have one
-		rp, err = s.startReplay(ctx, id, resume, head)
+	if resume.Set {
+		// From the hub's window when it holds everything after the resume
+		// point and the mutes it must apply are known (see recent.go);
+		// else from the table, the first page in the same turn: most
+		// replays have one.
+		if muted {
+			recent, through, fromMemory = s.hub.Since(sub, resume.Seq, nil)
+		}
+		if !fromMemory {
+			rp, err = s.startReplay(ctx, id, resume, head)
+		}
+		s.resumed(fromMemory)
 	}
 	s.endTurn()
 	if err != nil {
@@ -149,6 +162,12 @@ func (s *Server) begin(ctx context.Context, wr *writer, sub *hub.Subscriber, res
 		return 0, s.openingFailed(ctx, sub, deadline, err, log)
 	}
 	sub.Wrote(time.Now(), 0)
+	if fromMemory {
+		if err := s.writeRecent(wr, sub, recent); err != nil {
+			return 0, s.openingFailed(ctx, sub, deadline, err, log)
+		}
+		return through, true
+	}
 	if rp == nil {
 		return 0, true
 	}
@@ -187,21 +206,22 @@ func (s *Server) openingFailed(ctx context.Context, sub *hub.Subscriber, deadlin
 // in the connected message, in one statement that also reads the stream
 // head, which it returns for the replay (nil when it could not be read).
 // Without the database the stream still opens: unmuted, with unreadCount
-// null.
-func (s *Server) addInbox(ctx context.Context, sub *hub.Subscriber, info map[string]any, log *slog.Logger) *postgres.Head {
+// null. muted reports whether the subscriber holds the user's mutes (or
+// the server keeps no inbox, so there are none to hold).
+func (s *Server) addInbox(ctx context.Context, sub *hub.Subscriber, info map[string]any, log *slog.Logger) (head *postgres.Head, muted bool) {
 	if s.inbox == nil {
-		return nil
+		return nil, true
 	}
 	id := sub.Identity()
 	o, err := s.inbox.Opening(ctx, id)
 	if err != nil {
 		info["unreadCount"] = nil
 		log.WarnContext(ctx, "stream opened without inbox state", "stream_id", sub.ID(), "user_id", id.UserID, "err", err)
-		return nil
+		return nil, false
 	}
 	sub.SetMuted(o.Muted)
 	info["unreadCount"], info["hasMore"] = o.Unread.Count, o.Unread.HasMore
-	return &o.Head
+	return &o.Head, true
 }
 
 func firstRole(roles []string) string {

@@ -87,6 +87,10 @@ type Observer struct {
 	Closed   func(reason hub.Reason, open time.Duration)
 	Written  func(events int)
 	Replayed func(events int)
+	// Resumed is called once per stream opened with a resume point, with
+	// where its catch-up came from: ResumeFromMemory (the hub's window, no
+	// query) or ResumeFromDatabase.
+	Resumed func(source string)
 	// Delivered is called after each live write that carried notifications,
 	// with the creation time of the oldest one (end-to-end latency).
 	Delivered func(oldestCreated time.Time)

@@ -1,0 +1,331 @@
+package stream_test
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/notifyd/notifyd/internal/feed"
+	"github.com/notifyd/notifyd/internal/hub"
+	"github.com/notifyd/notifyd/internal/notify"
+	"github.com/notifyd/notifyd/internal/pgtest"
+	"github.com/notifyd/notifyd/internal/postgres"
+	"github.com/notifyd/notifyd/internal/sseclient"
+	"github.com/notifyd/notifyd/internal/stream"
+)
+
+// world is one node's stream path over a test database: a hub with a
+// window, the feed following the table into it, and a publisher.
+type world struct {
+	db    *pgtest.DB
+	hub   *hub.Hub
+	feed  *feed.Feed
+	store *postgres.Notifications
+	inbox *postgres.Inbox
+	queue *postgres.Queue
+}
+
+func setupWorld(t *testing.T, window int) *world {
+	t.Helper()
+	db := pgtest.New(t)
+	w := &world{db: db, hub: hub.New(hub.Config{Window: window, MaxPending: 100_000}),
+		store: postgres.NewNotifications(db.Pool), inbox: postgres.NewInbox(db.Pool), queue: postgres.NewQueue(db.Pool)}
+	w.feed = feed.New(w.store, w.hub, feed.Config{Logger: quiet, PollInterval: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := w.feed.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { w.feed.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return w
+}
+
+// send inserts notifications (VALUES rows over target_user_id,
+// target_roles, module, severity, message), publishes them and waits until
+// the feed has handed them to the hub. It returns the last seq.
+func (w *world) send(t testing.TB, values string) int64 {
+	t.Helper()
+	ctx := context.Background()
+	pgtest.Exec(t, ctx, w.db.Pool, `INSERT INTO notify.notifications (target_user_id, target_roles, module, severity, message) VALUES `+values)
+	var last int64
+	for {
+		n, seq, _, err := w.queue.ClaimAndPublish(ctx, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		last = seq
+	}
+	w.feed.Wake()
+	deadline := time.Now().Add(10 * time.Second)
+	for w.feed.Position() < last {
+		if time.Now().After(deadline) {
+			t.Fatalf("feed at %d, want %d", w.feed.Position(), last)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return last
+}
+
+// serve starts a stream server over store (the replay's store) and the
+// world's hub and inbox, counting resumes by source.
+func (w *world) serve(t *testing.T, store *postgres.Notifications, id notify.Identity) (url string, resumes func() map[string]int) {
+	t.Helper()
+	var mu sync.Mutex
+	counts := map[string]int{}
+	srv, err := stream.NewServer(w.hub, store, stream.Config{Logger: quiet, Observer: stream.Observer{Resumed: func(source string) {
+		mu.Lock()
+		counts[source]++
+		mu.Unlock()
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.WithInbox(w.inbox).WithLivePosition(w.feed.Position)
+	hs := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		seq, ok, err := stream.ParseResume(r.Header.Get("Last-Event-ID"), "")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if err := srv.Serve(r.Context(), rw, id, stream.Resume{Seq: seq, Set: ok}); err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}))
+	t.Cleanup(hs.Close)
+	return hs.URL, func() map[string]int {
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(counts)
+	}
+}
+
+// resumeFrom opens a stream with Last-Event-ID after and returns the seqs
+// of its first n notifications (after the connected message).
+func resumeFrom(t *testing.T, url string, after int64, n int) ([]int64, *sseclient.Stream) {
+	t.Helper()
+	got, s, err := readResumed(url, after, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return got, s
+}
+
+// readResumed is resumeFrom for any goroutine.
+func readResumed(url string, after int64, n int) ([]int64, *sseclient.Stream, error) {
+	s, err := sseclient.Open(context.Background(), http.DefaultClient, url, http.Header{"Last-Event-ID": {strconv.FormatInt(after, 10)}})
+	if err != nil {
+		return nil, nil, err
+	}
+	var got []int64
+	for len(got) < n {
+		ev, err := s.Next()
+		if err != nil {
+			s.Close()
+			return got, nil, fmt.Errorf("resume from %d, after %v: %w", after, got, err)
+		}
+		if ev.ID == "" {
+			if strings.Contains(string(ev.Data), `"type":"status"`) {
+				s.Close()
+				return got, nil, fmt.Errorf("resume from %d: status %s", after, ev.Data)
+			}
+			continue
+		}
+		seq, _ := strconv.ParseInt(ev.ID, 10, 64)
+		got = append(got, seq)
+	}
+	return got, s, nil
+}
+
+// deadStore is a replay store whose database cannot be reached.
+func deadStore(t *testing.T, db *pgtest.DB) *postgres.Notifications {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool.Close()
+	return postgres.NewNotifications(pool)
+}
+
+// TestResumeInsideWindowReadsNoDatabase: a resume from a point the hub's
+// window holds is answered with no replay query — the replay's database is
+// unreachable — with the user's mutes applied (critical comes through),
+// then live notifications, each once.
+func TestResumeInsideWindowReadsNoDatabase(t *testing.T) {
+	t.Parallel()
+	w := setupWorld(t, 1000)
+	if err := w.inbox.SetMutedModules(context.Background(), "alice", []string{"m1"}); err != nil {
+		t.Fatal(err)
+	}
+	first := w.send(t, `('alice', NULL, NULL, 'low', 'a1'), ('bob', NULL, NULL, 'low', 'b1'),
+		('alice', NULL, NULL, 'low', 'a2'), (NULL, '{OPS}', 'm1', 'low', 'muted'), (NULL, '{OPS}', 'm1', 'critical', 'critical'),
+		(NULL, NULL, NULL, 'low', 'everyone'), (NULL, '{FIN}', NULL, 'low', 'fin')`) - 7
+	url, resumes := w.serve(t, deadStore(t, w.db), notify.Identity{UserID: "alice", Roles: []string{"OPS"}})
+	got, s := resumeFrom(t, url, first+1, 3)
+	if want := []int64{first + 3, first + 5, first + 6}; !slices.Equal(got, want) {
+		t.Fatalf("replayed %v, want %v", got, want)
+	}
+	if r := resumes(); r[stream.ResumeFromMemory] != 1 || r[stream.ResumeFromDatabase] != 0 {
+		t.Fatalf("resumes %v, want one from memory", r)
+	}
+	last := w.send(t, `('alice', NULL, NULL, 'low', 'a3')`)
+	ev, err := s.Next()
+	for err == nil && ev.ID == "" {
+		ev, err = s.Next()
+	}
+	if err != nil || ev.ID != strconv.FormatInt(last, 10) {
+		t.Fatalf("live event %q %v, want id %d", ev.ID, err, last)
+	}
+}
+
+// TestResumeOlderThanWindowFromDatabase: a resume point the window no
+// longer holds is replayed from the table.
+func TestResumeOlderThanWindowFromDatabase(t *testing.T) {
+	t.Parallel()
+	w := setupWorld(t, 3)
+	last := w.send(t, `('carol', NULL, NULL, 'low', 'c1'), ('carol', NULL, NULL, 'low', 'c2'), ('carol', NULL, NULL, 'low', 'c3'),
+		('carol', NULL, NULL, 'low', 'c4'), ('carol', NULL, NULL, 'low', 'c5'), ('carol', NULL, NULL, 'low', 'c6')`)
+	url, resumes := w.serve(t, w.store, notify.Identity{UserID: "carol"})
+	got, _ := resumeFrom(t, url, last-6, 6)
+	if want := []int64{last - 5, last - 4, last - 3, last - 2, last - 1, last}; !slices.Equal(got, want) {
+		t.Fatalf("replayed %v, want %v", got, want)
+	}
+	if r := resumes(); r[stream.ResumeFromDatabase] != 1 || r[stream.ResumeFromMemory] != 0 {
+		t.Fatalf("resumes %v, want one from the database", r)
+	}
+	// Inside it again: from memory.
+	if got, _ := resumeFrom(t, url, last-2, 2); !slices.Equal(got, []int64{last - 1, last}) {
+		t.Fatalf("replayed %v", got)
+	}
+	if r := resumes(); r[stream.ResumeFromMemory] != 1 {
+		t.Fatalf("resumes %v, want one from memory", r)
+	}
+}
+
+// TestWindowAgreesWithSQLReplay: for identities with and without roles and
+// mutes, the window gives the same notifications as the table's replay
+// (notify.visible_to and the mutes in SQL), byte for byte, over a mix of
+// user, role, user-and-role, broadcast, muted and critical targets.
+func TestWindowAgreesWithSQLReplay(t *testing.T) {
+	t.Parallel()
+	w := setupWorld(t, 1000)
+	ctx := context.Background()
+	users := []string{"'ann'", "'ben'", "'cat'", "NULL"}
+	roles := []string{"NULL", "'{OPS}'", "'{FIN,OPS}'", "'{HR}'"}
+	modules := []string{"NULL", "'m1'", "'m2'"}
+	sevs := []string{"'low'", "'critical'", "'high'"}
+	var rows []string
+	for i := 0; i < 200; i++ {
+		rows = append(rows, fmt.Sprintf("(%s, %s, %s, %s, 'n%d')", users[i%4], roles[(i/4)%4], modules[(i/16)%3], sevs[(i/3)%3], i))
+	}
+	last := w.send(t, strings.Join(rows, ", "))
+	for user, muted := range map[string][]string{"ann": {"m1"}, "cat": {"m1", "m2"}} {
+		if err := w.inbox.SetMutedModules(ctx, user, muted); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range []notify.Identity{
+		{UserID: "ann"}, {UserID: "ann", Roles: []string{"OPS"}}, {UserID: "ben", Roles: []string{"FIN"}},
+		{UserID: "cat", Roles: []string{"HR", "OPS"}}, {UserID: "dan"}, {UserID: "eve", Roles: []string{"FIN", "HR"}},
+	} {
+		sub, err := w.hub.Subscribe(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		muted, err := w.inbox.MutedModules(ctx, id.UserID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub.SetMuted(muted)
+		frames, through, ok := w.hub.Since(sub, last-200, nil)
+		w.hub.Unsubscribe(sub)
+		if !ok || through != last {
+			t.Fatalf("%v: window ok %v through %d, want through %d", id, ok, through, last)
+		}
+		ns, err := w.store.Replay(ctx, id, last-200, math.MaxInt64, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ns) == 0 || len(ns) == 200 {
+			t.Errorf("%v sees %d of 200: the mix does not exercise the rule", id, len(ns))
+		}
+		if len(frames) != len(ns) {
+			t.Errorf("%v: window %d notifications, table %d", id, len(frames), len(ns))
+		}
+		for i := range min(len(frames), len(ns)) {
+			if want := stream.NotificationFrame(ns[i]); frames[i].Seq != want.Seq || string(frames[i].Data) != string(want.Data) {
+				t.Errorf("%v #%d: window %s\ntable %s", id, i, frames[i].Data, want.Data)
+				break
+			}
+		}
+	}
+}
+
+// TestWindowHandOffUnderPublishing: streams resume from the window while
+// notifications are being published; each gets every notification after
+// its resume point once, in order, the window's and the live ones meeting
+// without a gap.
+func TestWindowHandOffUnderPublishing(t *testing.T) {
+	t.Parallel()
+	w := setupWorld(t, 10_000)
+	start := w.send(t, `(NULL, '{OPS}', NULL, 'low', 'first')`)
+	url, resumes := w.serve(t, w.store, notify.Identity{UserID: "ops", Roles: []string{"OPS"}})
+	const batches, perBatch = 40, 10
+	row := strings.TrimSuffix(strings.Repeat(`(NULL, '{OPS}', NULL, 'low', 'x'), `, perBatch), ", ")
+	final := start + batches*perBatch
+	var wg sync.WaitGroup
+	type result struct {
+		after int64
+		got   []int64
+		err   error
+	}
+	results := make(chan result, batches)
+	for b := 0; b < batches; b++ {
+		at := w.send(t, row)
+		if b%4 == 0 { // a stream opens while the next batches are published
+			after := at - 5
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				got, s, err := readResumed(url, after, int(final-after))
+				if s != nil {
+					s.Close()
+				}
+				results <- result{after, got, err}
+			}()
+		}
+	}
+	wg.Wait()
+	close(results)
+	for r := range results {
+		if r.err != nil {
+			t.Error(r.err)
+			continue
+		}
+		for i, seq := range r.got {
+			if seq != r.after+1+int64(i) {
+				t.Errorf("resume from %d: #%d is %d, want %d (got %v)", r.after, i, seq, r.after+1+int64(i), r.got)
+				break
+			}
+		}
+	}
+	if r := resumes(); r[stream.ResumeFromMemory] != batches/4 {
+		t.Errorf("resumes %v, want all %d from memory", r, batches/4)
+	}
+}
