@@ -13,6 +13,7 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	var c common
 	s := newSettings("migrate", getenv, stderr)
 	c.bind(s)
+	c.bindDirect(s)
 	s.fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: notifyd migrate up|down|status [flags]\n\n  up      apply every pending migration\n  down    roll back the most recent migration\n  status  list migrations and whether each is applied\n\nflags:")
 		s.fs.PrintDefaults()
@@ -28,12 +29,14 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
-	db, err := c.database(ctx, log)
+	// goose holds a session advisory lock while it migrates, which a
+	// transaction pooler would lose between statements.
+	url, release, err := c.direct(ctx, log)
 	if err != nil {
 		return err
 	}
-	defer db.Close(context.WithoutCancel(ctx))
-	pool, err := postgres.OpenPool(ctx, db.URL, postgres.PoolConfig{MaxConns: 2, ApplicationName: "notifyd-migrate"})
+	defer release()
+	pool, err := postgres.OpenPool(ctx, url, postgres.PoolConfig{MaxConns: 2, ApplicationName: "notifyd-migrate"})
 	if err != nil {
 		return err
 	}

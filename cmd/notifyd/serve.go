@@ -16,6 +16,7 @@ import (
 // common holds the settings every command shares.
 type common struct {
 	databaseURL string
+	directURL   string // DATABASE_DIRECT_URL; bound by bindDirect for the commands that use it
 	logFormat   string
 	logLevel    string
 }
@@ -24,6 +25,28 @@ func (c *common) bind(s *settings) {
 	s.String(&c.databaseURL, "database-url", "DATABASE_URL", "", "PostgreSQL connection string; empty: the local default")
 	s.String(&c.logFormat, "log-format", "NOTIFY_LOG_FORMAT", "text", "log format: text or json")
 	s.String(&c.logLevel, "log-level", "NOTIFY_LOG_LEVEL", "info", "log level: debug, info, warn or error")
+}
+
+// bindDirect binds DATABASE_DIRECT_URL, for the commands that do
+// session-scoped work: serve, worker and migrate.
+func (c *common) bindDirect(s *settings) {
+	s.String(&c.directURL, "database-direct-url", "DATABASE_DIRECT_URL", "",
+		"direct session connection for LISTEN, migrations and the queue workers, so that DATABASE_URL may be PgBouncer in transaction mode; empty: DATABASE_URL")
+}
+
+// direct resolves the connection string for session-scoped work alone
+// (migrate, worker): DATABASE_DIRECT_URL when set, untouched (DATABASE_URL
+// may well be a pooler this command has no use for), else what database
+// resolves. Call release when done.
+func (c *common) direct(ctx context.Context, log *slog.Logger) (url string, release func(), err error) {
+	if c.directURL != "" {
+		return c.directURL, func() {}, nil
+	}
+	db, err := c.database(ctx, log)
+	if err != nil {
+		return "", nil, err
+	}
+	return db.URL, func() { _ = db.Close(context.WithoutCancel(ctx)) }, nil
 }
 
 func (c *common) logger(w io.Writer) (*slog.Logger, error) {
@@ -99,6 +122,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	var cfg app.Config
 	s := newSettings("serve", getenv, stderr)
 	c.bind(s)
+	c.bindDirect(s)
 	bindServer(s, &cfg)
 	s.Bool(&cfg.NoMigrate, "no-migrate", "", false, "do not apply pending migrations at start")
 	if err := s.parseNoArgs(args); err != nil {
@@ -113,7 +137,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer db.Close(context.WithoutCancel(ctx))
-	cfg.DatabaseURL, cfg.Logger = db.URL, log
+	cfg.DatabaseURL, cfg.DatabaseDirectURL, cfg.Logger = db.URL, c.directURL, log
 	a, err := app.Start(ctx, cfg)
 	if err != nil {
 		return err
@@ -134,6 +158,7 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	var cfg app.Config
 	s := newSettings("worker", getenv, stderr)
 	c.bind(s)
+	c.bindDirect(s)
 	bindServer(s, &cfg)
 	if err := s.parseNoArgs(args); err != nil {
 		return helpOK(err)
@@ -142,12 +167,15 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	db, err := c.database(ctx, log)
+	// The standalone worker's work is all session-scoped (the listener,
+	// the migrations and the workers' busy marks), so with
+	// DATABASE_DIRECT_URL set it uses that alone.
+	url, release, err := c.direct(ctx, log)
 	if err != nil {
 		return err
 	}
-	defer db.Close(context.WithoutCancel(ctx))
-	cfg.DatabaseURL, cfg.Logger = db.URL, log
+	defer release()
+	cfg.DatabaseURL, cfg.Logger = url, log
 	return app.RunWorker(ctx, cfg)
 }
 

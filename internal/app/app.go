@@ -52,11 +52,18 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	log := cfg.Logger
-	pool, err := postgres.OpenPool(ctx, cfg.DatabaseURL, postgres.PoolConfig{MaxConns: cfg.queuePoolSize()})
+	poolers, err := detectPoolers(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	readPool, err := postgres.OpenPool(ctx, cfg.DatabaseURL, postgres.PoolConfig{MaxConns: cfg.PoolSize, GenericPlans: true})
+	// The queue pool is on the direct connection: the workers' busy marks
+	// are session advisory locks, and the migrations take goose's session
+	// lock. Its size is fixed (queuePoolSize), so pooling would save little.
+	pool, err := postgres.OpenPool(ctx, cfg.DatabaseDirectURL, postgres.PoolConfig{MaxConns: cfg.queuePoolSize(), Pooled: poolers.direct})
+	if err != nil {
+		return nil, err
+	}
+	readPool, err := postgres.OpenPool(ctx, cfg.DatabaseURL, postgres.PoolConfig{MaxConns: cfg.PoolSize, GenericPlans: true, Pooled: poolers.db})
 	if err != nil {
 		pool.Close()
 		return nil, err
@@ -72,14 +79,17 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 			}
 		}
 	}()
-	if a.authPool, err = openAuthPool(ctx, cfg); err != nil {
+	if a.authPool, err = openAuthPool(ctx, cfg, poolers.db); err != nil {
 		return nil, err
+	}
+	if poolers.db {
+		notePooler(ctx, cfg, readPool)
 	}
 	sessions := postgres.NewSessions(a.authPool).WithTimeout(cfg.AuthStatementTimeout + authTimeoutMargin)
 	if err := migrateAndConfigure(ctx, pool, cfg); err != nil {
 		return nil, err
 	}
-	mig, err := postgres.NewMigrator(pool, nil)
+	mig, err := postgres.NewSchemaReader(pool)
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +130,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	streams.WithInbox(inbox)
 	fd := feed.New(notes, a.hub, feed.Config{Logger: log, SetAside: func() { m.SetAside.WithLabelValues("feed").Inc() }})
 	streams.WithLivePosition(fd.Position)
-	lis, err := listener.New(listener.Config{URL: cfg.DatabaseURL, Logger: log, OnReconnect: m.ListenerReconnects.Inc})
+	lis, err := listener.New(listener.Config{URL: cfg.DatabaseDirectURL, Logger: log, OnReconnect: m.ListenerReconnects.Inc})
 	if err != nil {
 		ln.Close()
 		return nil, err
@@ -172,7 +182,8 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	api, err := httpapi.New(httpapi.Deps{Auth: verifier, Notifications: notes, Queue: queue, Streams: streams,
-		Ready: readiness(pool, mig, queue, lis, fd, cfg.SnapshotWarnAge, log), Mounts: mounts, SignIn: flow, Metrics: m, Inbox: inbox},
+		Ready: readiness(readinessDeps{pool: pool, pooler: pooledPool(cfg, readPool), mig: mig, queue: queue, lis: lis, fd: fd},
+			cfg.SnapshotWarnAge, log), Mounts: mounts, SignIn: flow, Metrics: m, Inbox: inbox},
 		httpapi.Config{AdminRoles: cfg.AdminRoles, MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout, NodeID: a.workers.nodeID, Logger: log,
 			AllowedOrigins: cfg.AllowedOrigins, PublishRate: cfg.PublishRate, PublishBurst: cfg.PublishBurst,
 			LoginRate: cfg.LoginRate, LoginBurst: cfg.LoginBurst})
@@ -204,6 +215,73 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	log.Info("notifyd listening", "addr", a.addr, "workers", len(a.workers.workers))
 	ok = true
 	return a, nil
+}
+
+// poolers says which connection strings reach PostgreSQL through a
+// transaction pooler, and so which pools must do without named prepared
+// statements and startup parameters (postgres.PoolConfig.Pooled).
+type poolers struct {
+	db     bool // DATABASE_URL
+	direct bool // DATABASE_DIRECT_URL
+}
+
+// detectPoolers takes DATABASE_URL for a transaction pooler when
+// DATABASE_DIRECT_URL differs from it (that is what the setting is for), or
+// when a pooler answers on it (postgres.BehindPooler): PgBouncer in session
+// mode then loses only the prepared statements' reuse, while in transaction
+// mode it would otherwise fail requests. A pooler on the direct URL is taken
+// to be in session mode (LISTEN works only there; the listener checks) but
+// gets the same treatment, which any pool mode accepts.
+func detectPoolers(ctx context.Context, cfg Config) (poolers, error) {
+	proxied, err := postgres.BehindPooler(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return poolers{}, err
+	}
+	p := poolers{db: proxied || cfg.split(), direct: proxied}
+	if cfg.split() {
+		if p.direct, err = postgres.BehindPooler(ctx, cfg.DatabaseDirectURL); err != nil {
+			return poolers{}, fmt.Errorf("DATABASE_DIRECT_URL: %w", err)
+		}
+	}
+	switch {
+	case cfg.split() && proxied:
+		cfg.Logger.Info("DATABASE_URL is a connection pooler; LISTEN, migrations and the queue workers use DATABASE_DIRECT_URL")
+	case cfg.split():
+		cfg.Logger.Info("DATABASE_DIRECT_URL differs from DATABASE_URL: taking DATABASE_URL for a transaction pooler; " +
+			"LISTEN, migrations and the queue workers use DATABASE_DIRECT_URL")
+	case proxied:
+		cfg.Logger.Warn("DATABASE_URL goes through a connection pooler and DATABASE_DIRECT_URL is not set: " +
+			"LISTEN, migrations and the queue workers' session locks need a session of their own; " +
+			"set DATABASE_DIRECT_URL to the database server itself unless the pooler is in session mode")
+	}
+	if p.direct && cfg.split() {
+		cfg.Logger.Warn("DATABASE_DIRECT_URL goes through a connection pooler too: LISTEN and session locks work only in its session mode")
+	}
+	return p, nil
+}
+
+// notePooler warns when the pooled connections compile queries with JIT:
+// the startup parameter that turns it off cannot pass a pooler, and on a
+// large table JIT costs ~25 ms per query for ~0.2 ms of work.
+func notePooler(ctx context.Context, cfg Config, pool *pgxpool.Pool) {
+	var jit string
+	if err := pool.QueryRow(ctx, "SELECT current_setting('jit')").Scan(&jit); err != nil {
+		cfg.Logger.WarnContext(ctx, "read jit through the pooler", "err", err)
+		return
+	}
+	if jit == "on" {
+		cfg.Logger.WarnContext(ctx, "JIT is on for connections through the pooler (DATABASE_URL): "+
+			"run ALTER ROLE <notifyd's role> SET jit = off (see README, Behind PgBouncer)")
+	}
+}
+
+// pooledPool is the pool to ping for DATABASE_URL in readiness when it is
+// not the direct connection's; nil when they are the same.
+func pooledPool(cfg Config, readPool *pgxpool.Pool) *pgxpool.Pool {
+	if cfg.split() {
+		return readPool
+	}
+	return nil
 }
 
 // inboxChanged relays a user's read-state or mute change to that user's

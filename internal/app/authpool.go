@@ -22,9 +22,14 @@ const authTimeoutMargin = 250 * time.Millisecond
 // (Config.AuthStatementTimeout): a flood of them, or a stall on
 // notify.sessions, answers 503 quickly instead of taking the connections the
 // worker, the feed and the streams' replays need.
-func openAuthPool(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
+//
+// Through a transaction pooler (pooled) the statement_timeout cannot be a
+// startup parameter (postgres.PoolConfig.Pooled); each operation's context
+// deadline (AuthStatementTimeout plus authTimeoutMargin) still bounds it, and
+// pgx cancels the statement when it passes, which PgBouncer forwards.
+func openAuthPool(ctx context.Context, cfg Config, pooled bool) (*pgxpool.Pool, error) {
 	pool, err := postgres.OpenPool(ctx, cfg.DatabaseURL, postgres.PoolConfig{MaxConns: cfg.AuthPoolSize,
-		ApplicationName: "notifyd-auth", StatementTimeout: cfg.AuthStatementTimeout})
+		ApplicationName: "notifyd-auth", StatementTimeout: cfg.AuthStatementTimeout, Pooled: pooled})
 	if err != nil {
 		return nil, fmt.Errorf("sign-in pool: %w", err)
 	}

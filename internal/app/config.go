@@ -19,6 +19,15 @@ import (
 type Config struct {
 	// DatabaseURL is the PostgreSQL connection string (DATABASE_URL). Required.
 	DatabaseURL string
+	// DatabaseDirectURL is a direct session connection to the same
+	// database (DATABASE_DIRECT_URL), for what must keep one server session
+	// across statements: the LISTEN connection, the migrations (goose's
+	// session lock) and the queue workers, whose busy mark is a session
+	// advisory lock held on a connection of their own. Default DatabaseURL.
+	// When it differs, DatabaseURL is taken to be a transaction-mode pooler
+	// (PgBouncer) and carries the request-driven work: stream openings,
+	// replays, history, publishing and sign-ins (see postgres.PoolConfig.Pooled).
+	DatabaseDirectURL string
 	// Addr is the listen address (NOTIFY_ADDR). Default 127.0.0.1:8080.
 	Addr string
 	// Stream configures heartbeats, timeouts and the sweep.
@@ -103,6 +112,10 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// split reports whether the session-scoped work has a connection string of
+// its own, DATABASE_URL then being a transaction pooler.
+func (c Config) split() bool { return c.DatabaseDirectURL != c.DatabaseURL }
+
 // queuePoolSize is the size of the pool the queue workers (a connection to
 // claim and publish, one for the busy mark) and the rest share.
 func (c Config) queuePoolSize() int32 {
@@ -111,6 +124,9 @@ func (c Config) queuePoolSize() int32 {
 
 // WithDefaults returns c with every unset field defaulted.
 func (c Config) WithDefaults() Config {
+	if c.DatabaseDirectURL == "" {
+		c.DatabaseDirectURL = c.DatabaseURL
+	}
 	if c.Addr == "" {
 		c.Addr = "127.0.0.1:8080"
 	}

@@ -26,7 +26,20 @@ const (
 	reasonSchemaUnread = "cannot read the schema version"
 	reasonReconnecting = "reconnecting"
 	reasonFeedStarting = "has not read the stream head yet"
+	reasonDeafPooled   = "LISTEN is on a pooled connection (PgBouncer in transaction mode?) and hears nothing: set DATABASE_DIRECT_URL to the database itself"
+	reasonDeaf         = "LISTEN hears no notifications: delivery waits for the polls"
+	notePooledListener = "LISTEN goes through a connection pooler; it hears notifications (session pooling), but DATABASE_DIRECT_URL should name the database itself"
 )
+
+// readinessDeps is what readiness looks at.
+type readinessDeps struct {
+	pool   *pgxpool.Pool // the direct connection's (queue) pool
+	pooler *pgxpool.Pool // DATABASE_URL's pool when it is not the direct one; nil otherwise
+	mig    *postgres.Migrator
+	queue  *postgres.Queue
+	lis    *listener.Listener
+	fd     *feed.Feed
+}
 
 // readiness checks the database, the schema version, the listener and the
 // feed, and logs each component's change of state (with the error behind
@@ -35,33 +48,52 @@ const (
 // It also notes, without failing, a transaction snapshot held for longer
 // than snapshotWarn: while it is open vacuum removes no dead rows, and the
 // queue's and the stream head's churn piles up behind it.
-func readiness(pool *pgxpool.Pool, mig *postgres.Migrator, queue *postgres.Queue, lis *listener.Listener, fd *feed.Feed,
-	snapshotWarn time.Duration, log *slog.Logger) func(context.Context) httpapi.Readiness {
+//
+// A listener that is connected but deaf (its test notification never came
+// back, listener.Status) makes the node unready like a disconnected one:
+// live delivery has stopped either way. With DATABASE_DIRECT_URL set, the
+// pooler behind DATABASE_URL is checked too ("pooler").
+func readiness(d readinessDeps, snapshotWarn time.Duration, log *slog.Logger) func(context.Context) httpapi.Readiness {
 	rl := &readyLog{log: log, last: map[string]string{}}
 	return func(ctx context.Context) httpapi.Readiness {
 		problems := map[string]string{}
 		errs := map[string]error{}
+		notes := map[string]string{}
 		checkCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
-		if err := pool.Ping(checkCtx); err != nil {
+		if err := d.pool.Ping(checkCtx); err != nil {
 			problems["database"], errs["database"] = reasonUnreachable, err
-		} else if reason, err := schemaProblem(checkCtx, mig); reason != "" {
+		} else if reason, err := schemaProblem(checkCtx, d.mig); reason != "" {
 			problems["migrations"], errs["migrations"] = reason, err
 		}
-		if !lis.Connected() {
-			problems["listener"] = reasonReconnecting
+		if d.pooler != nil {
+			if err := d.pooler.Ping(checkCtx); err != nil {
+				problems["pooler"], errs["pooler"] = reasonUnreachable, err
+			}
 		}
-		if !fd.Ready() {
+		switch st := d.lis.Status(); {
+		case !st.Connected:
+			problems["listener"] = reasonReconnecting
+		case st.Deaf && st.Pooled:
+			problems["listener"] = reasonDeafPooled
+		case st.Deaf:
+			problems["listener"] = reasonDeaf
+		case st.Pooled:
+			notes["listener"] = notePooledListener
+		}
+		if !d.fd.Ready() {
 			problems["feed"] = reasonFeedStarting
 		}
 		rl.report(ctx, problems, errs)
-		var notes map[string]string
 		if _, down := problems["database"]; !down {
-			if snap, err := queue.OldestSnapshot(checkCtx); err == nil && snap.Age >= snapshotWarn {
-				notes = map[string]string{"snapshot": fmt.Sprintf("a transaction (pid %d) has held a snapshot for %s: "+
-					"vacuum cannot remove dead rows until it ends; run long reports on a replica", snap.PID, snap.Age.Round(time.Second))}
+			if snap, err := d.queue.OldestSnapshot(checkCtx); err == nil && snap.Age >= snapshotWarn {
+				notes["snapshot"] = fmt.Sprintf("a transaction (pid %d) has held a snapshot for %s: "+
+					"vacuum cannot remove dead rows until it ends; run long reports on a replica", snap.PID, snap.Age.Round(time.Second))
 				rl.noteSnapshot(ctx, snap)
 			}
+		}
+		if len(notes) == 0 {
+			notes = nil
 		}
 		return httpapi.Readiness{Problems: problems, Notes: notes}
 	}

@@ -4,6 +4,14 @@
 // and anything sent while the connection is down is lost. So the listener
 // runs every OnConnect hook after each (re)connect, once LISTEN is in place:
 // that is where the feed and the workers catch up from the tables.
+//
+// A LISTEN is only as good as the session it lives in. Behind a
+// transaction-mode pooler (PgBouncer with pool_mode = transaction) the
+// statement succeeds on whichever server connection the pooler lends for it
+// and the notifications then go to that connection, not to us. So after
+// every connect the listener sends itself a test notification from another
+// connection and reports (Status) whether it came back: a listener that
+// hears nothing is not connected in any way that matters.
 package listener
 
 import (
@@ -34,6 +42,10 @@ type Config struct {
 	// OnReconnect is called after every reconnect (not the first connect),
 	// for metrics. Optional.
 	OnReconnect func()
+	// ProbeTimeout is how long the test notification sent after each
+	// connect may take to come back before the connection is reported deaf.
+	// Default 5s: a direct connection hears it within milliseconds.
+	ProbeTimeout time.Duration
 }
 
 // Handler receives one notification's payload. It must not block for long:
@@ -47,6 +59,8 @@ type Listener struct {
 	handlers  map[string][]Handler
 	onConnect []func(context.Context)
 	connected atomic.Bool
+	deaf      atomic.Bool // connected, but the last test notification never came back
+	pooled    atomic.Bool // the connection's server process is not the one it announced
 	started   atomic.Bool
 }
 
@@ -57,6 +71,7 @@ func New(cfg Config) (*Listener, error) {
 	}
 	cfg.PingInterval = cmp.Or(cfg.PingInterval, 15*time.Second)
 	cfg.MaxBackoff = cmp.Or(cfg.MaxBackoff, 5*time.Second)
+	cfg.ProbeTimeout = cmp.Or(cfg.ProbeTimeout, 5*time.Second)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -86,7 +101,30 @@ func (l *Listener) OnConnectContext(fn func(ctx context.Context)) {
 }
 
 // Connected reports whether the LISTEN connection is up (for readiness).
+// A connection that is up may still be deaf: see Status.
 func (l *Listener) Connected() bool { return l.connected.Load() }
+
+// Status is what the listener knows about its connection, for readiness.
+type Status struct {
+	// Connected: LISTEN is in place on a live connection.
+	Connected bool
+	// Deaf: connected, but the test notification sent from another
+	// connection after the connect did not come back within ProbeTimeout
+	// (false while it is under way), so notifications
+	// published elsewhere do not reach this node (and delivery waits for
+	// the polls). The listener keeps probing and recovers on its own.
+	Deaf bool
+	// Pooled: the server process behind the connection is not the one the
+	// connection announced when it opened, so a pooler or proxy sits in
+	// between (PgBouncer, for one). A session-mode pooler keeps LISTEN
+	// working; a transaction-mode pooler makes it deaf.
+	Pooled bool
+}
+
+// Status reports the connection's state.
+func (l *Listener) Status() Status {
+	return Status{Connected: l.connected.Load(), Deaf: l.deaf.Load(), Pooled: l.pooled.Load()}
+}
 
 // Run keeps the connection up until ctx ends.
 func (l *Listener) Run(ctx context.Context) error {
@@ -98,6 +136,7 @@ func (l *Listener) Run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		err := l.session(ctx, first)
 		l.connected.Store(false)
+		l.deaf.Store(false)
 		if ctx.Err() != nil {
 			break
 		}
@@ -126,13 +165,22 @@ func (l *Listener) session(ctx context.Context, first bool) error {
 		defer cancel()
 		_ = conn.Close(closeCtx)
 	}()
+	// Before LISTEN, so that LISTEN stays the connection's last statement
+	// (what pg_stat_activity shows for it).
+	pooled, err := behindPooler(ctx, conn)
+	if err != nil {
+		return err
+	}
+	l.pooled.Store(pooled)
 	l.mu.Lock()
-	channels := make([]string, 0, len(l.handlers))
+	channels := make([]string, 0, len(l.handlers)+1)
 	for ch := range l.handlers {
 		channels = append(channels, ch)
 	}
 	hooks := append([]func(context.Context){}, l.onConnect...)
 	l.mu.Unlock()
+	probe := newProbe()
+	channels = append(channels, probe.channel)
 	for _, ch := range channels {
 		if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{ch}.Sanitize()); err != nil {
 			return fmt.Errorf("listen %s: %w", ch, err)
@@ -145,8 +193,21 @@ func (l *Listener) session(ctx context.Context, first bool) error {
 			l.cfg.OnReconnect()
 		}
 	}
-	for _, fn := range hooks {
-		fn(ctx)
+	runHooks := func() {
+		for _, fn := range hooks {
+			fn(ctx)
+		}
+	}
+	runHooks()
+	// Taken to hear until the probe says otherwise, so that a node is
+	// ready as soon as LISTEN is in place, as before the probe existed.
+	heard, err := l.probe(ctx, conn, probe)
+	if err != nil {
+		return err
+	}
+	if !heard {
+		l.deaf.Store(true)
+		l.warnDeaf(ctx, pooled)
 	}
 	for {
 		waitCtx, cancel := context.WithTimeout(ctx, l.cfg.PingInterval)
@@ -154,9 +215,23 @@ func (l *Listener) session(ctx context.Context, first bool) error {
 		cancel()
 		switch {
 		case err == nil:
-			l.dispatch(n.Channel, n.Payload)
+			if n.Channel != probe.channel {
+				l.dispatch(n.Channel, n.Payload)
+			}
 		case ctx.Err() != nil:
 			return ctx.Err()
+		case errors.Is(err, context.DeadlineExceeded) && l.deaf.Load():
+			// A deaf connection is probed again instead of pinged: the
+			// probe pings too, and it notices when LISTEN works again.
+			heard, err := l.probe(ctx, conn, probe)
+			if err != nil {
+				return err
+			}
+			if heard {
+				l.deaf.Store(false)
+				l.cfg.Logger.InfoContext(ctx, "listener hears notifications again")
+				runHooks() // catch up with what went unheard
+			}
 		case errors.Is(err, context.DeadlineExceeded):
 			pingCtx, cancel := context.WithTimeout(ctx, l.cfg.PingInterval)
 			err = conn.Ping(pingCtx)
@@ -168,6 +243,18 @@ func (l *Listener) session(ctx context.Context, first bool) error {
 			return fmt.Errorf("wait for notification: %w", err)
 		}
 	}
+}
+
+// warnDeaf says why live delivery has stopped and what to do about it.
+func (l *Listener) warnDeaf(ctx context.Context, pooled bool) {
+	if pooled {
+		l.cfg.Logger.ErrorContext(ctx, "the LISTEN connection goes through a connection pooler that does not keep it "+
+			"(PgBouncer in transaction mode?): notifications do not reach this node and delivery waits for the polls; "+
+			"point DATABASE_DIRECT_URL at the database server itself", "probe_timeout", l.cfg.ProbeTimeout)
+		return
+	}
+	l.cfg.Logger.ErrorContext(ctx, "the LISTEN connection did not hear a test notification: delivery waits for the polls "+
+		"until it does", "probe_timeout", l.cfg.ProbeTimeout)
 }
 
 func (l *Listener) dispatch(channel, payload string) {

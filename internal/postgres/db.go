@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -36,7 +37,28 @@ type PoolConfig struct {
 	// StatementTimeout, when set, is the statement_timeout of every
 	// connection (a startup parameter), so the server itself cancels a
 	// statement that runs or waits for a lock longer. Default: none.
+	// Not sent when Pooled: callers bound their statements with a context
+	// deadline as well, and pgx cancels a statement whose context ends.
 	StatementTimeout time.Duration
+	// Pooled says the URL reaches PostgreSQL through a transaction-mode
+	// pooler (PgBouncer with pool_mode = transaction): each transaction may
+	// run on another server connection, and the pooler refuses startup
+	// parameters it does not know. So the pool
+	//   - prepares no named statements: it runs each statement as the
+	//     unnamed one, in the same round trip, with the parameter and result
+	//     types pgx learned once per connection (pgx's
+	//     QueryExecModeCacheDescribe). pgx's default caches named prepared
+	//     statements per client connection, which the pooler's server
+	//     connections do not follow ("prepared statement stmtcache_…
+	//     already exists" / "does not exist"). A default_query_exec_mode in
+	//     the URL still wins.
+	//   - sends application_name alone (PgBouncer tracks it): not jit,
+	//     plan_cache_mode or statement_timeout, which PgBouncer's default
+	//     configuration refuses ("unsupported startup parameter"). jit
+	//     belongs to the role then (ALTER ROLE … SET jit = off, which every
+	//     server connection the pooler opens applies); GenericPlans has
+	//     nothing to act on without named statements.
+	Pooled bool
 }
 
 // OpenPool connects a pool and checks that the database answers.
@@ -54,6 +76,12 @@ func OpenPool(ctx context.Context, url string, cfg PoolConfig) (*pgxpool.Pool, e
 		name = "notifyd"
 	}
 	pc.ConnConfig.RuntimeParams["application_name"] = name
+	if cfg.Pooled {
+		if _, chosen := runtimeParam(url, "default_query_exec_mode"); !chosen {
+			pc.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
+		}
+		return openPool(ctx, url, pc)
+	}
 	// JIT compilation pays off for long analytic queries, never for ours:
 	// each reads a few index ranges, but on a large table the planner's
 	// estimates grow with the table and cross jit_above_cost, and then
@@ -66,6 +94,10 @@ func OpenPool(ctx context.Context, url string, cfg PoolConfig) (*pgxpool.Pool, e
 	if cfg.StatementTimeout > 0 {
 		pc.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(max(cfg.StatementTimeout.Milliseconds(), 1), 10)
 	}
+	return openPool(ctx, url, pc)
+}
+
+func openPool(ctx context.Context, url string, pc *pgxpool.Config) (*pgxpool.Pool, error) {
 	pc.HealthCheckPeriod = 5 * time.Second
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
@@ -78,6 +110,44 @@ func OpenPool(ctx context.Context, url string, cfg PoolConfig) (*pgxpool.Pool, e
 		return nil, fmt.Errorf("connect to %s: %w", Redact(url), err)
 	}
 	return pool, nil
+}
+
+// runtimeParam reads a setting given in the connection string (URL query
+// or keyword form), which pgx consumes before the config is returned.
+func runtimeParam(url, key string) (string, bool) {
+	pc, err := pgconn.ParseConfig(url)
+	if err != nil {
+		return "", false
+	}
+	v, ok := pc.RuntimeParams[key]
+	return v, ok
+}
+
+// BehindPooler reports whether url reaches its PostgreSQL server process
+// through a pooler or proxy: the process id a connection announces when it
+// opens (its cancel key) is not the one that runs its statements. PgBouncer
+// announces a made-up id of its own, in every pool mode. It connects once,
+// with no startup parameter but application_name (which PgBouncer's default
+// configuration accepts), and queries by the simple protocol, so that it
+// leaves no prepared statement behind on a pooled server connection.
+func BehindPooler(ctx context.Context, url string) (bool, error) {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return false, fmt.Errorf("parse database url: %w", err)
+	}
+	cfg.RuntimeParams["application_name"] = "notifyd"
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return false, fmt.Errorf("connect to %s: %w", Redact(url), err)
+	}
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
+	var pid int64
+	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()", pgx.QueryExecModeSimpleProtocol).Scan(&pid); err != nil {
+		return false, fmt.Errorf("read the server process id through %s: %w", Redact(url), err)
+	}
+	return pid != int64(conn.PgConn().PID()), nil
 }
 
 // Redact returns the connection string without its password, for messages.

@@ -28,12 +28,26 @@ type Migrator struct {
 
 // NewMigrator builds a migrator over the pool's database.
 func NewMigrator(pool *pgxpool.Pool, logger *slog.Logger) (*Migrator, error) {
-	db := stdlib.OpenDBFromPool(pool)
 	locker, err := lock.NewPostgresSessionLocker()
 	if err != nil {
 		return nil, fmt.Errorf("create migration lock: %w", err)
 	}
-	opts := []goose.ProviderOption{goose.WithTableName(migrationsTable), goose.WithSessionLocker(locker)}
+	return newMigrator(pool, logger, goose.WithSessionLocker(locker))
+}
+
+// NewSchemaReader builds a migrator for reading the schema's state only
+// (Status, Pending), as readiness does every few seconds. It takes no lock:
+// goose's session lock would make each read wait for a node that is
+// migrating, and through a transaction pooler (PgBouncer) its unlock lands
+// on another server connection and goose retries it for a minute. Do not
+// Up or Down with it.
+func NewSchemaReader(pool *pgxpool.Pool) (*Migrator, error) {
+	return newMigrator(pool, nil)
+}
+
+func newMigrator(pool *pgxpool.Pool, logger *slog.Logger, extra ...goose.ProviderOption) (*Migrator, error) {
+	db := stdlib.OpenDBFromPool(pool)
+	opts := append([]goose.ProviderOption{goose.WithTableName(migrationsTable)}, extra...)
 	if logger != nil {
 		opts = append(opts, goose.WithSlog(logger))
 	}
