@@ -115,6 +115,10 @@ func (s *Subscriber) enqueue(f Frame) bool {
 	return true
 }
 
+// Send queues f, a frame without a seq for this stream alone (a status
+// message). It reports false when the queue was full and s is closed.
+func (s *Subscriber) Send(f Frame) bool { return s.enqueue(f) }
+
 // Ready is signalled when frames are waiting.
 func (s *Subscriber) Ready() <-chan struct{} { return s.ready }
 

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"sort"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,6 +34,8 @@ type window struct {
 	// ring (-1: unknown, the window answers nothing).
 	floor int64
 	last  int64 // the highest seq handed to the hub (floor when none)
+	// seen mirrors floor and last for Covers, which takes no lock.
+	seenFloor, seenLast atomic.Int64
 }
 
 type windowEntry struct {
@@ -41,7 +44,15 @@ type windowEntry struct {
 }
 
 func newWindow(max int, maxAge time.Duration) *window {
-	return &window{max: max, maxAge: maxAge, floor: -1, last: -1}
+	w := &window{max: max, maxAge: maxAge}
+	w.set(-1, -1)
+	return w
+}
+
+func (w *window) set(floor, last int64) {
+	w.floor, w.last = floor, last
+	w.seenFloor.Store(floor)
+	w.seenLast.Store(last)
 }
 
 // start forgets what the window holds and says that from now on it holds
@@ -49,7 +60,7 @@ func newWindow(max int, maxAge time.Duration) *window {
 func (w *window) start(position int64) {
 	clear(w.ring)
 	w.head, w.n = 0, 0
-	w.floor, w.last = position, position
+	w.set(position, position)
 }
 
 // add appends ev (seqs increase) and evicts what falls out by count or age.
@@ -72,6 +83,7 @@ func (w *window) add(ev *Event, now time.Time) {
 			w.evictOldest()
 		}
 	}
+	w.set(w.floor, w.last)
 }
 
 func (w *window) evictOldest() {
@@ -91,6 +103,14 @@ func (w *window) covers(after int64) bool {
 // from is the index of the first event with seq > after.
 func (w *window) from(after int64) int {
 	return sort.Search(w.n, func(i int) bool { return w.at(i).Seq > after })
+}
+
+// Covers reports whether the window holds every event after `after` now.
+// It takes no lock: a hint for a stream deciding how to open (the window
+// moves on meanwhile); Since is the answer.
+func (h *Hub) Covers(after int64) bool {
+	floor := h.window.seenFloor.Load()
+	return floor >= 0 && after >= floor && after <= h.window.seenLast.Load()
 }
 
 // StartWindow says that every event published from now on follows

@@ -1,6 +1,10 @@
 package postgres
 
-import "strings"
+import (
+	"context"
+	"fmt"
+	"strings"
+)
 
 // A user's audience is three kinds of rows, each an index range in seq
 // order: the notifications that name the user (notifications_target_user_idx),
@@ -61,3 +65,42 @@ const (
 	// row changed with triggers off must not reach the wrong people).
 	namesRole = `(CASE WHEN n.target_roles && $2::text[] THEN 1 END) IS NOT NULL`
 )
+
+// Resuming is what streams resuming from a node's memory need from the
+// database: their users' mutes, to filter what they are sent, and where
+// retention truncated the stream, since a resume point before it must be
+// told so (and answered from the table).
+type Resuming struct {
+	// Muted holds the muted modules of the users who muted any.
+	Muted map[string][]string
+	// TruncatedBefore is the stream head's truncated_before.
+	TruncatedBefore int64
+}
+
+// ResumingOf reads Resuming for many users in one statement: in a
+// reconnect storm thousands of streams queue for it at once (package
+// stream reads it in batches).
+func (s *Inbox) ResumingOf(ctx context.Context, userIDs []string) (Resuming, error) {
+	rows, err := s.pool.Query(ctx, `SELECT h.truncated_before, p.user_id, p.muted_modules
+		FROM notify.stream_head h
+		LEFT JOIN notify.preferences p ON p.user_id = ANY($1::text[]) AND cardinality(p.muted_modules) > 0`, userIDs)
+	if err != nil {
+		return Resuming{}, fmt.Errorf("read the resume state of %d users: %w", len(userIDs), interpretError(err))
+	}
+	defer rows.Close()
+	r := Resuming{Muted: map[string][]string{}}
+	for rows.Next() {
+		var user *string
+		var mods []string
+		if err := rows.Scan(&r.TruncatedBefore, &user, &mods); err != nil {
+			return Resuming{}, fmt.Errorf("read the resume state of %d users: %w", len(userIDs), err)
+		}
+		if user != nil {
+			r.Muted[*user] = mods
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return Resuming{}, fmt.Errorf("read the resume state of %d users: %w", len(userIDs), interpretError(err))
+	}
+	return r, nil
+}

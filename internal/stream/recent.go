@@ -1,6 +1,12 @@
 package stream
 
-import "github.com/notifyd/notifyd/internal/hub"
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/notifyd/notifyd/internal/hub"
+)
 
 // A resume whose point lies inside the hub's window of recent events (see
 // package hub, window.go) is answered from memory: the frames every live
@@ -15,8 +21,47 @@ import "github.com/notifyd/notifyd/internal/hub"
 // node), and an opening whose inbox read failed (the user's mutes are not
 // known, and the table's replay applies them itself).
 //
-// A resume point inside the window gets no "truncated" status even if
-// retention deleted rows around it meanwhile: nothing after it is missing.
+// Nor a resume point before the stream's truncation point (retention
+// deleted what follows it): the table's replay says so first, and leaves
+// out what is gone, which the window may still hold.
+
+// beginFromMemory opens a stream whose resume point the window holds with
+// no turn of its own at the database: its user's mutes come in a batch
+// (mutes.go), its replay from the window, its unread count afterwards
+// (unread.go). done is false, with nothing written, when the stream must
+// open the ordinary way: the mutes could not be read, or the window moved
+// past the resume point meanwhile.
+func (s *Server) beginFromMemory(ctx context.Context, wr *writer, sub *hub.Subscriber, resume Resume, log *slog.Logger) (last int64, ok, done bool) {
+	muted, truncatedBefore, err := s.loadMutes(ctx, sub)
+	if err != nil {
+		if sub.Reason() != "" || ctx.Err() != nil {
+			return 0, sub.Reason() != "", true // closed while waiting: live says why
+		}
+		return 0, false, false
+	}
+	if resume.Seq < truncatedBefore { // the table's replay says so first
+		return 0, false, false
+	}
+	sub.SetMuted(muted)
+	recent, through, fromMemory := s.hub.Since(sub, resume.Seq, nil)
+	if !fromMemory {
+		return 0, false, false
+	}
+	s.resumed(true)
+	octx, cancel := context.WithTimeout(ctx, s.cfg.OpeningTimeout)
+	defer cancel()
+	deadline, _ := octx.Deadline()
+	wr.limit = deadline
+	defer func() { wr.limit = time.Time{} }()
+	if err := s.writeConnected(wr, sub, s.connectedInfo(sub, resume)); err != nil {
+		return 0, s.openingFailed(octx, sub, deadline, err, log), true
+	}
+	if err := s.writeRecent(wr, sub, recent); err != nil {
+		return 0, s.openingFailed(octx, sub, deadline, err, log), true
+	}
+	go s.countLater(ctx, sub, log) // ends with the stream
+	return through, true, true
+}
 
 // writeRecent writes frames, a replay from the window, in batches of about
 // 32 KiB, recording them as replayed.

@@ -121,6 +121,11 @@ func (s *Server) Serve(ctx context.Context, w http.ResponseWriter, id notify.Ide
 // bound that wait.
 func (s *Server) begin(ctx context.Context, wr *writer, sub *hub.Subscriber, resume Resume, log *slog.Logger) (int64, bool) {
 	id := sub.Identity()
+	if s.cfg.DeferUnreadCount && resume.Set && s.inbox != nil && s.hub.Covers(resume.Seq) {
+		if last, ok, done := s.beginFromMemory(ctx, wr, sub, resume, log); done {
+			return last, ok
+		}
+	}
 	if err := s.takeTurn(ctx, sub); err != nil {
 		return 0, errors.Is(err, errClosed) // closed while waiting: live says why
 	}
@@ -130,8 +135,7 @@ func (s *Server) begin(ctx context.Context, wr *writer, sub *hub.Subscriber, res
 	wr.limit = deadline
 	defer func() { wr.limit = time.Time{} }()
 
-	info := map[string]any{"connectionId": sub.ID(), "roles": id.Roles, "resumeFrom": resumeValue(resume),
-		"heartbeatInterval": s.cfg.HeartbeatInterval.Milliseconds()}
+	info := s.connectedInfo(sub, resume)
 	head, muted := s.addInbox(ctx, sub, info, log)
 	var rp *replay
 	var recent []hub.Frame
@@ -143,7 +147,7 @@ func (s *Server) begin(ctx context.Context, wr *writer, sub *hub.Subscriber, res
 		// point and the mutes it must apply are known (see recent.go);
 		// else from the table, the first page in the same turn: most
 		// replays have one.
-		if muted {
+		if muted && (head == nil || resume.Seq >= head.TruncatedBefore) {
 			recent, through, fromMemory = s.hub.Since(sub, resume.Seq, nil)
 		}
 		if !fromMemory {
@@ -155,13 +159,9 @@ func (s *Server) begin(ctx context.Context, wr *writer, sub *hub.Subscriber, res
 	if err != nil {
 		return 0, s.openingFailed(ctx, sub, deadline, err, log)
 	}
-	wr.add(retryFrame(s.cfg.Retry))
-	wr.add(MessageFrame(Message{Type: "connected", UserID: id.UserID, UserRole: firstRole(id.Roles),
-		Timestamp: time.Now().UnixMilli(), Data: info}).Data)
-	if err := wr.flush(); err != nil {
+	if err := s.writeConnected(wr, sub, info); err != nil {
 		return 0, s.openingFailed(ctx, sub, deadline, err, log)
 	}
-	sub.Wrote(time.Now(), 0)
 	if fromMemory {
 		if err := s.writeRecent(wr, sub, recent); err != nil {
 			return 0, s.openingFailed(ctx, sub, deadline, err, log)
@@ -180,6 +180,25 @@ func (s *Server) begin(ctx context.Context, wr *writer, sub *hub.Subscriber, res
 	default:
 		return 0, s.openingFailed(ctx, sub, deadline, err, log)
 	}
+}
+
+// connectedInfo is the connected message's data, without the inbox state.
+func (s *Server) connectedInfo(sub *hub.Subscriber, resume Resume) map[string]any {
+	return map[string]any{"connectionId": sub.ID(), "roles": sub.Identity().Roles, "resumeFrom": resumeValue(resume),
+		"heartbeatInterval": s.cfg.HeartbeatInterval.Milliseconds()}
+}
+
+// writeConnected writes the retry line and the connected message.
+func (s *Server) writeConnected(wr *writer, sub *hub.Subscriber, info map[string]any) error {
+	id := sub.Identity()
+	wr.add(retryFrame(s.cfg.Retry))
+	wr.add(MessageFrame(Message{Type: "connected", UserID: id.UserID, UserRole: firstRole(id.Roles),
+		Timestamp: time.Now().UnixMilli(), Data: info}).Data)
+	if err := wr.flush(); err != nil {
+		return err
+	}
+	sub.Wrote(time.Now(), 0)
+	return nil
 }
 
 // openingFailed logs why an opening failed, closing the subscriber with

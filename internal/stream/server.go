@@ -75,6 +75,15 @@ type Config struct {
 	// which the browser client obeys), so a rolling restart does not send
 	// every client to the next node in the same instant. Default 3s.
 	ReconnectSpread time.Duration
+	// DeferUnreadCount: a stream resuming from the hub's window opens with
+	// no database turn of its own (its user's mutes are read in a batch
+	// with the other streams opening then) and a connected message without
+	// unreadCount; the count follows in a status message (data.unreadCount,
+	// hasMore, countedThrough) once read, a few at a time after the
+	// openings (see unread.go). Off by default: the connected message then
+	// carries the count, as documented, and each opening reads it in its
+	// turn.
+	DeferUnreadCount bool
 	// Logger receives one line per stream opened and closed. Default slog.Default().
 	Logger *slog.Logger
 	// Observer is told about stream activity (metrics). Optional.
@@ -144,6 +153,10 @@ type Server struct {
 	// opening holds a token per stream taking a turn at the database
 	// while it opens (see turn.go).
 	opening chan struct{}
+	// mutes batches the mute reads of streams resuming from memory (mutes.go).
+	mutes muteLoader
+	// counting holds a token per deferred unread count being read (unread.go).
+	counting chan struct{}
 	// streams counts the streams being served, some by goroutines of their
 	// own that outlive their requests (see Serve): Run waits for them.
 	streams sync.WaitGroup
@@ -155,7 +168,8 @@ func NewServer(h *hub.Hub, store *postgres.Notifications, cfg Config) (*Server, 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg, hub: h, store: store, opening: make(chan struct{}, cfg.MaxOpening)}, nil
+	return &Server{cfg: cfg, hub: h, store: store, opening: make(chan struct{}, cfg.MaxOpening),
+		counting: make(chan struct{}, max(1, cfg.MaxOpening/2))}, nil
 }
 
 // WithLivePosition tells the server where the live feed stands (the last

@@ -61,14 +61,14 @@ func (w *world) send(t testing.TB, values string) int64 {
 	pgtest.Exec(t, ctx, w.db.Pool, `INSERT INTO notify.notifications (target_user_id, target_roles, module, severity, message) VALUES `+values)
 	var last int64
 	for {
-		n, seq, _, err := w.queue.ClaimAndPublish(ctx, 1000)
+		b, err := w.queue.ClaimAndPublish(ctx, 1000, time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n == 0 {
+		if b.Items == 0 {
 			break
 		}
-		last = seq
+		last = b.LastSeq
 	}
 	w.feed.Wake()
 	deadline := time.Now().Add(10 * time.Second)
@@ -83,11 +83,11 @@ func (w *world) send(t testing.TB, values string) int64 {
 
 // serve starts a stream server over store (the replay's store) and the
 // world's hub and inbox, counting resumes by source.
-func (w *world) serve(t *testing.T, store *postgres.Notifications, id notify.Identity) (url string, resumes func() map[string]int) {
+func (w *world) serve(t *testing.T, store *postgres.Notifications, id notify.Identity, deferCount bool) (url string, resumes func() map[string]int) {
 	t.Helper()
 	var mu sync.Mutex
 	counts := map[string]int{}
-	srv, err := stream.NewServer(w.hub, store, stream.Config{Logger: quiet, Observer: stream.Observer{Resumed: func(source string) {
+	srv, err := stream.NewServer(w.hub, store, stream.Config{Logger: quiet, DeferUnreadCount: deferCount, Observer: stream.Observer{Resumed: func(source string) {
 		mu.Lock()
 		counts[source]++
 		mu.Unlock()
@@ -140,7 +140,7 @@ func readResumed(url string, after int64, n int) ([]int64, *sseclient.Stream, er
 			return got, nil, fmt.Errorf("resume from %d, after %v: %w", after, got, err)
 		}
 		if ev.ID == "" {
-			if strings.Contains(string(ev.Data), `"type":"status"`) {
+			if strings.Contains(string(ev.Data), `"replay"`) {
 				s.Close()
 				return got, nil, fmt.Errorf("resume from %d: status %s", after, ev.Data)
 			}
@@ -166,56 +166,179 @@ func deadStore(t *testing.T, db *pgtest.DB) *postgres.Notifications {
 // TestResumeInsideWindowReadsNoDatabase: a resume from a point the hub's
 // window holds is answered with no replay query — the replay's database is
 // unreachable — with the user's mutes applied (critical comes through),
-// then live notifications, each once.
+// then live notifications, each once. The unread count comes in the
+// connected message, or (DeferUnreadCount) in a status message after it.
 func TestResumeInsideWindowReadsNoDatabase(t *testing.T) {
 	t.Parallel()
-	w := setupWorld(t, 1000)
-	if err := w.inbox.SetMutedModules(context.Background(), "alice", []string{"m1"}); err != nil {
-		t.Fatal(err)
-	}
-	first := w.send(t, `('alice', NULL, NULL, 'low', 'a1'), ('bob', NULL, NULL, 'low', 'b1'),
-		('alice', NULL, NULL, 'low', 'a2'), (NULL, '{OPS}', 'm1', 'low', 'muted'), (NULL, '{OPS}', 'm1', 'critical', 'critical'),
-		(NULL, NULL, NULL, 'low', 'everyone'), (NULL, '{FIN}', NULL, 'low', 'fin')`) - 7
-	url, resumes := w.serve(t, deadStore(t, w.db), notify.Identity{UserID: "alice", Roles: []string{"OPS"}})
-	got, s := resumeFrom(t, url, first+1, 3)
-	if want := []int64{first + 3, first + 5, first + 6}; !slices.Equal(got, want) {
-		t.Fatalf("replayed %v, want %v", got, want)
-	}
-	if r := resumes(); r[stream.ResumeFromMemory] != 1 || r[stream.ResumeFromDatabase] != 0 {
-		t.Fatalf("resumes %v, want one from memory", r)
-	}
-	last := w.send(t, `('alice', NULL, NULL, 'low', 'a3')`)
-	ev, err := s.Next()
-	for err == nil && ev.ID == "" {
-		ev, err = s.Next()
-	}
-	if err != nil || ev.ID != strconv.FormatInt(last, 10) {
-		t.Fatalf("live event %q %v, want id %d", ev.ID, err, last)
+	for _, deferCount := range []bool{false, true} {
+		t.Run(fmt.Sprint("defer count ", deferCount), func(t *testing.T) {
+			t.Parallel()
+			w := setupWorld(t, 1000)
+			if err := w.inbox.SetMutedModules(context.Background(), "alice", []string{"m1"}); err != nil {
+				t.Fatal(err)
+			}
+			first := w.send(t, `('alice', NULL, NULL, 'low', 'a1'), ('bob', NULL, NULL, 'low', 'b1'),
+				('alice', NULL, NULL, 'low', 'a2'), (NULL, '{OPS}', 'm1', 'low', 'muted'), (NULL, '{OPS}', 'm1', 'critical', 'critical'),
+				(NULL, NULL, NULL, 'low', 'everyone'), (NULL, '{FIN}', NULL, 'low', 'fin')`) - 7
+			url, resumes := w.serve(t, deadStore(t, w.db), notify.Identity{UserID: "alice", Roles: []string{"OPS"}}, deferCount)
+			s, err := sseclient.Open(context.Background(), http.DefaultClient, url, http.Header{"Last-Event-ID": {strconv.FormatInt(first+1, 10)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			// a1, a2, critical and everyone are unread; not the muted one.
+			const count = `"unreadCount":4`
+			var got []int64
+			counted := false
+			for len(got) < 3 || !counted {
+				ev, err := s.Next()
+				if err != nil {
+					t.Fatalf("after %v: %v", got, err)
+				}
+				switch {
+				case ev.ID != "":
+					seq, _ := strconv.ParseInt(ev.ID, 10, 64)
+					got = append(got, seq)
+				case strings.Contains(string(ev.Data), `"type":"connected"`):
+					if strings.Contains(string(ev.Data), count) == deferCount {
+						t.Fatalf("connected %s (count deferred: %v)", ev.Data, deferCount)
+					}
+					counted = !deferCount
+				case strings.Contains(string(ev.Data), `"type":"status"`):
+					if !deferCount || !strings.Contains(string(ev.Data), count) ||
+						!strings.Contains(string(ev.Data), fmt.Sprintf(`"countedThrough":%d`, first+7)) {
+						t.Fatalf("status %s, want the unread count 4 through %d", ev.Data, first+7)
+					}
+					counted = true
+				}
+			}
+			if want := []int64{first + 3, first + 5, first + 6}; !slices.Equal(got, want) {
+				t.Fatalf("replayed %v, want %v", got, want)
+			}
+			if r := resumes(); r[stream.ResumeFromMemory] != 1 || r[stream.ResumeFromDatabase] != 0 {
+				t.Fatalf("resumes %v, want one from memory", r)
+			}
+			last := w.send(t, `('alice', NULL, NULL, 'low', 'a3')`)
+			ev, err := s.Next()
+			for err == nil && ev.ID == "" {
+				ev, err = s.Next()
+			}
+			if err != nil || ev.ID != strconv.FormatInt(last, 10) {
+				t.Fatalf("live event %q %v, want id %d", ev.ID, err, last)
+			}
+		})
 	}
 }
 
 // TestResumeOlderThanWindowFromDatabase: a resume point the window no
-// longer holds is replayed from the table.
+// longer holds is replayed from the table; so is one before the stream's
+// truncation point, which the window may still hold: the client is told
+// and gets only what is left.
 func TestResumeOlderThanWindowFromDatabase(t *testing.T) {
 	t.Parallel()
-	w := setupWorld(t, 3)
-	last := w.send(t, `('carol', NULL, NULL, 'low', 'c1'), ('carol', NULL, NULL, 'low', 'c2'), ('carol', NULL, NULL, 'low', 'c3'),
-		('carol', NULL, NULL, 'low', 'c4'), ('carol', NULL, NULL, 'low', 'c5'), ('carol', NULL, NULL, 'low', 'c6')`)
-	url, resumes := w.serve(t, w.store, notify.Identity{UserID: "carol"})
-	got, _ := resumeFrom(t, url, last-6, 6)
-	if want := []int64{last - 5, last - 4, last - 3, last - 2, last - 1, last}; !slices.Equal(got, want) {
-		t.Fatalf("replayed %v, want %v", got, want)
+	for _, deferCount := range []bool{false, true} {
+		t.Run(fmt.Sprint("defer count ", deferCount), func(t *testing.T) {
+			t.Parallel()
+			w := setupWorld(t, 3)
+			last := w.send(t, `('carol', NULL, NULL, 'low', 'c1'), ('carol', NULL, NULL, 'low', 'c2'), ('carol', NULL, NULL, 'low', 'c3'),
+				('carol', NULL, NULL, 'low', 'c4'), ('carol', NULL, NULL, 'low', 'c5'), ('carol', NULL, NULL, 'low', 'c6')`)
+			url, resumes := w.serve(t, w.store, notify.Identity{UserID: "carol"}, deferCount)
+			got, _ := resumeFrom(t, url, last-6, 6)
+			if want := []int64{last - 5, last - 4, last - 3, last - 2, last - 1, last}; !slices.Equal(got, want) {
+				t.Fatalf("replayed %v, want %v", got, want)
+			}
+			if r := resumes(); r[stream.ResumeFromDatabase] != 1 || r[stream.ResumeFromMemory] != 0 {
+				t.Fatalf("resumes %v, want one from the database", r)
+			}
+			// Inside it again: from memory.
+			if got, _ := resumeFrom(t, url, last-2, 2); !slices.Equal(got, []int64{last - 1, last}) {
+				t.Fatalf("replayed %v", got)
+			}
+			if r := resumes(); r[stream.ResumeFromMemory] != 1 {
+				t.Fatalf("resumes %v, want one from memory", r)
+			}
+			// Retention took everything up to last-1.
+			pgtest.Exec(t, context.Background(), w.db.Pool, `DELETE FROM notify.notifications WHERE seq <= $1`, last-1)
+			pgtest.Exec(t, context.Background(), w.db.Pool, `UPDATE notify.stream_head SET truncated_before = $1`, last-1)
+			s, err := sseclient.Open(context.Background(), http.DefaultClient, url, http.Header{"Last-Event-ID": {strconv.FormatInt(last-2, 10)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			var events []string
+			for len(events) == 0 || events[len(events)-1] != strconv.FormatInt(last, 10) {
+				ev, err := s.Next()
+				if err != nil {
+					t.Fatalf("after %q: %v", events, err)
+				}
+				if strings.Contains(string(ev.Data), `"replay":"truncated"`) {
+					events = append(events, "truncated")
+				} else if ev.ID != "" {
+					events = append(events, ev.ID)
+				}
+			}
+			if want := []string{"truncated", strconv.FormatInt(last, 10)}; !slices.Equal(events, want) {
+				t.Fatalf("after truncation: %q, want %q", events, want)
+			}
+		})
 	}
-	if r := resumes(); r[stream.ResumeFromDatabase] != 1 || r[stream.ResumeFromMemory] != 0 {
-		t.Fatalf("resumes %v, want one from the database", r)
+}
+
+// TestResumeFromMemoryConnectedAndMutesInBatch: streams of users with
+// different mutes resuming from memory at once (their mutes read together)
+// each get a connected message without an unread count, then exactly what
+// their own mutes let through.
+func TestResumeFromMemoryConnectedAndMutesInBatch(t *testing.T) {
+	t.Parallel()
+	w := setupWorld(t, 1000)
+	ctx := context.Background()
+	users := []string{"u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7"}
+	for i, u := range users {
+		if err := w.inbox.SetMutedModules(ctx, u, []string{fmt.Sprint("m", i%3)}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	// Inside it again: from memory.
-	if got, _ := resumeFrom(t, url, last-2, 2); !slices.Equal(got, []int64{last - 1, last}) {
-		t.Fatalf("replayed %v", got)
+	last := w.send(t, `(NULL, '{ALL}', 'm0', 'low', 'x'), (NULL, '{ALL}', 'm1', 'low', 'x'), (NULL, '{ALL}', 'm2', 'low', 'x')`)
+	var wg sync.WaitGroup
+	for i, u := range users {
+		url, resumes := w.serve(t, w.store, notify.Identity{UserID: u, Roles: []string{"ALL"}}, true)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := sseclient.Open(ctx, http.DefaultClient, url, http.Header{"Last-Event-ID": {strconv.FormatInt(last-3, 10)}})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer s.Close()
+			var got []string
+			for len(got) < 3 {
+				ev, err := s.Next()
+				if err != nil {
+					t.Errorf("%s: %v after %v", u, err, got)
+					return
+				}
+				got = append(got, ev.ID)
+				if strings.Contains(string(ev.Data), `"type":"connected"`) && strings.Contains(string(ev.Data), "unreadCount") {
+					t.Errorf("%s: connected %s carries the count", u, ev.Data)
+				}
+			}
+			var want []string
+			want = append(want, "") // connected
+			for k := int64(0); k < 3; k++ {
+				if k != int64(i%3) {
+					want = append(want, strconv.FormatInt(last-2+k, 10))
+				}
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("%s (muting m%d): ids %q, want %q", u, i%3, got, want)
+			}
+			if r := resumes(); r[stream.ResumeFromMemory] != 1 {
+				t.Errorf("%s: resumes %v", u, r)
+			}
+		}()
 	}
-	if r := resumes(); r[stream.ResumeFromMemory] != 1 {
-		t.Fatalf("resumes %v, want one from memory", r)
-	}
+	wg.Wait()
 }
 
 // TestWindowAgreesWithSQLReplay: for identities with and without roles and
@@ -285,7 +408,7 @@ func TestWindowHandOffUnderPublishing(t *testing.T) {
 	t.Parallel()
 	w := setupWorld(t, 10_000)
 	start := w.send(t, `(NULL, '{OPS}', NULL, 'low', 'first')`)
-	url, resumes := w.serve(t, w.store, notify.Identity{UserID: "ops", Roles: []string{"OPS"}})
+	url, resumes := w.serve(t, w.store, notify.Identity{UserID: "ops", Roles: []string{"OPS"}}, false)
 	const batches, perBatch = 40, 10
 	row := strings.TrimSuffix(strings.Repeat(`(NULL, '{OPS}', NULL, 'low', 'x'), `, perBatch), ", ")
 	final := start + batches*perBatch
