@@ -121,13 +121,22 @@ func (s *Server) Serve(ctx context.Context, w http.ResponseWriter, id notify.Ide
 // bound that wait.
 func (s *Server) begin(ctx context.Context, wr *writer, sub *hub.Subscriber, resume Resume, log *slog.Logger) (int64, bool) {
 	id := sub.Identity()
-	if s.cfg.DeferUnreadCount && resume.Set && s.inbox != nil && s.hub.Covers(resume.Seq) {
-		if last, ok, done := s.beginFromMemory(ctx, wr, sub, resume, log); done {
-			return last, ok
+	// A resume the window holds waits for no turn of its own (recent.go):
+	// always with DeferUnreadCount, else when no turn is free now, so an
+	// unloaded node still puts the count in the connected message.
+	turned := false
+	if resume.Set && s.inbox != nil && s.hub.Covers(resume.Seq) {
+		turned = !s.cfg.DeferUnreadCount && s.tryTurn()
+		if !turned {
+			if last, ok, done := s.beginFromMemory(ctx, wr, sub, resume, log); done {
+				return last, ok
+			}
 		}
 	}
-	if err := s.takeTurn(ctx, sub); err != nil {
-		return 0, errors.Is(err, errClosed) // closed while waiting: live says why
+	if !turned {
+		if err := s.takeTurn(ctx, sub); err != nil {
+			return 0, errors.Is(err, errClosed) // closed while waiting: live says why
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.OpeningTimeout)
 	defer cancel()

@@ -75,14 +75,15 @@ type Config struct {
 	// which the browser client obeys), so a rolling restart does not send
 	// every client to the next node in the same instant. Default 3s.
 	ReconnectSpread time.Duration
-	// DeferUnreadCount: a stream resuming from the hub's window opens with
-	// no database turn of its own (its user's mutes are read in a batch
-	// with the other streams opening then) and a connected message without
-	// unreadCount; the count follows in a status message (data.unreadCount,
-	// hasMore, countedThrough) once read, a few at a time after the
-	// openings (see unread.go). Off by default: the connected message then
-	// carries the count, as documented, and each opening reads it in its
-	// turn.
+	// DeferUnreadCount: every stream resuming from the hub's window opens
+	// with no database turn of its own (its user's mutes are read in a
+	// batch with the other streams opening then) and a connected message
+	// without unreadCount; the count follows in a status message
+	// (data.unreadCount, hasMore, countedThrough) once read, a few at a
+	// time after the openings (see unread.go). Off (the default), such a
+	// stream does so only when no turn is free as it opens — in a
+	// reconnect storm — and otherwise reads the count in its turn and
+	// sends it in the connected message.
 	DeferUnreadCount bool
 	// Logger receives one line per stream opened and closed. Default slog.Default().
 	Logger *slog.Logger

@@ -40,5 +40,16 @@ func (s *Server) takeTurn(ctx context.Context, sub *hub.Subscriber) error {
 	}
 }
 
+// tryTurn takes a turn if one is free now; every true is followed by one
+// endTurn.
+func (s *Server) tryTurn() bool {
+	select {
+	case s.opening <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
 // endTurn gives the turn back.
 func (s *Server) endTurn() { <-s.opening }

@@ -12,7 +12,8 @@ import (
 // what an opening costs the database (it reads the user's audience above
 // the read watermark, ~1,000 buffers for a dense user at 10 million rows),
 // and a client that resumes already holds a count it kept up to date. So a
-// stream resumed from the hub's window opens with a connected message
+// stream resumed from the hub's window that would have to wait for a turn
+// (every one, with Config.DeferUnreadCount) opens with a connected message
 // without unreadCount (the browser client keeps its count) and gets a
 // status message with data.unreadCount, data.hasMore and
 // data.countedThrough (the last seq the count covers) once the count is

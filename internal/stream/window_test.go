@@ -85,9 +85,17 @@ func (w *world) send(t testing.TB, values string) int64 {
 // world's hub and inbox, counting resumes by source.
 func (w *world) serve(t *testing.T, store *postgres.Notifications, id notify.Identity, deferCount bool) (url string, resumes func() map[string]int) {
 	t.Helper()
+	url, resumes, _ = w.serveServer(t, store, id, deferCount)
+	return url, resumes
+}
+
+// serveServer is serve, also returning the server.
+func (w *world) serveServer(t *testing.T, store *postgres.Notifications, id notify.Identity, deferCount bool) (url string, resumes func() map[string]int, srv *stream.Server) {
+	t.Helper()
 	var mu sync.Mutex
 	counts := map[string]int{}
-	srv, err := stream.NewServer(w.hub, store, stream.Config{Logger: quiet, DeferUnreadCount: deferCount, Observer: stream.Observer{Resumed: func(source string) {
+	var err error
+	srv, err = stream.NewServer(w.hub, store, stream.Config{Logger: quiet, DeferUnreadCount: deferCount, Observer: stream.Observer{Resumed: func(source string) {
 		mu.Lock()
 		counts[source]++
 		mu.Unlock()
@@ -111,7 +119,7 @@ func (w *world) serve(t *testing.T, store *postgres.Notifications, id notify.Ide
 		mu.Lock()
 		defer mu.Unlock()
 		return maps.Clone(counts)
-	}
+	}, srv
 }
 
 // resumeFrom opens a stream with Last-Event-ID after and returns the seqs
@@ -450,5 +458,75 @@ func TestWindowHandOffUnderPublishing(t *testing.T) {
 	}
 	if r := resumes(); r[stream.ResumeFromMemory] != batches/4 {
 		t.Errorf("resumes %v, want all %d from memory", r, batches/4)
+	}
+}
+
+// TestCountDeferredOnlyWhenTurnsAreTaken: by default a stream resuming from
+// memory gets its unread count in the connected message when a turn at the
+// database is free, and in a status message after it when every turn is
+// taken (a reconnect storm); the latter waits for no turn of its own
+// beyond its share of a batch.
+func TestCountDeferredOnlyWhenTurnsAreTaken(t *testing.T) {
+	t.Parallel()
+	w := setupWorld(t, 1000)
+	last := w.send(t, `('dora', NULL, NULL, 'low', 'd1'), ('dora', NULL, NULL, 'low', 'd2')`)
+	url, resumes, srv := w.serveServer(t, w.store, notify.Identity{UserID: "dora"}, false)
+	open := func() *sseclient.Stream {
+		s, err := sseclient.Open(context.Background(), http.DefaultClient, url, http.Header{"Last-Event-ID": {strconv.FormatInt(last-1, 10)}})
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		return s
+	}
+	// kinds reads until the notification and says what came with it.
+	kinds := func(s *sseclient.Stream) []string {
+		var got []string
+		for {
+			ev, err := s.Next()
+			switch {
+			case err != nil:
+				t.Fatalf("after %q: %v", got, err)
+			case ev.ID != "":
+				got = append(got, "notification")
+			case strings.Contains(string(ev.Data), `"type":"connected"`) && strings.Contains(string(ev.Data), `"unreadCount":2`):
+				got = append(got, "connected with count")
+			case strings.Contains(string(ev.Data), `"type":"connected"`):
+				got = append(got, "connected")
+			case strings.Contains(string(ev.Data), `"type":"status"`) && strings.Contains(string(ev.Data), `"unreadCount":2`):
+				return append(got, "status with count")
+			}
+			if len(got) == 2 && got[0] == "connected with count" {
+				return got
+			}
+		}
+	}
+	s := open()
+	defer s.Close()
+	if got := kinds(s); !slices.Equal(got, []string{"connected with count", "notification"}) {
+		t.Errorf("turns free: %q", got)
+	}
+	release := stream.HoldTurns(srv)
+	opened := make(chan *sseclient.Stream, 1)
+	go func() { opened <- open() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for stream.MutesWaiting(srv) == 0 {
+		if time.Now().After(deadline) {
+			release()
+			t.Fatal("the stream did not join a batch of mute reads")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	release()
+	s2 := <-opened
+	if s2 == nil {
+		return
+	}
+	defer s2.Close()
+	if got := kinds(s2); !slices.Equal(got, []string{"connected", "notification", "status with count"}) {
+		t.Errorf("turns taken: %q", got)
+	}
+	if r := resumes(); r[stream.ResumeFromMemory] != 2 {
+		t.Errorf("resumes %v, want both from memory", r)
 	}
 }

@@ -1,0 +1,26 @@
+package stream
+
+// HoldTurns takes every turn at the database, as a reconnect storm's
+// openings do, until release is called.
+func HoldTurns(s *Server) (release func()) {
+	n := cap(s.opening)
+	for range n {
+		s.opening <- struct{}{}
+	}
+	return func() {
+		for range n {
+			<-s.opening
+		}
+	}
+}
+
+// MutesWaiting is how many streams wait in the batch of mute reads that is
+// gathering.
+func MutesWaiting(s *Server) int {
+	s.mutes.mu.Lock()
+	defer s.mutes.mu.Unlock()
+	if s.mutes.next == nil {
+		return 0
+	}
+	return len(s.mutes.next.users)
+}
