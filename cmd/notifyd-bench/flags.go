@@ -22,6 +22,7 @@ const (
 	phaseThroughput = "throughput"
 	phaseLatency    = "latency"
 	phaseProducer   = "producer"
+	phaseSnapshot   = "snapshot" // single-row inserts while another session holds a snapshot
 	// The phases below run notifyd as separate processes (package
 	// cluster), with clients in processes of their own.
 	phaseStreams   = "streams"   // many idle streams on one node: memory, heartbeats
@@ -33,7 +34,7 @@ const (
 	phaseRolling   = "rolling"   // every node restarted in turn (SIGTERM) under load
 )
 
-var allPhases = []string{phaseThroughput, phaseLatency, phaseProducer, phaseStreams, phaseBroadcast, phaseResume, phaseCluster, phaseLived,
+var allPhases = []string{phaseThroughput, phaseLatency, phaseProducer, phaseSnapshot, phaseStreams, phaseBroadcast, phaseResume, phaseCluster, phaseLived,
 	phaseStorm, phaseRolling}
 
 // defaultPhases is what a run without -phases measures (`make bench`):
@@ -44,7 +45,7 @@ var defaultPhases = []string{phaseThroughput, phaseLatency, phaseProducer, phase
 
 // inProcess reports whether a phase runs the server inside the bench.
 func inProcess(phase string) bool {
-	return phase == phaseThroughput || phase == phaseLatency || phase == phaseProducer
+	return phase == phaseThroughput || phase == phaseLatency || phase == phaseProducer || phase == phaseSnapshot
 }
 
 // config is every knob of a run. The defaults are the figures the targets
@@ -68,6 +69,10 @@ type config struct {
 	LatencyRates     []int
 	LatencyDuration  time.Duration
 	LatencyProducers int
+
+	SnapshotRate     int           // snapshot: inserts per second
+	SnapshotDuration time.Duration // snapshot: how long the load runs with the snapshot held
+	SnapshotWindow   time.Duration // snapshot: the figures' window
 
 	Producers        int
 	ProducerDuration time.Duration
@@ -167,6 +172,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	rates := fs.String("latency-rates", "100,1000", "latency: comma-separated insert rates per second")
 	fs.DurationVar(&c.LatencyDuration, "latency-duration", 10*time.Second, "latency: duration of each rate")
 	fs.IntVar(&c.LatencyProducers, "latency-producers", 8, "latency: paced producer goroutines")
+	fs.IntVar(&c.SnapshotRate, "snapshot-rate", 1000, "snapshot: single-row inserts per second")
+	fs.DurationVar(&c.SnapshotDuration, "snapshot-duration", 10*time.Minute, "snapshot: how long the load runs while a snapshot is held")
+	fs.DurationVar(&c.SnapshotWindow, "snapshot-window", time.Minute, "snapshot: the window the latency figures are split by")
 	fs.IntVar(&c.Producers, "producers", 8, "producer: goroutines inserting single rows")
 	fs.DurationVar(&c.ProducerDuration, "producer-duration", 10*time.Second, "producer: duration of each run")
 	fs.IntVar(&c.Rounds, "rounds", 2, "producer: rounds of (plain, trigger)")

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sync/atomic"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // singleInsert is one notification per autocommit statement, the way most
@@ -38,10 +40,8 @@ type committed struct {
 }
 
 // runLatency inserts single rows at a steady rate for cfg.LatencyDuration
-// and measures, per notification, the time from the producer seeing its
-// commit to the stream delivering it. The k-th insert is due at
-// start + k/rate whichever producer takes it, so a slow insert delays
-// only itself; several producers let the rate hold when one insert stalls.
+// (paceInserts) and measures, per notification, the time from the producer
+// seeing its commit to the stream delivering it.
 func runLatency(ctx context.Context, cfg config, e *env, prog *progress, rate int) (*LatencyResult, error) {
 	user := fmt.Sprintf("bench-latency-%d", rate)
 	total := max(1, int(float64(rate)*cfg.LatencyDuration.Seconds()))
@@ -57,14 +57,39 @@ func runLatency(ctx context.Context, cfg config, e *env, prog *progress, rate in
 	}
 	defer rd.Close()
 
-	interval := time.Second / time.Duration(rate)
-	sent := make([][]committed, cfg.LatencyProducers)
-	var next, done atomic.Int64
+	var done atomic.Int64
 	stop := prog.Every(2*time.Second, func() string {
 		return fmt.Sprintf("latency %d/s: %d committed, %d received", rate, done.Load(), rd.Count())
 	})
+	all, err := paceInserts(ctx, pool, user, rate, total, cfg.LatencyProducers, &done)
+	if err == nil {
+		err = rd.WaitFor(ctx, done.Load(), cfg.Timeout, 10*time.Second)
+	}
+	stop()
+	ds := rd.Deliveries()
+	res := summarizeLatency(rate, cfg.LatencyProducers, all, ds)
+	res.Reconnects = rd.Reconnects()
+	if stages, serr := latencyStages(ctx, e, user, all, ds); serr == nil {
+		res.Stages = stages
+	} else if err == nil {
+		err = serr
+	}
+	prog.Printf("latency %d/s: achieved %.0f/s, p50 %.1f ms, p99 %.1f ms, max %.1f ms, %d missing",
+		rate, res.AchievedRate, res.Latency.P50Ms, res.Latency.P99Ms, res.Latency.MaxMs, res.Missing)
+	return res, err
+}
+
+// paceInserts runs total single-row inserts for user at rate per second
+// from producers goroutines and returns each one's commit time. The k-th
+// insert is due at start + k/rate whichever producer takes it, so a slow
+// insert delays only itself; several producers let the rate hold when one
+// insert stalls. done counts the commits as they happen.
+func paceInserts(ctx context.Context, pool *pgxpool.Pool, user string, rate, total, producers int, done *atomic.Int64) ([]committed, error) {
+	interval := time.Second / time.Duration(rate)
+	sent := make([][]committed, producers)
+	var next atomic.Int64
 	start := time.Now().Add(20 * time.Millisecond)
-	err = runGroup(ctx, cfg.LatencyProducers, func(gctx context.Context, p int) error {
+	err := runGroup(ctx, producers, func(gctx context.Context, p int) error {
 		for k := next.Add(1) - 1; k < int64(total); k = next.Add(1) - 1 {
 			if err := sleepUntil(gctx, start.Add(time.Duration(k)*interval)); err != nil {
 				return err
@@ -78,21 +103,7 @@ func runLatency(ctx context.Context, cfg config, e *env, prog *progress, rate in
 		}
 		return nil
 	})
-	if err == nil {
-		err = rd.WaitFor(ctx, done.Load(), cfg.Timeout, 10*time.Second)
-	}
-	stop()
-	all, ds := slices.Concat(sent...), rd.Deliveries()
-	res := summarizeLatency(rate, cfg.LatencyProducers, all, ds)
-	res.Reconnects = rd.Reconnects()
-	if stages, serr := latencyStages(ctx, e, user, all, ds); serr == nil {
-		res.Stages = stages
-	} else if err == nil {
-		err = serr
-	}
-	prog.Printf("latency %d/s: achieved %.0f/s, p50 %.1f ms, p99 %.1f ms, max %.1f ms, %d missing",
-		rate, res.AchievedRate, res.Latency.P50Ms, res.Latency.P99Ms, res.Latency.MaxMs, res.Missing)
-	return res, err
+	return slices.Concat(sent...), err
 }
 
 // summarizeLatency pairs commits with deliveries by notification id.

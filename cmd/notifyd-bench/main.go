@@ -152,6 +152,15 @@ func runPhases(ctx context.Context, cfg config, env *env, prog *progress, rep *R
 			}
 		}
 	}
+	if cfg.Phases[phaseSnapshot] {
+		err := measurePhase(ctx, env, rep, phaseSnapshot, func() (err error) {
+			rep.Snapshot, err = runSnapshot(ctx, cfg, env, prog)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("held snapshot: %w", err)
+		}
+	}
 	if cfg.Phases[phaseProducer] {
 		err := measurePhase(ctx, env, rep, phaseProducer, func() (err error) {
 			rep.Producer, err = runProducer(ctx, cfg, env, prog)

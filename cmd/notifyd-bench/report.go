@@ -15,6 +15,7 @@ type Report struct {
 	Throughput  *ThroughputResult `json:"throughput,omitempty"`
 	Latency     []LatencyResult   `json:"latency,omitempty"`
 	Producer    *ProducerResult   `json:"producer,omitempty"`
+	Snapshot    *SnapshotResult   `json:"snapshot,omitempty"`
 	Streams     *StreamsResult    `json:"streams,omitempty"`
 	Broadcast   *BroadcastResult  `json:"broadcast,omitempty"`
 	Resume      *ResumeResult     `json:"resume,omitempty"`
@@ -39,7 +40,7 @@ func (r *Report) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "machine:    %d cores (GOMAXPROCS %d), %s, %s; client, server and PostgreSQL share them\n",
 		e.Cores, e.GOMAXPROCS, e.Platform, e.GoVersion)
 	fmt.Fprintf(w, "postgresql: %s at %s (%s)\n", e.PostgresVersion, e.ServerURL, settingsLine(e.PostgresConfig))
-	if r.Throughput != nil || r.Latency != nil || r.Producer != nil {
+	if r.Throughput != nil || r.Latency != nil || r.Producer != nil || r.Snapshot != nil {
 		fmt.Fprintf(w, "server:     in process, %d queue worker(s), pool %d, default worker/feed settings; database %s\n",
 			s.ServerWorkers, s.ServerPool, e.Database)
 	}
@@ -90,6 +91,9 @@ func (r *Report) WriteTable(w io.Writer) {
 	}
 	if p := r.Producer; p != nil {
 		r.writeProducer(w, p)
+	}
+	if s := r.Snapshot; s != nil {
+		r.writeSnapshot(w, s)
 	}
 	r.writeNodePhases(w)
 	r.writeProfiles(w)

@@ -248,32 +248,48 @@ func (s *Notifications) Head(ctx context.Context) (Head, error) {
 }
 
 // DeletePublishedBefore deletes up to limit published notifications (lowest
-// seqs first) published before cutoff, with their queue items, and moves the
-// stream head's truncated_before past them. Unpublished notifications (and
+// seqs first) published before cutoff, with their queue items, and records
+// how far retention has gone (a row in notify.retention_marks: every
+// notification with a seq up to it is gone). Unpublished notifications (and
 // so failed items) are never touched. It returns how many it deleted.
 func (s *Notifications) DeletePublishedBefore(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
 	var n int64
-	// The oldest $2 published rows by seq, then those of them published
-	// before the cutoff: seqs follow publishing, so this reads at most $2
-	// index entries whether or not anything is old enough. A filter on
-	// published_at while walking seqs reads the whole table when nothing is,
-	// which is most of the time (101 ms at 200,000 rows against 0.7 ms, with
-	// the generic plan notifyd's connections use).
+	// The oldest $2 published rows above the last mark, by seq, then the
+	// run of them published before the cutoff: this reads at most $2 index
+	// entries whether or not anything is old enough (a filter on
+	// published_at while walking seqs reads the whole table when nothing
+	// is: 101 ms at 200,000 rows against 0.7 ms). Starting above the mark
+	// skips the entries of rows already deleted, which stay in the index
+	// while any session holds a snapshot older than their deletion. The
+	// mark stops below any row of the run that someone else had locked, so
+	// the next pass takes it up.
 	err := s.pool.QueryRow(ctx, `WITH oldest AS MATERIALIZED (
-			SELECT id, published_at FROM notify.notifications WHERE seq IS NOT NULL ORDER BY seq LIMIT $2
+			SELECT id, seq, published_at < $1 AS old FROM notify.notifications
+			WHERE seq > (SELECT COALESCE(max(seq), 0) FROM notify.retention_marks)
+			ORDER BY seq LIMIT $2
+		), run AS MATERIALIZED (
+			SELECT id, seq FROM oldest
+			WHERE seq < COALESCE((SELECT min(seq) FROM oldest WHERE NOT old), 9223372036854775807)
 		), doomed AS (
 			SELECT n.id FROM notify.notifications n
-			WHERE n.id IN (SELECT id FROM oldest WHERE published_at < $1)
+			WHERE n.id IN (SELECT id FROM run)
 			FOR UPDATE OF n SKIP LOCKED
 		), gone AS (
-			DELETE FROM notify.notifications n USING doomed d WHERE n.id = d.id RETURNING n.seq
+			DELETE FROM notify.notifications n USING doomed d WHERE n.id = d.id RETURNING n.id, n.seq
 		), roles_gone AS (
 			DELETE FROM notify.notification_roles
 			WHERE seq BETWEEN (SELECT min(seq) FROM gone) AND (SELECT max(seq) FROM gone)
 			  AND seq IN (SELECT seq FROM gone)
-		), head AS (
-			UPDATE notify.stream_head SET truncated_before = GREATEST(truncated_before, (SELECT max(seq) FROM gone))
-			WHERE EXISTS (SELECT 1 FROM gone)
+		), mark AS (
+			SELECT COALESCE((SELECT min(r.seq) - 1 FROM run r WHERE r.id NOT IN (SELECT id FROM gone)),
+			                (SELECT max(seq) FROM gone)) AS seq
+		), marked AS (
+			INSERT INTO notify.retention_marks (seq)
+			SELECT seq FROM mark WHERE seq > (SELECT COALESCE(max(seq), 0) FROM notify.retention_marks)
+			ON CONFLICT (seq) DO NOTHING
+			RETURNING seq
+		), unmarked AS (
+			DELETE FROM notify.retention_marks WHERE seq < (SELECT seq FROM marked)
 		)
 		SELECT count(*) FROM gone`, cutoff, limit).Scan(&n)
 	if err != nil {

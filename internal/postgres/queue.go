@@ -57,28 +57,34 @@ func (q *Queue) Claim(ctx context.Context, workerID string, limit int) ([]Claim,
 }
 
 // stampAndRing takes the rows of a CTE named "mine" (queue items just
-// completed: id, notification_id, status), takes the next seqs from the
-// stream head (whose row lock, held to commit, serializes all publishers so
-// seqs become visible in commit order) for those now sent, stamps those
-// notifications, and rings every node's listener with the last seq. Items
-// that mine set aside (failed: the row slipped past the constraints and
-// cannot be delivered consistently) get no seq. It answers (items in mine,
-// last seq, -, "notification id: reason" of each item set aside). Each
-// published notification's roles go into notify.notification_roles, the
-// index by which a user's role notifications are read (audience.go).
+// completed: id, notification_id, status), and for those now sent takes the
+// publish turn (advisory lock 1852797545/3, held to commit, which serializes
+// all publishers so seqs become visible in commit order), numbers them from
+// notify.notification_seq, stamps those notifications, and rings every
+// node's listener with the last seq. Nothing here rewrites a row that every
+// batch touches: under a held snapshot such a row's versions pile up and
+// every publish walks them (migration 00010). Items that mine set aside
+// (failed: the row slipped past the constraints and cannot be delivered
+// consistently) get no seq. It answers (items in mine, last seq, -,
+// "notification id: reason" of each item set aside). Each published
+// notification's roles go into notify.notification_roles, the index by
+// which a user's role notifications are read (audience.go).
+//
+// The lock comes before any nextval by data flow: numbered's rows (and so
+// its nextval calls) exist only once turn has produced its row.
 const stampAndRing = `, todo AS (
-		SELECT n.id, row_number() OVER (ORDER BY m.id) AS ord
+		SELECT n.id, m.id AS item_id
 		FROM mine m JOIN notify.notifications n ON n.id = m.notification_id
 		WHERE n.seq IS NULL AND m.status = 'sent'
-	), head AS (
-		UPDATE notify.stream_head
-		SET last_seq = last_seq + (SELECT count(*) FROM todo), published_at = now()
-		WHERE EXISTS (SELECT 1 FROM todo)
-		RETURNING last_seq - (SELECT count(*) FROM todo) AS base
+	), turn AS MATERIALIZED (
+		SELECT pg_advisory_xact_lock(` + publishTurnLock + `) AS taken WHERE EXISTS (SELECT 1 FROM todo)
+	), numbered AS MATERIALIZED (
+		SELECT todo.id, nextval('notify.notification_seq') AS seq
+		FROM todo, turn ORDER BY todo.item_id
 	), stamped AS (
 		UPDATE notify.notifications n
-		SET seq = head.base + todo.ord, published_at = now()
-		FROM todo, head WHERE n.id = todo.id
+		SET seq = numbered.seq, published_at = now()
+		FROM numbered WHERE n.id = numbered.id
 		RETURNING n.seq, n.target_roles
 	), role_index AS (
 		INSERT INTO notify.notification_roles (role, seq)
@@ -87,8 +93,14 @@ const stampAndRing = `, todo AS (
 	)
 	SELECT (SELECT count(*) FROM mine), s.last,
 		CASE WHEN s.last IS NOT NULL THEN pg_notify('notify_published', s.last::text) END,
-		(SELECT array_agg(m.notification_id || ': ' || m.last_error ORDER BY m.id) FROM mine m WHERE m.status = 'failed')
-	FROM (SELECT max(seq) AS last FROM stamped) s`
+		(SELECT array_agg(m.notification_id || ': ' || m.last_error ORDER BY m.id) FROM mine m WHERE m.status = 'failed'),
+		c.next_attempt_at, c.id
+	FROM (SELECT max(seq) AS last FROM stamped) s
+	LEFT JOIN (SELECT next_attempt_at, id FROM mine ORDER BY next_attempt_at DESC, id DESC LIMIT 1) c ON true`
+
+// publishTurnLock is the advisory lock (two int4 keys) a publisher holds
+// from taking its seqs to its commit.
+const publishTurnLock = `1852797545, 3`
 
 // setAside is the queue item's new state given r, the notification's
 // notify.undeliverable_reason: sent when it can be delivered, failed (for
@@ -109,16 +121,28 @@ const publishStatement = `WITH mine AS (
 			LATERAL (SELECT notify.undeliverable_reason(n) AS reason FROM notify.notifications n
 			         WHERE n.id = (SELECT notification_id FROM notify.queue_items WHERE id = c.id)) r
 		WHERE q.id = c.id AND q.attempts = c.attempts AND q.status = 'processing' AND q.locked_by = $3
-		RETURNING q.id, q.notification_id, q.status, q.last_error
+		RETURNING q.id, q.notification_id, q.status, q.last_error, q.next_attempt_at
 	)` + stampAndRing
 
-// claimAndPublishStatement is the fast path: it claims due items with FOR
-// UPDATE SKIP LOCKED and publishes them in the same statement, so each
-// queue item is written once and each batch commits once. Nothing is ever
-// left in processing: if the statement fails, nothing happened.
-const claimAndPublishStatement = `WITH due AS (
+// claimAndPublish is the fast path: it claims due items with FOR UPDATE
+// SKIP LOCKED and publishes them in the same statement, so each queue item
+// is written once and each batch commits once. Nothing is ever left in
+// processing: if the statement fails, nothing happened.
+//
+// scope bounds the claim's walk of queue_items_claim_idx. Each item the
+// workers took leaves a dead entry there until vacuum removes it, and while
+// some session holds an old snapshot vacuum removes none: a walk from the
+// start of the index then reads every item queued since that snapshot was
+// taken, on every claim. recentlyDue reads only items due in the last
+// moments ($2, a lookback), which is where new work appears (an item is due
+// from its INSERT statement's start, or from when it became pending again);
+// sweepFrom reads from a cursor ($2, $3) and finds what the recent walk
+// missed (an item whose producer's transaction outlasted the lookback, or one
+// left while no worker ran), a few times a minute.
+func claimAndPublish(scope string) string {
+	return `WITH due AS (
 		SELECT id, notification_id FROM notify.queue_items
-		WHERE status = 'pending' AND next_attempt_at <= now()
+		WHERE status = 'pending' AND next_attempt_at <= now() AND ` + scope + `
 		ORDER BY next_attempt_at, id
 		LIMIT $1
 		FOR UPDATE SKIP LOCKED
@@ -129,22 +153,83 @@ const claimAndPublishStatement = `WITH due AS (
 		FROM due, LATERAL (SELECT notify.undeliverable_reason(n) AS reason FROM notify.notifications n
 		                   WHERE n.id = due.notification_id) r
 		WHERE q.id = due.id
-		RETURNING q.id, q.notification_id, q.status, q.last_error
+		RETURNING q.id, q.notification_id, q.status, q.last_error, q.next_attempt_at
 	)` + stampAndRing
+}
 
-// ClaimAndPublish claims up to limit due items and publishes them in one
-// statement. It returns how many items it completed, the last seq, and
-// "notification id: reason" for each item it set aside (failed at once: the
-// row cannot be delivered consistently, see notify.undeliverable_reason).
-func (q *Queue) ClaimAndPublish(ctx context.Context, limit int) (n int, lastSeq int64, setAside []string, err error) {
-	var last *int64
-	if err := q.pool.QueryRow(ctx, claimAndPublishStatement, limit).Scan(&n, &last, new(*string), &setAside); err != nil {
-		return 0, 0, nil, fmt.Errorf("claim and publish batch: %w", interpretError(err))
+const (
+	recentlyDue = `next_attempt_at > now() - $2::interval`
+	sweepFrom   = `(next_attempt_at, id) > ($2::timestamptz, $3::bigint)`
+)
+
+var (
+	claimRecentStatement = claimAndPublish(recentlyDue)
+	sweepStatement       = claimAndPublish(sweepFrom)
+)
+
+// Batch is what one claim-and-publish statement did.
+type Batch struct {
+	// Items is how many queue items it completed (sent or set aside).
+	Items int
+	// LastSeq is the last seq it assigned (0 when none).
+	LastSeq int64
+	// SetAside is "notification id: reason" for each item failed at once
+	// (the row cannot be delivered consistently, see
+	// notify.undeliverable_reason).
+	SetAside []string
+	// Next is where a sweep continues: after the last item claimed.
+	Next SweepCursor
+}
+
+// SweepCursor is a position in the claim index (due time, item id). The zero
+// value is the start.
+type SweepCursor struct {
+	DueAt time.Time
+	ID    int64
+}
+
+// ClaimAndPublish claims up to limit items that fell due within lookback
+// and publishes them in one statement.
+func (q *Queue) ClaimAndPublish(ctx context.Context, limit int, lookback time.Duration) (Batch, error) {
+	b, err := q.claimAndPublish(ctx, claimRecentStatement, limit, lookback)
+	if err != nil {
+		return Batch{}, fmt.Errorf("claim and publish batch: %w", err)
+	}
+	return b, nil
+}
+
+// SweepAndPublish claims up to limit due items after from, wherever they
+// are in the queue, and publishes them. Run it until it returns fewer than
+// limit items, passing each batch's Next to the following call.
+func (q *Queue) SweepAndPublish(ctx context.Context, limit int, from SweepCursor) (Batch, error) {
+	at := from.DueAt
+	if at.IsZero() {
+		at = time.Unix(0, 0).AddDate(-1000, 0, 0) // before any item
+	}
+	b, err := q.claimAndPublish(ctx, sweepStatement, limit, at, from.ID)
+	if err != nil {
+		return Batch{}, fmt.Errorf("sweep the queue: %w", err)
+	}
+	if b.Items == 0 {
+		b.Next = from
+	}
+	return b, nil
+}
+
+func (q *Queue) claimAndPublish(ctx context.Context, statement string, args ...any) (Batch, error) {
+	var b Batch
+	var last, nextID *int64
+	var nextAt *time.Time
+	if err := q.pool.QueryRow(ctx, statement, args...).Scan(&b.Items, &last, new(*string), &b.SetAside, &nextAt, &nextID); err != nil {
+		return Batch{}, interpretError(err)
 	}
 	if last != nil {
-		lastSeq = *last
+		b.LastSeq = *last
 	}
-	return n, lastSeq, setAside, nil
+	if nextAt != nil && nextID != nil {
+		b.Next = SweepCursor{DueAt: *nextAt, ID: *nextID}
+	}
+	return b, nil
 }
 
 // Publish publishes the claims workerID still holds and returns how many
@@ -158,7 +243,7 @@ func (q *Queue) Publish(ctx context.Context, workerID string, claims []Claim) (h
 	}
 	var last *int64
 	var notified *string
-	err = q.pool.QueryRow(ctx, publishStatement, ids, attempts, workerID).Scan(&held, &last, &notified, &setAside)
+	err = q.pool.QueryRow(ctx, publishStatement, ids, attempts, workerID).Scan(&held, &last, &notified, &setAside, nil, nil)
 	if err != nil {
 		return 0, 0, nil, fmt.Errorf("publish batch: %w", interpretError(err))
 	}
@@ -224,11 +309,14 @@ func (q *Queue) RescueExpired(ctx context.Context, lease time.Duration) (int64, 
 	return tag.RowsAffected(), nil
 }
 
-// NextDue returns when the earliest pending item becomes due (ok=false when
-// none is pending).
-func (q *Queue) NextDue(ctx context.Context) (due time.Time, ok bool, err error) {
+// NextDue returns when the earliest pending item due after lookback ago
+// becomes due (ok=false when there is none). Like the recent claim, it does
+// not walk the claim index from its start (see claimAndPublish); what lies
+// before is the sweep's.
+func (q *Queue) NextDue(ctx context.Context, lookback time.Duration) (due time.Time, ok bool, err error) {
 	var t *time.Time
-	if err := q.pool.QueryRow(ctx, `SELECT min(next_attempt_at) FROM notify.queue_items WHERE status = 'pending'`).Scan(&t); err != nil {
+	if err := q.pool.QueryRow(ctx, `SELECT min(next_attempt_at) FROM notify.queue_items
+		WHERE status = 'pending' AND next_attempt_at > now() - $1::interval`, lookback).Scan(&t); err != nil {
 		return time.Time{}, false, fmt.Errorf("next due item: %w", interpretError(err))
 	}
 	if t == nil {

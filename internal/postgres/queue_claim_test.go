@@ -74,7 +74,7 @@ func TestClaim(t *testing.T) {
 	})
 
 	t.Run("NextDue reports the earliest pending item", func(t *testing.T) {
-		due, ok, err := q.NextDue(ctx)
+		due, ok, err := q.NextDue(ctx, 2*time.Second)
 		if err != nil || !ok {
 			t.Fatalf("NextDue: %v %v %v", due, ok, err)
 		}

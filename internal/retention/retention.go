@@ -3,7 +3,8 @@
 // batches, each its own short transaction, so it never holds locks for long
 // or competes with the workers for more than a moment. Failed and pending
 // items are never removed: they wait for an admin. A resume from before what
-// is left gets replay "truncated" (stream_head.truncated_before).
+// is left gets replay "truncated" (notify.retention_marks, shown as
+// stream_head.truncated_before).
 package retention
 
 import (

@@ -13,6 +13,19 @@ import (
 // Run drains the queue until ctx ends. On return, the worker holds no claim
 // it could release and is not listed as busy.
 func (w *Worker) Run(ctx context.Context) error {
+	// Items left while no worker ran are due long ago: the first batches
+	// sweep the whole queue, then the recent claims start.
+	w.sweepFrom = &postgres.SweepCursor{}
+	sweepCtx, stopSweeping := context.WithCancel(ctx)
+	sweeping := make(chan struct{})
+	go func() {
+		defer close(sweeping)
+		w.sweepLoop(sweepCtx)
+	}()
+	defer func() {
+		stopSweeping()
+		<-sweeping
+	}()
 	var busy *postgres.BusyMark
 	nextRescue := time.Time{}
 	errDelay := time.Duration(0)
@@ -78,7 +91,7 @@ func (w *Worker) Run(ctx context.Context) error {
 func (w *Worker) idleDelay(ctx context.Context) time.Duration {
 	p := w.cfg.PollInterval
 	d := p - p/10 + rand.N(p/5+1)
-	if due, ok, err := w.queue.NextDue(ctx); err == nil && ok {
+	if due, ok, err := w.queue.NextDue(ctx, w.cfg.ClaimLookback); err == nil && ok {
 		d = min(d, max(time.Until(due), time.Millisecond))
 	}
 	return d
@@ -104,20 +117,27 @@ func (w *Worker) sleep(ctx context.Context, d time.Duration) {
 // the others go out. Once a careful batch goes through cleanly, the fast
 // path resumes.
 func (w *Worker) step(ctx context.Context) (int, error) {
+	if w.sweepFailed.Swap(false) {
+		w.careful = true
+	}
 	if !w.careful {
 		start := time.Now()
-		n, lastSeq, setAside, err := w.queue.ClaimAndPublish(ctx, w.cfg.BatchSize)
-		if err == nil {
-			w.reportSetAside(ctx, setAside)
-			if n > 0 {
-				if w.cfg.Hooks.Claimed != nil {
-					w.cfg.Hooks.Claimed(n)
-				}
-				if w.cfg.Hooks.Published != nil {
-					w.cfg.Hooks.Published(n, lastSeq, time.Since(start))
+		var b postgres.Batch
+		var err error
+		if w.sweepFrom != nil {
+			b, err = w.queue.SweepAndPublish(ctx, w.cfg.BatchSize, *w.sweepFrom)
+			if err == nil {
+				w.sweepFrom = &b.Next
+				if b.Items < w.cfg.BatchSize {
+					w.sweepFrom = nil // swept to the end
 				}
 			}
-			return n, nil
+		} else {
+			b, err = w.queue.ClaimAndPublish(ctx, w.cfg.BatchSize, w.cfg.ClaimLookback)
+		}
+		if err == nil {
+			w.reportBatch(ctx, b, time.Since(start))
+			return b.Items, nil
 		}
 		if ctx.Err() != nil || errors.Is(err, notify.ErrUnavailable) {
 			return 0, err
@@ -140,6 +160,61 @@ func (w *Worker) step(ctx context.Context) (int, error) {
 		w.careful = false
 	}
 	return len(claims), nil
+}
+
+// reportBatch tells the hooks and the log what a claim-and-publish did.
+func (w *Worker) reportBatch(ctx context.Context, b postgres.Batch, took time.Duration) {
+	w.reportSetAside(ctx, b.SetAside)
+	if b.Items == 0 {
+		return
+	}
+	if w.cfg.Hooks.Claimed != nil {
+		w.cfg.Hooks.Claimed(b.Items)
+	}
+	if w.cfg.Hooks.Published != nil {
+		w.cfg.Hooks.Published(b.Items, b.LastSeq, took)
+	}
+}
+
+// sweepLoop sweeps the whole queue every SweepInterval until ctx ends. It runs beside Run's
+// loop: a sweep may read many index entries while a snapshot is held, and
+// the recent claims must not wait for it.
+func (w *Worker) sweepLoop(ctx context.Context) {
+	t := time.NewTicker(w.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		w.sweep(ctx)
+	}
+}
+
+// sweep claims and publishes due items from the start of the queue's
+// index to its end, a batch at a time.
+func (w *Worker) sweep(ctx context.Context) {
+	var from postgres.SweepCursor
+	for ctx.Err() == nil {
+		start := time.Now()
+		b, err := w.queue.SweepAndPublish(ctx, w.cfg.BatchSize, from)
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.WarnContext(ctx, "sweep failed; the worker will claim with a lease to isolate the failing notification", "err", err)
+				if !errors.Is(err, notify.ErrUnavailable) {
+					w.sweepFailed.Store(true)
+					w.Wake()
+				}
+			}
+			return
+		}
+		w.reportBatch(ctx, b, time.Since(start))
+		if b.Items < w.cfg.BatchSize {
+			return
+		}
+		from = b.Next
+	}
 }
 
 // process publishes claimed items and returns how many failed. If the

@@ -5,7 +5,14 @@
 // Any number of workers, in one process or many, may run against one queue:
 // SKIP LOCKED keeps their claims apart, the lease token (worker id and attempt
 // number) keeps a stalled worker from completing an item someone else has
-// taken up again, and the stream head's row lock orders their publishes.
+// taken up again, and the publish turn (an advisory lock held to commit)
+// orders their publishes.
+//
+// Where to look: a claim reads the end of the queue's index where new work
+// appears (items due within ClaimLookback), and a sweep every SweepInterval
+// reads the rest. Walking the whole index on every claim costs one read per
+// item queued since the oldest snapshot any session holds (vacuum cannot
+// remove their dead entries until it ends); see postgres.ClaimAndPublish.
 //
 // Wake-ups: an idle worker sleeps until the insert trigger's NOTIFY (passed in
 // through Wake), the next due retry, or the poll interval, whichever is first.
@@ -22,6 +29,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/notifyd/notifyd/internal/postgres"
@@ -36,6 +44,16 @@ type Config struct {
 	// PollInterval is the longest an idle worker sleeps without a wake-up
 	// (NOTIFY_POLL_INTERVAL). Default 5s; each sleep is jittered by ±10%.
 	PollInterval time.Duration
+	// ClaimLookback is how far back a claim looks for due items (default
+	// 2s): new work is due from its INSERT statement's start, so the recent
+	// claim finds it by reading only that end of the queue's index, however
+	// many dead entries a held snapshot leaves before it. What falls outside
+	// (a producer's transaction that stays open longer than this after its
+	// INSERT) is found by the next sweep.
+	ClaimLookback time.Duration
+	// SweepInterval is how often the whole queue is swept for due items
+	// the recent claim missed. Default: PollInterval.
+	SweepInterval time.Duration
 	// Lease is how long a claim is held before another worker may take the
 	// item up again. Default 30s.
 	Lease time.Duration
@@ -50,7 +68,8 @@ type Config struct {
 	Hooks Hooks
 }
 
-// Hooks are called synchronously by the worker loop.
+// Hooks are called synchronously by the worker loop and by its sweep, so
+// from two goroutines.
 type Hooks struct {
 	// Claimed is called with the size of each non-empty claim.
 	Claimed func(n int)
@@ -70,6 +89,8 @@ func (c Config) WithDefaults() Config {
 	c.ID = cmp.Or(c.ID, fmt.Sprintf("%s/%d", cmp.Or(host, "notifyd"), os.Getpid()))
 	c.BatchSize = cmp.Or(c.BatchSize, 500)
 	c.PollInterval = cmp.Or(c.PollInterval, 5*time.Second)
+	c.ClaimLookback = cmp.Or(c.ClaimLookback, 2*time.Second)
+	c.SweepInterval = cmp.Or(c.SweepInterval, c.PollInterval)
 	c.Lease = cmp.Or(c.Lease, 30*time.Second)
 	c.RetryBase = cmp.Or(c.RetryBase, time.Second)
 	c.RetryMax = cmp.Or(c.RetryMax, 5*time.Minute)
@@ -85,6 +106,10 @@ func (c Config) validate() error {
 		return fmt.Errorf("worker: BatchSize %d must be between 1 and 10000", c.BatchSize)
 	case c.PollInterval < time.Millisecond:
 		return fmt.Errorf("worker: PollInterval %s must be at least 1ms", c.PollInterval)
+	case c.ClaimLookback < 10*time.Millisecond:
+		return fmt.Errorf("worker: ClaimLookback %s must be at least 10ms", c.ClaimLookback)
+	case c.SweepInterval < time.Millisecond:
+		return fmt.Errorf("worker: SweepInterval %s must be at least 1ms", c.SweepInterval)
 	case c.Lease < time.Second:
 		return fmt.Errorf("worker: Lease %s must be at least 1s", c.Lease)
 	case c.RetryBase <= 0 || c.RetryMax < c.RetryBase:
@@ -97,6 +122,12 @@ func (c Config) validate() error {
 type Worker struct {
 	cfg     Config
 	careful bool // the last fast batch failed: claim with a lease (owned by Run)
+	// sweepFrom is where Run's own sweep of the whole queue stands (at
+	// start), nil once it reached the end (owned by Run).
+	sweepFrom *postgres.SweepCursor
+	// sweepFailed tells Run that a sweep's batch failed: the failing item
+	// may lie where only a careful (leased, whole-queue) claim finds it.
+	sweepFailed atomic.Bool
 	queue   *postgres.Queue
 	wake    chan struct{}
 	log     *slog.Logger

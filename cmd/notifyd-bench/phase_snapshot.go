@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// SnapshotResult is the held-snapshot phase: single-row inserts at a steady
+// rate while another session holds one snapshot the whole time (what a
+// forgotten psql session, a long report or pg_dump does), so vacuum can
+// remove nothing the pipeline leaves behind. The figures are per window of
+// the run: if a cost on the path grows with dead tuples, the last window's
+// latency shows it.
+type SnapshotResult struct {
+	Rate         int              `json:"rate"`
+	Seconds      float64          `json:"seconds"`
+	Sent         int              `json:"sent"`
+	Missing      int              `json:"missing"`
+	AchievedRate float64          `json:"achieved_rate"`
+	Windows      []SnapshotWindow `json:"windows"`
+	HeldSeconds  float64          `json:"held_seconds"` // the snapshot's age at the end
+	// LastStages splits the last window's latency at published_at.
+	LastStages []Stage `json:"last_stages"`
+	FirstP99Ms   float64          `json:"first_p99_ms"`
+	LastP99Ms    float64          `json:"last_p99_ms"`
+	Ratio        float64          `json:"ratio"` // last window's p99 / first's
+	TargetP99Ms  float64          `json:"target_p99_ms"`
+	TargetRatio  float64          `json:"target_ratio"`
+	TargetMet    bool             `json:"target_met"`
+}
+
+// SnapshotWindow is one window of the run, by commit time.
+type SnapshotWindow struct {
+	StartSec float64 `json:"start_sec"`
+	Count    int     `json:"count"`
+	Latency  Summary `json:"latency"`
+	// DeadTuples is notify's n_dead_tup (pg_stat_user_tables) at the
+	// window's end: what vacuum could not remove.
+	DeadTuples int64 `json:"dead_tuples"`
+}
+
+// runSnapshot is the held-snapshot phase (issue 12's targets: the last
+// window's p99 at most 1.5 times the first's and at most 25 ms).
+func runSnapshot(ctx context.Context, cfg config, e *env, prog *progress) (*SnapshotResult, error) {
+	rate := cfg.SnapshotRate
+	total := max(1, int(float64(rate)*cfg.SnapshotDuration.Seconds()))
+	prog.Printf("held snapshot: %d/s for %s (%d inserts) while another session holds a REPEATABLE READ snapshot", rate, cfg.SnapshotDuration, total)
+
+	holder, err := pgx.Connect(ctx, e.db.URL)
+	if err != nil {
+		return nil, fmt.Errorf("connect the snapshot holder: %w", err)
+	}
+	defer holder.Close(context.WithoutCancel(ctx))
+	if _, err := holder.Exec(ctx, `BEGIN ISOLATION LEVEL REPEATABLE READ`); err != nil {
+		return nil, fmt.Errorf("hold a snapshot: %w", err)
+	}
+	var rows int64
+	if err := holder.QueryRow(ctx, `SELECT count(*) FROM notify.notifications`).Scan(&rows); err != nil {
+		return nil, fmt.Errorf("hold a snapshot: %w", err)
+	}
+	heldAt := time.Now()
+
+	const user = "bench-snapshot"
+	pool, err := newPool(ctx, e.db.URL, cfg.LatencyProducers, producerApp)
+	if err != nil {
+		return nil, err
+	}
+	defer pool.Close()
+	rd, err := openReader(ctx, e, user)
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+
+	var done atomic.Int64
+	var dead []int64
+	begin := time.Now()
+	sampleDead := func() {
+		var n int64
+		_ = e.admin.QueryRow(ctx, `SELECT COALESCE(sum(n_dead_tup), 0) FROM pg_stat_user_tables WHERE schemaname = 'notify'`).Scan(&n)
+		dead = append(dead, n)
+	}
+	stopDead := make(chan struct{})
+	deadDone := make(chan struct{})
+	go func() {
+		defer close(deadDone)
+		t := time.NewTicker(cfg.SnapshotWindow)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopDead:
+				return
+			case <-t.C:
+				sampleDead()
+			}
+		}
+	}()
+	stop := prog.Every(10*time.Second, func() string {
+		return fmt.Sprintf("held snapshot: %d committed, %d received, snapshot held %s", done.Load(), rd.Count(),
+			time.Since(heldAt).Round(time.Second))
+	})
+	all, err := paceInserts(ctx, pool, user, rate, total, cfg.LatencyProducers, &done)
+	if err == nil {
+		err = rd.WaitFor(ctx, done.Load(), cfg.Timeout, 10*time.Second)
+	}
+	stop()
+	close(stopDead)
+	<-deadDone
+	sampleDead()
+	res := summarizeSnapshot(rate, begin, cfg.SnapshotWindow, all, rd.Deliveries(), dead)
+	res.HeldSeconds = time.Since(heldAt).Seconds()
+	if n := len(res.Windows); n > 0 {
+		from := begin.Add(time.Duration(res.Windows[n-1].StartSec * float64(time.Second)))
+		var last []committed
+		for _, c := range all {
+			if !c.At.Before(from) {
+				last = append(last, c)
+			}
+		}
+		if stages, serr := latencyStages(ctx, e, user, last, rd.Deliveries()); serr == nil {
+			res.LastStages = stages
+		} else if err == nil {
+			err = serr
+		}
+	}
+	if _, cerr := holder.Exec(ctx, `COMMIT`); cerr != nil && err == nil {
+		err = fmt.Errorf("end the held snapshot: %w", cerr)
+	}
+	prog.Printf("held snapshot: first window p99 %.1f ms, last %.1f ms (x%.2f), %d missing", res.FirstP99Ms, res.LastP99Ms, res.Ratio, res.Missing)
+	return res, err
+}
+
+// summarizeSnapshot splits the run into windows by commit time.
+func summarizeSnapshot(rate int, begin time.Time, window time.Duration, sent []committed, ds []delivery, dead []int64) *SnapshotResult {
+	all := summarizeLatency(rate, 1, sent, ds)
+	res := &SnapshotResult{Rate: rate, Seconds: all.Seconds, Sent: all.Sent, Missing: all.Missing, AchievedRate: all.AchievedRate,
+		TargetP99Ms: 25, TargetRatio: 1.5}
+	received := make(map[string]time.Time, len(ds))
+	for _, d := range ds {
+		if _, dup := received[d.ID]; !dup {
+			received[d.ID] = d.At
+		}
+	}
+	var buckets [][]time.Duration
+	for _, c := range sent {
+		i := int(c.At.Sub(begin) / window)
+		for len(buckets) <= i {
+			buckets = append(buckets, nil)
+		}
+		if at, ok := received[c.ID]; ok {
+			buckets[i] = append(buckets[i], at.Sub(c.At))
+		}
+	}
+	// A last window shorter than half a window says little: fold it in.
+	if n := len(buckets); n > 1 {
+		if last := sent[len(sent)-1].At.Sub(begin) - time.Duration(n-1)*window; last < window/2 {
+			buckets[n-2] = append(buckets[n-2], buckets[n-1]...)
+			buckets = buckets[:n-1]
+		}
+	}
+	for i, b := range buckets {
+		w := SnapshotWindow{StartSec: (time.Duration(i) * window).Seconds(), Count: len(b), Latency: summarize(b)}
+		if i < len(dead) {
+			w.DeadTuples = dead[i]
+		} else if len(dead) > 0 {
+			w.DeadTuples = dead[len(dead)-1]
+		}
+		res.Windows = append(res.Windows, w)
+	}
+	if n := len(res.Windows); n > 0 {
+		res.FirstP99Ms, res.LastP99Ms = res.Windows[0].Latency.P99Ms, res.Windows[n-1].Latency.P99Ms
+		if res.FirstP99Ms > 0 {
+			res.Ratio = res.LastP99Ms / res.FirstP99Ms
+		}
+		res.TargetMet = res.Missing == 0 && n > 1 && res.LastP99Ms <= res.TargetP99Ms && res.Ratio <= res.TargetRatio
+	}
+	return res
+}
+
+// writeSnapshot prints the held-snapshot phase.
+func (r *Report) writeSnapshot(w io.Writer, s *SnapshotResult) {
+	fmt.Fprintf(w, "\n4. Held snapshot: single-row autocommit INSERTs at %d/s for %.0f s while another session holds one REPEATABLE READ snapshot (held %.0f s)\n",
+		s.Rate, s.Seconds, s.HeldSeconds)
+	tw := table(w)
+	fmt.Fprintln(tw, "   window\tcount\tp50\tp90\tp99\tmax\tdead tuples in notify at its end")
+	for _, win := range s.Windows {
+		fmt.Fprintf(tw, "   %.0f s\t%d\t%.1f ms\t%.1f ms\t%.1f ms\t%.1f ms\t%s\n", win.StartSec, win.Count,
+			win.Latency.P50Ms, win.Latency.P90Ms, win.Latency.P99Ms, win.Latency.MaxMs, num(float64(win.DeadTuples)))
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "   the last window, split at notifications.published_at (the publish transaction's start):")
+	for _, st := range s.LastStages {
+		fmt.Fprintf(w, "     %s: p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", st.Name, st.Latency.P50Ms, st.Latency.P99Ms, st.Latency.MaxMs)
+	}
+	fmt.Fprintf(w, "   achieved %.1f/s, %d sent, %d missing; last window p99 %.1f ms = %.2f x the first's (target <= %.1f x and <= %.0f ms: %s)\n",
+		s.AchievedRate, s.Sent, s.Missing, s.LastP99Ms, s.Ratio, s.TargetRatio, s.TargetP99Ms, verdict(s.TargetMet))
+}
