@@ -290,3 +290,15 @@ func (h *Hub) Snapshot() []Info {
 	}
 	return out
 }
+
+// Subscribers lists the current subscribers (a node draining its streams
+// closes them one by one).
+func (h *Hub) Subscribers() []*Subscriber {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make([]*Subscriber, 0, len(h.all))
+	for s := range h.all {
+		out = append(out, s)
+	}
+	return out
+}

@@ -335,8 +335,12 @@ func (s *Server) farewell(wr *writer, reason hub.Reason) {
 	wr.timeout = min(wr.timeout, time.Second)
 	data := map[string]any{"closing": string(reason), "message": msg}
 	if reason == hub.ReasonShutdown {
-		// Spread the reconnects of this node's clients over ReconnectSpread.
-		after := time.Duration(rand.Int64N(int64(s.cfg.ReconnectSpread)))
+		// Spread the reconnects of this node's clients over ReconnectSpread,
+		// unless Drain spreads the closes themselves.
+		after := time.Duration(0)
+		if !s.draining.Load() {
+			after = time.Duration(rand.Int64N(int64(s.cfg.ReconnectSpread)))
+		}
 		data["reconnectAfter"] = after.Milliseconds()
 		wr.add(retryFrame(after))
 	}

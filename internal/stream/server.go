@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/notifyd/notifyd/internal/hub"
@@ -161,6 +162,9 @@ type Server struct {
 	// streams counts the streams being served, some by goroutines of their
 	// own that outlive their requests (see Serve): Run waits for them.
 	streams sync.WaitGroup
+	// draining: Drain is closing the streams at their own moments, so
+	// each is told to come back at once (see drain.go).
+	draining atomic.Bool
 }
 
 // NewServer returns a stream server over hub and store.
