@@ -32,10 +32,13 @@ SELECT setval('notify.notification_seq', GREATEST(last_seq, 1), last_seq > 0) FR
 
 CREATE TABLE notify.retention_marks (
     seq       bigint      PRIMARY KEY,
-    marked_at timestamptz NOT NULL DEFAULT now()
+    floor     bigint      NOT NULL DEFAULT 0,
+    marked_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT retention_marks_floor_check CHECK (floor BETWEEN 0 AND seq)
 );
-COMMENT ON TABLE notify.retention_marks IS 'Retention deleted published notifications with seq up to the highest seq here; one row per retention batch (older ones are removed as new ones come), so no row is rewritten over and over.';
-COMMENT ON COLUMN notify.retention_marks.seq IS 'Every notification with a seq up to this one is gone.';
+COMMENT ON TABLE notify.retention_marks IS 'How far retention has gone: a row per retention batch that moved it (older ones are removed as new ones come), so no row is rewritten over and over. The newest row counts.';
+COMMENT ON COLUMN notify.retention_marks.seq IS 'Retention has deleted notifications with seqs up to this one (some below may remain, if they were locked when their batch ran): a resume from below it is answered with replay "truncated".';
+COMMENT ON COLUMN notify.retention_marks.floor IS 'Every notification with a seq up to this one is gone: the next batch starts above it.';
 COMMENT ON COLUMN notify.retention_marks.marked_at IS 'When the batch ran.';
 INSERT INTO notify.retention_marks (seq) SELECT truncated_before FROM notify.stream_head WHERE truncated_before > 0;
 
@@ -73,6 +76,7 @@ BEGIN
         IF NEW.truncated_before IS NULL OR NEW.truncated_before < 0 THEN
             RAISE EXCEPTION 'stream_head.truncated_before must be a seq (0 or more), not %', NEW.truncated_before;
         END IF;
+        -- floor 0: retention's next batch looks from the first seq again.
         DELETE FROM notify.retention_marks;
         INSERT INTO notify.retention_marks (seq) SELECT NEW.truncated_before WHERE NEW.truncated_before > 0;
     END IF;
