@@ -156,7 +156,7 @@ func (s *Server) begin(ctx context.Context, wr *writer, sub *hub.Subscriber, res
 		// point and the mutes it must apply are known (see recent.go);
 		// else from the table, the first page in the same turn: most
 		// replays have one.
-		if muted && (head == nil || resume.Seq >= head.TruncatedBefore) {
+		if muted && head != nil && resume.Seq >= head.TruncatedBefore {
 			recent, through, fromMemory = s.hub.Since(sub, resume.Seq, nil)
 		}
 		if !fromMemory {

@@ -6,7 +6,9 @@
 // from the table every notification for its user after the resume point, then
 // passes live frames through only above the last replayed seq. Seqs become
 // visible in commit order, so the replay sees a prefix of the stream and the
-// live feed covers the rest: nothing is skipped and nothing repeats.
+// live feed covers the rest: nothing is skipped and nothing repeats. A
+// resume point among the hub's recent events is answered from them instead
+// of the table, the same way (recent.go).
 //
 // Every write has its own deadline; a stream with no successful write for
 // ConnTimeout is closed by the sweep; a stream whose hub queue overflows is
