@@ -5,9 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/notifyd/notifyd/internal/httpapi"
 )
 
 // settings binds flags to environment variables: a flag's default is its
@@ -107,6 +110,26 @@ func (s *settings) List(p *[]string, name, env, def, usage string) {
 	var raw string
 	s.String(&raw, name, env, def, usage+", comma separated")
 	s.after = append(s.after, func() { *p = splitList(raw) })
+}
+
+// Fields is a space-separated list (OIDC_SCOPES).
+func (s *settings) Fields(p *[]string, name, env, def, usage string) {
+	var raw string
+	s.String(&raw, name, env, def, usage)
+	s.after = append(s.after, func() { *p = strings.Fields(raw) })
+}
+
+// Prefixes is a list of CIDRs or addresses (NOTIFY_TRUSTED_PROXIES).
+func (s *settings) Prefixes(p *[]netip.Prefix, name, env, def, usage string) {
+	var raw string
+	s.String(&raw, name, env, def, usage)
+	s.after = append(s.after, func() {
+		prefixes, err := httpapi.ParseTrustedProxies(raw)
+		if err != nil {
+			s.errs = append(s.errs, err)
+		}
+		*p = prefixes
+	})
 }
 
 func (s *settings) env(name string) string {

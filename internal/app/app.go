@@ -174,9 +174,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		ln.Close()
 		return nil, err
 	}
-	flow, err := signin.New(verifier, sessions, signin.Config{ClientID: oidc.Audience,
-		ClientSecret: cfg.ClientSecret, RedirectURL: redirectURL(cfg, a.addr), SessionTTL: cfg.SessionTTL, Logger: log,
-		MaxPendingSignIns: cfg.MaxPendingSignIns})
+	flow, err := newSignIn(cfg, oidc, verifier, sessions, a.addr)
 	if err != nil {
 		ln.Close()
 		return nil, err
@@ -186,6 +184,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 			cfg.SnapshotWarnAge, log), Mounts: mounts, SignIn: flow, Metrics: m, Inbox: inbox},
 		httpapi.Config{AdminRoles: cfg.AdminRoles, MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout, NodeID: a.workers.nodeID, Logger: log,
 			AllowedOrigins: cfg.AllowedOrigins, PublishRate: cfg.PublishRate, PublishBurst: cfg.PublishBurst,
+			AdminPublishRate: cfg.AdminPublishRate, AdminPublishBurst: cfg.AdminPublishBurst, TrustedProxies: cfg.TrustedProxies,
 			LoginRate: cfg.LoginRate, LoginBurst: cfg.LoginBurst})
 	if err != nil {
 		ln.Close()
@@ -215,6 +214,25 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	log.Info("notifyd listening", "addr", a.addr, "workers", len(a.workers.workers))
 	ok = true
 	return a, nil
+}
+
+// newSignIn returns the browser sign-in, or nil when tokens are verified
+// against OIDC_JWKS_URL alone (no issuer to sign in at). Without
+// OIDC_REDIRECT_URL, trusted proxies name the callback's origin; failing
+// those, development sign-in uses this server's own address.
+func newSignIn(cfg Config, oidc auth.Config, verifier *auth.Verifier, sessions *postgres.Sessions, addr string) (*signin.Flow, error) {
+	if oidc.IssuerURL == "" || oidc.Audience == "" {
+		cfg.Logger.Info("browser sign-in is off: it needs OIDC_ISSUER_URL and OIDC_AUDIENCE; bearer tokens are verified against OIDC_JWKS_URL")
+		return nil, nil
+	}
+	forwarded := cfg.RedirectURL == "" && len(cfg.TrustedProxies) > 0
+	redirect := redirectURL(cfg, addr)
+	if forwarded {
+		redirect = ""
+	}
+	return signin.New(verifier, sessions, signin.Config{ClientID: oidc.Audience, ClientSecret: cfg.ClientSecret,
+		RedirectURL: redirect, ForwardedOrigin: forwarded, Scopes: cfg.Scopes, SessionTTL: cfg.SessionTTL,
+		Logger: cfg.Logger, MaxPendingSignIns: cfg.MaxPendingSignIns})
 }
 
 // poolers says which connection strings reach PostgreSQL through a

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/notifyd/notifyd/internal/auth"
@@ -40,14 +41,25 @@ type Config struct {
 	MaxAttempts int
 	// AdminRoles may publish to others, broadcast and see everything (NOTIFY_ADMIN_ROLES). Default ADMIN.
 	AdminRoles []string
-	// OIDC verifies bearer tokens (OIDC_ISSUER_URL, OIDC_AUDIENCE, OIDC_ROLES_CLAIM).
+	// OIDC verifies bearer tokens (OIDC_ISSUER_URL, OIDC_AUDIENCE,
+	// OIDC_ROLES_CLAIM, OIDC_USER_CLAIM, OIDC_NAME_CLAIM, OIDC_JWKS_URL).
 	OIDC auth.Config
+	// Scopes are asked for at browser sign-in (OIDC_SCOPES). Default
+	// openid, profile; Dex and Okta need "groups" for the groups claim.
+	Scopes []string
 	// ClientSecret and RedirectURL configure the browser sign-in
 	// (OIDC_CLIENT_SECRET, OIDC_REDIRECT_URL); the client id is OIDC.Audience.
 	// Without RedirectURL browser sign-in is off (503), except with DevAuth,
-	// where the callback is this server's own listen address; it is never
-	// taken from a request's Host header.
+	// where the callback is this server's own listen address, or with
+	// TrustedProxies, where it is <origin>/auth/callback of the origin a
+	// trusted proxy names; it is never taken from a request's own Host
+	// header.
 	ClientSecret, RedirectURL string
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For, -Proto
+	// and -Host are believed (NOTIFY_TRUSTED_PROXIES): for client addresses
+	// in rate limits and logs, Secure cookies and the sign-in callback.
+	// Empty: none are, and those headers are dropped.
+	TrustedProxies []netip.Prefix
 	// SessionTTL is how long a browser session lasts (NOTIFY_SESSION_TTL). Default 12h.
 	SessionTTL time.Duration
 	// AllowedOrigins may call from a browser with credentials (NOTIFY_ALLOWED_ORIGINS).
@@ -56,10 +68,17 @@ type Config struct {
 	MaxStreams int
 	// MaxStreamsPerUser caps one user's streams on this node (NOTIFY_MAX_STREAMS_PER_USER); beyond it 429. Default 20.
 	MaxStreamsPerUser int
-	// PublishRate and PublishBurst limit each caller's publishing
-	// (NOTIFY_PUBLISH_RATE per second, NOTIFY_PUBLISH_BURST). Default 50 and 100.
+	// PublishRate and PublishBurst limit each ordinary user's publishing
+	// (the test action; NOTIFY_PUBLISH_RATE per second,
+	// NOTIFY_PUBLISH_BURST). Default 50 and 100.
 	PublishRate  float64
 	PublishBurst int
+	// AdminPublishRate and AdminPublishBurst limit each caller holding an
+	// admin role, services publishing for an application
+	// (NOTIFY_ADMIN_PUBLISH_RATE per second, NOTIFY_ADMIN_PUBLISH_BURST).
+	// Default 5000 and 10000.
+	AdminPublishRate  float64
+	AdminPublishBurst int
 	// LoginRate and LoginBurst limit how many browser sign-ins one client
 	// address may start (GET /auth/login; NOTIFY_LOGIN_RATE per second,
 	// NOTIFY_LOGIN_BURST). Each start writes a row, so without a limit anyone
@@ -180,9 +199,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("NOTIFY_AUTH_DB_TIMEOUT %v must be at least 1ms", c.AuthStatementTimeout)
 	case c.RequestTimeout < 0:
 		return fmt.Errorf("NOTIFY_REQUEST_TIMEOUT %v must be positive", c.RequestTimeout)
-	case !c.DevAuth && c.OIDC.IssuerURL == "":
-		return fmt.Errorf("OIDC_ISSUER_URL is required (or NOTIFY_DEV_AUTH=1 for local development)")
-	case !c.DevAuth && c.OIDC.Audience == "":
+	case !c.DevAuth && c.OIDC.IssuerURL == "" && c.OIDC.JWKSURL == "":
+		return fmt.Errorf("OIDC_ISSUER_URL (or OIDC_JWKS_URL) is required (or NOTIFY_DEV_AUTH=1 for local development)")
+	case !c.DevAuth && c.OIDC.Audience == "" && c.OIDC.JWKSURL == "":
 		return fmt.Errorf("OIDC_AUDIENCE is required with OIDC_ISSUER_URL")
 	}
 	if c.DevAuth {

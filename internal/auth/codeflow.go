@@ -6,15 +6,13 @@ import (
 	"fmt"
 
 	"golang.org/x/oauth2"
-
-	"github.com/notifyd/notifyd/internal/notify"
 )
 
 // Endpoint returns the issuer's authorization and token endpoints, for the
 // browser sign-in (authorization code flow). It discovers the issuer if that
 // has not happened yet.
 func (v *Verifier) Endpoint(ctx context.Context) (oauth2.Endpoint, error) {
-	if _, err := v.verifier(ctx); err != nil {
+	if err := v.discover(ctx); err != nil {
 		return oauth2.Endpoint{}, err
 	}
 	return v.provider.Load().Endpoint(), nil
@@ -29,20 +27,22 @@ func (v *Verifier) ExchangeContext(ctx context.Context) context.Context {
 
 // VerifyIDToken checks an ID token received at the end of the code flow:
 // everything Verify checks, and that its nonce is the one this sign-in sent.
-func (v *Verifier) VerifyIDToken(ctx context.Context, rawIDToken, nonce string) (notify.Identity, error) {
+// It returns the person with their display name, which the session keeps for
+// the page.
+func (v *Verifier) VerifyIDToken(ctx context.Context, rawIDToken, nonce string) (Person, error) {
 	if rawIDToken == "" {
-		return notify.Identity{}, reject("the token response has no id_token")
+		return Person{}, reject("the token response has no id_token")
 	}
 	idv, err := v.verifier(ctx)
 	if err != nil {
-		return notify.Identity{}, fmt.Errorf("verify id token: %w", err)
+		return Person{}, fmt.Errorf("verify id token: %w", err)
 	}
 	tok, err := idv.Verify(ctx, rawIDToken)
 	if err != nil {
-		return notify.Identity{}, v.explain(ctx, rawIDToken, err)
+		return Person{}, v.explain(ctx, rawIDToken, err)
 	}
 	if nonce == "" || subtle.ConstantTimeCompare([]byte(tok.Nonce), []byte(nonce)) != 1 {
-		return notify.Identity{}, reject("wrong nonce")
+		return Person{}, reject("wrong nonce")
 	}
-	return v.identity(tok)
+	return v.person(tok)
 }

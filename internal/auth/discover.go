@@ -26,41 +26,60 @@ const (
 // done. Verify calls it; a readiness check may too. A failure wraps
 // notify.ErrUnavailable.
 func (v *Verifier) Discover(ctx context.Context) error {
-	_, err := v.verifier(ctx)
-	return err
+	if v.cfg.IssuerURL == "" {
+		return nil // a JWKSURL alone: nothing to discover
+	}
+	return v.discover(ctx)
 }
 
-// verifier returns the go-oidc verifier, discovering the issuer on first use.
-// One caller discovers at a time; the others wait or give up with their ctx.
+// verifier returns the go-oidc verifier, discovering the issuer on first use
+// (with a JWKSURL it is there from the start).
 func (v *Verifier) verifier(ctx context.Context) (*oidc.IDTokenVerifier, error) {
 	if idv := v.oidc.Load(); idv != nil {
 		return idv, nil
+	}
+	if err := v.discover(ctx); err != nil {
+		return nil, err
+	}
+	return v.oidc.Load(), nil
+}
+
+// discover fetches the issuer's discovery document, once it succeeds: it
+// gives the endpoints of browser sign-in and, without a JWKSURL, the key set
+// to verify with. One caller discovers at a time; the others wait or give up
+// with their ctx.
+func (v *Verifier) discover(ctx context.Context) error {
+	if v.cfg.IssuerURL == "" {
+		return fmt.Errorf("discover issuer: %w: no OIDC_ISSUER_URL to discover (only OIDC_JWKS_URL is set)", notify.ErrUnavailable)
+	}
+	if v.provider.Load() != nil {
+		return nil
 	}
 	select {
 	case v.discovering <- struct{}{}:
 		defer func() { <-v.discovering }()
 	case <-ctx.Done():
-		return nil, fmt.Errorf("discover issuer: %w", ctx.Err())
+		return fmt.Errorf("discover issuer: %w", ctx.Err())
 	}
-	if idv := v.oidc.Load(); idv != nil {
-		return idv, nil
+	if v.provider.Load() != nil {
+		return nil
 	}
 	now := v.cfg.Clock()
 	if now.Before(v.retryAt) {
-		return nil, fmt.Errorf("discover issuer: %w: retrying in %v: %w",
+		return fmt.Errorf("discover issuer: %w: retrying in %v: %w",
 			notify.ErrUnavailable, v.retryAt.Sub(now).Round(time.Millisecond), v.lastErr)
 	}
 	provider, err := oidc.NewProvider(oidc.ClientContext(ctx, v.client), v.cfg.IssuerURL)
 	if err != nil {
 		if ctx.Err() != nil {
 			// The caller gave up; that says nothing about the issuer.
-			return nil, fmt.Errorf("discover issuer: %w", ctx.Err())
+			return fmt.Errorf("discover issuer: %w", ctx.Err())
 		}
 		v.backoff = min(max(2*v.backoff, minRetry), maxRetry)
 		v.retryAt, v.lastErr = now.Add(v.backoff), err
 		v.cfg.Logger.WarnContext(ctx, "oidc discovery failed",
 			"issuer", v.cfg.IssuerURL, "error", err, "retry_in", v.backoff)
-		return nil, fmt.Errorf("discover issuer: %w: %w", notify.ErrUnavailable, err)
+		return fmt.Errorf("discover issuer: %w: %w", notify.ErrUnavailable, err)
 	}
 	var meta struct {
 		JWKSURL string   `json:"jwks_uri"`
@@ -68,16 +87,17 @@ func (v *Verifier) verifier(ctx context.Context) (*oidc.IDTokenVerifier, error) 
 	}
 	if err := provider.Claims(&meta); err != nil || meta.JWKSURL == "" {
 		// go-oidc has parsed the same document, so this does not happen.
-		return nil, fmt.Errorf("discover issuer: %w: the discovery document has no jwks_uri", notify.ErrUnavailable)
+		return fmt.Errorf("discover issuer: %w: the discovery document has no jwks_uri", notify.ErrUnavailable)
 	}
-	// Our own key set, not go-oidc's RemoteKeySet: see keySet for why.
-	keys := newKeySet(meta.JWKSURL, v.client, v.cfg)
-	idv := oidc.NewVerifier(v.cfg.IssuerURL, keys, &oidc.Config{ClientID: v.cfg.Audience, Now: v.cfg.Clock,
-		SupportedSigningAlgs: signingAlgs(meta.Algs)})
+	if v.oidc.Load() == nil {
+		// Our own key set, not go-oidc's RemoteKeySet: see keySet for why.
+		keys := newKeySet(meta.JWKSURL, v.client, v.cfg)
+		v.oidc.Store(oidc.NewVerifier(v.cfg.IssuerURL, keys, &oidc.Config{ClientID: v.cfg.Audience, Now: v.cfg.Clock,
+			SupportedSigningAlgs: signingAlgs(meta.Algs)}))
+	}
 	v.provider.Store(provider)
-	v.oidc.Store(idv)
 	v.cfg.Logger.InfoContext(ctx, "oidc issuer discovered", "issuer", v.cfg.IssuerURL)
-	return idv, nil
+	return nil
 }
 
 // signingAlgs are the algorithms the issuer says it signs with that we can

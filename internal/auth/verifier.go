@@ -36,7 +36,7 @@ type Verifier struct {
 }
 
 // NewVerifier checks cfg and returns a verifier. It does no I/O: the issuer
-// is discovered on the first Verify.
+// is discovered on the first Verify, and a JWKSURL's keys are fetched then.
 func NewVerifier(cfg Config) (*Verifier, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.validate(); err != nil {
@@ -46,11 +46,27 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	client := *cfg.HTTPClient
 	client.Transport = &keyWatch{base: cmpTransport(client.Transport), failing: &v.keysFailing}
 	v.client = &client
+	if cfg.JWKSURL != "" {
+		v.oidc.Store(v.keySetVerifier())
+	}
 	return v, nil
 }
 
-// Verify checks rawToken and returns who it identifies: UserID is "sub",
-// Roles come from the RolesClaim, ExpiresAt is "exp". A token that does not
+// keySetVerifier verifies against cfg.JWKSURL without discovery, checking
+// "iss" and "aud" only where they are configured.
+func (v *Verifier) keySetVerifier() *oidc.IDTokenVerifier {
+	var algs []string
+	for _, a := range asymmetricAlgs() {
+		algs = append(algs, string(a))
+	}
+	keys := newKeySet(v.cfg.JWKSURL, v.client, v.cfg)
+	return oidc.NewVerifier(v.cfg.IssuerURL, keys, &oidc.Config{ClientID: v.cfg.Audience, Now: v.cfg.Clock,
+		SkipClientIDCheck: v.cfg.Audience == "", SkipIssuerCheck: v.cfg.IssuerURL == "", SupportedSigningAlgs: algs})
+}
+
+// Verify checks rawToken and returns who it identifies: UserID is the
+// UserClaim ("sub" by default), Roles come from the RolesClaim, ExpiresAt is
+// "exp". A token that does not
 // verify gives an error wrapping notify.ErrUnauthenticated (and a
 // *RejectedError saying why); an issuer that cannot be reached gives one
 // wrapping notify.ErrUnavailable.
@@ -69,23 +85,53 @@ func (v *Verifier) Verify(ctx context.Context, rawToken string) (notify.Identity
 	if err != nil {
 		return notify.Identity{}, v.explain(ctx, rawToken, err)
 	}
-	return v.identity(tok)
+	p, err := v.person(tok)
+	return p.Identity, err
 }
 
-// identity reads who a verified token identifies.
-func (v *Verifier) identity(tok *oidc.IDToken) (notify.Identity, error) {
+// Person is who a verified token names: the identity notifyd authorizes,
+// and the name a page shows for it.
+type Person struct {
+	notify.Identity
+	// Name is the NameClaim, or the user id when the token has none.
+	Name string
+}
+
+// maxNameLen bounds the display name kept from a token.
+const maxNameLen = 200
+
+// person reads who a verified token identifies.
+func (v *Verifier) person(tok *oidc.IDToken) (Person, error) {
 	var claims map[string]any
 	if err := tok.Claims(&claims); err != nil {
-		return notify.Identity{}, reject("malformed claims")
+		return Person{}, reject("malformed claims")
 	}
 	if tok.Subject == "" {
-		return notify.Identity{}, reject("missing subject")
+		return Person{}, reject("missing subject")
 	}
-	return notify.Identity{
-		UserID:    tok.Subject,
-		Roles:     RolesFromClaims(claims, v.cfg.RolesClaim),
-		ExpiresAt: tok.Expiry,
+	user := tok.Subject
+	if v.cfg.UserClaim != "sub" {
+		user = stringClaim(claims, v.cfg.UserClaim)
+		if user == "" {
+			return Person{}, reject(fmt.Sprintf("token has no %q claim, which is the user id here (OIDC_USER_CLAIM)", v.cfg.UserClaim))
+		}
+	}
+	name := stringClaim(claims, v.cfg.NameClaim)
+	if name == "" || len(name) > maxNameLen {
+		name = user
+	}
+	return Person{
+		Identity: notify.Identity{UserID: user, Roles: RolesFromClaims(claims, v.cfg.RolesClaim), ExpiresAt: tok.Expiry},
+		Name:     name,
 	}, nil
+}
+
+// stringClaim is the string at path in claims (a dotted path reaches nested
+// claims, as for roles), or "" when it is missing or not a string.
+func stringClaim(claims map[string]any, path string) string {
+	v, _ := lookup(claims, path)
+	s, _ := v.(string)
+	return s
 }
 
 // RejectedError is why a token was refused. Reason is short and safe to show

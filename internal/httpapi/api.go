@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -75,11 +76,25 @@ type Config struct {
 	// AllowedOrigins may call the API from a browser with credentials
 	// (NOTIFY_ALLOWED_ORIGINS); empty: same origin only.
 	AllowedOrigins []string
-	// PublishRate is how many notifications one caller may publish a
-	// second, with bursts of PublishBurst (NOTIFY_PUBLISH_RATE,
-	// NOTIFY_PUBLISH_BURST). Default 50 and 100; a negative rate disables it.
+	// PublishRate is how many notifications one ordinary user may publish
+	// a second (the test action), with bursts of PublishBurst
+	// (NOTIFY_PUBLISH_RATE, NOTIFY_PUBLISH_BURST). Default 50 and 100; a
+	// negative rate disables it.
 	PublishRate  float64
 	PublishBurst int
+	// AdminPublishRate and AdminPublishBurst are the same for each caller
+	// holding an admin role: the services that publish for an application,
+	// whose rate is that of their whole application, not of one person
+	// (NOTIFY_ADMIN_PUBLISH_RATE, NOTIFY_ADMIN_PUBLISH_BURST). Default 5000
+	// and 10000, so a service sustains 1,000 a second with room to spare
+	// while a runaway loop is still stopped; a negative rate disables it.
+	AdminPublishRate  float64
+	AdminPublishBurst int
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For, -Proto
+	// and -Host are believed (NOTIFY_TRUSTED_PROXIES). Empty: none are.
+	TrustedProxies []netip.Prefix
+	// Clock tells the time for the rate limits. Default time.Now.
+	Clock func() time.Time
 	// LoginRate is how many browser sign-ins one client address may start
 	// a second (GET /auth/login), with bursts of LoginBurst
 	// (NOTIFY_LOGIN_RATE, NOTIFY_LOGIN_BURST); beyond it 429. Every start
@@ -93,11 +108,12 @@ type Config struct {
 
 // API holds the handlers.
 type API struct {
-	cfg         Config
-	deps        Deps
-	log         *slog.Logger
-	publishRate *rateLimiter
-	loginRate   *rateLimiter // by client address
+	cfg              Config
+	deps             Deps
+	log              *slog.Logger
+	publishRate      *rateLimiter // ordinary users, by user id
+	adminPublishRate *rateLimiter // admin roles, by user id
+	loginRate        *rateLimiter // by client address
 }
 
 // New returns the API; Handler gives its routes.
@@ -115,11 +131,17 @@ func New(deps Deps, cfg Config) (*API, error) {
 	}
 	cfg.PublishRate = cmp.Or(cfg.PublishRate, 50)
 	cfg.PublishBurst = cmp.Or(cfg.PublishBurst, 100)
+	cfg.AdminPublishRate = cmp.Or(cfg.AdminPublishRate, 5000)
+	cfg.AdminPublishBurst = cmp.Or(cfg.AdminPublishBurst, 10000)
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
 	cfg.LoginRate = cmp.Or(cfg.LoginRate, 1)
 	cfg.LoginBurst = cmp.Or(cfg.LoginBurst, 20)
 	return &API{cfg: cfg, deps: deps, log: cfg.Logger,
-		publishRate: newRateLimiter(cfg.PublishRate, cfg.PublishBurst, maxRateKeys),
-		loginRate:   newRateLimiter(cfg.LoginRate, cfg.LoginBurst, maxRateKeys)}, nil
+		publishRate:      newRateLimiter(cfg.PublishRate, cfg.PublishBurst, maxRateKeys),
+		adminPublishRate: newRateLimiter(cfg.AdminPublishRate, cfg.AdminPublishBurst, maxRateKeys),
+		loginRate:        newRateLimiter(cfg.LoginRate, cfg.LoginBurst, maxRateKeys)}, nil
 }
 
 // Handler returns the routes. No compression middleware: it would buffer
@@ -138,8 +160,11 @@ func (a *API) Routes() [][2]string {
 func (a *API) engine() *gin.Engine {
 	gin.SetMode(gin.ReleaseMode) // no route dump on stdout; the setting is atomic
 	r := gin.New()
+	// Forwarded headers are judged by a.forwarded alone; gin's own
+	// ClientIP would trust every peer's by default.
+	_ = r.SetTrustedProxies(nil)
 	r.HandleMethodNotAllowed = true
-	r.Use(a.requestID(), a.deadlines(), a.recoverer(), a.cors())
+	r.Use(a.forwarded(), a.requestID(), a.deadlines(), a.recoverer(), a.cors())
 	r.NoRoute(a.handle(func(*gin.Context) error { return errNoRoute }))
 	r.NoMethod(a.handle(func(*gin.Context) error { return errNoMethod }))
 
@@ -180,7 +205,7 @@ const maxRateKeys = 1 << 16
 
 // login starts a browser sign-in, within the client address's rate.
 func (a *API) login(c *gin.Context) error {
-	ok, wait := a.loginRate.allow(clientKey(c.Request), time.Now())
+	ok, wait := a.loginRate.allow(clientKey(c.Request), a.cfg.Clock())
 	if !ok {
 		secs := max(1, int(math.Ceil(wait.Seconds())))
 		return &httpError{status: http.StatusTooManyRequests, header: map[string]string{"Retry-After": strconv.Itoa(secs)},
@@ -195,7 +220,7 @@ func (a *API) login(c *gin.Context) error {
 // start).
 func (a *API) signIn(step func(*gin.Context) error) func(*gin.Context) error {
 	return func(c *gin.Context) error {
-		if !a.deps.SignIn.Enabled() {
+		if !a.deps.SignIn.EnabledFor(c.Request) {
 			c.AbortWithStatusJSON(http.StatusServiceUnavailable, gin.H{"error": signin.ErrNotConfigured.Error()})
 			return nil
 		}

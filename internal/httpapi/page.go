@@ -1,7 +1,10 @@
 package httpapi
 
 import (
+	"bytes"
+	"cmp"
 	"errors"
+	"html"
 	"io/fs"
 	"net/http"
 	"net/url"
@@ -21,12 +24,21 @@ const testPagePath = "/test-notifications"
 // can do nothing even if a rendering bug let it into the DOM.
 const pageCSP = "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'"
 
+// displayNameMarker is where the page shows the signed-in user's name: the
+// page is static and its script sees only the user id, so the server writes
+// the name (OIDC_NAME_CLAIM) in, escaped.
+const displayNameMarker = "<!--notifyd:display-name-->"
+
+func withDisplayName(page []byte, name string) []byte {
+	return bytes.Replace(page, []byte(displayNameMarker), []byte(html.EscapeString(name)), 1)
+}
+
 // testPage serves GET /test-notifications: a static document (web/pages)
 // whose module script (/static/test-notifications.js) does the work with
 // the session cookie. Without a valid session the browser is sent to sign
 // in and brought back here.
 func (a *API) testPage() gin.HandlerFunc {
-	html, err := fs.ReadFile(web.Pages, "pages/test-notifications.html")
+	page, err := fs.ReadFile(web.Pages, "pages/test-notifications.html")
 	if err != nil {
 		panic(err) // the embed pattern guarantees the file
 	}
@@ -34,7 +46,7 @@ func (a *API) testPage() gin.HandlerFunc {
 		if a.deps.SignIn == nil {
 			return errorf(http.StatusNotFound, "the test page needs browser sign-in (configure OIDC_ISSUER_URL and OIDC_AUDIENCE, or NOTIFY_DEV_AUTH=1 for development)")
 		}
-		_, ok, err := a.deps.SignIn.Authenticate(c.Request)
+		id, ok, err := a.deps.SignIn.Authenticate(c.Request)
 		switch {
 		case !ok || errors.Is(err, notify.ErrUnauthenticated):
 			// No session, or an ended or expired one: sign in again.
@@ -50,7 +62,7 @@ func (a *API) testPage() gin.HandlerFunc {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "same-origin")
-		c.Data(http.StatusOK, "text/html; charset=utf-8", html)
+		c.Data(http.StatusOK, "text/html; charset=utf-8", withDisplayName(page, cmp.Or(a.deps.SignIn.DisplayName(c.Request), id.UserID)))
 		return nil
 	})
 }

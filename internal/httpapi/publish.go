@@ -6,7 +6,6 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -63,15 +62,22 @@ func (a *API) create(c *gin.Context) error {
 	return nil
 }
 
-// takePublishToken applies the per-caller publish rate.
+// takePublishToken applies the caller's publish rate: the admin one for
+// callers holding an admin role (services publishing for an application),
+// the per-user one for everyone else.
 func (a *API) takePublishToken(c *gin.Context) error {
-	ok, wait := a.publishRate.allow(identity(c).UserID, time.Now())
+	id := identity(c)
+	limiter, rate, burst := a.publishRate, a.cfg.PublishRate, a.cfg.PublishBurst
+	if a.isAdmin(id) {
+		limiter, rate, burst = a.adminPublishRate, a.cfg.AdminPublishRate, a.cfg.AdminPublishBurst
+	}
+	ok, wait := limiter.allow(id.UserID, a.cfg.Clock())
 	if ok {
 		return nil
 	}
 	secs := max(1, int(math.Ceil(wait.Seconds())))
 	return &httpError{status: http.StatusTooManyRequests, header: map[string]string{"Retry-After": strconv.Itoa(secs)},
-		msg: fmt.Sprintf("publishing too fast: at most %g notifications a second (bursts of %d); retry in %ds", a.cfg.PublishRate, a.cfg.PublishBurst, secs)}
+		msg: fmt.Sprintf("publishing too fast: at most %g notifications a second (bursts of %d); retry in %ds", rate, burst, secs)}
 }
 
 // publish checks that the caller may send n, validates it and stores it.

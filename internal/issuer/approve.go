@@ -35,6 +35,14 @@ func (i *Issuer) serveApprove(w http.ResponseWriter, r *http.Request) {
 	}
 	userID := strings.TrimSpace(r.PostForm.Get("user_id"))
 	roles := parseRoles(r.PostForm["role"], r.PostForm.Get("roles"))
+	name := strings.TrimSpace(r.PostForm.Get("name"))
+	if name == "" || len(name) > maxUserID {
+		name = userID
+	}
+	sub := userID
+	if i.cfg.OpaqueSubjects {
+		sub = opaqueSubject(userID)
+	}
 	if userID == "" || len(userID) > maxUserID {
 		i.renderSignIn(w, http.StatusBadRequest, signInPage{
 			Req: a, UserID: userID, Roles: roles,
@@ -47,8 +55,11 @@ func (i *Issuer) serveApprove(w http.ResponseWriter, r *http.Request) {
 		redirectURI: a.RedirectURI,
 		nonce:       a.Nonce,
 		challenge:   a.Challenge,
-		sub:         userID,
+		sub:         sub,
 		roles:       roles,
+		user:        userID,
+		name:        name,
+		scopes:      parseScopes(a.Scope),
 	})
 	if err != nil {
 		i.cfg.Logger.WarnContext(r.Context(), "dev issuer refused sign-in", "error", err)

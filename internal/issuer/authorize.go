@@ -20,6 +20,7 @@ type authRequest struct {
 	Nonce           string
 	Challenge       string
 	ChallengeMethod string
+	Scope           string
 }
 
 func parseAuthRequest(v url.Values) authRequest {
@@ -31,6 +32,7 @@ func parseAuthRequest(v url.Values) authRequest {
 		Nonce:           v.Get("nonce"),
 		Challenge:       v.Get("code_challenge"),
 		ChallengeMethod: v.Get("code_challenge_method"),
+		Scope:           v.Get("scope"),
 	}
 }
 
@@ -74,7 +76,7 @@ func (a authRequest) checkParams() (code, description string) {
 		return "invalid_request", "code_challenge_method must be S256"
 	case len(a.Challenge) != 43 || strings.Trim(a.Challenge, base64URLChars) != "":
 		return "invalid_request", "code_challenge is not a base64url SHA-256 hash"
-	case len(a.State) > 2048 || len(a.Nonce) > 512:
+	case len(a.State) > 2048 || len(a.Nonce) > 512 || len(a.Scope) > 1024:
 		return "invalid_request", "state or nonce is too long"
 	}
 	return "", ""

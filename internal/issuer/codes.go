@@ -27,6 +27,8 @@ type grant struct {
 	challenge   string // PKCE S256 code_challenge
 	sub         string
 	roles       []string
+	user, name  string   // as typed on the sign-in page
+	scopes      []string // granted: those asked for
 	expires     time.Time
 }
 

@@ -45,9 +45,10 @@ func (i *Issuer) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 		SubjectTypes:          []string{"public"},
 		SigningAlgs:           []string{"RS256"},
 		CodeChallengeMethods:  []string{"S256"},
-		Scopes:                []string{"openid", "profile", RolesClaim},
+		Scopes:                []string{"openid", "profile", "email", GroupsClaim, RolesClaim},
 		TokenAuthMethods:      []string{"client_secret_basic", "client_secret_post", "none"},
-		Claims:                []string{"iss", "aud", "sub", "iat", "exp", "nonce", RolesClaim},
+		Claims: []string{"iss", "aud", "sub", "iat", "exp", "nonce", RolesClaim,
+			"preferred_username", "name", "email", "email_verified", GroupsClaim},
 	})
 }
 

@@ -52,6 +52,10 @@ type Config struct {
 	RedirectURLs []string
 	// TokenTTL is the lifetime of tokens from the token endpoint. Default: 1h.
 	TokenTTL time.Duration
+	// OpaqueSubjects makes the code flow's "sub" a hash of the user id typed
+	// on the sign-in page, as Dex's is, so only preferred_username (profile
+	// scope) or email (email scope) carries the id. Default: sub is the id.
+	OpaqueSubjects bool
 }
 
 // DefaultClientID is the audience of tokens when Config.ClientID is empty.

@@ -67,6 +67,7 @@ Never enable it outside a developer's machine.</p>
 <input type="hidden" name="nonce" value="{{.Req.Nonce}}">
 <input type="hidden" name="code_challenge" value="{{.Req.Challenge}}">
 <input type="hidden" name="code_challenge_method" value="{{.Req.ChallengeMethod}}">
+<input type="hidden" name="scope" value="{{.Req.Scope}}">
 <label for="user_id">User id</label>
 <input type="text" id="user_id" name="user_id" value="{{.UserID}}" required maxlength="256" autofocus>
 <label for="roles">Roles</label>

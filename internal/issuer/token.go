@@ -71,7 +71,9 @@ func (i *Issuer) serveToken(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, "invalid_grant", "code_verifier does not match code_challenge")
 		return
 	}
-	token, err := i.Sign(i.claims(g.sub, g.roles, g.nonce, i.cfg.TokenTTL))
+	claims := i.claims(g.sub, g.roles, g.nonce, i.cfg.TokenTTL)
+	scopeClaims(claims, g.scopes, g.user, g.name, g.roles)
+	token, err := i.Sign(claims)
 	if err != nil {
 		i.cfg.Logger.ErrorContext(r.Context(), "dev issuer token", "error", err)
 		fail(http.StatusInternalServerError, "server_error", "")

@@ -2,7 +2,6 @@ package signin
 
 import (
 	"cmp"
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,23 +13,24 @@ import (
 	"github.com/notifyd/notifyd/internal/postgres"
 )
 
-// oauthConfig builds the client configuration, with the issuer's endpoints
-// discovered (or cached) under ctx.
-func (f *Flow) oauthConfig(ctx context.Context) (*oauth2.Config, error) {
-	if !f.Enabled() {
+// oauthConfig builds the client configuration for r's sign-in, with the
+// issuer's endpoints discovered (or cached) under r's context.
+func (f *Flow) oauthConfig(r *http.Request) (*oauth2.Config, error) {
+	redirect, ok := f.redirectURL(r)
+	if !ok {
 		return nil, ErrNotConfigured
 	}
-	ep, err := f.verifier.Endpoint(ctx)
+	ep, err := f.verifier.Endpoint(r.Context())
 	if err != nil {
 		return nil, err
 	}
 	return &oauth2.Config{ClientID: f.cfg.ClientID, ClientSecret: f.cfg.ClientSecret, Endpoint: ep,
-		RedirectURL: f.cfg.RedirectURL, Scopes: f.cfg.Scopes}, nil
+		RedirectURL: redirect, Scopes: f.cfg.Scopes}, nil
 }
 
 // Login starts a sign-in: GET /auth/login?redirect=<local path>.
 func (f *Flow) Login(w http.ResponseWriter, r *http.Request) error {
-	if !f.Enabled() {
+	if !f.EnabledFor(r) {
 		return ErrNotConfigured
 	}
 	target := f.cfg.DefaultRedirect
@@ -41,7 +41,7 @@ func (f *Flow) Login(w http.ResponseWriter, r *http.Request) error {
 		}
 		target = path
 	}
-	oc, err := f.oauthConfig(r.Context())
+	oc, err := f.oauthConfig(r)
 	if err != nil {
 		return err
 	}
@@ -58,7 +58,7 @@ func (f *Flow) Login(w http.ResponseWriter, r *http.Request) error {
 // match this browser's login cookie and a sign-in in progress (once); the
 // ID token must verify and carry that sign-in's nonce.
 func (f *Flow) Callback(w http.ResponseWriter, r *http.Request) error {
-	if !f.Enabled() {
+	if !f.EnabledFor(r) {
 		return ErrNotConfigured
 	}
 	q := r.URL.Query()
@@ -78,7 +78,7 @@ func (f *Flow) Callback(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	oc, err := f.oauthConfig(r.Context())
+	oc, err := f.oauthConfig(r)
 	if err != nil {
 		return err
 	}
@@ -88,17 +88,20 @@ func (f *Flow) Callback(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("%w: the issuer did not accept the sign-in code", notify.ErrUnauthenticated)
 	}
 	raw, _ := tok.Extra("id_token").(string)
-	id, err := f.verifier.VerifyIDToken(r.Context(), raw, attempt.Nonce)
+	person, err := f.verifier.VerifyIDToken(r.Context(), raw, attempt.Nonce)
 	if err != nil {
 		return err
 	}
+	id := person.Identity
 	secret := randomToken(sessionBytes)
 	expires := time.Now().Add(f.cfg.SessionTTL)
 	sid, err := f.sessions.CreateSession(r.Context(), hashToken(secret), id, expires)
 	if err != nil {
 		return err
 	}
+	f.endPrevious(r)
 	f.setCookie(w, r, SessionCookie, secret, "/", int(f.cfg.SessionTTL.Seconds()))
+	f.setCookie(w, r, nameCookie, encodeName(secret, person.Name), "/", int(f.cfg.SessionTTL.Seconds()))
 	f.cfg.Logger.InfoContext(r.Context(), "signed in", "user_id", id.UserID, "session_id", sid, "roles", id.Roles)
 	http.Redirect(w, r, cmp.Or(attempt.RedirectPath, f.cfg.DefaultRedirect), http.StatusFound)
 	return nil
@@ -116,8 +119,29 @@ func (f *Flow) Logout(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	f.setCookie(w, r, SessionCookie, "", "/", -1)
+	f.setCookie(w, r, nameCookie, "", "/", -1)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// endPrevious ends the session the browser held before signing in again.
+// Signing in again is how a session is refreshed: the new session's user
+// and roles come from the new ID token, and the old one, with the roles of
+// its day, must not live on beside it (its streams close and reconnect with
+// the new cookie). A failure is logged: the old session still expires.
+func (f *Flow) endPrevious(r *http.Request) {
+	c, err := r.Cookie(SessionCookie)
+	if err != nil || !wellFormed(c.Value, sessionBytes) {
+		return
+	}
+	sid, err := f.sessions.EndSession(r.Context(), hashToken(c.Value))
+	if err != nil {
+		f.cfg.Logger.WarnContext(r.Context(), "end the session replaced by a new sign-in", "err", err)
+		return
+	}
+	if sid != "" {
+		f.cfg.Logger.InfoContext(r.Context(), "session replaced by a new sign-in", "session_id", sid)
+	}
 }
 
 func truncate(s string, n int) string {

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -40,18 +41,24 @@ type Config struct {
 	ClientSecret string
 	// RedirectURL is the callback registered at the issuer
 	// (OIDC_REDIRECT_URL). Empty: browser sign-in is off (Login and
-	// Callback return ErrNotConfigured). It is never derived from a
-	// request: the Host header is the caller's to choose, and a callback
-	// built from it would have the issuer send sign-in codes wherever the
-	// caller likes.
+	// Callback return ErrNotConfigured) unless ForwardedOrigin is set. It is
+	// never derived from a request's own Host header: that is the caller's
+	// to choose, and a callback built from it would have the issuer send
+	// sign-in codes wherever the caller likes.
 	RedirectURL string
+	// ForwardedOrigin lets a request's public origin, as a trusted reverse
+	// proxy states it (WithPublicOrigin; NOTIFY_TRUSTED_PROXIES), give the
+	// callback when RedirectURL is empty: <origin>/auth/callback.
+	ForwardedOrigin bool
 	// SessionTTL is how long a session lasts (NOTIFY_SESSION_TTL). Default 12h.
 	SessionTTL time.Duration
 	// LoginTTL is how long a sign-in may take. Default 10m.
 	LoginTTL time.Duration
 	// DefaultRedirect is where sign-in returns without ?redirect=. Default /test-notifications.
 	DefaultRedirect string
-	// Scopes requested. Default openid, profile.
+	// Scopes requested at the issuer (OIDC_SCOPES). Default openid, profile.
+	// Dex and Okta put the groups claim in tokens only when "groups" is
+	// asked for; "openid" is added when missing, as the flow needs it.
 	Scopes []string
 	// MaxPendingSignIns caps the sign-ins in progress across all callers
 	// (NOTIFY_MAX_PENDING_SIGNINS): each /auth/login stores one until it
@@ -63,7 +70,7 @@ type Config struct {
 }
 
 // ErrNotConfigured is returned by Login and Callback when browser sign-in
-// is off because no RedirectURL is set.
+// is off because no RedirectURL is set and no trusted proxy named the origin.
 var ErrNotConfigured = errors.New("browser sign-in is not configured: set OIDC_REDIRECT_URL (and OIDC_CLIENT_SECRET)")
 
 // Flow serves /auth/login, /auth/callback and /auth/logout, and
@@ -86,6 +93,9 @@ func New(verifier *auth.Verifier, sessions *postgres.Sessions, cfg Config) (*Flo
 	if len(cfg.Scopes) == 0 {
 		cfg.Scopes = []string{"openid", "profile"}
 	}
+	if !slices.Contains(cfg.Scopes, "openid") {
+		cfg.Scopes = append([]string{"openid"}, cfg.Scopes...)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -93,15 +103,18 @@ func New(verifier *auth.Verifier, sessions *postgres.Sessions, cfg Config) (*Flo
 		if u, err := url.Parse(cfg.RedirectURL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 			return nil, fmt.Errorf("signin: OIDC_REDIRECT_URL %q must be an absolute http(s) URL", cfg.RedirectURL)
 		}
+	} else if cfg.ForwardedOrigin {
+		cfg.Logger.Info("browser sign-in callback: <origin>/auth/callback, the origin named by a trusted proxy (X-Forwarded-Proto, X-Forwarded-Host); register each at the issuer")
 	} else {
-		cfg.Logger.Warn("browser sign-in is off: OIDC_REDIRECT_URL is not set (the callback is never taken from a request's Host header); bearer tokens still work")
+		cfg.Logger.Warn("browser sign-in is off: OIDC_REDIRECT_URL is not set and no trusted proxy (NOTIFY_TRUSTED_PROXIES) may name the origin (the callback is never taken from a request's own Host header); bearer tokens still work")
 	}
 	return &Flow{cfg: cfg, verifier: verifier, sessions: sessions}, nil
 }
 
-// Enabled reports whether browser sign-in is on (a RedirectURL is set).
-// Session cookies are honoured either way.
-func (f *Flow) Enabled() bool { return f.cfg.RedirectURL != "" }
+// Enabled reports whether browser sign-in can be on: a RedirectURL is set,
+// or trusted proxies may name the origin (then EnabledFor tells per
+// request). Session cookies are honoured either way.
+func (f *Flow) Enabled() bool { return f.cfg.RedirectURL != "" || f.cfg.ForwardedOrigin }
 
 // LocalPath checks that a redirect target is a path on this server, never
 // another site: it must start with a single "/", and carry no scheme, host,
@@ -150,12 +163,6 @@ func wellFormed(s string, n int) bool {
 func hashToken(token string) []byte {
 	h := sha256.Sum256([]byte(token))
 	return h[:]
-}
-
-// secure reports whether the request reached us over TLS, directly or via a
-// proxy that says so; cookies are Secure then.
-func secure(r *http.Request) bool {
-	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
 }
 
 func (f *Flow) setCookie(w http.ResponseWriter, r *http.Request, name, value, path string, maxAge int) {
