@@ -17,7 +17,8 @@ type loggerKey struct{}
 // sane, else a fresh one), echoes it, and logs one line per request with it.
 // The stream route logs its own open and close lines instead, so a long
 // stream does not produce a misleading duration here. Tokens never appear:
-// only method, route, status, duration and the user id are logged.
+// only method, route, status, duration, the user id and the client's
+// address (the browser's behind a trusted proxy) are logged.
 func (a *API) requestID() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id := c.GetHeader("X-Request-Id")
@@ -47,7 +48,8 @@ func (a *API) requestID() gin.HandlerFunc {
 			level = slog.LevelDebug
 		}
 		log.Log(c.Request.Context(), level, "http request", "method", c.Request.Method, "route", route,
-			"status", status, "duration", time.Since(start).Round(time.Microsecond), "user_id", identity(c).UserID)
+			"status", status, "duration", time.Since(start).Round(time.Microsecond), "user_id", identity(c).UserID,
+			"client", clientIP(c.Request))
 	}
 }
 

@@ -81,7 +81,8 @@ func (l *rateLimiter) level(b *bucket, now time.Time) float64 {
 }
 
 // clientKey is the bucket key of the request's client address: the peer's
-// IP (never X-Forwarded-For, which any client can write), and for IPv6 its
+// IP, which behind a trusted proxy is the browser's (forwarded rewrites it;
+// X-Forwarded-For from anyone else is never believed), and for IPv6 its
 // /64, since one end site usually has a whole /64 to pick addresses from.
 func clientKey(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
@@ -96,4 +97,13 @@ func clientKey(r *http.Request) string {
 		return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 	}
 	return ip.String()
+}
+
+// clientIP is the request's client address for logs: the peer's, or behind
+// a trusted proxy the browser's.
+func clientIP(r *http.Request) string {
+	if addr, ok := peerAddr(r.RemoteAddr); ok {
+		return addr.String()
+	}
+	return r.RemoteAddr
 }
