@@ -62,8 +62,12 @@ type Config struct {
 	// from memory (see window.go and Since). About 0.5 KiB an event at
 	// typical sizes. Default 10,000; negative: no window.
 	Window int
+	// WindowBytes bounds the window's memory: the oldest events go while
+	// their frames (and ~160 bytes each besides) hold more. Default 8 MiB:
+	// 10,000 typical notifications, ~2,500 of 3 KiB. Negative: no bound.
+	WindowBytes int
 	// WindowAge also drops events the hub got longer ago than this (0: no
-	// age bound, only Window counts).
+	// age bound).
 	WindowAge time.Duration
 }
 
@@ -91,9 +95,10 @@ type Hub struct {
 func New(cfg Config) *Hub {
 	cfg.MaxPending = cmp.Or(cfg.MaxPending, 1024)
 	cfg.Window = cmp.Or(cfg.Window, 10_000)
+	cfg.WindowBytes = cmp.Or(cfg.WindowBytes, 8<<20)
 	return &Hub{
 		cfg:    cfg,
-		window: newWindow(cfg.Window, cfg.WindowAge),
+		window: newWindow(cfg.Window, cfg.WindowAge, cfg.WindowBytes),
 		all:    map[*Subscriber]struct{}{},
 		byUser: map[string]map[*Subscriber]struct{}{},
 		byRole: map[string]map[*Subscriber]struct{}{},

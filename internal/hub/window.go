@@ -11,7 +11,8 @@ import (
 // database (a query, its rows decoded, every notification serialized again
 // for that one stream). The hub has already seen every one of those
 // notifications, serialized once, in seq order. It keeps the most recent
-// ones (Config.Window events, and none older than Config.WindowAge), so a
+// ones (at most Config.Window events and Config.WindowBytes, none older
+// than Config.WindowAge), so a
 // resume whose point lies inside them is answered from memory with the
 // frames every live stream got, filtered by the rule the live fan-out
 // applies (Subscriber.accepts): the same notifications, the same bytes,
@@ -25,11 +26,13 @@ import (
 // window is a ring of the last published events, in seq order. It is
 // guarded by Hub.publish, which every Publish holds for its whole fan-out.
 type window struct {
-	max    int
-	maxAge time.Duration
-	ring   []windowEntry
-	head   int // index of the oldest entry
-	n      int
+	max      int
+	maxAge   time.Duration
+	maxBytes int
+	bytes    int // held: the frames' bytes plus eventOverhead each
+	ring     []windowEntry
+	head     int // index of the oldest entry
+	n        int
 	// floor: every event the hub was handed with seq > floor is in the
 	// ring (-1: unknown, the window answers nothing).
 	floor int64
@@ -43,8 +46,12 @@ type windowEntry struct {
 	at int64 // when the hub got it (unix nanoseconds), for maxAge
 }
 
-func newWindow(max int, maxAge time.Duration) *window {
-	w := &window{max: max, maxAge: maxAge}
+// eventOverhead approximates what an event costs beyond its frame's bytes
+// (the Event, its target and the ring slot), for Config.WindowBytes.
+const eventOverhead = 160
+
+func newWindow(max int, maxAge time.Duration, maxBytes int) *window {
+	w := &window{max: max, maxAge: maxAge, maxBytes: maxBytes}
 	w.set(-1, -1)
 	return w
 }
@@ -59,7 +66,7 @@ func (w *window) set(floor, last int64) {
 // every event with seq > position.
 func (w *window) start(position int64) {
 	clear(w.ring)
-	w.head, w.n = 0, 0
+	w.head, w.n, w.bytes = 0, 0, 0
 	w.set(position, position)
 }
 
@@ -76,7 +83,11 @@ func (w *window) add(ev *Event, now time.Time) {
 	}
 	w.ring[(w.head+w.n)%w.max] = windowEntry{ev: ev, at: now.UnixNano()}
 	w.n++
+	w.bytes += len(ev.Data) + eventOverhead
 	w.last = ev.Seq
+	for w.maxBytes > 0 && w.bytes > w.maxBytes && w.n > 1 {
+		w.evictOldest()
+	}
 	if w.maxAge > 0 {
 		cutoff := now.Add(-w.maxAge).UnixNano()
 		for w.n > 0 && w.ring[w.head].at < cutoff {
@@ -88,6 +99,7 @@ func (w *window) add(ev *Event, now time.Time) {
 
 func (w *window) evictOldest() {
 	w.floor = w.ring[w.head].ev.Seq
+	w.bytes -= len(w.ring[w.head].ev.Data) + eventOverhead
 	w.ring[w.head] = windowEntry{}
 	w.head = (w.head + 1) % w.max
 	w.n--

@@ -181,3 +181,20 @@ func resumeUnderPublishing(h *hub.Hub, after, total int64) error {
 	}
 	return nil
 }
+
+// TestWindowBoundedByBytes: large frames leave the window before Window
+// events are held, so its memory stays within WindowBytes.
+func TestWindowBoundedByBytes(t *testing.T) {
+	h := hub.New(hub.Config{Window: 100, WindowBytes: 3 * (1000 + 160)})
+	h.StartWindow(0)
+	s := mustSubscribe(t, h, notify.Identity{UserID: "alice"})
+	for seq := int64(1); seq <= 10; seq++ {
+		h.Publish(&hub.Event{Frame: hub.Frame{Seq: seq, Data: make([]byte, 1000)}, Target: notify.Target{UserID: "alice"}})
+	}
+	if _, _, ok := h.Since(s, 6, nil); ok {
+		t.Error("the window holds more than 3 events of 1,000 bytes")
+	}
+	if got, _, ok := h.Since(s, 7, nil); !ok || fmt.Sprint(frameSeqs(got)) != "[8 9 10]" {
+		t.Errorf("from 7: %v %v, want [8 9 10]", frameSeqs(got), ok)
+	}
+}
