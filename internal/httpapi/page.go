@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"bytes"
-	"cmp"
 	"errors"
 	"html"
 	"io/fs"
@@ -26,7 +25,7 @@ const pageCSP = "default-src 'self'; base-uri 'none'; form-action 'self'; frame-
 
 // displayNameMarker is where the page shows the signed-in user's name: the
 // page is static and its script sees only the user id, so the server writes
-// the name (OIDC_NAME_CLAIM) in, escaped.
+// the name (OIDC_NAME_CLAIM) in, escaped; nothing when it is the user id.
 const displayNameMarker = "<!--notifyd:display-name-->"
 
 func withDisplayName(page []byte, name string) []byte {
@@ -62,7 +61,11 @@ func (a *API) testPage() gin.HandlerFunc {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "same-origin")
-		c.Data(http.StatusOK, "text/html; charset=utf-8", withDisplayName(page, cmp.Or(a.deps.SignIn.DisplayName(c.Request), id.UserID)))
+		name := a.deps.SignIn.DisplayName(c.Request)
+		if name == id.UserID {
+			name = "" // the page shows the user id beside it anyway
+		}
+		c.Data(http.StatusOK, "text/html; charset=utf-8", withDisplayName(page, name))
 		return nil
 	})
 }
