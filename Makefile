@@ -91,6 +91,28 @@ ROLLING_ARGS ?=
 bench-rolling:
 	$(GO) run ./cmd/notifyd-bench -phases rolling $(ROLLING_ARGS)
 
+# A held snapshot: 1,000 single-row autocommit INSERTs a second for 10
+# minutes while another session holds one REPEATABLE READ snapshot (what a
+# forgotten psql session, a long report or pg_dump does), so vacuum removes
+# nothing; commit -> receipt per minute, notify's dead tuples, and the target
+# (the last minute's p99 <= 1.5 x the first's and <= 25 ms). About 11
+# minutes; SNAPSHOT_ARGS='-snapshot-duration 2m -snapshot-window 20s' for a
+# quick run.
+SNAPSHOT_ARGS ?=
+.PHONY: bench-snapshot
+bench-snapshot:
+	$(GO) run ./cmd/notifyd-bench -phases snapshot $(SNAPSHOT_ARGS)
+
+# Churn: the claim and publish, the feed's read and a retention batch timed
+# on a fresh database, then again after 10,000,000 notifications passed
+# through it (queued by the trigger, claimed and published, read, deleted by
+# retention) with autovacuum as configured (target: each within 1.5 x).
+# About 10 minutes; CHURN_ROWS=500000 for a quick run.
+CHURN_ROWS ?= 10000000
+.PHONY: bench-churn
+bench-churn:
+	$(GO) run ./cmd/notifyd-bench -phases churn -churn-rows $(CHURN_ROWS)
+
 # The long fault runs: 3 nodes, 3,000 streams, 2,000 notifications/s for
 # 60 s with random resumes and a node SIGKILLed (every stream checked
 # exactly once against the database), and 15,000 streams held on one node

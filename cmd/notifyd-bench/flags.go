@@ -23,6 +23,7 @@ const (
 	phaseLatency    = "latency"
 	phaseProducer   = "producer"
 	phaseSnapshot   = "snapshot" // single-row inserts while another session holds a snapshot
+	phaseChurn      = "churn"    // the pipeline's statements before and after millions passed through
 	// The phases below run notifyd as separate processes (package
 	// cluster), with clients in processes of their own.
 	phaseStreams   = "streams"   // many idle streams on one node: memory, heartbeats
@@ -34,7 +35,7 @@ const (
 	phaseRolling   = "rolling"   // every node restarted in turn (SIGTERM) under load
 )
 
-var allPhases = []string{phaseThroughput, phaseLatency, phaseProducer, phaseSnapshot, phaseStreams, phaseBroadcast, phaseResume, phaseCluster, phaseLived,
+var allPhases = []string{phaseThroughput, phaseLatency, phaseProducer, phaseSnapshot, phaseChurn, phaseStreams, phaseBroadcast, phaseResume, phaseCluster, phaseLived,
 	phaseStorm, phaseRolling}
 
 // defaultPhases is what a run without -phases measures (`make bench`):
@@ -47,6 +48,10 @@ var defaultPhases = []string{phaseThroughput, phaseLatency, phaseProducer, phase
 func inProcess(phase string) bool {
 	return phase == phaseThroughput || phase == phaseLatency || phase == phaseProducer || phase == phaseSnapshot
 }
+
+// standalone reports whether a phase runs no server at all: it drives the
+// database through notifyd's statements itself.
+func standalone(phase string) bool { return phase == phaseChurn }
 
 // config is every knob of a run. The defaults are the figures the targets
 // are stated for; smaller values make quick runs.
@@ -73,6 +78,8 @@ type config struct {
 	SnapshotRate     int           // snapshot: inserts per second
 	SnapshotDuration time.Duration // snapshot: how long the load runs with the snapshot held
 	SnapshotWindow   time.Duration // snapshot: the figures' window
+
+	ChurnRows int64 // churn: notifications passed through between the two measurements
 
 	Producers        int
 	ProducerDuration time.Duration
@@ -175,6 +182,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.SnapshotRate, "snapshot-rate", 1000, "snapshot: single-row inserts per second")
 	fs.DurationVar(&c.SnapshotDuration, "snapshot-duration", 10*time.Minute, "snapshot: how long the load runs while a snapshot is held")
 	fs.DurationVar(&c.SnapshotWindow, "snapshot-window", time.Minute, "snapshot: the window the latency figures are split by")
+	fs.Int64Var(&c.ChurnRows, "churn-rows", 10_000_000, "churn: notifications passed through (queued, published, read, deleted) between the measurements")
 	fs.IntVar(&c.Producers, "producers", 8, "producer: goroutines inserting single rows")
 	fs.DurationVar(&c.ProducerDuration, "producer-duration", 10*time.Second, "producer: duration of each run")
 	fs.IntVar(&c.Rounds, "rounds", 2, "producer: rounds of (plain, trigger)")

@@ -96,6 +96,16 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		rep.Environment = describeServer(ctx, cfg.ServerURL)
 	}
 	rep.Environment.LoadBefore = loadBefore
+	if cfg.Phases[phaseChurn] {
+		res, err := runChurn(ctx, cfg, prog)
+		rep.Churn = res
+		if err != nil {
+			return fmt.Errorf("churn: %w", err)
+		}
+		if !res.TargetMet && cfg.Strict {
+			return errors.New("churn: target missed (-strict)")
+		}
+	}
 	return runNodePhases(ctx, cfg, prog, rep, stderr)
 }
 

@@ -13,7 +13,7 @@ import (
 // stream missing a notification, say) is an error; a figure that misses
 // its target is one only with -strict.
 func runNodePhases(ctx context.Context, cfg config, prog *progress, rep *Report, stderr io.Writer) error {
-	if !slices.ContainsFunc(allPhases, func(p string) bool { return cfg.Phases[p] && !inProcess(p) }) {
+	if !slices.ContainsFunc(allPhases, func(p string) bool { return cfg.Phases[p] && !inProcess(p) && !standalone(p) }) {
 		return nil
 	}
 	nr, err := startNodeRun(ctx, cfg, prog, stderr)

@@ -16,6 +16,7 @@ type Report struct {
 	Latency     []LatencyResult   `json:"latency,omitempty"`
 	Producer    *ProducerResult   `json:"producer,omitempty"`
 	Snapshot    *SnapshotResult   `json:"snapshot,omitempty"`
+	Churn       *ChurnResult      `json:"churn,omitempty"`
 	Streams     *StreamsResult    `json:"streams,omitempty"`
 	Broadcast   *BroadcastResult  `json:"broadcast,omitempty"`
 	Resume      *ResumeResult     `json:"resume,omitempty"`
@@ -94,6 +95,9 @@ func (r *Report) WriteTable(w io.Writer) {
 	}
 	if s := r.Snapshot; s != nil {
 		r.writeSnapshot(w, s)
+	}
+	if c := r.Churn; c != nil {
+		r.writeChurn(w, c)
 	}
 	r.writeNodePhases(w)
 	r.writeProfiles(w)

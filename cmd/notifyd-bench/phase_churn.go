@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/notifyd/notifyd/internal/postgres"
+)
+
+// ChurnResult is the churn phase: the cost of the pipeline's own statements
+// (claim and publish, the feed's read) on a fresh database and again after
+// many notifications have passed through it (queued, claimed and published,
+// read, deleted by retention), with autovacuum as configured. A cost that
+// grows with what passed through, not with the work asked for, shows here.
+type ChurnResult struct {
+	Rows    int64       `json:"rows"` // notifications passed through
+	Seconds float64     `json:"seconds"`
+	Fresh   ChurnCosts  `json:"fresh"`
+	After   ChurnCosts  `json:"after"`
+	Ratios  ChurnRatios `json:"ratios"` // after / fresh, medians
+	// TableBytes is notify's tables and indexes on disk after the churn.
+	TableBytes  int64   `json:"table_bytes"`
+	TargetRatio float64 `json:"target_ratio"`
+	TargetMet   bool    `json:"target_met"`
+}
+
+// ChurnCosts are medians over the measured rounds.
+type ChurnCosts struct {
+	ClaimPublish100Ms float64 `json:"claim_publish_100_ms"` // a batch of 100 claimed and published
+	ClaimPublish1Ms   float64 `json:"claim_publish_1_ms"`   // one item claimed and published
+	FeedReadMs        float64 `json:"feed_read_ms"`         // the feed reading the 100 just published
+	RetentionMs       float64 `json:"retention_ms"`         // a retention batch that finds nothing old enough
+}
+
+// ChurnRatios compares after with fresh.
+type ChurnRatios struct {
+	ClaimPublish100 float64 `json:"claim_publish_100"`
+	ClaimPublish1   float64 `json:"claim_publish_1"`
+	FeedRead        float64 `json:"feed_read"`
+	Retention       float64 `json:"retention"`
+}
+
+// churnChunk is how many notifications go through the pipeline at once.
+const churnChunk = 50_000
+
+// runChurn is the churn phase (issue 12's target: each cost after
+// cfg.ChurnRows within 1.5 times its fresh value).
+func runChurn(ctx context.Context, cfg config, prog *progress) (res *ChurnResult, err error) {
+	db, err := createDatabase(ctx, cfg.ServerURL, cfg.DBSettings)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if derr := db.Drop(); derr != nil && err == nil {
+			err = derr
+		}
+	}()
+	pool, err := newPool(ctx, db.URL, 4, "notifyd-bench churn")
+	if err != nil {
+		return nil, err
+	}
+	defer pool.Close()
+	m, err := postgres.NewMigrator(pool, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := m.Up(ctx); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("migrate the churn database: %w", err)
+	}
+	m.Close()
+	q, notes := postgres.NewQueue(pool), postgres.NewNotifications(pool)
+
+	res = &ChurnResult{Rows: cfg.ChurnRows, TargetRatio: 1.5}
+	prog.Printf("churn: measuring the pipeline's statements on a fresh database")
+	if res.Fresh, err = measureChurnCosts(ctx, pool, q, notes); err != nil {
+		return res, err
+	}
+	prog.Printf("churn: fresh: claim+publish 100 %.2f ms, 1 %.2f ms, feed read %.2f ms, retention batch %.2f ms",
+		res.Fresh.ClaimPublish100Ms, res.Fresh.ClaimPublish1Ms, res.Fresh.FeedReadMs, res.Fresh.RetentionMs)
+
+	start := time.Now()
+	var done atomic.Int64
+	stop := prog.Every(10*time.Second, func() string {
+		return fmt.Sprintf("churn: %s of %s notifications through (queued, published, read, deleted)",
+			num(float64(done.Load())), num(float64(cfg.ChurnRows)))
+	})
+	for done.Load() < cfg.ChurnRows && ctx.Err() == nil {
+		n := min(churnChunk, cfg.ChurnRows-done.Load())
+		if err := churnOnce(ctx, pool, q, notes, n); err != nil {
+			stop()
+			return res, err
+		}
+		done.Add(n)
+	}
+	stop()
+	res.Seconds = time.Since(start).Seconds()
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	_ = pool.QueryRow(ctx, `SELECT COALESCE(sum(pg_total_relation_size(relid)), 0) FROM pg_stat_user_tables WHERE schemaname = 'notify'`).Scan(&res.TableBytes)
+
+	prog.Printf("churn: measuring again after %s notifications", num(float64(cfg.ChurnRows)))
+	if res.After, err = measureChurnCosts(ctx, pool, q, notes); err != nil {
+		return res, err
+	}
+	ratio := func(after, fresh float64) float64 {
+		if fresh <= 0 {
+			return 0
+		}
+		return after / fresh
+	}
+	res.Ratios = ChurnRatios{
+		ClaimPublish100: ratio(res.After.ClaimPublish100Ms, res.Fresh.ClaimPublish100Ms),
+		ClaimPublish1:   ratio(res.After.ClaimPublish1Ms, res.Fresh.ClaimPublish1Ms),
+		FeedRead:        ratio(res.After.FeedReadMs, res.Fresh.FeedReadMs),
+		Retention:       ratio(res.After.RetentionMs, res.Fresh.RetentionMs),
+	}
+	res.TargetMet = max(res.Ratios.ClaimPublish100, res.Ratios.ClaimPublish1, res.Ratios.FeedRead, res.Ratios.Retention) <= res.TargetRatio
+	return res, nil
+}
+
+// churnOnce passes n notifications through: queued (the trigger), claimed
+// and published in batches, read by their users, deleted by retention.
+func churnOnce(ctx context.Context, pool *pgxpool.Pool, q *postgres.Queue, notes *postgres.Notifications, n int64) error {
+	// One in five to a role, one in fifty to everyone, the rest to one of
+	// 100,000 users.
+	if _, err := pool.Exec(ctx, `INSERT INTO notify.notifications (message, target_user_id, target_roles)
+		SELECT 'churn', CASE WHEN g % 5 <> 0 THEN 'user-' || (g % 100000) END,
+		       CASE WHEN g % 5 = 0 AND g % 50 <> 0 THEN ARRAY['role-' || (g % 200)] END
+		FROM generate_series(1, $1::bigint) g`, n); err != nil {
+		return fmt.Errorf("churn: queue: %w", err)
+	}
+	for left := n; left > 0; {
+		b, err := q.ClaimAndPublish(ctx, 5000, time.Hour)
+		if err != nil {
+			return fmt.Errorf("churn: publish: %w", err)
+		}
+		if b.Items == 0 {
+			return fmt.Errorf("churn: %d queued items not found by the claim", left)
+		}
+		left -= int64(b.Items)
+	}
+	// A thousand users read everything they have.
+	if _, err := pool.Exec(ctx, `INSERT INTO notify.read_cursors AS c (user_id, read_up_to)
+		SELECT DISTINCT 'user-' || (random() * 99999)::int, (SELECT last_seq FROM notify.stream_head) FROM generate_series(1, 1000)
+		ON CONFLICT (user_id) DO UPDATE SET read_up_to = EXCLUDED.read_up_to, updated_at = now()`); err != nil {
+		return fmt.Errorf("churn: read: %w", err)
+	}
+	// Retention with a cutoff in the future deletes everything published.
+	for {
+		d, err := notes.DeletePublishedBefore(ctx, time.Now().Add(time.Hour), 10_000)
+		if err != nil {
+			return fmt.Errorf("churn: retention: %w", err)
+		}
+		if d == 0 {
+			return nil
+		}
+	}
+}
+
+// measureChurnCosts times the pipeline's statements, 40 rounds each, and
+// returns their medians.
+func measureChurnCosts(ctx context.Context, pool *pgxpool.Pool, q *postgres.Queue, notes *postgres.Notifications) (ChurnCosts, error) {
+	const rounds = 40
+	var batch, single, feed, retention []time.Duration
+	for i := range rounds {
+		if _, err := pool.Exec(ctx, `INSERT INTO notify.notifications (message, target_user_id)
+			SELECT 'measure', 'user-' || g FROM generate_series(1, 100) g`); err != nil {
+			return ChurnCosts{}, err
+		}
+		var head int64
+		if err := pool.QueryRow(ctx, `SELECT last_seq FROM notify.stream_head`).Scan(&head); err != nil {
+			return ChurnCosts{}, err
+		}
+		t := time.Now()
+		b, err := q.ClaimAndPublish(ctx, 500, 2*time.Second)
+		if err != nil {
+			return ChurnCosts{}, err
+		}
+		batch = append(batch, time.Since(t))
+		if b.Items != 100 {
+			return ChurnCosts{}, fmt.Errorf("churn: measure round %d claimed %d, want 100", i, b.Items)
+		}
+		t = time.Now()
+		ns, _, _, err := notes.Published(ctx, head, 1000)
+		if err != nil {
+			return ChurnCosts{}, err
+		}
+		feed = append(feed, time.Since(t))
+		if len(ns) != 100 {
+			return ChurnCosts{}, fmt.Errorf("churn: the feed read %d, want 100", len(ns))
+		}
+
+		if _, err := pool.Exec(ctx, `INSERT INTO notify.notifications (message, target_user_id) VALUES ('measure', 'user-1')`); err != nil {
+			return ChurnCosts{}, err
+		}
+		t = time.Now()
+		if b, err = q.ClaimAndPublish(ctx, 500, 2*time.Second); err != nil || b.Items != 1 {
+			return ChurnCosts{}, fmt.Errorf("churn: single claim: %d, %v", b.Items, err)
+		}
+		single = append(single, time.Since(t))
+
+		t = time.Now()
+		if _, err := notes.DeletePublishedBefore(ctx, time.Now().Add(-24*time.Hour), 1000); err != nil {
+			return ChurnCosts{}, err
+		}
+		retention = append(retention, time.Since(t))
+	}
+	med := func(d []time.Duration) float64 { return summarize(d).P50Ms }
+	return ChurnCosts{ClaimPublish100Ms: med(batch), ClaimPublish1Ms: med(single), FeedReadMs: med(feed), RetentionMs: med(retention)}, nil
+}
+
+// writeChurn prints the churn phase.
+func (r *Report) writeChurn(w io.Writer, c *ChurnResult) {
+	fmt.Fprintf(w, "\n5. Churn: the pipeline's statements on a fresh database and after %s notifications passed through (queued, published, read, deleted by retention; %.0f s)\n",
+		num(float64(c.Rows)), c.Seconds)
+	tw := table(w)
+	fmt.Fprintln(tw, "   statement (median of 40)\tfresh\tafter\tratio")
+	rows := []struct {
+		name         string
+		fresh, after float64
+		ratio        float64
+	}{
+		{"claim and publish 100 items", c.Fresh.ClaimPublish100Ms, c.After.ClaimPublish100Ms, c.Ratios.ClaimPublish100},
+		{"claim and publish 1 item", c.Fresh.ClaimPublish1Ms, c.After.ClaimPublish1Ms, c.Ratios.ClaimPublish1},
+		{"feed read of 100", c.Fresh.FeedReadMs, c.After.FeedReadMs, c.Ratios.FeedRead},
+		{"retention batch, nothing old enough", c.Fresh.RetentionMs, c.After.RetentionMs, c.Ratios.Retention},
+	}
+	for _, r := range rows {
+		fmt.Fprintf(tw, "   %s\t%.2f ms\t%.2f ms\t%.2f\n", r.name, r.fresh, r.after, r.ratio)
+	}
+	tw.Flush()
+	worst := slices.Max([]float64{c.Ratios.ClaimPublish100, c.Ratios.ClaimPublish1, c.Ratios.FeedRead, c.Ratios.Retention})
+	fmt.Fprintf(w, "   notify's tables and indexes: %s MB after; worst ratio %.2f (target <= %.1f: %s)\n",
+		num(float64(c.TableBytes)/1e6), worst, c.TargetRatio, verdict(c.TargetMet))
+}
