@@ -14,7 +14,10 @@ import (
 // forwardedHeaders are what a reverse proxy says about the browser's
 // request. From any peer not in NOTIFY_TRUSTED_PROXIES they are removed
 // before a handler sees the request: any client can write them.
-var forwardedHeaders = []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded"}
+// X-Forwarded-Proto stays: alone it can only make cookies Secure (signin),
+// which a client can do to its own cookies anyway, and deployments behind a
+// TLS proxy not yet listed as trusted keep their Secure cookies.
+var forwardedHeaders = []string{"X-Forwarded-For", "X-Forwarded-Host", "Forwarded"}
 
 // ParseTrustedProxies reads NOTIFY_TRUSTED_PROXIES: CIDRs or single
 // addresses separated by commas or spaces ("127.0.0.1/32, 10.0.0.0/8, ::1").
@@ -56,7 +59,8 @@ func (a *API) trusted(addr netip.Addr) bool {
 // context carries the public origin, from which browser sign-in builds its
 // callback when OIDC_REDIRECT_URL is unset. Rate limits and logs then see
 // the browser's address, not the proxy's. From anyone else the headers are
-// dropped, so nothing downstream can be misled by them.
+// dropped (but X-Forwarded-Proto, see forwardedHeaders), so nothing
+// downstream can be misled by them.
 func (a *API) forwarded() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		r := c.Request

@@ -9,7 +9,8 @@ import (
 )
 
 // TestForwardedHeaders: X-Forwarded-* count only from trusted proxies;
-// from anyone else they are removed before a handler sees them.
+// from anyone else they are removed before a handler sees them, but for
+// X-Forwarded-Proto, which only ever makes cookies Secure.
 func TestForwardedHeaders(t *testing.T) {
 	t.Parallel()
 	trusted, err := ParseTrustedProxies("10.0.0.0/8, 192.0.2.1")
@@ -33,7 +34,7 @@ func TestForwardedHeaders(t *testing.T) {
 	}{
 		{"untrusted peer: headers dropped", "203.0.113.9:5000",
 			map[string]string{"X-Forwarded-For": "1.2.3.4", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"},
-			seen{"203.0.113.9:5000", "notify.example", "", ""}},
+			seen{"203.0.113.9:5000", "notify.example", "", "https"}},
 		{"trusted proxy: client and host", "10.1.2.3:40000",
 			map[string]string{"X-Forwarded-For": "198.51.100.7", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "public.example:8443"},
 			seen{"198.51.100.7:0", "public.example:8443", "198.51.100.7", "https"}},

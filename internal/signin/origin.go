@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strings"
 )
 
 // originKey carries the public origin of a request in its context.
@@ -58,9 +59,10 @@ func (f *Flow) EnabledFor(r *http.Request) bool {
 }
 
 // secure reports whether the browser reached us over TLS, directly or via a
-// trusted proxy that says so; cookies are Secure then.
+// proxy that says so; cookies are Secure then. X-Forwarded-Proto is believed
+// from anyone here: it can only make cookies stricter.
 func secure(r *http.Request) bool {
-	if r.TLS != nil {
+	if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
 		return true
 	}
 	u, ok := publicOrigin(r)
