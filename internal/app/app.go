@@ -59,7 +59,10 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	// The queue pool is on the direct connection: the workers' busy marks
 	// are session advisory locks, and the migrations take goose's session
 	// lock. Its size is fixed (queuePoolSize), so pooling would save little.
-	pool, err := postgres.OpenPool(ctx, cfg.DatabaseDirectURL, postgres.PoolConfig{MaxConns: cfg.queuePoolSize(), Pooled: poolers.direct})
+	// Its connections hand out seqs: each checks first that the database
+	// has not gone back in time under us (a restore, a failover).
+	pool, err := postgres.OpenPool(ctx, cfg.DatabaseDirectURL, postgres.PoolConfig{MaxConns: cfg.queuePoolSize(), Pooled: poolers.direct,
+		AfterConnect: postgres.HistoryHook(log)})
 	if err != nil {
 		return nil, err
 	}

@@ -18,7 +18,8 @@ func RunWorker(ctx context.Context, cfg Config) error {
 	if cfg.DatabaseURL == "" {
 		return fmt.Errorf("DATABASE_URL is required")
 	}
-	pool, err := postgres.OpenPool(ctx, cfg.DatabaseURL, postgres.PoolConfig{MaxConns: cfg.PoolSize, ApplicationName: "notifyd-worker"})
+	pool, err := postgres.OpenPool(ctx, cfg.DatabaseURL, postgres.PoolConfig{MaxConns: cfg.PoolSize, ApplicationName: "notifyd-worker",
+		AfterConnect: postgres.HistoryHook(cfg.Logger)})
 	if err != nil {
 		return err
 	}

@@ -75,13 +75,16 @@ type Resuming struct {
 	Muted map[string][]string
 	// TruncatedBefore is the stream head's truncated_before.
 	TruncatedBefore int64
+	// Holes are the stream's holes (Head.Holes): a resume point in one is
+	// answered from the table, which says it is lost, not from memory.
+	Holes Holes
 }
 
 // ResumingOf reads Resuming for many users in one statement: in a
 // reconnect storm thousands of streams queue for it at once (package
 // stream reads it in batches).
 func (s *Inbox) ResumingOf(ctx context.Context, userIDs []string) (Resuming, error) {
-	rows, err := s.pool.Query(ctx, `SELECT h.truncated_before, p.user_id, p.muted_modules
+	rows, err := s.pool.Query(ctx, `SELECT h.truncated_before, `+holesColumn+`, p.user_id, p.muted_modules
 		FROM notify.stream_head h
 		LEFT JOIN notify.preferences p ON p.user_id = ANY($1::text[]) AND cardinality(p.muted_modules) > 0`, userIDs)
 	if err != nil {
@@ -92,9 +95,11 @@ func (s *Inbox) ResumingOf(ctx context.Context, userIDs []string) (Resuming, err
 	for rows.Next() {
 		var user *string
 		var mods []string
-		if err := rows.Scan(&r.TruncatedBefore, &user, &mods); err != nil {
+		var holes []int64
+		if err := rows.Scan(&r.TruncatedBefore, &holes, &user, &mods); err != nil {
 			return Resuming{}, fmt.Errorf("read the resume state of %d users: %w", len(userIDs), err)
 		}
+		r.Holes = holesOf(holes)
 		if user != nil {
 			r.Muted[*user] = mods
 		}

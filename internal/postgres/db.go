@@ -59,6 +59,12 @@ type PoolConfig struct {
 	//     server connection the pooler opens applies); GenericPlans has
 	//     nothing to act on without named statements.
 	Pooled bool
+	// AfterConnect, when set, runs on each new connection before the pool
+	// hands it out; an error fails the connection. The pools whose
+	// connections hand out seqs (the queue workers') set HistoryHook, so
+	// that each connection, the ones made after a failover included,
+	// checks which history it numbers on before it publishes.
+	AfterConnect func(context.Context, *pgx.Conn) error
 }
 
 // OpenPool connects a pool and checks that the database answers.
@@ -76,6 +82,7 @@ func OpenPool(ctx context.Context, url string, cfg PoolConfig) (*pgxpool.Pool, e
 		name = "notifyd"
 	}
 	pc.ConnConfig.RuntimeParams["application_name"] = name
+	pc.AfterConnect = cfg.AfterConnect
 	if cfg.Pooled {
 		if _, chosen := runtimeParam(url, "default_query_exec_mode"); !chosen {
 			pc.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe

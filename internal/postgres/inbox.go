@@ -177,17 +177,19 @@ type Opening struct {
 // openingQuery reads a stream's opening state in one statement: one round
 // trip and one snapshot for the mutes, the unread count and the head.
 var openingQuery = `SELECT COALESCE((SELECT muted_modules FROM notify.preferences WHERE user_id = $1), '{}'::text[]),
-	h.truncated_before, u.through, u.count
+	h.truncated_before, u.through, u.count, ` + holesColumn + `
 	FROM notify.stream_head h, (` + unreadQuery + `) u(through, count)`
 
 // Opening reads the user's mutes, unread count and the stream head at once.
 func (s *Inbox) Opening(ctx context.Context, id notify.Identity) (Opening, error) {
 	var o Opening
+	var holes []int64
 	err := s.pool.QueryRow(ctx, openingQuery, id.UserID, rolesArg(id), 0, int64(1<<63-1), UnreadCap+1).
-		Scan(&o.Muted, &o.Head.TruncatedBefore, &o.Unread.Through, &o.Unread.Count)
+		Scan(&o.Muted, &o.Head.TruncatedBefore, &o.Unread.Through, &o.Unread.Count, &holes)
 	if err != nil {
 		return Opening{}, fmt.Errorf("read the stream's opening state: %w", interpretError(err))
 	}
+	o.Head.Holes = holesOf(holes)
 	o.Head.LastSeq = o.Unread.Through
 	if o.Unread.Count > UnreadCap {
 		o.Unread.Count, o.Unread.HasMore = UnreadCap, true

@@ -235,15 +235,21 @@ type Head struct {
 	LastSeq int64
 	// TruncatedBefore: retention deleted notifications up to this seq.
 	TruncatedBefore int64
+	// Holes are the seqs never numbered here because a new history began
+	// (a restore, a failover): a resume point in one is told it is lost.
+	Holes Holes
 }
 
 // Head reads the stream's position.
 func (s *Notifications) Head(ctx context.Context) (Head, error) {
 	var h Head
-	err := s.pool.QueryRow(ctx, `SELECT last_seq, truncated_before FROM notify.stream_head`).Scan(&h.LastSeq, &h.TruncatedBefore)
+	var holes []int64
+	err := s.pool.QueryRow(ctx, `SELECT last_seq, truncated_before, `+holesColumn+` FROM notify.stream_head`).
+		Scan(&h.LastSeq, &h.TruncatedBefore, &holes)
 	if err != nil {
 		return Head{}, fmt.Errorf("read stream head: %w", interpretError(err))
 	}
+	h.Holes = holesOf(holes)
 	return h, nil
 }
 

@@ -13,6 +13,14 @@ import (
 // Run drains the queue until ctx ends. On return, the worker holds no claim
 // it could release and is not listed as busy.
 func (w *Worker) Run(ctx context.Context) error {
+	// Seqs are handed out on the database's history: record it, or move
+	// past a lost one (a restore, a failover) before the first publish.
+	// The queue's pool checks each connection it makes later.
+	if e, err := w.queue.EnterHistory(ctx); err != nil {
+		w.log.WarnContext(ctx, "check the database's history", "err", err)
+	} else {
+		postgres.LogEntered(ctx, w.log, e)
+	}
 	// Items left while no worker ran are due long ago: the first batches
 	// sweep the whole queue, then the recent claims start.
 	w.sweepFrom = &postgres.SweepCursor{}
