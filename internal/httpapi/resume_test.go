@@ -195,3 +195,38 @@ func TestResumeTruncated(t *testing.T) {
 		}
 	}
 }
+
+// TestResumeInLostHistory: after a restore or a failover notifyd numbers on
+// a new history, past a hole of seqs this database never had; a client
+// resuming from inside the hole may have seen notifications that are gone.
+// It is told (status replay "lost", naming the last seq kept), then gets
+// everything after, as a client resuming from the last kept seq does.
+func TestResumeInLostHistory(t *testing.T) {
+	t.Parallel()
+	s := setup(t)
+	ids := []string{
+		s.publish(t, map[string]any{"message": "a", "targetUserId": "user-1"}),
+		s.publish(t, map[string]any{"message": "b", "targetUserId": "user-1"}),
+	}
+	head := slices.Max(s.waitPublished(t, ids...))
+	s.exec(t, `SELECT notify.enter_history('a test forces a new history')`)
+	id := s.publish(t, map[string]any{"message": "c", "targetUserId": "user-1"})
+	next := s.waitPublished(t, id)[0]
+	if next <= head+1 {
+		t.Fatalf("first seq of the new history %d, want a jump past %d", next, head)
+	}
+	for _, how := range []string{"header", "query"} {
+		rs := s.resumeStream(t, s.user, how, head+2)
+		ev := rs.skipHeartbeats(t, 10*time.Second)
+		d := ev.msg.dataMap(t)
+		if ev.msg.Type != "status" || ev.hasID || d["replay"] != "lost" || d["lastSeq"] != float64(head) || d["resumeFrom"] != float64(head+2) {
+			t.Fatalf("%sfirst event after connected %q, want status replay lost with lastSeq %d", rs.name, ev.raw, head)
+		}
+		rs.expectSeqs(t, []int64{next})
+		rs.close()
+	}
+	// From the last seq kept: no status, the new history's notification.
+	rs := s.resumeStream(t, s.user, "header", head)
+	rs.expectSeqs(t, []int64{next})
+	rs.close()
+}

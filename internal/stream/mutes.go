@@ -36,11 +36,11 @@ type muteLoader struct {
 	next *muteBatch // gathering users while its leader waits for a turn
 }
 
-// loadMutes returns sub's user's muted modules and the stream's truncation
-// point, read in a batch with those of the other streams opening now. An
+// loadMutes returns sub's user's muted modules, the stream's truncation
+// point and its holes (a restored copy's or promoted replica's), read in a batch with those of the other streams opening now. An
 // error means the stream should open the ordinary way (its own turn and
 // statement).
-func (s *Server) loadMutes(ctx context.Context, sub *hub.Subscriber) (muted []string, truncatedBefore int64, err error) {
+func (s *Server) loadMutes(ctx context.Context, sub *hub.Subscriber) (muted []string, truncatedBefore int64, holes postgres.Holes, err error) {
 	user := sub.Identity().UserID
 	l := &s.mutes
 	l.mu.Lock()
@@ -57,12 +57,12 @@ func (s *Server) loadMutes(ctx context.Context, sub *hub.Subscriber) (muted []st
 	select {
 	case <-b.done:
 	case <-ctx.Done():
-		return nil, 0, ctx.Err()
+		return nil, 0, nil, ctx.Err()
 	}
 	if b.err != nil {
-		return nil, 0, b.err
+		return nil, 0, nil, b.err
 	}
-	return b.state.Muted[user], b.state.TruncatedBefore, nil
+	return b.state.Muted[user], b.state.TruncatedBefore, b.state.Holes, nil
 }
 
 // readMutes waits for a turn, closes b to newcomers and reads it. The

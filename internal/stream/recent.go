@@ -32,7 +32,7 @@ import (
 // open the ordinary way: the mutes could not be read, or the window moved
 // past the resume point meanwhile.
 func (s *Server) beginFromMemory(ctx context.Context, wr *writer, sub *hub.Subscriber, resume Resume, log *slog.Logger) (last int64, ok, done bool) {
-	muted, truncatedBefore, err := s.loadMutes(ctx, sub)
+	muted, truncatedBefore, holes, err := s.loadMutes(ctx, sub)
 	if err != nil {
 		if sub.Reason() != "" || ctx.Err() != nil {
 			return 0, sub.Reason() != "", true // closed while waiting: live says why
@@ -40,6 +40,9 @@ func (s *Server) beginFromMemory(ctx context.Context, wr *writer, sub *hub.Subsc
 		return 0, false, false
 	}
 	if resume.Seq < truncatedBefore { // the table's replay says so first
+		return 0, false, false
+	}
+	if _, lost := holes.Lost(resume.Seq); lost { // so does it for a lost history
 		return 0, false, false
 	}
 	sub.SetMuted(muted)

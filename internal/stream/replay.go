@@ -39,6 +39,18 @@ func (s *Server) startReplay(ctx context.Context, id notify.Identity, resume Res
 	}
 	rp := &replay{after: after}
 	now := time.Now().UnixMilli()
+	if hole, lost := head.Holes.Lost(after); lost {
+		// The resume point was numbered on a history this database does not
+		// have (it is a restored copy or a promoted replica): the client may
+		// have seen notifications that are gone. It is told, then gets
+		// everything after the last seq this database kept before the new
+		// history, which is the same as everything after its own point:
+		// nothing was numbered in between.
+		rp.status = MessageFrame(Message{Type: "status", Timestamp: now, Data: map[string]any{
+			"replay": "lost", "resumeFrom": after, "lastSeq": hole.After, "nextSeq": hole.First}}).Data
+		rp.after = hole.After
+		return rp, s.readPage(ctx, id, rp)
+	}
 	switch {
 	case after < head.TruncatedBefore:
 		rp.status = MessageFrame(Message{Type: "status", Timestamp: now, Data: map[string]any{

@@ -156,7 +156,7 @@ func (s *Server) begin(ctx context.Context, wr *writer, sub *hub.Subscriber, res
 		// point and the mutes it must apply are known (see recent.go);
 		// else from the table, the first page in the same turn: most
 		// replays have one.
-		if muted && head != nil && resume.Seq >= head.TruncatedBefore {
+		if muted && head != nil && resume.Seq >= head.TruncatedBefore && !inHole(head, resume.Seq) {
 			recent, through, fromMemory = s.hub.Since(sub, resume.Seq, nil)
 		}
 		if !fromMemory {
@@ -361,4 +361,11 @@ func loggerFrom(ctx context.Context, fallback *slog.Logger) *slog.Logger {
 		return l
 	}
 	return fallback
+}
+
+// inHole reports whether seq lies in one of head's holes: numbered on a
+// history this database does not have, so the table's replay must say so.
+func inHole(head *postgres.Head, seq int64) bool {
+	_, lost := head.Holes.Lost(seq)
+	return lost
 }
