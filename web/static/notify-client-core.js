@@ -363,6 +363,22 @@ export function routeMessage(message) {
 }
 
 /**
+ * The position a `status` message tells the client to resume from: with
+ * `replay: "ahead"` (its resume point is beyond the database's history) or
+ * `replay: "lost"` (its resume point was numbered on a history the database
+ * no longer has, after a restore or a failover), `lastSeq`; otherwise null.
+ * @param {unknown} data
+ * @returns {string | null}
+ */
+export function resumePositionOf(data) {
+  if (!data || typeof data !== 'object') return null;
+  const d = /** @type {Record<string, unknown>} */ (data);
+  if (d.replay !== 'ahead' && d.replay !== 'lost') return null;
+  const seq = d.lastSeq;
+  return typeof seq === 'number' && Number.isSafeInteger(seq) && seq >= 0 ? String(seq) : null;
+}
+
+/**
  * Keeps the newest `max` items first.
  * @template T
  * @param {readonly T[]} list newest first

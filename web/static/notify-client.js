@@ -32,6 +32,7 @@ import {
   incrementUnread,
   parseMessage,
   prependBounded,
+  resumePositionOf,
   routeMessage,
   toSeq,
   unreadOf,
@@ -558,6 +559,15 @@ export function createNotificationClient(options = {}) {
         return;
       }
       case 'status': {
+        // The server's history does not hold the resume point (the database
+        // was reset or restored, or a replica was promoted): it names the
+        // position to resume from instead, and the stream continues from
+        // there; a reconnect before the next notification must use it too.
+        const position = local ? resumePositionOf(message.data) : null;
+        if (position !== null && position !== lastEventId) {
+          lastEventId = position;
+          dirty = true;
+        }
         const unread = local ? unreadOf(message.data) : undefined;
         if (unread) recountBudget = RECOUNT_BUDGET;
         const did = unread ? setUnread(unread.count, unread.hasMore) : false;

@@ -375,6 +375,30 @@ test('status messages go to onStatus; closing "shutdown"/"slow" reconnects promp
   client.close();
 });
 
+test('a status naming another position (replay "ahead" or "lost") moves the resume point there', () => {
+  const { client, clock, ES, calls } = setup({ random: () => 0 });
+  let es = ES.last.open();
+  es.send(connected());
+  sendNotification(es, 48);
+  // The database was restored: 48 lies beyond (ahead) or inside a lost
+  // history's hole; the server says where the stream goes on from.
+  es.send(status({ replay: 'lost', resumeFrom: 48, lastSeq: 39, nextSeq: 2000000000 }));
+  assert.equal(client.lastEventId, '39');
+  es.fail();
+  timeToNextConnect(clock, ES);
+  assert.equal(ES.last.url, '/api/notifications/ws?lastEventId=39', 'reconnects from the position the server named');
+  es = ES.last.open();
+  es.send(connected());
+  es.send(status({ replay: 'ahead', resumeFrom: 39, lastSeq: 12 }));
+  assert.equal(client.lastEventId, '12');
+  // Other statuses leave it alone.
+  es.send(status({ replay: 'truncated', resumeFrom: 12, oldestAvailable: 20 }));
+  es.send(status({ unreadCount: 1 }));
+  assert.equal(client.lastEventId, '12');
+  assert.deepEqual(calls.statuses.map((m) => m.data.replay ?? m.data.unreadCount), ['lost', 'ahead', 'truncated', 1]);
+  client.close();
+});
+
 test('closing "shutdown" with reconnectAfter waits exactly that long, so a node spreads its clients', () => {
   const { client, clock, ES } = setup({ random: () => 0 });
   for (const after of [2500, 40, 0]) {
