@@ -158,4 +158,3 @@ func fromAddr(ip string) *http.Transport {
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 10 * time.Second}
 	return &http.Transport{DialContext: d.DialContext, DisableCompression: true}
 }
-
