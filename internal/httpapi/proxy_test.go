@@ -78,4 +78,3 @@ func TestParseTrustedProxies(t *testing.T) {
 		}
 	}
 }
-
