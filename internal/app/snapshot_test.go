@@ -45,7 +45,13 @@ func TestReadyzNotesAHeldSnapshot(t *testing.T) {
 		}
 		return resp.StatusCode, r, string(b)
 	}
-	if code, r, body := probe(); code != 200 || r.Notes != nil {
+	// The node is ready once its listener has heard its own probe.
+	code, r, body := probe()
+	for deadline := time.Now().Add(10 * time.Second); code != 200 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		code, r, body = probe()
+	}
+	if code != 200 || r.Notes != nil {
 		t.Fatalf("before any snapshot: %d %s", code, body)
 	}
 
