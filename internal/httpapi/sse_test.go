@@ -174,17 +174,13 @@ func (rs *rawStream) skipHeartbeats(t testing.TB, timeout time.Duration) event {
 	}
 }
 
-// connected reads the opening retry event and connected message and returns
-// the latter.
+// connected reads the opening event, the connected message with the retry:
+// line, and returns it.
 func (rs *rawStream) connected(t testing.TB) event {
 	t.Helper()
-	retry := rs.next(t, 5*time.Second)
-	if len(retry.lines) != 1 || !strings.HasPrefix(retry.lines[0], "retry: ") {
-		t.Fatalf("first event %q, want a lone retry: line", retry.raw)
-	}
 	ev := rs.next(t, 5*time.Second)
-	if ev.msg.Type != "connected" {
-		t.Fatalf("second event %q, want the connected message", ev.raw)
+	if len(ev.lines) != 2 || !strings.HasPrefix(ev.lines[0], "retry: ") || ev.msg.Type != "connected" {
+		t.Fatalf("first event %q, want the connected message carrying the retry: line", ev.raw)
 	}
 	return ev
 }

@@ -95,7 +95,10 @@ func encode(seq int64, m Message) []byte {
 	return append(b, '\n', '\n')
 }
 
-// retryFrame tells EventSource how long to wait before reconnecting.
-func retryFrame(d time.Duration) []byte {
-	return []byte("retry: " + strconv.FormatInt(d.Milliseconds(), 10) + "\n\n")
+// retryLine tells EventSource how long to wait before reconnecting. It is
+// one field, written as the first line of the event that follows it (the
+// connected message, a closing status), never as a block of its own: some
+// SSE libraries dispatch a lone "retry:" block as an empty event.
+func retryLine(d time.Duration) []byte {
+	return []byte("retry: " + strconv.FormatInt(d.Milliseconds(), 10) + "\n")
 }

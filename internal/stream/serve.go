@@ -200,7 +200,7 @@ func (s *Server) connectedInfo(sub *hub.Subscriber, resume Resume) map[string]an
 // writeConnected writes the retry line and the connected message.
 func (s *Server) writeConnected(wr *writer, sub *hub.Subscriber, info map[string]any) error {
 	id := sub.Identity()
-	wr.add(retryFrame(s.cfg.Retry))
+	wr.add(retryLine(s.cfg.Retry))
 	wr.add(MessageFrame(Message{Type: "connected", UserID: id.UserID, UserRole: firstRole(id.Roles),
 		Timestamp: time.Now().UnixMilli(), Data: info}).Data)
 	if err := wr.flush(); err != nil {
@@ -342,7 +342,7 @@ func (s *Server) farewell(wr *writer, reason hub.Reason) {
 			after = time.Duration(rand.Int64N(int64(s.cfg.ReconnectSpread)))
 		}
 		data["reconnectAfter"] = after.Milliseconds()
-		wr.add(retryFrame(after))
+		wr.add(retryLine(after))
 	}
 	wr.add(MessageFrame(Message{Type: "status", Timestamp: time.Now().UnixMilli(), Data: data}).Data)
 	_ = wr.flush()
