@@ -17,6 +17,9 @@ func (a *API) stream(c *gin.Context) error {
 		return err
 	}
 	ctx := stream.WithLogger(c.Request.Context(), a.logger(c))
+	// An HTTP/1.1 client gets a chunked body, so it can tell the server's
+	// end of the stream from a crash.
+	ctx = stream.WithChunking(ctx, c.Request.ProtoAtLeast(1, 1))
 	err = a.deps.Streams.Serve(ctx, c.Writer, identity(c), stream.Resume{Seq: seq, Set: ok})
 	switch {
 	case errors.Is(err, hub.ErrUserLimit):

@@ -20,16 +20,40 @@ import (
 // the hub, and another waits on a 64-byte read to learn when the client
 // goes away (what net/http's own background read did before).
 //
-// The response is then delimited by the connection's end ("Connection:
-// close", no Transfer-Encoding), valid for HTTP/1.0 and 1.1 alike, so the
-// frames go out as they are, with no chunk framing. Where the connection
-// cannot be taken over (HTTP/2, a test recorder) the stream stays in
-// net/http for its whole life, exactly as before.
+// For an HTTP/1.1 client the response is chunked ("Transfer-Encoding:
+// chunked", "Connection: close"): each batch goes out as one chunk, and a
+// stream the server ends writes the last chunk before it closes. A client
+// can then tell a clean end from a crash (the process killed, the
+// connection cut), where the last chunk never comes and its HTTP library
+// reports an unexpected EOF: libraries that treat a clean end of body as
+// "done" (r3labs/sse) reconnect after a crash. An HTTP/1.0 client (which
+// cannot take chunks) gets the body delimited by the connection's end, as
+// before. Where the connection cannot be taken over (HTTP/2, a test
+// recorder) the stream stays in net/http for its whole life, and net/http
+// frames it.
+
+type chunkedKey struct{}
+
+// WithChunking tells Serve that the client speaks HTTP/1.1, so a detached
+// stream may frame its body in chunks. Without it, a detached stream's body
+// ends with the connection.
+func WithChunking(ctx context.Context, ok bool) context.Context {
+	return context.WithValue(ctx, chunkedKey{}, ok)
+}
+
+func chunkingFrom(ctx context.Context) bool {
+	ok, _ := ctx.Value(chunkedKey{}).(bool)
+	return ok
+}
+
+// lastChunk ends a chunked body.
+var lastChunk = []byte("0\r\n\r\n")
 
 // detach takes over the connection behind w and writes the response's
-// status line and w's headers to it. ok is false (and nothing happened)
-// when the connection cannot be taken over.
-func detach(w http.ResponseWriter) (conn net.Conn, ok bool, err error) {
+// status line and w's headers to it, announcing a chunked body when
+// chunked. ok is false (and nothing happened) when the connection cannot be
+// taken over.
+func detach(w http.ResponseWriter, chunked bool) (conn net.Conn, ok bool, err error) {
 	conn, _, err = http.NewResponseController(w).Hijack()
 	if err != nil {
 		if errors.Is(err, http.ErrNotSupported) {
@@ -44,6 +68,9 @@ func detach(w http.ResponseWriter) (conn net.Conn, ok bool, err error) {
 	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
 	h.Del("Content-Length")
 	h.Del("Transfer-Encoding")
+	if chunked {
+		h.Set("Transfer-Encoding", "chunked")
+	}
 	b := []byte("HTTP/1.1 200 OK\r\n")
 	for k, vs := range h {
 		for _, v := range vs {

@@ -61,13 +61,14 @@ func (s *Server) Serve(ctx context.Context, w http.ResponseWriter, id notify.Ide
 	log := loggerFrom(ctx, s.cfg.Logger)
 	log.InfoContext(ctx, "stream opened", "stream_id", sub.ID(), "user_id", id.UserID, "resume_from", resume.Seq, "resume", resume.Set)
 	wr := &writer{timeout: s.cfg.WriteTimeout}
-	conn, detached, derr := detach(w)
+	chunked := chunkingFrom(ctx)
+	conn, detached, derr := detach(w, chunked)
 	cancel := context.CancelFunc(func() {})
 	if detached {
 		// The request's context no longer follows the connection (and ends
 		// when Serve returns): the stream's own does, through watchClient.
 		ctx, cancel = context.WithCancel(context.WithoutCancel(ctx))
-		wr.conn = conn
+		wr.conn, wr.chunked = conn, chunked
 		go watchClient(conn, cancel)
 	} else {
 		w.WriteHeader(http.StatusOK)
@@ -77,6 +78,7 @@ func (s *Server) Serve(ctx context.Context, w http.ResponseWriter, id notify.Ide
 		defer s.streams.Done()
 		cancel()
 		if detached {
+			wr.finish()
 			_ = conn.Close()
 		}
 		s.hub.Unsubscribe(sub)

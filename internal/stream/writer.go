@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 )
 
@@ -23,6 +24,7 @@ type writer struct {
 	w       http.ResponseWriter
 	rc      *http.ResponseController
 	conn    net.Conn
+	chunked bool        // detached: each batch goes out as one HTTP/1.1 chunk
 	batch   net.Buffers // detached: frames waiting for flush
 	timeout time.Duration
 	// limit, while the stream opens, is its opening deadline: no write's
@@ -93,6 +95,17 @@ func (wr *writer) flushConn() error {
 	if len(wr.batch) > 0 {
 		if err = wr.conn.SetWriteDeadline(wr.deadline()); err == nil {
 			bufs := wr.batch // WriteTo consumes its receiver: keep our slice
+			if wr.chunked {
+				bufs = make(net.Buffers, 0, len(wr.batch)+2)
+				size := 0
+				for _, b := range wr.batch {
+					size += len(b)
+				}
+				bufs = append(bufs, strconv.AppendInt(nil, int64(size), 16))
+				bufs[0] = append(bufs[0], "\r\n"...)
+				bufs = append(bufs, wr.batch...)
+				bufs = append(bufs, crlf)
+			}
 			_, err = bufs.WriteTo(wr.conn)
 		}
 	}
@@ -103,6 +116,19 @@ func (wr *writer) flushConn() error {
 	}
 	wr.pending = 0
 	return err
+}
+
+var crlf = []byte("\r\n")
+
+// finish ends a detached chunked body with its last chunk, so the client
+// knows the server ended the stream on purpose; a crash never writes it.
+func (wr *writer) finish() {
+	if wr.conn == nil || !wr.chunked {
+		return
+	}
+	if wr.conn.SetWriteDeadline(time.Now().Add(time.Second)) == nil {
+		_, _ = wr.conn.Write(lastChunk)
+	}
 }
 
 // abort makes a blocked write return now (the stream is being dropped).
