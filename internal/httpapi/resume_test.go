@@ -120,11 +120,18 @@ func TestResumeReplaysExactlyWhatWasMissed(t *testing.T) {
 func TestResumeAheadOfHead(t *testing.T) {
 	t.Parallel()
 	s := setup(t)
+	// A live stream sees b once the node's feed has read it: the ahead
+	// status names the feed's position, which is then the head.
+	watch := s.mustOpen(t, "/api/notifications/ws", s.user)
+	watch.connected(t)
 	ids := []string{
 		s.publish(t, map[string]any{"message": "a", "targetUserId": "user-1"}),
 		s.publish(t, map[string]any{"message": "b", "targetUserId": "user-1"}),
 	}
 	head := slices.Max(s.waitPublished(t, ids...))
+	watch.expectNext(t, ids[0])
+	watch.expectNext(t, ids[1])
+	watch.close()
 	var streams []*rawStream
 	for _, how := range []string{"header", "query"} {
 		rs := s.resumeStream(t, s.user, how, head+100)
