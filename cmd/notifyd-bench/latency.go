@@ -46,16 +46,11 @@ func runLatency(ctx context.Context, cfg config, e *env, prog *progress, rate in
 	user := fmt.Sprintf("bench-latency-%d", rate)
 	total := max(1, int(float64(rate)*cfg.LatencyDuration.Seconds()))
 	prog.Printf("latency: %d/s for %s (%d inserts, %d producers)", rate, cfg.LatencyDuration, total, cfg.LatencyProducers)
-	pool, err := newPool(ctx, e.db.URL, cfg.LatencyProducers, producerApp)
+	pool, rd, closeAll, err := producersAndReader(ctx, e, user, cfg.LatencyProducers)
 	if err != nil {
 		return nil, err
 	}
-	defer pool.Close()
-	rd, err := openReader(ctx, e, user)
-	if err != nil {
-		return nil, err
-	}
-	defer rd.Close()
+	defer closeAll()
 
 	var done atomic.Int64
 	stop := prog.Every(2*time.Second, func() string {
@@ -77,6 +72,22 @@ func runLatency(ctx context.Context, cfg config, e *env, prog *progress, rate in
 	prog.Printf("latency %d/s: achieved %.0f/s, p50 %.1f ms, p99 %.1f ms, max %.1f ms, %d missing",
 		rate, res.AchievedRate, res.Latency.P50Ms, res.Latency.P99Ms, res.Latency.MaxMs, res.Missing)
 	return res, err
+}
+
+// producersAndReader opens a pool of n producer connections and a stream
+// for user, the two ends every in-process phase measures between; closeAll
+// closes both.
+func producersAndReader(ctx context.Context, e *env, user string, n int) (*pgxpool.Pool, *reader, func(), error) {
+	pool, err := newPool(ctx, e.db.URL, n, producerApp)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	rd, err := openReader(ctx, e, user)
+	if err != nil {
+		pool.Close()
+		return nil, nil, nil, err
+	}
+	return pool, rd, func() { rd.Close(); pool.Close() }, nil
 }
 
 // paceInserts runs total single-row inserts for user at rate per second

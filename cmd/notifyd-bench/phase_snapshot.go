@@ -25,13 +25,13 @@ type SnapshotResult struct {
 	Windows      []SnapshotWindow `json:"windows"`
 	HeldSeconds  float64          `json:"held_seconds"` // the snapshot's age at the end
 	// LastStages splits the last window's latency at published_at.
-	LastStages []Stage `json:"last_stages"`
-	FirstP99Ms   float64          `json:"first_p99_ms"`
-	LastP99Ms    float64          `json:"last_p99_ms"`
-	Ratio        float64          `json:"ratio"` // last window's p99 / first's
-	TargetP99Ms  float64          `json:"target_p99_ms"`
-	TargetRatio  float64          `json:"target_ratio"`
-	TargetMet    bool             `json:"target_met"`
+	LastStages  []Stage `json:"last_stages"`
+	FirstP99Ms  float64 `json:"first_p99_ms"`
+	LastP99Ms   float64 `json:"last_p99_ms"`
+	Ratio       float64 `json:"ratio"` // last window's p99 / first's
+	TargetP99Ms float64 `json:"target_p99_ms"`
+	TargetRatio float64 `json:"target_ratio"`
+	TargetMet   bool    `json:"target_met"`
 }
 
 // SnapshotWindow is one window of the run, by commit time.
@@ -66,16 +66,11 @@ func runSnapshot(ctx context.Context, cfg config, e *env, prog *progress) (*Snap
 	heldAt := time.Now()
 
 	const user = "bench-snapshot"
-	pool, err := newPool(ctx, e.db.URL, cfg.LatencyProducers, producerApp)
+	pool, rd, closeAll, err := producersAndReader(ctx, e, user, cfg.LatencyProducers)
 	if err != nil {
 		return nil, err
 	}
-	defer pool.Close()
-	rd, err := openReader(ctx, e, user)
-	if err != nil {
-		return nil, err
-	}
-	defer rd.Close()
+	defer closeAll()
 
 	var done atomic.Int64
 	var dead []int64

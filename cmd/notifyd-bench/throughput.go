@@ -47,16 +47,11 @@ func runThroughput(ctx context.Context, cfg config, e *env, prog *progress) (*Th
 	const user = "bench-throughput"
 	prog.Printf("throughput: %d notifications, %d-row statements, %d producers, window %d",
 		cfg.Total, cfg.Batch, cfg.ThroughputProducers, cfg.Window)
-	pool, err := newPool(ctx, e.db.URL, cfg.ThroughputProducers, producerApp)
+	pool, rd, closeAll, err := producersAndReader(ctx, e, user, cfg.ThroughputProducers)
 	if err != nil {
 		return nil, err
 	}
-	defer pool.Close()
-	rd, err := openReader(ctx, e, user)
-	if err != nil {
-		return nil, err
-	}
-	defer rd.Close()
+	defer closeAll()
 
 	batches := (cfg.Total + cfg.Batch - 1) / cfg.Batch
 	ids := make([][]string, batches) // each batch's slot is written by one goroutine

@@ -128,9 +128,9 @@ type Worker struct {
 	// sweepFailed tells Run that a sweep's batch failed: the failing item
 	// may lie where only a careful (leased, whole-queue) claim finds it.
 	sweepFailed atomic.Bool
-	queue   *postgres.Queue
-	wake    chan struct{}
-	log     *slog.Logger
+	queue       *postgres.Queue
+	wake        chan struct{}
+	log         *slog.Logger
 }
 
 // New returns a worker over queue.
