@@ -146,6 +146,11 @@ func (f *Feed) drain(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("read after seq %d: %w", after, err)
 		}
+		if first := firstSeq(ns, bad); first > after+1 {
+			if err := f.crossGap(ctx, after, first); err != nil {
+				return err
+			}
+		}
 		f.deliver(ctx, ns, bad)
 		if last > after {
 			f.position.Store(last)
@@ -154,6 +159,45 @@ func (f *Feed) drain(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// firstSeq is the lowest seq of a page (0 when it is empty).
+func firstSeq(ns []notify.Notification, bad []postgres.Undeliverable) int64 {
+	first := int64(0)
+	if len(ns) > 0 {
+		first = ns[0].Seq
+	}
+	if len(bad) > 0 && (first == 0 || bad[0].Seq < first) {
+		first = bad[0].Seq
+	}
+	return first
+}
+
+// crossGap looks at a gap in the seqs read (the next page starts at first,
+// above position+1). Most gaps are seqs a rolled-back publish took. But
+// when the database entered a new history under this node (a failover to a
+// replica that had not received everything, a restore), the node has
+// handed its streams notifications the database no longer has: position
+// lies in the new history's hole. Every live stream is then told, with the
+// status a client resuming from a lost seq gets ("lost", naming the hole),
+// before anything of the new history; and the hub's window, which holds
+// lost notifications, is emptied, so resumes read the database.
+func (f *Feed) crossGap(ctx context.Context, position, first int64) error {
+	holes, err := f.store.Holes(ctx)
+	if err != nil {
+		return fmt.Errorf("read history holes after a gap at seq %d: %w", position, err)
+	}
+	hole, lost := holes.Lost(position)
+	if !lost || first < hole.First {
+		return nil
+	}
+	f.cfg.Logger.WarnContext(ctx, "the database lost notifications this node delivered (a failover to a replica that "+
+		"lacked them, or a restore): its streams are told, and get the new history's notifications next",
+		"position", position, "lost_after", hole.After, "next_seq", hole.First)
+	f.hub.StartWindow(position)
+	f.hub.Broadcast(stream.MessageFrame(stream.Message{Type: "status", Timestamp: time.Now().UnixMilli(),
+		Data: map[string]any{"replay": "lost", "live": true, "lastSeq": hole.After, "nextSeq": hole.First}}))
+	return nil
 }
 
 // deliver hands ns to the hub and sets bad aside, in seq order.
