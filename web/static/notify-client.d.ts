@@ -69,11 +69,20 @@ export interface StatusData {
   /** Present when the server is ending this stream. `expired` and `logout` mean: sign in again. */
   closing?: ClosingReason;
   message?: string;
-  /** `truncated`: the resume point was older than the retained history; `ahead`: newer than the server's. */
-  replay?: 'truncated' | 'ahead' | (string & {});
+  /**
+   * `truncated`: the resume point was older than the retained history; `ahead`: newer than the server's;
+   * `lost`: it was numbered on a history the database no longer has (a restore, a failover): the client
+   * saw notifications that are gone; it resumes from `lastSeq`, the next seq being `nextSeq`.
+   */
+  replay?: 'truncated' | 'ahead' | 'lost' | (string & {});
   resumeFrom?: number;
   oldestAvailable?: number;
+  /** With `ahead` and `lost`: the position to resume from (the client library takes it as its last event id). */
   lastSeq?: number;
+  /** With `lost`: the first seq of the database's new history. */
+  nextSeq?: number;
+  /** With `lost`: sent on a live stream (its node met the new history after a failover), not in answer to a resume. */
+  live?: boolean;
   /** Sent to a user's streams when their read state or mutes change: the unread count now (exact up to 99). */
   unreadCount?: number;
   /** More unread than `unreadCount` (99): "99+". */
