@@ -31,7 +31,15 @@ func openSession(ctx context.Context, c *common, stderr io.Writer, name string) 
 	if err != nil {
 		return nil, err
 	}
-	pool, err := postgres.OpenPool(ctx, db.URL, postgres.PoolConfig{MaxConns: 2, ApplicationName: "notifyd-" + name})
+	// DATABASE_URL may be PgBouncer in transaction mode, which refuses
+	// startup parameters and loses named prepared statements between
+	// transactions: a pool that does without them works through any pooler.
+	pooled, err := postgres.BehindPooler(ctx, db.URL)
+	if err != nil {
+		_ = db.Close(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("%w\n(check DATABASE_URL or --database-url)", err)
+	}
+	pool, err := postgres.OpenPool(ctx, db.URL, postgres.PoolConfig{MaxConns: 2, ApplicationName: "notifyd-" + name, Pooled: pooled})
 	if err != nil {
 		_ = db.Close(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("%w\n(check DATABASE_URL or --database-url)", err)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/notifyd/notifyd/internal/pgbouncertest"
 	"github.com/notifyd/notifyd/internal/pgtest"
 )
 
@@ -44,4 +45,32 @@ func TestWorkerUsesDirectURL(t *testing.T) {
 		}
 		return c.count(`SELECT count(*) FROM notify.queue_items WHERE status = 'sent'`) == 1
 	})
+}
+
+// TestTailDBListensOnDirectURL: `tail --db` with DATABASE_URL on a
+// transaction pooler reads through it but LISTENs on DATABASE_DIRECT_URL: a
+// LISTEN through the pooler hears nothing (its server connection goes back
+// to the pool after each transaction). With a poll interval of an hour,
+// only the NOTIFY can make the tail print in time.
+func TestTailDBListensOnDirectURL(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	bouncer := pgbouncertest.Start(t)
+	c.startWorker()
+	env := envOf(map[string]string{"DATABASE_URL": bouncer.URL(c.db.Name), "DATABASE_DIRECT_URL": c.db.URL, "NOTIFY_LOG_LEVEL": "warn"})
+	tail := startCommand(t, env, "tail", "--db", "--count", "1", "--poll-interval", "1h")
+	eventually(t, 20*time.Second, "the tail's listener on the direct connection", func() bool {
+		if tail.finished() {
+			t.Fatalf("tail ended early: %v\n%s", tail.wait(t, time.Second), tail.errOut.String())
+		}
+		return c.count(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+			AND application_name = 'notifyd-tail' AND query ILIKE 'listen%'`) > 0
+	})
+	c.exec(`INSERT INTO notify.notifications (message) VALUES ('rung through the direct connection')`)
+	if err := tail.wait(t, 30*time.Second); err != nil {
+		t.Fatalf("tail: %v\n%s\npgbouncer:\n%s", err, tail.errOut.String(), bouncer.Log())
+	}
+	if !strings.Contains(tail.out.String(), "rung through the direct connection") {
+		t.Fatalf("tail printed:\n%s", tail.out.String())
+	}
 }

@@ -55,6 +55,7 @@ func runTail(ctx context.Context, args []string, getenv func(string) string, std
 	var from string
 	s := newSettings("tail", getenv, stderr)
 	c.bind(s)
+	c.bindDirect(s)
 	quietByDefault(s, &c)
 	s.String(&o.url, "url", "NOTIFY_URL", "", "base `URL` of a running notifyd, e.g. http://127.0.0.1:8080 (or the full stream URL)")
 	s.String(&o.token, "token", "NOTIFY_TOKEN", "", "bearer `TOKEN` of the user whose stream to read (with --url); see notifyd dev-token")

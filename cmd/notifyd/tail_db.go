@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -48,7 +49,11 @@ func tailDB(ctx context.Context, c *common, o tailOptions, out *tailPrinter, std
 		default:
 		}
 	}
-	lis, err := listener.New(listener.Config{URL: withApplicationName(sess.db.URL, "notifyd-tail"), Logger: sess.log})
+	// LISTEN needs a session of its own: DATABASE_DIRECT_URL when set
+	// (DATABASE_URL is then a transaction pooler, through which a LISTEN
+	// hears nothing).
+	listenURL := cmp.Or(c.directURL, sess.db.URL)
+	lis, err := listener.New(listener.Config{URL: withApplicationName(listenURL, "notifyd-tail"), Logger: sess.log})
 	if err != nil {
 		return err
 	}
