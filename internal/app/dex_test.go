@@ -1,10 +1,12 @@
 //go:build dex
 
-// The sign-in against a real third-party provider, Dex v2.45.1. Not part of
-// `make test`: nothing installs Dex there, and the Go module proxy answers
-// 403 for github.com/dexidp/dex@v2.45.1 (a v2 tag without /v2 in its module
-// path) and for its commit. Built from the tag's source (git), with the
-// module proxy for everything else:
+// The sign-in against Dex v2.45.1, the provider issue 14 was found with.
+// `make test` runs the same checks against Ory Hydra instead (TestHydra,
+// which builds Hydra from the Go module proxy): the proxy answers 403 for
+// github.com/dexidp/dex@v2.45.1 (a v2 tag without /v2 in its module path)
+// and for its commit, so Dex cannot be built where only the proxy is
+// reachable. Built from the tag's source (git), with the module proxy for
+// everything else:
 //
 //	git clone --depth 1 -b v2.45.1 https://github.com/dexidp/dex && cd dex
 //	sed -i '/^replace github.com\/dexidp\/dex\/api\/v2/d' go.mod
@@ -15,14 +17,12 @@ package app_test
 import (
 	"encoding/json"
 	"fmt"
-	"html"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -115,45 +115,9 @@ func TestDex(t *testing.T) {
 
 	t.Run("browser sign-in through Dex's login page", func(t *testing.T) {
 		b := newBrowser(t)
-		resp, body := b.do("GET", base+"/auth/login?redirect=%2Ftest-notifications", nil, nil)
-		if resp.StatusCode != http.StatusFound {
-			t.Fatalf("login: %d %s", resp.StatusCode, body)
-		}
-		next := resp.Header.Get("Location")
-		if q, _ := url.Parse(next); !slices.Equal(strings.Fields(q.Query().Get("scope")), cfg.Scopes) {
-			t.Fatalf("scopes asked of Dex: %q", q.Query().Get("scope"))
-		}
-		// Follow Dex's redirects to its password form, post it, and
-		// follow on until Dex sends the browser back to notifyd.
-		posted := false
-		for range 10 {
-			resp, body = b.do("GET", next, nil, nil)
-			if resp.StatusCode == http.StatusOK && !posted {
-				action := regexp.MustCompile(`<form method="post" action="([^"]+)"`).FindStringSubmatch(body)
-				if action == nil {
-					t.Fatalf("no login form on Dex's page:\n%s", body)
-				}
-				target, _ := url.Parse(next)
-				post, _ := target.Parse(html.UnescapeString(action[1]))
-				resp, body = b.do("POST", post.String(), url.Values{"login": {"alice@example.com"}, "password": {"password"}}, nil)
-				posted = true
-			}
-			if resp.StatusCode/100 != 3 {
-				t.Fatalf("dex: %d %s", resp.StatusCode, body)
-			}
-			loc, _ := url.Parse(resp.Header.Get("Location"))
-			if strings.HasPrefix(loc.String(), base+"/auth/callback") {
-				resp, body = b.do("GET", loc.String(), nil, nil)
-				if resp.StatusCode != http.StatusFound {
-					t.Fatalf("callback: %d %s", resp.StatusCode, body)
-				}
-				break
-			}
-			if !loc.IsAbs() {
-				cur, _ := url.Parse(next)
-				loc = cur.ResolveReference(loc)
-			}
-			next = loc.String()
+		creds := url.Values{"login": {"alice@example.com"}, "password": {"password"}}
+		if scopes := b.signInAtProvider(base, creds); !slices.Equal(scopes, cfg.Scopes) {
+			t.Fatalf("scopes asked of Dex: %q", scopes)
 		}
 		if user, roles := b.whoami(base); user != "alice" || !slices.Equal(roles, []string{"ADMIN", "team-a"}) {
 			t.Fatalf("signed in as %q with roles %v; want alice [ADMIN team-a]", user, roles)
