@@ -65,6 +65,10 @@ type PoolConfig struct {
 	// that each connection, the ones made after a failover included,
 	// checks which history it numbers on before it publishes.
 	AfterConnect func(context.Context, *pgx.Conn) error
+	// Lazy opens the pool without connecting: for a database notifyd can
+	// do without for a while (a read replica, whose reads go to the
+	// primary while it is down), so it need not be up when notifyd starts.
+	Lazy bool
 }
 
 // OpenPool connects a pool and checks that the database answers.
@@ -87,7 +91,7 @@ func OpenPool(ctx context.Context, url string, cfg PoolConfig) (*pgxpool.Pool, e
 		if _, chosen := runtimeParam(url, "default_query_exec_mode"); !chosen {
 			pc.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
 		}
-		return openPool(ctx, url, pc)
+		return openPool(ctx, url, pc, cfg.Lazy)
 	}
 	// JIT compilation pays off for long analytic queries, never for ours:
 	// each reads a few index ranges, but on a large table the planner's
@@ -101,14 +105,17 @@ func OpenPool(ctx context.Context, url string, cfg PoolConfig) (*pgxpool.Pool, e
 	if cfg.StatementTimeout > 0 {
 		pc.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(max(cfg.StatementTimeout.Milliseconds(), 1), 10)
 	}
-	return openPool(ctx, url, pc)
+	return openPool(ctx, url, pc, cfg.Lazy)
 }
 
-func openPool(ctx context.Context, url string, pc *pgxpool.Config) (*pgxpool.Pool, error) {
+func openPool(ctx context.Context, url string, pc *pgxpool.Config, lazy bool) (*pgxpool.Pool, error) {
 	pc.HealthCheckPeriod = 5 * time.Second
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("create pool: %w", err)
+	}
+	if lazy {
+		return pool, nil
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

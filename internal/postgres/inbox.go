@@ -18,11 +18,22 @@ const InboxChannel = "notify_inbox"
 
 // Inbox reads and changes users' read state and mutes.
 type Inbox struct {
-	pool *pgxpool.Pool
+	pool    *pgxpool.Pool
+	replica *Replica // nil: every read on pool
 }
 
 // NewInbox returns the inbox store over pool.
 func NewInbox(pool *pgxpool.Pool) *Inbox { return &Inbox{pool: pool} }
+
+// WithReplica returns a copy of the store that reads history pages from r
+// when r can answer them as the primary would have when they were asked
+// for, and reads a fence with each stream's opening state (for its
+// replay). Unread counts and every write stay on the primary.
+func (s *Inbox) WithReplica(r *Replica) *Inbox {
+	c := *s
+	c.replica = r
+	return &c
+}
 
 // In every inbox statement $1 is the user id and $2 the user's roles;
 // notify.visible_to is the one rule replay, history and counts share (and
@@ -78,11 +89,35 @@ var historyAudience = audienceQuery("@seq < $3 AND @seq > $4",
 // History returns the user's published notifications, newest first, and
 // whether older ones remain.
 func (s *Inbox) History(ctx context.Context, id notify.Identity, q HistoryQuery) ([]InboxItem, bool, error) {
+	if s.replica == nil {
+		return s.historyOn(ctx, s.pool, id, q)
+	}
+	// A fence read after the request began: the page shows every
+	// notification and read mark committed before it (the user's own
+	// "mark read" a moment ago included), wherever it is read.
+	fence, err := s.replica.Fence(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, false, err
+		}
+		fence = Fence{} // read on the primary, which it is likely to fail too
+	}
+	var items []InboxItem
+	var more bool
+	err = s.replica.route(ctx, ReadHistory, fence, s.pool, func(ctx context.Context, qr querier) error {
+		var err error
+		items, more, err = s.historyOn(ctx, qr, id, q)
+		return err
+	})
+	return items, more, err
+}
+
+func (s *Inbox) historyOn(ctx context.Context, qr querier, id notify.Identity, q HistoryQuery) ([]InboxItem, bool, error) {
 	before := q.Before
 	if before <= 0 {
 		before = 1<<63 - 1
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+columnsOf("n.")+`, `+readExpr+`,
+	rows, err := qr.Query(ctx, `SELECT `+columnsOf("n.")+`, `+readExpr+`,
 			CASE WHEN m.is_read THEN m.marked_at WHEN m.is_read IS NULL AND n.seq <= c.read_up_to THEN c.updated_at END
 		FROM (`+historyAudience+`) a JOIN notify.notifications n ON n.seq = a.seq `+cursorJoin+`
 		ORDER BY n.seq DESC`,
@@ -175,17 +210,32 @@ type Opening struct {
 }
 
 // openingQuery reads a stream's opening state in one statement: one round
-// trip and one snapshot for the mutes, the unread count and the head.
-var openingQuery = `SELECT COALESCE((SELECT muted_modules FROM notify.preferences WHERE user_id = $1), '{}'::text[]),
-	h.truncated_before, u.through, u.count, ` + holesColumn + `
+// trip and one snapshot for the mutes, the unread count and the head;
+// openingFencedQuery also reads a fence (for a replica).
+var (
+	openingSelect = `SELECT COALESCE((SELECT muted_modules FROM notify.preferences WHERE user_id = $1), '{}'::text[]),
+	h.truncated_before, u.through, u.count, ` + holesColumn
+	openingFrom = `
 	FROM notify.stream_head h, (` + unreadQuery + `) u(through, count)`
+	openingQuery       = openingSelect + openingFrom
+	openingFencedQuery = openingSelect + `, ` + fenceColumns + openingFrom
+)
 
-// Opening reads the user's mutes, unread count and the stream head at once.
+// Opening reads the user's mutes, unread count and the stream head at
+// once, and with a replica a fence for the stream's replay: read after the
+// stream subscribed, it is past everything the feed had handed to the hub
+// before.
 func (s *Inbox) Opening(ctx context.Context, id notify.Identity) (Opening, error) {
 	var o Opening
 	var holes []int64
-	err := s.pool.QueryRow(ctx, openingQuery, id.UserID, rolesArg(id), 0, int64(1<<63-1), UnreadCap+1).
-		Scan(&o.Muted, &o.Head.TruncatedBefore, &o.Unread.Through, &o.Unread.Count, &holes)
+	var err error
+	if s.replica == nil {
+		err = s.pool.QueryRow(ctx, openingQuery, id.UserID, rolesArg(id), 0, int64(1<<63-1), UnreadCap+1).
+			Scan(&o.Muted, &o.Head.TruncatedBefore, &o.Unread.Through, &o.Unread.Count, &holes)
+	} else {
+		err = s.pool.QueryRow(ctx, openingFencedQuery, id.UserID, rolesArg(id), 0, int64(1<<63-1), UnreadCap+1).
+			Scan(&o.Muted, &o.Head.TruncatedBefore, &o.Unread.Through, &o.Unread.Count, &holes, &o.Head.Fence.LSN, &o.Head.Fence.History)
+	}
 	if err != nil {
 		return Opening{}, fmt.Errorf("read the stream's opening state: %w", interpretError(err))
 	}

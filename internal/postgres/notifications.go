@@ -18,11 +18,20 @@ import (
 
 // Notifications reads and writes notify.notifications.
 type Notifications struct {
-	pool *pgxpool.Pool
+	pool    *pgxpool.Pool
+	replica *Replica // nil: every read on pool
 }
 
 // NewNotifications returns the notification store over pool.
 func NewNotifications(pool *pgxpool.Pool) *Notifications { return &Notifications{pool: pool} }
+
+// WithReplica returns a copy of the store that reads ReplayAt from r when
+// r can answer it, and reads the stream head (Head) with a fence for it.
+func (s *Notifications) WithReplica(r *Replica) *Notifications {
+	c := *s
+	c.replica = r
+	return &c
+}
 
 // columnsOf is the select list scanned by scanNotification, each column
 // qualified with alias ("" or "n.").
@@ -200,13 +209,34 @@ var replayQuery = `SELECT ` + columnsOf("n.") + `
 	ORDER BY n.seq`
 
 // Replay returns the notifications for id with after < seq <= upTo, in seq
-// order, at most limit of them.
+// order, at most limit of them, read from the primary.
 func (s *Notifications) Replay(ctx context.Context, id notify.Identity, after, upTo int64, limit int) ([]notify.Notification, error) {
+	return s.replayOn(ctx, s.pool, id, after, upTo, limit)
+}
+
+// ReplayAt is Replay as of fence (the Head.Fence read after the stream
+// subscribed): from the replica when it has replayed past it, else from
+// the primary. Either way it holds every notification the primary had
+// committed at the fence.
+func (s *Notifications) ReplayAt(ctx context.Context, fence Fence, id notify.Identity, after, upTo int64, limit int) ([]notify.Notification, error) {
+	if s.replica == nil {
+		return s.Replay(ctx, id, after, upTo, limit)
+	}
+	var ns []notify.Notification
+	err := s.replica.route(ctx, ReadReplay, fence, s.pool, func(ctx context.Context, q querier) error {
+		var err error
+		ns, err = s.replayOn(ctx, q, id, after, upTo, limit)
+		return err
+	})
+	return ns, err
+}
+
+func (s *Notifications) replayOn(ctx context.Context, q querier, id notify.Identity, after, upTo int64, limit int) ([]notify.Notification, error) {
 	roles := id.Roles
 	if roles == nil {
 		roles = []string{}
 	}
-	rows, err := s.pool.Query(ctx, replayQuery, id.UserID, roles, after, upTo, limit)
+	rows, err := q.Query(ctx, replayQuery, id.UserID, roles, after, upTo, limit)
 	if err != nil {
 		return nil, fmt.Errorf("replay for %s: %w", id.UserID, interpretError(err))
 	}
@@ -238,14 +268,23 @@ type Head struct {
 	// Holes are the seqs never numbered here because a new history began
 	// (a restore, a failover): a resume point in one is told it is lost.
 	Holes Holes
+	// Fence is the primary's position when the head was read, for reads
+	// that a replica may answer (fence.go); zero without a replica.
+	Fence Fence
 }
 
-// Head reads the stream's position.
+// Head reads the stream's position (and a fence, with a replica).
 func (s *Notifications) Head(ctx context.Context) (Head, error) {
 	var h Head
 	var holes []int64
-	err := s.pool.QueryRow(ctx, `SELECT last_seq, truncated_before, `+holesColumn+` FROM notify.stream_head`).
-		Scan(&h.LastSeq, &h.TruncatedBefore, &holes)
+	var err error
+	if s.replica == nil {
+		err = s.pool.QueryRow(ctx, `SELECT last_seq, truncated_before, `+holesColumn+` FROM notify.stream_head`).
+			Scan(&h.LastSeq, &h.TruncatedBefore, &holes)
+	} else {
+		err = s.pool.QueryRow(ctx, `SELECT last_seq, truncated_before, `+holesColumn+`, `+fenceColumns+` FROM notify.stream_head`).
+			Scan(&h.LastSeq, &h.TruncatedBefore, &holes, &h.Fence.LSN, &h.Fence.History)
+	}
 	if err != nil {
 		return Head{}, fmt.Errorf("read stream head: %w", interpretError(err))
 	}

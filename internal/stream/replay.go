@@ -22,6 +22,10 @@ type replay struct {
 	status []byte // a status frame to send first (truncated, ahead), or nil
 	page   []notify.Notification
 	done   bool // no page after this one
+	// fence is the primary's position read after the stream subscribed:
+	// a replica that has replayed past it holds every notification the
+	// feed handed to the hub before, so it may read the pages.
+	fence postgres.Fence
 }
 
 // startReplay reads the first page after `after`, and the stream head
@@ -37,7 +41,7 @@ func (s *Server) startReplay(ctx context.Context, id notify.Identity, resume Res
 			return nil, fmt.Errorf("read the stream head: %w", err)
 		}
 	}
-	rp := &replay{after: after}
+	rp := &replay{after: after, fence: head.Fence}
 	now := time.Now().UnixMilli()
 	if hole, lost := head.Holes.Lost(after); lost {
 		// The resume point was numbered on a history this database does not
@@ -82,7 +86,7 @@ func (s *Server) startReplay(ctx context.Context, id notify.Identity, resume Res
 
 // readPage reads the page after rp.after. The caller holds a turn.
 func (s *Server) readPage(ctx context.Context, id notify.Identity, rp *replay) error {
-	ns, err := s.store.Replay(ctx, id, rp.after, math.MaxInt64, s.cfg.ReplayPage)
+	ns, err := s.store.ReplayAt(ctx, rp.fence, id, rp.after, math.MaxInt64, s.cfg.ReplayPage)
 	if err != nil {
 		return fmt.Errorf("replay after %d: %w", rp.after, err)
 	}
