@@ -323,6 +323,16 @@ func (s *Server) live(ctx context.Context, wr *writer, sub *hub.Subscriber, last
 	}
 }
 
+// closingRetryFloor is the shortest SSE retry a closing status sends. The
+// field sets an EventSource's reconnection time for every attempt until the
+// next stream's connected message sets it again, and EventSource has no
+// backoff of its own: with "retry: 0" a client whose server is restarting
+// (a single node, no other behind the address) tries again every few
+// milliseconds until it is back (the npm eventsource package made ~500
+// attempts a second). notifyd's own client waits data.reconnectAfter, which
+// stays exact.
+const closingRetryFloor = 250 * time.Millisecond
+
 // farewell tells the client why its stream ends, when it can still listen.
 func (s *Server) farewell(wr *writer, reason hub.Reason) {
 	msg := map[hub.Reason]string{
@@ -344,7 +354,7 @@ func (s *Server) farewell(wr *writer, reason hub.Reason) {
 			after = time.Duration(rand.Int64N(int64(s.cfg.ReconnectSpread)))
 		}
 		data["reconnectAfter"] = after.Milliseconds()
-		wr.add(retryLine(after))
+		wr.add(retryLine(max(after, closingRetryFloor)))
 	}
 	wr.add(MessageFrame(Message{Type: "status", Timestamp: time.Now().UnixMilli(), Data: data}).Data)
 	_ = wr.flush()
