@@ -228,6 +228,62 @@ export async function insertNotifications(url, rows) {
   return out.trim().split('\n').filter(Boolean);
 }
 
+/**
+ * A token from notifyd's development issuer (`notifyd dev-token`), accepted
+ * as `Authorization: Bearer` by that server (same database, same address).
+ * @param {Notifyd} server
+ * @param {string} sub
+ * @param {string[]} [roles]
+ */
+export async function devToken(server, sub, roles = []) {
+  const args = ['dev-token', '--sub', sub];
+  if (roles.length) args.push('--roles', roles.join(','));
+  const { stdout } = await execFileP(await notifydBinary(), args, {
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      DATABASE_URL: server.databaseUrl,
+      NOTIFY_ADDR: `127.0.0.1:${server.port}`,
+    },
+  });
+  return stdout.trim();
+}
+
+/**
+ * A database and notifyd on it, without a browser, for tests of other
+ * clients of the stream. Torn down after the test; the server's log goes to
+ * test-artifacts/browser/logs/ like setup's.
+ * @param {import('node:test').TestContext} t
+ * @param {{env?: Record<string, string>}} [opts]
+ */
+export async function setupServer(t, { env = {} } = {}) {
+  const started = Date.now();
+  const lines = [];
+  const log = (/** @type {string} */ line) => lines.push(`${((Date.now() - started) / 1000).toFixed(3)} ${line}`);
+  const name = 'notifyd_e2e_' + randomBytes(6).toString('hex');
+  await psql(databaseUrl('postgres'), `CREATE DATABASE ${name}`);
+  const dbUrl = databaseUrl(name);
+  const server = new Notifyd({ databaseUrl: dbUrl, port: await freePort(), env, log });
+  t.after(async () => {
+    await server.stop().catch(() => {});
+    await psql(databaseUrl('postgres'), `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch((e) => log('drop database: ' + e.message));
+    mkdirSync(path.join(ARTIFACTS, 'logs'), { recursive: true });
+    writeFileSync(path.join(ARTIFACTS, 'logs', slug(t.name) + '.log'), lines.join('\n') + '\n');
+  });
+  await server.start();
+  return {
+    server,
+    dbUrl,
+    log,
+    /** @param {NewNotification[]} rows */
+    insert: (rows) => insertNotifications(dbUrl, rows),
+    /** @param {string} sql */
+    sql: (sql) => psql(dbUrl, sql),
+    /** @param {string} sub @param {string[]} [roles] */
+    token: (sub, roles) => devToken(server, sub, roles),
+  };
+}
+
 // ---- the browser ------------------------------------------------------------------
 
 export async function launchBrowser() {
