@@ -42,6 +42,7 @@ type NodeConfig struct {
 // Node is a running notifyd process.
 type Node struct {
 	Addr string
+	cfg  NodeConfig
 	cmd  *exec.Cmd
 	tail *tailBuffer
 	done chan struct{}
@@ -73,7 +74,7 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 }
 
 func startNode(ctx context.Context, cfg NodeConfig, addr string) (*Node, error) {
-	n := &Node{Addr: addr, tail: &tailBuffer{max: 8 << 10}, done: make(chan struct{})}
+	n := &Node{Addr: addr, cfg: cfg, tail: &tailBuffer{max: 8 << 10}, done: make(chan struct{})}
 	n.cmd = exec.Command(cfg.Binary, "serve")
 	n.cmd.Env = nodeEnv(cfg, addr)
 	var out io.Writer = n.tail
@@ -138,6 +139,19 @@ func (n *Node) waitReady(ctx context.Context, timeout time.Duration) error {
 			return fmt.Errorf("not ready after %s", timeout)
 		}
 	}
+}
+
+// Restart starts the node again, once its process has exited (Kill, Stop),
+// on the same address with the same settings, as a supervisor brings a
+// crashed or stopped service back: its clients find it where they left it.
+// It returns the new process once /readyz answers 200.
+func (n *Node) Restart(ctx context.Context) (*Node, error) {
+	select {
+	case <-n.done:
+	default:
+		return nil, fmt.Errorf("restart node %s: it is still running", n.Addr)
+	}
+	return startNode(ctx, n.cfg, n.Addr)
 }
 
 // URL is the node's base URL.
