@@ -34,6 +34,14 @@ func (c *common) bindDirect(s *settings) {
 		"direct session connection for LISTEN, migrations and the queue workers, so that DATABASE_URL may be PgBouncer in transaction mode; empty: DATABASE_URL")
 }
 
+// bindReplica binds the read replica's settings, for serve.
+func bindReplica(s *settings, cfg *app.Config) {
+	s.String(&cfg.DatabaseReplicaURL, "database-replica-url", "DATABASE_REPLICA_URL", "",
+		"streaming replica for stream replays and history pages, read once it has replayed far enough (else the primary); empty: none")
+	s.Duration(&cfg.ReplicaWait, "replica-wait", "NOTIFY_REPLICA_WAIT", 100*time.Millisecond,
+		"how long a read waits for the replica to replay far enough before it reads from the primary")
+}
+
 // direct resolves the connection string for session-scoped work alone
 // (migrate, worker): DATABASE_DIRECT_URL when set, untouched (DATABASE_URL
 // may well be a pooler this command has no use for), else what database
@@ -131,6 +139,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	c.bind(s)
 	c.bindDirect(s)
 	bindServer(s, &cfg)
+	bindReplica(s, &cfg)
 	s.Bool(&cfg.NoMigrate, "no-migrate", "", false, "do not apply pending migrations at start")
 	if err := s.parseNoArgs(args); err != nil {
 		return helpOK(err)

@@ -43,6 +43,10 @@ type App struct {
 	serveErr chan error
 	stopOnce sync.Once
 	stopErr  error
+
+	// replica answers replays and history pages when it can
+	// (DATABASE_REPLICA_URL); nil without one.
+	replica *postgres.Replica
 }
 
 // Start opens the database, migrates, starts every component and listens.
@@ -81,6 +85,9 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 			if a.authPool != nil {
 				a.authPool.Close()
 			}
+			if a.replica != nil {
+				a.replica.Close()
+			}
 		}
 	}()
 	if a.authPool, err = openAuthPool(ctx, cfg, poolers.db); err != nil {
@@ -98,6 +105,12 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	a.migrator = mig
+	// After the migrations: its fences read notify.histories.
+	if a.replica, err = openReplica(ctx, cfg, readPool, func(read, source, reason string) {
+		a.metrics.ReplicaReads.WithLabelValues(read, source, reason).Inc()
+	}); err != nil {
+		return nil, err
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -106,6 +119,9 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	a.addr = ln.Addr().String()
 
 	notes := postgres.NewNotifications(readPool)
+	if a.replica != nil {
+		notes = notes.WithReplica(a.replica)
+	}
 	queue := postgres.NewQueue(pool)
 	m := metrics.New(queue)
 	a.metrics = m
@@ -133,6 +149,9 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	}
 	a.streams = streams
 	inbox := postgres.NewInbox(readPool)
+	if a.replica != nil {
+		inbox = inbox.WithReplica(a.replica)
+	}
 	streams.WithInbox(inbox)
 	fd := feed.New(notes, a.hub, feed.Config{Logger: log, SetAside: func() { m.SetAside.WithLabelValues("feed").Inc() }})
 	streams.WithLivePosition(fd.Position)
@@ -186,7 +205,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	api, err := httpapi.New(httpapi.Deps{Auth: verifier, Notifications: notes, Queue: queue, Streams: streams,
-		Ready: readiness(readinessDeps{pool: pool, pooler: pooledPool(cfg, readPool), mig: mig, queue: queue, lis: lis, fd: fd},
+		Ready: readiness(readinessDeps{pool: pool, pooler: pooledPool(cfg, readPool), mig: mig, queue: queue, lis: lis, fd: fd, replica: a.replica},
 			cfg.SnapshotWarnAge, log), Mounts: mounts, SignIn: flow, Metrics: m, Inbox: inbox},
 		httpapi.Config{AdminRoles: cfg.AdminRoles, MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout, NodeID: a.workers.nodeID, Logger: log,
 			AllowedOrigins: cfg.AllowedOrigins, PublishRate: cfg.PublishRate, PublishBurst: cfg.PublishBurst,
@@ -207,6 +226,9 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	a.goBackground(func() { _ = lis.Run(bgCtx) })
 	a.goBackground(func() { _ = fd.Run(bgCtx) })
 	a.goBackground(func() { streams.Run(bgCtx) })
+	if a.replica != nil {
+		a.goBackground(func() { a.replica.Run(bgCtx) })
+	}
 	janitor := retention.New(notes, postgres.NewSessions(pool), retention.Config{Retention: cfg.Retention, Interval: cfg.RetentionInterval, Logger: log})
 	a.goBackground(func() { janitor.Run(bgCtx) })
 	a.workers.start(context.WithoutCancel(ctx))
@@ -410,6 +432,9 @@ wait:
 	a.pool.Close()
 	a.readPool.Close()
 	a.authPool.Close()
+	if a.replica != nil {
+		a.replica.Close()
+	}
 	log.Info("stopped")
 	if httpErr != nil {
 		return fmt.Errorf("stop http server: %w", httpErr)

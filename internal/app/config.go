@@ -29,6 +29,17 @@ type Config struct {
 	// (PgBouncer) and carries the request-driven work: stream openings,
 	// replays, history, publishing and sign-ins (see postgres.PoolConfig.Pooled).
 	DatabaseDirectURL string
+	// DatabaseReplicaURL is a streaming replica of the database
+	// (DATABASE_REPLICA_URL): stream replays and history pages read from it
+	// once it has replayed past what each read needs, and from the primary
+	// while it lags, is down, or is not a standby of the primary's database
+	// (see postgres.Replica). Everything else stays on the primary.
+	// Default none: every read on the primary, as before.
+	DatabaseReplicaURL string
+	// ReplicaWait is how long a read waits for the replica to replay far
+	// enough before it reads from the primary (NOTIFY_REPLICA_WAIT). A
+	// stream's replay waits within its opening turn. Default 100ms.
+	ReplicaWait time.Duration
 	// Addr is the listen address (NOTIFY_ADDR). Default 127.0.0.1:8080.
 	Addr string
 	// Stream configures heartbeats, timeouts and the sweep.
@@ -197,6 +208,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("AuthPoolSize %d must be at least 1", c.AuthPoolSize)
 	case c.AuthStatementTimeout < time.Millisecond:
 		return fmt.Errorf("NOTIFY_AUTH_DB_TIMEOUT %v must be at least 1ms", c.AuthStatementTimeout)
+	case c.ReplicaWait < 0:
+		return fmt.Errorf("NOTIFY_REPLICA_WAIT %v must not be negative", c.ReplicaWait)
 	case c.RequestTimeout < 0:
 		return fmt.Errorf("NOTIFY_REQUEST_TIMEOUT %v must be positive", c.RequestTimeout)
 	case !c.DevAuth && c.OIDC.IssuerURL == "" && c.OIDC.JWKSURL == "":

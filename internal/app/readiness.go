@@ -39,6 +39,9 @@ type readinessDeps struct {
 	queue  *postgres.Queue
 	lis    *listener.Listener
 	fd     *feed.Feed
+	// replica is DATABASE_REPLICA_URL's, noted (never a problem: the
+	// primary answers its reads); nil without one.
+	replica *postgres.Replica
 }
 
 // readiness checks the database, the schema version, the listener and the
@@ -91,6 +94,9 @@ func readiness(d readinessDeps, snapshotWarn time.Duration, log *slog.Logger) fu
 					"vacuum cannot remove dead rows until it ends; run long reports on a replica", snap.PID, snap.Age.Round(time.Second))
 				rl.noteSnapshot(ctx, snap)
 			}
+		}
+		if d.replica != nil {
+			notes["replica"] = replicaNote(d.replica)
 		}
 		if len(notes) == 0 {
 			notes = nil

@@ -33,6 +33,7 @@ type Metrics struct {
 	PublishLatency     prometheus.Histogram
 	EndToEndLatency    prometheus.Histogram
 	ListenerReconnects prometheus.Counter
+	ReplicaReads       *prometheus.CounterVec // read: replay, history; source: replica, primary; reason
 	HTTPRequests       *prometheus.CounterVec // route template, method (a fixed set), code
 	HTTPDuration       *prometheus.HistogramVec
 }
@@ -67,12 +68,13 @@ func New(q QueueReader) *Metrics {
 		PublishLatency:     prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "publish_duration_seconds", Help: "Duration of one publish transaction.", Buckets: latency}),
 		EndToEndLatency:    prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "end_to_end_latency_seconds", Help: "From a notification's created_at to its write on a stream (the oldest event of each write).", Buckets: latency}),
 		ListenerReconnects: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "listener_reconnects_total", Help: "Reconnects of the LISTEN connection."}),
+		ReplicaReads:       prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "replica_reads_total", Help: "Reads a read replica (DATABASE_REPLICA_URL) may answer, by read (replay, history), where they ran (source: replica, primary) and why (reason: caught_up, waited: the replica had replayed past the read's fence, at once or within NOTIFY_REPLICA_WAIT; lagging, down, untrusted, error, unfenced: read from the primary instead). Not counted without a replica."}, []string{"read", "source", "reason"}),
 		HTTPRequests:       prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "http_requests_total", Help: "HTTP requests by route template (unmatched: none), method (GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, other) and status code."}, []string{"route", "method", "code"}),
 		HTTPDuration:       prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "http_request_duration_seconds", Help: "HTTP request duration by route (streams excluded).", Buckets: latency}, []string{"route"}),
 	}
 	reg.MustRegister(m.StreamsOpen, m.StreamsOpened, m.StreamsClosed, m.SlowStreamsDropped, m.Published, m.Delivered,
 		m.Replayed, m.StreamResumes, m.PublishFailures, m.SetAside, m.ClaimBatch, m.PublishBatch, m.PublishLatency, m.EndToEndLatency,
-		m.ListenerReconnects, m.HTTPRequests, m.HTTPDuration,
+		m.ListenerReconnects, m.ReplicaReads, m.HTTPRequests, m.HTTPDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if sr, ok := q.(SnapshotReader); ok {
 		reg.MustRegister(&snapshotCollector{r: sr, age: prometheus.NewDesc(ns+"_db_oldest_snapshot_age_seconds",
