@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -22,17 +21,9 @@ import (
 // directory of the test's own.
 func startStandbyOnPort(t *testing.T, primary *localdb.Cluster, port int) *localdb.Cluster {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "notifyd-standby-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil { // the postgres account must reach it when we are root
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	s, err := localdb.StartStandby(ctx, primary, localdb.ClusterOptions{DataDir: dir + "/data", Port: port, Fast: true,
+	s, err := localdb.StartStandby(ctx, primary, localdb.ClusterOptions{DataDir: clusterDataDir(t, "notifyd-standby-"), Port: port, Fast: true,
 		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		t.Fatalf("start a streaming replica: %v", err)

@@ -20,17 +20,9 @@ import (
 // can stop and restart it.
 func privateCluster(t *testing.T) *localdb.Cluster {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "notifyd-pgrestart-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil { // the postgres account must reach it when we are root
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := localdb.StartCluster(ctx, localdb.ClusterOptions{DataDir: dir + "/data", Fast: true})
+	c, err := localdb.StartCluster(ctx, localdb.ClusterOptions{DataDir: clusterDataDir(t, "notifyd-pgrestart-"), Fast: true})
 	if err != nil {
 		t.Fatalf("start a private PostgreSQL: %v", err)
 	}
@@ -44,6 +36,21 @@ func privateCluster(t *testing.T) *localdb.Cluster {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// clusterDataDir is a data directory path for a private server, removed when
+// the test ends.
+func clusterDataDir(t *testing.T, prefix string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil { // the postgres account must reach it when we are root
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir + "/data"
 }
 
 func readyStatus(t *testing.T, base string) int {
