@@ -22,9 +22,10 @@ import (
 // before its commit record is written out, but never before it is
 // inserted, so the insert position is past every commit the primary's
 // statement could see. It may also be past WAL not written out yet (a
-// transaction still open, an asynchronous commit): the replica reaches it
-// once that is flushed, which the next commit, the WAL writer or the next
-// checkpoint does; until then reads go to the primary.
+// transaction still open, a page pruned by a read): the replica reaches it
+// once that is flushed, which the next commit does, and a read waiting for
+// a replica that has replayed all it was sent asks the primary for one
+// (Replica.nudge).
 //
 // The fence also names the newest history the primary numbers seqs on
 // (notify.histories, history.go): a replica that has replayed far enough

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -75,8 +76,8 @@ type ReplicaConfig struct {
 	// Default 100ms.
 	Wait time.Duration
 	// Timeout bounds a read's attempt on the replica, its connection
-	// included: a replica that does not answer in this long counts as down
-	// and the read goes to the primary. Default 2s.
+	// included, beyond the Wait: a replica that does not answer in this
+	// long counts as down and the read goes to the primary. Default 2s.
 	Timeout time.Duration
 	// ProbeInterval is how often the replica's state is read while it is
 	// usable, for Status. Default 1s.
@@ -124,6 +125,9 @@ type Replica struct {
 	// walBlock and walSegment are the primary's WAL page and segment
 	// sizes (see reachable).
 	walBlock, walSegment int64
+	// nudging: a nudge is in flight (see nudge); nudges waits for them.
+	nudging atomic.Bool
+	nudges  sync.WaitGroup
 }
 
 // OpenReplica opens a pool on the replica at url for reads fenced by the
@@ -153,8 +157,11 @@ func OpenReplica(ctx context.Context, url string, primary *pgxpool.Pool, pc Pool
 	return r, nil
 }
 
-// Close closes the replica's pool.
-func (r *Replica) Close() { r.pool.Close() }
+// Close closes the replica's pool, once any nudge in flight is done.
+func (r *Replica) Close() {
+	r.nudges.Wait()
+	r.pool.Close()
+}
 
 // Pool is the replica's pool.
 func (r *Replica) Pool() *pgxpool.Pool { return r.pool }
@@ -190,7 +197,7 @@ func (r *Replica) Fence(ctx context.Context) (Fence, error) {
 // replicaCheck reads, on the replica, whether it is still a standby, how
 // far it has replayed, and the newest history it shows.
 const replicaCheck = `SELECT pg_is_in_recovery(), COALESCE((pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint, 0),
-	COALESCE((SELECT max(hi.id) FROM notify.histories hi), 0)`
+	COALESCE((pg_last_wal_receive_lsn() - '0/0'::pg_lsn)::bigint, 0), COALESCE((SELECT max(hi.id) FROM notify.histories hi), 0)`
 
 // route runs read on the replica when it can answer as the primary would
 // have at f, else on primary, and tells Observe which. read may be called
@@ -216,7 +223,9 @@ func (r *Replica) route(ctx context.Context, kind string, f Fence, primary queri
 // tryReplica runs read on a replica connection once it has replayed past
 // f. It returns "" when it did, else why not, with the error behind it.
 func (r *Replica) tryReplica(ctx context.Context, kind string, f Fence, read func(context.Context, querier) error) (string, error) {
-	actx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	// Timeout is the replica's own time (connecting, statements); the
+	// wait for it to replay far enough comes on top.
+	actx, cancel := context.WithTimeout(ctx, r.cfg.Timeout+r.cfg.Wait)
 	defer cancel()
 	conn, err := r.pool.Acquire(actx)
 	if err != nil {
@@ -281,11 +290,11 @@ func (r *Replica) waitFor(ctx, actx context.Context, conn querier, f Fence) (wai
 	need := r.reachable(f.LSN)
 	for pause := time.Millisecond; ; pause = min(2*pause, 10*time.Millisecond) {
 		var inRecovery bool
-		var replayed, history int64
+		var replayed, received, history int64
 		// A statement of its own, before the read's: the read's snapshot
 		// is taken after the replica was seen to have replayed past f, so
 		// it shows every commit before f.
-		if err := conn.QueryRow(actx, replicaCheck).Scan(&inRecovery, &replayed, &history); err != nil {
+		if err := conn.QueryRow(actx, replicaCheck).Scan(&inRecovery, &replayed, &received, &history); err != nil {
 			return waited, r.failed(ctx, err), err
 		}
 		switch {
@@ -305,11 +314,39 @@ func (r *Replica) waitFor(ctx, actx context.Context, conn querier, f Fence) (wai
 			r.calmUntil.Store(time.Now().Add(time.Second).UnixNano())
 			return waited, ReasonLagging, nil
 		}
+		if received <= replayed {
+			// It has replayed all it was sent: what it lacks is not
+			// written out on the primary yet.
+			r.nudge()
+		}
 		waited = true
 		if err := sleep(actx, pause); err != nil {
 			return waited, r.failed(ctx, err), err
 		}
 	}
+}
+
+// nudge makes the primary write its WAL out, once at a time: a fence is
+// the primary's insert position, and WAL that no commit has flushed (a
+// page pruned by a read, a transaction still open) can sit unwritten while
+// nothing commits, so a replica would never reach the fence of a read on
+// an idle primary. A commit flushes everything before it: a statement
+// that takes a transaction id commits one, a few dozen bytes of WAL. It
+// runs apart from the read, which goes on checking the replica.
+func (r *Replica) nudge() {
+	if !r.nudging.CompareAndSwap(false, true) {
+		return
+	}
+	r.nudges.Add(1)
+	go func() {
+		defer r.nudges.Done()
+		defer r.nudging.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.Timeout)
+		defer cancel()
+		if _, err := r.primary.Exec(ctx, `SELECT pg_current_xact_id()`); err != nil {
+			r.cfg.Logger.WarnContext(ctx, "could not make the primary write its WAL out for the replica", "err", err)
+		}
+	}()
 }
 
 // failed records that the replica could not be used because of err, and

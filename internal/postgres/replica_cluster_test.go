@@ -67,6 +67,14 @@ func newReplicaEnv(t *testing.T, ctx context.Context) *replicaEnv {
 	if _, err := e.pool.Exec(ctx, `CREATE TABLE public.marker (n int)`); err != nil {
 		t.Fatal(err)
 	}
+	// Nothing but the test takes transaction ids (see the nudge's test).
+	admin := connect(t, ctx, e.primary.URL("postgres"))
+	if _, err := admin.Exec(ctx, `ALTER SYSTEM SET autovacuum = off`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Exec(ctx, `SELECT pg_reload_conf()`); err != nil {
+		t.Fatal(err)
+	}
 	standby, err := localdb.StartStandby(ctx, e.primary, localdb.ClusterOptions{DataDir: clusterDir(t, "standby"), Fast: true,
 		Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
 	if err != nil {
@@ -294,6 +302,34 @@ func TestReplicaReadsNeverMissRows(t *testing.T) {
 			t.Fatalf("seq %d not read in the page read from the replica", items[0].Seq)
 		}
 		wantReads(t, e.reads.take(), "history replica caught_up|history replica waited")
+	})
+
+	t.Run("an idle primary's unwritten WAL: the read has it written out", func(t *testing.T) {
+		e.waitReplayed(t, ctx)
+		// An open transaction's insert: WAL past every commit, which no
+		// one writes out while nothing commits.
+		open, err := e.pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = open.Rollback(ctx) }()
+		if _, err := open.Exec(ctx, `INSERT INTO public.marker VALUES (0)`); err != nil {
+			t.Fatal(err)
+		}
+		nextXID := func() int64 {
+			t.Helper()
+			var x int64
+			if err := e.pool.QueryRow(ctx, `SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint`).Scan(&x); err != nil {
+				t.Fatal(err)
+			}
+			return x
+		}
+		before := nextXID()
+		wantSeqs(t, replayAll(t, ctx, notes), e.last)
+		wantReads(t, e.reads.take(), caughtUp)
+		if after := nextXID(); after == before {
+			t.Fatalf("no transaction committed on the primary while the read waited (next xid %d): the replica reached the fence without it?", after)
+		}
 	})
 
 	t.Run("another database of the cluster is not trusted", func(t *testing.T) {
