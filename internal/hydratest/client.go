@@ -1,6 +1,7 @@
 package hydratest
 
 import (
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -38,5 +39,16 @@ func (p *Provider) RegisterClient(t testing.TB, c Client) {
 	}
 	if err := adminCall(p.AdminURL, "POST", "/admin/clients", body, nil); err != nil {
 		t.Fatalf("register client %s: %v", c.ID, err)
+	}
+}
+
+// RevokeConsent revokes every consent the user with subject gave, as an
+// administrator removing a user's access does (Hydra's admin API, DELETE
+// /admin/oauth2/auth/sessions/consent): the access and refresh tokens of
+// those grants are revoked with them, so a refresh answers invalid_grant.
+func (p *Provider) RevokeConsent(t testing.TB, subject string) {
+	t.Helper()
+	if err := adminCall(p.AdminURL, "DELETE", "/admin/oauth2/auth/sessions/consent?all=true&subject="+url.QueryEscape(subject), nil, nil); err != nil {
+		t.Fatalf("revoke the consents of %s: %v", subject, err)
 	}
 }

@@ -49,9 +49,10 @@ type Provider struct {
 	// AdminURL is Hydra's admin API.
 	AdminURL string
 
-	login *loginApp
-	mu    sync.Mutex
-	log   bytes.Buffer // Hydra's output
+	login  *loginApp
+	config string // hydra.yaml
+	mu     sync.Mutex
+	log    bytes.Buffer // Hydra's output
 }
 
 // Start builds Hydra (see Build), gives it a fresh database, runs it and its
@@ -72,7 +73,15 @@ func Start(t testing.TB, users ...User) *Provider {
 		"SQA_OPT_OUT=true", // no usage reports to Ory
 		"LOG_LEVEL=warn",
 	)
-	p := &Provider{login: login}
+	// Tokens of every grant, refreshes included, carry the user's claims
+	// of now (loginApp.tokenHook). In a file: Hydra reads an environment
+	// variable for this setting, whose schema is one of a string and an
+	// object, as null.
+	config := filepath.Join(t.TempDir(), "hydra.yaml")
+	if err := os.WriteFile(config, []byte("oauth2:\n  token_hook: "+login.url+"/token-hook\n"), 0o600); err != nil {
+		t.Fatalf("write hydra's configuration: %v", err)
+	}
+	p := &Provider{login: login, config: config}
 	p.run(t, common, bin, "migrate", "sql", "up", "--read-from-env", "--yes")
 	var lastErr error
 	for range 3 { // a free port may be taken before Hydra binds it
@@ -151,7 +160,7 @@ func (p *Provider) run(t testing.TB, env []string, bin string, args ...string) {
 // reaped and may be retried on other ports.
 func (p *Provider) serve(t testing.TB, env []string, bin string) error {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "all", "--dev")
+	cmd := exec.Command(bin, "serve", "all", "--dev", "--config", p.config)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = p, p
 	if err := cmd.Start(); err != nil {

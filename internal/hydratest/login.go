@@ -52,6 +52,7 @@ func startLoginApp(t testing.TB, users []User) *loginApp {
 	mux.HandleFunc("GET /login", a.loginPage)
 	mux.HandleFunc("POST /login", a.loginSubmit)
 	mux.HandleFunc("GET /consent", a.consent)
+	mux.HandleFunc("POST /token-hook", a.tokenHook)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	a.url = srv.URL
@@ -171,6 +172,40 @@ func (a *loginApp) consent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, next.RedirectTo, http.StatusFound)
+}
+
+// tokenHook is Hydra's token hook (OAUTH2_TOKEN_HOOK), called before
+// Hydra issues tokens for any grant: it puts the user's claims of now into
+// them, as the consent does at sign-in. Without it a refresh token grant
+// would carry the claims of the consent for the grant's whole life; with it
+// a group changed at the provider (SetGroups) shows in the next refreshed ID
+// token, which is what notifyd's session refresh reads (Ory's documented
+// way to update claims on refresh).
+func (a *loginApp) tokenHook(w http.ResponseWriter, r *http.Request) {
+	var hook struct {
+		Session struct {
+			IDToken struct {
+				Claims struct {
+					Subject string `json:"sub"`
+				} `json:"id_token_claims"`
+			} `json:"id_token"`
+		} `json:"session"`
+		Request struct {
+			GrantedScopes []string `json:"granted_scopes"`
+		} `json:"request"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&hook); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	subject := hook.Session.IDToken.Claims.Subject
+	if subject == "" { // client credentials: no user, nothing to change
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	claims := a.claims(subject, hook.Request.GrantedScopes)
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"session": map[string]any{"id_token": claims, "access_token": claims}})
 }
 
 // claims are the subject's claims the granted scopes allow.
