@@ -57,6 +57,26 @@ func (s *settings) Duration(p *time.Duration, name, env string, def time.Duratio
 	s.fs.DurationVar(p, name, def, s.describe(env, usage))
 }
 
+// DurationOrOff is Duration for a setting that 0 turns off: 0 is
+// accepted, and stored as -1, what the app's configs take for off (their
+// zero means the default).
+func (s *settings) DurationOrOff(p *time.Duration, name, env string, def time.Duration, usage string) {
+	if v := s.env(env); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			s.errs = append(s.errs, fmt.Errorf("%s=%q: want a Go duration such as 15m, or 0 for off", env, v))
+		} else {
+			def = d
+		}
+	}
+	s.fs.DurationVar(p, name, def, s.describe(env, usage+"; 0: off"))
+	s.after = append(s.after, func() {
+		if *p == 0 {
+			*p = -1
+		}
+	})
+}
+
 func (s *settings) Int(p *int, name, env string, def int, usage string) {
 	if v := s.env(env); v != "" {
 		n, err := strconv.Atoi(v)

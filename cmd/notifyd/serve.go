@@ -114,6 +114,8 @@ func bindServer(s *settings, cfg *app.Config) {
 	s.String(&cfg.ClientSecret, "oidc-client-secret", "OIDC_CLIENT_SECRET", "", "client secret for the browser sign-in (empty for a public client using PKCE)")
 	s.String(&cfg.RedirectURL, "oidc-redirect-url", "OIDC_REDIRECT_URL", "", "sign-in callback registered at the issuer; required for browser sign-in (with --dev-auth: this server's own /auth/callback)")
 	s.Duration(&cfg.SessionTTL, "session-ttl", "NOTIFY_SESSION_TTL", 12*time.Hour, "how long a browser session lasts")
+	s.DurationOrOff(&cfg.SessionRefresh, "session-refresh", "NOTIFY_SESSION_REFRESH", 15*time.Minute,
+		"read a browser session's roles again from the issuer with its refresh token once they are this old (sessions signed in with offline_access in OIDC_SCOPES); streams whose roles changed reconnect")
 	s.List(&cfg.AllowedOrigins, "allowed-origins", "NOTIFY_ALLOWED_ORIGINS", "", "origins allowed to call from a browser with credentials (CORS)")
 	s.Int(&cfg.MaxStreams, "max-streams", "NOTIFY_MAX_STREAMS", 10000, "streams this node serves at most (then 503)")
 	s.Int(&cfg.MaxStreamsPerUser, "max-streams-per-user", "NOTIFY_MAX_STREAMS_PER_USER", 20, "streams one user may hold on this node (then 429)")

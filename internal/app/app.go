@@ -170,6 +170,12 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	lis.Handle(postgres.SessionChannel, func(payload string) {
 		a.hub.CloseSessions(postgres.SessionIDs(payload), hub.ReasonLogout)
 	})
+	// A session's roles changed (a refresh, an admin's UPDATE): its streams
+	// here reconnect with the new ones. Asked of the database, so a stream
+	// opened with the new roles before the announcement arrived stays.
+	lis.Handle(postgres.SessionChangedChannel, func(payload string) {
+		go a.sessionsChanged(sessions, postgres.SessionIDs(payload))
+	})
 	lis.Handle(postgres.InboxChannel, func(payload string) { go a.inboxChanged(inbox, payload) })
 	lis.OnConnect(func() { fd.Wake(); a.workers.wake() })
 	// Sessions ended while the listener was down were announced to no one.
@@ -229,6 +235,9 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	if a.replica != nil {
 		a.goBackground(func() { a.replica.Run(bgCtx) })
 	}
+	if flow != nil && flow.Refreshes() {
+		a.goBackground(func() { flow.RunRefresh(bgCtx, a.hub) })
+	}
 	janitor := retention.New(notes, postgres.NewSessions(pool), retention.Config{Retention: cfg.Retention, Interval: cfg.RetentionInterval, Logger: log})
 	a.goBackground(func() { janitor.Run(bgCtx) })
 	a.workers.start(context.WithoutCancel(ctx))
@@ -259,7 +268,7 @@ func newSignIn(cfg Config, oidc auth.Config, verifier *auth.Verifier, sessions *
 		redirect = ""
 	}
 	return signin.New(verifier, sessions, signin.Config{ClientID: oidc.Audience, ClientSecret: cfg.ClientSecret,
-		RedirectURL: redirect, ForwardedOrigin: forwarded, Scopes: cfg.Scopes, SessionTTL: cfg.SessionTTL,
+		RedirectURL: redirect, ForwardedOrigin: forwarded, Scopes: cfg.Scopes, SessionTTL: cfg.SessionTTL, RefreshInterval: cfg.SessionRefresh,
 		Logger: cfg.Logger, MaxPendingSignIns: cfg.MaxPendingSignIns})
 }
 
@@ -328,6 +337,19 @@ func pooledPool(cfg Config, readPool *pgxpool.Pool) *pgxpool.Pool {
 		return readPool
 	}
 	return nil
+}
+
+// sessionsChanged closes this node's streams of the sessions in ids whose
+// user or roles are no longer the database's, so they reconnect with the
+// current ones. A failure is logged; the refresh sweep compares again.
+func (a *App) sessionsChanged(sessions *postgres.Sessions, ids []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if n, err := a.hub.CloseChangedSessions(ctx, ids, sessions.Identities); err != nil {
+		a.cfg.Logger.Warn("streams of sessions whose roles changed stay open until the next refresh sweep", "err", err)
+	} else if n > 0 {
+		a.cfg.Logger.Info("closed streams of sessions whose roles changed", "streams", n)
+	}
 }
 
 // inboxChanged relays a user's read-state or mute change to that user's

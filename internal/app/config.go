@@ -73,6 +73,15 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// SessionTTL is how long a browser session lasts (NOTIFY_SESSION_TTL). Default 12h.
 	SessionTTL time.Duration
+	// SessionRefresh is how old a browser session's roles may get before
+	// they are read again from the issuer with the session's refresh token
+	// (NOTIFY_SESSION_REFRESH; see signin.Config.RefreshInterval): on the
+	// session's next use, and for sessions with open streams by a sweep
+	// that makes their streams reconnect when the roles changed. Only
+	// sessions whose sign-in got a refresh token (OIDC_SCOPES with
+	// offline_access at Hydra and Dex) are refreshed. Default 15m; negative
+	// turns it off (NOTIFY_SESSION_REFRESH=0).
+	SessionRefresh time.Duration
 	// AllowedOrigins may call from a browser with credentials (NOTIFY_ALLOWED_ORIGINS).
 	AllowedOrigins []string
 	// MaxStreams caps the streams of this node (NOTIFY_MAX_STREAMS); beyond it 503. Default 10000.
@@ -183,6 +192,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = 30 * time.Second
+	}
+	if c.SessionRefresh == 0 {
+		c.SessionRefresh = 15 * time.Minute
 	}
 	if c.SnapshotWarnAge == 0 {
 		c.SnapshotWarnAge = 5 * time.Minute

@@ -26,7 +26,7 @@ func (s *server) sessionCookie(t testing.TB, id notify.Identity) string {
 	_, _ = rand.Read(b)
 	secret := base64.RawURLEncoding.EncodeToString(b)
 	hash := sha256.Sum256([]byte(secret))
-	if _, err := postgres.NewSessions(s.env.DB.Pool).CreateSession(context.Background(), hash[:], id, time.Now().Add(time.Hour)); err != nil {
+	if _, err := postgres.NewSessions(s.env.DB.Pool).CreateSession(context.Background(), hash[:], id, time.Now().Add(time.Hour), ""); err != nil {
 		t.Fatalf("create session: %v", err)
 	}
 	return "notifyd_session=" + secret

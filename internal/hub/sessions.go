@@ -3,6 +3,9 @@ package hub
 import (
 	"context"
 	"fmt"
+	"slices"
+
+	"github.com/notifyd/notifyd/internal/notify"
 )
 
 // Why sessions here: a browser's streams carry its session id
@@ -11,7 +14,10 @@ import (
 // listener); each node closes its own streams of them. An announcement made
 // while a node's LISTEN connection was down reaches no one, so after each
 // reconnect the node asks the database about every session it still serves
-// (CloseEndedSessions).
+// (CloseEndedSessions). A session's roles can change while it lives (a
+// refresh at the issuer); its streams were opened with the old ones and
+// would go on receiving a removed role's notifications, so they are closed
+// and reconnect with the new (CloseChangedSessions).
 
 // SessionIDs returns the distinct session ids of the open subscribers; bearer
 // token streams have none.
@@ -79,4 +85,43 @@ func (h *Hub) CloseEndedSessions(ctx context.Context, live func(context.Context,
 		}
 	}
 	return h.CloseSessions(ended, ReasonLogout), nil
+}
+
+// CloseChangedSessions closes with ReasonSessionChanged the subscribers of
+// those of ids (every open session when ids is nil) whose user or roles
+// differ from what current says the database holds now; roles are compared
+// as sets. Only ids with subscribers here are asked about, all in one call,
+// and none when there are none. A session current does not return (ended)
+// is left to the logout path. It returns how many it closed.
+func (h *Hub) CloseChangedSessions(ctx context.Context, ids []string, current func(context.Context, []string) (map[string]notify.Identity, error)) (int, error) {
+	open := h.SessionIDs()
+	if ids != nil {
+		open = slices.DeleteFunc(open, func(id string) bool { return !slices.Contains(ids, id) })
+	}
+	if len(open) == 0 {
+		return 0, nil
+	}
+	now, err := current(ctx, open)
+	if err != nil {
+		return 0, fmt.Errorf("check the roles of open sessions: %w", err)
+	}
+	return h.CloseWhere(func(id notify.Identity) bool {
+		cur, ok := now[id.SessionID]
+		return ok && id.SessionID != "" && (cur.UserID != id.UserID || !sameSet(cur.Roles, id.Roles))
+	}, ReasonSessionChanged), nil
+}
+
+// sameSet reports whether a and b hold the same strings, in any order.
+func sameSet(a, b []string) bool {
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	for _, x := range b {
+		if !slices.Contains(a, x) {
+			return false
+		}
+	}
+	return true
 }

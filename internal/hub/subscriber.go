@@ -22,6 +22,10 @@ const (
 	// ReasonOpeningTimeout: its opening (database reads, connected message,
 	// replay) outlasted the stream's opening timeout.
 	ReasonOpeningTimeout Reason = "opening_timeout"
+	// ReasonSessionChanged: its session's user or roles changed (a refresh
+	// read new roles); the client reconnects with the same cookie and gets
+	// the new roles.
+	ReasonSessionChanged Reason = "session_changed"
 )
 
 // Subscriber is one stream's mailbox: a bounded queue of frames that the

@@ -55,7 +55,7 @@ func New(q QueueReader) *Metrics {
 		Registry:           reg,
 		StreamsOpen:        prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "streams_open", Help: "Event streams open on this node."}),
 		StreamsOpened:      prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "streams_opened_total", Help: "Event streams opened."}),
-		StreamsClosed:      prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "streams_closed_total", Help: "Event streams closed, by reason (closed, slow, timeout, expired, logout, shutdown)."}, []string{"reason"}),
+		StreamsClosed:      prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "streams_closed_total", Help: "Event streams closed, by reason (closed, slow, timeout, opening_timeout, expired, logout, session_changed, shutdown)."}, []string{"reason"}),
 		SlowStreamsDropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "slow_streams_dropped_total", Help: "Streams closed because their buffer overflowed."}),
 		Published:          prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "notifications_published_total", Help: "Notifications published by this node's workers."}),
 		Delivered:          prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "notifications_delivered_total", Help: "Notification events written to streams (one per stream)."}),

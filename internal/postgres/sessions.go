@@ -135,8 +135,10 @@ func (s *Sessions) TakeLogin(ctx context.Context, state string) (LoginAttempt, e
 	return a, nil
 }
 
-// CreateSession stores a session for id, found later by tokenHash.
-func (s *Sessions) CreateSession(ctx context.Context, tokenHash []byte, id notify.Identity, expires time.Time) (string, error) {
+// CreateSession stores a session for id, found later by tokenHash, with
+// the issuer's refresh token when it gave one ("" when not: the session's
+// roles then stay those of the sign-in).
+func (s *Sessions) CreateSession(ctx context.Context, tokenHash []byte, id notify.Identity, expires time.Time, refreshToken string) (string, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	roles := id.Roles
@@ -144,8 +146,8 @@ func (s *Sessions) CreateSession(ctx context.Context, tokenHash []byte, id notif
 		roles = []string{}
 	}
 	var sid string
-	err := s.pool.QueryRow(ctx, `INSERT INTO notify.sessions (token_hash, user_id, roles, expires_at)
-		VALUES ($1, $2, $3, $4) RETURNING id`, tokenHash, id.UserID, roles, expires).Scan(&sid)
+	err := s.pool.QueryRow(ctx, `INSERT INTO notify.sessions (token_hash, user_id, roles, expires_at, refresh_token)
+		VALUES ($1, $2, $3, $4, NULLIF($5, '')) RETURNING id`, tokenHash, id.UserID, roles, expires, refreshToken).Scan(&sid)
 	if err != nil {
 		return "", fmt.Errorf("create session: %w", interpretError(err))
 	}
@@ -153,23 +155,28 @@ func (s *Sessions) CreateSession(ctx context.Context, tokenHash []byte, id notif
 }
 
 // Session returns the identity of the live session with tokenHash;
-// notify.ErrNotFound when there is none (unknown, ended or expired).
-func (s *Sessions) Session(ctx context.Context, tokenHash []byte) (notify.Identity, error) {
+// notify.ErrNotFound when there is none (unknown, ended or expired). due
+// reports that the session should be refreshed (RefreshClaim): it has a
+// refresh token, its roles were read more than refreshEvery ago, and no node
+// is refreshing it; never with refreshEvery <= 0.
+func (s *Sessions) Session(ctx context.Context, tokenHash []byte, refreshEvery time.Duration) (id notify.Identity, due bool, err error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	var id notify.Identity
-	err := s.pool.QueryRow(ctx, `SELECT id, user_id, roles, expires_at FROM notify.sessions
-		WHERE token_hash = $1 AND expires_at > now()`, tokenHash).Scan(&id.SessionID, &id.UserID, &id.Roles, &id.ExpiresAt)
+	err = s.pool.QueryRow(ctx, `SELECT id, user_id, roles, expires_at,
+			$2::interval > '0' AND refresh_token IS NOT NULL AND refreshed_at <= now() - $2::interval
+			AND (refresh_claimed_until IS NULL OR refresh_claimed_until <= now())
+		FROM notify.sessions
+		WHERE token_hash = $1 AND expires_at > now()`, tokenHash, refreshEvery).Scan(&id.SessionID, &id.UserID, &id.Roles, &id.ExpiresAt, &due)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return notify.Identity{}, notify.ErrNotFound
+		return notify.Identity{}, false, notify.ErrNotFound
 	}
 	if err != nil {
-		return notify.Identity{}, fmt.Errorf("look up session: %w", interpretError(err))
+		return notify.Identity{}, false, fmt.Errorf("look up session: %w", interpretError(err))
 	}
 	if len(id.Roles) == 0 {
 		id.Roles = nil
 	}
-	return id, nil
+	return id, due, nil
 }
 
 // EndSession deletes the session with tokenHash; the delete's trigger tells

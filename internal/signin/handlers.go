@@ -24,8 +24,18 @@ func (f *Flow) oauthConfig(r *http.Request) (*oauth2.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &oauth2.Config{ClientID: f.cfg.ClientID, ClientSecret: f.cfg.ClientSecret, Endpoint: ep,
+	return &oauth2.Config{ClientID: f.cfg.ClientID, ClientSecret: f.cfg.ClientSecret, Endpoint: f.authStyle(ep),
 		RedirectURL: redirect, Scopes: f.cfg.Scopes}, nil
+}
+
+// authStyle adjusts how the client authenticates at the token endpoint: a
+// public client (no OIDC_CLIENT_SECRET) names itself in the form, with
+// nothing to put in an Authorization header.
+func (f *Flow) authStyle(ep oauth2.Endpoint) oauth2.Endpoint {
+	if f.cfg.ClientSecret == "" {
+		ep.AuthStyle = oauth2.AuthStyleInParams
+	}
+	return ep
 }
 
 // Login starts a sign-in: GET /auth/login?redirect=<local path>.
@@ -95,14 +105,18 @@ func (f *Flow) Callback(w http.ResponseWriter, r *http.Request) error {
 	id := person.Identity
 	secret := randomToken(sessionBytes)
 	expires := time.Now().Add(f.cfg.SessionTTL)
-	sid, err := f.sessions.CreateSession(r.Context(), hashToken(secret), id, expires)
+	// The refresh token, when the issuer gave one (OIDC_SCOPES with
+	// offline_access at Hydra and Dex), lets the session's roles be read
+	// again while it lives (refresh.go).
+	sid, err := f.sessions.CreateSession(r.Context(), hashToken(secret), id, expires, tok.RefreshToken)
 	if err != nil {
 		return err
 	}
 	f.endPrevious(r)
 	f.setCookie(w, r, SessionCookie, secret, "/", int(f.cfg.SessionTTL.Seconds()))
 	f.setCookie(w, r, nameCookie, encodeName(secret, person.Name), "/", int(f.cfg.SessionTTL.Seconds()))
-	f.cfg.Logger.InfoContext(r.Context(), "signed in", "user_id", id.UserID, "session_id", sid, "roles", id.Roles)
+	f.cfg.Logger.InfoContext(r.Context(), "signed in", "user_id", id.UserID, "session_id", sid, "roles", id.Roles,
+		"refreshable", tok.RefreshToken != "")
 	http.Redirect(w, r, cmp.Or(attempt.RedirectPath, f.cfg.DefaultRedirect), http.StatusFound)
 	return nil
 }
@@ -125,10 +139,10 @@ func (f *Flow) Logout(w http.ResponseWriter, r *http.Request) error {
 }
 
 // endPrevious ends the session the browser held before signing in again.
-// Signing in again is how a session is refreshed: the new session's user
-// and roles come from the new ID token, and the old one, with the roles of
-// its day, must not live on beside it (its streams close and reconnect with
-// the new cookie). A failure is logged: the old session still expires.
+// The new session's user and roles come from the new ID token, and the old
+// one, with the roles of its day, must not live on beside it (its streams
+// close and reconnect with the new cookie). A failure is logged: the old
+// session still expires.
 func (f *Flow) endPrevious(r *http.Request) {
 	c, err := r.Cookie(SessionCookie)
 	if err != nil || !wellFormed(c.Value, sessionBytes) {

@@ -59,7 +59,19 @@ type Config struct {
 	// Scopes requested at the issuer (OIDC_SCOPES). Default openid, profile.
 	// Dex and Okta put the groups claim in tokens only when "groups" is
 	// asked for; "openid" is added when missing, as the flow needs it.
+	// Hydra and Dex give a refresh token, and so sessions whose roles are
+	// kept current (RefreshInterval), only when "offline_access" is asked
+	// for; it is not added here: whether users may have long-lived grants
+	// at the issuer is the deployment's choice.
 	Scopes []string
+	// RefreshInterval is how old a session's roles may get before they are
+	// read again from the issuer with the session's refresh token
+	// (NOTIFY_SESSION_REFRESH): when the session is next used, and for
+	// sessions with open streams by a sweep (RunRefresh), which closes the
+	// streams opened with roles that changed. Sessions whose sign-in gave no
+	// refresh token keep the roles of their sign-in. Default 15m; negative
+	// turns refreshing off.
+	RefreshInterval time.Duration
 	// MaxPendingSignIns caps the sign-ins in progress across all callers
 	// (NOTIFY_MAX_PENDING_SIGNINS): each /auth/login stores one until it
 	// finishes or expires, and beyond the cap /auth/login answers 503 rather
@@ -79,6 +91,7 @@ type Flow struct {
 	cfg      Config
 	verifier *auth.Verifier
 	sessions *postgres.Sessions
+	issuer   issuerState // how the last refresh at the issuer went
 }
 
 // New returns the sign-in flow.
@@ -90,6 +103,7 @@ func New(verifier *auth.Verifier, sessions *postgres.Sessions, cfg Config) (*Flo
 	cfg.LoginTTL = cmp.Or(cfg.LoginTTL, 10*time.Minute)
 	cfg.DefaultRedirect = cmp.Or(cfg.DefaultRedirect, "/test-notifications")
 	cfg.MaxPendingSignIns = cmp.Or(cfg.MaxPendingSignIns, 10000)
+	cfg.RefreshInterval = cmp.Or(cfg.RefreshInterval, 15*time.Minute)
 	if len(cfg.Scopes) == 0 {
 		cfg.Scopes = []string{"openid", "profile"}
 	}
@@ -181,9 +195,15 @@ func (f *Flow) Authenticate(r *http.Request) (id notify.Identity, ok bool, err e
 	if !wellFormed(c.Value, sessionBytes) {
 		return notify.Identity{}, true, fmt.Errorf("%w: malformed session cookie; sign in again at /auth/login", notify.ErrUnauthenticated)
 	}
-	id, err = f.sessions.Session(r.Context(), hashToken(c.Value))
+	id, due, err := f.sessions.Session(r.Context(), hashToken(c.Value), f.cfg.RefreshInterval)
 	if errors.Is(err, notify.ErrNotFound) {
 		return notify.Identity{}, true, fmt.Errorf("%w: session ended or expired; sign in again at /auth/login", notify.ErrUnauthenticated)
 	}
-	return id, true, err
+	if err != nil {
+		return notify.Identity{}, true, err
+	}
+	if due {
+		return f.refreshOnUse(r.Context(), id)
+	}
+	return id, true, nil
 }

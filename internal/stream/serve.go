@@ -340,6 +340,9 @@ func (s *Server) farewell(wr *writer, reason hub.Reason) {
 		hub.ReasonExpired:  "credentials expired; sign in again",
 		hub.ReasonLogout:   "signed out",
 		hub.ReasonShutdown: "server shutting down; reconnect to resume",
+
+		// Not terminal: the same cookie opens the next stream, with the new roles.
+		hub.ReasonSessionChanged: "your roles changed; reconnect to continue with them",
 	}[reason]
 	if msg == "" {
 		return
