@@ -181,13 +181,16 @@ func TestReplicaServesReplays(t *testing.T) {
 		t.Fatalf("/readyz %d, notes %v: want ready, replica in use", code, notes)
 	}
 
-	// Lagging: the standby stops replaying, 5 more are published. A node
-	// that waits 10 ms reads the replay from the primary, all of it.
+	// Lagging: the standby stops replaying, 5 more are published, which a
+	// node that waits 10 ms has handed to its streams. A replay there that
+	// read them from the standby would lack them; it reads the primary.
+	impatient := start(10*time.Millisecond, replicaURL)
+	impatientLive := apptest.Open(t, impatient.URL(), token, "")
 	if _, err := standbyConn.Exec(ctx, `SELECT pg_wal_replay_pause()`); err != nil {
 		t.Fatal(err)
 	}
 	insert(5)
-	impatient := start(10*time.Millisecond, replicaURL)
+	impatientLive.Notifications(5, 30*time.Second)
 	wantRun(t, resumeSeqs(t, impatient.URL(), token, 5, 30), 5, 35)
 	if reads := replicaReads(t, impatient.URL()); reads["replay primary lagging"] != 1 || len(reads) != 1 {
 		t.Fatalf("replica reads %v, want one replay from the primary (lagging)", reads)

@@ -54,6 +54,30 @@ func (f Fence) IsZero() bool { return f.LSN == 0 }
 const fenceColumns = `CASE WHEN pg_is_in_recovery() THEN 0 ELSE (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint END,
 	COALESCE((SELECT max(hi.id) FROM notify.histories hi), 0)`
 
+// fenceBox keeps the newest of the fences noted (ReadFence): the highest
+// position on the newest history.
+type fenceBox struct {
+	mu sync.Mutex
+	f  Fence
+}
+
+func (b *fenceBox) note(f Fence) {
+	if f.IsZero() {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if f.History > b.f.History || (f.History == b.f.History && f.LSN > b.f.LSN) {
+		b.f = f
+	}
+}
+
+func (b *fenceBox) get() Fence {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.f
+}
+
 // fenceGroup shares the fence reads of concurrent requests (history
 // pages): a request waits for a read that starts after it arrived, and
 // every request that arrives while one read runs shares the next. Under

@@ -27,8 +27,7 @@ func NewInbox(pool *pgxpool.Pool) *Inbox { return &Inbox{pool: pool} }
 
 // WithReplica returns a copy of the store that reads history pages from r
 // when r can answer them as the primary would have when they were asked
-// for, and reads a fence with each stream's opening state (for its
-// replay). Unread counts and every write stay on the primary.
+// for. Unread counts, stream openings and every write stay on the primary.
 func (s *Inbox) WithReplica(r *Replica) *Inbox {
 	c := *s
 	c.replica = r
@@ -210,32 +209,17 @@ type Opening struct {
 }
 
 // openingQuery reads a stream's opening state in one statement: one round
-// trip and one snapshot for the mutes, the unread count and the head;
-// openingFencedQuery also reads a fence (for a replica).
-var (
-	openingSelect = `SELECT COALESCE((SELECT muted_modules FROM notify.preferences WHERE user_id = $1), '{}'::text[]),
-	h.truncated_before, u.through, u.count, ` + holesColumn
-	openingFrom = `
+// trip and one snapshot for the mutes, the unread count and the head.
+var openingQuery = `SELECT COALESCE((SELECT muted_modules FROM notify.preferences WHERE user_id = $1), '{}'::text[]),
+	h.truncated_before, u.through, u.count, ` + holesColumn + `
 	FROM notify.stream_head h, (` + unreadQuery + `) u(through, count)`
-	openingQuery       = openingSelect + openingFrom
-	openingFencedQuery = openingSelect + `, ` + fenceColumns + openingFrom
-)
 
-// Opening reads the user's mutes, unread count and the stream head at
-// once, and with a replica a fence for the stream's replay: read after the
-// stream subscribed, it is past everything the feed had handed to the hub
-// before.
+// Opening reads the user's mutes, unread count and the stream head at once.
 func (s *Inbox) Opening(ctx context.Context, id notify.Identity) (Opening, error) {
 	var o Opening
 	var holes []int64
-	var err error
-	if s.replica == nil {
-		err = s.pool.QueryRow(ctx, openingQuery, id.UserID, rolesArg(id), 0, int64(1<<63-1), UnreadCap+1).
-			Scan(&o.Muted, &o.Head.TruncatedBefore, &o.Unread.Through, &o.Unread.Count, &holes)
-	} else {
-		err = s.pool.QueryRow(ctx, openingFencedQuery, id.UserID, rolesArg(id), 0, int64(1<<63-1), UnreadCap+1).
-			Scan(&o.Muted, &o.Head.TruncatedBefore, &o.Unread.Through, &o.Unread.Count, &holes, &o.Head.Fence.LSN, &o.Head.Fence.History)
-	}
+	err := s.pool.QueryRow(ctx, openingQuery, id.UserID, rolesArg(id), 0, int64(1<<63-1), UnreadCap+1).
+		Scan(&o.Muted, &o.Head.TruncatedBefore, &o.Unread.Through, &o.Unread.Count, &holes)
 	if err != nil {
 		return Opening{}, fmt.Errorf("read the stream's opening state: %w", interpretError(err))
 	}

@@ -20,17 +20,33 @@ import (
 type Notifications struct {
 	pool    *pgxpool.Pool
 	replica *Replica // nil: every read on pool
+	// read is the fence of the latest stream reads (with a replica).
+	read *fenceBox
 }
 
 // NewNotifications returns the notification store over pool.
 func NewNotifications(pool *pgxpool.Pool) *Notifications { return &Notifications{pool: pool} }
 
 // WithReplica returns a copy of the store that reads ReplayAt from r when
-// r can answer it, and reads the stream head (Head) with a fence for it.
+// r can answer it, and reads the published stream (Published, Head) with
+// a fence for it (ReadFence).
 func (s *Notifications) WithReplica(r *Replica) *Notifications {
 	c := *s
-	c.replica = r
+	c.replica, c.read = r, &fenceBox{}
 	return &c
+}
+
+// ReadFence is a fence past every notification this store has read from
+// the published stream so far (Published, Head): a replay as of it, read
+// after a stream subscribed, holds every notification the feed had handed
+// to the hub before. It is usually behind the primary's WAL by the feed's
+// last moments, which a replica has mostly replayed already: a replay
+// rarely waits for it. Zero without a replica, or before the first read.
+func (s *Notifications) ReadFence() Fence {
+	if s.read == nil {
+		return Fence{}
+	}
+	return s.read.get()
 }
 
 // columnsOf is the select list scanned by scanNotification, each column
@@ -140,21 +156,41 @@ type Undeliverable struct {
 // feedQuery reads the published stream after a seq. Every column is made
 // safe to scan whatever the row holds, so one odd row cannot fail the page;
 // rows that notify.undeliverable_reason refuses come back with the reason.
-var feedQuery = `SELECT r.reason, n.id, n.seq, COALESCE(n.target_user_id, ''),
+// feedFencedQuery (with a replica) puts the fence of the statement's
+// snapshot, read once, in front of every row.
+var (
+	feedColumns = `r.reason, n.id, n.seq, COALESCE(n.target_user_id, ''),
 		CASE WHEN r.reason IS NULL THEN COALESCE(n.target_roles, '{}') ELSE '{}' END,
 		COALESCE(n.module, ''), COALESCE(n.action_type, ''), COALESCE(n.details, ''), COALESCE(n.message, ''),
 		COALESCE(n.severity, ''), CASE WHEN r.reason IS NULL THEN n.data ELSE '{}' END,
-		COALESCE(n.idempotency_key, ''), COALESCE(n.created_at, 'epoch'), COALESCE(n.published_at, 'epoch')
-	FROM notify.notifications n CROSS JOIN LATERAL (SELECT notify.undeliverable_reason(n) AS reason) r
+		COALESCE(n.idempotency_key, ''), COALESCE(n.created_at, 'epoch'), COALESCE(n.published_at, 'epoch')`
+	feedFrom = `notify.notifications n CROSS JOIN LATERAL (SELECT notify.undeliverable_reason(n) AS reason) r
 	WHERE n.seq > $1
 	ORDER BY n.seq LIMIT $2`
+	feedQuery = `SELECT ` + feedColumns + `
+	FROM ` + feedFrom
+	feedFencedQuery = `WITH f(lsn, history) AS MATERIALIZED (SELECT ` + fenceColumns + `)
+	SELECT f.lsn, f.history, ` + feedColumns + `
+	FROM f, ` + feedFrom
+)
 
 // Published returns published notifications with seq > after, in seq order,
 // at most limit rows in all: the feed every node reads after a publish. Rows
 // that cannot be delivered come back apart, in bad (each row is in exactly
 // one of the two lists); last is the highest seq read (0 when none).
 func (s *Notifications) Published(ctx context.Context, after int64, limit int) (ns []notify.Notification, bad []Undeliverable, last int64, err error) {
-	rows, err := s.pool.Query(ctx, feedQuery, after, limit)
+	query := feedQuery
+	var fence Fence
+	if s.read != nil {
+		query = feedFencedQuery
+		// Noted before the rows are handed on: see ReadFence.
+		defer func() {
+			if err == nil {
+				s.read.note(fence)
+			}
+		}()
+	}
+	rows, err := s.pool.Query(ctx, query, after, limit)
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("read published feed: %w", interpretError(err))
 	}
@@ -164,8 +200,12 @@ func (s *Notifications) Published(ctx context.Context, after int64, limit int) (
 		var reason *string
 		var n notify.Notification
 		var published time.Time
-		if err := rows.Scan(&reason, &n.ID, &n.Seq, &n.Target.UserID, &n.Target.Roles, &n.Module, &n.ActionType, &n.Details,
-			&n.Message, &n.Severity, &n.Data, &n.IdempotencyKey, &n.CreatedAt, &published); err != nil {
+		dest := []any{&reason, &n.ID, &n.Seq, &n.Target.UserID, &n.Target.Roles, &n.Module, &n.ActionType, &n.Details,
+			&n.Message, &n.Severity, &n.Data, &n.IdempotencyKey, &n.CreatedAt, &published}
+		if s.read != nil {
+			dest = append([]any{&fence.LSN, &fence.History}, dest...)
+		}
+		if err := rows.Scan(dest...); err != nil {
 			return nil, nil, 0, fmt.Errorf("scan published notification after seq %d: %w", last, err)
 		}
 		last = n.Seq
@@ -214,7 +254,7 @@ func (s *Notifications) Replay(ctx context.Context, id notify.Identity, after, u
 	return s.replayOn(ctx, s.pool, id, after, upTo, limit)
 }
 
-// ReplayAt is Replay as of fence (the Head.Fence read after the stream
+// ReplayAt is Replay as of fence (ReadFence, read after the stream
 // subscribed): from the replica when it has replayed past it, else from
 // the primary. Either way it holds every notification the primary had
 // committed at the fence.
@@ -284,6 +324,9 @@ func (s *Notifications) Head(ctx context.Context) (Head, error) {
 	} else {
 		err = s.pool.QueryRow(ctx, `SELECT last_seq, truncated_before, `+holesColumn+`, `+fenceColumns+` FROM notify.stream_head`).
 			Scan(&h.LastSeq, &h.TruncatedBefore, &holes, &h.Fence.LSN, &h.Fence.History)
+		if err == nil {
+			s.read.note(h.Fence) // the feed starts from a head
+		}
 	}
 	if err != nil {
 		return Head{}, fmt.Errorf("read stream head: %w", interpretError(err))

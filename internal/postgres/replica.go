@@ -119,9 +119,6 @@ type Replica struct {
 	primary *pgxpool.Pool // fences, and the identity the replica must share
 	fences  fenceGroup
 	health  health
-	// calmUntil: a read fell back because the replica lagged past Wait;
-	// until then reads do not wait for it (unix nanoseconds).
-	calmUntil atomic.Int64
 	// walBlock and walSegment are the primary's WAL page and segment
 	// sizes (see reachable).
 	walBlock, walSegment int64
@@ -278,15 +275,10 @@ func (r *Replica) reachable(lsn int64) int64 {
 }
 
 // waitFor waits until the replica on conn has replayed past f, at most
-// Wait (none while reads are told to stay calm), and checks that it is
-// still a standby on the primary's history. It returns "" when the read
-// may run on conn, else why not.
+// Wait, and checks that it is still a standby on the primary's history.
+// It returns "" when the read may run on conn, else why not.
 func (r *Replica) waitFor(ctx, actx context.Context, conn querier, f Fence) (waited bool, reason string, err error) {
-	wait := r.cfg.Wait
-	if time.Now().UnixNano() < r.calmUntil.Load() {
-		wait = 0
-	}
-	deadline := time.Now().Add(wait)
+	deadline := time.Now().Add(r.cfg.Wait)
 	need := r.reachable(f.LSN)
 	for pause := time.Millisecond; ; pause = min(2*pause, 10*time.Millisecond) {
 		var inRecovery bool
@@ -309,9 +301,6 @@ func (r *Replica) waitFor(ctx, actx context.Context, conn querier, f Fence) (wai
 			// failover to another standby).
 			return waited, ReasonUntrusted, nil
 		case !time.Now().Before(deadline):
-			// Lagging this far, it will be for the next reads too: they
-			// check once and go to the primary rather than wait again.
-			r.calmUntil.Store(time.Now().Add(time.Second).UnixNano())
 			return waited, ReasonLagging, nil
 		}
 		if received <= replayed {

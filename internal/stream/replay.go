@@ -22,7 +22,7 @@ type replay struct {
 	status []byte // a status frame to send first (truncated, ahead), or nil
 	page   []notify.Notification
 	done   bool // no page after this one
-	// fence is the primary's position read after the stream subscribed:
+	// fence is the store's read fence, taken after the stream subscribed:
 	// a replica that has replayed past it holds every notification the
 	// feed handed to the hub before, so it may read the pages.
 	fence postgres.Fence
@@ -41,7 +41,7 @@ func (s *Server) startReplay(ctx context.Context, id notify.Identity, resume Res
 			return nil, fmt.Errorf("read the stream head: %w", err)
 		}
 	}
-	rp := &replay{after: after, fence: head.Fence}
+	rp := &replay{after: after, fence: s.store.ReadFence()}
 	now := time.Now().UnixMilli()
 	if hole, lost := head.Holes.Lost(after); lost {
 		// The resume point was numbered on a history this database does not
