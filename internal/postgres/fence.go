@@ -90,9 +90,10 @@ type fenceGroup struct {
 }
 
 type fenceCall struct {
-	done  chan struct{}
-	fence Fence
-	err   error
+	done    chan struct{}
+	fence   Fence
+	err     error
+	callers int // guarded by fenceGroup.mu
 }
 
 // get returns a fence read after the call began.
@@ -103,6 +104,7 @@ func (g *fenceGroup) get(ctx context.Context, read func(context.Context) (Fence,
 		c = &fenceCall{done: make(chan struct{})}
 		g.next = c
 	}
+	c.callers++
 	if !g.running {
 		g.running, g.next = true, nil
 		go g.run(c, read)
