@@ -111,6 +111,13 @@ func (s *livedSeeder) grow(ctx context.Context, from, to int64) (LivedSeed, erro
 		published_at = (SELECT published_at FROM notify.notifications WHERE seq = $1)`, to); err != nil {
 		return res, fmt.Errorf("move stream head to %d: %w", to, err)
 	}
+	// The head is read from the table, so the update above changes
+	// nothing and its trigger leaves the sequence where it was: move it
+	// past the seeded seqs here, or the next publish reuses seq 1.
+	if _, err := s.pool.Exec(ctx, `SELECT setval('notify.notification_seq', GREATEST($1::bigint,
+		(SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM notify.notification_seq), 1))`, to); err != nil {
+		return res, fmt.Errorf("move the seq sequence past %d: %w", to, err)
+	}
 	if err := s.readState(ctx, to); err != nil {
 		return res, err
 	}
