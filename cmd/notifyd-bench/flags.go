@@ -138,6 +138,8 @@ type config struct {
 	StormBefore          time.Duration // storm: load before the kill
 	StormAfter           time.Duration // storm: load after the kill
 	StormWindow          time.Duration // storm: the window after the kill the storm's figures cover
+	StormBehind          int64         // storm: the streams' first Last-Event-ID is this many seqs before the head
+	StormReplica         int           // storm: runs on a private cluster, alternately without and with a read replica (0: one run, no replica)
 
 	RollingStreams int           // rolling: streams, spread over the nodes
 	RollingUsers   int           // rolling: users, each holding one of RollingRoles
@@ -240,6 +242,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.StormBefore, "storm-before", 10*time.Second, "storm: load before the kill")
 	fs.DurationVar(&c.StormAfter, "storm-after", 20*time.Second, "storm: load after the kill")
 	fs.DurationVar(&c.StormWindow, "storm-window", 10*time.Second, "storm: the stretch after the kill that the survivors' latency, the publish rate and the feed's lag cover")
+	fs.Int64Var(&c.StormBehind, "storm-behind", 0, "storm: every stream first opens with a Last-Event-ID this many seqs before the head, older than the nodes' windows, so each opening replays from the table (a cold start of every node; 0: from the head)")
+	fs.IntVar(&c.StormReplica, "storm-replica", 0, "storm: run the storm this many times on one seeded table in a private PostgreSQL cluster of the bench's own, alternately without and with a streaming standby as the nodes' DATABASE_REPLICA_URL, and report the primary's work in each (0: one run on -db, no replica; 2: without, then with)")
 	fs.IntVar(&c.RollingStreams, "rolling-streams", 9000, "rolling: streams, spread over -nodes nodes")
 	fs.IntVar(&c.RollingUsers, "rolling-users", 3000, "rolling: users u0 … (each holds one role)")
 	fs.IntVar(&c.RollingRoles, "rolling-roles", 300, "rolling: roles r0 …")
@@ -333,6 +337,8 @@ func (c config) validateReconnects() error {
 		return fmt.Errorf("%w: -browser-backoff-ms must not be negative", errUsage)
 	case c.StormVictimStreams < 1 || c.StormSurvivorStreams < 1 || c.StormRate <= 0 || c.StormRoles < 1:
 		return fmt.Errorf("%w: -storm-victim-streams, -storm-survivor-streams, -storm-rate and -storm-roles must be positive", errUsage)
+	case c.StormBehind < 0 || c.StormReplica < 0:
+		return fmt.Errorf("%w: -storm-behind and -storm-replica must not be negative", errUsage)
 	case c.StormBefore <= 0 || c.StormWindow <= 0 || c.StormAfter < c.StormWindow:
 		return fmt.Errorf("%w: -storm-before and -storm-window must be positive, -storm-after at least -storm-window", errUsage)
 	case (c.Phases[phaseStorm] || c.Phases[phaseRolling]) && c.Nodes < 2:

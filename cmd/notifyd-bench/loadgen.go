@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +35,9 @@ type loadGen struct {
 	// halt, once closed, stops scheduling work before run's duration is up.
 	halt     chan struct{}
 	haltOnce sync.Once
+	// keys makes this generator's Idempotency-Keys its own: a phase may
+	// run several on one database (the storm with -storm-replica).
+	keys string
 
 	mu      sync.Mutex
 	commits map[string]int64 // id -> unix nanoseconds
@@ -49,7 +53,8 @@ func newLoadGen(ctx context.Context, cfg config, e *nodeEnv, pop cluster.Populat
 	if err != nil {
 		return nil, err
 	}
-	g := &loadGen{cfg: cfg, e: e, pop: pop, pool: pool, token: token, commits: map[string]int64{}, halt: make(chan struct{})}
+	g := &loadGen{cfg: cfg, e: e, pop: pop, pool: pool, token: token, commits: map[string]int64{}, halt: make(chan struct{}),
+		keys: strconv.FormatInt(time.Now().UnixNano(), 36)}
 	g.target = func(rnd *rand.Rand) notify.Target { return pop.Target(rnd, cfg.Mix) }
 	return g, nil
 }
@@ -174,7 +179,7 @@ func (g *loadGen) run(ctx context.Context, d time.Duration) error {
 // tries another with the same key.
 func (g *loadGen) post(ctx context.Context, rnd *rand.Rand, k int64) error {
 	target := g.target(rnd)
-	key := fmt.Sprintf("bench-%d", k)
+	key := fmt.Sprintf("bench-%s-%d", g.keys, k)
 	var last error
 	for attempt := range 20 {
 		id, err := cluster.Post(ctx, g.e.http, g.e.set.URL(g.e.set.Pick(-1)), g.token, target, "bench http", key)

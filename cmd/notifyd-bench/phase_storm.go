@@ -32,27 +32,64 @@ const (
 // the storm does to the survivors' streams, the worker's publishing and
 // the feed, and checks every stream exactly once.
 func runStormPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress, rep *Report, stderr io.Writer) (*StormResult, error) {
-	victim := cfg.Nodes - 1
-	streams := cfg.StormVictimStreams + victim*cfg.StormSurvivorStreams
-	res := &StormResult{ReconnectRun: ReconnectRun{Nodes: cfg.Nodes, Streams: streams, Rows: cfg.StormRows, Rate: cfg.StormRate,
+	if cfg.StormReplica > 0 {
+		return runStormReplica(ctx, cfg, nr, prog, rep, stderr)
+	}
+	e, seed, err := nr.startReconnectNodes(ctx, cfg.Nodes, stormStreams(cfg), cfg.StormRows, prog)
+	if err != nil {
+		return newStormResult(cfg), err
+	}
+	defer e.Close()
+	return runStorm(ctx, cfg, nr, e, seed, nil, prog, rep, stderr)
+}
+
+// stormStreams is the storm's number of streams.
+func stormStreams(cfg config) int {
+	return cfg.StormVictimStreams + (cfg.Nodes-1)*cfg.StormSurvivorStreams
+}
+
+// newStormResult is a storm's result before it runs: its settings.
+func newStormResult(cfg config) *StormResult {
+	return &StormResult{ReconnectRun: ReconnectRun{Nodes: cfg.Nodes, Streams: stormStreams(cfg), Rows: cfg.StormRows, Rate: cfg.StormRate,
 		HTTPShare: cfg.HTTPShare, Browser: cfg.Browser}, VictimStreams: cfg.StormVictimStreams, SurvivorStreams: cfg.StormSurvivorStreams,
 		Roles:         cfg.StormRoles,
 		BeforeSeconds: cfg.StormBefore.Seconds(), AfterSeconds: cfg.StormAfter.Seconds(), WindowSeconds: cfg.StormWindow.Seconds(),
-		TargetRehomeMs: ms(stormRehomeTarget), TargetSurvivorP99Ms: stormSurvivorP99Ms}
+		TargetRehomeMs: ms(stormRehomeTarget), TargetSurvivorP99Ms: stormSurvivorP99Ms, Behind: cfg.StormBehind}
+}
+
+// Moments of a storm run that mark (when not nil) is told of, in order:
+// before its streams open, once they are open (the load starts), just
+// before the kill, and at the end of the storm window after it.
+const (
+	stormOpening = "opening"
+	stormOpened  = "opened"
+	stormKill    = "kill"
+	stormWindowd = "window"
+)
+
+// runStorm runs one storm on e's nodes (all running, on the seeded
+// table): streams open, load, kill, re-homing, the checks.
+func runStorm(ctx context.Context, cfg config, nr *nodeRun, e *nodeEnv, seed *LivedSeed, mark func(moment string),
+	prog *progress, rep *Report, stderr io.Writer) (*StormResult, error) {
+	if mark == nil {
+		mark = func(string) {}
+	}
+	victim := cfg.Nodes - 1
+	streams := stormStreams(cfg)
+	res := newStormResult(cfg)
 	prog.Printf("storm: %s rows, %d nodes, %s streams on node%d and %s on each other node, %.0f notifications/s to %d roles in turn (one a stream every %.1f s), kill after %s",
 		num(float64(cfg.StormRows)), cfg.Nodes, num(float64(cfg.StormVictimStreams)), victim, num(float64(cfg.StormSurvivorStreams)),
 		cfg.StormRate, cfg.StormRoles, float64(cfg.StormRoles)/cfg.StormRate, cfg.StormBefore)
-	e, seed, err := nr.startReconnectNodes(ctx, cfg.Nodes, streams, cfg.StormRows, prog)
-	if err != nil {
-		return res, err
-	}
-	defer e.Close()
 	res.Seed = seed
 	pop := livedPopulation(streams, cfg.StormRoles)
-	start, err := cluster.Head(ctx, e.admin)
+	head, err := cluster.Head(ctx, e.admin)
 	if err != nil {
 		return res, err
 	}
+	// Every stream starts from here, and is checked from here: with
+	// -storm-behind, older than any node's window (each started at the
+	// head), so every opening replays from the table.
+	start := max(0, head-cfg.StormBehind)
 	l, err := nr.newLayout(e, pop, streams, start)
 	if err != nil {
 		return res, err
@@ -68,10 +105,12 @@ func runStormPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress,
 	}
 	rand.New(rand.NewPCG(5, 5)).Shuffle(len(place), func(i, j int) { place[i], place[j] = place[j], place[i] })
 	l.moveStreams(func(k int) int { return place[k] })
+	mark(stormOpening)
 	cs, g, opened, openSecs, err := nr.openWithLoad(ctx, e, l, pop, cfg.StormRate, cluster.Mix{}, phaseStorm, prog, stderr)
 	if err != nil {
 		return res, err
 	}
+	mark(stormOpened)
 	defer cs.Close()
 	defer g.Close()
 	res.Opened, res.OpenSeconds, res.Clients = opened, openSecs, len(l.plans)
@@ -106,6 +145,7 @@ func runStormPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress,
 		samp = startSampler(ctx, e.admin, 100*time.Millisecond)
 		on, _ := e.nodes[victim].Metric(ctx, "notifyd_streams_open")
 		res.HeadAtKill, _ = cluster.Head(ctx, e.admin)
+		mark(stormKill)
 		killAt = time.Now()
 		loadErr = e.nodes[victim].Kill()
 		e.set.SetDown(victim, true)
@@ -113,6 +153,7 @@ func runStormPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress,
 		res.Killed, res.KilledAtSeconds, res.StreamsOnKilled = "node"+itoa(victim), killAt.Sub(loadStart).Seconds(), int(on)
 		prog.Printf("storm: killed node%d (SIGKILL) holding %d streams", victim, int(on))
 		res.Timeline, loadErr = stormTimeline(ctx, e, victim, killAt, cfg.StormWindow, loadDone)
+		mark(stormWindowd)
 		rep.Profiles = append(rep.Profiles, samp.Stop(fmt.Sprintf("storm: the %s after the kill", cfg.StormWindow)))
 		if loadErr == nil {
 			loadErr = <-loadDone

@@ -23,8 +23,11 @@ type Report struct {
 	Cluster     *ClusterResult    `json:"cluster,omitempty"`
 	Lived       *LivedResult      `json:"lived,omitempty"`
 	Storm       *StormResult      `json:"storm,omitempty"`
-	Rolling     *RollingResult    `json:"rolling,omitempty"`
-	Profiles    []Profile         `json:"profiles"`
+	// StormReplica is the storm run without and with a read replica
+	// (-storm-replica).
+	StormReplica *StormReplicaResult `json:"storm_replica,omitempty"`
+	Rolling      *RollingResult      `json:"rolling,omitempty"`
+	Profiles     []Profile           `json:"profiles"`
 }
 
 // WriteJSON writes the report as one indented JSON document.

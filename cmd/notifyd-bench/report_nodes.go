@@ -83,6 +83,9 @@ func (r *Report) writeNodePhases(w io.Writer) {
 	if s := r.Storm; s != nil {
 		writeStorm(w, s)
 	}
+	if sr := r.StormReplica; sr != nil {
+		writeStormReplica(w, sr)
+	}
 	if rr := r.Rolling; rr != nil {
 		writeRolling(w, rr)
 	}

@@ -34,6 +34,9 @@ type StormResult struct {
 	// Load: Rate notifications a second, each to one of Roles roles in
 	// turn (each stream gets Rate/Roles a second).
 	Roles int `json:"roles"`
+	// Behind: the streams first opened this many seqs before the head
+	// (-storm-behind), so each opening replayed from the table.
+	Behind int64 `json:"behind,omitempty"`
 	// Timing of the run.
 	BeforeSeconds   float64 `json:"before_kill_seconds"`
 	AfterSeconds    float64 `json:"after_kill_seconds"`
