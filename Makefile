@@ -77,6 +77,24 @@ STORM_ARGS ?=
 bench-storm:
 	$(GO) run ./cmd/notifyd-bench -phases storm -storm-rows $(STORM_ROWS) $(STORM_ARGS)
 
+# The storm without and with a read replica (DATABASE_REPLICA_URL): the
+# storm's seed (STORM_ROWS) in a PostgreSQL cluster of the bench's own
+# (initdb, pg_stat_statements preloaded, autovacuum off as at 5432) and a
+# pg_basebackup standby of it; the storm runs 4 times on it, alternately
+# without and with the standby as every node's replica, its streams first
+# opening 20,000 seqs behind the head (older than any node's window: a
+# cold start of every node, each opening replays from the table). Reports
+# the primary's and the standby's CPU (/proc) and statements
+# (pg_stat_statements, by kind) over the openings, the 10 s before the
+# kill and the 10 s after it, and where the nodes' reads ran
+# (notifyd_replica_reads_total). ~11 minutes at 10,000,000 rows (4 of
+# them seeding, 20 s copying); docs/SCALING.md section 8. STORM_ROWS=100000
+# STORM_ARGS='-storm-victim-streams 2000 -storm-survivor-streams 500
+# -storm-behind 2000' for a quick run.
+.PHONY: bench-storm-replica
+bench-storm-replica:
+	$(GO) run ./cmd/notifyd-bench -phases storm -storm-rows $(STORM_ROWS) -storm-replica 4 -storm-behind 20000 $(STORM_ARGS)
+
 # Rolling restart: 3 nodes holding 9,000 streams (3,000 users) under 1,000
 # notifications/s (90% to one user, 10% to one of 300 roles); each node in
 # turn is taken out of rotation, stopped with SIGTERM (its streams are told
