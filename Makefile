@@ -131,6 +131,21 @@ CHURN_ROWS ?= 10000000
 bench-churn:
 	$(GO) run ./cmd/notifyd-bench -phases churn -churn-rows $(CHURN_ROWS)
 
+# Versus (issue 15): notifyd beside Centrifugo v6.9.1 (memory broker,
+# uni_sse), built from the Go module proxy through the module that
+# cmd/notifyd-bench/centrifugo/go.mod pins (the first build takes minutes),
+# each system read by the same SSE client in the bench. Interleaved rounds
+# (notifyd, Centrifugo, ...; medians of 3): 100 streams at 200 messages/s
+# for 10 s, p50/p99 commit -> receipt (notifyd) and publish -> receipt
+# (Centrifugo); then 1,000 streams at saturation, deliveries/s and RSS per
+# stream. Prints the ratios notifyd/Centrifugo against the targets (p50 and
+# p99 <= 1.0x, deliveries/s >= 1.5x). About 3 minutes after the build;
+# VERSUS_ARGS='-centrifugo-bin /path/to/centrifugo' skips the build.
+VERSUS_ARGS ?=
+.PHONY: bench-versus
+bench-versus:
+	$(GO) run ./cmd/notifyd-bench -phases versus $(VERSUS_ARGS)
+
 # The long fault runs: 3 nodes, 3,000 streams, 2,000 notifications/s for
 # 60 s with random resumes and a node SIGKILLed (every stream checked
 # exactly once against the database), and 15,000 streams held on one node

@@ -33,10 +33,11 @@ const (
 	phaseLived     = "lived"     // one user's reads as the table grows to millions of rows
 	phaseStorm     = "storm"     // a node holding most streams killed on a lived-in table: its clients re-home
 	phaseRolling   = "rolling"   // every node restarted in turn (SIGTERM) under load
+	phaseVersus    = "versus"    // notifyd beside Centrifugo, same client, interleaved (issue 15)
 )
 
 var allPhases = []string{phaseThroughput, phaseLatency, phaseProducer, phaseSnapshot, phaseChurn, phaseStreams, phaseBroadcast, phaseResume, phaseCluster, phaseLived,
-	phaseStorm, phaseRolling}
+	phaseStorm, phaseRolling, phaseVersus}
 
 // defaultPhases is what a run without -phases measures (`make bench`):
 // every phase but lived, storm and rolling, which seed millions of rows or
@@ -149,6 +150,16 @@ type config struct {
 	RollingRows    int64         // rolling: published notifications seeded first (0: none)
 	RollingSettle  time.Duration // rolling: load before the first restart and after the last
 	RollingPause   time.Duration // rolling: wait after a node is ready before stopping the next
+
+	CentrifugoBin       string        // versus: a built Centrifugo; empty: build the pinned one
+	VersusStreams       int           // versus: streams on each system in the latency runs
+	VersusRate          int           // versus: messages per second in the latency runs
+	VersusDuration      time.Duration // versus: length of each latency run
+	VersusRounds        int           // versus: rounds, each one run per system, alternating
+	VersusSatStreams    int           // versus: streams in the saturation runs
+	VersusSatDuration   time.Duration // versus: publishing time of each saturation run
+	VersusSatPublishers int           // versus: publishers in the saturation runs
+	VersusWindow        int           // versus: most messages published but not yet on every stream (saturation)
 }
 
 // dbSetting is one -db-set name=value.
@@ -252,6 +263,15 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Int64Var(&c.RollingRows, "rolling-rows", 0, "rolling: published notifications seeded before the nodes start (0: none)")
 	fs.DurationVar(&c.RollingSettle, "rolling-settle", 10*time.Second, "rolling: load before the first restart and after the last")
 	fs.DurationVar(&c.RollingPause, "rolling-pause", 0, "rolling: wait after a restarted node is ready before stopping the next (0: at once)")
+	fs.StringVar(&c.CentrifugoBin, "centrifugo-bin", "", "versus: a Centrifugo binary to run (default: build the "+centrifugoVersion+" that cmd/notifyd-bench/centrifugo/go.mod pins)")
+	fs.IntVar(&c.VersusStreams, "versus-streams", 100, "versus: streams on each system in the latency runs")
+	fs.IntVar(&c.VersusRate, "versus-rate", 200, "versus: messages per second in the latency runs (one publisher)")
+	fs.DurationVar(&c.VersusDuration, "versus-duration", 10*time.Second, "versus: length of each latency run")
+	fs.IntVar(&c.VersusRounds, "versus-rounds", 3, "versus: rounds of (notifyd, centrifugo) runs; the figures are medians over them")
+	fs.IntVar(&c.VersusSatStreams, "versus-sat-streams", 1000, "versus: streams in the saturation runs")
+	fs.DurationVar(&c.VersusSatDuration, "versus-sat-duration", 5*time.Second, "versus: publishing time of each saturation run")
+	fs.IntVar(&c.VersusSatPublishers, "versus-sat-publishers", 4, "versus: publishers in the saturation runs")
+	fs.IntVar(&c.VersusWindow, "versus-window", 500, "versus: most messages published but not yet on every stream in the saturation runs (below both servers' slow-client limits)")
 	if err := fs.Parse(args); err != nil {
 		return c, fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -347,6 +367,10 @@ func (c config) validateReconnects() error {
 		return fmt.Errorf("%w: -rolling-streams, -rolling-users, -rolling-roles, -rolling-rate and -rolling-settle must be positive, -rolling-pause not negative", errUsage)
 	case !seedMin(c.StormRows) || !seedMin(c.RollingRows):
 		return fmt.Errorf("%w: -storm-rows and -rolling-rows: 0 or at least %d", errUsage, 2*livedSpecialRows([]int64{1}, c.LivedDense))
+	case c.VersusStreams < 1 || c.VersusRate < 1 || c.VersusDuration <= 0 || c.VersusRounds < 1:
+		return fmt.Errorf("%w: -versus-streams, -versus-rate, -versus-duration and -versus-rounds must be positive", errUsage)
+	case c.VersusSatStreams < 1 || c.VersusSatDuration <= 0 || c.VersusSatPublishers < 1 || c.VersusWindow < 1:
+		return fmt.Errorf("%w: -versus-sat-streams, -versus-sat-duration, -versus-sat-publishers and -versus-window must be positive", errUsage)
 	}
 	return nil
 }

@@ -80,5 +80,13 @@ func runNodePhases(ctx context.Context, cfg config, prog *progress, rep *Report,
 			missed(phaseRolling, res.TargetMet)
 		}
 	}
+	if cfg.Phases[phaseVersus] && ctx.Err() == nil {
+		res, err := runVersusPhase(ctx, cfg, nr, prog, stderr)
+		rep.Versus = res
+		errs = append(errs, err)
+		if res != nil {
+			missed(phaseVersus, res.LatencyTargetMet && res.SatTargetMet)
+		}
+	}
 	return errors.Join(errs...)
 }

@@ -27,7 +27,9 @@ type Report struct {
 	// (-storm-replica).
 	StormReplica *StormReplicaResult `json:"storm_replica,omitempty"`
 	Rolling      *RollingResult      `json:"rolling,omitempty"`
-	Profiles     []Profile           `json:"profiles"`
+	// Versus is notifyd beside Centrifugo (issue 15's comparison).
+	Versus   *VersusResult `json:"versus,omitempty"`
+	Profiles []Profile     `json:"profiles"`
 }
 
 // WriteJSON writes the report as one indented JSON document.
@@ -103,6 +105,7 @@ func (r *Report) WriteTable(w io.Writer) {
 		r.writeChurn(w, c)
 	}
 	r.writeNodePhases(w)
+	r.writeVersus(w)
 	r.writeProfiles(w)
 	r.writeLoad(w)
 	fmt.Fprintln(w)

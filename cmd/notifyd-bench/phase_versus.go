@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+)
+
+// Issue 15's targets against Centrifugo, as ratios notifyd / Centrifugo.
+const (
+	targetVersusP50Ratio = 1.0 // at most: notifyd's p50 at 100 streams, 200/s
+	targetVersusP99Ratio = 1.0 // at most: its p99
+	targetVersusSatRatio = 1.5 // at least: deliveries/s at saturation, 1,000 streams
+)
+
+// VersusResult is notifyd beside Centrifugo on the same machine, with the
+// same SSE reader, in interleaved runs.
+type VersusResult struct {
+	CentrifugoVersion string  `json:"centrifugo_version"`
+	BuildSeconds      float64 `json:"centrifugo_build_seconds"`
+	Streams           int     `json:"streams"`
+	Rate              int     `json:"rate"`
+	Seconds           float64 `json:"seconds"`
+	Rounds            int     `json:"rounds"`
+	SatStreams        int     `json:"sat_streams"`
+	SatSeconds        float64 `json:"sat_seconds"`
+	SatPublishers     int     `json:"sat_publishers"`
+	SatWindow         int     `json:"sat_window"`
+
+	Latency    []versusLatencyRun    `json:"latency"`
+	Saturation []versusSaturationRun `json:"saturation"`
+
+	// Medians over the rounds, per system ("notifyd", "centrifugo").
+	P50Ms            map[string]float64 `json:"p50_ms"`
+	P99Ms            map[string]float64 `json:"p99_ms"`
+	DeliveriesPerS   map[string]float64 `json:"deliveries_per_s"`
+	RSSPerStreamKiB  map[string]float64 `json:"rss_per_stream_kib"`
+	P50Ratio         float64            `json:"p50_ratio"`
+	P99Ratio         float64            `json:"p99_ratio"`
+	SatRatio         float64            `json:"sat_ratio"`
+	LatencyTargetMet bool               `json:"latency_target_met"`
+	SatTargetMet     bool               `json:"sat_target_met"`
+}
+
+// runVersusPhase runs one notifyd node and one Centrifugo side by side
+// (both idle while the other is measured) and alternates between them:
+// cfg.VersusRounds paced runs on each, then as many saturation runs.
+func runVersusPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress, stderr io.Writer) (*VersusResult, error) {
+	res := &VersusResult{CentrifugoVersion: centrifugoVersion, Streams: cfg.VersusStreams, Rate: cfg.VersusRate,
+		Seconds: cfg.VersusDuration.Seconds(), Rounds: cfg.VersusRounds, SatStreams: cfg.VersusSatStreams,
+		SatSeconds: cfg.VersusSatDuration.Seconds(), SatPublishers: cfg.VersusSatPublishers, SatWindow: cfg.VersusWindow}
+	dir, err := os.MkdirTemp("", "notifyd-bench-versus-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	bin := cfg.CentrifugoBin
+	if bin == "" {
+		start := time.Now()
+		if bin, err = buildCentrifugo(ctx, dir, prog); err != nil {
+			return nil, err
+		}
+		res.BuildSeconds = time.Since(start).Seconds()
+	}
+
+	most := max(cfg.VersusStreams, cfg.VersusSatStreams)
+	e, err := nr.startNodes(ctx, 1, map[string]string{"NOTIFY_MAX_STREAMS": strconv.Itoa(most + 1000)})
+	if err != nil {
+		return nil, err
+	}
+	defer e.Close()
+	pool, err := newPool(ctx, e.db.URL, cfg.VersusSatPublishers+1, "notifyd-bench-versus")
+	if err != nil {
+		return nil, err
+	}
+	defer pool.Close()
+	nd := &notifydVersus{node: e.nodes[0], pool: pool, client: &http.Client{Transport: &http.Transport{}}}
+	for i := range most {
+		tok, err := nr.token("vs"+strconv.Itoa(i), nil) // one user per stream
+		if err != nil {
+			return nil, err
+		}
+		nd.tokens = append(nd.tokens, tok)
+	}
+	cf, err := startCentrifugo(ctx, bin, dir, prefixWriter(stderr, "centrifugo: "))
+	if err != nil {
+		return nil, err
+	}
+	defer cf.Stop(15 * time.Second)
+	ce := &centrifugoVersus{c: cf, client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+	systems := []versusSystem{nd, ce}
+	prog.Printf("versus: notifyd %s (one node), Centrifugo %s at %s (memory broker, uni_sse)", nd.node.URL(), centrifugoVersion, cf.URL)
+
+	for round := range cfg.VersusRounds {
+		for _, sys := range systems {
+			r, err := runVersusLatency(ctx, sys, cfg.VersusStreams, cfg.VersusRate, cfg.VersusDuration, cfg.Timeout)
+			if err != nil {
+				return res, fmt.Errorf("versus latency round %d: %w", round+1, err)
+			}
+			r.Round = round + 1
+			res.Latency = append(res.Latency, *r)
+			prog.Printf("versus: round %d, %-10s %d streams at %d/s: p50 %.2f ms, p99 %.2f ms (publish call p50 %.2f ms; %d deliveries)",
+				round+1, sys.Name(), cfg.VersusStreams, cfg.VersusRate, r.Latency.P50Ms, r.Latency.P99Ms, r.PublishP50, r.Latency.Count)
+		}
+	}
+	for round := range cfg.VersusRounds {
+		for _, sys := range systems {
+			r, err := runVersusSaturation(ctx, sys, cfg.VersusSatStreams, cfg.VersusSatPublishers, cfg.VersusWindow, cfg.VersusSatDuration, cfg.Timeout)
+			if err != nil {
+				return res, fmt.Errorf("versus saturation round %d: %w", round+1, err)
+			}
+			r.Round = round + 1
+			res.Saturation = append(res.Saturation, *r)
+			prog.Printf("versus: round %d, %-10s %d streams at saturation: %s deliveries/s (%s messages in %.2f s); RSS %.1f KiB a stream (%.1f KiB above idle)",
+				round+1, sys.Name(), cfg.VersusSatStreams, num(r.DeliveriesPerS), num(float64(r.Messages)), r.Seconds, r.RSSPerStreamKiB, r.MarginalKiB)
+		}
+	}
+	res.summarize()
+	prog.Printf("versus: notifyd/centrifugo p50 %.2f× (target <= %.1f×), p99 %.2f× (target <= %.1f×), saturation %.2f× (target >= %.1f×)",
+		res.P50Ratio, targetVersusP50Ratio, res.P99Ratio, targetVersusP99Ratio, res.SatRatio, targetVersusSatRatio)
+	return res, nil
+}
+
+// summarize takes the medians over the rounds and the ratios.
+func (r *VersusResult) summarize() {
+	r.P50Ms, r.P99Ms, r.DeliveriesPerS, r.RSSPerStreamKiB = map[string]float64{}, map[string]float64{}, map[string]float64{}, map[string]float64{}
+	p50, p99, sat, rss := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
+	for _, l := range r.Latency {
+		p50[l.System] = append(p50[l.System], l.Latency.P50Ms)
+		p99[l.System] = append(p99[l.System], l.Latency.P99Ms)
+	}
+	for _, s := range r.Saturation {
+		sat[s.System] = append(sat[s.System], s.DeliveriesPerS)
+		rss[s.System] = append(rss[s.System], s.RSSPerStreamKiB)
+	}
+	for _, name := range []string{"notifyd", "centrifugo"} {
+		r.P50Ms[name], r.P99Ms[name] = median(p50[name]), median(p99[name])
+		r.DeliveriesPerS[name], r.RSSPerStreamKiB[name] = median(sat[name]), median(rss[name])
+	}
+	ratio := func(m map[string]float64) float64 {
+		if m["centrifugo"] == 0 {
+			return 0
+		}
+		return m["notifyd"] / m["centrifugo"]
+	}
+	r.P50Ratio, r.P99Ratio, r.SatRatio = ratio(r.P50Ms), ratio(r.P99Ms), ratio(r.DeliveriesPerS)
+	r.LatencyTargetMet = len(r.Latency) > 0 && r.P50Ratio <= targetVersusP50Ratio && r.P99Ratio <= targetVersusP99Ratio
+	r.SatTargetMet = len(r.Saturation) > 0 && r.SatRatio >= targetVersusSatRatio
+}

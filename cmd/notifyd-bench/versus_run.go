@@ -1,0 +1,291 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/notifyd/notifyd/internal/cluster"
+	"github.com/notifyd/notifyd/internal/sseclient"
+)
+
+// versusStreams is one run's streams on one system, read by the same
+// reader whatever the system: every event carrying a message number is
+// counted, and its arrival time kept when the run measures latency.
+type versusStreams struct {
+	n       int
+	streams []*sseclient.Stream
+	record  bool
+	// remaining counts, per message number, the streams that have not
+	// received it yet; completed counts messages every stream received.
+	remaining []atomic.Int32
+	completed atomic.Int64
+	wake      chan struct{} // a message completed (capacity 1)
+	received  atomic.Int64
+	lost      atomic.Int64 // streams that ended before the run closed them
+	closing   atomic.Bool
+	recv      [][]versusReceipt // per stream, written only by its reader until wg is done
+	last      []int64           // per stream: the last receipt, unix ns
+	wg        sync.WaitGroup
+	errMu     sync.Mutex
+	firstErr  error
+}
+
+type versusReceipt struct {
+	k  int32
+	at int64 // unix ns
+}
+
+// openVersusStreams opens n streams on sys, at most 64 at a time, and
+// starts reading them. maxMessages bounds the message numbers the run
+// publishes.
+func openVersusStreams(ctx context.Context, sys versusSystem, n, maxMessages int, record bool) (*versusStreams, error) {
+	vs := &versusStreams{n: n, streams: make([]*sseclient.Stream, n), record: record,
+		remaining: make([]atomic.Int32, maxMessages), wake: make(chan struct{}, 1),
+		recv: make([][]versusReceipt, n), last: make([]int64, n)}
+	for k := range vs.remaining {
+		vs.remaining[k].Store(int32(n))
+	}
+	sem := make(chan struct{}, 64)
+	streamCtx := ctx // runGroup's context ends with it; the streams must not
+	err := runGroup(ctx, n, func(ctx context.Context, i int) error {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		defer func() { <-sem }()
+		s, err := sys.Open(streamCtx, i)
+		if err != nil {
+			return err
+		}
+		vs.streams[i] = s
+		vs.wg.Add(1)
+		go vs.read(i, s)
+		return nil
+	})
+	if err != nil {
+		vs.Close()
+		return nil, fmt.Errorf("%s: open %d streams: %w", sys.Name(), n, err)
+	}
+	return vs, nil
+}
+
+// read consumes stream i until it ends.
+func (vs *versusStreams) read(i int, s *sseclient.Stream) {
+	defer vs.wg.Done()
+	for {
+		ev, err := s.Next()
+		if err != nil {
+			if !vs.closing.Load() {
+				vs.lost.Add(1)
+				vs.errMu.Lock()
+				if vs.firstErr == nil {
+					vs.firstErr = fmt.Errorf("stream %d ended: %w", i, err)
+				}
+				vs.errMu.Unlock()
+			}
+			return
+		}
+		k, ok := versusMessage(ev.Data)
+		if !ok || k < 0 || k >= len(vs.remaining) {
+			continue
+		}
+		now := time.Now().UnixNano()
+		vs.last[i] = now
+		if vs.record {
+			vs.recv[i] = append(vs.recv[i], versusReceipt{k: int32(k), at: now})
+		}
+		vs.received.Add(1)
+		if vs.remaining[k].Add(-1) == 0 {
+			vs.completed.Add(1)
+			select {
+			case vs.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// waitCompleted waits until n messages have reached every stream, a stream
+// is lost, or timeout passes.
+func (vs *versusStreams) waitCompleted(ctx context.Context, n int64, timeout time.Duration) error {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond) // a lost stream wakes nobody
+	defer tick.Stop()
+	for vs.completed.Load() < n {
+		if vs.lost.Load() > 0 {
+			return vs.err()
+		}
+		select {
+		case <-vs.wake:
+		case <-tick.C:
+		case <-deadline.C:
+			return fmt.Errorf("%d of %d messages reached every stream within %s (%d deliveries)", vs.completed.Load(), n, timeout, vs.received.Load())
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func (vs *versusStreams) err() error {
+	vs.errMu.Lock()
+	defer vs.errMu.Unlock()
+	return vs.firstErr
+}
+
+// Close ends every stream and waits for the readers.
+func (vs *versusStreams) Close() {
+	vs.closing.Store(true)
+	for _, s := range vs.streams {
+		if s != nil {
+			s.Close()
+		}
+	}
+	vs.wg.Wait()
+}
+
+// lastReceipt is the latest receipt on any stream (after Close).
+func (vs *versusStreams) lastReceipt() time.Time {
+	return time.Unix(0, slices.Max(vs.last))
+}
+
+// versusLatencyRun is one paced run on one system.
+type versusLatencyRun struct {
+	System     string  `json:"system"`
+	Round      int     `json:"round"`
+	Messages   int     `json:"messages"`
+	Achieved   float64 `json:"achieved_per_s"`
+	Latency    Summary `json:"latency"`        // from the system's clock (ClockAtReturn) to receipt
+	PublishP50 float64 `json:"publish_p50_ms"` // the publish call itself
+	PublishP99 float64 `json:"publish_p99_ms"`
+}
+
+// runVersusLatency holds streams on sys and publishes rate messages a
+// second for d from one publisher, the first half second a warm-up left
+// out of the figures, then waits until every stream has everything.
+func runVersusLatency(ctx context.Context, sys versusSystem, streams, rate int, d, timeout time.Duration) (*versusLatencyRun, error) {
+	warm := max(rate/2, 1)
+	total := warm + int(float64(rate)*d.Seconds())
+	vs, err := openVersusStreams(ctx, sys, streams, total, true)
+	if err != nil {
+		return nil, err
+	}
+	defer vs.Close()
+	start, end := make([]int64, total), make([]int64, total)
+	interval := time.Second / time.Duration(rate)
+	begin := time.Now()
+	for k := range total {
+		if err := sleepUntil(ctx, begin.Add(time.Duration(k)*interval)); err != nil {
+			return nil, err
+		}
+		start[k] = time.Now().UnixNano()
+		if err := sys.Publish(ctx, k); err != nil {
+			return nil, err
+		}
+		end[k] = time.Now().UnixNano()
+		if vs.lost.Load() > 0 {
+			return nil, fmt.Errorf("%s: %w", sys.Name(), vs.err())
+		}
+	}
+	elapsed := time.Since(begin)
+	if err := vs.waitCompleted(ctx, int64(total), timeout); err != nil {
+		return nil, fmt.Errorf("%s: %w", sys.Name(), err)
+	}
+	vs.Close()
+	clock := start
+	if sys.ClockAtReturn() {
+		clock = end
+	}
+	var lat, call []time.Duration
+	for _, rs := range vs.recv {
+		for _, r := range rs {
+			if int(r.k) >= warm {
+				lat = append(lat, time.Duration(r.at-clock[r.k]))
+			}
+		}
+	}
+	for k := warm; k < total; k++ {
+		call = append(call, time.Duration(end[k]-start[k]))
+	}
+	cs := summarize(call)
+	return &versusLatencyRun{System: sys.Name(), Messages: total - warm, Achieved: float64(total) / elapsed.Seconds(),
+		Latency: summarize(lat), PublishP50: cs.P50Ms, PublishP99: cs.P99Ms}, nil
+}
+
+// versusSaturationRun is one run publishing as fast as the system takes it.
+type versusSaturationRun struct {
+	System         string  `json:"system"`
+	Round          int     `json:"round"`
+	Messages       int64   `json:"messages"`
+	Deliveries     int64   `json:"deliveries"`
+	Seconds        float64 `json:"seconds"` // first publish to last receipt
+	DeliveriesPerS float64 `json:"deliveries_per_s"`
+	// RSSPerStreamKiB is the server's RSS after the streams connected,
+	// divided by them; MarginalKiB counts only what they added.
+	RSSPerStreamKiB float64 `json:"rss_per_stream_kib"`
+	MarginalKiB     float64 `json:"marginal_kib"`
+}
+
+// runVersusSaturation holds streams on sys and has publishers publish as
+// fast as they can for d, with at most window messages published but not
+// yet on every stream (so no stream falls far enough behind to be dropped
+// as slow by either server), then waits for the last deliveries.
+func runVersusSaturation(ctx context.Context, sys versusSystem, streams, publishers, window int, d, timeout time.Duration) (*versusSaturationRun, error) {
+	const maxMessages = 1 << 21
+	before, _ := cluster.RSS(sys.PID())
+	vs, err := openVersusStreams(ctx, sys, streams, maxMessages, false)
+	if err != nil {
+		return nil, err
+	}
+	defer vs.Close()
+	res := &versusSaturationRun{System: sys.Name()}
+	if after, err := cluster.RSS(sys.PID()); err == nil {
+		res.RSSPerStreamKiB = float64(after) / 1024 / float64(streams)
+		res.MarginalKiB = float64(after-before) / 1024 / float64(streams)
+	}
+	var next atomic.Int64
+	begin := time.Now()
+	stopAt := begin.Add(d)
+	err = runGroup(ctx, publishers, func(ctx context.Context, _ int) error {
+		for time.Now().Before(stopAt) {
+			for next.Load()-vs.completed.Load() >= int64(window) {
+				if vs.lost.Load() > 0 {
+					return vs.err()
+				}
+				select {
+				case <-vs.wake:
+				case <-time.After(time.Millisecond):
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			k := next.Add(1) - 1
+			if k >= maxMessages {
+				return errors.New("more messages than the run can count")
+			}
+			if err := sys.Publish(ctx, int(k)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", sys.Name(), err)
+	}
+	res.Messages = next.Load()
+	if err := vs.waitCompleted(ctx, res.Messages, timeout); err != nil {
+		return nil, fmt.Errorf("%s: %w", sys.Name(), err)
+	}
+	vs.Close()
+	res.Deliveries = vs.received.Load()
+	res.Seconds = vs.lastReceipt().Sub(begin).Seconds()
+	res.DeliveriesPerS = float64(res.Deliveries) / res.Seconds
+	return res, nil
+}
