@@ -186,9 +186,15 @@ func churnOnce(ctx context.Context, pool *pgxpool.Pool, q *postgres.Queue, notes
 }
 
 // measureChurnCosts times the pipeline's statements, 40 rounds each, and
-// returns their medians.
+// returns their medians. Both measurements start right after a CHECKPOINT
+// (best effort: it needs a superuser), as the producer phase's runs do: the
+// churn's last VACUUM leaves a checkpoint's worth of WAL behind it, and a
+// checkpoint running through the rounds (its writes, and a full-page image
+// for the first change of every page after it starts) would be timed as
+// the statements' cost of the "after" rounds only.
 func measureChurnCosts(ctx context.Context, pool *pgxpool.Pool, q *postgres.Queue, notes *postgres.Notifications) (ChurnCosts, error) {
 	const rounds = 40
+	_, _ = pool.Exec(ctx, "CHECKPOINT")
 	var batch, single, feed, retention []time.Duration
 	for i := range rounds {
 		if _, err := pool.Exec(ctx, `INSERT INTO notify.notifications (message, target_user_id)
