@@ -31,6 +31,7 @@ type VersusResult struct {
 	SatPublishers     int     `json:"sat_publishers"`
 	SatWindow         int     `json:"sat_window"`
 
+	Memory     []versusMemory        `json:"memory"`
 	Latency    []versusLatencyRun    `json:"latency"`
 	Saturation []versusSaturationRun `json:"saturation"`
 
@@ -95,6 +96,18 @@ func runVersusPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress
 	systems := []versusSystem{nd, ce}
 	prog.Printf("versus: notifyd %s (one node), Centrifugo %s at %s (memory broker, uni_sse)", nd.node.URL(), centrifugoVersion, cf.URL)
 
+	// Memory first, while neither process has served anything: RSS that a
+	// run's garbage left behind would blur what the streams cost.
+	for _, sys := range systems {
+		m, err := measureVersusMemory(ctx, sys, cfg.VersusSatStreams)
+		if err != nil {
+			return res, fmt.Errorf("versus memory: %w", err)
+		}
+		res.Memory = append(res.Memory, *m)
+		prog.Printf("versus: %-10s %d streams connected: RSS %.1f KiB a stream, %.1f KiB above its idle %.1f MiB",
+			sys.Name(), m.Streams, m.PerStreamKiB, m.MarginalKiB, m.IdleMiB)
+	}
+
 	for round := range cfg.VersusRounds {
 		for _, sys := range systems {
 			r, err := runVersusLatency(ctx, sys, cfg.VersusStreams, cfg.VersusRate, cfg.VersusDuration, cfg.Timeout)
@@ -115,8 +128,8 @@ func runVersusPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress
 			}
 			r.Round = round + 1
 			res.Saturation = append(res.Saturation, *r)
-			prog.Printf("versus: round %d, %-10s %d streams at saturation: %s deliveries/s (%s messages in %.2f s); RSS %.1f KiB a stream (%.1f KiB above idle)",
-				round+1, sys.Name(), cfg.VersusSatStreams, num(r.DeliveriesPerS), num(float64(r.Messages)), r.Seconds, r.RSSPerStreamKiB, r.MarginalKiB)
+			prog.Printf("versus: round %d, %-10s %d streams at saturation: %s deliveries/s (%s messages in %.2f s; %.0f%% of publishes waited for the window); CPU-s server %.1f, bench %.1f",
+				round+1, sys.Name(), cfg.VersusSatStreams, num(r.DeliveriesPerS), num(float64(r.Messages)), r.Seconds, 100*r.WindowWaits, r.ServerCPU, r.BenchCPU)
 		}
 	}
 	res.summarize()
@@ -135,7 +148,9 @@ func (r *VersusResult) summarize() {
 	}
 	for _, s := range r.Saturation {
 		sat[s.System] = append(sat[s.System], s.DeliveriesPerS)
-		rss[s.System] = append(rss[s.System], s.RSSPerStreamKiB)
+	}
+	for _, m := range r.Memory {
+		rss[m.System] = append(rss[m.System], m.PerStreamKiB)
 	}
 	for _, name := range []string{"notifyd", "centrifugo"} {
 		r.P50Ms[name], r.P99Ms[name] = median(p50[name]), median(p99[name])

@@ -20,19 +20,20 @@ func (r *Report) writeVersus(w io.Writer) {
 	fmt.Fprintf(w, "   latency: %d streams, one publisher at %d/s for %.0f s (notifyd: single-row INSERT to everyone, clock at commit;\n"+
 		"   Centrifugo: HTTP API publish to the channel every stream subscribed to, clock at the request's start)\n", v.Streams, v.Rate, v.Seconds)
 	tw := table(w)
-	fmt.Fprintln(tw, "   round\tsystem\tachieved\tp50\tp90\tp99\tmax\tdeliveries\tpublish call p50/p99")
+	fmt.Fprintln(tw, "   round\tsystem\tachieved\tp50\tp90\tp99\tmax\tdeliveries\tpublish call p50/p99\tCPU-s server/bench")
 	for _, l := range v.Latency {
-		fmt.Fprintf(tw, "   %d\t%s\t%.0f/s\t%.2f ms\t%.2f ms\t%.2f ms\t%.1f ms\t%s\t%.2f/%.2f ms\n", l.Round, l.System, l.Achieved,
-			l.Latency.P50Ms, l.Latency.P90Ms, l.Latency.P99Ms, l.Latency.MaxMs, num(float64(l.Latency.Count)), l.PublishP50, l.PublishP99)
+		fmt.Fprintf(tw, "   %d\t%s\t%.0f/s\t%.2f ms\t%.2f ms\t%.2f ms\t%.1f ms\t%s\t%.2f/%.2f ms\t%.1f/%.1f\n", l.Round, l.System, l.Achieved,
+			l.Latency.P50Ms, l.Latency.P90Ms, l.Latency.P99Ms, l.Latency.MaxMs, num(float64(l.Latency.Count)), l.PublishP50, l.PublishP99,
+			l.ServerCPU, l.BenchCPU)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "   saturation: %d streams, %d publishers as fast as they can for %.0f s, at most %d messages not yet on every stream\n",
 		v.SatStreams, v.SatPublishers, v.SatSeconds, v.SatWindow)
 	tw = table(w)
-	fmt.Fprintln(tw, "   round\tsystem\tmessages\tdeliveries/s\tRSS per stream after connect (above idle)")
+	fmt.Fprintln(tw, "   round\tsystem\tmessages\tdeliveries/s\tpublishes that waited for the window\tCPU-s server/bench")
 	for _, s := range v.Saturation {
-		fmt.Fprintf(tw, "   %d\t%s\t%s\t%s\t%.1f KiB (%.1f KiB)\n", s.Round, s.System, num(float64(s.Messages)), num(s.DeliveriesPerS),
-			s.RSSPerStreamKiB, s.MarginalKiB)
+		fmt.Fprintf(tw, "   %d\t%s\t%s\t%s\t%.0f%%\t%.1f/%.1f\n", s.Round, s.System, num(float64(s.Messages)), num(s.DeliveriesPerS),
+			100*s.WindowWaits, s.ServerCPU, s.BenchCPU)
 	}
 	tw.Flush()
 	tw = table(w)
@@ -43,6 +44,9 @@ func (r *Report) writeVersus(w io.Writer) {
 		targetVersusP99Ratio, verdict(len(v.Latency) > 0 && v.P99Ratio <= targetVersusP99Ratio))
 	fmt.Fprintf(tw, "   deliveries/s at saturation\t%s\t%s\t%.2f×\t>= %.1f×: %s\n", num(v.DeliveriesPerS["notifyd"]), num(v.DeliveriesPerS["centrifugo"]),
 		v.SatRatio, targetVersusSatRatio, verdict(v.SatTargetMet))
-	fmt.Fprintf(tw, "   RSS per stream\t%.1f KiB\t%.1f KiB\t\t\n", v.RSSPerStreamKiB["notifyd"], v.RSSPerStreamKiB["centrifugo"])
 	tw.Flush()
+	for _, m := range v.Memory {
+		fmt.Fprintf(w, "   memory, %s: %d streams connected to the fresh process: RSS %.1f KiB a stream, %.1f KiB above its idle %.1f MiB\n",
+			m.System, m.Streams, m.PerStreamKiB, m.MarginalKiB, m.IdleMiB)
+	}
 }

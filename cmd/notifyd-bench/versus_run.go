@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -156,6 +157,27 @@ func (vs *versusStreams) lastReceipt() time.Time {
 	return time.Unix(0, slices.Max(vs.last))
 }
 
+// versusCPU reads the CPU the server and the bench (the SSE reader and
+// the publishers) use over a run; PostgreSQL's is not in either.
+type versusCPU struct {
+	pid           int
+	server, bench time.Duration
+}
+
+func startVersusCPU(pid int) versusCPU {
+	c := versusCPU{pid: pid}
+	c.server, _ = cluster.CPUTime(pid)
+	c.bench, _ = cluster.CPUTime(os.Getpid())
+	return c
+}
+
+// stop returns the server's and the bench's CPU seconds since start.
+func (c versusCPU) stop() (server, bench float64) {
+	s, _ := cluster.CPUTime(c.pid)
+	b, _ := cluster.CPUTime(os.Getpid())
+	return (s - c.server).Seconds(), (b - c.bench).Seconds()
+}
+
 // versusLatencyRun is one paced run on one system.
 type versusLatencyRun struct {
 	System     string  `json:"system"`
@@ -165,6 +187,9 @@ type versusLatencyRun struct {
 	Latency    Summary `json:"latency"`        // from the system's clock (ClockAtReturn) to receipt
 	PublishP50 float64 `json:"publish_p50_ms"` // the publish call itself
 	PublishP99 float64 `json:"publish_p99_ms"`
+	// ServerCPU and BenchCPU are CPU seconds over the publishing.
+	ServerCPU float64 `json:"server_cpu_s"`
+	BenchCPU  float64 `json:"bench_cpu_s"`
 }
 
 // runVersusLatency holds streams on sys and publishes rate messages a
@@ -180,6 +205,7 @@ func runVersusLatency(ctx context.Context, sys versusSystem, streams, rate int, 
 	defer vs.Close()
 	start, end := make([]int64, total), make([]int64, total)
 	interval := time.Second / time.Duration(rate)
+	cpu := startVersusCPU(sys.PID())
 	begin := time.Now()
 	for k := range total {
 		if err := sleepUntil(ctx, begin.Add(time.Duration(k)*interval)); err != nil {
@@ -198,6 +224,7 @@ func runVersusLatency(ctx context.Context, sys versusSystem, streams, rate int, 
 	if err := vs.waitCompleted(ctx, int64(total), timeout); err != nil {
 		return nil, fmt.Errorf("%s: %w", sys.Name(), err)
 	}
+	serverCPU, benchCPU := cpu.stop()
 	vs.Close()
 	clock := start
 	if sys.ClockAtReturn() {
@@ -216,7 +243,7 @@ func runVersusLatency(ctx context.Context, sys versusSystem, streams, rate int, 
 	}
 	cs := summarize(call)
 	return &versusLatencyRun{System: sys.Name(), Messages: total - warm, Achieved: float64(total) / elapsed.Seconds(),
-		Latency: summarize(lat), PublishP50: cs.P50Ms, PublishP99: cs.P99Ms}, nil
+		Latency: summarize(lat), PublishP50: cs.P50Ms, PublishP99: cs.P99Ms, ServerCPU: serverCPU, BenchCPU: benchCPU}, nil
 }
 
 // versusSaturationRun is one run publishing as fast as the system takes it.
@@ -227,10 +254,11 @@ type versusSaturationRun struct {
 	Deliveries     int64   `json:"deliveries"`
 	Seconds        float64 `json:"seconds"` // first publish to last receipt
 	DeliveriesPerS float64 `json:"deliveries_per_s"`
-	// RSSPerStreamKiB is the server's RSS after the streams connected,
-	// divided by them; MarginalKiB counts only what they added.
-	RSSPerStreamKiB float64 `json:"rss_per_stream_kib"`
-	MarginalKiB     float64 `json:"marginal_kib"`
+	// WindowWaits is the share of publishes that first waited for the
+	// window: near 1, delivery is the limit; near 0, the publishers are.
+	WindowWaits float64 `json:"window_waits"`
+	ServerCPU   float64 `json:"server_cpu_s"`
+	BenchCPU    float64 `json:"bench_cpu_s"`
 }
 
 // runVersusSaturation holds streams on sys and has publishers publish as
@@ -239,22 +267,21 @@ type versusSaturationRun struct {
 // as slow by either server), then waits for the last deliveries.
 func runVersusSaturation(ctx context.Context, sys versusSystem, streams, publishers, window int, d, timeout time.Duration) (*versusSaturationRun, error) {
 	const maxMessages = 1 << 21
-	before, _ := cluster.RSS(sys.PID())
 	vs, err := openVersusStreams(ctx, sys, streams, maxMessages, false)
 	if err != nil {
 		return nil, err
 	}
 	defer vs.Close()
 	res := &versusSaturationRun{System: sys.Name()}
-	if after, err := cluster.RSS(sys.PID()); err == nil {
-		res.RSSPerStreamKiB = float64(after) / 1024 / float64(streams)
-		res.MarginalKiB = float64(after-before) / 1024 / float64(streams)
-	}
-	var next atomic.Int64
+	var next, waited atomic.Int64
+	cpu := startVersusCPU(sys.PID())
 	begin := time.Now()
 	stopAt := begin.Add(d)
 	err = runGroup(ctx, publishers, func(ctx context.Context, _ int) error {
 		for time.Now().Before(stopAt) {
+			if next.Load()-vs.completed.Load() >= int64(window) {
+				waited.Add(1)
+			}
 			for next.Load()-vs.completed.Load() >= int64(window) {
 				if vs.lost.Load() > 0 {
 					return vs.err()
@@ -283,9 +310,41 @@ func runVersusSaturation(ctx context.Context, sys versusSystem, streams, publish
 	if err := vs.waitCompleted(ctx, res.Messages, timeout); err != nil {
 		return nil, fmt.Errorf("%s: %w", sys.Name(), err)
 	}
+	res.ServerCPU, res.BenchCPU = cpu.stop()
 	vs.Close()
+	res.WindowWaits = float64(waited.Load()) / float64(max(res.Messages, 1))
 	res.Deliveries = vs.received.Load()
 	res.Seconds = vs.lastReceipt().Sub(begin).Seconds()
 	res.DeliveriesPerS = float64(res.Deliveries) / res.Seconds
 	return res, nil
+}
+
+// versusMemory is a server's RSS before and after n streams connected, on
+// a process that has served nothing else yet.
+type versusMemory struct {
+	System       string  `json:"system"`
+	Streams      int     `json:"streams"`
+	IdleMiB      float64 `json:"idle_mib"`
+	PerStreamKiB float64 `json:"per_stream_kib"` // RSS after connect / streams
+	MarginalKiB  float64 `json:"marginal_kib"`   // (after - idle) / streams
+}
+
+// measureVersusMemory opens n streams on sys, reads its RSS once they are
+// all confirmed, and closes them.
+func measureVersusMemory(ctx context.Context, sys versusSystem, n int) (*versusMemory, error) {
+	before, err := cluster.RSS(sys.PID())
+	if err != nil {
+		return nil, err
+	}
+	vs, err := openVersusStreams(ctx, sys, n, 1, false)
+	if err != nil {
+		return nil, err
+	}
+	defer vs.Close()
+	after, err := cluster.RSS(sys.PID())
+	if err != nil {
+		return nil, err
+	}
+	return &versusMemory{System: sys.Name(), Streams: n, IdleMiB: mib(before), PerStreamKiB: float64(after) / 1024 / float64(n),
+		MarginalKiB: float64(after-before) / 1024 / float64(n)}, nil
 }
