@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -156,28 +155,7 @@ func runCentrifugo(ctx context.Context, bin, dir, addr string, log io.Writer) (*
 }
 
 func (c *centrifugo) waitReady(ctx context.Context, timeout time.Duration) error {
-	client := &http.Client{Timeout: 2 * time.Second}
-	defer client.CloseIdleConnections()
-	deadline := time.Now().Add(timeout)
-	for {
-		resp, err := client.Get(c.URL + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-c.done:
-			return fmt.Errorf("exited before it was ready: %v", c.err)
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not ready after %s", timeout)
-		}
-	}
+	return cluster.WaitOK(ctx, c.URL+"/health", c.done, func() error { return c.err }, timeout)
 }
 
 // PID is the Centrifugo process's id.

@@ -117,11 +117,18 @@ func nodeEnv(cfg NodeConfig, addr string) []string {
 }
 
 func (n *Node) waitReady(ctx context.Context, timeout time.Duration) error {
+	return WaitOK(ctx, n.URL()+"/readyz", n.done, func() error { return n.err }, timeout)
+}
+
+// WaitOK polls url until it answers 200, for a process that has just been
+// started: it gives up when the process exits (exited is closed; exitErr
+// then says why), when ctx ends or after timeout.
+func WaitOK(ctx context.Context, url string, exited <-chan struct{}, exitErr func() error, timeout time.Duration) error {
 	client := &http.Client{Timeout: 2 * time.Second}
 	defer client.CloseIdleConnections()
 	deadline := time.Now().Add(timeout)
 	for {
-		resp, err := client.Get(n.URL() + "/readyz")
+		resp, err := client.Get(url)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -129,8 +136,8 @@ func (n *Node) waitReady(ctx context.Context, timeout time.Duration) error {
 			}
 		}
 		select {
-		case <-n.done:
-			return fmt.Errorf("exited before it was ready: %v", n.err)
+		case <-exited:
+			return fmt.Errorf("exited before it was ready: %v", exitErr())
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
