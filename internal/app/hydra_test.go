@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/notifyd/notifyd/internal/app"
 	"github.com/notifyd/notifyd/internal/apptest"
 	"github.com/notifyd/notifyd/internal/hydratest"
 	"github.com/notifyd/notifyd/internal/sseclient"
@@ -40,10 +41,8 @@ func TestHydra(t *testing.T) {
 	creds := url.Values{"username": {alice.Username}, "password": {alice.Password}}
 
 	env := apptest.NewEnv(t)
-	cfg := env.Config()
-	cfg.OIDC.IssuerURL, cfg.OIDC.Audience = hydra.IssuerURL, "notifyd"
-	cfg.ClientSecret = "notifyd-secret-for-tests"
-	cfg.OIDC.RolesClaim, cfg.OIDC.UserClaim, cfg.OIDC.NameClaim = "groups", "preferred_username", "name"
+	cfg := hydraConfig(env, hydra)
+	cfg.OIDC.NameClaim = "name"
 	cfg.Scopes = []string{"openid", "profile", "email", "groups"}
 	_, base := startWithSignIn(t, env, cfg)
 	plain := cfg
@@ -154,4 +153,14 @@ func mustParse(t *testing.T, raw string) *url.URL {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// hydraConfig is a server signing in at hydra as its client "notifyd",
+// with roles from groups and the user id from preferred_username.
+func hydraConfig(env *apptest.Env, hydra *hydratest.Provider) app.Config {
+	cfg := env.Config()
+	cfg.OIDC.IssuerURL, cfg.OIDC.Audience = hydra.IssuerURL, "notifyd"
+	cfg.ClientSecret = "notifyd-secret-for-tests"
+	cfg.OIDC.RolesClaim, cfg.OIDC.UserClaim = "groups", "preferred_username"
+	return cfg
 }

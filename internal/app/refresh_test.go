@@ -32,10 +32,7 @@ func TestHydraSessionRefresh(t *testing.T) {
 	creds := url.Values{"username": {user.Username}, "password": {user.Password}}
 
 	env := apptest.NewEnv(t)
-	cfg := env.Config()
-	cfg.OIDC.IssuerURL, cfg.OIDC.Audience = hydra.IssuerURL, "notifyd"
-	cfg.ClientSecret = "notifyd-secret-for-tests"
-	cfg.OIDC.RolesClaim, cfg.OIDC.UserClaim = "groups", "preferred_username"
+	cfg := hydraConfig(env, hydra)
 	cfg.Scopes = []string{"openid", "offline_access", "profile", "groups"}
 	cfg.SessionRefresh = 500 * time.Millisecond
 	node, base := startWithSignIn(t, env, cfg)
