@@ -8,7 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/notifyd/notifyd/internal/pgtest"
+	"github.com/notifyd/notifyd/internal/testkit/pgtest"
 )
 
 // longMessage is cut by user_inbox.sql: its whitespace runs become single

@@ -3,8 +3,8 @@ package sqlfiles_test
 import (
 	"testing"
 
-	"github.com/notifyd/notifyd/internal/pgtest"
 	"github.com/notifyd/notifyd/internal/postgres"
+	"github.com/notifyd/notifyd/internal/testkit/pgtest"
 )
 
 var adminViews = []string{"notify.queue_state", "notify.queue_failures", "notify.stream_state"}

@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/cluster"
 )
 
 // centrifugoVersion is the release ./centrifugo/go.mod pins: the one issue 15

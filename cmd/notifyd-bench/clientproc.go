@@ -16,7 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/cluster"
 )
 
 // runClientProc is a client process: it opens the streams of its plan,

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"github.com/notifyd/notifyd/internal/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/cluster"
 )
 
 // clientProcArg, as the first argument, makes the bench a client process:

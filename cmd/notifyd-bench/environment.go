@@ -8,7 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/notifyd/notifyd/internal/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/cluster"
 )
 
 // Environment is what the figures depend on besides the code: they are

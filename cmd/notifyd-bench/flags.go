@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/cluster"
 )
 
 // errUsage marks a mistake on the command line (exit status 2).

@@ -6,8 +6,8 @@ import (
 	"io"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/cluster"
 	"github.com/notifyd/notifyd/internal/notify"
+	"github.com/notifyd/notifyd/internal/testkit/cluster"
 )
 
 // layout is where a phase's streams are: stream k belongs to user

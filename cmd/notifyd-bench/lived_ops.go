@@ -10,8 +10,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/cluster"
 	"github.com/notifyd/notifyd/internal/sseclient"
+	"github.com/notifyd/notifyd/internal/testkit/cluster"
 )
 
 // livedOp is one operation the lived phase times: real HTTP against the

@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/cluster"
 )
 
 // loadAvg1 is the 1-minute load average, or -1 where /proc/loadavg is not

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/cluster"
 )
 
 // cluster.Reader reconnects as soon as a connection ends. A browser does

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/cluster"
 )
 
 // runBroadcastPhase opens cfg.BroadcastStreams streams on one node, then

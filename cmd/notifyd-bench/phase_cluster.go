@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/cluster"
 )
 
 // runClusterPhase: cfg.Nodes nodes on one database, cfg.Streams streams

@@ -7,9 +7,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/cluster"
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/sseclient"
+	"github.com/notifyd/notifyd/internal/testkit/cluster"
 )
 
 // runResumePhase: a stream is cfg.ResumeBehind notifications behind (with

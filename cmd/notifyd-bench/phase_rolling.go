@@ -6,7 +6,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/cluster"
 )
 
 // rollingP99Ms is the rolling restart's target: p99 commit → receipt over

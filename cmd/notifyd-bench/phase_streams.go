@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/cluster"
 )
 
 // Targets of the node phases (issue 6).

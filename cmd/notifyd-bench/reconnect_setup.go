@@ -9,8 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/cluster"
 	"github.com/notifyd/notifyd/internal/notify"
+	"github.com/notifyd/notifyd/internal/testkit/cluster"
 )
 
 // What the storm and the rolling restart share: nodes on a database that

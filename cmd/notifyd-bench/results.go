@@ -4,7 +4,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/cluster"
 )
 
 // ProcCPU is the CPU one process used during a phase's measured window.

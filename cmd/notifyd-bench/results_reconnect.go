@@ -1,6 +1,6 @@
 package main
 
-import "github.com/notifyd/notifyd/internal/cluster"
+import "github.com/notifyd/notifyd/internal/testkit/cluster"
 
 // ReconnectRun is what the storm and the rolling restart report alike.
 type ReconnectRun struct {

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/pgbouncertest"
-	"github.com/notifyd/notifyd/internal/pgtest"
+	"github.com/notifyd/notifyd/internal/testkit/pgbouncertest"
+	"github.com/notifyd/notifyd/internal/testkit/pgtest"
 )
 
 // nowhere is a DATABASE_URL that answers nothing: a command that works with

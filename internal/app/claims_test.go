@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/apptest"
 	"github.com/notifyd/notifyd/internal/issuer"
+	"github.com/notifyd/notifyd/internal/testkit/apptest"
 )
 
 // startDexLike serves an issuer that behaves as Dex does where it matters

@@ -28,7 +28,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/apptest"
+	"github.com/notifyd/notifyd/internal/testkit/apptest"
 )
 
 // dexConf: the password database with one user who has groups and a

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/apptest"
+	"github.com/notifyd/notifyd/internal/testkit/apptest"
 )
 
 // TestTargeting pins guarantee 3: user, role, both, and everyone, with no leak.

@@ -13,9 +13,9 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/notifyd/notifyd/internal/app"
-	"github.com/notifyd/notifyd/internal/apptest"
-	"github.com/notifyd/notifyd/internal/hydratest"
 	"github.com/notifyd/notifyd/internal/sseclient"
+	"github.com/notifyd/notifyd/internal/testkit/apptest"
+	"github.com/notifyd/notifyd/internal/testkit/hydratest"
 )
 
 // alice, at the provider: her sub is opaque, her user name and groups are

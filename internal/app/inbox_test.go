@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/apptest"
+	"github.com/notifyd/notifyd/internal/testkit/apptest"
 )
 
 // api calls the JSON API with a bearer token and decodes the answer.

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/apptest"
 	"github.com/notifyd/notifyd/internal/auth"
+	"github.com/notifyd/notifyd/internal/testkit/apptest"
 )
 
 // TestJWKSURLOnly: a node configured with OIDC_JWKS_URL alone (an app that

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/apptest"
 	"github.com/notifyd/notifyd/internal/notify"
+	"github.com/notifyd/notifyd/internal/testkit/apptest"
 )
 
 // TestNoLeakAcrossUsers: 50 users with random roles, several streams each,

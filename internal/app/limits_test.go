@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/notifyd/notifyd/internal/apptest"
 	"github.com/notifyd/notifyd/internal/sseclient"
+	"github.com/notifyd/notifyd/internal/testkit/apptest"
 )
 
 func request(t *testing.T, method, url, token, body string, header map[string]string) *http.Response {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/apptest"
+	"github.com/notifyd/notifyd/internal/testkit/apptest"
 )
 
 // TestHTTPMetricLabelsStayBounded: anyone can send requests with made-up

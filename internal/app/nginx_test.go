@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/apptest"
 	"github.com/notifyd/notifyd/internal/sseclient"
+	"github.com/notifyd/notifyd/internal/testkit/apptest"
 )
 
 // TestBehindNginx runs a node behind Debian's real nginx with the

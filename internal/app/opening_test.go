@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/apptest"
+	"github.com/notifyd/notifyd/internal/testkit/apptest"
 )
 
 // slowReader is a raw TCP stream client with a small receive buffer that

@@ -12,8 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/notifyd/notifyd/internal/apptest"
-	"github.com/notifyd/notifyd/internal/pgbouncertest"
+	"github.com/notifyd/notifyd/internal/testkit/apptest"
+	"github.com/notifyd/notifyd/internal/testkit/pgbouncertest"
 )
 
 // liveWithin bounds the time from a commit to its delivery on a stream in

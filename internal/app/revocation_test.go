@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/apptest"
 	"github.com/notifyd/notifyd/internal/sseclient"
+	"github.com/notifyd/notifyd/internal/testkit/apptest"
 )
 
 // cookieStream is a browser's stream read in the background.

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/notifyd/notifyd/internal/app"
-	"github.com/notifyd/notifyd/internal/apptest"
+	"github.com/notifyd/notifyd/internal/testkit/apptest"
 )
 
 // loginAttempts counts the sign-ins recorded in the database.

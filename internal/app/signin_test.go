@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/notifyd/notifyd/internal/app"
-	"github.com/notifyd/notifyd/internal/apptest"
 	"github.com/notifyd/notifyd/internal/sseclient"
+	"github.com/notifyd/notifyd/internal/testkit/apptest"
 )
 
 // browser is an HTTP client with a cookie jar that does not follow

@@ -11,7 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/notifyd/notifyd/internal/apptest"
+	"github.com/notifyd/notifyd/internal/testkit/apptest"
 )
 
 // TestReadyzNotesAHeldSnapshot: a session holding a snapshot (a forgotten

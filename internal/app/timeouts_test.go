@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/apptest"
 	"github.com/notifyd/notifyd/internal/sseclient"
+	"github.com/notifyd/notifyd/internal/testkit/apptest"
 )
 
 // TestSlowRequestBodyIsCut: a client that sends a request's headers and then

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/apptest"
 	"github.com/notifyd/notifyd/internal/issuer"
+	"github.com/notifyd/notifyd/internal/testkit/apptest"
 )
 
 // badCase is one request that must be refused.

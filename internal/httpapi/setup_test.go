@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/notifyd/notifyd/internal/app"
-	"github.com/notifyd/notifyd/internal/apptest"
+	"github.com/notifyd/notifyd/internal/testkit/apptest"
 )
 
 // requestTimeout bounds every plain (non-stream) request of these tests.

@@ -10,8 +10,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/notifyd/notifyd/internal/listener"
-	"github.com/notifyd/notifyd/internal/pgbouncertest"
-	"github.com/notifyd/notifyd/internal/pgtest"
+	"github.com/notifyd/notifyd/internal/testkit/pgbouncertest"
+	"github.com/notifyd/notifyd/internal/testkit/pgtest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

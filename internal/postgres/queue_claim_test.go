@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/pgtest"
 	"github.com/notifyd/notifyd/internal/postgres"
+	"github.com/notifyd/notifyd/internal/testkit/pgtest"
 )
 
 func claimIDs(claims []postgres.Claim) []int64 {

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/pgtest"
 	"github.com/notifyd/notifyd/internal/postgres"
+	"github.com/notifyd/notifyd/internal/testkit/pgtest"
 )
 
 func TestPublish(t *testing.T) {

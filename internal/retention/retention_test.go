@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/pgtest"
 	"github.com/notifyd/notifyd/internal/postgres"
 	"github.com/notifyd/notifyd/internal/retention"
+	"github.com/notifyd/notifyd/internal/testkit/pgtest"
 )
 
 // TestPassDeletesInBatchesAndKeepsFailures: old published notifications go,

@@ -19,10 +19,10 @@ import (
 	"github.com/notifyd/notifyd/internal/feed"
 	"github.com/notifyd/notifyd/internal/hub"
 	"github.com/notifyd/notifyd/internal/notify"
-	"github.com/notifyd/notifyd/internal/pgtest"
 	"github.com/notifyd/notifyd/internal/postgres"
 	"github.com/notifyd/notifyd/internal/sseclient"
 	"github.com/notifyd/notifyd/internal/stream"
+	"github.com/notifyd/notifyd/internal/testkit/pgtest"
 )
 
 // world is one node's stream path over a test database: a hub with a

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/notifyd/notifyd/internal/listener"
-	"github.com/notifyd/notifyd/internal/pgtest"
 	"github.com/notifyd/notifyd/internal/postgres"
+	"github.com/notifyd/notifyd/internal/testkit/pgtest"
 )
 
 // TestWorkerTakesUpCrashedWorkersBatch: a worker that claimed a batch and

@@ -15,7 +15,7 @@ import (
 	"github.com/notifyd/notifyd/internal/app"
 	"github.com/notifyd/notifyd/internal/auth"
 	"github.com/notifyd/notifyd/internal/issuer"
-	"github.com/notifyd/notifyd/internal/pgtest"
+	"github.com/notifyd/notifyd/internal/testkit/pgtest"
 )
 
 // Audience is the client id the test issuer signs for.

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/cluster"
 	"github.com/notifyd/notifyd/internal/notify"
+	"github.com/notifyd/notifyd/internal/testkit/cluster"
 )
 
 // TestNodeKilledUnderLoad: three node processes on one database, streams

@@ -14,7 +14,7 @@ import (
 
 	sse "github.com/tmaxmax/go-sse"
 
-	"github.com/notifyd/notifyd/internal/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/cluster"
 )
 
 // TestGoSSEReconnectsAcrossARestart: a third-party Go SSE client,

@@ -2,7 +2,7 @@
 // (package hydratest builds it from here: go build -C <this dir> -o <tmp>/hydra
 // github.com/ory/hydra/v2). A module of its own so that Hydra's dependencies
 // stay out of notifyd's go.mod and ./... of the main module.
-module github.com/notifyd/notifyd/internal/hydratest/tool
+module github.com/notifyd/notifyd/internal/testkit/hydratest/tool
 
 go 1.26
 

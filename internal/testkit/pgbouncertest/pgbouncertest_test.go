@@ -7,8 +7,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/notifyd/notifyd/internal/pgbouncertest"
-	"github.com/notifyd/notifyd/internal/pgtest"
+	"github.com/notifyd/notifyd/internal/testkit/pgbouncertest"
+	"github.com/notifyd/notifyd/internal/testkit/pgtest"
 )
 
 // TestBouncerIsTransactionPoolerWithDefaults pins what the PgBouncer tests

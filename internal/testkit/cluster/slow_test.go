@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/cluster"
 	"github.com/notifyd/notifyd/internal/notify"
+	"github.com/notifyd/notifyd/internal/testkit/cluster"
 )
 
 // TestStuckClientDroppedAtBufferBound: a client that stops reading while
