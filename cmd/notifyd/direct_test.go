@@ -64,7 +64,7 @@ func TestTailDBListensOnDirectURL(t *testing.T) {
 			t.Fatalf("tail ended early: %v\n%s", tail.wait(t, time.Second), tail.errOut.String())
 		}
 		return c.count(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-			AND application_name = 'notifyd-tail' AND query ILIKE 'listen%'`) > 0
+			AND application_name = 'notifyd-tail-listener' AND query ILIKE 'listen%'`) > 0
 	})
 	c.exec(`INSERT INTO notify.notifications (message) VALUES ('rung through the direct connection')`)
 	if err := tail.wait(t, 30*time.Second); err != nil {

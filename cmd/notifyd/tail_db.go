@@ -53,7 +53,7 @@ func tailDB(ctx context.Context, c *common, o tailOptions, out *tailPrinter, std
 	// (DATABASE_URL is then a transaction pooler, through which a LISTEN
 	// hears nothing).
 	listenURL := cmp.Or(c.directURL, sess.db.URL)
-	lis, err := listener.New(listener.Config{URL: withApplicationName(listenURL, "notifyd-tail"), Logger: sess.log})
+	lis, err := listener.New(listener.Config{URL: withApplicationName(listenURL, "notifyd-tail-listener"), Logger: sess.log})
 	if err != nil {
 		return err
 	}

@@ -64,17 +64,28 @@ func TestTailDB(t *testing.T) {
 
 	t.Run("from now, stopping after --count", func(t *testing.T) {
 		tail := startCommand(t, c.env(), "tail", "--db", "--count", "3")
-		// The tail reads the head before it connects its listener, which
-		// names itself: once that connection is there, "now" is fixed.
+		// The tail reads the head (on its notifyd-tail session) before it
+		// connects its listener, notifyd-tail-listener: once that
+		// connection is there, "now" is fixed. (Waiting for the session's
+		// name instead raced the head read.)
 		eventually(t, 20*time.Second, "the tail's listener", func() bool {
 			if tail.finished() {
 				t.Fatalf("tail ended early: %v\n%s", tail.wait(t, time.Second), tail.errOut.String())
 			}
-			return c.count(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'notifyd-tail'`) > 0
+			return c.count(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'notifyd-tail-listener'`) > 0
 		})
-		c.exec(`INSERT INTO notify.notifications (message, severity, target_user_id) VALUES ('first', 'high', 'alice')`)
-		c.exec(`INSERT INTO notify.notifications (message, target_roles, module, action_type) VALUES ('second', '{ADMIN,SALES}', 'orders', 'new')`)
-		c.exec(`INSERT INTO notify.notifications (message, severity) VALUES (E'third\nline', 'critical')`)
+		// One at a time: a worker that claims several in one batch may
+		// publish a critical one first, and the lines below name seqs.
+		for i, insert := range []string{
+			`INSERT INTO notify.notifications (message, severity, target_user_id) VALUES ('first', 'high', 'alice')`,
+			`INSERT INTO notify.notifications (message, target_roles, module, action_type) VALUES ('second', '{ADMIN,SALES}', 'orders', 'new')`,
+			`INSERT INTO notify.notifications (message, severity) VALUES (E'third\nline', 'critical')`,
+		} {
+			c.exec(insert)
+			eventually(t, 20*time.Second, fmt.Sprintf("notification %d to be published", i+2), func() bool {
+				return c.count(`SELECT last_seq FROM notify.stream_head`) == int64(i+2)
+			})
+		}
 		if err := tail.wait(t, 30*time.Second); err != nil {
 			t.Fatalf("tail: %v\n%s", err, tail.errOut.String())
 		}
@@ -108,10 +119,13 @@ func TestTailDB(t *testing.T) {
 	})
 
 	t.Run("stops on cancellation", func(t *testing.T) {
-		listeners := func() int64 {
-			return c.count(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'notifyd-tail'`)
+		connections := func(name string) int64 {
+			return c.count(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = '` + name + `'`)
 		}
-		eventually(t, 20*time.Second, "the earlier tails' connections to close", func() bool { return listeners() == 0 })
+		listeners := func() int64 { return connections("notifyd-tail-listener") }
+		eventually(t, 20*time.Second, "the earlier tails' connections to close", func() bool {
+			return listeners() == 0 && connections("notifyd-tail") == 0
+		})
 		tail := startCommand(t, c.env(), "tail", "--db")
 		eventually(t, 20*time.Second, "the tail's listener", func() bool { return listeners() > 0 })
 		tail.cancel()
