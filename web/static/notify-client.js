@@ -6,8 +6,7 @@
 // This module is the public facade: it reads the options, holds what the app
 // observes (state, last event id, notifications, connection info, unread
 // count), routes each stream message, and wires the parts, each in its own
-// module under client/ (types: notify-client.d.ts; pure logic:
-// notify-client-core.js):
+// module under client/ (types: notify-client.d.ts):
 //
 // - client/transport.js: the EventSource, replaced after every error with
 //   backoff and full jitter, resuming with `?lastEventId=`; heartbeat watchdog.
@@ -19,22 +18,19 @@
 //   fetchUnreadCount, getPreferences, setMutedModules.
 // - client/page.js: online/offline and the page becoming visible.
 // - client/errors.js: NotificationStreamError, NotificationApiError.
+// - client/backoff.js, client/watchdog.js, client/messages.js,
+//   client/received.js: the pure logic (re-exported by notify-client-core.js).
 
-import {
-  Deduplicator,
-  parseMessage,
-  prependBounded,
-  resumePositionOf,
-  routeMessage,
-  watchdogTimeout,
-  DEFAULT_HEARTBEAT_INTERVAL_MS,
-} from './notify-client-core.js';
 import { NotificationApiError, NotificationStreamError, reportCallbackError, safeCall } from './client/errors.js';
 import { createInboxApi, inboxApiBase } from './client/inbox-api.js';
 import { TabElection } from './client/leader.js';
+import { parseMessage, resumePositionOf, routeMessage } from './client/messages.js';
+import { resolveOptions } from './client/options.js';
 import { watchPage } from './client/page.js';
+import { Deduplicator, emptyConnectionInfo, prependBounded } from './client/received.js';
 import { StreamTransport } from './client/transport.js';
 import { UnreadCounter } from './client/unread.js';
+import { DEFAULT_HEARTBEAT_INTERVAL_MS, watchdogTimeout } from './client/watchdog.js';
 
 export { NotificationApiError, NotificationStreamError };
 
@@ -55,58 +51,30 @@ function randomId() {
   return Math.random().toString(36).slice(2) + Date.now().toString(36);
 }
 
-/** @param {string} url */
-function absoluteUrl(url) {
-  try {
-    const loc = /** @type {{location?: {href?: string}}} */ (globalThis).location;
-    return new URL(url, loc && loc.href ? loc.href : undefined).href;
-  } catch {
-    return url;
-  }
-}
-
 /**
  * Creates the client and starts connecting (or joins the tabs' election).
  * @param {NotificationClientOptions} [options]
  * @returns {NotificationClient}
  */
 export function createNotificationClient(options = {}) {
-  const g = /** @type {any} */ (globalThis);
   const {
-    url = '/api/notifications/ws',
-    apiUrl,
-    withCredentials = true,
+    url,
+    withCredentials,
     onNotification,
     onConnected,
     onError,
     onStatus,
-    maxNotifications = 100,
+    maxNotifications,
     heartbeatTimeoutMs,
-    backoff: { initialMs = 1000, maxMs = 30000, resetAfterMs = 60000 } = {},
-    dedupeSize = 1000,
-    shareAcrossTabs = true,
-    lockName = 'notifyd:' + absoluteUrl(url),
     leaderTimeoutMs,
-    pingTimeoutMs = 3000,
-    EventSource: ES = g.EventSource,
-    setTimeout: setTimer = (/** @type {() => void} */ fn, /** @type {number} */ ms) => g.setTimeout(fn, ms),
-    clearTimeout: clearTimer = (/** @type {any} */ h) => g.clearTimeout(h),
-    random = Math.random,
-    now = () => Date.now(),
-    window: win = g.window ?? (typeof g.addEventListener === 'function' ? g : null),
-    document: doc = (win && /** @type {any} */ (win).document) ?? g.document ?? null,
-    navigator: nav = g.navigator ?? null,
-    locks = (nav && nav.locks) ?? null,
-    BroadcastChannel: BC = g.BroadcastChannel ?? null,
-    fetch: fetchFn = typeof g.fetch === 'function' ? (/** @type {any} */ input, /** @type {any} */ init) => g.fetch(input, init) : null,
-  } = options;
-
-  if (typeof ES !== 'function') {
-    throw new TypeError('notify-client: EventSource is not available; pass options.EventSource');
-  }
+    setTimeout: setTimer,
+    clearTimeout: clearTimer,
+    now,
+    ...o
+  } = resolveOptions(options);
 
   const tabId = randomId();
-  const dedupe = new Deduplicator(dedupeSize);
+  const dedupe = new Deduplicator(o.dedupeSize);
 
   /** @type {ConnectionState} */
   let state = 'connecting';
@@ -117,15 +85,7 @@ export function createNotificationClient(options = {}) {
   /** @type {number | null} */
   let heartbeatInterval = null;
   /** @type {ConnectionInfo} */
-  let info = {
-    connectionId: null,
-    userId: null,
-    roles: [],
-    connectedAt: null,
-    reconnectAttempts: 0,
-    isLeader: false,
-    heartbeatInterval: null,
-  };
+  let info = emptyConnectionInfo();
   /** Stopped because sign-in is needed; reconnect() (or a leader coming back) revives. */
   let stopped = false;
   /** close() was called: final. */
@@ -137,9 +97,9 @@ export function createNotificationClient(options = {}) {
   let snapshot = null;
 
   const api = createInboxApi({
-    apiBase: inboxApiBase(url, apiUrl),
+    apiBase: inboxApiBase(url, o.apiUrl),
     withCredentials,
-    fetch: fetchFn,
+    fetch: o.fetch,
     lastEventId: () => lastEventId,
   });
 
@@ -161,15 +121,15 @@ export function createNotificationClient(options = {}) {
   const transport = new StreamTransport({
     url,
     withCredentials,
-    EventSource: ES,
+    EventSource: o.EventSource,
     setTimeout: setTimer,
     clearTimeout: clearTimer,
     now,
-    random,
-    initialMs,
-    maxMs,
-    resetAfterMs,
-    online: !(win && nav && nav.onLine === false),
+    random: o.random,
+    initialMs: o.initialMs,
+    maxMs: o.maxMs,
+    resetAfterMs: o.resetAfterMs,
+    online: !o.startsOffline,
     resumeFrom: () => lastEventId,
     watchdogTimeoutMs: currentWatchdogTimeout,
     hooks: {
@@ -195,14 +155,14 @@ export function createNotificationClient(options = {}) {
 
   const election = new TabElection({
     tabId,
-    lockName,
-    locks,
-    BroadcastChannel: BC,
-    share: shareAcrossTabs,
+    lockName: o.lockName,
+    locks: o.locks,
+    BroadcastChannel: o.BroadcastChannel,
+    share: o.shareAcrossTabs,
     setTimeout: setTimer,
     clearTimeout: clearTimer,
     now,
-    pingTimeoutMs,
+    pingTimeoutMs: o.pingTimeoutMs,
     leaderTimeoutMs: currentLeaderTimeout,
     hooks: {
       halted: () => stopped || disposed,
@@ -498,8 +458,8 @@ export function createNotificationClient(options = {}) {
   // ---- start -------------------------------------------------------------
 
   const unwatchPage = watchPage({
-    window: win,
-    document: doc,
+    window: o.window,
+    document: o.document,
     online: onOnline,
     offline: () => transport.wentOffline(),
     visible: onVisible,

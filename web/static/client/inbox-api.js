@@ -5,7 +5,6 @@
 // watermark of markAllRead), so they live apart from the stream's state:
 // one place maps an HTTP answer to JSON or to a NotificationApiError.
 
-import { apiBaseFromStreamUrl, historyQueryString, toSeq } from '../notify-client-core.js';
 import { NotificationApiError } from './errors.js';
 
 /** @typedef {import('../notify-client.js').FetchLike} FetchLike */
@@ -13,6 +12,58 @@ import { NotificationApiError } from './errors.js';
 /** @typedef {import('../notify-client.js').HistoryPage} HistoryPage */
 /** @typedef {import('../notify-client.js').UnreadCount} UnreadCount */
 /** @typedef {import('../notify-client.js').Preferences} Preferences */
+
+/**
+ * The inbox API's base URL derived from the stream URL: the stream is
+ * `<base>/ws`, the inbox `<base>` (query and fragment dropped), so
+ * `/api/notifications/ws` → `/api/notifications`.
+ * @param {string} streamUrl
+ * @returns {string}
+ */
+export function apiBaseFromStreamUrl(streamUrl) {
+  let base = String(streamUrl).replace(/[?#].*$/, '');
+  base = base.replace(/\/ws\/?$/, '');
+  return base.replace(/\/+$/, '');
+}
+
+/**
+ * The query string of a history request (`before`, `limit`, `unread`,
+ * `module`, `severity`, in that order; empty values left out), without '?'.
+ * Throws a TypeError for a value the server would refuse.
+ * @param {import('../notify-client.js').HistoryQuery} [q]
+ * @returns {string}
+ */
+export function historyQueryString(q = {}) {
+  const p = new URLSearchParams();
+  const { before, limit, unread, module, severity } = q;
+  if (before !== undefined && before !== null) {
+    if (!Number.isSafeInteger(before) || before < 1) throw new TypeError('fetchHistory: before must be a positive seq (a nextCursor)');
+    p.set('before', String(before));
+  }
+  if (limit !== undefined && limit !== null) {
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > 100) throw new TypeError('fetchHistory: limit must be between 1 and 100');
+    p.set('limit', String(limit));
+  }
+  if (unread !== undefined && unread !== null && unread !== false) {
+    if (unread !== true) throw new TypeError('fetchHistory: unread must be a boolean');
+    p.set('unread', 'true');
+  }
+  if (module !== undefined && module !== null && module !== '') p.set('module', String(module));
+  if (severity !== undefined && severity !== null && String(severity) !== '') p.set('severity', String(severity));
+  return p.toString();
+}
+
+/**
+ * A read-all watermark: a non-negative integer from a number or an event id.
+ * @param {unknown} value
+ * @returns {number | null} null when there is none (no event seen yet)
+ */
+export function toSeq(value) {
+  if (value === null || value === undefined || value === '') return null;
+  const n = typeof value === 'number' ? value : typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < 0) throw new TypeError('markAllRead: upTo must be a non-negative integer seq, not ' + JSON.stringify(value));
+  return n;
+}
 
 /**
  * The inbox API's base: `apiUrl` without trailing slashes, or else the

@@ -12,7 +12,7 @@
 // This module decides who leads and carries tab messages; what the messages
 // mean is the client's business (hooks.message).
 
-import { Watchdog } from '../notify-client-core.js';
+import { Watchdog } from './watchdog.js';
 
 /** @typedef {import('../notify-client.js').ConnectionState} ConnectionState */
 /** @typedef {import('../notify-client.js').NotificationErrorKind} NotificationErrorKind */

@@ -10,7 +10,8 @@
 // nothing of tabs or messages: the client says when it may connect and gets
 // told, through hooks, what happened.
 
-import { Backoff, Watchdog, buildStreamUrl, fullJitterDelay } from '../notify-client-core.js';
+import { Backoff, fullJitterDelay } from './backoff.js';
+import { Watchdog } from './watchdog.js';
 
 /** @typedef {import('../notify-client.js').EventSourceLike} EventSourceLike */
 /** @typedef {import('../notify-client.js').EventSourceConstructorLike} EventSourceConstructorLike */
@@ -55,6 +56,37 @@ const CLOSED = 2; // EventSource.CLOSED
  *   hooks: TransportHooks,
  * }} TransportOptions
  */
+
+/**
+ * The stream URL carrying the resume point as the `lastEventId` query
+ * parameter (a new EventSource cannot send the Last-Event-ID header).
+ * Works on relative and absolute URLs; replaces an existing lastEventId.
+ * @param {string} url
+ * @param {string | null | undefined} lastEventId
+ * @returns {string}
+ */
+export function buildStreamUrl(url, lastEventId) {
+  let base = String(url);
+  let hash = '';
+  const h = base.indexOf('#');
+  if (h >= 0) {
+    hash = base.slice(h);
+    base = base.slice(0, h);
+  }
+  let query = '';
+  const q = base.indexOf('?');
+  if (q >= 0) {
+    query = base.slice(q + 1);
+    base = base.slice(0, q);
+  }
+  const params = query
+    .split('&')
+    .filter((p) => p !== '' && decodeURIComponent(p.split('=')[0].replace(/\+/g, ' ')) !== 'lastEventId');
+  if (lastEventId !== null && lastEventId !== undefined && lastEventId !== '') {
+    params.push('lastEventId=' + encodeURIComponent(String(lastEventId)));
+  }
+  return base + (params.length ? '?' + params.join('&') : '') + hash;
+}
 
 export class StreamTransport {
   /** @param {TransportOptions} options */

@@ -17,7 +17,46 @@
 //
 // Followers never count: they adopt the leader's number (adopt()).
 
-import { incrementUnread, unreadOf } from '../notify-client-core.js';
+/** The server counts unread notifications exactly up to this, then answers `hasMore` ("99+"). */
+export const UNREAD_CAP = 99;
+
+/**
+ * The unread count a `connected` or `status` message carries, or undefined
+ * when it carries none (a status about something else). `null` count: the
+ * server could not say (its database was unavailable when the stream opened).
+ * @param {unknown} data the message's `data`
+ * @returns {{count: number | null, hasMore: boolean} | undefined}
+ */
+export function unreadOf(data) {
+  if (!data || typeof data !== 'object' || !('unreadCount' in data)) return undefined;
+  const d = /** @type {{unreadCount?: unknown, hasMore?: unknown}} */ (data);
+  const n = d.unreadCount;
+  if (n === null) return { count: null, hasMore: false };
+  if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) return undefined;
+  return { count: Math.floor(n), hasMore: d.hasMore === true };
+}
+
+/**
+ * The count after one more unread notification: exact up to UNREAD_CAP, then
+ * "UNREAD_CAP and more", as the server says it. An unknown count stays unknown.
+ * @param {{count: number | null, hasMore: boolean}} unread
+ * @returns {{count: number | null, hasMore: boolean}}
+ */
+export function incrementUnread({ count, hasMore }) {
+  if (count === null) return { count, hasMore };
+  if (hasMore || count + 1 > UNREAD_CAP) return { count: Math.min(count, UNREAD_CAP), hasMore: true };
+  return { count: count + 1, hasMore: false };
+}
+
+/**
+ * The badge text for a count: "" when unknown, "99+" past the cap.
+ * @param {number | null} count
+ * @param {boolean} hasMore
+ */
+export function unreadLabel(count, hasMore) {
+  if (count === null) return '';
+  return hasMore ? `${count}+` : String(count);
+}
 
 export const SETTLE_QUIET_MS = 300;
 export const SETTLE_MAX_MS = 3000;
