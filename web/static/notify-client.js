@@ -57,21 +57,7 @@ function randomId() {
  * @returns {NotificationClient}
  */
 export function createNotificationClient(options = {}) {
-  const {
-    url,
-    withCredentials,
-    onNotification,
-    onConnected,
-    onError,
-    onStatus,
-    maxNotifications,
-    heartbeatTimeoutMs,
-    leaderTimeoutMs,
-    setTimeout: setTimer,
-    clearTimeout: clearTimer,
-    now,
-    ...o
-  } = resolveOptions(options);
+  const o = resolveOptions(options);
 
   const tabId = randomId();
   const dedupe = new Deduplicator(o.dedupeSize);
@@ -97,8 +83,8 @@ export function createNotificationClient(options = {}) {
   let snapshot = null;
 
   const api = createInboxApi({
-    apiBase: inboxApiBase(url, o.apiUrl),
-    withCredentials,
+    apiBase: inboxApiBase(o.url, o.apiUrl),
+    withCredentials: o.withCredentials,
     fetch: o.fetch,
     lastEventId: () => lastEventId,
   });
@@ -107,9 +93,7 @@ export function createNotificationClient(options = {}) {
   const mayConnect = () => election.isLeader && !stopped && !disposed;
 
   const unread = new UnreadCounter({
-    now,
-    setTimeout: setTimer,
-    clearTimeout: clearTimer,
+    ...o.timers,
     fetchCount: api.fetchUnreadCount,
     active: () => election.isLeader && !disposed,
     onChange: (announce) => {
@@ -119,12 +103,10 @@ export function createNotificationClient(options = {}) {
   });
 
   const transport = new StreamTransport({
-    url,
-    withCredentials,
+    url: o.url,
+    withCredentials: o.withCredentials,
     EventSource: o.EventSource,
-    setTimeout: setTimer,
-    clearTimeout: clearTimer,
-    now,
+    ...o.timers,
     random: o.random,
     initialMs: o.initialMs,
     maxMs: o.maxMs,
@@ -159,9 +141,7 @@ export function createNotificationClient(options = {}) {
     locks: o.locks,
     BroadcastChannel: o.BroadcastChannel,
     share: o.shareAcrossTabs,
-    setTimeout: setTimer,
-    clearTimeout: clearTimer,
-    now,
+    ...o.timers,
     pingTimeoutMs: o.pingTimeoutMs,
     leaderTimeoutMs: currentLeaderTimeout,
     hooks: {
@@ -190,11 +170,11 @@ export function createNotificationClient(options = {}) {
   });
 
   function currentWatchdogTimeout() {
-    return watchdogTimeout({ heartbeatTimeoutMs, heartbeatInterval });
+    return watchdogTimeout({ heartbeatTimeoutMs: o.heartbeatTimeoutMs, heartbeatInterval });
   }
 
   function currentLeaderTimeout() {
-    if (typeof leaderTimeoutMs === 'number' && leaderTimeoutMs > 0) return leaderTimeoutMs;
+    if (typeof o.leaderTimeoutMs === 'number' && o.leaderTimeoutMs > 0) return o.leaderTimeoutMs;
     return currentWatchdogTimeout() + (heartbeatInterval ?? DEFAULT_HEARTBEAT_INTERVAL_MS);
   }
 
@@ -262,7 +242,7 @@ export function createNotificationClient(options = {}) {
         error: { kind, message, fatal: false, retryInMs: err.retryInMs, reason: details.reason },
       });
     }
-    safeCall(onError, err);
+    safeCall(o.onError, err);
   }
 
   /**
@@ -277,7 +257,7 @@ export function createNotificationClient(options = {}) {
     transport.close();
     if (election.leave()) setInfo({ isLeader: false });
     setState('closed');
-    safeCall(onError, new NotificationStreamError('auth', message + ' — sign in again to receive notifications', { fatal: true, reason }));
+    safeCall(o.onError, new NotificationStreamError('auth', message + ' — sign in again to receive notifications', { fatal: true, reason }));
   }
 
   // ---- messages ----------------------------------------------------------
@@ -307,12 +287,12 @@ export function createNotificationClient(options = {}) {
       case 'notification': {
         const n = /** @type {NotificationMessage} */ (message);
         if (dedupe.accept(route.id)) {
-          notifications = prependBounded(notifications, n, maxNotifications);
+          notifications = prependBounded(notifications, n, o.maxNotifications);
           // The server pushes only what counts as unread (not muted, or
           // critical); the holder of the stream counts it.
           if (local) unread.arrival();
           changed();
-          safeCall(onNotification, n);
+          safeCall(o.onNotification, n);
         } else {
           changed();
         }
@@ -327,14 +307,14 @@ export function createNotificationClient(options = {}) {
           connectionId: data.connectionId ?? null,
           userId: m.userId ?? null,
           roles: Array.isArray(data.roles) ? data.roles.slice() : m.userRole ? [m.userRole] : [],
-          connectedAt: typeof m.timestamp === 'number' ? m.timestamp : now(),
+          connectedAt: typeof m.timestamp === 'number' ? m.timestamp : o.timers.now(),
           heartbeatInterval,
         });
         if (local) transport.heartbeatChanged();
         election.leaderTimeoutChanged();
         if (local) unread.connected(data, data.resumeFrom !== null && data.resumeFrom !== undefined);
         changed();
-        safeCall(onConnected, m);
+        safeCall(o.onConnected, m);
         return;
       }
       case 'status': {
@@ -349,7 +329,7 @@ export function createNotificationClient(options = {}) {
         }
         const did = local ? unread.status(message.data) : false;
         if (dirty && !did) changed();
-        safeCall(onStatus, /** @type {StatusMessage} */ (message));
+        safeCall(o.onStatus, /** @type {StatusMessage} */ (message));
         const closing = route.closing;
         if (closing) {
           if (closing.terminal) stop(closing.reason, closing.message);
@@ -390,7 +370,7 @@ export function createNotificationClient(options = {}) {
         if (stopped || isLeader) return;
         election.heard();
         safeCall(
-          onError,
+          o.onError,
           new NotificationStreamError(m.error.kind, m.error.message, {
             retryInMs: m.error.retryInMs,
             reason: m.error.reason,

@@ -80,10 +80,9 @@ export function resolveOptions(options) {
     leaderTimeoutMs,
     pingTimeoutMs,
     EventSource: /** @type {EventSourceConstructorLike} */ (ES),
-    setTimeout,
-    clearTimeout,
+    /** The client's clock and timers, handed to every part that waits. */
+    timers: { setTimeout, clearTimeout, now },
     random,
-    now,
     window,
     document,
     navigator,
