@@ -15,7 +15,7 @@ import {
   unreadOf,
 } from '../static/notify-client-core.js';
 import { FakeBrowser, FakeClock, connected, fakeFetch, sendNotification, settle, status } from './fakes.js';
-import { openTab, singleClient, twoTabs, unread } from './setup.js';
+import { fakeBrowser, openTab, singleClient, twoTabs, unread } from './setup.js';
 
 // ---- the pure helpers --------------------------------------------------------
 
@@ -287,20 +287,16 @@ test('tabs: the follower shows the leader’s count: connected, new notification
 });
 
 test('tabs: a tab opened later gets the current count at once; the count survives a leader change', async () => {
-  const browser = new FakeBrowser();
-  const clock = new FakeClock();
-  const a = openTab(browser, clock);
-  await settle();
+  const { clock, open } = fakeBrowser();
+  const a = await open();
   const es = a.ES.last.open();
   es.send(connected({ unreadCount: 2 }));
   sendNotification(es, 5);
   await settle();
 
-  const b = openTab(browser, clock);
-  await settle();
+  const b = await open();
   assert.deepEqual(unread(b.client), [3, false], 'from the leader’s state, without waiting for a message');
-  const c = openTab(browser, clock);
-  await settle();
+  const c = await open();
   assert.deepEqual(unread(c.client), [3, false]);
 
   // The leader tab goes; b takes over, resuming from 5.

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { FakeBrowser, FakeClock, connected, heartbeat, sendNotification, settle, status } from './fakes.js';
-import { LOCK, clientInTab, openTab, seqs, twoTabs } from './setup.js';
+import { clientInTab, fakeBrowser, LOCK, openTab, seqs, twoTabs } from './setup.js';
 
 test('two tabs: one leader holds the only stream, the follower gets every message relayed', async () => {
   const { browser, a, b } = await twoTabs();
@@ -38,10 +38,8 @@ test('two tabs: one leader holds the only stream, the follower gets every messag
 });
 
 test('a follower joining later learns the current state from the leader', async () => {
-  const browser = new FakeBrowser();
-  const clock = new FakeClock();
-  const a = openTab(browser, clock);
-  await settle();
+  const { browser, clock, open } = fakeBrowser();
+  const a = await open();
   const es = a.ES.last.open();
   sendNotification(es, 10);
   await settle();
@@ -88,13 +86,10 @@ test('the leader tab closes: the follower takes over from the last id, nothing l
 });
 
 test('leader close() (component unmount) hands over the same way; a third tab keeps following', async () => {
-  const browser = new FakeBrowser();
-  const clock = new FakeClock();
-  const a = openTab(browser, clock);
-  await settle();
+  const { browser, clock, open } = fakeBrowser();
+  const a = await open();
   const b = openTab(browser, clock);
-  const c = openTab(browser, clock);
-  await settle();
+  const c = await open();
   const es = a.ES.last.open();
   sendNotification(es, 1);
   sendNotification(es, 2);

@@ -91,15 +91,27 @@ export function openTab(browser, clock, options = {}) {
 }
 
 /**
+ * A fake browser and its clock; open(options) opens a tab running a client
+ * and lets it settle (join the election, or lead).
+ */
+export function fakeBrowser() {
+  const browser = new FakeBrowser();
+  const clock = new FakeClock();
+  const open = async (options = {}) => {
+    const tab = openTab(browser, clock, options);
+    await settle();
+    return tab;
+  };
+  return { browser, clock, open };
+}
+
+/**
  * A fake browser and clock with two tabs opened one after the other, each
  * settled: `a` leads, `b` follows. leader/follower: each tab's options.
  */
 export async function twoTabs({ leader = {}, follower = {} } = {}) {
-  const browser = new FakeBrowser();
-  const clock = new FakeClock();
-  const a = openTab(browser, clock, leader);
-  await settle();
-  const b = openTab(browser, clock, follower);
-  await settle();
+  const { browser, clock, open } = fakeBrowser();
+  const a = await open(leader);
+  const b = await open(follower);
   return { browser, clock, a, b };
 }
