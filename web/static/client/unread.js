@@ -58,10 +58,15 @@ export function unreadLabel(count, hasMore) {
   return hasMore ? `${count}+` : String(count);
 }
 
+/** A resumed stream's replay is over once the stream has been quiet this long… */
 export const SETTLE_QUIET_MS = 300;
+/** …or this long after its `connected` message at the latest. */
 export const SETTLE_MAX_MS = 3000;
+/** A server count and a new notification closer than this are ambiguous. */
 export const AMBIGUOUS_MS = 1000;
+/** How long after an ambiguity the count is asked for. */
 export const RECOUNT_DELAY_MS = 500;
+/** Recounts allowed per server message (a busy stream must not poll). */
 export const RECOUNT_BUDGET = 3;
 
 /**
