@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { AMBIGUOUS_MS, RECOUNT_BUDGET, RECOUNT_DELAY_MS, SETTLE_MAX_MS, SETTLE_QUIET_MS, UnreadCounter } from '../static/client/unread.js';
 import { FakeClock, settle } from './fakes.js';
 
-/** A counter on fake time; `answers` are what successive recounts get. */
-function counterSetup({ active = true, answers = [] } = {}) {
+/** A counter on fake time; `answers` are what successive recounts get (unless fetchCount is given). */
+function counterSetup({ active = true, answers = [], fetchCount } = {}) {
   const clock = new FakeClock();
   const changes = [];
   let asked = 0;
@@ -17,7 +17,7 @@ function counterSetup({ active = true, answers = [] } = {}) {
     now: clock.now,
     setTimeout: clock.setTimeout,
     clearTimeout: clock.clearTimeout,
-    fetchCount: async () => answers[asked++] ?? { count: 0, hasMore: false },
+    fetchCount: fetchCount ?? (async () => answers[asked++] ?? { count: 0, hasMore: false }),
     active: () => state.active,
     onChange: (announce) => changes.push(announce),
   });
@@ -120,15 +120,7 @@ test('unread counter: a count and an arrival close together are checked, within 
 
 test('unread counter: an older recount answer loses to a newer server count; nothing is asked when inactive', async () => {
   let release;
-  const clock = new FakeClock();
-  const counter = new UnreadCounter({
-    now: clock.now,
-    setTimeout: clock.setTimeout,
-    clearTimeout: clock.clearTimeout,
-    fetchCount: () => new Promise((resolve) => (release = resolve)),
-    active: () => true,
-    onChange: () => {},
-  });
+  const { clock, counter } = counterSetup({ fetchCount: () => new Promise((resolve) => (release = resolve)) });
   counter.status({ unreadCount: 2 });
   counter.arrival();
   clock.advance(RECOUNT_DELAY_MS);
