@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { after, before } from 'node:test';
 import { chromium } from 'playwright-core';
 
 const execFileP = promisify(execFile);
@@ -250,13 +251,15 @@ export async function devToken(server, sub, roles = []) {
 }
 
 /**
- * A database and notifyd on it, without a browser, for tests of other
- * clients of the stream. Torn down after the test; the server's log goes to
- * test-artifacts/browser/logs/ like setup's.
+ * A fresh database and a notifyd on it (not started yet), dropped and
+ * stopped after the test, with the test's log written to
+ * test-artifacts/browser/logs/. closeFirst runs first in the teardown (the
+ * browser context, so no page reconnects to a stopping server).
  * @param {import('node:test').TestContext} t
- * @param {{env?: Record<string, string>}} [opts]
+ * @param {Record<string, string>} env
+ * @param {() => Promise<unknown>} [closeFirst]
  */
-export async function setupServer(t, { env = {} } = {}) {
+async function serverForTest(t, env, closeFirst = async () => {}) {
   const started = Date.now();
   const lines = [];
   const log = (/** @type {string} */ line) => lines.push(`${((Date.now() - started) / 1000).toFixed(3)} ${line}`);
@@ -265,11 +268,24 @@ export async function setupServer(t, { env = {} } = {}) {
   const dbUrl = databaseUrl(name);
   const server = new Notifyd({ databaseUrl: dbUrl, port: await freePort(), env, log });
   t.after(async () => {
+    await closeFirst().catch(() => {});
     await server.stop().catch(() => {});
     await psql(databaseUrl('postgres'), `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch((e) => log('drop database: ' + e.message));
     mkdirSync(path.join(ARTIFACTS, 'logs'), { recursive: true });
     writeFileSync(path.join(ARTIFACTS, 'logs', slug(t.name) + '.log'), lines.join('\n') + '\n');
   });
+  return { server, dbUrl, log };
+}
+
+/**
+ * A database and notifyd on it, without a browser, for tests of other
+ * clients of the stream. Torn down after the test; the server's log goes to
+ * test-artifacts/browser/logs/ like setup's.
+ * @param {import('node:test').TestContext} t
+ * @param {{env?: Record<string, string>}} [opts]
+ */
+export async function setupServer(t, { env = {} } = {}) {
+  const { server, dbUrl, log } = await serverForTest(t, env);
   await server.start();
   return {
     server,
@@ -286,6 +302,26 @@ export async function setupServer(t, { env = {} } = {}) {
 
 // ---- the browser ------------------------------------------------------------------
 
+/**
+ * One Chromium for the test file: launched before its tests, closed after
+ * them. Returns the getter of the browser (there is none before `before`).
+ * @returns {() => import('playwright-core').Browser}
+ */
+export function useBrowser() {
+  /** @type {import('playwright-core').Browser | undefined} */
+  let browser;
+  before(async () => {
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+  });
+  return () => {
+    if (!browser) throw new Error('useBrowser: the browser is launched in before()');
+    return browser;
+  };
+}
+
 export async function launchBrowser() {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)`);
@@ -301,15 +337,10 @@ export async function launchBrowser() {
  * @param {{env?: Record<string, string>, viewport?: {width: number, height: number}}} [opts]
  */
 export async function setup(t, browser, { env = {}, viewport = { width: 1280, height: 800 } } = {}) {
-  const started = Date.now();
-  const lines = [];
-  const log = (/** @type {string} */ line) => lines.push(`${((Date.now() - started) / 1000).toFixed(3)} ${line}`);
-  const name = 'notifyd_e2e_' + randomBytes(6).toString('hex');
-  await psql(databaseUrl('postgres'), `CREATE DATABASE ${name}`);
-  const dbUrl = databaseUrl(name);
-  const server = new Notifyd({ databaseUrl: dbUrl, port: await freePort(), env, log });
-
-  const context = await browser.newContext({ viewport, locale: 'en-GB', timezoneId: 'UTC' });
+  /** @type {import('playwright-core').BrowserContext | undefined} */
+  let context;
+  const { server, dbUrl, log } = await serverForTest(t, env, async () => context?.close());
+  context = await browser.newContext({ viewport, locale: 'en-GB', timezoneId: 'UTC' });
   /** @type {{at: number, page: string, type: string, text: string}[]} */
   const consoleErrors = [];
   let pageNo = 0;
@@ -330,14 +361,6 @@ export async function setup(t, browser, { env = {}, viewport = { width: 1280, he
     });
   };
   context.on('page', watch);
-
-  t.after(async () => {
-    await context.close().catch(() => {});
-    await server.stop().catch(() => {});
-    await psql(databaseUrl('postgres'), `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch((e) => log('drop database: ' + e.message));
-    mkdirSync(path.join(ARTIFACTS, 'logs'), { recursive: true });
-    writeFileSync(path.join(ARTIFACTS, 'logs', slug(t.name) + '.log'), lines.join('\n') + '\n');
-  });
 
   await server.start();
 

@@ -5,18 +5,11 @@
 // arriving live (critical ones still do). Screenshots at 1280 and 390 px.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
-import { launchBrowser, screenshot, setup, shown, signIn, waitFor, waitOpen, waitShown } from './harness.js';
+import { screenshot, setup, shown, signIn, useBrowser, waitFor, waitOpen, waitShown } from './harness.js';
 
-/** @type {import('playwright-core').Browser} */
-let browser;
-before(async () => {
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-});
+const browser = useBrowser();
 
 /**
  * Signs in in one tab, opens a second in the same browser context (a
@@ -94,7 +87,7 @@ async function waitRead(page, id, read, list = '#notifications') {
 }
 
 test('unread badge: two tabs show the same count; a new notification counts in both; a mark-read in one tab reaches the other', async (t) => {
-  const env = await setup(t, browser);
+  const env = await setup(t, browser());
   // Waiting before sign-in: the count comes with the stream's connected message.
   await env.insert([{ message: 'overnight 1' }, { message: 'overnight 2' }, { message: 'overnight 3', targetRoles: ['USER'] }]);
   const [a, b] = await twoTabs(env);
@@ -147,7 +140,7 @@ test('unread badge: two tabs show the same count; a new notification counts in b
 });
 
 test('mark all read: the badge goes to 0 in both tabs; a notification inserted right after stays unread', async (t) => {
-  const env = await setup(t, browser);
+  const env = await setup(t, browser());
   const [a, b] = await twoTabs(env);
   const first = await env.insert(Array.from({ length: 5 }, (_, i) => ({ message: `before ${i + 1}` })));
   await waitShown(a, 5);
@@ -187,7 +180,7 @@ test('mark all read: the badge goes to 0 in both tabs; a notification inserted r
 });
 
 test('history loads older pages; mute switches keep a module’s notifications from arriving live, critical ones still do; screenshots', async (t) => {
-  const env = await setup(t, browser);
+  const env = await setup(t, browser());
   const modules = ['orders', 'billing'];
   await env.insert(
     Array.from({ length: 25 }, (_, i) => ({

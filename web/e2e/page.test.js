@@ -4,21 +4,14 @@
 // and screenshots at laptop and phone widths.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
-import { launchBrowser, screenshot, setup, shown, signIn, waitFor, waitOpen, waitShown } from './harness.js';
+import { screenshot, setup, shown, signIn, useBrowser, waitFor, waitOpen, waitShown } from './harness.js';
 
-/** @type {import('playwright-core').Browser} */
-let browser;
-before(async () => {
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-});
+const browser = useBrowser();
 
 test('sign in through the development issuer and see a notification inserted by SQL', async (t) => {
-  const env = await setup(t, browser);
+  const env = await setup(t, browser());
   const base = env.server.url;
 
   // Without a session the page sends the browser to sign in, and back.
@@ -77,7 +70,7 @@ test('sign in through the development issuer and see a notification inserted by 
 });
 
 test('notifications render as text, with a severity badge and their time', async (t) => {
-  const env = await setup(t, browser);
+  const env = await setup(t, browser());
   const page = await env.newPage();
   await signIn(page, env.server.url, { user: 'mallory', roles: ['USER'] });
 
@@ -115,7 +108,7 @@ test('notifications render as text, with a severity badge and their time', async
 });
 
 test('forms: a test notification, a targeted one and a broadcast; API errors are shown', async (t) => {
-  const env = await setup(t, browser);
+  const env = await setup(t, browser());
   const page = await env.newPage();
   await signIn(page, env.server.url, { user: 'alice', roles: ['ADMIN'] });
   await page.waitForSelector('#form-targeted:not([hidden])');
@@ -173,7 +166,7 @@ test('forms: a test notification, a targeted one and a broadcast; API errors are
 });
 
 test('a plain user sees this tab and the test form, not the admin forms or the queue', async (t) => {
-  const env = await setup(t, browser);
+  const env = await setup(t, browser());
   const page = await env.newPage();
   await signIn(page, env.server.url, { user: 'bob', roles: ['USER'] });
   await page.waitForFunction(() => /Your streams on this node: 1/.test(document.getElementById('mine')?.textContent ?? ''), null, {
@@ -196,7 +189,7 @@ test('a plain user sees this tab and the test form, not the admin forms or the q
 });
 
 test('the queue panel shows counts, attempts and last errors; screenshots at laptop and phone widths', async (t) => {
-  const env = await setup(t, browser);
+  const env = await setup(t, browser());
   const page = await env.newPage();
   await signIn(page, env.server.url, { user: 'alice', roles: ['ADMIN', 'OPS'] });
 
@@ -260,7 +253,7 @@ test('the queue panel shows counts, attempts and last errors; screenshots at lap
 });
 
 test('sign out ends the session and the stream', async (t) => {
-  const env = await setup(t, browser);
+  const env = await setup(t, browser());
   const page = await env.newPage();
   await signIn(page, env.server.url, { user: 'alice', roles: ['ADMIN'] });
   const cookie = (await env.context.cookies()).find((c) => c.name === 'notifyd_session');

@@ -3,21 +3,14 @@
 // it is down the client retries with a growing, capped, jittered backoff.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
-import { assertExactlyOnceInOrder, launchBrowser, setup, signIn, waitOpen, waitShown } from './harness.js';
+import { assertExactlyOnceInOrder, setup, signIn, useBrowser, waitOpen, waitShown } from './harness.js';
 
-/** @type {import('playwright-core').Browser} */
-let browser;
-before(async () => {
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-});
+const browser = useBrowser();
 
 test('stop the server, insert 20 notifications, start it again: the page shows all 20 exactly once, in order', async (t) => {
-  const env = await setup(t, browser);
+  const env = await setup(t, browser());
   const page = await env.newPage();
   // A shorter backoff ceiling than the default 30 s keeps the wait short;
   // the resume is the same.
@@ -64,7 +57,7 @@ test('stop the server, insert 20 notifications, start it again: the page shows a
 });
 
 test('while the server is down the reconnect delay grows, with full jitter, up to its cap', async (t) => {
-  const env = await setup(t, browser);
+  const env = await setup(t, browser());
   const page = await env.newPage();
   const initialMs = 100;
   const maxMs = 1600;

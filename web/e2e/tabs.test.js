@@ -3,18 +3,11 @@
 // event id, losing nothing.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
-import { assertExactlyOnceInOrder, launchBrowser, setup, shown, signIn, waitFor, waitOpen, waitShown } from './harness.js';
+import { assertExactlyOnceInOrder, setup, shown, signIn, useBrowser, waitFor, waitOpen, waitShown } from './harness.js';
 
-/** @type {import('playwright-core').Browser} */
-let browser;
-before(async () => {
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-});
+const browser = useBrowser();
 
 /**
  * Signs in in one tab, opens a second in the same browser context, and
@@ -46,7 +39,7 @@ async function streamsOpen(base) {
 }
 
 test('two tabs share one stream and both show every notification', async (t) => {
-  const env = await setup(t, browser);
+  const env = await setup(t, browser());
   const [first, second] = await twoTabs(env);
   assert.equal(await isLeader(first), true);
   assert.equal(await isLeader(second), false);
@@ -83,7 +76,7 @@ test('two tabs share one stream and both show every notification', async (t) => 
 });
 
 test('closing the leader tab: the other tab takes over with nothing lost', async (t) => {
-  const env = await setup(t, browser);
+  const env = await setup(t, browser());
   const [leader, survivor] = await twoTabs(env);
   assert.equal(await isLeader(leader), true);
   const before = (await env.status()).connections.streams[0].id;

@@ -32,6 +32,7 @@
 // Types: use-notification-sse.d.ts.
 
 import { createNotificationClient } from './notify-client.js';
+import { emptyConnectionInfo } from './client/received.js';
 
 /** @typedef {import('./use-notification-sse.js').ReactLike} ReactLike */
 /** @typedef {import('./use-notification-sse.js').UseNotificationSSE} UseNotificationSSE */
@@ -54,15 +55,7 @@ function initialSnapshot(state) {
     state,
     isConnected: false,
     lastEventId: null,
-    connectionInfo: Object.freeze({
-      connectionId: null,
-      userId: null,
-      roles: [],
-      connectedAt: null,
-      reconnectAttempts: 0,
-      isLeader: false,
-      heartbeatInterval: null,
-    }),
+    connectionInfo: Object.freeze(emptyConnectionInfo()),
     notifications: Object.freeze([]),
     duplicatesSuppressed: 0,
     unreadCount: null,

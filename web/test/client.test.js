@@ -3,45 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { createNotificationClient, NotificationStreamError } from '../static/notify-client.js';
-import {
-  FakeClock,
-  FakeDocument,
-  FakeWindow,
-  connected,
-  fakeEventSource,
-  heartbeat,
-  notification,
-  sendNotification,
-  status,
-} from './fakes.js';
-
-/** A client with every dependency faked; returns it with its fakes and the calls it made. */
-function setup(options = {}) {
-  const clock = new FakeClock();
-  const ES = fakeEventSource();
-  const window = new FakeWindow();
-  const document = new FakeDocument();
-  const navigator = { onLine: true };
-  const calls = { notifications: [], connected: [], errors: [], statuses: [] };
-  const client = createNotificationClient({
-    shareAcrossTabs: false,
-    EventSource: ES,
-    setTimeout: clock.setTimeout,
-    clearTimeout: clock.clearTimeout,
-    now: clock.now,
-    random: () => 0.5,
-    window,
-    document,
-    navigator,
-    onNotification: (m) => calls.notifications.push(m),
-    onConnected: (m) => calls.connected.push(m),
-    onError: (e) => calls.errors.push(e),
-    onStatus: (m) => calls.statuses.push(m),
-    ...options,
-  });
-  return { client, clock, ES, window, document, navigator, calls };
-}
+import { NotificationStreamError } from '../static/notify-client.js';
+import { connected, heartbeat, notification, sendNotification, status } from './fakes.js';
+import { singleClient } from './setup.js';
 
 /** Time until the next EventSource is created, by stepping the clock 1 ms at a time (up to limit). */
 function timeToNextConnect(clock, ES, limit = 120000) {
@@ -54,7 +18,7 @@ function timeToNextConnect(clock, ES, limit = 120000) {
 }
 
 test('connects to the default URL with credentials, no resume point at first', () => {
-  const { client, ES, calls } = setup();
+  const { client, ES, calls } = singleClient();
   assert.equal(ES.instances.length, 1);
   assert.equal(ES.last.url, '/api/notifications/ws');
   assert.equal(ES.last.withCredentials, true);
@@ -79,7 +43,7 @@ test('connects to the default URL with credentials, no resume point at first', (
 });
 
 test('delivers each notification once, newest first, tracking the last event id', () => {
-  const { client, ES, calls } = setup();
+  const { client, ES, calls } = singleClient();
   const es = ES.last.open();
   es.send(connected());
   sendNotification(es, 1);
@@ -99,7 +63,7 @@ test('delivers each notification once, newest first, tracking the last event id'
 });
 
 test('keeps at most maxNotifications, newest first', () => {
-  const { client, ES, calls } = setup({ maxNotifications: 3 });
+  const { client, ES, calls } = singleClient({ maxNotifications: 3 });
   const es = ES.last.open();
   for (let seq = 1; seq <= 10; seq++) sendNotification(es, seq);
   assert.equal(calls.notifications.length, 10, 'every notification reaches onNotification');
@@ -111,7 +75,7 @@ test('keeps at most maxNotifications, newest first', () => {
 });
 
 test('suppresses duplicates by notificationId and counts them; memory bounded by dedupeSize', () => {
-  const { client, ES, calls } = setup({ dedupeSize: 3 });
+  const { client, ES, calls } = singleClient({ dedupeSize: 3 });
   const es = ES.last.open();
   sendNotification(es, 1);
   sendNotification(es, 2);
@@ -129,7 +93,7 @@ test('suppresses duplicates by notificationId and counts them; memory bounded by
 });
 
 test('on error it closes the EventSource and reconnects with a NEW one carrying ?lastEventId', () => {
-  const { client, clock, ES, calls } = setup();
+  const { client, clock, ES, calls } = singleClient();
   const first = ES.last.open();
   first.send(connected());
   sendNotification(first, 41);
@@ -160,7 +124,7 @@ test('on error it closes the EventSource and reconnects with a NEW one carrying 
 });
 
 test('an answer EventSource gives up on (non-200, wrong type) is retried with backoff', () => {
-  const { client, clock, ES, calls } = setup({ random: () => 0.999 });
+  const { client, clock, ES, calls } = singleClient({ random: () => 0.999 });
   const delays = [];
   for (let i = 0; i < 8; i++) {
     ES.last.fail({ gaveUp: true }); // readyState CLOSED, never opened
@@ -179,7 +143,7 @@ test('an answer EventSource gives up on (non-200, wrong type) is retried with ba
 
 test('full jitter: the delay is random(0, ceiling) with the injected random', () => {
   const draws = [0, 0.25, 0.75, 0.1];
-  const { client, clock, ES } = setup({ random: () => draws.shift() ?? 0, backoff: { initialMs: 1000, maxMs: 3000 } });
+  const { client, clock, ES } = singleClient({ random: () => draws.shift() ?? 0, backoff: { initialMs: 1000, maxMs: 3000 } });
   const delays = [];
   for (let i = 0; i < 4; i++) {
     ES.last.fail();
@@ -191,7 +155,7 @@ test('full jitter: the delay is random(0, ceiling) with the injected random', ()
 });
 
 test('backoff is reset after the connection has been healthy for resetAfterMs', () => {
-  const { client, clock, ES } = setup({
+  const { client, clock, ES } = singleClient({
     random: () => 0.999,
     backoff: { initialMs: 1000, maxMs: 30000, resetAfterMs: 60000 },
   });
@@ -225,7 +189,7 @@ test('backoff is reset after the connection has been healthy for resetAfterMs', 
 });
 
 test('heartbeat watchdog: no message for twice the interval means a dead connection', () => {
-  const { client, clock, ES, calls } = setup();
+  const { client, clock, ES, calls } = singleClient();
   const es = ES.last.open();
   es.send(connected({ heartbeatInterval: 1000 }));
   sendNotification(es, 5);
@@ -250,7 +214,7 @@ test('heartbeat watchdog: no message for twice the interval means a dead connect
 });
 
 test('heartbeatTimeoutMs overrides twice the interval; the watchdog also covers a connect that hangs', () => {
-  const { client, clock, ES } = setup({ heartbeatTimeoutMs: 5000 });
+  const { client, clock, ES } = singleClient({ heartbeatTimeoutMs: 5000 });
   // Never opens: after 5 s it is abandoned.
   clock.advance(4999);
   assert.equal(ES.last.closed, false);
@@ -266,7 +230,7 @@ test('heartbeatTimeoutMs overrides twice the interval; the watchdog also covers 
   client.close();
 
   // Without either, a stream that never says anything is abandoned after 30 s.
-  const s2 = setup();
+  const s2 = singleClient();
   s2.ES.last.open();
   s2.clock.advance(29999);
   assert.equal(s2.ES.last.closed, false);
@@ -276,7 +240,7 @@ test('heartbeatTimeoutMs overrides twice the interval; the watchdog also covers 
 });
 
 test('offline: no spinning; online: reconnect at once', () => {
-  const { client, clock, ES, window, navigator } = setup({ random: () => 0.999 });
+  const { client, clock, ES, window, navigator } = singleClient({ random: () => 0.999 });
   const es = ES.last.open();
   sendNotification(es, 8);
   navigator.onLine = false;
@@ -303,7 +267,7 @@ test('offline: no spinning; online: reconnect at once', () => {
 });
 
 test('offline for long: one slow attempt per maxMs, not a loop', () => {
-  const { client, clock, ES, window } = setup({ random: () => 0.999 });
+  const { client, clock, ES, window } = singleClient({ random: () => 0.999 });
   window.emit('offline');
   for (let i = 0; i < 5; i++) {
     ES.last.fail();
@@ -313,7 +277,7 @@ test('offline for long: one slow attempt per maxMs, not a loop', () => {
 });
 
 test('a hidden page that becomes visible reconnects now if the stream is down', () => {
-  const { client, clock, ES, document } = setup({ random: () => 0.999 });
+  const { client, clock, ES, document } = singleClient({ random: () => 0.999 });
   for (let i = 0; i < 5; i++) {
     ES.last.fail();
     timeToNextConnect(clock, ES);
@@ -338,7 +302,7 @@ test('a hidden page that becomes visible reconnects now if the stream is down', 
 });
 
 test('visible again after a sleep: a silent stream is detected at once', () => {
-  const { client, clock, ES, document } = setup();
+  const { client, clock, ES, document } = singleClient();
   const es = ES.last.open();
   es.send(connected({ heartbeatInterval: 1000 }));
   document.setVisibility('hidden');
@@ -350,7 +314,7 @@ test('visible again after a sleep: a silent stream is detected at once', () => {
 });
 
 test('status messages go to onStatus; closing "shutdown"/"slow" reconnects promptly from the last id', () => {
-  const { client, clock, ES, calls } = setup({ random: () => 0.999 });
+  const { client, clock, ES, calls } = singleClient({ random: () => 0.999 });
   // Some failures first: a closing reconnect is still prompt.
   for (let i = 0; i < 4; i++) {
     ES.last.fail();
@@ -376,7 +340,7 @@ test('status messages go to onStatus; closing "shutdown"/"slow" reconnects promp
 });
 
 test('a status naming another position (replay "ahead" or "lost") moves the resume point there', () => {
-  const { client, clock, ES, calls } = setup({ random: () => 0 });
+  const { client, clock, ES, calls } = singleClient({ random: () => 0 });
   let es = ES.last.open();
   es.send(connected());
   sendNotification(es, 48);
@@ -400,7 +364,7 @@ test('a status naming another position (replay "ahead" or "lost") moves the resu
 });
 
 test('closing "shutdown" with reconnectAfter waits exactly that long, so a node spreads its clients', () => {
-  const { client, clock, ES } = setup({ random: () => 0 });
+  const { client, clock, ES } = singleClient({ random: () => 0 });
   for (const after of [2500, 40, 0]) {
     const es = ES.last.open();
     es.send(connected());
@@ -415,7 +379,7 @@ test('closing "shutdown" with reconnectAfter waits exactly that long, so a node 
 
 test('closing "expired" or "logout" stops the client: state closed, onError says sign in, no retries', () => {
   for (const reason of ['expired', 'logout']) {
-    const { client, clock, ES, calls } = setup();
+    const { client, clock, ES, calls } = singleClient();
     const es = ES.last.open();
     es.send(connected());
     sendNotification(es, 3);
@@ -442,7 +406,7 @@ test('closing "expired" or "logout" stops the client: state closed, onError says
 });
 
 test('reconnect() reconnects now with the last id and forgets past failures', () => {
-  const { client, clock, ES } = setup({ random: () => 0.999 });
+  const { client, clock, ES } = singleClient({ random: () => 0.999 });
   const es = ES.last.open();
   sendNotification(es, 77);
   for (let i = 0; i < 3; i++) {
@@ -465,7 +429,7 @@ test('reconnect() reconnects now with the last id and forgets past failures', ()
 });
 
 test('close() ends everything: stream, timers, listeners', () => {
-  const { client, clock, ES, window, document } = setup();
+  const { client, clock, ES, window, document } = singleClient();
   const es = ES.last.open();
   es.send(connected());
   es.fail();
@@ -490,7 +454,7 @@ test('a throwing callback does not break the stream; malformed data is reported'
   const logged = [];
   t.mock.method(console, 'error', (...args) => logged.push(args));
   let n = 0;
-  const { client, ES, calls } = setup({
+  const { client, ES, calls } = singleClient({
     onNotification: () => {
       n++;
       throw new Error('app bug');
@@ -510,7 +474,7 @@ test('a throwing callback does not break the stream; malformed data is reported'
 });
 
 test('subscribe/getSnapshot: a stable snapshot replaced on every change', () => {
-  const { client, ES } = setup();
+  const { client, ES } = singleClient();
   const s0 = client.getSnapshot();
   assert.equal(client.getSnapshot(), s0);
   let changes = 0;
@@ -533,7 +497,7 @@ test('subscribe/getSnapshot: a stable snapshot replaced on every change', () => 
 });
 
 test('a custom URL keeps its query; the option names of the contract are honoured', () => {
-  const { client, clock, ES } = setup({ url: 'https://n.example.com/api/notifications/ws?tenant=a', withCredentials: false });
+  const { client, clock, ES } = singleClient({ url: 'https://n.example.com/api/notifications/ws?tenant=a', withCredentials: false });
   assert.equal(ES.last.url, 'https://n.example.com/api/notifications/ws?tenant=a');
   assert.equal(ES.last.withCredentials, false);
   sendNotification(ES.last.open(), 9);

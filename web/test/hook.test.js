@@ -9,6 +9,7 @@ import TestRenderer from 'react-test-renderer';
 
 import useNotificationSSEDefault, { createUseNotificationSSE, useNotificationSSE } from '../static/use-notification-sse.js';
 import { FakeBrowser, FakeClock, connected, fakeEventSource, fakeFetch, sendNotification, settle, status } from './fakes.js';
+import { fakeTimeOptions } from './setup.js';
 
 const { act } = TestRenderer;
 
@@ -126,10 +127,7 @@ function deps(extra = {}) {
     ES,
     options: {
       shareAcrossTabs: false,
-      EventSource: ES,
-      setTimeout: clock.setTimeout,
-      clearTimeout: clock.clearTimeout,
-      now: clock.now,
+      ...fakeTimeOptions(clock, ES),
       window: null,
       document: null,
       ...extra,

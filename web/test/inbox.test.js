@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { createNotificationClient, NotificationApiError } from '../static/notify-client.js';
+import { NotificationApiError } from '../static/notify-client.js';
 import {
   UNREAD_CAP,
   apiBaseFromStreamUrl,
@@ -14,65 +14,8 @@ import {
   unreadLabel,
   unreadOf,
 } from '../static/notify-client-core.js';
-import {
-  FakeBrowser,
-  FakeClock,
-  FakeDocument,
-  FakeWindow,
-  connected,
-  fakeEventSource,
-  fakeFetch,
-  sendNotification,
-  settle,
-  status,
-} from './fakes.js';
-
-const LOCK = 'notifyd:/api/notifications/ws';
-
-/** A client with its own stream (no tab sharing) and a fake fetch. */
-function single(options = {}) {
-  const clock = new FakeClock();
-  const ES = fakeEventSource();
-  const fetch = 'fetch' in options ? options.fetch : fakeFetch();
-  const client = createNotificationClient({
-    shareAcrossTabs: false,
-    EventSource: ES,
-    setTimeout: clock.setTimeout,
-    clearTimeout: clock.clearTimeout,
-    now: clock.now,
-    random: () => 0.5,
-    window: new FakeWindow(),
-    document: new FakeDocument(),
-    navigator: { onLine: true },
-    ...options,
-    fetch,
-  });
-  return { client, clock, ES, fetch };
-}
-
-/** A tab of a fake browser running a client. */
-function openTab(browser, clock, options = {}) {
-  const tab = browser.tab();
-  const ES = fakeEventSource();
-  const fetch = options.fetch ?? fakeFetch();
-  const client = createNotificationClient({
-    lockName: LOCK,
-    EventSource: ES,
-    setTimeout: clock.setTimeout,
-    clearTimeout: clock.clearTimeout,
-    now: clock.now,
-    random: () => 0.5,
-    window: tab.window,
-    document: tab.document,
-    navigator: tab.navigator,
-    BroadcastChannel: tab.BroadcastChannel,
-    ...options,
-    fetch,
-  });
-  return { tab, ES, client, fetch };
-}
-
-const unread = (c) => [c.unreadCount, c.unreadHasMore];
+import { FakeBrowser, FakeClock, connected, fakeFetch, sendNotification, settle, status } from './fakes.js';
+import { fakeBrowser, openTab, singleClient, twoTabs, unread } from './setup.js';
 
 // ---- the pure helpers --------------------------------------------------------
 
@@ -124,7 +67,7 @@ test('core: the API base, the history query string and read-all seqs', () => {
 // ---- the count on one stream -------------------------------------------------
 
 test('count: null until connected, then from connected, +1 per new notification, set by status', () => {
-  const { client, ES } = single();
+  const { client, ES } = singleClient();
   assert.deepEqual(unread(client), [null, false]);
   assert.equal(client.getSnapshot().unreadCount, null);
 
@@ -154,7 +97,7 @@ test('count: null until connected, then from connected, +1 per new notification,
 });
 
 test('count: "99+" from the server stays 99+ as notifications arrive; 98 + 2 becomes 99+', () => {
-  const { client, ES } = single();
+  const { client, ES } = singleClient();
   const es = ES.last.open();
   es.send(connected({ unreadCount: 99, hasMore: true }));
   assert.deepEqual(unread(client), [99, true]);
@@ -169,7 +112,7 @@ test('count: "99+" from the server stays 99+ as notifications arrive; 98 + 2 bec
 });
 
 test('count: unknown (null) when the server could not say, until a status says', () => {
-  const { client, ES } = single();
+  const { client, ES } = singleClient();
   const es = ES.last.open();
   es.send(connected({ unreadCount: null }));
   sendNotification(es, 1);
@@ -180,7 +123,7 @@ test('count: unknown (null) when the server could not say, until a status says',
 });
 
 test('count: listeners hear every change of the count', () => {
-  const { client, ES } = single();
+  const { client, ES } = singleClient();
   const es = ES.last.open();
   es.send(connected({ unreadCount: 0 }));
   const seen = [];
@@ -193,7 +136,7 @@ test('count: listeners hear every change of the count', () => {
 
 test('count: a resumed stream does not count the replay twice; it recounts once the replay is over', async () => {
   const fetch = fakeFetch((url) => (url.endsWith('/unread-count') ? { json: { count: 6, hasMore: false } } : undefined));
-  const { client, ES, clock } = single({ fetch });
+  const { client, ES, clock } = singleClient({ fetch });
   let es = ES.last.open();
   es.send(connected({ unreadCount: 2 }));
   sendNotification(es, 1);
@@ -222,7 +165,7 @@ test('count: a resumed stream does not count the replay twice; it recounts once 
 });
 
 test('count: a resumed stream with nothing to replay keeps the connected count, no extra request', async () => {
-  const { client, ES, clock, fetch } = single();
+  const { client, ES, clock, fetch } = singleClient();
   let es = ES.last.open();
   es.send(connected({ unreadCount: 0 }));
   sendNotification(es, 1);
@@ -240,7 +183,7 @@ test('count: a resumed stream with nothing to replay keeps the connected count, 
 test('count: a status arriving during the recount wins over the recount’s older answer', async () => {
   let answer;
   const fetch = fakeFetch((url) => (url.endsWith('/unread-count') ? new Promise((r) => (answer = r)) : undefined));
-  const { client, ES, clock } = single({ fetch });
+  const { client, ES, clock } = singleClient({ fetch });
   const es = ES.last.open();
   es.send(connected({ unreadCount: 5, resumeFrom: 1 }));
   sendNotification(es, 2);
@@ -257,7 +200,7 @@ test('count: a status arriving during the recount wins over the recount’s olde
 test('count: a status and a notification arriving close together (either may include the other): one recount settles it', async () => {
   let serverCount = 1;
   const fetch = fakeFetch((url) => (url.endsWith('/unread-count') ? { json: { count: serverCount, hasMore: false } } : undefined));
-  const { client, ES, clock } = single({ fetch });
+  const { client, ES, clock } = singleClient({ fetch });
   const es = ES.last.open();
   es.send(connected({ unreadCount: 0 }));
   clock.advance(5000);
@@ -300,7 +243,7 @@ test('count: a status and a notification arriving close together (either may inc
 
 test('count: recounts stop after a few in a busy stream; each server message renews them', async () => {
   const fetch = fakeFetch((url) => (url.endsWith('/unread-count') ? { json: { count: 5, hasMore: false } } : undefined));
-  const { client, ES, clock } = single({ fetch });
+  const { client, ES, clock } = singleClient({ fetch });
   const es = ES.last.open();
   es.send(connected({ unreadCount: 0 }));
   // A notification every 100 ms for 10 s, keeping every answer ambiguous.
@@ -316,12 +259,7 @@ test('count: recounts stop after a few in a busy stream; each server message ren
 // ---- the count across tabs ---------------------------------------------------
 
 test('tabs: the follower shows the leader’s count: connected, new notifications, status', async () => {
-  const browser = new FakeBrowser();
-  const clock = new FakeClock();
-  const a = openTab(browser, clock);
-  await settle();
-  const b = openTab(browser, clock);
-  await settle();
+  const { a, b } = await twoTabs();
   assert.equal(a.client.connectionInfo.isLeader, true);
   assert.deepEqual(unread(b.client), [null, false]);
 
@@ -349,20 +287,16 @@ test('tabs: the follower shows the leader’s count: connected, new notification
 });
 
 test('tabs: a tab opened later gets the current count at once; the count survives a leader change', async () => {
-  const browser = new FakeBrowser();
-  const clock = new FakeClock();
-  const a = openTab(browser, clock);
-  await settle();
+  const { clock, open } = fakeBrowser();
+  const a = await open();
   const es = a.ES.last.open();
   es.send(connected({ unreadCount: 2 }));
   sendNotification(es, 5);
   await settle();
 
-  const b = openTab(browser, clock);
-  await settle();
+  const b = await open();
   assert.deepEqual(unread(b.client), [3, false], 'from the leader’s state, without waiting for a message');
-  const c = openTab(browser, clock);
-  await settle();
+  const c = await open();
   assert.deepEqual(unread(c.client), [3, false]);
 
   // The leader tab goes; b takes over, resuming from 5.
@@ -390,7 +324,7 @@ test('tabs: a tab opened later gets the current count at once; the count survive
 // ---- the API -----------------------------------------------------------------
 
 test('API: mark read / unread / read-all: URLs, methods, bodies, credentials', async () => {
-  const { client, ES, fetch } = single();
+  const { client, ES, fetch } = singleClient();
   const es = ES.last.open();
   es.send(connected({ unreadCount: 0 }));
   sendNotification(es, 41);
@@ -431,7 +365,7 @@ test('API: mark read / unread / read-all: URLs, methods, bodies, credentials', a
 test('API: read-all before any event uses the newest notification of the inbox (or does nothing)', async () => {
   let pages = [{ notifications: [{ id: 'x', seq: 9, read: false, readAt: null }], nextCursor: 3 }, { notifications: [], nextCursor: null }];
   const fetch = fakeFetch((url, init) => (init.method === 'GET' ? { json: pages.shift() } : undefined));
-  const { client } = single({ fetch });
+  const { client } = singleClient({ fetch });
   assert.equal(client.lastEventId, null);
   assert.equal(await client.markAllRead(), 9);
   assert.equal(await client.markAllRead(), null);
@@ -463,7 +397,7 @@ test('API: history, unread count and preferences', async () => {
     }
     return undefined;
   });
-  const { client } = single({ fetch });
+  const { client } = singleClient({ fetch });
 
   assert.deepEqual(await client.fetchHistory(), page);
   assert.deepEqual(await client.fetchHistory({ before: 23, limit: 50, unread: true, module: 'orders', severity: 'critical' }), page);
@@ -490,7 +424,7 @@ test('API: history, unread count and preferences', async () => {
 
 test('API: the base follows url (or apiUrl); withCredentials false keeps cookies same-origin', async () => {
   const fetch = fakeFetch();
-  const { client } = single({ fetch, url: 'https://n.example/api/notifications/ws?tenant=a', withCredentials: false });
+  const { client } = singleClient({ fetch, url: 'https://n.example/api/notifications/ws?tenant=a', withCredentials: false });
   await client.markRead('id-1');
   await client.getPreferences();
   assert.deepEqual(
@@ -502,7 +436,7 @@ test('API: the base follows url (or apiUrl); withCredentials false keeps cookies
   );
   client.close();
 
-  const other = single({ fetch: fakeFetch(), apiUrl: '/inbox/' });
+  const other = singleClient({ fetch: fakeFetch(), apiUrl: '/inbox/' });
   await other.client.fetchUnreadCount();
   assert.equal(other.fetch.calls[0].url, '/inbox/unread-count');
   other.client.close();
@@ -516,7 +450,7 @@ test('API: errors carry the server’s message and status; network failures stat
     if (url.endsWith('/preferences')) throw new TypeError('Failed to fetch');
     return undefined;
   });
-  const { client } = single({ fetch });
+  const { client } = singleClient({ fetch });
 
   const e404 = await client.markRead('missing').then(() => null, (e) => e);
   assert.ok(e404 instanceof NotificationApiError);
@@ -535,7 +469,7 @@ test('API: errors carry the server’s message and status; network failures stat
   assert.match(net.message, /cannot be reached/);
   assert.ok(net.cause instanceof TypeError);
 
-  const none = single({ fetch: null });
+  const none = singleClient({ fetch: null });
   await assert.rejects(none.client.markRead('x'), /fetch is not available/);
   none.client.close();
   client.close();

@@ -3,45 +3,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { createNotificationClient } from '../static/notify-client.js';
-import { FakeBrowser, FakeClock, connected, fakeEventSource, heartbeat, sendNotification, settle, status } from './fakes.js';
-
-const LOCK = 'notifyd:/api/notifications/ws';
-
-/** Opens a tab of `browser` running a client; returns the tab with its client, EventSource class and calls. */
-function openTab(browser, clock, options = {}) {
-  const tab = browser.tab();
-  const ES = fakeEventSource();
-  const calls = { notifications: [], connected: [], errors: [], statuses: [] };
-  const client = createNotificationClient({
-    lockName: LOCK,
-    EventSource: ES,
-    setTimeout: clock.setTimeout,
-    clearTimeout: clock.clearTimeout,
-    now: clock.now,
-    random: () => 0.5,
-    window: tab.window,
-    document: tab.document,
-    navigator: tab.navigator,
-    BroadcastChannel: tab.BroadcastChannel,
-    onNotification: (m) => calls.notifications.push(m),
-    onConnected: (m) => calls.connected.push(m),
-    onError: (e) => calls.errors.push(e),
-    onStatus: (m) => calls.statuses.push(m),
-    ...options,
-  });
-  return { tab, ES, client, calls };
-}
-
-const seqs = (calls) => calls.notifications.map((m) => m.data.seq);
+import { FakeBrowser, FakeClock, connected, heartbeat, sendNotification, settle, status } from './fakes.js';
+import { clientInTab, fakeBrowser, LOCK, openTab, seqs, twoTabs } from './setup.js';
 
 test('two tabs: one leader holds the only stream, the follower gets every message relayed', async () => {
-  const browser = new FakeBrowser();
-  const clock = new FakeClock();
-  const a = openTab(browser, clock);
-  await settle();
-  const b = openTab(browser, clock);
-  await settle();
+  const { browser, a, b } = await twoTabs();
 
   assert.equal(a.client.connectionInfo.isLeader, true);
   assert.equal(b.client.connectionInfo.isLeader, false);
@@ -72,10 +38,8 @@ test('two tabs: one leader holds the only stream, the follower gets every messag
 });
 
 test('a follower joining later learns the current state from the leader', async () => {
-  const browser = new FakeBrowser();
-  const clock = new FakeClock();
-  const a = openTab(browser, clock);
-  await settle();
+  const { browser, clock, open } = fakeBrowser();
+  const a = await open();
   const es = a.ES.last.open();
   sendNotification(es, 10);
   await settle();
@@ -89,12 +53,7 @@ test('a follower joining later learns the current state from the leader', async 
 });
 
 test('the leader tab closes: the follower takes over from the last id, nothing lost, overlap de-duplicated', async () => {
-  const browser = new FakeBrowser();
-  const clock = new FakeClock();
-  const a = openTab(browser, clock);
-  await settle();
-  const b = openTab(browser, clock);
-  await settle();
+  const { browser, a, b } = await twoTabs();
 
   const es = a.ES.last.open();
   es.send(connected());
@@ -127,13 +86,10 @@ test('the leader tab closes: the follower takes over from the last id, nothing l
 });
 
 test('leader close() (component unmount) hands over the same way; a third tab keeps following', async () => {
-  const browser = new FakeBrowser();
-  const clock = new FakeClock();
-  const a = openTab(browser, clock);
-  await settle();
+  const { browser, clock, open } = fakeBrowser();
+  const a = await open();
   const b = openTab(browser, clock);
-  const c = openTab(browser, clock);
-  await settle();
+  const c = await open();
   const es = a.ES.last.open();
   sendNotification(es, 1);
   sendNotification(es, 2);
@@ -160,12 +116,7 @@ test('leader close() (component unmount) hands over the same way; a third tab ke
 });
 
 test('errors and backoff state are relayed; a follower reconnect() asks the leader', async () => {
-  const browser = new FakeBrowser();
-  const clock = new FakeClock();
-  const a = openTab(browser, clock);
-  await settle();
-  const b = openTab(browser, clock);
-  await settle();
+  const { a, b } = await twoTabs();
   const es = a.ES.last.open();
   sendNotification(es, 4);
   es.fail();
@@ -185,12 +136,7 @@ test('errors and backoff state are relayed; a follower reconnect() asks the lead
 });
 
 test('a follower that becomes visible wakes a leader waiting on its backoff', async () => {
-  const browser = new FakeBrowser();
-  const clock = new FakeClock();
-  const a = openTab(browser, clock, { random: () => 0.999 });
-  await settle();
-  const b = openTab(browser, clock);
-  await settle();
+  const { clock, a, b } = await twoTabs({ leader: { random: () => 0.999 } });
   for (let i = 0; i < 5; i++) {
     a.ES.last.fail();
     for (let t = 0; t < 40; t++) {
@@ -212,12 +158,7 @@ test('a follower that becomes visible wakes a leader waiting on its backoff', as
 });
 
 test('a frozen leader (lock held, silent) is replaced: the follower pings, then steals the lock', async () => {
-  const browser = new FakeBrowser();
-  const clock = new FakeClock();
-  const a = openTab(browser, clock);
-  await settle();
-  const b = openTab(browser, clock);
-  await settle();
+  const { browser, clock, a, b } = await twoTabs();
   const es = a.ES.last.open();
   es.send(connected({ heartbeatInterval: 1000 }));
   sendNotification(es, 1);
@@ -256,12 +197,7 @@ test('a frozen leader (lock held, silent) is replaced: the follower pings, then 
 });
 
 test('a live leader answers pings: no steal while it is merely reconnecting', async () => {
-  const browser = new FakeBrowser();
-  const clock = new FakeClock();
-  const a = openTab(browser, clock, { random: () => 0.999 });
-  await settle();
-  const b = openTab(browser, clock);
-  await settle();
+  const { browser, clock, a, b } = await twoTabs({ leader: { random: () => 0.999 } });
   // The server is down for ten minutes: the leader backs off, relays nothing.
   for (let t = 0; t < 600; t++) {
     if (a.ES.last.readyState !== 2 && !a.ES.last.closed) a.ES.last.fail({ gaveUp: true });
@@ -276,12 +212,7 @@ test('a live leader answers pings: no steal while it is merely reconnecting', as
 });
 
 test('sign-in needed: every tab stops; none hammers the server', async () => {
-  const browser = new FakeBrowser();
-  const clock = new FakeClock();
-  const a = openTab(browser, clock);
-  await settle();
-  const b = openTab(browser, clock);
-  await settle();
+  const { browser, clock, a, b } = await twoTabs();
   const es = a.ES.last.open();
   sendNotification(es, 1);
   es.send(status({ closing: 'logout', message: 'signed out' }));
@@ -315,18 +246,7 @@ test('a client created and closed at once (StrictMode) leaves one stream for the
   const clock = new FakeClock();
   const first = openTab(browser, clock);
   first.client.close();
-  const tab2ES = fakeEventSource();
-  const second = createNotificationClient({
-    lockName: LOCK,
-    EventSource: tab2ES,
-    setTimeout: clock.setTimeout,
-    clearTimeout: clock.clearTimeout,
-    now: clock.now,
-    window: first.tab.window,
-    document: first.tab.document,
-    navigator: first.tab.navigator,
-    BroadcastChannel: first.tab.BroadcastChannel,
-  });
+  const { ES: tab2ES, client: second } = clientInTab(first.tab, clock);
   await settle();
   assert.equal(first.ES.instances.length, 0, 'the closed client never opened a stream');
   assert.equal(tab2ES.instances.length, 1);
