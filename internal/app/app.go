@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -16,6 +15,7 @@ import (
 	"github.com/notifyd/notifyd/internal/feed"
 	"github.com/notifyd/notifyd/internal/httpapi"
 	"github.com/notifyd/notifyd/internal/hub"
+	"github.com/notifyd/notifyd/internal/inboxsync"
 	"github.com/notifyd/notifyd/internal/listener"
 	"github.com/notifyd/notifyd/internal/metrics"
 	"github.com/notifyd/notifyd/internal/notify"
@@ -155,6 +155,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	streams.WithInbox(inbox)
 	fd := feed.New(notes, a.hub, feed.Config{Logger: log, SetAside: func() { m.SetAside.WithLabelValues("feed").Inc() }})
 	streams.WithLivePosition(fd.Position)
+	inboxSync := inboxsync.New(inbox, a.hub, log)
 	lis, err := listener.New(listener.Config{URL: cfg.DatabaseDirectURL, Logger: log, OnReconnect: m.ListenerReconnects.Inc})
 	if err != nil {
 		ln.Close()
@@ -176,7 +177,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	lis.Handle(postgres.SessionChangedChannel, func(payload string) {
 		go a.sessionsChanged(sessions, postgres.SessionIDs(payload))
 	})
-	lis.Handle(postgres.InboxChannel, func(payload string) { go a.inboxChanged(inbox, payload) })
+	lis.Handle(inboxsync.Channel, inboxSync.Receive)
 	lis.OnConnect(func() { fd.Wake(); a.workers.wake() })
 	// Sessions ended while the listener was down were announced to no one.
 	lis.OnConnectContext(func(ctx context.Context) {
@@ -212,7 +213,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	}
 	api, err := httpapi.New(httpapi.Deps{Auth: verifier, Notifications: notes, Queue: queue, Streams: streams,
 		Ready: readiness(readinessDeps{pool: pool, pooler: pooledPool(cfg, readPool), mig: mig, queue: queue, lis: lis, fd: fd, replica: a.replica},
-			cfg.SnapshotWarnAge, log), Mounts: mounts, SignIn: flow, Metrics: m, Inbox: inbox},
+			cfg.SnapshotWarnAge, log), Mounts: mounts, SignIn: flow, Metrics: m, Inbox: inbox, InboxSync: inboxSync},
 		httpapi.Config{AdminRoles: cfg.AdminRoles, MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout, NodeID: a.workers.nodeID, Logger: log,
 			AllowedOrigins: cfg.AllowedOrigins, PublishRate: cfg.PublishRate, PublishBurst: cfg.PublishBurst,
 			AdminPublishRate: cfg.AdminPublishRate, AdminPublishBurst: cfg.AdminPublishBurst, TrustedProxies: cfg.TrustedProxies,
@@ -350,36 +351,6 @@ func (a *App) sessionsChanged(sessions *postgres.Sessions, ids []string) {
 	} else if n > 0 {
 		a.cfg.Logger.Info("closed streams of sessions whose roles changed", "streams", n)
 	}
-}
-
-// inboxChanged relays a user's read-state or mute change to that user's
-// streams on this node: new mutes take effect, and a status message carries
-// the unread count and what changed.
-func (a *App) inboxChanged(inbox *postgres.Inbox, payload string) {
-	var ch httpapi.InboxChange
-	if err := json.Unmarshal([]byte(payload), &ch); err != nil || ch.UserID == "" {
-		a.cfg.Logger.Warn("ignoring a malformed inbox announcement", "err", err)
-		return
-	}
-	if ch.Action == "preferences" && a.hub.HasUser(ch.UserID) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		mods, err := inbox.MutedModules(ctx, ch.UserID)
-		if err != nil {
-			a.cfg.Logger.Warn("reload muted modules", "user_id", ch.UserID, "err", err)
-		} else {
-			a.hub.SetMuted(ch.UserID, mods)
-		}
-	}
-	change := map[string]any{"action": ch.Action}
-	if ch.NotificationID != "" {
-		change["notificationId"] = ch.NotificationID
-	}
-	if ch.Seq != 0 {
-		change["seq"] = ch.Seq
-	}
-	a.hub.SendToUser(ch.UserID, stream.MessageFrame(stream.Message{Type: "status", Timestamp: time.Now().UnixMilli(),
-		Data: map[string]any{"unreadCount": ch.UnreadCount, "hasMore": ch.HasMore, "countedThrough": ch.CountedThrough, "change": change}}))
 }
 
 func (a *App) goBackground(fn func()) {
