@@ -2,10 +2,8 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -13,14 +11,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/notifyd/notifyd/internal/auth"
-	"github.com/notifyd/notifyd/internal/feed"
-	"github.com/notifyd/notifyd/internal/httpapi"
 	"github.com/notifyd/notifyd/internal/hub"
-	"github.com/notifyd/notifyd/internal/listener"
 	"github.com/notifyd/notifyd/internal/metrics"
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/postgres"
-	"github.com/notifyd/notifyd/internal/retention"
 	"github.com/notifyd/notifyd/internal/signin"
 	"github.com/notifyd/notifyd/internal/stream"
 )
@@ -50,205 +44,52 @@ type App struct {
 }
 
 // Start opens the database, migrates, starts every component and listens.
-// It returns once the server accepts connections.
+// It returns once the server accepts connections. Each step builds one part
+// (start.go); when one fails, what the earlier ones opened is closed.
 func Start(ctx context.Context, cfg Config) (*App, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	log := cfg.Logger
-	poolers, err := detectPoolers(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	// The queue pool is on the direct connection: the workers' busy marks
-	// are session advisory locks, and the migrations take goose's session
-	// lock. Its size is fixed (queuePoolSize), so pooling would save little.
-	// Its connections hand out seqs: each checks first that the database
-	// has not gone back in time under us (a restore, a failover).
-	pool, err := postgres.OpenPool(ctx, cfg.DatabaseDirectURL, postgres.PoolConfig{MaxConns: cfg.queuePoolSize(), Pooled: poolers.direct,
-		AfterConnect: postgres.HistoryHook(log)})
-	if err != nil {
-		return nil, err
-	}
-	readPool, err := postgres.OpenPool(ctx, cfg.DatabaseURL, postgres.PoolConfig{MaxConns: cfg.PoolSize, GenericPlans: true, Pooled: poolers.db})
-	if err != nil {
-		pool.Close()
-		return nil, err
-	}
-	a := &App{cfg: cfg, pool: pool, readPool: readPool, serveErr: make(chan error, 1)}
+	a := &App{cfg: cfg, serveErr: make(chan error, 1)}
+	p := &parts{}
 	ok := false
 	defer func() {
 		if !ok {
-			pool.Close()
-			readPool.Close()
-			if a.authPool != nil {
-				a.authPool.Close()
-			}
-			if a.replica != nil {
-				a.replica.Close()
-			}
+			a.release(p)
 		}
 	}()
-	if a.authPool, err = openAuthPool(ctx, cfg, poolers.db); err != nil {
+	if err := a.openPools(ctx, p); err != nil {
 		return nil, err
 	}
-	if poolers.db {
-		notePooler(ctx, cfg, readPool)
-	}
-	sessions := postgres.NewSessions(a.authPool).WithTimeout(cfg.AuthStatementTimeout + authTimeoutMargin)
-	if err := migrateAndConfigure(ctx, pool, cfg); err != nil {
+	if err := a.migrate(ctx); err != nil {
 		return nil, err
 	}
-	mig, err := postgres.NewSchemaReader(pool)
-	if err != nil {
+	if err := a.connectReplica(ctx); err != nil {
 		return nil, err
 	}
-	a.migrator = mig
-	// After the migrations: its fences read notify.histories.
-	if a.replica, err = openReplica(ctx, cfg, readPool, func(read, source, reason string) {
-		a.metrics.ReplicaReads.WithLabelValues(read, source, reason).Inc()
-	}); err != nil {
+	if err := a.listen(p); err != nil {
 		return nil, err
 	}
-
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w (is another notifyd running? set NOTIFY_ADDR)", cfg.Addr, err)
-	}
-	a.addr = ln.Addr().String()
-
-	notes := postgres.NewNotifications(readPool)
-	if a.replica != nil {
-		notes = notes.WithReplica(a.replica)
-	}
-	queue := postgres.NewQueue(pool)
-	m := metrics.New(queue)
-	a.metrics = m
-	a.hub = hub.New(hub.Config{MaxSubscribers: cfg.MaxStreams, MaxPerUser: cfg.MaxStreamsPerUser})
-	streamCfg := cfg.Stream
-	streamCfg.Logger = log
-	streamCfg.Observer = stream.Observer{
-		Opened: func() { m.StreamsOpened.Inc(); m.StreamsOpen.Inc() },
-		Closed: func(reason hub.Reason, _ time.Duration) {
-			m.StreamsOpen.Dec()
-			m.StreamsClosed.WithLabelValues(string(reason)).Inc()
-			if reason == hub.ReasonSlow {
-				m.SlowStreamsDropped.Inc()
-			}
-		},
-		Written:   func(n int) { m.Delivered.Add(float64(n)) },
-		Replayed:  func(n int) { m.Replayed.Add(float64(n)) },
-		Resumed:   func(source string) { m.StreamResumes.WithLabelValues(source).Inc() },
-		Delivered: func(oldest time.Time) { m.EndToEndLatency.Observe(time.Since(oldest).Seconds()) },
-	}
-	streams, err := stream.NewServer(a.hub, notes, streamCfg)
-	if err != nil {
-		ln.Close()
+	a.newStores(p)
+	if err := a.newStreams(p); err != nil {
 		return nil, err
 	}
-	a.streams = streams
-	inbox := postgres.NewInbox(readPool)
-	if a.replica != nil {
-		inbox = inbox.WithReplica(a.replica)
-	}
-	streams.WithInbox(inbox)
-	fd := feed.New(notes, a.hub, feed.Config{Logger: log, SetAside: func() { m.SetAside.WithLabelValues("feed").Inc() }})
-	streams.WithLivePosition(fd.Position)
-	lis, err := listener.New(listener.Config{URL: cfg.DatabaseDirectURL, Logger: log, OnReconnect: m.ListenerReconnects.Inc})
-	if err != nil {
-		ln.Close()
+	if err := a.newListener(p); err != nil {
 		return nil, err
 	}
-	a.workers, err = newWorkerSet(queue, cfg, workerHooks(m))
-	if err != nil {
-		ln.Close()
+	if err := a.newWorkers(p); err != nil {
 		return nil, err
 	}
-	lis.Handle("notify_published", func(string) { fd.Wake() })
-	lis.Handle("notify_queue", func(string) { a.workers.wake() })
-	lis.Handle(postgres.SessionChannel, func(payload string) {
-		a.hub.CloseSessions(postgres.SessionIDs(payload), hub.ReasonLogout)
-	})
-	// A session's roles changed (a refresh, an admin's UPDATE): its streams
-	// here reconnect with the new ones. Asked of the database, so a stream
-	// opened with the new roles before the announcement arrived stays.
-	lis.Handle(postgres.SessionChangedChannel, func(payload string) {
-		go a.sessionsChanged(sessions, postgres.SessionIDs(payload))
-	})
-	lis.Handle(postgres.InboxChannel, func(payload string) { go a.inboxChanged(inbox, payload) })
-	lis.OnConnect(func() { fd.Wake(); a.workers.wake() })
-	// Sessions ended while the listener was down were announced to no one.
-	lis.OnConnectContext(func(ctx context.Context) {
-		if n, err := a.hub.CloseEndedSessions(ctx, sessions.LiveSessions); err != nil {
-			log.WarnContext(ctx, "streams of ended sessions may stay open until the next reconnect", "err", err)
-		} else if n > 0 {
-			log.InfoContext(ctx, "closed the streams of sessions ended while the listener was down", "streams", n)
-		}
-	})
-
-	mounts := map[string]http.Handler{}
-	oidc := cfg.OIDC
-	if cfg.DevAuth {
-		dev, err := newDevIssuer(ctx, pool, "http://"+a.addr, log)
-		if err != nil {
-			ln.Close()
-			return nil, err
-		}
-		mounts[devIssuerPath] = dev.Handler()
-		oidc.IssuerURL, oidc.Audience = dev.URL(), dev.ClientID()
-		log.Info("development sign-in is ON: tokens from the embedded issuer are trusted", "issuer", dev.URL())
-	}
-	oidc.Logger = log
-	verifier, err := auth.NewVerifier(oidc)
-	if err != nil {
-		ln.Close()
+	if err := a.newAPI(ctx, p); err != nil {
 		return nil, err
 	}
-	flow, err := newSignIn(cfg, oidc, verifier, sessions, a.addr)
-	if err != nil {
-		ln.Close()
-		return nil, err
-	}
-	api, err := httpapi.New(httpapi.Deps{Auth: verifier, Notifications: notes, Queue: queue, Streams: streams,
-		Ready: readiness(readinessDeps{pool: pool, pooler: pooledPool(cfg, readPool), mig: mig, queue: queue, lis: lis, fd: fd, replica: a.replica},
-			cfg.SnapshotWarnAge, log), Mounts: mounts, SignIn: flow, Metrics: m, Inbox: inbox},
-		httpapi.Config{AdminRoles: cfg.AdminRoles, MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout, NodeID: a.workers.nodeID, Logger: log,
-			AllowedOrigins: cfg.AllowedOrigins, PublishRate: cfg.PublishRate, PublishBurst: cfg.PublishBurst,
-			AdminPublishRate: cfg.AdminPublishRate, AdminPublishBurst: cfg.AdminPublishBurst, TrustedProxies: cfg.TrustedProxies,
-			LoginRate: cfg.LoginRate, LoginBurst: cfg.LoginBurst})
-	if err != nil {
-		ln.Close()
-		return nil, err
-	}
-
 	// The feed knows where it starts before any stream is accepted.
-	if err := fd.Start(ctx); err != nil {
-		ln.Close()
+	if err := p.feed.Start(ctx); err != nil {
 		return nil, err
 	}
-	bgCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	a.cancel = cancel
-	a.goBackground(func() { _ = lis.Run(bgCtx) })
-	a.goBackground(func() { _ = fd.Run(bgCtx) })
-	a.goBackground(func() { streams.Run(bgCtx) })
-	if a.replica != nil {
-		a.goBackground(func() { a.replica.Run(bgCtx) })
-	}
-	if flow != nil && flow.Refreshes() {
-		a.goBackground(func() { flow.RunRefresh(bgCtx, a.hub) })
-	}
-	janitor := retention.New(notes, postgres.NewSessions(pool), retention.Config{Retention: cfg.Retention, Interval: cfg.RetentionInterval, Logger: log})
-	a.goBackground(func() { janitor.Run(bgCtx) })
-	a.workers.start(context.WithoutCancel(ctx))
-
-	// No ReadTimeout or WriteTimeout: they would hold for the stream too.
-	// Request bodies and answers are bounded per request instead
-	// (RequestTimeout; see httpapi's deadlines).
-	a.httpSrv = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		MaxHeaderBytes: 64 << 10, ErrorLog: nil}
-	go func() { a.serveErr <- a.httpSrv.Serve(ln) }()
-	log.Info("notifyd listening", "addr", a.addr, "workers", len(a.workers.workers))
+	a.runBackground(ctx, p)
+	a.serve(p)
 	ok = true
 	return a, nil
 }
@@ -350,36 +191,6 @@ func (a *App) sessionsChanged(sessions *postgres.Sessions, ids []string) {
 	} else if n > 0 {
 		a.cfg.Logger.Info("closed streams of sessions whose roles changed", "streams", n)
 	}
-}
-
-// inboxChanged relays a user's read-state or mute change to that user's
-// streams on this node: new mutes take effect, and a status message carries
-// the unread count and what changed.
-func (a *App) inboxChanged(inbox *postgres.Inbox, payload string) {
-	var ch httpapi.InboxChange
-	if err := json.Unmarshal([]byte(payload), &ch); err != nil || ch.UserID == "" {
-		a.cfg.Logger.Warn("ignoring a malformed inbox announcement", "err", err)
-		return
-	}
-	if ch.Action == "preferences" && a.hub.HasUser(ch.UserID) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		mods, err := inbox.MutedModules(ctx, ch.UserID)
-		if err != nil {
-			a.cfg.Logger.Warn("reload muted modules", "user_id", ch.UserID, "err", err)
-		} else {
-			a.hub.SetMuted(ch.UserID, mods)
-		}
-	}
-	change := map[string]any{"action": ch.Action}
-	if ch.NotificationID != "" {
-		change["notificationId"] = ch.NotificationID
-	}
-	if ch.Seq != 0 {
-		change["seq"] = ch.Seq
-	}
-	a.hub.SendToUser(ch.UserID, stream.MessageFrame(stream.Message{Type: "status", Timestamp: time.Now().UnixMilli(),
-		Data: map[string]any{"unreadCount": ch.UnreadCount, "hasMore": ch.HasMore, "countedThrough": ch.CountedThrough, "change": change}}))
 }
 
 func (a *App) goBackground(fn func()) {

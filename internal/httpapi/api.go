@@ -19,6 +19,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/notifyd/notifyd/internal/inboxsync"
 	"github.com/notifyd/notifyd/internal/metrics"
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/postgres"
@@ -54,6 +55,9 @@ type Deps struct {
 	SignIn *signin.Flow
 	// Inbox serves history, read state and mutes; nil disables them.
 	Inbox *postgres.Inbox
+	// InboxSync announces the inbox's changes to every node; required
+	// with Inbox.
+	InboxSync *inboxsync.Sync
 	// Metrics counts requests and is served at /metrics; nil disables both.
 	Metrics *metrics.Metrics
 	// Mounts are extra handlers by path prefix (the development issuer).
@@ -120,6 +124,9 @@ type API struct {
 func New(deps Deps, cfg Config) (*API, error) {
 	if deps.Auth == nil || deps.Notifications == nil || deps.Queue == nil || deps.Streams == nil {
 		return nil, errors.New("httpapi: Auth, Notifications, Queue and Streams are required")
+	}
+	if deps.Inbox != nil && deps.InboxSync == nil {
+		return nil, errors.New("httpapi: InboxSync is required with Inbox")
 	}
 	if len(cfg.AdminRoles) == 0 {
 		cfg.AdminRoles = []string{"ADMIN"}

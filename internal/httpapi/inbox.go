@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,23 +9,11 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/notifyd/notifyd/internal/inboxsync"
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/postgres"
 	"github.com/notifyd/notifyd/internal/stream"
 )
-
-// InboxChange is the payload announced on postgres.InboxChannel after a
-// user's read state or mutes change; every node turns it into a status
-// message on that user's streams.
-type InboxChange struct {
-	UserID         string `json:"u"`
-	Action         string `json:"a"` // read, unread, read-all, preferences
-	NotificationID string `json:"id,omitempty"`
-	Seq            int64  `json:"s,omitempty"`
-	UnreadCount    int    `json:"c"`
-	HasMore        bool   `json:"m,omitempty"`
-	CountedThrough int64  `json:"t"`
-}
 
 var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
@@ -125,11 +112,11 @@ func (a *API) markRead(read bool) func(*gin.Context) error {
 			}
 			return err
 		}
-		action := "read"
+		action := inboxsync.ActionRead
 		if !read {
-			action = "unread"
+			action = inboxsync.ActionUnread
 		}
-		a.announce(c, id, InboxChange{Action: action, NotificationID: nid, Seq: seq})
+		a.announce(c, id, inboxsync.Change{Action: action, NotificationID: nid, Seq: seq})
 		c.Status(http.StatusNoContent)
 		return nil
 	}
@@ -155,7 +142,7 @@ func (a *API) readAll(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	a.announce(c, id, InboxChange{Action: "read-all", Seq: mark})
+	a.announce(c, id, inboxsync.Change{Action: inboxsync.ActionReadAll, Seq: mark})
 	c.Status(http.StatusNoContent)
 	return nil
 }
@@ -184,7 +171,7 @@ func (a *API) preferences(c *gin.Context) error {
 		if err := inbox.SetMutedModules(c.Request.Context(), id.UserID, mods); err != nil {
 			return err
 		}
-		a.announce(c, id, InboxChange{Action: "preferences"})
+		a.announce(c, id, inboxsync.Change{Action: inboxsync.ActionPreferences})
 	}
 	mods, err := inbox.MutedModules(c.Request.Context(), id.UserID)
 	if err != nil {
@@ -212,23 +199,13 @@ func cleanModules(in []string) ([]string, error) {
 	return out, nil
 }
 
-// announce tells every node about a change to the caller's inbox, with the
-// unread count as it now stands, so the user's other streams update their
-// badges. A failure here does not undo the change: it is logged, and the
-// other devices catch up at their next count.
-func (a *API) announce(c *gin.Context, id notify.Identity, ch InboxChange) {
+// announce tells every node about a committed change to the caller's
+// inbox (inboxsync), so the user's other streams update their badges. A
+// failure here does not undo the change: it is logged, and the other
+// devices catch up at their next count.
+func (a *API) announce(c *gin.Context, id notify.Identity, ch inboxsync.Change) {
 	ctx := c.Request.Context()
-	ch.UserID = id.UserID
-	u, err := a.deps.Inbox.Unread(ctx, id)
-	if err == nil {
-		ch.UnreadCount, ch.HasMore, ch.CountedThrough = u.Count, u.HasMore, u.Through
-		var payload []byte
-		payload, err = json.Marshal(ch)
-		if err == nil {
-			err = a.deps.Inbox.Announce(ctx, payload)
-		}
-	}
-	if err != nil {
+	if err := a.deps.InboxSync.Publish(ctx, id, ch); err != nil {
 		a.logger(c).WarnContext(ctx, "announce inbox change", "err", err)
 	}
 }

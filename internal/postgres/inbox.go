@@ -12,10 +12,6 @@ import (
 	"github.com/notifyd/notifyd/internal/notify"
 )
 
-// InboxChannel carries read-state and preference changes to every node, so
-// a user's other streams learn of them. The payload is JSON (InboxEvent).
-const InboxChannel = "notify_inbox"
-
 // Inbox reads and changes users' read state and mutes.
 type Inbox struct {
 	pool    *pgxpool.Pool
@@ -325,10 +321,12 @@ func (s *Inbox) SetMutedModules(ctx context.Context, userID string, modules []st
 	return nil
 }
 
-// Announce tells every node (InboxChannel) about a change to userID's inbox;
-// payload is JSON small enough for NOTIFY.
-func (s *Inbox) Announce(ctx context.Context, payload []byte) error {
-	if _, err := s.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, InboxChannel, string(payload)); err != nil {
+// Announce sends payload on the NOTIFY channel to every node listening
+// there, in a statement of its own: call it once the change it announces
+// has committed. The payload must fit NOTIFY's 8,000 bytes. inboxsync owns
+// the channel and what its payloads mean.
+func (s *Inbox) Announce(ctx context.Context, channel string, payload []byte) error {
+	if _, err := s.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, channel, string(payload)); err != nil {
 		return fmt.Errorf("announce inbox change: %w", interpretError(err))
 	}
 	return nil
