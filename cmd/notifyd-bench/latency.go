@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/notifyd/notifyd/internal/testkit/stats"
 )
 
 // singleInsert is one notification per autocommit statement, the way most
@@ -18,18 +20,18 @@ const singleInsert = `INSERT INTO notify.notifications (message, target_user_id,
 
 // LatencyResult is phase 2 at one rate: commit-to-receipt latency.
 type LatencyResult struct {
-	Rate         int     `json:"rate"` // requested, per second
-	AchievedRate float64 `json:"achieved_rate"`
-	Producers    int     `json:"producers"`
-	Seconds      float64 `json:"seconds"`
-	Sent         int     `json:"sent"`
-	Count        int     `json:"count"` // latencies measured (sent and received)
-	Missing      int     `json:"missing"`
-	Reconnects   int64   `json:"reconnects"`
-	Latency      Summary `json:"latency"`
-	Stages       []Stage `json:"stages"`
-	TargetP99Ms  float64 `json:"target_p99_ms,omitempty"`
-	TargetMet    *bool   `json:"target_met,omitempty"`
+	Rate         int           `json:"rate"` // requested, per second
+	AchievedRate float64       `json:"achieved_rate"`
+	Producers    int           `json:"producers"`
+	Seconds      float64       `json:"seconds"`
+	Sent         int           `json:"sent"`
+	Count        int           `json:"count"` // latencies measured (sent and received)
+	Missing      int           `json:"missing"`
+	Reconnects   int64         `json:"reconnects"`
+	Latency      stats.Summary `json:"latency"`
+	Stages       []Stage       `json:"stages"`
+	TargetP99Ms  float64       `json:"target_p99_ms,omitempty"`
+	TargetMet    *bool         `json:"target_met,omitempty"`
 }
 
 // committed is one insert: its id and the time right after its commit
@@ -142,7 +144,7 @@ func summarizeLatency(rate, producers int, sent []committed, ds []delivery) *Lat
 		}
 	}
 	res.Count = len(lat)
-	res.Latency = summarize(lat)
+	res.Latency = stats.Summarize(lat)
 	if span := last.Sub(first); len(sent) > 1 && span > 0 {
 		res.Seconds = span.Seconds()
 		res.AchievedRate = float64(len(sent)-1) / span.Seconds()

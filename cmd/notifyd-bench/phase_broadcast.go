@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/stats"
 )
 
 // runBroadcastPhase opens cfg.BroadcastStreams streams on one node, then
@@ -97,7 +98,7 @@ func runBroadcastPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progr
 	for _, d := range last {
 		lasts = append(lasts, d)
 	}
-	res.LastReceipt, res.AllReceipts = summarize(lasts), summarize(all)
+	res.LastReceipt, res.AllReceipts = stats.Summarize(lasts), stats.Summarize(all)
 	res.TargetMet = res.Check.OK() && len(lasts) == cfg.Broadcasts && res.LastReceipt.P99Ms <= targetBroadcastP99Ms
 	prog.Printf("broadcast: commit to last stream p50 %.0f ms, p99 %.0f ms, max %.0f ms; to each stream p50 %.0f ms, p99 %.0f ms; %s",
 		res.LastReceipt.P50Ms, res.LastReceipt.P99Ms, res.LastReceipt.MaxMs, res.AllReceipts.P50Ms, res.AllReceipts.P99Ms, res.Check)

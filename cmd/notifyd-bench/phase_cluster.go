@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/stats"
 )
 
 // runClusterPhase: cfg.Nodes nodes on one database, cfg.Streams streams
@@ -158,11 +159,11 @@ func verifyCluster(ctx context.Context, e *nodeEnv, cs *clientSet, l *layout, g 
 	}
 	res.Deliveries = res.Check.Received
 	res.DeliveryRate = float64(res.Deliveries) / (res.Seconds + res.DrainSeconds)
-	res.Latency = summarize(lat)
+	res.Latency = stats.Summarize(lat)
 	for i, w := range windows {
 		if len(w) > 0 {
 			res.Windows = append(res.Windows, LatencyWindow{FromSeconds: float64(i) * window.Seconds(),
-				ToSeconds: min(float64(i+1)*window.Seconds(), res.Seconds), Latency: summarize(w)})
+				ToSeconds: min(float64(i+1)*window.Seconds(), res.Seconds), Latency: stats.Summarize(w)})
 		}
 	}
 	return nil

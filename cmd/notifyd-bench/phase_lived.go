@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/notifyd/notifyd/internal/notify"
+	"github.com/notifyd/notifyd/internal/testkit/stats"
 )
 
 // livedWarmup is how many untimed rounds of every operation go first at
@@ -114,9 +115,9 @@ func measureLived(ctx context.Context, cfg config, e *nodeEnv, plan *livedPlan, 
 	if err != nil {
 		return size, err
 	}
-	size.Ops = map[string]Summary{}
+	size.Ops = map[string]stats.Summary{}
 	for k, v := range times {
-		size.Ops[k] = summarize(v)
+		size.Ops[k] = stats.Summarize(v)
 	}
 	size.Explains = map[string][]LivedPlan{}
 	for _, u := range []struct {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/stats"
 )
 
 // rollingP99Ms is the rolling restart's target: p99 commit → receipt over
@@ -165,6 +166,6 @@ func (r *RollingResult) measure(cd *checkedStreams, l *layout, commits map[strin
 			r.Backoffs += p.Backoffs
 		}
 	}
-	r.Latency, r.DuringRestarts, r.BetweenRestarts = summarize(all), summarize(during), summarize(between)
+	r.Latency, r.DuringRestarts, r.BetweenRestarts = stats.Summarize(all), stats.Summarize(during), stats.Summarize(between)
 	r.TargetMet = r.Latency.Count > 0 && r.Latency.P99Ms <= rollingP99Ms
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/notifyd/notifyd/internal/testkit/stats"
 )
 
 // SnapshotResult is the held-snapshot phase: single-row inserts at a steady
@@ -36,9 +38,9 @@ type SnapshotResult struct {
 
 // SnapshotWindow is one window of the run, by commit time.
 type SnapshotWindow struct {
-	StartSec float64 `json:"start_sec"`
-	Count    int     `json:"count"`
-	Latency  Summary `json:"latency"`
+	StartSec float64       `json:"start_sec"`
+	Count    int           `json:"count"`
+	Latency  stats.Summary `json:"latency"`
 	// DeadTuples is notify's n_dead_tup (pg_stat_user_tables) at the
 	// window's end: what vacuum could not remove.
 	DeadTuples int64 `json:"dead_tuples"`
@@ -159,7 +161,7 @@ func summarizeSnapshot(rate int, begin time.Time, window time.Duration, sent []c
 		}
 	}
 	for i, b := range buckets {
-		w := SnapshotWindow{StartSec: (time.Duration(i) * window).Seconds(), Count: len(b), Latency: summarize(b)}
+		w := SnapshotWindow{StartSec: (time.Duration(i) * window).Seconds(), Count: len(b), Latency: stats.Summarize(b)}
 		if i < len(dead) {
 			w.DeadTuples = dead[i]
 		} else if len(dead) > 0 {

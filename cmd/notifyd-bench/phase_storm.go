@@ -12,6 +12,7 @@ import (
 
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/stats"
 )
 
 // Targets of the storm (issue "lived-in database (1)").
@@ -54,7 +55,7 @@ func newStormResult(cfg config) *StormResult {
 		HTTPShare: cfg.HTTPShare, Browser: cfg.Browser}, VictimStreams: cfg.StormVictimStreams, SurvivorStreams: cfg.StormSurvivorStreams,
 		Roles:         cfg.StormRoles,
 		BeforeSeconds: cfg.StormBefore.Seconds(), AfterSeconds: cfg.StormAfter.Seconds(), WindowSeconds: cfg.StormWindow.Seconds(),
-		TargetRehomeMs: ms(stormRehomeTarget), TargetSurvivorP99Ms: stormSurvivorP99Ms, Behind: cfg.StormBehind}
+		TargetRehomeMs: stats.Ms(stormRehomeTarget), TargetSurvivorP99Ms: stormSurvivorP99Ms, Behind: cfg.StormBehind}
 }
 
 // Moments of a storm run that mark (when not nil) is told of, in order:
@@ -281,10 +282,10 @@ func (r *StormResult) measure(cd *checkedStreams, commits map[string]int64, pub 
 			r.Backoffs += p.Backoffs
 		}
 	}
-	r.Rehomed, r.Answered, r.Reopened = summarize(firsts), summarize(answers), summarize(reopens)
+	r.Rehomed, r.Answered, r.Reopened = stats.Summarize(firsts), stats.Summarize(answers), stats.Summarize(reopens)
 	r.RehomedWithinShare = float64(within) / float64(max(1, r.VictimStreams))
-	r.Survivors, r.SurvivorsBefore = summarize(survivors), summarize(survivorsBefore)
-	r.FeedLag, r.FeedLagBefore = summarize(feed), summarize(feedBefore)
+	r.Survivors, r.SurvivorsBefore = stats.Summarize(survivors), stats.Summarize(survivorsBefore)
+	r.FeedLag, r.FeedLagBefore = stats.Summarize(feed), stats.Summarize(feedBefore)
 	var worker, workerBefore []time.Duration
 	perSecond := map[int]int{}
 	for _, p := range pub {
@@ -298,7 +299,7 @@ func (r *StormResult) measure(cd *checkedStreams, commits map[string]int64, pub 
 			perSecond[int(math.Floor(float64(p[1]-kill)/1e9))]++
 		}
 	}
-	r.WorkerLag, r.WorkerLagBefore = summarize(worker), summarize(workerBefore)
+	r.WorkerLag, r.WorkerLagBefore = stats.Summarize(worker), stats.Summarize(workerBefore)
 	for s := int(-window.Seconds()); s < int(window.Seconds()); s++ {
 		r.PublishedPerSecond = append(r.PublishedPerSecond, perSecond[s])
 	}

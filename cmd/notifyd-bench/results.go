@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/stats"
 )
 
 // ProcCPU is the CPU one process used during a phase's measured window.
@@ -63,8 +64,8 @@ type BroadcastResult struct {
 	Broadcasts int `json:"broadcasts"`
 	// LastReceipt is, per broadcast, its commit to its receipt on the
 	// last stream; AllReceipts is commit to receipt on each stream.
-	LastReceipt Summary       `json:"last_receipt"`
-	AllReceipts Summary       `json:"all_receipts"`
+	LastReceipt stats.Summary `json:"last_receipt"`
+	AllReceipts stats.Summary `json:"all_receipts"`
 	Check       cluster.Check `json:"check"`
 	Memory      NodeMemory    `json:"memory"`
 	CPU         []ProcCPU     `json:"cpu"`
@@ -118,8 +119,8 @@ type ClusterResult struct {
 	DrainSeconds float64 `json:"drain_seconds"` // from the end of the load to the last stream's receipt
 	// Latency is producer commit to receipt, over every delivery whose
 	// commit time the bench knows.
-	Latency      Summary `json:"latency"`
-	LatencyBasis string  `json:"latency_basis"`
+	Latency      stats.Summary `json:"latency"`
+	LatencyBasis string        `json:"latency_basis"`
 	// Windows splits the latency by when the notification was committed.
 	Windows []LatencyWindow `json:"latency_windows"`
 	// Faults.
@@ -183,7 +184,7 @@ func itoa(i int) string { return strconv.Itoa(i) }
 // LatencyWindow is the latency of the notifications committed in one
 // stretch of a run.
 type LatencyWindow struct {
-	FromSeconds float64 `json:"from_seconds"`
-	ToSeconds   float64 `json:"to_seconds"`
-	Latency     Summary `json:"latency"`
+	FromSeconds float64       `json:"from_seconds"`
+	ToSeconds   float64       `json:"to_seconds"`
+	Latency     stats.Summary `json:"latency"`
 }
