@@ -40,9 +40,9 @@ var allPhases = []string{phaseThroughput, phaseLatency, phaseProducer, phaseSnap
 	phaseStorm, phaseRolling, phaseVersus}
 
 // defaultPhases is what a run without -phases measures (`make bench`):
-// every phase but lived, storm and rolling, which seed millions of rows or
-// run long and have targets of their own (`make bench-lived`,
-// `make bench-storm`, `make bench-rolling`).
+// every phase but lived, storm, rolling, snapshot, churn and versus, which
+// seed or pass millions of rows, run long or build another server, and have
+// make targets of their own (`make bench-lived`, `make bench-storm`, …).
 var defaultPhases = []string{phaseThroughput, phaseLatency, phaseProducer, phaseStreams, phaseBroadcast, phaseResume, phaseCluster}
 
 // inProcess reports whether a phase runs the server inside the bench.
@@ -179,7 +179,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.ServerURL, "db", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
 		"PostgreSQL server URL; a fresh database notifyd_bench_<random> is created on it and dropped at the end")
 	phases := fs.String("phases", strings.Join(defaultPhases, ","), "comma-separated phases to run: "+strings.Join(allPhases, ", ")+
-		" (lived, storm and rolling are not in the default: they seed millions of rows or run long)")
+		 " (lived, storm, rolling, snapshot, churn and versus are not in the default: they seed millions of rows, run long or build another server)")
 	fs.BoolVar(&c.JSON, "json", false, "print the report as JSON instead of a table")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run (client and server) to this file")
 	fs.BoolVar(&c.Verbose, "v", false, "show the server's info logs (default: warnings only)")
