@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/fleet"
 )
 
 // errUsage marks a mistake on the command line (exit status 2).
@@ -128,8 +129,8 @@ type config struct {
 	LivedDense int     // lived: notifications of each dense user
 
 	// Browser is how the storm's and the rolling restart's clients
-	// reconnect: as notifyd's browser client does (pacer.go).
-	Browser browserModel
+	// reconnect: as notifyd's browser client does (fleet.Browser).
+	Browser fleet.Browser
 
 	StormRows            int64         // storm: published notifications seeded first (0: none)
 	StormVictimStreams   int           // storm: streams on the node that is killed
@@ -179,7 +180,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.ServerURL, "db", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
 		"PostgreSQL server URL; a fresh database notifyd_bench_<random> is created on it and dropped at the end")
 	phases := fs.String("phases", strings.Join(defaultPhases, ","), "comma-separated phases to run: "+strings.Join(allPhases, ", ")+
-		 " (lived, storm, rolling, snapshot, churn and versus are not in the default: they seed millions of rows, run long or build another server)")
+		" (lived, storm, rolling, snapshot, churn and versus are not in the default: they seed millions of rows, run long or build another server)")
 	fs.BoolVar(&c.JSON, "json", false, "print the report as JSON instead of a table")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run (client and server) to this file")
 	fs.BoolVar(&c.Verbose, "v", false, "show the server's info logs (default: warnings only)")

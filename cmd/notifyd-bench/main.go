@@ -27,14 +27,16 @@ import (
 	"syscall"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/notifyd/notifyd/internal/testkit/fleet"
 )
 
 func main() {
 	// The signal context stays registered until Run returns, so a second
 	// Ctrl-C during cleanup is caught too and the database is still dropped.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	if len(os.Args) > 1 && os.Args[1] == clientProcArg {
-		err := runClientProc(ctx, os.Stdin, os.Stdout)
+	if len(os.Args) > 1 && os.Args[1] == fleet.ChildArg {
+		err := fleet.RunChild(ctx, os.Stdin, os.Stdout)
 		stop()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "notifyd-bench client:", err)

@@ -56,7 +56,7 @@ func runBroadcastPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progr
 		}
 		commits[id] = time.Now().UnixNano()
 		if (b+1)%5 == 0 {
-			st := cs.stats()
+			st := cs.Stats()
 			prog.Printf("broadcast: %d of %d sent, %d deliveries so far", b+1, cfg.Broadcasts, st.Received)
 		}
 	}
@@ -64,7 +64,7 @@ func runBroadcastPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progr
 	if err != nil {
 		return nil, err
 	}
-	behind, err := cs.waitSeq(ctx, sentinel, cfg.Timeout)
+	behind, err := cs.WaitSeq(ctx, sentinel, cfg.Timeout)
 	if err != nil {
 		return nil, fmt.Errorf("broadcast: %d streams did not receive everything: %w", behind, err)
 	}

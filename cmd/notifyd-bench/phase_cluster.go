@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/fleet"
 	"github.com/notifyd/notifyd/internal/testkit/stats"
 )
 
@@ -60,7 +61,7 @@ func runClusterPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progres
 	samp := startSampler(ctx, e.admin, 200*time.Millisecond)
 	win := startCPU(e, cs)
 	walBefore := readWAL(ctx, e.admin)
-	if err := cs.tell(clientCmd{Op: opResumeRate, Rate: cfg.ResumeRate / float64(len(l.plans))}); err != nil {
+	if err := cs.SetResumeRate(cfg.ResumeRate / float64(len(l.plans))); err != nil {
 		return nil, err
 	}
 	loadStart := time.Now()
@@ -68,7 +69,7 @@ func runClusterPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progres
 	loadDone := make(chan error, 1)
 	go func() { loadDone <- g.run(ctx, cfg.Duration) }()
 	stopProgress := prog.Every(2*time.Second, func() string {
-		st := cs.stats()
+		st := cs.Stats()
 		head, _ := cluster.Head(ctx, e.admin)
 		el := time.Since(loadStart).Seconds()
 		return fmt.Sprintf("cluster: %.0fs, %d sent (%.0f/s), published to seq %d, %d delivered, %d/%d streams open, %d resumes, %d drops, %d connect errors",
@@ -92,13 +93,13 @@ wait:
 				loadErr = err
 			}
 			e.set.SetDown(victim, true)
-			_ = cs.tell(clientCmd{Op: opNodeDown, Node: victim})
+			_ = cs.SetNodeDown(victim, true)
 			res.Killed, res.KilledAtSeconds, res.StreamsOnKilled = "node"+itoa(victim), time.Since(loadStart).Seconds(), int(on)
 			prog.Printf("cluster: killed node%d (SIGKILL) holding %d streams", victim, int(on))
 		}
 	}
 	res.Seconds = time.Since(loadStart).Seconds()
-	_ = cs.tell(clientCmd{Op: opResumeRate, Rate: 0})
+	_ = cs.SetResumeRate(0)
 	drainStart := time.Now()
 	if loadErr == nil {
 		loadErr = cluster.WaitDrained(ctx, e.admin, cfg.Timeout)
@@ -109,7 +110,7 @@ wait:
 	}
 	if loadErr == nil {
 		var behind int
-		if behind, loadErr = cs.waitSeq(ctx, sentinel, cfg.Timeout); loadErr != nil {
+		if behind, loadErr = cs.WaitSeq(ctx, sentinel, cfg.Timeout); loadErr != nil {
 			loadErr = fmt.Errorf("%d streams never received the final broadcast: %w", behind, loadErr)
 		}
 	}
@@ -139,7 +140,7 @@ wait:
 
 // verifyCluster checks every stream's deliveries against the database and
 // computes the latencies.
-func verifyCluster(ctx context.Context, e *nodeEnv, cs *clientSet, l *layout, g *loadGen, start int64, loadStart time.Time, res *ClusterResult) error {
+func verifyCluster(ctx context.Context, e *nodeEnv, cs *fleet.Fleet, l *layout, g *loadGen, start int64, loadStart time.Time, res *ClusterResult) error {
 	cd, err := checkStreams(ctx, e, cs, l, start, &res.StreamTally)
 	if err != nil {
 		return err
@@ -182,15 +183,15 @@ type StreamTally struct {
 // checkedStreams is every stream's report and the published notifications
 // they were checked against.
 type checkedStreams struct {
-	reports map[int]streamReport
+	reports map[int]fleet.StreamReport
 	feed    *cluster.Feed
 }
 
 // checkStreams collects every stream's deliveries and checks them against
 // the notifications published after start: exactly once, in order, nothing
 // foreign.
-func checkStreams(ctx context.Context, e *nodeEnv, cs *clientSet, l *layout, start int64, t *StreamTally) (*checkedStreams, error) {
-	reports, err := cs.report(ctx, true)
+func checkStreams(ctx context.Context, e *nodeEnv, cs *fleet.Fleet, l *layout, start int64, t *StreamTally) (*checkedStreams, error) {
+	reports, err := cs.Report(ctx, true)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/fleet"
 	"github.com/notifyd/notifyd/internal/testkit/stats"
 )
 
@@ -127,7 +128,7 @@ func runStorm(ctx context.Context, cfg config, nr *nodeRun, e *nodeEnv, seed *Li
 	loadDone := make(chan error, 1)
 	go func() { loadDone <- g.run(ctx, cfg.StormBefore+cfg.StormAfter) }()
 	stopProgress := prog.Every(2*time.Second, func() string {
-		st := cs.stats()
+		st := cs.Stats()
 		head, _ := cluster.Head(ctx, e.admin)
 		return fmt.Sprintf("storm: %.0fs, %d sent, published to seq %d, %d delivered, %d/%d streams open, %d drops, %d connect errors",
 			time.Since(loadStart).Seconds(), g.sent(), head, st.Received, st.Open, streams, st.Drops, st.ConnectErrors)
@@ -150,7 +151,7 @@ func runStorm(ctx context.Context, cfg config, nr *nodeRun, e *nodeEnv, seed *Li
 		killAt = time.Now()
 		loadErr = e.nodes[victim].Kill()
 		e.set.SetDown(victim, true)
-		_ = cs.tell(clientCmd{Op: opNodeDown, Node: victim})
+		_ = cs.SetNodeDown(victim, true)
 		res.Killed, res.KilledAtSeconds, res.StreamsOnKilled = "node"+itoa(victim), killAt.Sub(loadStart).Seconds(), int(on)
 		prog.Printf("storm: killed node%d (SIGKILL) holding %d streams", victim, int(on))
 		res.Timeline, loadErr = stormTimeline(ctx, e, victim, killAt, cfg.StormWindow, loadDone)
@@ -185,7 +186,7 @@ func runStorm(ctx context.Context, cfg config, nr *nodeRun, e *nodeEnv, seed *Li
 // drainAndMark waits until the queue is empty, publishes a last broadcast
 // and waits until every stream has it: then every stream has received
 // everything it is going to.
-func drainAndMark(ctx context.Context, cfg config, e *nodeEnv, cs *clientSet) error {
+func drainAndMark(ctx context.Context, cfg config, e *nodeEnv, cs *fleet.Fleet) error {
 	if err := cluster.WaitDrained(ctx, e.admin, cfg.Timeout); err != nil {
 		return err
 	}
@@ -193,7 +194,7 @@ func drainAndMark(ctx context.Context, cfg config, e *nodeEnv, cs *clientSet) er
 	if err != nil {
 		return err
 	}
-	if behind, err := cs.waitSeq(ctx, sentinel, cfg.Timeout); err != nil {
+	if behind, err := cs.WaitSeq(ctx, sentinel, cfg.Timeout); err != nil {
 		return fmt.Errorf("%d streams never received the final broadcast: %w", behind, err)
 	}
 	return nil

@@ -48,7 +48,7 @@ func runStreamsPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progres
 
 	res := &StreamsResult{Streams: s, Opened: opened, Clients: len(l.plans), OpenSeconds: openSecs,
 		HoldSeconds: cfg.Hold.Seconds(), Heartbeat: cfg.Heartbeat.Seconds(), TargetRSSMiB: targetRSSMiB, TargetKiB: targetPerStreamKiB}
-	if err := cs.tell(clientCmd{Op: opMark}); err != nil {
+	if err := cs.MarkHeartbeats(); err != nil {
 		return nil, err
 	}
 	samp := startSampler(ctx, e.admin, 500*time.Millisecond)
@@ -65,7 +65,7 @@ func runStreamsPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progres
 		rss, _ := e.nodes[0].RSS()
 		res.PeakRSSMiB = max(res.PeakRSSMiB, mib(rss))
 		if n%5 == 0 {
-			st := cs.stats()
+			st := cs.Stats()
 			prog.Printf("streams: holding %d, node RSS %.0f MiB (%.1f KiB a stream), heartbeats: fewest %d, longest gap %d ms, %d drops",
 				st.Open, mib(rss), float64(rss)/1024/float64(max(1, st.Open)), st.BeatsMin, st.MaxBeatGapMs, st.Drops)
 		}
@@ -77,7 +77,7 @@ func runStreamsPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progres
 		res.Memory = mem[0]
 	}
 	res.PeakRSSMiB = max(res.PeakRSSMiB, res.Memory.RSSMiB)
-	reports, err := cs.report(ctx, false)
+	reports, err := cs.Report(ctx, false)
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +93,7 @@ func runStreamsPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progres
 		res.MaxBeatGapMs = max(res.MaxBeatGapMs, st.MaxBeatGapMs)
 		res.Drops += st.Drops
 	}
-	res.ClientRSSMiB = mib(cs.stats().RSS)
+	res.ClientRSSMiB = mib(cs.Stats().RSS)
 	// A stream held for Hold sees at least Hold/Heartbeat - 1 heartbeats
 	// (the first may fall just before the mark), and never waits much more
 	// than an interval for one.

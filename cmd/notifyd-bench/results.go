@@ -1,10 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/fleet"
 	"github.com/notifyd/notifyd/internal/testkit/stats"
 )
 
@@ -152,15 +154,15 @@ type cpuWindow struct {
 	self  time.Duration
 }
 
-func startCPU(e *nodeEnv, cs *clientSet) *cpuWindow {
+func startCPU(e *nodeEnv, cs *fleet.Fleet) *cpuWindow {
 	if cs != nil {
-		cs.markCPU()
+		cs.MarkCPU()
 	}
 	return &cpuWindow{start: time.Now(), nodes: e.cpu(), self: processCPU()}
 }
 
 // stop returns each process's CPU since start (a killed node's is lost).
-func (w *cpuWindow) stop(e *nodeEnv, cs *clientSet) []ProcCPU {
+func (w *cpuWindow) stop(e *nodeEnv, cs *fleet.Fleet) []ProcCPU {
 	secs := time.Since(w.start).Seconds()
 	var out []ProcCPU
 	now := e.cpu()
@@ -170,7 +172,9 @@ func (w *cpuWindow) stop(e *nodeEnv, cs *clientSet) []ProcCPU {
 		}
 	}
 	if cs != nil {
-		out = append(out, cs.cpu()...)
+		for _, c := range cs.CPU() {
+			out = append(out, ProcCPU{Name: fmt.Sprintf("client %d", c.ID), PID: c.PID, CPUSeconds: c.CPU.Seconds()})
+		}
 	}
 	out = append(out, ProcCPU{Name: "bench (producers, checks)", CPUSeconds: (processCPU() - w.self).Seconds()})
 	for i := range out {

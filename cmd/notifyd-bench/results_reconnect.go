@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/fleet"
 	"github.com/notifyd/notifyd/internal/testkit/stats"
 )
 
@@ -13,18 +14,18 @@ type ReconnectRun struct {
 	OpenSeconds float64 `json:"open_seconds"`
 	Clients     int     `json:"client_processes"`
 	// Rows seeded before the nodes started, and how.
-	Rows         int64        `json:"rows"`
-	Seed         *LivedSeed   `json:"seed,omitempty"`
-	Rate         float64      `json:"rate"`
-	HTTPShare    float64      `json:"http_share"`
-	Browser      browserModel `json:"client_reconnect"`
-	Sent         int64        `json:"sent"`
-	AchievedRate float64      `json:"achieved_rate"`
-	Deliveries   int          `json:"deliveries"`
-	Seconds      float64      `json:"seconds"`
-	DrainSeconds float64      `json:"drain_seconds"`
-	LoadStart    float64      `json:"loadavg1_start"`
-	LoadEnd      float64      `json:"loadavg1_end"`
+	Rows         int64         `json:"rows"`
+	Seed         *LivedSeed    `json:"seed,omitempty"`
+	Rate         float64       `json:"rate"`
+	HTTPShare    float64       `json:"http_share"`
+	Browser      fleet.Browser `json:"client_reconnect"`
+	Sent         int64         `json:"sent"`
+	AchievedRate float64       `json:"achieved_rate"`
+	Deliveries   int           `json:"deliveries"`
+	Seconds      float64       `json:"seconds"`
+	DrainSeconds float64       `json:"drain_seconds"`
+	LoadStart    float64       `json:"loadavg1_start"`
+	LoadEnd      float64       `json:"loadavg1_end"`
 	StreamTally
 }
 
