@@ -28,6 +28,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/notifyd/notifyd/internal/testkit/cluster"
 	"github.com/notifyd/notifyd/internal/testkit/fleet"
 )
 
@@ -65,7 +66,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		return err
 	}
 	prog := newProgress(stderr)
-	loadBefore := loadAvg1() // before the bench adds its own
+	loadBefore := cluster.LoadAverage() // other work's: before the bench adds its own
 	rep := &Report{Settings: cfg.settings()}
 	defer func() {
 		if ctx.Err() != nil {
