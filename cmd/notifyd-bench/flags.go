@@ -291,10 +291,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		c.Phases[p] = true
 	}
 	var err error
-	if err = parseMix(*mix, &c.Mix); err != nil {
+	if c.Mix, err = cluster.ParseMix(*mix); err != nil {
 		return c, fmt.Errorf("%w: -mix: %v", errUsage, err)
 	}
-	if err = parseMix(*rollingMix, &c.RollingMix); err != nil {
+	if c.RollingMix, err = cluster.ParseMix(*rollingMix); err != nil {
 		return c, fmt.Errorf("%w: -rolling-mix: %v", errUsage, err)
 	}
 	if c.LivedSizes, err = parseSizes(*sizes); err != nil {
@@ -393,33 +393,4 @@ func parseSizes(s string) ([]int64, error) {
 		return nil, errors.New("no size")
 	}
 	return out, nil
-}
-
-// parseMix reads "role=0.08,user+role=0.02,everyone=0.001".
-func parseMix(s string, m *cluster.Mix) error {
-	*m = cluster.Mix{}
-	for part := range strings.SplitSeq(s, ",") {
-		if part = strings.TrimSpace(part); part == "" {
-			continue
-		}
-		k, v, ok := strings.Cut(part, "=")
-		x, err := strconv.ParseFloat(v, 64)
-		if !ok || err != nil || x < 0 {
-			return fmt.Errorf("%q: want kind=share", part)
-		}
-		switch k {
-		case "role":
-			m.Role = x
-		case "user+role":
-			m.UserOrRole = x
-		case "everyone":
-			m.Everyone = x
-		default:
-			return fmt.Errorf("%q: kinds are role, user+role and everyone", k)
-		}
-	}
-	if m.Role+m.UserOrRole+m.Everyone > 1 {
-		return fmt.Errorf("%q: shares add up to more than 1", s)
-	}
-	return nil
 }

@@ -175,21 +175,11 @@ func (e *nodeEnv) Close() error {
 	return errors.Join(errs...)
 }
 
-// alive reports whether node i is still running.
-func (e *nodeEnv) alive(i int) bool {
-	select {
-	case <-e.nodes[i].Done():
-		return false
-	default:
-		return true
-	}
-}
-
 // cpu is each live node's CPU so far.
 func (e *nodeEnv) cpu() []time.Duration {
 	out := make([]time.Duration, len(e.nodes))
 	for i, n := range e.nodes {
-		if e.alive(i) {
+		if e.nodes[i].Running() {
 			out[i], _ = n.CPUTime()
 		}
 	}
@@ -200,7 +190,7 @@ func (e *nodeEnv) cpu() []time.Duration {
 func (e *nodeEnv) memory(ctx context.Context) []NodeMemory {
 	out := make([]NodeMemory, 0, len(e.nodes))
 	for i, n := range e.nodes {
-		if !e.alive(i) {
+		if !e.nodes[i].Running() {
 			continue
 		}
 		rss, err := n.RSS()

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"strconv"
 	"time"
 
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
@@ -19,20 +17,11 @@ import (
 func runBroadcastPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress, rep *Report, stderr io.Writer) (*BroadcastResult, error) {
 	s := cfg.BroadcastStreams
 	prog.Printf("broadcast: %d streams on one node, %d broadcasts %s apart", s, cfg.Broadcasts, cfg.BroadcastInterval)
-	e, err := nr.startNodes(ctx, 1, map[string]string{"NOTIFY_MAX_STREAMS": strconv.Itoa(s + 1000)})
+	e, l, cs, opened, _, err := nr.openOneNode(ctx, phaseBroadcast, s, 2, "bc", nil, prog, stderr)
 	if err != nil {
 		return nil, err
 	}
 	defer e.Close()
-	pop := cluster.NewPopulation(rand.New(rand.NewPCG(2, 2)), "bc", (s+streamsPerUserOneNode-1)/streamsPerUserOneNode, 10, 2)
-	l, err := nr.newLayout(e, pop, s, -1)
-	if err != nil {
-		return nil, err
-	}
-	cs, opened, _, err := l.open(ctx, prog, phaseBroadcast, stderr)
-	if err != nil {
-		return nil, err
-	}
 	defer cs.Close()
 	// The streams opened live (no Last-Event-ID) before anything was
 	// published: each must receive everything after this head.

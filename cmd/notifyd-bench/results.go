@@ -167,7 +167,7 @@ func (w *cpuWindow) stop(e *nodeEnv, cs *fleet.Fleet) []ProcCPU {
 	var out []ProcCPU
 	now := e.cpu()
 	for i, n := range e.nodes {
-		if e.alive(i) {
+		if e.nodes[i].Running() {
 			out = append(out, ProcCPU{Name: "node" + itoa(i), PID: n.PID(), CPUSeconds: (now[i] - w.nodes[i]).Seconds()})
 		}
 	}

@@ -210,7 +210,7 @@ func runMeasuredStorm(ctx context.Context, cfg config, nr *nodeRun, e *nodeEnv, 
 // empty value removes the setting).
 func (e *nodeEnv) restartAll(ctx context.Context, env map[string]string) error {
 	if err := e.eachNode(func(i int) error {
-		if !e.alive(i) {
+		if !e.nodes[i].Running() {
 			return nil // killed by the run before
 		}
 		return e.nodes[i].Stop(15 * time.Second)
@@ -267,7 +267,7 @@ func startMeasuredCluster(ctx context.Context, dataDir string, stderr io.Writer)
 func (e *nodeEnv) readCounts(ctx context.Context, skip int) map[string]float64 {
 	out := map[string]float64{}
 	for i, n := range e.nodes {
-		if i == skip || !e.alive(i) {
+		if i == skip || !e.nodes[i].Running() {
 			continue
 		}
 		samples, err := cluster.Samples(ctx, http.DefaultClient, n.URL(), "notifyd_replica_reads_total", "notifyd_stream_resumes_total")
