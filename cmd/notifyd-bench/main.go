@@ -1,7 +1,19 @@
-// Command notifyd-bench measures a complete notifyd server, in process, on a
-// fresh PostgreSQL database: end-to-end throughput of bulk inserts to one
-// stream, commit-to-receipt latency at steady rates, and what the insert
-// trigger costs producers compared with a plain table.
+// Command notifyd-bench measures notifyd against the targets the project
+// states for it, on fresh PostgreSQL databases. It is a list of phases
+// (-phases; -h lists them with their sizes), each built from the test
+// harness under internal/testkit:
+//
+//   - in process (app.Start, as `notifyd serve` runs it): throughput,
+//     latency, producer and snapshot measure the pipeline from the producer's
+//     commit to the stream's read;
+//   - churn drives the pipeline's statements itself, before and after
+//     millions of notifications passed through;
+//   - streams, broadcast, resume, cluster, lived, storm, rolling and versus
+//     run notifyd as separate processes (package cluster: nodes, their /proc
+//     figures and metrics, readers, the exactly-once check) with the
+//     streams' client side in processes of their own (package fleet).
+//
+// Every latency is summarised the same way (package stats).
 //
 // Client and server share the machine, so every figure is bounded by its
 // cores; the report names the core count, the PostgreSQL version and every
@@ -10,9 +22,10 @@
 // also says where the time went in terms that move less: CPU seconds of
 // each group of PostgreSQL backends, which statement the server's backends
 // were running, wait events, WAL per insert, and how busy other databases
-// were. -db-set applies a setting to the bench database before the server
-// starts, to test a hypothesis without editing the server; the report
-// marks such runs as experiments. `make bench` runs it with the defaults.
+// were. -db-set and -node-env apply a setting to the bench database or the
+// nodes, to test a hypothesis without editing the server; the report marks
+// such runs as experiments. The Makefile's bench targets run the phase
+// groups (`make bench` the default phases).
 package main
 
 import (
@@ -36,7 +49,7 @@ func main() {
 	// The signal context stays registered until Run returns, so a second
 	// Ctrl-C during cleanup is caught too and the database is still dropped.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	if len(os.Args) > 1 && os.Args[1] == fleet.ChildArg {
+	if len(os.Args) > 1 && os.Args[1] == fleet.ChildArg { // a node phase's client process
 		err := fleet.RunChild(ctx, os.Stdin, os.Stdout)
 		stop()
 		if err != nil {
