@@ -162,30 +162,24 @@ func reportStats(ctx context.Context, out *msgWriter, readers []*cluster.Reader)
 	}
 }
 
+// sumStats sums the readers' stats, with this process's memory and
+// goroutines.
 func sumStats(readers []*cluster.Reader) Stats {
-	s := Stats{BeatsMin: math.MaxInt, CloseReasons: map[string]int{}}
-	for _, r := range readers {
+	var s Stats
+	for i, r := range readers {
 		st := r.Stats()
+		one := Stats{Received: int64(st.Received), Connects: st.Connects, ConnectErrors: st.ConnectErrors, Resumes: st.Resumes,
+			Drops: st.Drops, ProtocolErrors: st.ProtocolErrors, CloseReasons: st.CloseReasons, BeatsMin: st.Heartbeats, MaxBeatGapMs: st.MaxBeatGapMs}
 		if st.Open {
-			s.Open++
+			one.Open = 1
 		}
-		s.Received += int64(st.Received)
-		s.Connects += st.Connects
-		s.ConnectErrors += st.ConnectErrors
-		s.Resumes += st.Resumes
-		s.Drops += st.Drops
-		s.ProtocolErrors += st.ProtocolErrors
-		for k, v := range st.CloseReasons {
-			s.CloseReasons[k] += v
-		}
-		s.BeatsMin = min(s.BeatsMin, st.Heartbeats)
 		if st.Heartbeats == 0 {
-			s.NoBeats++
+			one.NoBeats = 1
 		}
-		s.MaxBeatGapMs = max(s.MaxBeatGapMs, st.MaxBeatGapMs)
+		s.add(one, i == 0)
 	}
-	if len(readers) == 0 {
-		s.BeatsMin = 0
+	if s.CloseReasons == nil {
+		s.CloseReasons = map[string]int{}
 	}
 	s.RSS, _ = cluster.RSS(os.Getpid())
 	s.GoroutinesApp = runtime.NumGoroutine()

@@ -215,30 +215,19 @@ func (cs *Fleet) Report(ctx context.Context, deliveries bool) (map[int]StreamRep
 	return out, nil
 }
 
-// Stats sums the processes' latest stats (each sends them every second).
+// Stats sums the processes' latest stats (each sends them every second);
+// a process yet to send any makes BeatsMin 0.
 func (cs *Fleet) Stats() Stats {
 	var s Stats
-	s.BeatsMin = math.MaxInt
-	for _, p := range cs.procs {
+	for i, p := range cs.procs {
 		l := p.last.Load()
 		if l == nil {
-			s.BeatsMin = 0
+			s.add(Stats{}, i == 0)
 			continue
 		}
-		s.Open += l.Open
-		s.Received += l.Received
-		s.Connects += l.Connects
-		s.ConnectErrors += l.ConnectErrors
-		s.Resumes += l.Resumes
-		s.Drops += l.Drops
-		s.ProtocolErrors += l.ProtocolErrors
-		s.BeatsMin = min(s.BeatsMin, l.BeatsMin)
-		s.NoBeats += l.NoBeats
-		s.MaxBeatGapMs = max(s.MaxBeatGapMs, l.MaxBeatGapMs)
-		s.RSS += l.RSS
-	}
-	if len(cs.procs) == 0 {
-		s.BeatsMin = 0
+		one := *l
+		one.CloseReasons, one.GoroutinesApp = nil, 0 // kept per process only
+		s.add(one, i == 0)
 	}
 	return s
 }

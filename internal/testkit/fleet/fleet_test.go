@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -114,5 +115,28 @@ func TestPacerBacksOffWithinTheCeilingAfterAFailure(t *testing.T) {
 	}
 	if wait := time.Until(p.due); p.Stats().Backoffs != 2 || wait > 80*time.Millisecond {
 		t.Errorf("after the second failure: %d backoffs, next in %s (ceiling 80ms); waited %s", p.Stats().Backoffs, wait, time.Since(start))
+	}
+}
+
+func TestFleetStatsSumsTheProcesses(t *testing.T) {
+	procWith := func(s *Stats) *proc {
+		p := &proc{}
+		if s != nil {
+			p.last.Store(s)
+		}
+		return p
+	}
+	a := &Stats{Open: 3, Received: 10, Drops: 1, BeatsMin: 4, NoBeats: 0, MaxBeatGapMs: 900, RSS: 100, CloseReasons: map[string]int{"shutdown": 2}}
+	b := &Stats{Open: 2, Received: 5, Drops: 2, BeatsMin: 2, NoBeats: 1, MaxBeatGapMs: 1200, RSS: 50}
+	got := (&Fleet{procs: []*proc{procWith(a), procWith(b)}}).Stats()
+	want := Stats{Open: 5, Received: 15, Drops: 3, BeatsMin: 2, NoBeats: 1, MaxBeatGapMs: 1200, RSS: 150}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Stats() = %+v, want %+v", got, want)
+	}
+	if got := (&Fleet{procs: []*proc{procWith(a), procWith(nil)}}).Stats(); got.BeatsMin != 0 || got.Open != 3 {
+		t.Errorf("with a silent process: BeatsMin %d, Open %d; want 0 and 3", got.BeatsMin, got.Open)
+	}
+	if got := (&Fleet{}).Stats(); !reflect.DeepEqual(got, Stats{}) {
+		t.Errorf("no processes: %+v", got)
 	}
 }

@@ -110,6 +110,32 @@ type Stats struct {
 	GoroutinesApp int   `json:"goroutines"`
 }
 
+// add sums o into s: counts add up, BeatsMin is the fewest and
+// MaxBeatGapMs the longest. first: s holds nothing yet.
+func (s *Stats) add(o Stats, first bool) {
+	if first {
+		s.BeatsMin = o.BeatsMin
+	}
+	s.Open += o.Open
+	s.Received += o.Received
+	s.Connects += o.Connects
+	s.ConnectErrors += o.ConnectErrors
+	s.Resumes += o.Resumes
+	s.Drops += o.Drops
+	s.ProtocolErrors += o.ProtocolErrors
+	for k, v := range o.CloseReasons {
+		if s.CloseReasons == nil {
+			s.CloseReasons = map[string]int{}
+		}
+		s.CloseReasons[k] += v
+	}
+	s.BeatsMin = min(s.BeatsMin, o.BeatsMin)
+	s.NoBeats += o.NoBeats
+	s.MaxBeatGapMs = max(s.MaxBeatGapMs, o.MaxBeatGapMs)
+	s.RSS += o.RSS
+	s.GoroutinesApp += o.GoroutinesApp
+}
+
 // StreamReport is one stream at the end of a run: its reader's stats, its
 // pacer's with a Browser plan, and with deliveries the seqs it received
 // and when (receipt times, unix microseconds). Over the pipe Seqs and
