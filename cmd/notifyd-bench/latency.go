@@ -119,15 +119,21 @@ func paceInserts(ctx context.Context, pool *pgxpool.Pool, user string, rate, tot
 	return slices.Concat(sent...), err
 }
 
-// summarizeLatency pairs commits with deliveries by notification id.
-func summarizeLatency(rate, producers int, sent []committed, ds []delivery) *LatencyResult {
-	res := &LatencyResult{Rate: rate, Producers: producers, Sent: len(sent)}
+// firstReceipts is when each notification was first delivered, by id.
+func firstReceipts(ds []delivery) map[string]time.Time {
 	received := make(map[string]time.Time, len(ds))
 	for _, d := range ds {
 		if _, dup := received[d.ID]; !dup {
 			received[d.ID] = d.At
 		}
 	}
+	return received
+}
+
+// summarizeLatency pairs commits with deliveries by notification id.
+func summarizeLatency(rate, producers int, sent []committed, ds []delivery) *LatencyResult {
+	res := &LatencyResult{Rate: rate, Producers: producers, Sent: len(sent)}
+	received := firstReceipts(ds)
 	lat := make([]time.Duration, 0, len(sent))
 	var first, last time.Time
 	for _, c := range sent {

@@ -137,12 +137,7 @@ func summarizeSnapshot(rate int, begin time.Time, window time.Duration, sent []c
 	all := summarizeLatency(rate, 1, sent, ds)
 	res := &SnapshotResult{Rate: rate, Seconds: all.Seconds, Sent: all.Sent, Missing: all.Missing, AchievedRate: all.AchievedRate,
 		TargetP99Ms: 25, TargetRatio: 1.5}
-	received := make(map[string]time.Time, len(ds))
-	for _, d := range ds {
-		if _, dup := received[d.ID]; !dup {
-			received[d.ID] = d.At
-		}
-	}
+	received := firstReceipts(ds)
 	var buckets [][]time.Duration
 	for _, c := range sent {
 		i := int(c.At.Sub(begin) / window)
