@@ -155,46 +155,49 @@ func runInProcess(ctx context.Context, cfg config, prog *progress, rep *Report, 
 // on an empty database, and the producer comparison last, since it leaves
 // the most rows behind.
 func runPhases(ctx context.Context, cfg config, env *env, prog *progress, rep *Report) error {
+	// measured runs fn under a sampler whose profile is named profile; an
+	// error ends the run, labelled with what.
+	measured := func(profile, what string, fn func() error) error {
+		if err := measurePhase(ctx, env, rep, profile, fn); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		return nil
+	}
 	if cfg.Phases[phaseThroughput] {
-		err := measurePhase(ctx, env, rep, phaseThroughput, func() (err error) {
+		if err := measured(phaseThroughput, "throughput", func() (err error) {
 			rep.Throughput, err = runThroughput(ctx, cfg, env, prog)
 			return err
-		})
-		if err != nil {
-			return fmt.Errorf("throughput: %w", err)
+		}); err != nil {
+			return err
 		}
 	}
-	if cfg.Phases[phaseLatency] {
-		for _, rate := range cfg.LatencyRates {
-			err := measurePhase(ctx, env, rep, fmt.Sprintf("latency %d/s", rate), func() error {
-				res, err := runLatency(ctx, cfg, env, prog, rate)
-				if res != nil {
-					rep.Latency = append(rep.Latency, *res)
-				}
-				return err
-			})
-			if err != nil {
-				return fmt.Errorf("latency at %d/s: %w", rate, err)
+	for _, rate := range cfg.LatencyRates {
+		if !cfg.Phases[phaseLatency] {
+			break
+		}
+		if err := measured(fmt.Sprintf("latency %d/s", rate), fmt.Sprintf("latency at %d/s", rate), func() error {
+			res, err := runLatency(ctx, cfg, env, prog, rate)
+			if res != nil {
+				rep.Latency = append(rep.Latency, *res)
 			}
+			return err
+		}); err != nil {
+			return err
 		}
 	}
 	if cfg.Phases[phaseSnapshot] {
-		err := measurePhase(ctx, env, rep, phaseSnapshot, func() (err error) {
+		if err := measured(phaseSnapshot, "held snapshot", func() (err error) {
 			rep.Snapshot, err = runSnapshot(ctx, cfg, env, prog)
 			return err
-		})
-		if err != nil {
-			return fmt.Errorf("held snapshot: %w", err)
+		}); err != nil {
+			return err
 		}
 	}
 	if cfg.Phases[phaseProducer] {
-		err := measurePhase(ctx, env, rep, phaseProducer, func() (err error) {
+		return measured(phaseProducer, "producer", func() (err error) {
 			rep.Producer, err = runProducer(ctx, cfg, env, prog)
 			return err
 		})
-		if err != nil {
-			return fmt.Errorf("producer: %w", err)
-		}
 	}
 	return nil
 }

@@ -91,8 +91,5 @@ func runBroadcastPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progr
 	res.TargetMet = res.Check.OK() && len(lasts) == cfg.Broadcasts && res.LastReceipt.P99Ms <= targetBroadcastP99Ms
 	prog.Printf("broadcast: commit to last stream p50 %.0f ms, p99 %.0f ms, max %.0f ms; to each stream p50 %.0f ms, p99 %.0f ms; %s",
 		res.LastReceipt.P50Ms, res.LastReceipt.P99Ms, res.LastReceipt.MaxMs, res.AllReceipts.P50Ms, res.AllReceipts.P99Ms, res.Check)
-	if !res.Check.OK() {
-		return res, fmt.Errorf("broadcast: exactly-once violated: %s %v", res.Check, res.Check.Examples)
-	}
-	return res, nil
+	return res, checkFailure(phaseBroadcast, res.Check)
 }

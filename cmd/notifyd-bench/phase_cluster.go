@@ -131,11 +131,22 @@ wait:
 	if err := verifyCluster(ctx, e, cs, l, g, start, loadStart, res); err != nil {
 		return res, err
 	}
-	prog.Printf("cluster: %s", res.Check)
-	if !res.Check.OK() {
-		return res, fmt.Errorf("cluster: exactly-once violated: %s %v", res.Check, res.Check.Examples)
+	return res, exactlyOnce(prog, "cluster", res.Check)
+}
+
+// exactlyOnce prints a phase's exactly-once check and fails the phase
+// when it did not pass.
+func exactlyOnce(prog *progress, phase string, c cluster.Check) error {
+	prog.Printf("%s: %s", phase, c)
+	return checkFailure(phase, c)
+}
+
+// checkFailure is the phase's error when its check did not pass, or nil.
+func checkFailure(phase string, c cluster.Check) error {
+	if c.OK() {
+		return nil
 	}
-	return res, nil
+	return fmt.Errorf("%s: exactly-once violated: %s %v", phase, c, c.Examples)
 }
 
 // verifyCluster checks every stream's deliveries against the database and

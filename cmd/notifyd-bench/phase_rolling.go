@@ -86,11 +86,7 @@ func runRollingPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progres
 		return res, fmt.Errorf("rolling: %w", err)
 	}
 	res.measure(cd, l, g.commits, loadStart)
-	prog.Printf("rolling: %s", res.Check)
-	if !res.Check.OK() {
-		return res, fmt.Errorf("rolling: exactly-once violated: %s %v", res.Check, res.Check.Examples)
-	}
-	return res, nil
+	return res, exactlyOnce(prog, "rolling", res.Check)
 }
 
 // restartInTurn takes node i out of rotation, stops it with SIGTERM, starts

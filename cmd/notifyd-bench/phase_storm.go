@@ -176,11 +176,7 @@ func runStorm(ctx context.Context, cfg config, nr *nodeRun, e *nodeEnv, seed *Li
 	if res.Explains, err = stormPlans(ctx, e, pop.Users[slices.Index(place, victim)], res.HeadAtKill); err != nil {
 		return res, err
 	}
-	prog.Printf("storm: %s", res.Check)
-	if !res.Check.OK() {
-		return res, fmt.Errorf("storm: exactly-once violated: %s %v", res.Check, res.Check.Examples)
-	}
-	return res, nil
+	return res, exactlyOnce(prog, "storm", res.Check)
 }
 
 // drainAndMark waits until the queue is empty, publishes a last broadcast
