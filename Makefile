@@ -36,13 +36,25 @@ test-web: web-deps
 test-browser: web-deps
 	cd web && npm run e2e
 
-# All phases: the in-process throughput/latency/producer figures, then
-# notifyd as separate processes: 15,000 streams on one node, a broadcast to
-# 10,000, a resume 10,000 behind, 3 nodes under load with a node killed.
-# About 4 minutes; `go run ./cmd/notifyd-bench -h` for phases and sizes.
-# Not included: the long-lived table (bench-lived below).
-bench:
-	$(GO) run ./cmd/notifyd-bench
+# Benchmarks. Each rule below runs one group of cmd/notifyd-bench's phases
+# (`go run ./cmd/notifyd-bench -h` lists every phase, its flags and sizes)
+# on fresh databases of the local PostgreSQL; the *_ARGS variables pass
+# further flags. None runs in `make test`.
+BENCH = $(GO) run ./cmd/notifyd-bench
+.PHONY: bench bench-inbox
+
+# The default phases: the in-process throughput/latency/producer figures,
+# then notifyd as separate processes: 15,000 streams on one node, a
+# broadcast to 10,000, a resume 10,000 behind, 3 nodes under load with a
+# node killed; first the inbox reads (bench-inbox). About 4 minutes. Not
+# included: lived, storm, rolling, snapshot, churn and versus (below).
+bench: bench-inbox
+	$(BENCH)
+
+# Inbox reads for a user with 100,000 notifications (p50/p99 per operation),
+# a Go benchmark of internal/postgres.
+bench-inbox:
+	$(GO) test -run '^$$' -bench BenchmarkInbox -benchtime 300x ./internal/postgres
 
 # The long-lived table: notify.notifications seeded with published history
 # to 100,000, 1,000,000 and 10,000,000 rows (100,000 users, 200 roles), and
@@ -55,7 +67,7 @@ bench:
 LIVED_SIZES ?= 100000,1000000,10000000
 .PHONY: bench-lived
 bench-lived:
-	$(GO) run ./cmd/notifyd-bench -phases lived -lived-sizes $(LIVED_SIZES)
+	$(BENCH) -phases lived -lived-sizes $(LIVED_SIZES)
 
 # Reconnect storm on a lived-in table: notify.notifications seeded with
 # 10,000,000 published rows (the lived seed), 3 nodes, 10,000 streams on the
@@ -75,7 +87,7 @@ STORM_ROWS ?= 10000000
 STORM_ARGS ?=
 .PHONY: bench-storm
 bench-storm:
-	$(GO) run ./cmd/notifyd-bench -phases storm -storm-rows $(STORM_ROWS) $(STORM_ARGS)
+	$(BENCH) -phases storm -storm-rows $(STORM_ROWS) $(STORM_ARGS)
 
 # The storm without and with a read replica (DATABASE_REPLICA_URL): the
 # storm's seed (STORM_ROWS) in a PostgreSQL cluster of the bench's own
@@ -93,7 +105,7 @@ bench-storm:
 # -storm-behind 2000' for a quick run.
 .PHONY: bench-storm-replica
 bench-storm-replica:
-	$(GO) run ./cmd/notifyd-bench -phases storm -storm-rows $(STORM_ROWS) -storm-replica 4 -storm-behind 20000 $(STORM_ARGS)
+	$(BENCH) -phases storm -storm-rows $(STORM_ROWS) -storm-replica 4 -storm-behind 20000 $(STORM_ARGS)
 
 # Rolling restart: 3 nodes holding 9,000 streams (3,000 users) under 1,000
 # notifications/s (90% to one user, 10% to one of 300 roles); each node in
@@ -107,7 +119,7 @@ bench-storm-replica:
 ROLLING_ARGS ?=
 .PHONY: bench-rolling
 bench-rolling:
-	$(GO) run ./cmd/notifyd-bench -phases rolling $(ROLLING_ARGS)
+	$(BENCH) -phases rolling $(ROLLING_ARGS)
 
 # A held snapshot: 1,000 single-row autocommit INSERTs a second for 10
 # minutes while another session holds one REPEATABLE READ snapshot (what a
@@ -119,7 +131,7 @@ bench-rolling:
 SNAPSHOT_ARGS ?=
 .PHONY: bench-snapshot
 bench-snapshot:
-	$(GO) run ./cmd/notifyd-bench -phases snapshot $(SNAPSHOT_ARGS)
+	$(BENCH) -phases snapshot $(SNAPSHOT_ARGS)
 
 # Churn: the claim and publish, the feed's read and a retention batch timed
 # on a fresh database, then again after 10,000,000 notifications passed
@@ -129,7 +141,7 @@ bench-snapshot:
 CHURN_ROWS ?= 10000000
 .PHONY: bench-churn
 bench-churn:
-	$(GO) run ./cmd/notifyd-bench -phases churn -churn-rows $(CHURN_ROWS)
+	$(BENCH) -phases churn -churn-rows $(CHURN_ROWS)
 
 # Versus (issue 15): notifyd beside Centrifugo v6.9.1 (memory broker,
 # uni_sse), built from the Go module proxy through the module that
@@ -144,7 +156,7 @@ bench-churn:
 VERSUS_ARGS ?=
 .PHONY: bench-versus
 bench-versus:
-	$(GO) run ./cmd/notifyd-bench -phases versus $(VERSUS_ARGS)
+	$(BENCH) -phases versus $(VERSUS_ARGS)
 
 # The long fault runs: 3 nodes, 3,000 streams, 2,000 notifications/s for
 # 60 s with random resumes and a node SIGKILLed (every stream checked
@@ -152,12 +164,7 @@ bench-versus:
 # (memory and heartbeats). Fails on any correctness or target miss.
 .PHONY: soak
 soak:
-	$(GO) run ./cmd/notifyd-bench -phases streams,cluster -strict
+	$(BENCH) -phases streams,cluster -strict
 
 clean:
 	rm -rf bin test-artifacts
-
-# Inbox reads for a user with 100,000 notifications (p50/p99 per operation).
-bench: bench-inbox
-bench-inbox:
-	$(GO) test -run '^$$' -bench BenchmarkInbox -benchtime 300x ./internal/postgres

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/fleet"
 )
 
 // errUsage marks a mistake on the command line (exit status 2).
@@ -40,9 +41,9 @@ var allPhases = []string{phaseThroughput, phaseLatency, phaseProducer, phaseSnap
 	phaseStorm, phaseRolling, phaseVersus}
 
 // defaultPhases is what a run without -phases measures (`make bench`):
-// every phase but lived, storm and rolling, which seed millions of rows or
-// run long and have targets of their own (`make bench-lived`,
-// `make bench-storm`, `make bench-rolling`).
+// every phase but lived, storm, rolling, snapshot, churn and versus, which
+// seed or pass millions of rows, run long or build another server, and have
+// make targets of their own (`make bench-lived`, `make bench-storm`, …).
 var defaultPhases = []string{phaseThroughput, phaseLatency, phaseProducer, phaseStreams, phaseBroadcast, phaseResume, phaseCluster}
 
 // inProcess reports whether a phase runs the server inside the bench.
@@ -128,8 +129,8 @@ type config struct {
 	LivedDense int     // lived: notifications of each dense user
 
 	// Browser is how the storm's and the rolling restart's clients
-	// reconnect: as notifyd's browser client does (pacer.go).
-	Browser browserModel
+	// reconnect: as notifyd's browser client does (fleet.Browser).
+	Browser fleet.Browser
 
 	StormRows            int64         // storm: published notifications seeded first (0: none)
 	StormVictimStreams   int           // storm: streams on the node that is killed
@@ -179,7 +180,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.ServerURL, "db", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
 		"PostgreSQL server URL; a fresh database notifyd_bench_<random> is created on it and dropped at the end")
 	phases := fs.String("phases", strings.Join(defaultPhases, ","), "comma-separated phases to run: "+strings.Join(allPhases, ", ")+
-		" (lived, storm and rolling are not in the default: they seed millions of rows or run long)")
+		" (lived, storm, rolling, snapshot, churn and versus are not in the default: they seed millions of rows, run long or build another server)")
 	fs.BoolVar(&c.JSON, "json", false, "print the report as JSON instead of a table")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run (client and server) to this file")
 	fs.BoolVar(&c.Verbose, "v", false, "show the server's info logs (default: warnings only)")
@@ -290,10 +291,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		c.Phases[p] = true
 	}
 	var err error
-	if err = parseMix(*mix, &c.Mix); err != nil {
+	if c.Mix, err = cluster.ParseMix(*mix); err != nil {
 		return c, fmt.Errorf("%w: -mix: %v", errUsage, err)
 	}
-	if err = parseMix(*rollingMix, &c.RollingMix); err != nil {
+	if c.RollingMix, err = cluster.ParseMix(*rollingMix); err != nil {
 		return c, fmt.Errorf("%w: -rolling-mix: %v", errUsage, err)
 	}
 	if c.LivedSizes, err = parseSizes(*sizes); err != nil {
@@ -392,33 +393,4 @@ func parseSizes(s string) ([]int64, error) {
 		return nil, errors.New("no size")
 	}
 	return out, nil
-}
-
-// parseMix reads "role=0.08,user+role=0.02,everyone=0.001".
-func parseMix(s string, m *cluster.Mix) error {
-	*m = cluster.Mix{}
-	for part := range strings.SplitSeq(s, ",") {
-		if part = strings.TrimSpace(part); part == "" {
-			continue
-		}
-		k, v, ok := strings.Cut(part, "=")
-		x, err := strconv.ParseFloat(v, 64)
-		if !ok || err != nil || x < 0 {
-			return fmt.Errorf("%q: want kind=share", part)
-		}
-		switch k {
-		case "role":
-			m.Role = x
-		case "user+role":
-			m.UserOrRole = x
-		case "everyone":
-			m.Everyone = x
-		default:
-			return fmt.Errorf("%q: kinds are role, user+role and everyone", k)
-		}
-	}
-	if m.Role+m.UserOrRole+m.Everyone > 1 {
-		return fmt.Errorf("%q: shares add up to more than 1", s)
-	}
-	return nil
 }

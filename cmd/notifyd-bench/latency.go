@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/notifyd/notifyd/internal/testkit/stats"
 )
 
 // singleInsert is one notification per autocommit statement, the way most
@@ -18,18 +20,18 @@ const singleInsert = `INSERT INTO notify.notifications (message, target_user_id,
 
 // LatencyResult is phase 2 at one rate: commit-to-receipt latency.
 type LatencyResult struct {
-	Rate         int     `json:"rate"` // requested, per second
-	AchievedRate float64 `json:"achieved_rate"`
-	Producers    int     `json:"producers"`
-	Seconds      float64 `json:"seconds"`
-	Sent         int     `json:"sent"`
-	Count        int     `json:"count"` // latencies measured (sent and received)
-	Missing      int     `json:"missing"`
-	Reconnects   int64   `json:"reconnects"`
-	Latency      Summary `json:"latency"`
-	Stages       []Stage `json:"stages"`
-	TargetP99Ms  float64 `json:"target_p99_ms,omitempty"`
-	TargetMet    *bool   `json:"target_met,omitempty"`
+	Rate         int           `json:"rate"` // requested, per second
+	AchievedRate float64       `json:"achieved_rate"`
+	Producers    int           `json:"producers"`
+	Seconds      float64       `json:"seconds"`
+	Sent         int           `json:"sent"`
+	Count        int           `json:"count"` // latencies measured (sent and received)
+	Missing      int           `json:"missing"`
+	Reconnects   int64         `json:"reconnects"`
+	Latency      stats.Summary `json:"latency"`
+	Stages       []Stage       `json:"stages"`
+	TargetP99Ms  float64       `json:"target_p99_ms,omitempty"`
+	TargetMet    *bool         `json:"target_met,omitempty"`
 }
 
 // committed is one insert: its id and the time right after its commit
@@ -117,15 +119,21 @@ func paceInserts(ctx context.Context, pool *pgxpool.Pool, user string, rate, tot
 	return slices.Concat(sent...), err
 }
 
-// summarizeLatency pairs commits with deliveries by notification id.
-func summarizeLatency(rate, producers int, sent []committed, ds []delivery) *LatencyResult {
-	res := &LatencyResult{Rate: rate, Producers: producers, Sent: len(sent)}
+// firstReceipts is when each notification was first delivered, by id.
+func firstReceipts(ds []delivery) map[string]time.Time {
 	received := make(map[string]time.Time, len(ds))
 	for _, d := range ds {
 		if _, dup := received[d.ID]; !dup {
 			received[d.ID] = d.At
 		}
 	}
+	return received
+}
+
+// summarizeLatency pairs commits with deliveries by notification id.
+func summarizeLatency(rate, producers int, sent []committed, ds []delivery) *LatencyResult {
+	res := &LatencyResult{Rate: rate, Producers: producers, Sent: len(sent)}
+	received := firstReceipts(ds)
 	lat := make([]time.Duration, 0, len(sent))
 	var first, last time.Time
 	for _, c := range sent {
@@ -142,7 +150,7 @@ func summarizeLatency(rate, producers int, sent []committed, ds []delivery) *Lat
 		}
 	}
 	res.Count = len(lat)
-	res.Latency = summarize(lat)
+	res.Latency = stats.Summarize(lat)
 	if span := last.Sub(first); len(sent) > 1 && span > 0 {
 		res.Seconds = span.Seconds()
 		res.AchievedRate = float64(len(sent)-1) / span.Seconds()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/fleet"
 )
 
 // layout is where a phase's streams are: stream k belongs to user
@@ -16,20 +17,20 @@ import (
 // each process holds a share of every node's.
 type layout struct {
 	ids   []notify.Identity // by stream key
-	plans []clientPlan
+	plans []fleet.Plan
 }
 
 // newLayout signs a token per user and makes the client processes' plans.
 // start is every stream's first Last-Event-ID (negative: none).
 func (nr *nodeRun) newLayout(e *nodeEnv, pop cluster.Population, streams int, start int64) (*layout, error) {
 	procs := max(1, (streams+nr.cfg.ClientStreams-1)/nr.cfg.ClientStreams)
-	l := &layout{ids: make([]notify.Identity, streams), plans: make([]clientPlan, procs)}
+	l := &layout{ids: make([]notify.Identity, streams), plans: make([]fleet.Plan, procs)}
 	urls := make([]string, len(e.nodes))
 	for i, n := range e.nodes {
 		urls[i] = n.URL()
 	}
 	for p := range l.plans {
-		l.plans[p] = clientPlan{ID: p, SourceIP: fmt.Sprintf("127.0.1.%d", 1+p%250), Nodes: urls,
+		l.plans[p] = fleet.Plan{ID: p, SourceIP: fmt.Sprintf("127.0.1.%d", 1+p%250), Nodes: urls,
 			Tokens: map[string]string{}, OpenParallel: 32}
 	}
 	tokens := map[string]string{}
@@ -46,7 +47,7 @@ func (nr *nodeRun) newLayout(e *nodeEnv, pop cluster.Population, streams int, st
 		}
 		p := &l.plans[k%procs]
 		p.Tokens[id.UserID] = tok
-		p.Streams = append(p.Streams, streamSpec{Key: k, User: id.UserID, Node: k % len(e.nodes), Start: start})
+		p.Streams = append(p.Streams, fleet.Stream{Key: k, User: id.UserID, Node: k % len(e.nodes), Start: start})
 	}
 	return l, nil
 }
@@ -62,8 +63,8 @@ func (l *layout) moveStreams(nodeOf func(k int) int) {
 }
 
 // browser makes every stream reconnect as notifyd's browser client does
-// (pacer.go) instead of at once.
-func (l *layout) browser(m browserModel) {
+// (fleet.Browser) instead of at once.
+func (l *layout) browser(m fleet.Browser) {
 	for p := range l.plans {
 		l.plans[p].Browser = &m
 	}
@@ -71,16 +72,16 @@ func (l *layout) browser(m browserModel) {
 
 // open starts the client processes and waits until their streams are
 // open, printing progress.
-func (l *layout) open(ctx context.Context, prog *progress, phase string, stderr io.Writer) (*clientSet, int, float64, error) {
-	cs, err := startClients(l.plans, stderr)
+func (l *layout) open(ctx context.Context, prog *progress, phase string, stderr io.Writer) (*fleet.Fleet, int, float64, error) {
+	cs, err := fleet.Start(l.plans, stderr)
 	if err != nil {
 		return nil, 0, 0, err
 	}
 	stop := prog.Every(2*time.Second, func() string {
-		s := cs.stats()
+		s := cs.Stats()
 		return fmt.Sprintf("%s: %d of %d streams open, %d connect errors, client RSS %.0f MiB", phase, s.Open, len(l.ids), s.ConnectErrors, mib(s.RSS))
 	})
-	opened, failed, secs, err := cs.waitOpened(ctx, 10*time.Minute)
+	opened, failed, secs, err := cs.WaitOpened(ctx, 10*time.Minute)
 	stop()
 	if err == nil && failed > 0 {
 		err = fmt.Errorf("%s: %d of %d streams did not open within a minute", phase, failed, len(l.ids))

@@ -1,5 +1,7 @@
 package main
 
+import "github.com/notifyd/notifyd/internal/testkit/stats"
+
 // LivedResult is the lived phase: one user's reads as the table grows.
 type LivedResult struct {
 	Users       int                `json:"background_users"`
@@ -31,7 +33,7 @@ type LivedSize struct {
 	Sparse LivedUser `json:"sparse"`
 	Dense  LivedUser `json:"dense"`
 	// Ops is p50/p99 (and the rest) of each operation, by key.
-	Ops map[string]Summary `json:"ops"`
+	Ops map[string]stats.Summary `json:"ops"`
 	// Explains are the sparse and the dense user's statements, by
 	// "user statement" (e.g. "sparse replay").
 	Explains map[string][]LivedPlan `json:"explains"`

@@ -1,7 +1,19 @@
-// Command notifyd-bench measures a complete notifyd server, in process, on a
-// fresh PostgreSQL database: end-to-end throughput of bulk inserts to one
-// stream, commit-to-receipt latency at steady rates, and what the insert
-// trigger costs producers compared with a plain table.
+// Command notifyd-bench measures notifyd against the targets the project
+// states for it, on fresh PostgreSQL databases. It is a list of phases
+// (-phases; -h lists them with their sizes), each built from the test
+// harness under internal/testkit:
+//
+//   - in process (app.Start, as `notifyd serve` runs it): throughput,
+//     latency, producer and snapshot measure the pipeline from the producer's
+//     commit to the stream's read;
+//   - churn drives the pipeline's statements itself, before and after
+//     millions of notifications passed through;
+//   - streams, broadcast, resume, cluster, lived, storm, rolling and versus
+//     run notifyd as separate processes (package cluster: nodes, their /proc
+//     figures and metrics, readers, the exactly-once check) with the
+//     streams' client side in processes of their own (package fleet).
+//
+// Every latency is summarised the same way (package stats).
 //
 // Client and server share the machine, so every figure is bounded by its
 // cores; the report names the core count, the PostgreSQL version and every
@@ -10,9 +22,10 @@
 // also says where the time went in terms that move less: CPU seconds of
 // each group of PostgreSQL backends, which statement the server's backends
 // were running, wait events, WAL per insert, and how busy other databases
-// were. -db-set applies a setting to the bench database before the server
-// starts, to test a hypothesis without editing the server; the report
-// marks such runs as experiments. `make bench` runs it with the defaults.
+// were. -db-set and -node-env apply a setting to the bench database or the
+// nodes, to test a hypothesis without editing the server; the report marks
+// such runs as experiments. The Makefile's bench targets run the phase
+// groups (`make bench` the default phases).
 package main
 
 import (
@@ -27,14 +40,17 @@ import (
 	"syscall"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/notifyd/notifyd/internal/testkit/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/fleet"
 )
 
 func main() {
 	// The signal context stays registered until Run returns, so a second
 	// Ctrl-C during cleanup is caught too and the database is still dropped.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	if len(os.Args) > 1 && os.Args[1] == clientProcArg {
-		err := runClientProc(ctx, os.Stdin, os.Stdout)
+	if len(os.Args) > 1 && os.Args[1] == fleet.ChildArg { // a node phase's client process
+		err := fleet.RunChild(ctx, os.Stdin, os.Stdout)
 		stop()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "notifyd-bench client:", err)
@@ -63,7 +79,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		return err
 	}
 	prog := newProgress(stderr)
-	loadBefore := loadAvg1() // before the bench adds its own
+	loadBefore := cluster.LoadAverage() // other work's: before the bench adds its own
 	rep := &Report{Settings: cfg.settings()}
 	defer func() {
 		if ctx.Err() != nil {
@@ -139,46 +155,49 @@ func runInProcess(ctx context.Context, cfg config, prog *progress, rep *Report, 
 // on an empty database, and the producer comparison last, since it leaves
 // the most rows behind.
 func runPhases(ctx context.Context, cfg config, env *env, prog *progress, rep *Report) error {
+	// measured runs fn under a sampler whose profile is named profile; an
+	// error ends the run, labelled with what.
+	measured := func(profile, what string, fn func() error) error {
+		if err := measurePhase(ctx, env, rep, profile, fn); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		return nil
+	}
 	if cfg.Phases[phaseThroughput] {
-		err := measurePhase(ctx, env, rep, phaseThroughput, func() (err error) {
+		if err := measured(phaseThroughput, "throughput", func() (err error) {
 			rep.Throughput, err = runThroughput(ctx, cfg, env, prog)
 			return err
-		})
-		if err != nil {
-			return fmt.Errorf("throughput: %w", err)
+		}); err != nil {
+			return err
 		}
 	}
-	if cfg.Phases[phaseLatency] {
-		for _, rate := range cfg.LatencyRates {
-			err := measurePhase(ctx, env, rep, fmt.Sprintf("latency %d/s", rate), func() error {
-				res, err := runLatency(ctx, cfg, env, prog, rate)
-				if res != nil {
-					rep.Latency = append(rep.Latency, *res)
-				}
-				return err
-			})
-			if err != nil {
-				return fmt.Errorf("latency at %d/s: %w", rate, err)
+	for _, rate := range cfg.LatencyRates {
+		if !cfg.Phases[phaseLatency] {
+			break
+		}
+		if err := measured(fmt.Sprintf("latency %d/s", rate), fmt.Sprintf("latency at %d/s", rate), func() error {
+			res, err := runLatency(ctx, cfg, env, prog, rate)
+			if res != nil {
+				rep.Latency = append(rep.Latency, *res)
 			}
+			return err
+		}); err != nil {
+			return err
 		}
 	}
 	if cfg.Phases[phaseSnapshot] {
-		err := measurePhase(ctx, env, rep, phaseSnapshot, func() (err error) {
+		if err := measured(phaseSnapshot, "held snapshot", func() (err error) {
 			rep.Snapshot, err = runSnapshot(ctx, cfg, env, prog)
 			return err
-		})
-		if err != nil {
-			return fmt.Errorf("held snapshot: %w", err)
+		}); err != nil {
+			return err
 		}
 	}
 	if cfg.Phases[phaseProducer] {
-		err := measurePhase(ctx, env, rep, phaseProducer, func() (err error) {
+		return measured(phaseProducer, "producer", func() (err error) {
 			rep.Producer, err = runProducer(ctx, cfg, env, prog)
 			return err
 		})
-		if err != nil {
-			return fmt.Errorf("producer: %w", err)
-		}
 	}
 	return nil
 }

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -15,7 +13,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/notifyd/notifyd/internal/issuer"
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
 )
 
@@ -26,8 +23,7 @@ type nodeRun struct {
 	cfg    config
 	bin    string
 	tmp    string
-	iss    *issuer.Issuer
-	issSrv *http.Server
+	iss    *cluster.Issuer
 	logOut io.Writer
 }
 
@@ -51,25 +47,18 @@ func startNodeRun(ctx context.Context, cfg config, prog *progress, logOut io.Wri
 		}
 		prog.Printf("built notifyd in %.1f s", time.Since(start).Seconds())
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("issuer listen: %w", err)
-	}
-	nr.iss, err = issuer.New(issuer.Config{URL: "http://" + ln.Addr().String(), ClientID: audience})
-	if err != nil {
-		ln.Close()
+	var err error
+	if nr.iss, err = cluster.StartIssuer(audience); err != nil {
 		return nil, err
 	}
-	nr.issSrv = &http.Server{Handler: nr.iss.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = nr.issSrv.Serve(ln) }()
 	ok = true
 	return nr, nil
 }
 
 // Close stops the issuer and removes the built binary.
 func (nr *nodeRun) Close() {
-	if nr.issSrv != nil {
-		_ = nr.issSrv.Close()
+	if nr.iss != nil {
+		nr.iss.Close()
 	}
 	if nr.tmp != "" {
 		os.RemoveAll(nr.tmp)
@@ -111,19 +100,7 @@ func (nr *nodeRun) startNodes(ctx context.Context, n int, env map[string]string)
 			e.Close()
 		}
 	}()
-	// The first node migrates the empty database; the others start together.
-	e.nodes = make([]*cluster.Node, n)
-	if e.nodes[0], err = e.startNode(ctx, 0); err != nil {
-		return nil, err
-	}
-	var wg sync.WaitGroup
-	errs := make([]error, n)
-	for i := 1; i < n; i++ {
-		wg.Add(1)
-		go func() { defer wg.Done(); e.nodes[i], errs[i] = e.startNode(ctx, i) }()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if e.nodes, err = cluster.StartNodes(ctx, n, func(i int) cluster.NodeConfig { return e.nodeConfig(i) }); err != nil {
 		return nil, err
 	}
 	urls := make([]string, n)
@@ -161,16 +138,10 @@ func (nr *nodeRun) nodeSettings(env map[string]string) map[string]string {
 	return settings
 }
 
-// startNode starts node i on the phase's database, listening on
-// 127.0.0.<2+i>: at the phase's start, or again after it was stopped.
-func (e *nodeEnv) startNode(ctx context.Context, i int) (*cluster.Node, error) {
-	return e.startNodeAt(ctx, i, "")
-}
-
 // restartNode starts node i again, once it has exited, on the address it
 // had, so that clients and producers holding its URL find it again.
 func (e *nodeEnv) restartNode(ctx context.Context, i int) error {
-	n, err := e.startNodeAt(ctx, i, e.nodes[i].Addr)
+	n, err := e.nodes[i].Restart(ctx)
 	if err != nil {
 		return err
 	}
@@ -178,10 +149,11 @@ func (e *nodeEnv) restartNode(ctx context.Context, i int) error {
 	return nil
 }
 
-// startNodeAt starts node i on addr (empty: a free port of its address).
-func (e *nodeEnv) startNodeAt(ctx context.Context, i int, addr string) (*cluster.Node, error) {
-	return cluster.StartNode(ctx, cluster.NodeConfig{Binary: e.run.bin, DatabaseURL: e.db.URL, IP: "127.0.0." + strconv.Itoa(2+i),
-		Addr: addr, Env: e.settings, Log: prefixWriter(e.run.logOut, fmt.Sprintf("node%d: ", i))})
+// nodeConfig is node i on the phase's database, listening on a free port
+// of 127.0.0.<2+i>.
+func (e *nodeEnv) nodeConfig(i int) cluster.NodeConfig {
+	return cluster.NodeConfig{Binary: e.run.bin, DatabaseURL: e.db.URL, IP: "127.0.0." + strconv.Itoa(2+i),
+		Env: e.settings, Log: prefixWriter(e.run.logOut, fmt.Sprintf("node%d: ", i))}
 }
 
 // Close stops the nodes and drops the database.
@@ -203,21 +175,11 @@ func (e *nodeEnv) Close() error {
 	return errors.Join(errs...)
 }
 
-// alive reports whether node i is still running.
-func (e *nodeEnv) alive(i int) bool {
-	select {
-	case <-e.nodes[i].Done():
-		return false
-	default:
-		return true
-	}
-}
-
 // cpu is each live node's CPU so far.
 func (e *nodeEnv) cpu() []time.Duration {
 	out := make([]time.Duration, len(e.nodes))
 	for i, n := range e.nodes {
-		if e.alive(i) {
+		if e.nodes[i].Running() {
 			out[i], _ = n.CPUTime()
 		}
 	}
@@ -228,7 +190,7 @@ func (e *nodeEnv) cpu() []time.Duration {
 func (e *nodeEnv) memory(ctx context.Context) []NodeMemory {
 	out := make([]NodeMemory, 0, len(e.nodes))
 	for i, n := range e.nodes {
-		if !e.alive(i) {
+		if !e.nodes[i].Running() {
 			continue
 		}
 		rss, err := n.RSS()
@@ -250,26 +212,5 @@ func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
 // prefixWriter writes each line to w with prefix.
 func prefixWriter(w io.Writer, prefix string) io.Writer {
-	return &prefixed{w: w, prefix: prefix}
-}
-
-type prefixed struct {
-	mu     sync.Mutex
-	w      io.Writer
-	prefix string
-	buf    []byte
-}
-
-func (p *prefixed) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.buf = append(p.buf, b...)
-	for {
-		i := bytes.IndexByte(p.buf, '\n')
-		if i < 0 {
-			return len(b), nil
-		}
-		_, _ = fmt.Fprintf(p.w, "%s%s\n", p.prefix, p.buf[:i])
-		p.buf = p.buf[i+1:]
-	}
+	return cluster.LineWriter(func(line string) { fmt.Fprintf(w, "%s%s\n", prefix, line) })
 }

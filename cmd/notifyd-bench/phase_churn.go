@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/notifyd/notifyd/internal/postgres"
+	"github.com/notifyd/notifyd/internal/testkit/stats"
 )
 
 // ChurnResult is the churn phase: the cost of the pipeline's own statements
@@ -239,7 +240,7 @@ func measureChurnCosts(ctx context.Context, pool *pgxpool.Pool, q *postgres.Queu
 		}
 		retention = append(retention, time.Since(t))
 	}
-	med := func(d []time.Duration) float64 { return summarize(d).P50Ms }
+	med := func(d []time.Duration) float64 { return stats.Summarize(d).P50Ms }
 	c := ChurnCosts{ClaimPublish100Ms: med(batch), ClaimPublish1Ms: med(single), FeedReadMs: med(feed), RetentionMs: med(retention)}
 	var err error
 	if c.ClaimPlanMs, c.ClaimExecMs, err = explainTimes(ctx, pool, `SELECT id FROM notify.queue_items
@@ -272,7 +273,7 @@ func explainTimes(ctx context.Context, pool *pgxpool.Pool, query string) (plan, 
 			execs = append(execs, time.Duration(doc[0].Execution*float64(time.Millisecond)))
 		}
 	}
-	return summarize(plans).P50Ms, summarize(execs).P50Ms, nil
+	return stats.Summarize(plans).P50Ms, stats.Summarize(execs).P50Ms, nil
 }
 
 // writeChurn prints the churn phase.

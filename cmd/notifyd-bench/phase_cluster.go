@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/fleet"
+	"github.com/notifyd/notifyd/internal/testkit/stats"
 )
 
 // runClusterPhase: cfg.Nodes nodes on one database, cfg.Streams streams
@@ -59,7 +61,7 @@ func runClusterPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progres
 	samp := startSampler(ctx, e.admin, 200*time.Millisecond)
 	win := startCPU(e, cs)
 	walBefore := readWAL(ctx, e.admin)
-	if err := cs.tell(clientCmd{Op: opResumeRate, Rate: cfg.ResumeRate / float64(len(l.plans))}); err != nil {
+	if err := cs.SetResumeRate(cfg.ResumeRate / float64(len(l.plans))); err != nil {
 		return nil, err
 	}
 	loadStart := time.Now()
@@ -67,7 +69,7 @@ func runClusterPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progres
 	loadDone := make(chan error, 1)
 	go func() { loadDone <- g.run(ctx, cfg.Duration) }()
 	stopProgress := prog.Every(2*time.Second, func() string {
-		st := cs.stats()
+		st := cs.Stats()
 		head, _ := cluster.Head(ctx, e.admin)
 		el := time.Since(loadStart).Seconds()
 		return fmt.Sprintf("cluster: %.0fs, %d sent (%.0f/s), published to seq %d, %d delivered, %d/%d streams open, %d resumes, %d drops, %d connect errors",
@@ -91,13 +93,13 @@ wait:
 				loadErr = err
 			}
 			e.set.SetDown(victim, true)
-			_ = cs.tell(clientCmd{Op: opNodeDown, Node: victim})
+			_ = cs.SetNodeDown(victim, true)
 			res.Killed, res.KilledAtSeconds, res.StreamsOnKilled = "node"+itoa(victim), time.Since(loadStart).Seconds(), int(on)
 			prog.Printf("cluster: killed node%d (SIGKILL) holding %d streams", victim, int(on))
 		}
 	}
 	res.Seconds = time.Since(loadStart).Seconds()
-	_ = cs.tell(clientCmd{Op: opResumeRate, Rate: 0})
+	_ = cs.SetResumeRate(0)
 	drainStart := time.Now()
 	if loadErr == nil {
 		loadErr = cluster.WaitDrained(ctx, e.admin, cfg.Timeout)
@@ -108,7 +110,7 @@ wait:
 	}
 	if loadErr == nil {
 		var behind int
-		if behind, loadErr = cs.waitSeq(ctx, sentinel, cfg.Timeout); loadErr != nil {
+		if behind, loadErr = cs.WaitSeq(ctx, sentinel, cfg.Timeout); loadErr != nil {
 			loadErr = fmt.Errorf("%d streams never received the final broadcast: %w", behind, loadErr)
 		}
 	}
@@ -129,16 +131,27 @@ wait:
 	if err := verifyCluster(ctx, e, cs, l, g, start, loadStart, res); err != nil {
 		return res, err
 	}
-	prog.Printf("cluster: %s", res.Check)
-	if !res.Check.OK() {
-		return res, fmt.Errorf("cluster: exactly-once violated: %s %v", res.Check, res.Check.Examples)
+	return res, exactlyOnce(prog, "cluster", res.Check)
+}
+
+// exactlyOnce prints a phase's exactly-once check and fails the phase
+// when it did not pass.
+func exactlyOnce(prog *progress, phase string, c cluster.Check) error {
+	prog.Printf("%s: %s", phase, c)
+	return checkFailure(phase, c)
+}
+
+// checkFailure is the phase's error when its check did not pass, or nil.
+func checkFailure(phase string, c cluster.Check) error {
+	if c.OK() {
+		return nil
 	}
-	return res, nil
+	return fmt.Errorf("%s: exactly-once violated: %s %v", phase, c, c.Examples)
 }
 
 // verifyCluster checks every stream's deliveries against the database and
 // computes the latencies.
-func verifyCluster(ctx context.Context, e *nodeEnv, cs *clientSet, l *layout, g *loadGen, start int64, loadStart time.Time, res *ClusterResult) error {
+func verifyCluster(ctx context.Context, e *nodeEnv, cs *fleet.Fleet, l *layout, g *loadGen, start int64, loadStart time.Time, res *ClusterResult) error {
 	cd, err := checkStreams(ctx, e, cs, l, start, &res.StreamTally)
 	if err != nil {
 		return err
@@ -158,11 +171,11 @@ func verifyCluster(ctx context.Context, e *nodeEnv, cs *clientSet, l *layout, g 
 	}
 	res.Deliveries = res.Check.Received
 	res.DeliveryRate = float64(res.Deliveries) / (res.Seconds + res.DrainSeconds)
-	res.Latency = summarize(lat)
+	res.Latency = stats.Summarize(lat)
 	for i, w := range windows {
 		if len(w) > 0 {
 			res.Windows = append(res.Windows, LatencyWindow{FromSeconds: float64(i) * window.Seconds(),
-				ToSeconds: min(float64(i+1)*window.Seconds(), res.Seconds), Latency: summarize(w)})
+				ToSeconds: min(float64(i+1)*window.Seconds(), res.Seconds), Latency: stats.Summarize(w)})
 		}
 	}
 	return nil
@@ -181,15 +194,15 @@ type StreamTally struct {
 // checkedStreams is every stream's report and the published notifications
 // they were checked against.
 type checkedStreams struct {
-	reports map[int]streamReport
+	reports map[int]fleet.StreamReport
 	feed    *cluster.Feed
 }
 
 // checkStreams collects every stream's deliveries and checks them against
 // the notifications published after start: exactly once, in order, nothing
 // foreign.
-func checkStreams(ctx context.Context, e *nodeEnv, cs *clientSet, l *layout, start int64, t *StreamTally) (*checkedStreams, error) {
-	reports, err := cs.report(ctx, true)
+func checkStreams(ctx context.Context, e *nodeEnv, cs *fleet.Fleet, l *layout, start int64, t *StreamTally) (*checkedStreams, error) {
+	reports, err := cs.Report(ctx, true)
 	if err != nil {
 		return nil, err
 	}

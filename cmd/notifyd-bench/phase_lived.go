@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/notifyd/notifyd/internal/notify"
+	"github.com/notifyd/notifyd/internal/testkit/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/stats"
 )
 
 // livedWarmup is how many untimed rounds of every operation go first at
@@ -50,7 +52,7 @@ func runLivedPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress,
 		}
 		prog.Printf("lived: %s rows: %s added in %.1f s (%s rows/s), vacuum and analyze %.1f s; notifications %.0f MiB with indexes",
 			num(float64(n)), num(float64(seed.Added)), seed.InsertSeconds, num(seed.RowsPerSecond), seed.VacuumSeconds, mib(seed.NotificationsBytes))
-		if e.nodes[0], err = e.startNode(ctx, 0); err != nil {
+		if e.nodes[0], err = cluster.StartNode(ctx, e.nodeConfig(0)); err != nil {
 			return res, err
 		}
 		size, err := measureLived(ctx, cfg, e, plan, seed, rep)
@@ -114,9 +116,9 @@ func measureLived(ctx context.Context, cfg config, e *nodeEnv, plan *livedPlan, 
 	if err != nil {
 		return size, err
 	}
-	size.Ops = map[string]Summary{}
+	size.Ops = map[string]stats.Summary{}
 	for k, v := range times {
-		size.Ops[k] = summarize(v)
+		size.Ops[k] = stats.Summarize(v)
 	}
 	size.Explains = map[string][]LivedPlan{}
 	for _, u := range []struct {

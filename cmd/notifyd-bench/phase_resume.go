@@ -10,6 +10,7 @@ import (
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/sseclient"
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/stats"
 )
 
 // runResumePhase: a stream is cfg.ResumeBehind notifications behind (with
@@ -64,7 +65,7 @@ func runResumePhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress
 			round+1, r.Received, r.TotalMs, r.FirstMs, r.Check)
 	}
 	_ = e.admin.QueryRow(ctx, `SELECT count(*) FROM notify.notifications`).Scan(&res.TableRows)
-	res.MedianMs = median(totals)
+	res.MedianMs = stats.Median(totals)
 	for _, t := range totals {
 		res.MaxMs = max(res.MaxMs, t)
 	}
@@ -122,11 +123,11 @@ func resumeOnce(ctx context.Context, e *nodeEnv, tok string, from int64, want in
 			return r, fmt.Errorf("event id %q", ev.ID)
 		}
 		if len(r.seqs) == 0 {
-			r.FirstMs = ms(time.Since(start))
+			r.FirstMs = stats.Ms(time.Since(start))
 		}
 		r.seqs = append(r.seqs, seq)
 	}
-	r.TotalMs = ms(time.Since(start))
+	r.TotalMs = stats.Ms(time.Since(start))
 	r.Received = len(r.seqs)
 	return r, nil
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/fleet"
+	"github.com/notifyd/notifyd/internal/testkit/stats"
 )
 
 // rollingP99Ms is the rolling restart's target: p99 commit → receipt over
@@ -55,7 +57,7 @@ func runRollingPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progres
 	loadDone := make(chan error, 1)
 	go func() { loadDone <- g.run(ctx, 24*time.Hour) }() // until g.stop
 	stopProgress := prog.Every(2*time.Second, func() string {
-		st := cs.stats()
+		st := cs.Stats()
 		head, _ := cluster.Head(ctx, e.admin)
 		return fmt.Sprintf("rolling: %.0fs, %d sent, published to seq %d, %d delivered, %d/%d streams open, %d drops, %d connect errors",
 			time.Since(loadStart).Seconds(), g.sent(), head, st.Received, st.Open, cfg.RollingStreams, st.Drops, st.ConnectErrors)
@@ -84,22 +86,18 @@ func runRollingPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progres
 		return res, fmt.Errorf("rolling: %w", err)
 	}
 	res.measure(cd, l, g.commits, loadStart)
-	prog.Printf("rolling: %s", res.Check)
-	if !res.Check.OK() {
-		return res, fmt.Errorf("rolling: exactly-once violated: %s %v", res.Check, res.Check.Examples)
-	}
-	return res, nil
+	return res, exactlyOnce(prog, "rolling", res.Check)
 }
 
 // restartInTurn takes node i out of rotation, stops it with SIGTERM, starts
 // it again on its address once it has exited, and puts it back once it is
 // ready (StartNode returns when /readyz answers 200).
-func restartInTurn(ctx context.Context, e *nodeEnv, cs *clientSet, i int, loadStart time.Time) (RollingRestart, error) {
+func restartInTurn(ctx context.Context, e *nodeEnv, cs *fleet.Fleet, i int, loadStart time.Time) (RollingRestart, error) {
 	rs := RollingRestart{Node: "node" + itoa(i)}
 	on, _ := e.nodes[i].Metric(ctx, "notifyd_streams_open")
 	rs.Streams = int(on)
 	e.set.SetDown(i, true)
-	if err := cs.tell(clientCmd{Op: opNodeDown, Node: i}); err != nil {
+	if err := cs.SetNodeDown(i, true); err != nil {
 		return rs, err
 	}
 	stop := time.Now()
@@ -113,7 +111,7 @@ func restartInTurn(ctx context.Context, e *nodeEnv, cs *clientSet, i int, loadSt
 	}
 	rs.ReadySeconds = time.Since(stop).Seconds()
 	e.set.SetDown(i, false)
-	return rs, cs.tell(clientCmd{Op: opNodeUp, Node: i})
+	return rs, cs.SetNodeDown(i, false)
 }
 
 // settle lets the load run for d, returning early with an error if the
@@ -165,6 +163,6 @@ func (r *RollingResult) measure(cd *checkedStreams, l *layout, commits map[strin
 			r.Backoffs += p.Backoffs
 		}
 	}
-	r.Latency, r.DuringRestarts, r.BetweenRestarts = summarize(all), summarize(during), summarize(between)
+	r.Latency, r.DuringRestarts, r.BetweenRestarts = stats.Summarize(all), stats.Summarize(during), stats.Summarize(between)
 	r.TargetMet = r.Latency.Count > 0 && r.Latency.P99Ms <= rollingP99Ms
 }

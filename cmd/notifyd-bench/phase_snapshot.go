@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/notifyd/notifyd/internal/testkit/stats"
 )
 
 // SnapshotResult is the held-snapshot phase: single-row inserts at a steady
@@ -36,9 +38,9 @@ type SnapshotResult struct {
 
 // SnapshotWindow is one window of the run, by commit time.
 type SnapshotWindow struct {
-	StartSec float64 `json:"start_sec"`
-	Count    int     `json:"count"`
-	Latency  Summary `json:"latency"`
+	StartSec float64       `json:"start_sec"`
+	Count    int           `json:"count"`
+	Latency  stats.Summary `json:"latency"`
 	// DeadTuples is notify's n_dead_tup (pg_stat_user_tables) at the
 	// window's end: what vacuum could not remove.
 	DeadTuples int64 `json:"dead_tuples"`
@@ -135,12 +137,7 @@ func summarizeSnapshot(rate int, begin time.Time, window time.Duration, sent []c
 	all := summarizeLatency(rate, 1, sent, ds)
 	res := &SnapshotResult{Rate: rate, Seconds: all.Seconds, Sent: all.Sent, Missing: all.Missing, AchievedRate: all.AchievedRate,
 		TargetP99Ms: 25, TargetRatio: 1.5}
-	received := make(map[string]time.Time, len(ds))
-	for _, d := range ds {
-		if _, dup := received[d.ID]; !dup {
-			received[d.ID] = d.At
-		}
-	}
+	received := firstReceipts(ds)
 	var buckets [][]time.Duration
 	for _, c := range sent {
 		i := int(c.At.Sub(begin) / window)
@@ -159,7 +156,7 @@ func summarizeSnapshot(rate int, begin time.Time, window time.Duration, sent []c
 		}
 	}
 	for i, b := range buckets {
-		w := SnapshotWindow{StartSec: (time.Duration(i) * window).Seconds(), Count: len(b), Latency: summarize(b)}
+		w := SnapshotWindow{StartSec: (time.Duration(i) * window).Seconds(), Count: len(b), Latency: stats.Summarize(b)}
 		if i < len(dead) {
 			w.DeadTuples = dead[i]
 		} else if len(dead) > 0 {

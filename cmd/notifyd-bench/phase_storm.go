@@ -12,6 +12,8 @@ import (
 
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/fleet"
+	"github.com/notifyd/notifyd/internal/testkit/stats"
 )
 
 // Targets of the storm (issue "lived-in database (1)").
@@ -54,7 +56,7 @@ func newStormResult(cfg config) *StormResult {
 		HTTPShare: cfg.HTTPShare, Browser: cfg.Browser}, VictimStreams: cfg.StormVictimStreams, SurvivorStreams: cfg.StormSurvivorStreams,
 		Roles:         cfg.StormRoles,
 		BeforeSeconds: cfg.StormBefore.Seconds(), AfterSeconds: cfg.StormAfter.Seconds(), WindowSeconds: cfg.StormWindow.Seconds(),
-		TargetRehomeMs: ms(stormRehomeTarget), TargetSurvivorP99Ms: stormSurvivorP99Ms, Behind: cfg.StormBehind}
+		TargetRehomeMs: stats.Ms(stormRehomeTarget), TargetSurvivorP99Ms: stormSurvivorP99Ms, Behind: cfg.StormBehind}
 }
 
 // Moments of a storm run that mark (when not nil) is told of, in order:
@@ -126,7 +128,7 @@ func runStorm(ctx context.Context, cfg config, nr *nodeRun, e *nodeEnv, seed *Li
 	loadDone := make(chan error, 1)
 	go func() { loadDone <- g.run(ctx, cfg.StormBefore+cfg.StormAfter) }()
 	stopProgress := prog.Every(2*time.Second, func() string {
-		st := cs.stats()
+		st := cs.Stats()
 		head, _ := cluster.Head(ctx, e.admin)
 		return fmt.Sprintf("storm: %.0fs, %d sent, published to seq %d, %d delivered, %d/%d streams open, %d drops, %d connect errors",
 			time.Since(loadStart).Seconds(), g.sent(), head, st.Received, st.Open, streams, st.Drops, st.ConnectErrors)
@@ -149,7 +151,7 @@ func runStorm(ctx context.Context, cfg config, nr *nodeRun, e *nodeEnv, seed *Li
 		killAt = time.Now()
 		loadErr = e.nodes[victim].Kill()
 		e.set.SetDown(victim, true)
-		_ = cs.tell(clientCmd{Op: opNodeDown, Node: victim})
+		_ = cs.SetNodeDown(victim, true)
 		res.Killed, res.KilledAtSeconds, res.StreamsOnKilled = "node"+itoa(victim), killAt.Sub(loadStart).Seconds(), int(on)
 		prog.Printf("storm: killed node%d (SIGKILL) holding %d streams", victim, int(on))
 		res.Timeline, loadErr = stormTimeline(ctx, e, victim, killAt, cfg.StormWindow, loadDone)
@@ -174,17 +176,13 @@ func runStorm(ctx context.Context, cfg config, nr *nodeRun, e *nodeEnv, seed *Li
 	if res.Explains, err = stormPlans(ctx, e, pop.Users[slices.Index(place, victim)], res.HeadAtKill); err != nil {
 		return res, err
 	}
-	prog.Printf("storm: %s", res.Check)
-	if !res.Check.OK() {
-		return res, fmt.Errorf("storm: exactly-once violated: %s %v", res.Check, res.Check.Examples)
-	}
-	return res, nil
+	return res, exactlyOnce(prog, "storm", res.Check)
 }
 
 // drainAndMark waits until the queue is empty, publishes a last broadcast
 // and waits until every stream has it: then every stream has received
 // everything it is going to.
-func drainAndMark(ctx context.Context, cfg config, e *nodeEnv, cs *clientSet) error {
+func drainAndMark(ctx context.Context, cfg config, e *nodeEnv, cs *fleet.Fleet) error {
 	if err := cluster.WaitDrained(ctx, e.admin, cfg.Timeout); err != nil {
 		return err
 	}
@@ -192,7 +190,7 @@ func drainAndMark(ctx context.Context, cfg config, e *nodeEnv, cs *clientSet) er
 	if err != nil {
 		return err
 	}
-	if behind, err := cs.waitSeq(ctx, sentinel, cfg.Timeout); err != nil {
+	if behind, err := cs.WaitSeq(ctx, sentinel, cfg.Timeout); err != nil {
 		return fmt.Errorf("%d streams never received the final broadcast: %w", behind, err)
 	}
 	return nil
@@ -281,10 +279,10 @@ func (r *StormResult) measure(cd *checkedStreams, commits map[string]int64, pub 
 			r.Backoffs += p.Backoffs
 		}
 	}
-	r.Rehomed, r.Answered, r.Reopened = summarize(firsts), summarize(answers), summarize(reopens)
+	r.Rehomed, r.Answered, r.Reopened = stats.Summarize(firsts), stats.Summarize(answers), stats.Summarize(reopens)
 	r.RehomedWithinShare = float64(within) / float64(max(1, r.VictimStreams))
-	r.Survivors, r.SurvivorsBefore = summarize(survivors), summarize(survivorsBefore)
-	r.FeedLag, r.FeedLagBefore = summarize(feed), summarize(feedBefore)
+	r.Survivors, r.SurvivorsBefore = stats.Summarize(survivors), stats.Summarize(survivorsBefore)
+	r.FeedLag, r.FeedLagBefore = stats.Summarize(feed), stats.Summarize(feedBefore)
 	var worker, workerBefore []time.Duration
 	perSecond := map[int]int{}
 	for _, p := range pub {
@@ -298,7 +296,7 @@ func (r *StormResult) measure(cd *checkedStreams, commits map[string]int64, pub 
 			perSecond[int(math.Floor(float64(p[1]-kill)/1e9))]++
 		}
 	}
-	r.WorkerLag, r.WorkerLagBefore = summarize(worker), summarize(workerBefore)
+	r.WorkerLag, r.WorkerLagBefore = stats.Summarize(worker), stats.Summarize(workerBefore)
 	for s := int(-window.Seconds()); s < int(window.Seconds()); s++ {
 		r.PublishedPerSecond = append(r.PublishedPerSecond, perSecond[s])
 	}

@@ -8,6 +8,8 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/notifyd/notifyd/internal/testkit/stats"
 )
 
 // Issue 15's targets against Centrifugo, as ratios notifyd / Centrifugo.
@@ -153,8 +155,8 @@ func (r *VersusResult) summarize() {
 		rss[m.System] = append(rss[m.System], m.PerStreamKiB)
 	}
 	for _, name := range []string{"notifyd", "centrifugo"} {
-		r.P50Ms[name], r.P99Ms[name] = median(p50[name]), median(p99[name])
-		r.DeliveriesPerS[name], r.RSSPerStreamKiB[name] = median(sat[name]), median(rss[name])
+		r.P50Ms[name], r.P99Ms[name] = stats.Median(p50[name]), stats.Median(p99[name])
+		r.DeliveriesPerS[name], r.RSSPerStreamKiB[name] = stats.Median(sat[name]), stats.Median(rss[name])
 	}
 	ratio := func(m map[string]float64) float64 {
 		if m["centrifugo"] == 0 {

@@ -22,71 +22,57 @@ func runNodePhases(ctx context.Context, cfg config, prog *progress, rep *Report,
 	}
 	defer nr.Close()
 	var errs []error
-	missed := func(phase string, met bool) {
+	// run runs phase if it was selected and the run goes on; met is
+	// whether its figures met their targets (true with no result).
+	run := func(phase string, fn func() (met bool, err error)) {
+		if !cfg.Phases[phase] || ctx.Err() != nil {
+			return
+		}
+		met, err := fn()
+		errs = append(errs, err)
 		if !met && cfg.Strict {
 			errs = append(errs, fmt.Errorf("%s: target missed (-strict)", phase))
 		}
 	}
-	if cfg.Phases[phaseStreams] {
+	run(phaseStreams, func() (bool, error) {
 		res, err := runStreamsPhase(ctx, cfg, nr, prog, rep, stderr)
 		rep.Streams = res
-		errs = append(errs, err)
-		if res != nil {
-			missed(phaseStreams, res.TargetMet)
-		}
-	}
-	if cfg.Phases[phaseBroadcast] && ctx.Err() == nil {
+		return res == nil || res.TargetMet, err
+	})
+	run(phaseBroadcast, func() (bool, error) {
 		res, err := runBroadcastPhase(ctx, cfg, nr, prog, rep, stderr)
 		rep.Broadcast = res
-		errs = append(errs, err)
-		if res != nil {
-			missed(phaseBroadcast, res.TargetMet)
-		}
-	}
-	if cfg.Phases[phaseResume] && ctx.Err() == nil {
+		return res == nil || res.TargetMet, err
+	})
+	run(phaseResume, func() (bool, error) {
 		res, err := runResumePhase(ctx, cfg, nr, prog, rep)
 		rep.Resume = res
-		errs = append(errs, err)
-		if res != nil {
-			missed(phaseResume, res.TargetMet)
-		}
-	}
-	if cfg.Phases[phaseCluster] && ctx.Err() == nil {
+		return res == nil || res.TargetMet, err
+	})
+	run(phaseCluster, func() (bool, error) {
 		res, err := runClusterPhase(ctx, cfg, nr, prog, rep, stderr)
 		rep.Cluster = res
-		errs = append(errs, err)
-	}
-	if cfg.Phases[phaseLived] && ctx.Err() == nil {
+		return true, err // its figures are correctness: failures are errors
+	})
+	run(phaseLived, func() (bool, error) {
 		res, err := runLivedPhase(ctx, cfg, nr, prog, rep)
 		rep.Lived = res
-		errs = append(errs, err)
-		if res != nil {
-			missed(phaseLived, res.TargetMet)
-		}
-	}
-	if cfg.Phases[phaseStorm] && ctx.Err() == nil {
+		return res == nil || res.TargetMet, err
+	})
+	run(phaseStorm, func() (bool, error) {
 		res, err := runStormPhase(ctx, cfg, nr, prog, rep, stderr)
 		rep.Storm = res
-		errs = append(errs, err)
-		if res != nil {
-			missed(phaseStorm, res.RehomeMet && res.SurvivorsMet)
-		}
-	}
-	if cfg.Phases[phaseRolling] && ctx.Err() == nil {
+		return res == nil || res.RehomeMet && res.SurvivorsMet, err
+	})
+	run(phaseRolling, func() (bool, error) {
 		res, err := runRollingPhase(ctx, cfg, nr, prog, rep, stderr)
 		rep.Rolling = res
-		errs = append(errs, err)
-		if res != nil {
-			missed(phaseRolling, res.TargetMet)
-		}
-	}
-	if cfg.Phases[phaseVersus] && ctx.Err() == nil {
+		return res == nil || res.TargetMet, err
+	})
+	run(phaseVersus, func() (bool, error) {
 		res, err := runVersusPhase(ctx, cfg, nr, prog, stderr)
 		rep.Versus = res
-		errs = append(errs, err)
-		if res != nil {
-			missed(phaseVersus, res.LatencyTargetMet && res.SatTargetMet)
-		}
-	}
+		return res == nil || res.LatencyTargetMet && res.SatTargetMet, err
+	})
 	return errors.Join(errs...)
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/notifyd/notifyd/internal/testkit/stats"
 )
 
 // The two tables of the comparison. bench_plain has notify.notifications'
@@ -112,7 +114,7 @@ func runProducer(ctx context.Context, cfg config, e *env, prog *progress) (*Prod
 				table, round, run.Rate, run.BacklogAtEnd, run.DrainSeconds)
 		}
 	}
-	res.PlainMedian, res.TriggerMedian = median(plain), median(trig)
+	res.PlainMedian, res.TriggerMedian = stats.Median(plain), stats.Median(trig)
 	if res.PlainMedian > 0 {
 		res.Ratio = res.TriggerMedian / res.PlainMedian
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/fleet"
 )
 
 // What the storm and the rolling restart share: nodes on a database that
@@ -114,7 +115,7 @@ func publishTimes(ctx context.Context, e *nodeEnv, start int64) (map[int64][2]in
 // does, and makes a load generator at rate with mix over pop; the caller
 // closes both.
 func (nr *nodeRun) openWithLoad(ctx context.Context, e *nodeEnv, l *layout, pop cluster.Population, rate float64, mix cluster.Mix,
-	phase string, prog *progress, stderr io.Writer) (cs *clientSet, g *loadGen, opened int, openSecs float64, err error) {
+	phase string, prog *progress, stderr io.Writer) (cs *fleet.Fleet, g *loadGen, opened int, openSecs float64, err error) {
 	l.browser(nr.cfg.Browser)
 	if cs, opened, openSecs, err = l.open(ctx, prog, phase, stderr); err != nil {
 		return nil, nil, 0, 0, err
@@ -133,7 +134,7 @@ func (nr *nodeRun) openWithLoad(ctx context.Context, e *nodeEnv, l *layout, pop 
 // finish ends a run whose load has stopped (loadErr: how it ended): it
 // waits until every stream has everything (drainAndMark), records the
 // run's figures, and checks every stream against the database.
-func (r *ReconnectRun) finish(ctx context.Context, cfg config, e *nodeEnv, cs *clientSet, g *loadGen, l *layout, start int64,
+func (r *ReconnectRun) finish(ctx context.Context, cfg config, e *nodeEnv, cs *fleet.Fleet, g *loadGen, l *layout, start int64,
 	loadStart time.Time, loadErr error, stopProgress func()) (*checkedStreams, error) {
 	r.Seconds = time.Since(loadStart).Seconds()
 	drainStart := time.Now()

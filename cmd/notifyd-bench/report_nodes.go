@@ -5,6 +5,8 @@ import (
 	"io"
 	"slices"
 	"strings"
+
+	"github.com/notifyd/notifyd/internal/testkit/stats"
 )
 
 // writeNodePhases prints the phases that ran notifyd as separate processes.
@@ -91,7 +93,7 @@ func (r *Report) writeNodePhases(w io.Writer) {
 	}
 }
 
-func summaryCells(s Summary) string {
+func summaryCells(s stats.Summary) string {
 	return fmt.Sprintf("%.1f ms\t%.1f ms\t%.1f ms\t%.1f ms\t%.1f ms", s.P50Ms, s.P90Ms, s.P99Ms, s.P999Ms, s.MaxMs)
 }
 

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/fleet"
+	"github.com/notifyd/notifyd/internal/testkit/stats"
 )
 
 // ProcCPU is the CPU one process used during a phase's measured window.
@@ -63,8 +66,8 @@ type BroadcastResult struct {
 	Broadcasts int `json:"broadcasts"`
 	// LastReceipt is, per broadcast, its commit to its receipt on the
 	// last stream; AllReceipts is commit to receipt on each stream.
-	LastReceipt Summary       `json:"last_receipt"`
-	AllReceipts Summary       `json:"all_receipts"`
+	LastReceipt stats.Summary `json:"last_receipt"`
+	AllReceipts stats.Summary `json:"all_receipts"`
 	Check       cluster.Check `json:"check"`
 	Memory      NodeMemory    `json:"memory"`
 	CPU         []ProcCPU     `json:"cpu"`
@@ -118,8 +121,8 @@ type ClusterResult struct {
 	DrainSeconds float64 `json:"drain_seconds"` // from the end of the load to the last stream's receipt
 	// Latency is producer commit to receipt, over every delivery whose
 	// commit time the bench knows.
-	Latency      Summary `json:"latency"`
-	LatencyBasis string  `json:"latency_basis"`
+	Latency      stats.Summary `json:"latency"`
+	LatencyBasis string        `json:"latency_basis"`
 	// Windows splits the latency by when the notification was committed.
 	Windows []LatencyWindow `json:"latency_windows"`
 	// Faults.
@@ -151,25 +154,27 @@ type cpuWindow struct {
 	self  time.Duration
 }
 
-func startCPU(e *nodeEnv, cs *clientSet) *cpuWindow {
+func startCPU(e *nodeEnv, cs *fleet.Fleet) *cpuWindow {
 	if cs != nil {
-		cs.markCPU()
+		cs.MarkCPU()
 	}
 	return &cpuWindow{start: time.Now(), nodes: e.cpu(), self: processCPU()}
 }
 
 // stop returns each process's CPU since start (a killed node's is lost).
-func (w *cpuWindow) stop(e *nodeEnv, cs *clientSet) []ProcCPU {
+func (w *cpuWindow) stop(e *nodeEnv, cs *fleet.Fleet) []ProcCPU {
 	secs := time.Since(w.start).Seconds()
 	var out []ProcCPU
 	now := e.cpu()
 	for i, n := range e.nodes {
-		if e.alive(i) {
+		if e.nodes[i].Running() {
 			out = append(out, ProcCPU{Name: "node" + itoa(i), PID: n.PID(), CPUSeconds: (now[i] - w.nodes[i]).Seconds()})
 		}
 	}
 	if cs != nil {
-		out = append(out, cs.cpu()...)
+		for _, c := range cs.CPU() {
+			out = append(out, ProcCPU{Name: fmt.Sprintf("client %d", c.ID), PID: c.PID, CPUSeconds: c.CPU.Seconds()})
+		}
 	}
 	out = append(out, ProcCPU{Name: "bench (producers, checks)", CPUSeconds: (processCPU() - w.self).Seconds()})
 	for i := range out {
@@ -183,7 +188,7 @@ func itoa(i int) string { return strconv.Itoa(i) }
 // LatencyWindow is the latency of the notifications committed in one
 // stretch of a run.
 type LatencyWindow struct {
-	FromSeconds float64 `json:"from_seconds"`
-	ToSeconds   float64 `json:"to_seconds"`
-	Latency     Summary `json:"latency"`
+	FromSeconds float64       `json:"from_seconds"`
+	ToSeconds   float64       `json:"to_seconds"`
+	Latency     stats.Summary `json:"latency"`
 }

@@ -1,6 +1,10 @@
 package main
 
-import "github.com/notifyd/notifyd/internal/testkit/cluster"
+import (
+	"github.com/notifyd/notifyd/internal/testkit/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/fleet"
+	"github.com/notifyd/notifyd/internal/testkit/stats"
+)
 
 // ReconnectRun is what the storm and the rolling restart report alike.
 type ReconnectRun struct {
@@ -10,18 +14,18 @@ type ReconnectRun struct {
 	OpenSeconds float64 `json:"open_seconds"`
 	Clients     int     `json:"client_processes"`
 	// Rows seeded before the nodes started, and how.
-	Rows         int64        `json:"rows"`
-	Seed         *LivedSeed   `json:"seed,omitempty"`
-	Rate         float64      `json:"rate"`
-	HTTPShare    float64      `json:"http_share"`
-	Browser      browserModel `json:"client_reconnect"`
-	Sent         int64        `json:"sent"`
-	AchievedRate float64      `json:"achieved_rate"`
-	Deliveries   int          `json:"deliveries"`
-	Seconds      float64      `json:"seconds"`
-	DrainSeconds float64      `json:"drain_seconds"`
-	LoadStart    float64      `json:"loadavg1_start"`
-	LoadEnd      float64      `json:"loadavg1_end"`
+	Rows         int64         `json:"rows"`
+	Seed         *LivedSeed    `json:"seed,omitempty"`
+	Rate         float64       `json:"rate"`
+	HTTPShare    float64       `json:"http_share"`
+	Browser      fleet.Browser `json:"client_reconnect"`
+	Sent         int64         `json:"sent"`
+	AchievedRate float64       `json:"achieved_rate"`
+	Deliveries   int           `json:"deliveries"`
+	Seconds      float64       `json:"seconds"`
+	DrainSeconds float64       `json:"drain_seconds"`
+	LoadStart    float64       `json:"loadavg1_start"`
+	LoadEnd      float64       `json:"loadavg1_end"`
 	StreamTally
 }
 
@@ -52,24 +56,24 @@ type StormResult struct {
 	// database), Reopened to its connected message (after its turn).
 	// Backoffs counts the clients' jittered waits (lost connections and
 	// failed connects).
-	Rehomed            Summary `json:"rehomed_first_new"`
-	RehomedWithout     int     `json:"rehomed_without_new"`
-	RehomedWithinShare float64 `json:"rehomed_within_target_share"`
-	Answered           Summary `json:"rehomed_answered"`
-	Reopened           Summary `json:"rehomed_connected"`
-	Backoffs           int     `json:"backoffs"`
+	Rehomed            stats.Summary `json:"rehomed_first_new"`
+	RehomedWithout     int           `json:"rehomed_without_new"`
+	RehomedWithinShare float64       `json:"rehomed_within_target_share"`
+	Answered           stats.Summary `json:"rehomed_answered"`
+	Reopened           stats.Summary `json:"rehomed_connected"`
+	Backoffs           int           `json:"backoffs"`
 	// The survivors' streams: commit → receipt of notifications committed
 	// in the storm window, and in as long a stretch before the kill.
-	Survivors       Summary `json:"survivors_storm"`
-	SurvivorsBefore Summary `json:"survivors_before"`
+	Survivors       stats.Summary `json:"survivors_storm"`
+	SurvivorsBefore stats.Summary `json:"survivors_before"`
 	// WorkerLag is created_at → published_at (the queue: wake-up, claim,
 	// publish start), FeedLag published_at → receipt on the survivors'
 	// streams (publish and commit, NOTIFY, the feed's read, the hub, the
 	// write), for notifications committed in the storm window and before.
-	WorkerLag       Summary `json:"worker_lag_storm"`
-	WorkerLagBefore Summary `json:"worker_lag_before"`
-	FeedLag         Summary `json:"feed_lag_storm"`
-	FeedLagBefore   Summary `json:"feed_lag_before"`
+	WorkerLag       stats.Summary `json:"worker_lag_storm"`
+	WorkerLagBefore stats.Summary `json:"worker_lag_before"`
+	FeedLag         stats.Summary `json:"feed_lag_storm"`
+	FeedLagBefore   stats.Summary `json:"feed_lag_before"`
 	// PublishedPerSecond counts notifications published in each second from
 	// one window before the kill to one window after it.
 	PublishedPerSecond []int         `json:"published_per_second"`
@@ -103,9 +107,9 @@ type RollingResult struct {
 	// Latency is commit → receipt over every delivery; DuringRestarts over
 	// notifications committed from a SIGTERM to 3 s after its node was
 	// ready again, BetweenRestarts over the rest.
-	Latency         Summary `json:"latency"`
-	DuringRestarts  Summary `json:"latency_during_restarts"`
-	BetweenRestarts Summary `json:"latency_between_restarts"`
+	Latency         stats.Summary `json:"latency"`
+	DuringRestarts  stats.Summary `json:"latency_during_restarts"`
+	BetweenRestarts stats.Summary `json:"latency_between_restarts"`
 	// The clients' reconnect delays: Spread waits asked for by a closing
 	// status (the longest, SpreadMaxMs), Backoffs after lost connections or
 	// failed attempts.

@@ -133,3 +133,11 @@ func cmpOr(s, def string) string {
 	}
 	return s
 }
+
+// measurePhase runs fn under a sampler and records its profile in rep.
+func measurePhase(ctx context.Context, e *env, rep *Report, phase string, fn func() error) error {
+	s := startSampler(ctx, e.admin, 100*time.Millisecond)
+	err := fn()
+	rep.Profiles = append(rep.Profiles, s.Stop(phase))
+	return err
+}

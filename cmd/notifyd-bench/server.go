@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"time"
 
@@ -14,7 +13,7 @@ import (
 
 	"github.com/notifyd/notifyd/internal/app"
 	"github.com/notifyd/notifyd/internal/auth"
-	"github.com/notifyd/notifyd/internal/issuer"
+	"github.com/notifyd/notifyd/internal/testkit/cluster"
 )
 
 // audience is the client id the bench's issuer signs tokens for.
@@ -28,8 +27,7 @@ type env struct {
 	cfg    config
 	db     *benchDB
 	app    *app.App
-	iss    *issuer.Issuer
-	issSrv *http.Server
+	iss    *cluster.Issuer
 	admin  *pgxpool.Pool
 	client *http.Client
 }
@@ -43,18 +41,10 @@ func startEnv(ctx context.Context, cfg config, db *benchDB, logOut io.Writer) (*
 			e.Close()
 		}
 	}()
-	// The issuer's URL must be known before it is built: listen first.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("issuer listen: %w", err)
-	}
-	e.iss, err = issuer.New(issuer.Config{URL: "http://" + ln.Addr().String(), ClientID: audience})
-	if err != nil {
-		ln.Close()
+	var err error
+	if e.iss, err = cluster.StartIssuer(audience); err != nil {
 		return nil, err
 	}
-	e.issSrv = &http.Server{Handler: e.iss.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = e.issSrv.Serve(ln) }()
 
 	level := slog.LevelWarn
 	if cfg.Verbose {
@@ -95,8 +85,8 @@ func (e *env) Close() error {
 		defer cancel()
 		errs = append(errs, e.app.Shutdown(ctx))
 	}
-	if e.issSrv != nil {
-		errs = append(errs, e.issSrv.Close())
+	if e.iss != nil {
+		e.iss.Close()
 	}
 	e.client.CloseIdleConnections()
 	return errors.Join(errs...)

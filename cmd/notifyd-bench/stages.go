@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/notifyd/notifyd/internal/testkit/stats"
 )
 
 // Stage is one part of the commit-to-receipt latency.
 type Stage struct {
-	Name    string  `json:"name"`
-	Latency Summary `json:"latency"`
+	Name    string        `json:"name"`
+	Latency stats.Summary `json:"latency"`
 }
 
 // latencyStages splits each commit-to-receipt latency at the moment the
@@ -57,7 +59,7 @@ func latencyStages(ctx context.Context, e *env, user string, sent []committed, d
 		rest = append(rest, got.Round(0).Sub(pub))
 	}
 	return []Stage{
-		{Name: "commit -> publish transaction starts (queue: wake-up or worker loop, claim)", Latency: summarize(queue)},
-		{Name: "publish starts -> client reads (publish + commit, NOTIFY, feed, hub, stream)", Latency: summarize(rest)},
+		{Name: "commit -> publish transaction starts (queue: wake-up or worker loop, claim)", Latency: stats.Summarize(queue)},
+		{Name: "publish starts -> client reads (publish + commit, NOTIFY, feed, hub, stream)", Latency: stats.Summarize(rest)},
 	}, nil
 }

@@ -6,14 +6,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/notifyd/notifyd/internal/localdb"
+	"github.com/notifyd/notifyd/internal/testkit/cluster"
 )
 
 // The storm with a read replica (-storm-replica N): what a streaming
@@ -207,7 +210,7 @@ func runMeasuredStorm(ctx context.Context, cfg config, nr *nodeRun, e *nodeEnv, 
 // empty value removes the setting).
 func (e *nodeEnv) restartAll(ctx context.Context, env map[string]string) error {
 	if err := e.eachNode(func(i int) error {
-		if !e.alive(i) {
+		if !e.nodes[i].Running() {
 			return nil // killed by the run before
 		}
 		return e.nodes[i].Stop(15 * time.Second)
@@ -264,18 +267,31 @@ func startMeasuredCluster(ctx context.Context, dataDir string, stderr io.Writer)
 func (e *nodeEnv) readCounts(ctx context.Context, skip int) map[string]float64 {
 	out := map[string]float64{}
 	for i, n := range e.nodes {
-		if i == skip || !e.alive(i) {
+		if i == skip || !e.nodes[i].Running() {
 			continue
 		}
-		samples, err := metricSamples(ctx, n.URL(), "notifyd_replica_reads_total", "notifyd_stream_resumes_total")
+		samples, err := cluster.Samples(ctx, http.DefaultClient, n.URL(), "notifyd_replica_reads_total", "notifyd_stream_resumes_total")
 		if err != nil {
 			continue
 		}
-		for k, v := range samples {
-			out[k] += v
+		for _, s := range samples {
+			out[countKey(s)] += s.Value
 		}
 	}
 	return out
+}
+
+// countKey names a sample by its label values joined by spaces ("replay
+// replica caught_up"; "resumes database" for notifyd_stream_resumes_total).
+func countKey(s cluster.Sample) string {
+	var key []string
+	if s.Name == "notifyd_stream_resumes_total" {
+		key = append(key, "resumes")
+	}
+	for _, l := range s.Labels {
+		key = append(key, l.Value)
+	}
+	return strings.Join(key, " ")
 }
 
 func subCounts(a, b map[string]float64) map[string]float64 {

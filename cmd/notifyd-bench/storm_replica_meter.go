@@ -1,19 +1,15 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
-	"net/http"
-	"os"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/notifyd/notifyd/internal/localdb"
+	"github.com/notifyd/notifyd/internal/testkit/cluster"
 )
 
 // dbMeter reads what one PostgreSQL cluster has done so far: its
@@ -109,95 +105,19 @@ func readKind(q string) string {
 // postmaster's own, its exited children's (which it reaped) and its live
 // children's.
 func clusterCPU(pid int) (time.Duration, error) {
-	f, err := procStat(pid)
+	st, err := cluster.ReadStat(pid)
 	if err != nil {
 		return 0, err
 	}
-	ticks := f.utime + f.stime + f.cutime + f.cstime
-	entries, err := os.ReadDir("/proc")
+	total := st.User + st.System + st.ChildUser + st.ChildSystem
+	children, err := cluster.Children(pid)
 	if err != nil {
 		return 0, err
 	}
-	for _, ent := range entries {
-		child, err := strconv.Atoi(ent.Name())
-		if err != nil {
-			continue
-		}
-		c, err := procStat(child)
-		if err != nil || c.ppid != pid {
-			continue
-		}
-		ticks += c.utime + c.stime
-	}
-	return time.Duration(ticks) * time.Second / 100, nil // USER_HZ
-}
-
-type procFields struct{ ppid, utime, stime, cutime, cstime int }
-
-// procStat reads /proc/<pid>/stat's parent and CPU times.
-func procStat(pid int) (procFields, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return procFields{}, err
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return procFields{}, fmt.Errorf("malformed /proc/%d/stat", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 15 {
-		return procFields{}, fmt.Errorf("malformed /proc/%d/stat", pid)
-	}
-	var p procFields
-	for _, x := range []struct {
-		to *int
-		at int
-	}{{&p.ppid, 1}, {&p.utime, 11}, {&p.stime, 12}, {&p.cutime, 13}, {&p.cstime, 14}} {
-		if *x.to, err = strconv.Atoi(f[x.at]); err != nil {
-			return procFields{}, fmt.Errorf("malformed /proc/%d/stat", pid)
+	for _, c := range children {
+		if cs, err := cluster.ReadStat(c); err == nil {
+			total += cs.User + cs.System
 		}
 	}
-	return p, nil
-}
-
-// metricSamples reads the samples of the named counters from a node's
-// /metrics, keyed by their label values joined by spaces ("replay replica
-// caught_up"; "resumes database" for notifyd_stream_resumes_total).
-func metricSamples(ctx context.Context, base string, names ...string) (map[string]float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		for _, name := range names {
-			rest, ok := strings.CutPrefix(line, name+"{")
-			if !ok {
-				continue
-			}
-			labels, value, _ := strings.Cut(rest, "} ")
-			v, err := strconv.ParseFloat(value, 64)
-			if err != nil {
-				continue
-			}
-			var key []string
-			if name == "notifyd_stream_resumes_total" {
-				key = append(key, "resumes")
-			}
-			for _, l := range strings.Split(labels, ",") {
-				_, val, _ := strings.Cut(l, "=")
-				key = append(key, strings.Trim(val, `"`))
-			}
-			out[strings.Join(key, " ")] += v
-		}
-	}
-	return out, sc.Err()
+	return total, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/notifyd/notifyd/internal/sseclient"
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/stats"
 )
 
 // versusStreams is one run's streams on one system, read by the same
@@ -180,13 +181,13 @@ func (c versusCPU) stop() (server, bench float64) {
 
 // versusLatencyRun is one paced run on one system.
 type versusLatencyRun struct {
-	System     string  `json:"system"`
-	Round      int     `json:"round"`
-	Messages   int     `json:"messages"`
-	Achieved   float64 `json:"achieved_per_s"`
-	Latency    Summary `json:"latency"`        // from the system's clock (ClockAtReturn) to receipt
-	PublishP50 float64 `json:"publish_p50_ms"` // the publish call itself
-	PublishP99 float64 `json:"publish_p99_ms"`
+	System     string        `json:"system"`
+	Round      int           `json:"round"`
+	Messages   int           `json:"messages"`
+	Achieved   float64       `json:"achieved_per_s"`
+	Latency    stats.Summary `json:"latency"`        // from the system's clock (ClockAtReturn) to receipt
+	PublishP50 float64       `json:"publish_p50_ms"` // the publish call itself
+	PublishP99 float64       `json:"publish_p99_ms"`
 	// ServerCPU and BenchCPU are CPU seconds over the publishing.
 	ServerCPU float64 `json:"server_cpu_s"`
 	BenchCPU  float64 `json:"bench_cpu_s"`
@@ -241,9 +242,9 @@ func runVersusLatency(ctx context.Context, sys versusSystem, streams, rate int, 
 	for k := warm; k < total; k++ {
 		call = append(call, time.Duration(end[k]-start[k]))
 	}
-	cs := summarize(call)
+	cs := stats.Summarize(call)
 	return &versusLatencyRun{System: sys.Name(), Messages: total - warm, Achieved: float64(total) / elapsed.Seconds(),
-		Latency: summarize(lat), PublishP50: cs.P50Ms, PublishP99: cs.P99Ms, ServerCPU: serverCPU, BenchCPU: benchCPU}, nil
+		Latency: stats.Summarize(lat), PublishP50: cs.P50Ms, PublishP99: cs.P99Ms, ServerCPU: serverCPU, BenchCPU: benchCPU}, nil
 }
 
 // versusSaturationRun is one run publishing as fast as the system takes it.

@@ -4,10 +4,14 @@
 // cannot show: a node killed with SIGKILL, each node's resident memory and
 // CPU read from /proc, and clients that resume on another node.
 //
-// Besides starting nodes it holds the client side those callers share: a
-// stream Reader that follows one identity across connections and nodes
-// (Last-Event-ID resumes, random or forced), and the exactly-once check of
-// what each reader received against the notifications in the database.
+// Besides starting nodes (StartNode, StartNodes, and the OpenID Connect
+// Issuer they trust) and reading them (/proc figures, Prometheus Samples),
+// it holds the client side those callers share: a stream Reader that
+// follows one identity across connections and nodes (Last-Event-ID
+// resumes, random or forced), the load's Population and target Mix, and the
+// exactly-once check of what each reader received against the
+// notifications in the database. Package fleet spreads readers over client
+// processes when one process cannot hold them all.
 package cluster
 
 import (

@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
@@ -76,18 +77,12 @@ func setup(t *testing.T, n int, env map[string]string) *fixture {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	f.nodes = make([]*cluster.Node, n)
-	var wg sync.WaitGroup
-	errs := make([]error, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			f.nodes[i], errs[i] = cluster.StartNode(ctx, cluster.NodeConfig{Binary: bin, DatabaseURL: f.env.DB.URL,
-				Env: settings, Log: &nodeLog{t: t, name: "node" + string(rune('0'+i))}})
-		}()
-	}
-	wg.Wait()
+	nodes, err := cluster.StartNodes(ctx, n, func(i int) cluster.NodeConfig {
+		name := fmt.Sprintf("node%d", i)
+		return cluster.NodeConfig{Binary: bin, DatabaseURL: f.env.DB.URL, Env: settings,
+			Log: cluster.LineWriter(func(line string) { t.Logf("%s: %s", name, line) })}
+	})
+	f.nodes = nodes
 	for i, node := range f.nodes {
 		if node != nil {
 			t.Cleanup(func() {
@@ -97,10 +92,8 @@ func setup(t *testing.T, n int, env map[string]string) *fixture {
 			})
 		}
 	}
-	for _, err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
+	if err != nil {
+		t.Fatal(err)
 	}
 	return f
 }
@@ -115,26 +108,3 @@ func (f *fixture) urls() []string {
 }
 
 func isKilled(err error) bool { return err != nil && strings.Contains(err.Error(), "signal: killed") }
-
-// nodeLog passes a node's output to the test log, line by line.
-type nodeLog struct {
-	t    *testing.T
-	name string
-	mu   sync.Mutex
-	buf  []byte
-}
-
-func (l *nodeLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf = append(l.buf, p...)
-	for {
-		i := strings.IndexByte(string(l.buf), '\n')
-		if i < 0 {
-			break
-		}
-		l.t.Logf("%s: %s", l.name, l.buf[:i])
-		l.buf = l.buf[i+1:]
-	}
-	return len(p), nil
-}

@@ -8,6 +8,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -44,6 +46,36 @@ type Mix struct {
 	Role       float64 `json:"role"`         // one role
 	UserOrRole float64 `json:"user_or_role"` // one user and one role (the user, and everyone holding it)
 	Everyone   float64 `json:"everyone"`     // both targets empty: every signed-in user
+}
+
+// ParseMix reads a Mix written as "role=0.08,user+role=0.02,everyone=0.001"
+// (kinds left out have no share), as load tests take it in a flag.
+func ParseMix(s string) (Mix, error) {
+	var m Mix
+	for part := range strings.SplitSeq(s, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(part, "=")
+		x, err := strconv.ParseFloat(v, 64)
+		if !ok || err != nil || x < 0 {
+			return Mix{}, fmt.Errorf("%q: want kind=share", part)
+		}
+		switch k {
+		case "role":
+			m.Role = x
+		case "user+role":
+			m.UserOrRole = x
+		case "everyone":
+			m.Everyone = x
+		default:
+			return Mix{}, fmt.Errorf("%q: kinds are role, user+role and everyone", k)
+		}
+	}
+	if m.Role+m.UserOrRole+m.Everyone > 1 {
+		return Mix{}, fmt.Errorf("%q: shares add up to more than 1", s)
+	}
+	return m, nil
 }
 
 // Target draws a target from p with mix.

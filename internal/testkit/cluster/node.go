@@ -170,14 +170,22 @@ func (n *Node) PID() int { return n.cmd.Process.Pid }
 // Done is closed when the process has exited.
 func (n *Node) Done() <-chan struct{} { return n.done }
 
+// Running reports whether the process has not exited yet.
+func (n *Node) Running() bool {
+	select {
+	case <-n.done:
+		return false
+	default:
+		return true
+	}
+}
+
 // Kill ends the process with SIGKILL, as a crash or the OOM killer would:
 // no shutdown message to its streams, no release of its claims. It returns
 // once the process is gone.
 func (n *Node) Kill() error {
-	select {
-	case <-n.done:
+	if !n.Running() {
 		return nil
-	default:
 	}
 	if err := n.cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return fmt.Errorf("kill node %s: %w", n.Addr, err)

@@ -40,25 +40,66 @@ func RSS(pid int) (int64, error) {
 // CPUTime is the user plus system CPU time process pid has used so far
 // (/proc/<pid>/stat), in steps of 10 ms.
 func CPUTime(pid int) (time.Duration, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	st, err := ReadStat(pid)
 	if err != nil {
 		return 0, fmt.Errorf("read cpu time of %d: %w", pid, err)
 	}
+	return st.User + st.System, nil
+}
+
+// Stat is what /proc/<pid>/stat says of a process's parent and CPU time
+// (in steps of 10 ms).
+type Stat struct {
+	PPID         int
+	User, System time.Duration
+	// ChildUser and ChildSystem are the CPU of its children that exited and
+	// that it waited for: a postmaster's backends that have gone.
+	ChildUser, ChildSystem time.Duration
+}
+
+// ReadStat reads process pid's /proc/<pid>/stat.
+func ReadStat(pid int) (Stat, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return Stat{}, err
+	}
+	malformed := fmt.Errorf("malformed /proc/%d/stat", pid)
 	// The command (which may hold spaces) ends at the last ')'.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("read cpu time of %d: malformed stat", pid)
+		return Stat{}, malformed
 	}
 	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("read cpu time of %d: malformed stat", pid)
+	if len(f) < 15 {
+		return Stat{}, malformed
 	}
-	u, err1 := strconv.ParseInt(f[11], 10, 64)
-	s, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("read cpu time of %d: malformed stat", pid)
+	var n [5]int64 // ppid, utime, stime, cutime, cstime
+	for k, at := range []int{1, 11, 12, 13, 14} {
+		if n[k], err = strconv.ParseInt(f[at], 10, 64); err != nil {
+			return Stat{}, malformed
+		}
 	}
-	return time.Duration(u+s) * time.Second / clockTicks, nil
+	ticks := func(t int64) time.Duration { return time.Duration(t) * time.Second / clockTicks }
+	return Stat{PPID: int(n[0]), User: ticks(n[1]), System: ticks(n[2]), ChildUser: ticks(n[3]), ChildSystem: ticks(n[4])}, nil
+}
+
+// Children lists the processes whose parent is pid.
+func Children(pid int) ([]int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("list processes: %w", err)
+	}
+	var out []int
+	for _, ent := range entries {
+		child, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		if st, err := ReadStat(child); err == nil && st.PPID == pid {
+			out = append(out, child)
+		}
+	}
+	return out, nil
 }
 
 // LoadAverage is the machine's 1-minute load average (-1 if unknown): other

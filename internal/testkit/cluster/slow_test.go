@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/stats"
 )
 
 // TestStuckClientDroppedAtBufferBound: a client that stops reading while
@@ -142,7 +142,7 @@ func TestStuckClientDroppedAtBufferBound(t *testing.T) {
 	if !total.OK() {
 		t.Errorf("healthy streams: %s\n%v", total, total.Examples)
 	}
-	p99without, p99with, p99after := p99(latWithout), p99(latWith), p99(latAfter)
+	p99without, p99with, p99after := stats.P99(latWithout), stats.P99(latWith), stats.P99(latAfter)
 	d := dropped(ctx, t, node)
 	t.Logf("stuck stream dropped at its bound: notifyd_slow_streams_dropped_total = %.0f (healthy streams dropped too: %.0f)", d, d-1)
 	t.Logf("healthy streams, commit to receipt over %d notifications at 1,000/s: p99 %s before the stuck client, %s with it, %s once it was dropped (%d, %d, %d samples)",
@@ -188,15 +188,6 @@ func dropped(ctx context.Context, t *testing.T, n *cluster.Node) float64 {
 		t.Fatal(err)
 	}
 	return v
-}
-
-func p99(ds []time.Duration) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[(len(s)*99+99)/100-1]
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }

@@ -86,3 +86,25 @@ func TestNotificationSeqReadsRealFrames(t *testing.T) {
 		}
 	}
 }
+
+func TestParseMix(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    Mix
+		wantErr bool
+	}{
+		{"role=0.08,user+role=0.02,everyone=0.001", Mix{Role: 0.08, UserOrRole: 0.02, Everyone: 0.001}, false},
+		{" role=0.1 ,", Mix{Role: 0.1}, false},
+		{"", Mix{}, false},
+		{"role", Mix{}, true},
+		{"role=-0.1", Mix{}, true},
+		{"group=0.1", Mix{}, true},
+		{"role=0.6,everyone=0.5", Mix{}, true},
+	}
+	for _, tt := range tests {
+		got, err := ParseMix(tt.in)
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("ParseMix(%q) = %+v, %v; want %+v, error %v", tt.in, got, err, tt.want, tt.wantErr)
+		}
+	}
+}

@@ -1,4 +1,4 @@
-package main
+package fleet
 
 import (
 	"bufio"
@@ -17,36 +17,39 @@ import (
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
 )
 
-// clientSet is the client processes of one phase.
-type clientSet struct {
-	procs []*clientProc
+// Fleet is the client processes of one run, seen from the process that
+// started them. Its methods address every process at once.
+type Fleet struct {
+	procs []*proc
 }
 
-// clientProc is one client process, seen from the bench.
-type clientProc struct {
+// proc is one client process, seen from the parent.
+type proc struct {
 	id      int
 	cmd     *exec.Cmd
 	stdin   io.WriteCloser
 	encMu   sync.Mutex
 	enc     *json.Encoder
-	replies chan clientMsg
-	last    atomic.Pointer[clientStats]
+	replies chan message
+	last    atomic.Pointer[Stats]
 	cpu0    time.Duration
 	done    chan struct{}
 	err     error
 }
 
-// startClients starts one client process per plan (the bench itself, run
-// with clientProcArg) and hands each its plan.
-func startClients(plans []clientPlan, stderr io.Writer) (*clientSet, error) {
+// Start starts one client process per plan and hands each its plan. A
+// client process is the calling program itself, run again with ChildArg as
+// its first argument: its main must then call RunChild (see the package
+// doc).
+func Start(plans []Plan, stderr io.Writer) (*Fleet, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("start clients: %w", err)
 	}
-	cs := &clientSet{}
+	cs := &Fleet{}
 	for _, plan := range plans {
-		p := &clientProc{id: plan.ID, replies: make(chan clientMsg, 4), done: make(chan struct{})}
-		p.cmd = exec.Command(exe, clientProcArg)
+		p := &proc{id: plan.ID, replies: make(chan message, 4), done: make(chan struct{})}
+		p.cmd = exec.Command(exe, ChildArg)
 		p.cmd.Stderr = stderr
 		out, err := p.cmd.StdoutPipe()
 		if err == nil {
@@ -71,7 +74,7 @@ func startClients(plans []clientPlan, stderr io.Writer) (*clientSet, error) {
 	return cs, nil
 }
 
-func (p *clientProc) send(v any) error {
+func (p *proc) send(v any) error {
 	p.encMu.Lock()
 	defer p.encMu.Unlock()
 	return p.enc.Encode(v)
@@ -79,14 +82,14 @@ func (p *clientProc) send(v any) error {
 
 // read dispatches the process's lines: stats are kept, the rest answer
 // commands.
-func (p *clientProc) read(out io.Reader) {
+func (p *proc) read(out io.Reader) {
 	defer close(p.done)
 	defer close(p.replies)
 	br := bufio.NewReaderSize(out, 1<<20)
 	for {
 		line, err := br.ReadBytes('\n')
 		if len(line) > 0 {
-			var m clientMsg
+			var m message
 			if jerr := json.Unmarshal(line, &m); jerr != nil {
 				p.err = fmt.Errorf("client %d: undecodable line: %w", p.id, jerr)
 			} else if m.Type == "stats" {
@@ -106,7 +109,7 @@ func (p *clientProc) read(out io.Reader) {
 }
 
 // reply waits for the next answer of type typ from p.
-func (p *clientProc) reply(ctx context.Context, typ string, timeout time.Duration) (clientMsg, error) {
+func (p *proc) reply(ctx context.Context, typ string, timeout time.Duration) (message, error) {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
@@ -121,14 +124,14 @@ func (p *clientProc) reply(ctx context.Context, typ string, timeout time.Duratio
 		}
 		return m, nil
 	case <-t.C:
-		return clientMsg{}, fmt.Errorf("client %d: no %q answer within %s", p.id, typ, timeout)
+		return message{}, fmt.Errorf("client %d: no %q answer within %s", p.id, typ, timeout)
 	case <-ctx.Done():
-		return clientMsg{}, ctx.Err()
+		return message{}, ctx.Err()
 	}
 }
 
 // all sends cmd to every process and collects each one's answer of type typ.
-func (cs *clientSet) all(ctx context.Context, cmd clientCmd, typ string, timeout time.Duration) ([]clientMsg, error) {
+func (cs *Fleet) all(ctx context.Context, cmd command, typ string, timeout time.Duration) ([]message, error) {
 	for _, p := range cs.procs {
 		if err := p.send(cmd); err != nil {
 			return nil, fmt.Errorf("client %d: %w", p.id, err)
@@ -137,7 +140,7 @@ func (cs *clientSet) all(ctx context.Context, cmd clientCmd, typ string, timeout
 	if typ == "" {
 		return nil, nil
 	}
-	out := make([]clientMsg, len(cs.procs))
+	out := make([]message, len(cs.procs))
 	var errs []error
 	for i, p := range cs.procs {
 		m, err := p.reply(ctx, typ, timeout)
@@ -147,13 +150,33 @@ func (cs *clientSet) all(ctx context.Context, cmd clientCmd, typ string, timeout
 }
 
 // tell sends cmd to every process without waiting for an answer.
-func (cs *clientSet) tell(cmd clientCmd) error {
+func (cs *Fleet) tell(cmd command) error {
 	_, err := cs.all(context.Background(), cmd, "", 0)
 	return err
 }
 
-// waitOpened waits for every process to have opened its streams.
-func (cs *clientSet) waitOpened(ctx context.Context, timeout time.Duration) (opened, failed int, seconds float64, err error) {
+// SetResumeRate makes random streams resume on random nodes, rate a second
+// over all of each process's streams (a Poisson process; 0 stops it).
+func (cs *Fleet) SetResumeRate(rate float64) error {
+	return cs.tell(command{Op: opResumeRate, Rate: rate})
+}
+
+// SetNodeDown takes node i out of rotation (or puts it back): no stream
+// connects to it while it is down, as behind a load balancer.
+func (cs *Fleet) SetNodeDown(i int, down bool) error {
+	op := opNodeUp
+	if down {
+		op = opNodeDown
+	}
+	return cs.tell(command{Op: op, Node: i})
+}
+
+// MarkHeartbeats restarts every stream's heartbeat count and longest gap.
+func (cs *Fleet) MarkHeartbeats() error { return cs.tell(command{Op: opMark}) }
+
+// WaitOpened waits for every process to have opened its streams: how many
+// opened and failed to within a minute, and the slowest process's time.
+func (cs *Fleet) WaitOpened(ctx context.Context, timeout time.Duration) (opened, failed int, seconds float64, err error) {
 	for _, p := range cs.procs {
 		m, err := p.reply(ctx, "opened", timeout)
 		if err != nil {
@@ -164,10 +187,10 @@ func (cs *clientSet) waitOpened(ctx context.Context, timeout time.Duration) (ope
 	return opened, failed, seconds, nil
 }
 
-// waitSeq waits until every stream has received seq; it returns how many
+// WaitSeq waits until every stream has received seq; it returns how many
 // have not.
-func (cs *clientSet) waitSeq(ctx context.Context, seq int64, timeout time.Duration) (int, error) {
-	ms, err := cs.all(ctx, clientCmd{Op: opWait, Seq: seq, TimeoutMs: timeout.Milliseconds()}, "waited", timeout+30*time.Second)
+func (cs *Fleet) WaitSeq(ctx context.Context, seq int64, timeout time.Duration) (int, error) {
+	ms, err := cs.all(ctx, command{Op: opWait, Seq: seq, TimeoutMs: timeout.Milliseconds()}, "waited", timeout+30*time.Second)
 	behind := 0
 	for _, m := range ms {
 		behind += m.Behind
@@ -175,13 +198,14 @@ func (cs *clientSet) waitSeq(ctx context.Context, seq int64, timeout time.Durati
 	return behind, err
 }
 
-// report collects every stream's report, by stream key.
-func (cs *clientSet) report(ctx context.Context, deliveries bool) (map[int]streamReport, error) {
-	ms, err := cs.all(ctx, clientCmd{Op: opReport, Deliveries: deliveries}, "report", 2*time.Minute)
+// Report collects every stream's report, by stream key; deliveries
+// includes what each one received and when.
+func (cs *Fleet) Report(ctx context.Context, deliveries bool) (map[int]StreamReport, error) {
+	ms, err := cs.all(ctx, command{Op: opReport, Deliveries: deliveries}, "report", 2*time.Minute)
 	if err != nil {
 		return nil, err
 	}
-	out := map[int]streamReport{}
+	out := map[int]StreamReport{}
 	for _, m := range ms {
 		for _, s := range m.Streams {
 			s.Seqs, s.AtMicros = deltaDecode(s.Seqs), deltaDecode(s.AtMicros)
@@ -191,57 +215,52 @@ func (cs *clientSet) report(ctx context.Context, deliveries bool) (map[int]strea
 	return out, nil
 }
 
-// stats sums the processes' latest stats (sent every second).
-func (cs *clientSet) stats() clientStats {
-	var s clientStats
-	s.BeatsMin = math.MaxInt
-	for _, p := range cs.procs {
+// Stats sums the processes' latest stats (each sends them every second);
+// a process yet to send any makes BeatsMin 0.
+func (cs *Fleet) Stats() Stats {
+	var s Stats
+	for i, p := range cs.procs {
 		l := p.last.Load()
 		if l == nil {
-			s.BeatsMin = 0
+			s.add(Stats{}, i == 0)
 			continue
 		}
-		s.Open += l.Open
-		s.Received += l.Received
-		s.Connects += l.Connects
-		s.ConnectErrors += l.ConnectErrors
-		s.Resumes += l.Resumes
-		s.Drops += l.Drops
-		s.ProtocolErrors += l.ProtocolErrors
-		s.BeatsMin = min(s.BeatsMin, l.BeatsMin)
-		s.NoBeats += l.NoBeats
-		s.MaxBeatGapMs = max(s.MaxBeatGapMs, l.MaxBeatGapMs)
-		s.RSS += l.RSS
-	}
-	if len(cs.procs) == 0 {
-		s.BeatsMin = 0
+		one := *l
+		one.CloseReasons, one.GoroutinesApp = nil, 0 // kept per process only
+		s.add(one, i == 0)
 	}
 	return s
 }
 
-// markCPU starts counting the processes' CPU from now.
-func (cs *clientSet) markCPU() {
+// MarkCPU starts counting the processes' CPU from now.
+func (cs *Fleet) MarkCPU() {
 	for _, p := range cs.procs {
 		p.cpu0, _ = cluster.CPUTime(p.cmd.Process.Pid)
 	}
 }
 
-// cpu is each process's CPU since markCPU (or since it started).
-func (cs *clientSet) cpu() []ProcCPU {
-	var out []ProcCPU
+// ProcessCPU is one client process's CPU time over a window.
+type ProcessCPU struct {
+	ID, PID int
+	CPU     time.Duration
+}
+
+// CPU is each live process's CPU since MarkCPU (or since it started).
+func (cs *Fleet) CPU() []ProcessCPU {
+	var out []ProcessCPU
 	for _, p := range cs.procs {
 		c, err := cluster.CPUTime(p.cmd.Process.Pid)
 		if err != nil {
 			continue
 		}
-		out = append(out, ProcCPU{Name: fmt.Sprintf("client %d", p.id), PID: p.cmd.Process.Pid, CPUSeconds: (c - p.cpu0).Seconds()})
+		out = append(out, ProcessCPU{ID: p.id, PID: p.cmd.Process.Pid, CPU: c - p.cpu0})
 	}
 	return out
 }
 
 // Close ends the client processes: stdin closes, they stop; any left after
 // 10 s are killed.
-func (cs *clientSet) Close() {
+func (cs *Fleet) Close() {
 	for _, p := range cs.procs {
 		if p.stdin != nil {
 			p.stdin.Close()

@@ -1,41 +1,56 @@
-package main
+// Package fleet holds many stream readers (cluster.Reader) in child
+// processes, for load tests with more streams than one process should
+// hold: each process has its own open-files limit and its own 127.0.x.x
+// source address, so its own ephemeral ports.
+//
+// The parent calls Start with one Plan per process (the streams it holds,
+// their identities' tokens and the nodes) and then drives them all through
+// the returned Fleet: take a node out of rotation, resume streams at
+// random, wait until every stream has a seq, collect what each received.
+// A child process is the parent's own executable run again with ChildArg as
+// its first argument, so the program's main must begin with
+//
+//	if len(os.Args) > 1 && os.Args[1] == fleet.ChildArg {
+//		err := fleet.RunChild(ctx, os.Stdin, os.Stdout)
+//		…
+//	}
+//
+// Parent and child speak JSON lines over the child's stdin and stdout.
+package fleet
 
 import (
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
 )
 
-// clientProcArg, as the first argument, makes the bench a client process:
-// the node phases re-execute the bench with it so that the streams' client
-// side is spread over several processes (each has its own open-files limit
-// and its own 127.0.0.x source address, so its own ephemeral ports). A
-// client process reads commands as JSON lines on stdin and answers as JSON
-// lines on stdout; it is not meant to be run by hand.
-const clientProcArg = "__client"
+// ChildArg, as the first argument, makes a program a client process (see
+// the package doc); it is not meant to be given by hand.
+const ChildArg = "__client"
 
-// clientPlan is the first line a client process reads: the streams it holds.
-type clientPlan struct {
+// Plan is one client process's work, the first line it reads: the
+// streams it holds.
+type Plan struct {
 	ID       int               `json:"id"`
 	SourceIP string            `json:"source_ip"` // local address of its connections
 	Nodes    []string          `json:"nodes"`     // base URLs
 	Tokens   map[string]string `json:"tokens"`    // user -> bearer token
-	Streams  []streamSpec      `json:"streams"`
+	Streams  []Stream          `json:"streams"`
 	// OpenParallel is how many streams connect at once while opening.
 	OpenParallel int `json:"open_parallel"`
 	// Browser, when set, makes every stream reconnect as notifyd's browser
 	// client does (pacer.go); without it a stream reconnects at once.
-	Browser *browserModel `json:"browser,omitempty"`
+	Browser *Browser `json:"browser,omitempty"`
 }
 
-// streamSpec is one stream of a client process.
-type streamSpec struct {
-	Key   int    `json:"key"` // index over all the phase's streams
+// Stream is one stream of a client process.
+type Stream struct {
+	Key   int    `json:"key"` // the caller's index over all its streams
 	User  string `json:"user"`
 	Node  int    `json:"node"`
 	Start int64  `json:"start"` // first Last-Event-ID; negative: none
 }
 
-// clientCmd is a command to a client process.
-type clientCmd struct {
+// command is a command to a client process.
+type command struct {
 	Op string `json:"op"`
 	// resume-rate: random resumes per second over the process's streams.
 	Rate float64 `json:"rate,omitempty"`
@@ -59,25 +74,25 @@ const (
 	opReport     = "report"
 )
 
-// clientMsg is a line from a client process.
-type clientMsg struct {
+// message is a line from a client process.
+type message struct {
 	Type string `json:"type"` // opened, stats, waited, report, error
 	// opened
 	Opened  int     `json:"opened,omitempty"`
 	Failed  int     `json:"failed,omitempty"`
 	OpenSec float64 `json:"open_seconds,omitempty"`
 	// stats (every second) and report
-	Stats *clientStats `json:"stats,omitempty"`
+	Stats *Stats `json:"stats,omitempty"`
 	// waited
 	Behind int `json:"behind,omitempty"`
 	// report
-	Streams []streamReport `json:"streams,omitempty"`
+	Streams []StreamReport `json:"streams,omitempty"`
 	// error
 	Error string `json:"error,omitempty"`
 }
 
-// clientStats sums a client process's streams.
-type clientStats struct {
+// Stats sums the streams of a client process (or of every one).
+type Stats struct {
 	Open           int            `json:"open"`
 	Received       int64          `json:"received"`
 	Connects       int            `json:"connects"`
@@ -95,9 +110,37 @@ type clientStats struct {
 	GoroutinesApp int   `json:"goroutines"`
 }
 
-// streamReport is one stream at the end of a phase. Seqs and AtMicros
-// (receipt times, unix microseconds) are delta-encoded.
-type streamReport struct {
+// add sums o into s: counts add up, BeatsMin is the fewest and
+// MaxBeatGapMs the longest. first: s holds nothing yet.
+func (s *Stats) add(o Stats, first bool) {
+	if first {
+		s.BeatsMin = o.BeatsMin
+	}
+	s.Open += o.Open
+	s.Received += o.Received
+	s.Connects += o.Connects
+	s.ConnectErrors += o.ConnectErrors
+	s.Resumes += o.Resumes
+	s.Drops += o.Drops
+	s.ProtocolErrors += o.ProtocolErrors
+	for k, v := range o.CloseReasons {
+		if s.CloseReasons == nil {
+			s.CloseReasons = map[string]int{}
+		}
+		s.CloseReasons[k] += v
+	}
+	s.BeatsMin = min(s.BeatsMin, o.BeatsMin)
+	s.NoBeats += o.NoBeats
+	s.MaxBeatGapMs = max(s.MaxBeatGapMs, o.MaxBeatGapMs)
+	s.RSS += o.RSS
+	s.GoroutinesApp += o.GoroutinesApp
+}
+
+// StreamReport is one stream at the end of a run: its reader's stats, its
+// pacer's with a Browser plan, and with deliveries the seqs it received
+// and when (receipt times, unix microseconds). Over the pipe Seqs and
+// AtMicros are delta-encoded; Report decodes them.
+type StreamReport struct {
 	Key      int                 `json:"key"`
 	Stats    cluster.ReaderStats `json:"stats"`
 	Pace     *PaceStats          `json:"pace,omitempty"` // with a Browser plan

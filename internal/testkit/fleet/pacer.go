@@ -1,4 +1,4 @@
-package main
+package fleet
 
 import (
 	"bytes"
@@ -20,33 +20,35 @@ import (
 // forgotten once a connection has stayed open for a minute), and after a
 // closing status that carries reconnectAfter (a node shutting down, which
 // also sends the same delay as the SSE retry field) it waits exactly that
-// long. The node phases that measure reconnects (storm, rolling) give each
-// reader a pacer, an http.RoundTripper between the reader and the shared
-// transport that holds the reader's next stream request until the delay the
-// browser client would have waited has passed. The reader itself is
-// unchanged: it still chooses the node and sends Last-Event-ID.
+// long. With a Browser plan, a client process gives each reader a pacer,
+// an http.RoundTripper between the reader and the shared transport that
+// holds the reader's next stream request until the delay the browser
+// client would have waited has passed. The reader itself is unchanged: it
+// still chooses the node and sends Last-Event-ID.
 //
-// A request to a node the phase has marked down fails at once, without a
-// connection and without counting as a failure: the phase takes a node out
-// of rotation when it kills or stops it, as a load balancer in front of the
-// nodes would, and the reader then picks another node.
+// A request to a node marked down (Fleet.SetNodeDown) fails at once,
+// without a connection and without counting as a failure: a caller takes a
+// node out of rotation when it kills or stops it, as a load balancer in
+// front of the nodes would, and the reader then picks another node.
 
-// browserModel is the browser client's backoff (its defaults: 1 s, 30 s, 60 s).
-type browserModel struct {
+// Browser is the browser client's backoff, in milliseconds (its defaults:
+// 1 s, 30 s, 60 s): the first ceiling, the largest, and how long a
+// connection must stay open for the backoff to start again.
+type Browser struct {
 	InitialMs    int64 `json:"initial_ms"`
 	MaxMs        int64 `json:"max_ms"`
 	ResetAfterMs int64 `json:"reset_after_ms"`
 }
 
-// errNodeDown is a request to a node out of rotation.
-var errNodeDown = errors.New("node out of rotation")
+// ErrNodeDown is the error of a request to a node out of rotation.
+var ErrNodeDown = errors.New("node out of rotation")
 
 // pacer paces one reader's stream requests (see above).
 type pacer struct {
 	next  http.RoundTripper
 	nodes *cluster.Nodes
 	hosts map[string]int // node host:port -> index
-	model browserModel
+	model Browser
 
 	mu      sync.Mutex
 	due     time.Time // no stream request before this
@@ -69,7 +71,7 @@ type PaceStats struct {
 	Backoffs    int   `json:"backoffs"`
 }
 
-func newPacer(next http.RoundTripper, nodes *cluster.Nodes, model browserModel) *pacer {
+func newPacer(next http.RoundTripper, nodes *cluster.Nodes, model Browser) *pacer {
 	p := &pacer{next: next, nodes: nodes, model: model, hosts: map[string]int{}}
 	for i := range nodes.Len() {
 		p.hosts[hostOf(nodes.URL(i))] = i
@@ -109,7 +111,7 @@ func (p *pacer) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	if i, ok := p.hosts[req.URL.Host]; ok && !p.nodes.Up(i) {
-		return nil, errNodeDown
+		return nil, ErrNodeDown
 	}
 	resp, err := p.next.RoundTrip(req)
 	if err != nil || resp.StatusCode != http.StatusOK {

@@ -1,4 +1,4 @@
-package main
+package fleet
 
 import (
 	"context"
@@ -19,11 +19,11 @@ import (
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
 )
 
-// runClientProc is a client process: it opens the streams of its plan,
+// RunChild is a client process: it opens the streams of its plan,
 // reports on them every second, and obeys commands until stdin closes.
-func runClientProc(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
+func RunChild(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 	dec := json.NewDecoder(stdin)
-	var plan clientPlan
+	var plan Plan
 	if err := dec.Decode(&plan); err != nil {
 		return fmt.Errorf("client: read plan: %w", err)
 	}
@@ -32,7 +32,7 @@ func runClientProc(ctx context.Context, stdin io.Reader, stdout io.Writer) error
 	defer cancel()
 
 	nodes := cluster.NewNodes(plan.Nodes)
-	client, err := clientHTTP(plan.SourceIP)
+	client, err := httpClient(plan.SourceIP)
 	if err != nil {
 		return err
 	}
@@ -87,11 +87,11 @@ func runClientProc(ctx context.Context, stdin io.Reader, stdout io.Writer) error
 		}()
 	}
 	opening.Wait()
-	out.send(clientMsg{Type: "opened", Opened: len(readers) - int(failed.Load()), Failed: int(failed.Load()),
+	out.send(message{Type: "opened", Opened: len(readers) - int(failed.Load()), Failed: int(failed.Load()),
 		OpenSec: time.Since(start).Seconds()})
 
 	for {
-		var cmd clientCmd
+		var cmd command
 		if err := dec.Decode(&cmd); err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil
@@ -111,19 +111,19 @@ func runClientProc(ctx context.Context, stdin io.Reader, stdout io.Writer) error
 			}
 		case opWait:
 			behind, _ := cluster.WaitFor(ctx, readers, cmd.Seq, time.Duration(cmd.TimeoutMs)*time.Millisecond)
-			out.send(clientMsg{Type: "waited", Behind: behind})
+			out.send(message{Type: "waited", Behind: behind})
 		case opReport:
 			out.send(report(readers, pacers, plan.Streams, cmd.Deliveries))
 		default:
-			out.send(clientMsg{Type: "error", Error: "unknown command " + cmd.Op})
+			out.send(message{Type: "error", Error: "unknown command " + cmd.Op})
 		}
 	}
 }
 
-// clientHTTP makes connections from sourceIP (a 127.0.0.x address of this
+// httpClient makes connections from sourceIP (a 127.0.0.x address of this
 // process's own), so that the processes together are not limited by one
 // address's ephemeral ports.
-func clientHTTP(sourceIP string) (*http.Client, error) {
+func httpClient(sourceIP string) (*http.Client, error) {
 	d := &net.Dialer{Timeout: 10 * time.Second}
 	if sourceIP != "" {
 		ip := net.ParseIP(sourceIP)
@@ -142,7 +142,7 @@ type msgWriter struct {
 	enc *json.Encoder
 }
 
-func (w *msgWriter) send(m clientMsg) {
+func (w *msgWriter) send(m message) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	_ = w.enc.Encode(m)
@@ -157,35 +157,29 @@ func reportStats(ctx context.Context, out *msgWriter, readers []*cluster.Reader)
 			return
 		case <-t.C:
 			s := sumStats(readers)
-			out.send(clientMsg{Type: "stats", Stats: &s})
+			out.send(message{Type: "stats", Stats: &s})
 		}
 	}
 }
 
-func sumStats(readers []*cluster.Reader) clientStats {
-	s := clientStats{BeatsMin: math.MaxInt, CloseReasons: map[string]int{}}
-	for _, r := range readers {
+// sumStats sums the readers' stats, with this process's memory and
+// goroutines.
+func sumStats(readers []*cluster.Reader) Stats {
+	var s Stats
+	for i, r := range readers {
 		st := r.Stats()
+		one := Stats{Received: int64(st.Received), Connects: st.Connects, ConnectErrors: st.ConnectErrors, Resumes: st.Resumes,
+			Drops: st.Drops, ProtocolErrors: st.ProtocolErrors, CloseReasons: st.CloseReasons, BeatsMin: st.Heartbeats, MaxBeatGapMs: st.MaxBeatGapMs}
 		if st.Open {
-			s.Open++
+			one.Open = 1
 		}
-		s.Received += int64(st.Received)
-		s.Connects += st.Connects
-		s.ConnectErrors += st.ConnectErrors
-		s.Resumes += st.Resumes
-		s.Drops += st.Drops
-		s.ProtocolErrors += st.ProtocolErrors
-		for k, v := range st.CloseReasons {
-			s.CloseReasons[k] += v
-		}
-		s.BeatsMin = min(s.BeatsMin, st.Heartbeats)
 		if st.Heartbeats == 0 {
-			s.NoBeats++
+			one.NoBeats = 1
 		}
-		s.MaxBeatGapMs = max(s.MaxBeatGapMs, st.MaxBeatGapMs)
+		s.add(one, i == 0)
 	}
-	if len(readers) == 0 {
-		s.BeatsMin = 0
+	if s.CloseReasons == nil {
+		s.CloseReasons = map[string]int{}
 	}
 	s.RSS, _ = cluster.RSS(os.Getpid())
 	s.GoroutinesApp = runtime.NumGoroutine()
@@ -212,10 +206,10 @@ func resumeAtRandom(ctx context.Context, readers []*cluster.Reader, rate *atomic
 	}
 }
 
-func report(readers []*cluster.Reader, pacers []*pacer, specs []streamSpec, deliveries bool) clientMsg {
-	m := clientMsg{Type: "report", Streams: make([]streamReport, len(readers))}
+func report(readers []*cluster.Reader, pacers []*pacer, specs []Stream, deliveries bool) message {
+	m := message{Type: "report", Streams: make([]StreamReport, len(readers))}
 	for i, r := range readers {
-		sr := streamReport{Key: specs[i].Key, Stats: r.Stats()}
+		sr := StreamReport{Key: specs[i].Key, Stats: r.Stats()}
 		if i < len(pacers) {
 			ps := pacers[i].Stats()
 			sr.Pace = &ps

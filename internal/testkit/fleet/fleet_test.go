@@ -1,0 +1,142 @@
+package fleet
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/notifyd/notifyd/internal/testkit/cluster"
+)
+
+func TestDeltaCodecRoundTrips(t *testing.T) {
+	in := []int64{5, 7, 7, 12, 1_000_000}
+	enc := deltaEncode(in)
+	if want := []int64{5, 2, 0, 5, 999_988}; !slices.Equal(enc, want) {
+		t.Fatalf("deltaEncode(%v) = %v, want %v", in, enc, want)
+	}
+	if got := deltaDecode(enc); !slices.Equal(got, in) {
+		t.Errorf("deltaDecode(deltaEncode(%v)) = %v", in, got)
+	}
+	if got := deltaDecode(deltaEncode(nil)); len(got) != 0 {
+		t.Errorf("empty round trip = %v", got)
+	}
+}
+
+// stubTransport answers every request with a stream body, or with err.
+type stubTransport struct {
+	body  string
+	err   error
+	calls int
+}
+
+func (s *stubTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	s.calls++
+	if s.err != nil {
+		return nil, s.err
+	}
+	return &http.Response{StatusCode: http.StatusOK, Body: io.NopCloser(strings.NewReader(s.body)), Request: req}, nil
+}
+
+func streamRequest(t *testing.T, base string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, base+cluster.StreamPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+func TestPacerFailsAtOnceOnANodeOutOfRotation(t *testing.T) {
+	nodes := cluster.NewNodes([]string{"http://127.0.0.2:1", "http://127.0.0.3:1"})
+	nodes.SetDown(0, true)
+	stub := &stubTransport{body: "data: {}\n\n"}
+	p := newPacer(stub, nodes, Browser{InitialMs: 1000, MaxMs: 30_000, ResetAfterMs: 60_000})
+	if _, err := p.RoundTrip(streamRequest(t, nodes.URL(0))); !errors.Is(err, ErrNodeDown) {
+		t.Fatalf("request to a node out of rotation: %v, want ErrNodeDown", err)
+	}
+	if stub.calls != 0 || p.Stats().Backoffs != 0 {
+		t.Errorf("it reached the transport (%d calls) or counted as a failure (%d backoffs)", stub.calls, p.Stats().Backoffs)
+	}
+}
+
+func TestPacerWaitsAsTheClosingStatusAsks(t *testing.T) {
+	nodes := cluster.NewNodes([]string{"http://127.0.0.2:1"})
+	// The closing status straddles two reads.
+	stub := &stubTransport{body: `data: {"type":"connected"}` + "\n\n" + `data: {"type":"status","reconnectAfter":250}` + "\n\n"}
+	p := newPacer(stub, nodes, Browser{InitialMs: 1000, MaxMs: 30_000, ResetAfterMs: 60_000})
+	resp, err := p.RoundTrip(streamRequest(t, nodes.URL(0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 60) // ends inside the reconnectAfter key
+	for {
+		if _, err := resp.Body.Read(buf); err != nil {
+			break
+		}
+	}
+	resp.Body.Close()
+	st := p.Stats()
+	if len(st.Opens) != 1 || len(st.Connected) != 1 {
+		t.Errorf("opens %d, connected %d, want 1 and 1", len(st.Opens), len(st.Connected))
+	}
+	if st.Spread != 1 || st.SpreadMaxMs != 250 || st.Backoffs != 0 {
+		t.Errorf("spread %d (longest %d ms), backoffs %d; want one 250 ms wait and no backoff", st.Spread, st.SpreadMaxMs, st.Backoffs)
+	}
+	if wait := time.Until(p.due); wait <= 100*time.Millisecond || wait > 250*time.Millisecond {
+		t.Errorf("next request due in %s, want just under 250ms", wait)
+	}
+}
+
+func TestPacerBacksOffWithinTheCeilingAfterAFailure(t *testing.T) {
+	nodes := cluster.NewNodes([]string{"http://127.0.0.2:1"})
+	stub := &stubTransport{err: errors.New("connection refused")}
+	p := newPacer(stub, nodes, Browser{InitialMs: 40, MaxMs: 30_000, ResetAfterMs: 60_000})
+	if _, err := p.RoundTrip(streamRequest(t, nodes.URL(0))); err == nil {
+		t.Fatal("a refused connection succeeded")
+	}
+	if p.Stats().Backoffs != 1 {
+		t.Fatalf("backoffs %d, want 1", p.Stats().Backoffs)
+	}
+	if wait := time.Until(p.due); wait > 40*time.Millisecond {
+		t.Errorf("first backoff %s, above its 40ms ceiling", wait)
+	}
+	// The next attempt waits for its turn, then fails again with the
+	// ceiling doubled.
+	start := time.Now()
+	due := p.due
+	_, _ = p.RoundTrip(streamRequest(t, nodes.URL(0)))
+	if time.Now().Before(due) {
+		t.Errorf("the second attempt went out %s early", due.Sub(time.Now()))
+	}
+	if wait := time.Until(p.due); p.Stats().Backoffs != 2 || wait > 80*time.Millisecond {
+		t.Errorf("after the second failure: %d backoffs, next in %s (ceiling 80ms); waited %s", p.Stats().Backoffs, wait, time.Since(start))
+	}
+}
+
+func TestFleetStatsSumsTheProcesses(t *testing.T) {
+	procWith := func(s *Stats) *proc {
+		p := &proc{}
+		if s != nil {
+			p.last.Store(s)
+		}
+		return p
+	}
+	a := &Stats{Open: 3, Received: 10, Drops: 1, BeatsMin: 4, NoBeats: 0, MaxBeatGapMs: 900, RSS: 100, CloseReasons: map[string]int{"shutdown": 2}}
+	b := &Stats{Open: 2, Received: 5, Drops: 2, BeatsMin: 2, NoBeats: 1, MaxBeatGapMs: 1200, RSS: 50}
+	got := (&Fleet{procs: []*proc{procWith(a), procWith(b)}}).Stats()
+	want := Stats{Open: 5, Received: 15, Drops: 3, BeatsMin: 2, NoBeats: 1, MaxBeatGapMs: 1200, RSS: 150}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Stats() = %+v, want %+v", got, want)
+	}
+	if got := (&Fleet{procs: []*proc{procWith(a), procWith(nil)}}).Stats(); got.BeatsMin != 0 || got.Open != 3 {
+		t.Errorf("with a silent process: BeatsMin %d, Open %d; want 0 and 3", got.BeatsMin, got.Open)
+	}
+	if got := (&Fleet{}).Stats(); !reflect.DeepEqual(got, Stats{}) {
+		t.Errorf("no processes: %+v", got)
+	}
+}
