@@ -1,39 +1,53 @@
-# notifyd: see README.md. `make run` starts a server with development sign-in;
-# `make test` runs vet and every test (race detector on) against the local
-# PostgreSQL (TEST_DATABASE_URL to use another).
+# notifyd: see README.md. `make help` lists the targets. `make run` starts a
+# server with development sign-in; `make test` runs vet and every test (race
+# detector on) against the local PostgreSQL (TEST_DATABASE_URL to use
+# another); `make check` is its quick subset for the edit-test loop.
+#
+# A target's `##` comment is its line in `make help`.
 
 GO ?= go
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: run test vet test-go test-web test-browser web-deps bench build clean
+.PHONY: help run build vet check test test-go test-web test-browser web-deps clean
 
-run:
+run: ## start a server on the local PostgreSQL with development sign-in
 	NOTIFY_DEV_AUTH=1 $(GO) run ./cmd/notifyd serve
 
-build:
+help: ## list the targets
+	@awk -F':.*## ' '/^[a-z][a-z-]*:.*## / { printf "  make %-20s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+build: ## build bin/notifyd and bin/notifyd-bench
 	$(GO) build -o bin/notifyd ./cmd/notifyd
 	$(GO) build -o bin/notifyd-bench ./cmd/notifyd-bench
 
-vet:
+vet: ## go vet every package
 	$(GO) vet ./...
 
-test: vet test-go test-web test-browser
+# The edit-test loop: vet, the Go tests without the race detector and
+# without the slow ones (-short: every test over ~2 s, the private clusters,
+# Hydra, nginx, the process clusters), and the browser client's unit tests.
+# Under two minutes on a 2-core machine; `make test` runs everything.
+check: vet web-deps ## quick: vet, the fast Go tests (-short), the client's unit tests
+	$(GO) test -short -count=1 -timeout 5m ./...
+	cd web && npm test
 
-test-go:
+test: vet test-go test-web test-browser ## everything CI runs: vet, all Go tests with -race, web, browser
+
+test-go: ## every Go test, race detector on
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 web-deps:
 	cd web && npm ci --no-audit --no-fund --loglevel=error
 
 # The browser client: unit tests (Node's test runner) and a type check.
-test-web: web-deps
+test-web: web-deps ## the browser client's unit tests and type check
 	cd web && npm test && npx tsc -p .
 
 # The monitoring page /test-notifications and the client in a real browser:
 # Debian's Chromium (/usr/bin/chromium) driven by playwright-core, against a
 # notifyd built once and a fresh database per test (web/e2e). Screenshots and
 # logs go to test-artifacts/browser/.
-test-browser: web-deps
+test-browser: web-deps ## the monitoring page and the client in Chromium (web/e2e)
 	cd web && npm run e2e
 
 # Benchmarks. Each rule below runs one group of cmd/notifyd-bench's phases
@@ -48,12 +62,12 @@ BENCH = $(GO) run ./cmd/notifyd-bench
 # broadcast to 10,000, a resume 10,000 behind, 3 nodes under load with a
 # node killed; first the inbox reads (bench-inbox). About 4 minutes. Not
 # included: lived, storm, rolling, snapshot, churn and versus (below).
-bench: bench-inbox
+bench: bench-inbox ## the default bench phases and the inbox reads (~4 minutes)
 	$(BENCH)
 
 # Inbox reads for a user with 100,000 notifications (p50/p99 per operation),
 # a Go benchmark of internal/postgres.
-bench-inbox:
+bench-inbox: ## inbox reads for a user with 100,000 notifications
 	$(GO) test -run '^$$' -bench BenchmarkInbox -benchtime 300x ./internal/postgres
 
 # The long-lived table: notify.notifications seeded with published history
@@ -66,7 +80,7 @@ bench-inbox:
 # and ~4.5 GB of database at the end; LIVED_SIZES=20000,100000 for a quick run.
 LIVED_SIZES ?= 100000,1000000,10000000
 .PHONY: bench-lived
-bench-lived:
+bench-lived: ## a lived-in table of 10^5..10^7 rows: opening, resume, counts
 	$(BENCH) -phases lived -lived-sizes $(LIVED_SIZES)
 
 # Reconnect storm on a lived-in table: notify.notifications seeded with
@@ -86,7 +100,7 @@ bench-lived:
 STORM_ROWS ?= 10000000
 STORM_ARGS ?=
 .PHONY: bench-storm
-bench-storm:
+bench-storm: ## a node with 10,000 streams killed on a 10,000,000-row table
 	$(BENCH) -phases storm -storm-rows $(STORM_ROWS) $(STORM_ARGS)
 
 # The storm without and with a read replica (DATABASE_REPLICA_URL): the
@@ -104,7 +118,7 @@ bench-storm:
 # STORM_ARGS='-storm-victim-streams 2000 -storm-survivor-streams 500
 # -storm-behind 2000' for a quick run.
 .PHONY: bench-storm-replica
-bench-storm-replica:
+bench-storm-replica: ## the storm without and with a read replica
 	$(BENCH) -phases storm -storm-rows $(STORM_ROWS) -storm-replica 4 -storm-behind 20000 $(STORM_ARGS)
 
 # Rolling restart: 3 nodes holding 9,000 streams (3,000 users) under 1,000
@@ -118,7 +132,7 @@ bench-storm-replica:
 # to run it on a seeded table, '-rolling-pause 10s' to wait between nodes.
 ROLLING_ARGS ?=
 .PHONY: bench-rolling
-bench-rolling:
+bench-rolling: ## a rolling restart of 3 nodes under load
 	$(BENCH) -phases rolling $(ROLLING_ARGS)
 
 # A held snapshot: 1,000 single-row autocommit INSERTs a second for 10
@@ -130,7 +144,7 @@ bench-rolling:
 # quick run.
 SNAPSHOT_ARGS ?=
 .PHONY: bench-snapshot
-bench-snapshot:
+bench-snapshot: ## 10 minutes of inserts under a held snapshot
 	$(BENCH) -phases snapshot $(SNAPSHOT_ARGS)
 
 # Churn: the claim and publish, the feed's read and a retention batch timed
@@ -140,7 +154,7 @@ bench-snapshot:
 # About 10 minutes; CHURN_ROWS=500000 for a quick run.
 CHURN_ROWS ?= 10000000
 .PHONY: bench-churn
-bench-churn:
+bench-churn: ## claim, publish, feed and retention before and after 10^7 rows
 	$(BENCH) -phases churn -churn-rows $(CHURN_ROWS)
 
 # Versus (issue 15): notifyd beside Centrifugo v6.9.1 (memory broker,
@@ -155,7 +169,7 @@ bench-churn:
 # VERSUS_ARGS='-centrifugo-bin /path/to/centrifugo' skips the build.
 VERSUS_ARGS ?=
 .PHONY: bench-versus
-bench-versus:
+bench-versus: ## notifyd beside Centrifugo v6.9.1, interleaved
 	$(BENCH) -phases versus $(VERSUS_ARGS)
 
 # The long fault runs: 3 nodes, 3,000 streams, 2,000 notifications/s for
@@ -163,8 +177,8 @@ bench-versus:
 # exactly once against the database), and 15,000 streams held on one node
 # (memory and heartbeats). Fails on any correctness or target miss.
 .PHONY: soak
-soak:
+soak: ## the long fault runs; fails on any correctness or target miss
 	$(BENCH) -phases streams,cluster -strict
 
-clean:
+clean: ## remove bin/ and test-artifacts/
 	rm -rf bin test-artifacts

@@ -48,6 +48,9 @@ var autoExplain = "PGOPTIONS=-c session_preload_libraries=auto_explain -c auto_e
 // pending, processing and failed items must be found through their
 // partial indexes, not by scanning the sent ones.
 func TestPlansUseTheIndexes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (14 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	files := sqlFiles(t)
 	for _, c := range planCases {

@@ -51,6 +51,9 @@ func viewCount(t *testing.T, db *pgtest.DB) int {
 // are documented, and that 00002's Down drops them and its Up brings them
 // back.
 func TestAdminViewsMigration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (3 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	db := pgtest.New(t)
 	if missing := undocumented(t, db); len(missing) > 0 {

@@ -13,6 +13,9 @@ import (
 var uuidLine = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\n$`)
 
 func TestSendThenStatus(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (4 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	c := newCLI(t)
 	out := c.must("send", "--message", "Order shipped", "--user", "alice", "--roles", "ADMIN, SALES",

@@ -41,6 +41,9 @@ func (c *cli) pendingAgain(id int64) bool {
 }
 
 func TestRetry(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (3 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	c := newCLI(t)
 	ids := c.failedItems(

@@ -54,6 +54,9 @@ func decodeLines(t *testing.T, out string) []tailedMessage {
 }
 
 func TestTailDB(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (32 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	c := newCLI(t)
 	c.startWorker()
@@ -169,6 +172,9 @@ func (p *recordingProxy) requests() []string {
 }
 
 func TestTailURL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (4 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	a := env.Start(env.Config())

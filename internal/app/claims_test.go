@@ -80,6 +80,9 @@ func (b *browser) whoami(base string) (user string, roles []string) {
 // name the user id (not the opaque sub), the page shows OIDC_NAME_CLAIM,
 // and signing in again re-reads the roles and ends the old session.
 func TestSignInScopesAndClaims(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (5 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	dex := startDexLike(t)

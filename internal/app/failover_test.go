@@ -105,6 +105,9 @@ func (s survivor) visibleTo(user string) bool { return s.target == nil || *s.tar
 // client resuming from a lost seq is told too, then gets everything after;
 // every queue item ends sent.
 func TestFailoverByConnectionString(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (7 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	ctx := t.Context()
 	primary := privateCluster(t)

@@ -13,6 +13,9 @@ import (
 // mints its own stream tokens) verifies them without discovery, opens
 // streams for them, and has no browser sign-in to offer.
 func TestJWKSURLOnly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (4 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	cfg := env.Config()

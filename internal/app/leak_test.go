@@ -17,6 +17,9 @@ import (
 // 2,000 notifications with random targets: every stream receives exactly the
 // notifications meant for its user, each once, and nothing else.
 func TestNoLeakAcrossUsers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (25 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	srv := env.Start(env.Config())

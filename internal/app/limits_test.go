@@ -72,6 +72,9 @@ func TestCORS(t *testing.T) {
 }
 
 func TestStreamLimits(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (5 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	cfg := env.Config()
@@ -93,6 +96,9 @@ func TestStreamLimits(t *testing.T) {
 }
 
 func TestPublishRateLimit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (4 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	cfg := env.Config()

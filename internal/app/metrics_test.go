@@ -42,6 +42,9 @@ func metricValue(t *testing.T, text, prefix string) float64 {
 
 // TestMetricsAfterTraffic reads the metrics back after real traffic.
 func TestMetricsAfterTraffic(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (8 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	srv := env.Start(env.Config())
@@ -97,6 +100,9 @@ func TestMetricsAfterTraffic(t *testing.T) {
 }
 
 func TestHealthAndReadiness(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (3 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	srv := env.Start(env.Config())
@@ -126,6 +132,9 @@ func TestHealthAndReadiness(t *testing.T) {
 }
 
 func TestStaticClientIsServed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (2 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	srv := env.Start(env.Config())

@@ -31,6 +31,9 @@ const liveWithin = 2 * time.Second
 // hears nothing and the worker, polling once a minute, publishes nothing in
 // time.
 func TestBehindPgBouncer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (5 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	bouncer := pgbouncertest.Start(t)
@@ -128,6 +131,9 @@ func TestBehindPgBouncer(t *testing.T) {
 // pooler is detected, and its pools use no named prepared statements), but
 // LISTEN cannot work, and /readyz says so and what to set.
 func TestPgBouncerWithoutDirectURL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (15 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	bouncer := pgbouncertest.Start(t)

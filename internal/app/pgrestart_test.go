@@ -78,6 +78,9 @@ func waitReady(t *testing.T, base string, want int, within time.Duration) {
 // listener reconnect; the stream receives every committed notification once;
 // nothing is left processing.
 func TestPostgresRestartUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (15 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	cluster := privateCluster(t)
 	url := cluster.URL("notify")

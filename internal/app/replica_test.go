@@ -119,6 +119,9 @@ func wantRun(t *testing.T, seqs []int64, from, to int64) {
 // it stopped, from the primary, every notification in order either way;
 // /readyz stays ready and notes the replica's state.
 func TestReplicaServesReplays(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (11 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	ctx := context.Background()
 	primary := privateCluster(t)

@@ -135,6 +135,9 @@ func randomCookie() string {
 // timeout, on their own pool, while bearer streams keep working and the
 // worker keeps publishing on the main pool.
 func TestLockedSessionsFailFast(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (4 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	cfg := env.Config()

@@ -308,6 +308,9 @@ func TestStreamClosesAtTokenExpiry(t *testing.T) {
 
 // TestStreamClosesAtSessionExpiry: a cookie stream ends when its session does.
 func TestStreamClosesAtSessionExpiry(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (3 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	cfg := env.Config()

@@ -7,6 +7,9 @@ import (
 )
 
 func TestTestActionGoesToTheCallerOnly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (4 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	s := setup(t)
 	caller := s.mustOpen(t, "/api/notifications/ws", s.user)

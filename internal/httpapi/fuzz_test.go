@@ -14,6 +14,9 @@ import (
 // nothing new) or a 400/409/413 JSON error that wrote nothing; never a 500.
 // (429 is tolerated like a 4xx, but the limit is off here.)
 func FuzzCreateBody(f *testing.F) {
+	if testing.Short() {
+		f.Skip("slow (3 s): make test runs it, make check leaves it out")
+	}
 	seeds := []string{
 		`{"message":"hello"}`,
 		`{"message":"to a user","targetUserId":"user-1","severity":"high","module":"m","actionType":"a","details":"d"}`,

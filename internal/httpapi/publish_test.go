@@ -32,6 +32,9 @@ func (rs *rawStream) expectNext(t testing.TB, id string) event {
 }
 
 func TestCreateAndNotify(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (4 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	s := setup(t)
 	target := s.mustOpen(t, "/api/notifications/ws", s.user)
@@ -64,6 +67,9 @@ func TestCreateAndNotify(t *testing.T) {
 }
 
 func TestBroadcastReachesRoleHolders(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (6 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	s := setup(t)
 	ops := s.mustOpen(t, "/api/notifications/ws", s.env.Token("user-3", "OPS"))

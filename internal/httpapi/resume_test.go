@@ -46,6 +46,9 @@ func (rs *rawStream) expectSeqs(t testing.TB, want []int64) {
 }
 
 func TestResumeReplaysExactlyWhatWasMissed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (4 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	s := setup(t)
 	// user-1 holds USER; user-2 holds USER too.
@@ -118,6 +121,9 @@ func TestResumeReplaysExactlyWhatWasMissed(t *testing.T) {
 }
 
 func TestResumeAheadOfHead(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (3 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	s := setup(t)
 	// A live stream sees b once the node's feed has read it: the ahead
@@ -155,6 +161,9 @@ func TestResumeAheadOfHead(t *testing.T) {
 }
 
 func TestResumeTruncated(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (5 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	s := setup(t)
 	var ids []string

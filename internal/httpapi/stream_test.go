@@ -54,6 +54,9 @@ func checkWireEvent(t testing.TB, ev event) {
 }
 
 func TestStreamWireFormat(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (3 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	s := setup(t, func(c *app.Config) { c.Stream.HeartbeatInterval = heartbeat })
 	// Asking for gzip must not get it: compression would buffer the stream.

@@ -25,6 +25,9 @@ func startCluster(t *testing.T, opts ClusterOptions) *Cluster {
 }
 
 func TestClusterRestartAndKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (15 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	ctx := t.Context()
 	dir := seededDataDir(t)
@@ -76,6 +79,9 @@ func TestClusterRestartAndKill(t *testing.T) {
 }
 
 func TestStartClusterFailureShowsServerLog(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (5 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

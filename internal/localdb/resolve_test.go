@@ -23,6 +23,9 @@ func TestResolveUsesURLAsGiven(t *testing.T) {
 }
 
 func TestResolveCreatesDatabaseOnLocalServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (2 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	needLocalServer(t)
 	// Upper case and a hyphen: the name must be quoted, not folded.
@@ -89,6 +92,9 @@ func TestResolveBadURLHidesPassword(t *testing.T) {
 }
 
 func TestResolveFallsBackToPrivateCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (17 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	opts := Options{LocalAddr: closedAddr(t), DataDir: dataDir(t), Logger: testLogger(t)}
 	first, err := Resolve(t.Context(), opts)

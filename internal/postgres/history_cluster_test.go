@@ -126,6 +126,9 @@ func histories(t *testing.T, ctx context.Context, pool *pgxpool.Pool) []string {
 // the original numbered after the dump, and a client resuming from one of
 // them is told.
 func TestRestoredDumpEntersANewHistory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (38 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	ctx := t.Context()
 	origin, copyCluster := startPrivateCluster(t, "origin"), startPrivateCluster(t, "copy")
@@ -201,6 +204,9 @@ func checkNewHistory(t *testing.T, ctx context.Context, pool *pgxpool.Pool, resu
 // received: notifyd on it enters a new history (the timeline changed) and
 // numbers nothing the old primary numbered.
 func TestPromotedReplicaEntersANewHistory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (44 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	ctx := t.Context()
 	primary := startPrivateCluster(t, "primary")

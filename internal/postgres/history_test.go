@@ -48,6 +48,9 @@ func resumeStates(t *testing.T, ctx context.Context, pool *pgxpool.Pool, want ma
 }
 
 func TestEnterHistoryFirstThenSame(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (2 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	ctx := t.Context()
 	db := pgtest.New(t)
@@ -157,6 +160,9 @@ func TestNewHistoryJumpsAndReportsTheHole(t *testing.T) {
 // The pool hook checks every connection it makes, lets a database that is
 // not migrated yet through, and logs a new history at WARN.
 func TestHistoryHookOnEveryConnection(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (2 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	ctx := t.Context()
 	db := pgtest.New(t)

@@ -21,6 +21,9 @@ func claimIDs(claims []postgres.Claim) []int64 {
 }
 
 func TestClaim(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (2 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.New(t)
@@ -93,6 +96,9 @@ func TestClaim(t *testing.T) {
 }
 
 func TestClaimConcurrentClaimersNeverShareAnItem(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (4 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.New(t)

@@ -131,6 +131,9 @@ func TestLeaseTokenStopsStalledWorker(t *testing.T) {
 }
 
 func TestRescueExpired(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (2 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.New(t)
@@ -159,6 +162,9 @@ func TestRescueExpired(t *testing.T) {
 }
 
 func TestFail(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (2 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.New(t)
@@ -196,6 +202,9 @@ func TestFail(t *testing.T) {
 }
 
 func TestRelease(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (3 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.New(t)

@@ -11,6 +11,9 @@ import (
 )
 
 func TestRecent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (3 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.New(t)

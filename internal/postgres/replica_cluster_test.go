@@ -205,6 +205,9 @@ func wantReads(t *testing.T, got []string, want ...string) {
 }
 
 func TestReplicaReadsNeverMissRows(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (27 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	ctx := t.Context()
 	e := newReplicaEnv(t, ctx)
@@ -382,6 +385,9 @@ func TestReplicaReadsNeverMissRows(t *testing.T) {
 // A "replica" that is another cluster (here: not even a standby) is never
 // read: each of its connections fails the identity check.
 func TestReplicaOfAnotherClusterIsNotTrusted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (31 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	ctx := t.Context()
 	primary, stranger := startPrivateCluster(t, "primary"), startPrivateCluster(t, "stranger")

@@ -14,6 +14,9 @@ import (
 // in batches of BatchSize; recent ones, failed and pending ones stay; the
 // stream head records what was truncated.
 func TestPassDeletesInBatchesAndKeepsFailures(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (2 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	db := pgtest.New(t)
 	ctx := context.Background()

@@ -46,6 +46,9 @@ func installPublishFailure(t *testing.T, ctx context.Context, db *pgtest.DB) {
 }
 
 func TestWorkerPublishFailure(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (2 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.New(t)

@@ -16,6 +16,9 @@ import (
 // died leaves it processing; a live worker takes it up once the lease has
 // expired and publishes every item exactly once.
 func TestWorkerTakesUpCrashedWorkersBatch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (2 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.New(t)
@@ -70,6 +73,9 @@ func TestWorkerTakesUpCrashedWorkersBatch(t *testing.T) {
 
 // TestTwoWorkersPublishEveryNotificationOnce runs two workers on one queue.
 func TestTwoWorkersPublishEveryNotificationOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (2 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.New(t)
@@ -113,6 +119,9 @@ func TestTwoWorkersPublishEveryNotificationOnce(t *testing.T) {
 // TestIdleWorkerWokenByNotify: with a poll interval of an hour, only the
 // insert trigger's NOTIFY (through a listener) can wake the worker.
 func TestIdleWorkerWokenByNotify(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (2 s): make test runs it, make check leaves it out")
+	}
 	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.New(t)
