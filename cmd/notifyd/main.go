@@ -1,7 +1,16 @@
-// Command notifyd is the notification server: `notifyd serve` (the default)
-// runs HTTP, streams, listener and queue worker in one process; `notifyd
-// worker` runs the worker alone; `notifyd migrate` manages the schema;
-// `notifyd dev-token` prints a token from the development issuer.
+// Command notifyd is the notification server and its operator's tool.
+//
+//   - serve (the default) runs HTTP, streams, the listener, the feed and the
+//     queue worker in one process (package app);
+//   - worker runs the queue worker alone;
+//   - migrate manages the schema;
+//   - send, status, retry and tail are the operator's one-shot commands:
+//     publish a notification, read the queue's state, repair failed items,
+//     follow the published stream (from the database or a server's stream);
+//   - dev-token prints a token from the development issuer.
+//
+// Run is main without the process: it takes arguments, environment and
+// output streams, so the tests call each command as a user would.
 package main
 
 import (

@@ -1,7 +1,14 @@
-// Package httpapi is notifyd's HTTP surface: the stream, the publishing
-// actions of the original design, and health. Handlers return errors; one
-// adapter (respond.go) turns them into a status and a JSON {"error": …}, and
-// logs only server faults.
+// Package httpapi is notifyd's HTTP surface, every route in one table (New):
+// the stream (served by package stream), publishing and the original
+// design's actions (publish.go, actions.go), the inbox (history, read state,
+// counts, preferences: inbox.go, whose changes reach other nodes through
+// package inboxsync), browser sign-in, health and readiness, /metrics,
+// /openapi.json, the static client and the monitoring page
+// /test-notifications. Around them: who is asking (identity.go), which
+// proxies to trust (proxy.go), CORS, rate limits and body deadlines.
+//
+// Handlers return errors; one adapter (respond.go) turns them into a status
+// and a JSON {"error": …}, and logs only server faults.
 package httpapi
 
 import (
