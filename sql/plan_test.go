@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/pgtest"
 )
 
@@ -48,9 +49,7 @@ var autoExplain = "PGOPTIONS=-c session_preload_libraries=auto_explain -c auto_e
 // pending, processing and failed items must be found through their
 // partial indexes, not by scanning the sent ones.
 func TestPlansUseTheIndexes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (14 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	files := sqlFiles(t)
 	for _, c := range planCases {

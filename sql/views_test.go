@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/notifyd/notifyd/internal/postgres"
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/pgtest"
 )
 
@@ -51,9 +52,7 @@ func viewCount(t *testing.T, db *pgtest.DB) int {
 // are documented, and that 00002's Down drops them and its Up brings them
 // back.
 func TestAdminViewsMigration(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (3 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	db := pgtest.New(t)
 	if missing := undocumented(t, db); len(missing) > 0 {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/apptest"
 	"github.com/notifyd/notifyd/internal/testkit/pgtest"
 )
@@ -20,9 +21,7 @@ func envOf(vars map[string]string) func(string) string {
 }
 
 func TestMigrateUpDownStatus(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (6 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	db := pgtest.New(t)
 	env := envOf(map[string]string{"DATABASE_URL": db.URL})
@@ -137,9 +136,7 @@ func (s *syncBuffer) String() string {
 // against the server's own discovery and JWKS), a stream, an SQL insert,
 // and a clean stop on cancellation.
 func TestServeWithDevTokenEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (3 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	db := pgtest.New(t)
 	env := envOf(map[string]string{"DATABASE_URL": db.URL, "NOTIFY_DEV_AUTH": "true", "NOTIFY_ADDR": "127.0.0.1:0"})

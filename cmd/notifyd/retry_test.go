@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/notifyd/notifyd/internal/testkit"
 )
 
 // failedItems inserts one notification per error and marks its queue item
@@ -41,9 +43,7 @@ func (c *cli) pendingAgain(id int64) bool {
 }
 
 func TestRetry(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (3 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	c := newCLI(t)
 	ids := c.failedItems(

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/apptest"
 )
 
@@ -54,9 +55,7 @@ func decodeLines(t *testing.T, out string) []tailedMessage {
 }
 
 func TestTailDB(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (32 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	c := newCLI(t)
 	c.startWorker()
@@ -172,9 +171,7 @@ func (p *recordingProxy) requests() []string {
 }
 
 func TestTailURL(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (4 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	a := env.Start(env.Config())

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/notifyd/notifyd/internal/issuer"
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/apptest"
 )
 
@@ -80,9 +81,7 @@ func (b *browser) whoami(base string) (user string, roles []string) {
 // name the user id (not the opaque sub), the page shows OIDC_NAME_CLAIM,
 // and signing in again re-reads the roles and ends the old session.
 func TestSignInScopesAndClaims(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (5 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	dex := startDexLike(t)

@@ -10,14 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/apptest"
 )
 
 // TestTargeting pins guarantee 3: user, role, both, and everyone, with no leak.
 func TestTargeting(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (4 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	srv := env.Start(env.Config())
@@ -76,9 +75,7 @@ func TestTargeting(t *testing.T) {
 // order) while a client keeps dropping its stream and resuming; the client
 // ends up with every notification exactly once, in order.
 func TestResumeWithInterleavedCommits(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (3 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	cfg := env.Config()
@@ -181,9 +178,7 @@ func TestResumeWithInterleavedCommits(t *testing.T) {
 // TestListenerKilled: the LISTEN connection is terminated by the server; the
 // process reconnects and catches up from the table, losing nothing.
 func TestListenerKilled(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (3 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	srv := env.Start(env.Config())

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/notifyd/notifyd/internal/localdb"
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/apptest"
 )
 
@@ -105,9 +106,7 @@ func (s survivor) visibleTo(user string) bool { return s.target == nil || *s.tar
 // client resuming from a lost seq is told too, then gets everything after;
 // every queue item ends sent.
 func TestFailoverByConnectionString(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (7 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	ctx := t.Context()
 	primary := privateCluster(t)

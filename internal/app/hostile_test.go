@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/notifyd/notifyd/internal/notify"
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/apptest"
 )
 
@@ -323,9 +324,7 @@ func TestRowsThatSlipPastTheConstraintsAreSetAside(t *testing.T) {
 // accepted rows notify.Target.Matches says are theirs; the feed never
 // stalls; no queue item stays pending or processing.
 func TestHostileSQLInsertsAreRefusedOrDeliveredConsistently(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (71 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	srv := env.Start(env.Config())

@@ -14,6 +14,7 @@ import (
 
 	"github.com/notifyd/notifyd/internal/app"
 	"github.com/notifyd/notifyd/internal/sseclient"
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/apptest"
 	"github.com/notifyd/notifyd/internal/testkit/hydratest"
 )
@@ -36,9 +37,7 @@ var alice = hydratest.User{
 // open a stream and publish. Roles are read from the tokens of each
 // sign-in, so signing in again picks up a change at the provider.
 func TestHydra(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (218 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	hydra := hydratest.Start(t, alice)
 	creds := url.Values{"username": {alice.Username}, "password": {alice.Password}}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/apptest"
 )
 
@@ -160,9 +161,7 @@ func TestInboxHistoryPaginationAndFilters(t *testing.T) {
 }
 
 func TestInboxReadStateAndUnreadCount(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (2 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	e := newInboxEnv(t)
 	tok := e.env.Token("carol", "SALES")
@@ -271,9 +270,7 @@ func TestUnreadCountCapsAt99(t *testing.T) {
 // users do. A broadcast to an audience of 100,000 users writes one
 // notification and one queue item, nothing per user.
 func TestBroadcastWritesNoPerUserRows(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (3 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	e := newInboxEnv(t)
 	rows := func() (n int64) {
@@ -310,9 +307,7 @@ func TestBroadcastWritesNoPerUserRows(t *testing.T) {
 // TestReadStateSyncsAcrossNodes: a mark-read through one node reaches the
 // user's stream on another node as a status message with the unread count.
 func TestReadStateSyncsAcrossNodes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (5 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	one := env.Start(env.Config())
@@ -354,9 +349,7 @@ func TestReadStateSyncsAcrossNodes(t *testing.T) {
 // TestMutes: a muted module is kept in the history but not pushed live nor
 // counted unread, except critical notifications.
 func TestMutes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (9 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	srv := env.Start(env.Config())

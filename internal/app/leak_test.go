@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/notifyd/notifyd/internal/notify"
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/apptest"
 )
 
@@ -17,9 +18,7 @@ import (
 // 2,000 notifications with random targets: every stream receives exactly the
 // notifications meant for its user, each once, and nothing else.
 func TestNoLeakAcrossUsers(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (25 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	srv := env.Start(env.Config())

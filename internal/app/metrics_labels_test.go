@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/apptest"
 )
 
@@ -17,9 +18,7 @@ import (
 // /metrics, or a scraper and the process's memory grow without bound.
 // Normal requests are still counted by route template and method.
 func TestHTTPMetricLabelsStayBounded(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (3 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	srv := env.Start(env.Config())

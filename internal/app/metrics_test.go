@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/apptest"
 )
 
@@ -42,9 +43,7 @@ func metricValue(t *testing.T, text, prefix string) float64 {
 
 // TestMetricsAfterTraffic reads the metrics back after real traffic.
 func TestMetricsAfterTraffic(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (8 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	srv := env.Start(env.Config())
@@ -100,9 +99,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 }
 
 func TestHealthAndReadiness(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (3 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	srv := env.Start(env.Config())
@@ -132,9 +129,7 @@ func TestHealthAndReadiness(t *testing.T) {
 }
 
 func TestStaticClientIsServed(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (2 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	srv := env.Start(env.Config())

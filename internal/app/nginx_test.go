@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/notifyd/notifyd/internal/sseclient"
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/apptest"
 )
 
@@ -27,9 +28,7 @@ import (
 // resume with Last-Event-ID works through it, rate limits see the browser's
 // address rather than nginx's, and all of it over TLS with HTTP/2 too.
 func TestBehindNginx(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (12 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	cfg := env.Config()

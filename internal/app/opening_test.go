@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/apptest"
 )
 
@@ -130,9 +131,7 @@ func (r *slowReader) drain(t *testing.T, within time.Duration) []int64 {
 // the last event it received delivers the rest, then live notifications,
 // exactly once and in order.
 func TestSlowReplayDoesNotHoldOpeningSlot(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (11 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	cfg := env.Config()

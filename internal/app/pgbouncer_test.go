@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/apptest"
 	"github.com/notifyd/notifyd/internal/testkit/pgbouncertest"
 )
@@ -31,9 +32,7 @@ const liveWithin = 2 * time.Second
 // hears nothing and the worker, polling once a minute, publishes nothing in
 // time.
 func TestBehindPgBouncer(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (5 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	bouncer := pgbouncertest.Start(t)
@@ -131,9 +130,7 @@ func TestBehindPgBouncer(t *testing.T) {
 // pooler is detected, and its pools use no named prepared statements), but
 // LISTEN cannot work, and /readyz says so and what to set.
 func TestPgBouncerWithoutDirectURL(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (15 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	bouncer := pgbouncertest.Start(t)

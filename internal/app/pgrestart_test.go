@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/notifyd/notifyd/internal/localdb"
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/apptest"
 )
 
@@ -78,9 +79,7 @@ func waitReady(t *testing.T, base string, want int, within time.Duration) {
 // listener reconnect; the stream receives every committed notification once;
 // nothing is left processing.
 func TestPostgresRestartUnderLoad(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (15 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	cluster := privateCluster(t)
 	url := cluster.URL("notify")

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/apptest"
 )
 
@@ -66,9 +67,7 @@ func publishLoad(t *testing.T, base, token string, rate, total int) map[int]int 
 // an ordinary user's test action is still limited per user
 // (NOTIFY_PUBLISH_RATE).
 func TestServicePublishRate(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (10 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	cfg := env.Config()

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/apptest"
 	"github.com/notifyd/notifyd/internal/testkit/hydratest"
 )
@@ -25,9 +26,7 @@ import (
 // the cookie no longer works. A session signed in without offline_access
 // has no refresh token and keeps the roles of its sign-in, as before.
 func TestHydraSessionRefresh(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (444 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	user := alice // her groups change in this test's Hydra only
 	user.Groups = []string{"ADMIN", "team-a"}

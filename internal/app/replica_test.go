@@ -17,6 +17,7 @@ import (
 
 	"github.com/notifyd/notifyd/internal/app"
 	"github.com/notifyd/notifyd/internal/localdb"
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/apptest"
 )
 
@@ -119,9 +120,7 @@ func wantRun(t *testing.T, seqs []int64, from, to int64) {
 // it stopped, from the primary, every notification in order either way;
 // /readyz stays ready and notes the replica's state.
 func TestReplicaServesReplays(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (11 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	ctx := context.Background()
 	primary := privateCluster(t)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/notifyd/notifyd/internal/sseclient"
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/apptest"
 )
 
@@ -108,9 +109,7 @@ func signInSession(t *testing.T, env *apptest.Env, b *browser, base, user string
 // other session keeps its stream, and the deleted session's cookie no
 // longer opens one.
 func TestDeletingSessionRowClosesItsStreams(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (4 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	node1, base1 := startWithSignIn(t, env, env.Config())
@@ -141,9 +140,7 @@ func TestDeletingSessionRowClosesItsStreams(t *testing.T) {
 // LISTEN connection is down (its NOTIFY reaches no one) still has its stream
 // closed, once the listener is back; other streams stay open.
 func TestSessionDeletedWhileListenerDown(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (3 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	srv, base := startWithSignIn(t, env, env.Config())

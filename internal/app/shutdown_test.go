@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/apptest"
 )
 
@@ -18,9 +19,7 @@ import (
 // other node with nothing lost or repeated; its worker leaves nothing in
 // processing.
 func TestShutdownUnderLoad(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (4 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	cfg := env.Config()
@@ -116,9 +115,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 // sends the clients to the next node spread out, and none of them waits out
 // a delay while notifications pile up.
 func TestShutdownSpreadsReconnects(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (5 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	cfg := env.Config()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/notifyd/notifyd/internal/app"
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/apptest"
 )
 
@@ -135,9 +136,7 @@ func randomCookie() string {
 // timeout, on their own pool, while bearer streams keep working and the
 // worker keeps publishing on the main pool.
 func TestLockedSessionsFailFast(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (4 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	cfg := env.Config()

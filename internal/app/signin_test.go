@@ -16,6 +16,7 @@ import (
 
 	"github.com/notifyd/notifyd/internal/app"
 	"github.com/notifyd/notifyd/internal/sseclient"
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/apptest"
 )
 
@@ -308,9 +309,7 @@ func TestStreamClosesAtTokenExpiry(t *testing.T) {
 
 // TestStreamClosesAtSessionExpiry: a cookie stream ends when its session does.
 func TestStreamClosesAtSessionExpiry(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (3 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	cfg := env.Config()

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/apptest"
 )
 
@@ -16,9 +17,7 @@ import (
 // sweep once no write has succeeded for the connection timeout, while
 // another stream keeps receiving.
 func TestStalledClientIsDropped(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (5 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	cfg := env.Config()

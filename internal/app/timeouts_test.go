@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/notifyd/notifyd/internal/sseclient"
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/apptest"
 )
 
@@ -89,9 +90,7 @@ func firstLine(b []byte) string {
 // heartbeats, also when its connection served an ordinary request first
 // (whose deadlines must not stay behind on the connection).
 func TestStreamOutlivesRequestTimeout(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (7 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	cfg := env.Config()

@@ -4,12 +4,12 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/notifyd/notifyd/internal/testkit"
 )
 
 func TestTestActionGoesToTheCallerOnly(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (4 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	s := setup(t)
 	caller := s.mustOpen(t, "/api/notifications/ws", s.user)

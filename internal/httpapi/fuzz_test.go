@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/notifyd/notifyd/internal/app"
+	"github.com/notifyd/notifyd/internal/testkit"
 )
 
 // FuzzCreateBody posts arbitrary bytes as the body of POST /api/notifications
@@ -14,9 +15,7 @@ import (
 // nothing new) or a 400/409/413 JSON error that wrote nothing; never a 500.
 // (429 is tolerated like a 4xx, but the limit is off here.)
 func FuzzCreateBody(f *testing.F) {
-	if testing.Short() {
-		f.Skip("slow (3 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(f)
 	seeds := []string{
 		`{"message":"hello"}`,
 		`{"message":"to a user","targetUserId":"user-1","severity":"high","module":"m","actionType":"a","details":"d"}`,

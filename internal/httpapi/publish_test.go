@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/notifyd/notifyd/internal/testkit"
 )
 
 var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
@@ -32,9 +34,7 @@ func (rs *rawStream) expectNext(t testing.TB, id string) event {
 }
 
 func TestCreateAndNotify(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (4 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	s := setup(t)
 	target := s.mustOpen(t, "/api/notifications/ws", s.user)
@@ -67,9 +67,7 @@ func TestCreateAndNotify(t *testing.T) {
 }
 
 func TestBroadcastReachesRoleHolders(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (6 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	s := setup(t)
 	ops := s.mustOpen(t, "/api/notifications/ws", s.env.Token("user-3", "OPS"))

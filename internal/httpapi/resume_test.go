@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/notifyd/notifyd/internal/testkit"
 )
 
 // resumeStream opens user's stream resuming from n, through the header or
@@ -46,9 +48,7 @@ func (rs *rawStream) expectSeqs(t testing.TB, want []int64) {
 }
 
 func TestResumeReplaysExactlyWhatWasMissed(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (4 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	s := setup(t)
 	// user-1 holds USER; user-2 holds USER too.
@@ -121,9 +121,7 @@ func TestResumeReplaysExactlyWhatWasMissed(t *testing.T) {
 }
 
 func TestResumeAheadOfHead(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (3 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	s := setup(t)
 	// A live stream sees b once the node's feed has read it: the ahead
@@ -161,9 +159,7 @@ func TestResumeAheadOfHead(t *testing.T) {
 }
 
 func TestResumeTruncated(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (5 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	s := setup(t)
 	var ids []string

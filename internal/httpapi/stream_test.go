@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/notifyd/notifyd/internal/app"
+	"github.com/notifyd/notifyd/internal/testkit"
 )
 
 // heartbeat is the interval the stream tests configure.
@@ -54,9 +55,7 @@ func checkWireEvent(t testing.TB, ev event) {
 }
 
 func TestStreamWireFormat(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (3 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	s := setup(t, func(c *app.Config) { c.Stream.HeartbeatInterval = heartbeat })
 	// Asking for gzip must not get it: compression would buffer the stream.

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/notifyd/notifyd/internal/listener"
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/pgbouncertest"
 	"github.com/notifyd/notifyd/internal/testkit/pgtest"
 )
@@ -47,9 +48,7 @@ func waitStatus(t *testing.T, lis *listener.Listener, want listener.Status) {
 // TestDirectListenerHears: on a direct connection the test notification
 // comes back, and notifications published by others are dispatched.
 func TestDirectListenerHears(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (5 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	db := pgtest.New(t)
 	lis, got := run(t, db.URL)
@@ -74,9 +73,7 @@ func TestDirectListenerHears(t *testing.T) {
 // transaction mode LISTEN succeeds but hears nothing; the listener says so
 // (Deaf) and names the pooler (Pooled).
 func TestListenerThroughTransactionPoolerIsDeaf(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (5 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	db := pgtest.New(t)
 	b := pgbouncertest.Start(t)

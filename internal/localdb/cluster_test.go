@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/notifyd/notifyd/internal/testkit"
 )
 
 func startCluster(t *testing.T, opts ClusterOptions) *Cluster {
@@ -25,9 +27,7 @@ func startCluster(t *testing.T, opts ClusterOptions) *Cluster {
 }
 
 func TestClusterRestartAndKill(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (15 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	ctx := t.Context()
 	dir := seededDataDir(t)
@@ -79,9 +79,7 @@ func TestClusterRestartAndKill(t *testing.T) {
 }
 
 func TestStartClusterFailureShowsServerLog(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (5 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

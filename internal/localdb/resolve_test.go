@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/notifyd/notifyd/internal/testkit"
 )
 
 func TestResolveUsesURLAsGiven(t *testing.T) {
@@ -23,9 +25,7 @@ func TestResolveUsesURLAsGiven(t *testing.T) {
 }
 
 func TestResolveCreatesDatabaseOnLocalServer(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (2 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	needLocalServer(t)
 	// Upper case and a hyphen: the name must be quoted, not folded.
@@ -92,9 +92,7 @@ func TestResolveBadURLHidesPassword(t *testing.T) {
 }
 
 func TestResolveFallsBackToPrivateCluster(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (17 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	opts := Options{LocalAddr: closedAddr(t), DataDir: dataDir(t), Logger: testLogger(t)}
 	first, err := Resolve(t.Context(), opts)

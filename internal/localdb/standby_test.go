@@ -4,14 +4,14 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/notifyd/notifyd/internal/testkit"
 )
 
 // A standby made with pg_basebackup replays what the primary commits, and
 // once promoted takes writes on a new timeline.
 func TestStandbyReplaysThenPromotes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (20 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	ctx := t.Context()
 	primary := startCluster(t, ClusterOptions{DataDir: seededDataDir(t), Fast: true})

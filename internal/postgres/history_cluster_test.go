@@ -15,6 +15,7 @@ import (
 
 	"github.com/notifyd/notifyd/internal/localdb"
 	"github.com/notifyd/notifyd/internal/postgres"
+	"github.com/notifyd/notifyd/internal/testkit"
 )
 
 // These tests do to a database what operators do: restore a dump of it
@@ -126,9 +127,7 @@ func histories(t *testing.T, ctx context.Context, pool *pgxpool.Pool) []string {
 // the original numbered after the dump, and a client resuming from one of
 // them is told.
 func TestRestoredDumpEntersANewHistory(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (38 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	ctx := t.Context()
 	origin, copyCluster := startPrivateCluster(t, "origin"), startPrivateCluster(t, "copy")
@@ -204,9 +203,7 @@ func checkNewHistory(t *testing.T, ctx context.Context, pool *pgxpool.Pool, resu
 // received: notifyd on it enters a new history (the timeline changed) and
 // numbers nothing the old primary numbered.
 func TestPromotedReplicaEntersANewHistory(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (44 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	ctx := t.Context()
 	primary := startPrivateCluster(t, "primary")

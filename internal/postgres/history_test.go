@@ -14,6 +14,7 @@ import (
 
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/postgres"
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/pgtest"
 )
 
@@ -48,9 +49,7 @@ func resumeStates(t *testing.T, ctx context.Context, pool *pgxpool.Pool, want ma
 }
 
 func TestEnterHistoryFirstThenSame(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (2 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	ctx := t.Context()
 	db := pgtest.New(t)
@@ -160,9 +159,7 @@ func TestNewHistoryJumpsAndReportsTheHole(t *testing.T) {
 // The pool hook checks every connection it makes, lets a database that is
 // not migrated yet through, and logs a new history at WARN.
 func TestHistoryHookOnEveryConnection(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (2 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	ctx := t.Context()
 	db := pgtest.New(t)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/notifyd/notifyd/internal/postgres"
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/pgtest"
 )
 
@@ -21,9 +22,7 @@ func claimIDs(claims []postgres.Claim) []int64 {
 }
 
 func TestClaim(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (2 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.New(t)
@@ -96,9 +95,7 @@ func TestClaim(t *testing.T) {
 }
 
 func TestClaimConcurrentClaimersNeverShareAnItem(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (4 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.New(t)

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/notifyd/notifyd/internal/postgres"
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/pgtest"
 )
 
@@ -131,9 +132,7 @@ func TestLeaseTokenStopsStalledWorker(t *testing.T) {
 }
 
 func TestRescueExpired(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (2 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.New(t)
@@ -162,9 +161,7 @@ func TestRescueExpired(t *testing.T) {
 }
 
 func TestFail(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (2 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.New(t)
@@ -202,9 +199,7 @@ func TestFail(t *testing.T) {
 }
 
 func TestRelease(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (3 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.New(t)

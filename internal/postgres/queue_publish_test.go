@@ -12,13 +12,12 @@ import (
 	"time"
 
 	"github.com/notifyd/notifyd/internal/postgres"
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/pgtest"
 )
 
 func TestPublish(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (3 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.New(t)
@@ -97,9 +96,7 @@ func TestPublish(t *testing.T) {
 // once while a reader checks that the published seqs always form a prefix
 // 1..n: a seq never becomes visible before a smaller one.
 func TestPublishSeqOrderIsCommitOrder(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (6 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()

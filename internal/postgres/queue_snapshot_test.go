@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/notifyd/notifyd/internal/postgres"
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/pgtest"
 )
 
@@ -60,9 +61,7 @@ func claimBuffers(t *testing.T, ctx context.Context, db *pgtest.DB, where string
 // receipt p99 reached 133 s within two minutes at 1,000 inserts/s); the
 // sweep still finds an item the recent claim cannot see.
 func TestClaimUnderHeldSnapshot(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (5 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.New(t)
@@ -126,9 +125,7 @@ func TestClaimUnderHeldSnapshot(t *testing.T) {
 // (sql/retry_failed_item.sql does only that): it is due at once, so the
 // recent claim takes it without waiting for a sweep.
 func TestRepairedItemIsDueNow(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (4 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.New(t)
@@ -154,9 +151,7 @@ func TestRepairedItemIsDueNow(t *testing.T) {
 // updating it (what an admin does after a restore) moves the sequence the
 // next seqs come from, never below a seq already given.
 func TestStreamHeadView(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (4 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.New(t)

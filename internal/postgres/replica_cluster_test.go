@@ -18,6 +18,7 @@ import (
 	"github.com/notifyd/notifyd/internal/localdb"
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/postgres"
+	"github.com/notifyd/notifyd/internal/testkit"
 )
 
 // These tests run a private primary with notifyd's schema and a streaming
@@ -205,9 +206,7 @@ func wantReads(t *testing.T, got []string, want ...string) {
 }
 
 func TestReplicaReadsNeverMissRows(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (27 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	ctx := t.Context()
 	e := newReplicaEnv(t, ctx)
@@ -385,9 +384,7 @@ func TestReplicaReadsNeverMissRows(t *testing.T) {
 // A "replica" that is another cluster (here: not even a standby) is never
 // read: each of its connections fails the identity check.
 func TestReplicaOfAnotherClusterIsNotTrusted(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (31 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	ctx := t.Context()
 	primary, stranger := startPrivateCluster(t, "primary"), startPrivateCluster(t, "stranger")

@@ -7,6 +7,7 @@ import (
 
 	"github.com/notifyd/notifyd/internal/postgres"
 	"github.com/notifyd/notifyd/internal/retention"
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/pgtest"
 )
 
@@ -14,9 +15,7 @@ import (
 // in batches of BatchSize; recent ones, failed and pending ones stay; the
 // stream head records what was truncated.
 func TestPassDeletesInBatchesAndKeepsFailures(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (2 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	db := pgtest.New(t)
 	ctx := context.Background()

@@ -13,6 +13,7 @@ import (
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/sseclient"
 	"github.com/notifyd/notifyd/internal/stream"
+	"github.com/notifyd/notifyd/internal/testkit"
 )
 
 // TestDrainClosesEachStreamToComeBackAtOnce: Drain closes every stream,
@@ -20,9 +21,7 @@ import (
 // the closes, so the clients need not spread their returns), and returns
 // when none is left.
 func TestDrainClosesEachStreamToComeBackAtOnce(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (3 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	h := hub.New(hub.Config{})
 	srv, err := stream.NewServer(h, nil, stream.Config{Logger: quiet})

@@ -22,6 +22,7 @@ import (
 	"github.com/notifyd/notifyd/internal/postgres"
 	"github.com/notifyd/notifyd/internal/sseclient"
 	"github.com/notifyd/notifyd/internal/stream"
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/pgtest"
 )
 
@@ -297,9 +298,7 @@ func TestResumeOlderThanWindowFromDatabase(t *testing.T) {
 // each get a connected message without an unread count, then exactly what
 // their own mutes let through.
 func TestResumeFromMemoryConnectedAndMutesInBatch(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (2 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	w := setupWorld(t, 1000)
 	ctx := context.Background()
@@ -416,9 +415,7 @@ func TestWindowAgreesWithSQLReplay(t *testing.T) {
 // its resume point once, in order, the window's and the live ones meeting
 // without a gap.
 func TestWindowHandOffUnderPublishing(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (4 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	w := setupWorld(t, 10_000)
 	start := w.send(t, `(NULL, '{OPS}', NULL, 'low', 'first')`)
@@ -473,9 +470,7 @@ func TestWindowHandOffUnderPublishing(t *testing.T) {
 // taken (a reconnect storm); the latter waits for no turn of its own
 // beyond its share of a batch.
 func TestCountDeferredOnlyWhenTurnsAreTaken(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (2 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	w := setupWorld(t, 1000)
 	last := w.send(t, `('dora', NULL, NULL, 'low', 'd1'), ('dora', NULL, NULL, 'low', 'd2')`)

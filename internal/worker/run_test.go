@@ -9,6 +9,7 @@ import (
 
 	"github.com/notifyd/notifyd/internal/listener"
 	"github.com/notifyd/notifyd/internal/postgres"
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/pgtest"
 )
 
@@ -16,9 +17,7 @@ import (
 // died leaves it processing; a live worker takes it up once the lease has
 // expired and publishes every item exactly once.
 func TestWorkerTakesUpCrashedWorkersBatch(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (2 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.New(t)
@@ -73,9 +72,7 @@ func TestWorkerTakesUpCrashedWorkersBatch(t *testing.T) {
 
 // TestTwoWorkersPublishEveryNotificationOnce runs two workers on one queue.
 func TestTwoWorkersPublishEveryNotificationOnce(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (2 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.New(t)
@@ -119,9 +116,7 @@ func TestTwoWorkersPublishEveryNotificationOnce(t *testing.T) {
 // TestIdleWorkerWokenByNotify: with a poll interval of an hour, only the
 // insert trigger's NOTIFY (through a listener) can wake the worker.
 func TestIdleWorkerWokenByNotify(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (2 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.New(t)

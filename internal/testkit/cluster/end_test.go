@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
 )
 
@@ -18,9 +19,7 @@ import (
 // (SIGKILL: the connection just goes) as an unexpected EOF. Libraries that
 // take a clean end as "done" then still reconnect after a crash.
 func TestStreamEndTellsACrashFromAShutdown(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (21 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	f := setup(t, 2, nil)
 	tok := f.env.Token("alice")

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/notifyd/notifyd/internal/notify"
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
 )
 
@@ -22,9 +23,7 @@ import (
 // notifications targeted to it since it first connected: none missing,
 // none twice, in order, nothing foreign.
 func TestNodeKilledUnderLoad(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (14 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	nodeLeavesUnderLoad(t, false)
 }
@@ -33,9 +32,7 @@ func TestNodeKilledUnderLoad(t *testing.T) {
 // it exits cleanly, leaves no claim of its own in processing, and its
 // clients resume elsewhere with nothing lost.
 func TestNodeStoppedUnderLoad(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (41 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	nodeLeavesUnderLoad(t, true)
 }

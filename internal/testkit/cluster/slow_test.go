@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/notifyd/notifyd/internal/notify"
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
 	"github.com/notifyd/notifyd/internal/testkit/stats"
 )
@@ -23,9 +24,7 @@ import (
 // in the same run. Only generous bounds are asserted; the figures are
 // logged.
 func TestStuckClientDroppedAtBufferBound(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow (33 s): make test runs it, make check leaves it out")
-	}
+	testkit.Slow(t)
 	t.Parallel()
 	f := setup(t, 1, nil)
 	node := f.nodes[0]
