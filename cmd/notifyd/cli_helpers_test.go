@@ -76,22 +76,6 @@ func (c *cli) startWorker() {
 	c.t.Cleanup(func() { cancel(); <-done })
 }
 
-// eventually polls cond until it holds, failing the test after timeout.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		case <-tick.C:
-		}
-	}
-}
-
 // background runs a command in a goroutine; wait returns its error.
 type background struct {
 	out, errOut *syncBuffer

@@ -64,7 +64,7 @@ func TestSendThenStatus(t *testing.T) {
 	c.startWorker()
 	t.Run("status shows it sent once a worker ran", func(t *testing.T) {
 		var r statusReport
-		eventually(t, 20*time.Second, "the notification to be sent", func() bool {
+		testkit.Eventually(t, 20*time.Second, "the notification to be sent", func() bool {
 			r = statusReport{}
 			if err := json.Unmarshal([]byte(c.must("status", "--json")), &r); err != nil {
 				t.Fatalf("status --json: %v", err)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/pgbouncertest"
 	"github.com/notifyd/notifyd/internal/testkit/pgtest"
 )
@@ -39,7 +40,7 @@ func TestWorkerUsesDirectURL(t *testing.T) {
 	env := envOf(map[string]string{"DATABASE_URL": nowhere, "DATABASE_DIRECT_URL": c.db.URL, "NOTIFY_LOG_LEVEL": "warn"})
 	w := startCommand(t, env, "worker", "--poll-interval", "1m")
 	c.exec(`INSERT INTO notify.notifications (message) VALUES ('through the direct url')`)
-	eventually(t, 20*time.Second, "the worker to publish", func() bool {
+	testkit.Eventually(t, 20*time.Second, "the worker to publish", func() bool {
 		if w.finished() {
 			t.Fatalf("worker ended: %v\n%s", w.wait(t, time.Second), w.errOut.String())
 		}
@@ -59,7 +60,7 @@ func TestTailDBListensOnDirectURL(t *testing.T) {
 	c.startWorker()
 	env := envOf(map[string]string{"DATABASE_URL": bouncer.URL(c.db.Name), "DATABASE_DIRECT_URL": c.db.URL, "NOTIFY_LOG_LEVEL": "warn"})
 	tail := startCommand(t, env, "tail", "--db", "--count", "1", "--poll-interval", "1h")
-	eventually(t, 20*time.Second, "the tail's listener on the direct connection", func() bool {
+	testkit.Eventually(t, 20*time.Second, "the tail's listener on the direct connection", func() bool {
 		if tail.finished() {
 			t.Fatalf("tail ended early: %v\n%s", tail.wait(t, time.Second), tail.errOut.String())
 		}

@@ -151,7 +151,7 @@ func TestRetry(t *testing.T) {
 
 	t.Run("a worker publishes what was retried", func(t *testing.T) {
 		c.startWorker()
-		eventually(t, 20*time.Second, "every retried item to be sent", func() bool {
+		testkit.Eventually(t, 20*time.Second, "every retried item to be sent", func() bool {
 			return c.count(`SELECT count(*) FROM notify.queue_items WHERE status = 'sent'`) == 6
 		})
 	})

@@ -60,7 +60,7 @@ func TestTailDB(t *testing.T) {
 	c := newCLI(t)
 	c.startWorker()
 	c.exec(`INSERT INTO notify.notifications (message) VALUES ('before the tail')`)
-	eventually(t, 20*time.Second, "the first notification to be published", func() bool {
+	testkit.Eventually(t, 20*time.Second, "the first notification to be published", func() bool {
 		return c.count(`SELECT last_seq FROM notify.stream_head`) == 1
 	})
 
@@ -70,7 +70,7 @@ func TestTailDB(t *testing.T) {
 		// connects its listener, notifyd-tail-listener: once that
 		// connection is there, "now" is fixed. (Waiting for the session's
 		// name instead raced the head read.)
-		eventually(t, 20*time.Second, "the tail's listener", func() bool {
+		testkit.Eventually(t, 20*time.Second, "the tail's listener", func() bool {
 			if tail.finished() {
 				t.Fatalf("tail ended early: %v\n%s", tail.wait(t, time.Second), tail.errOut.String())
 			}
@@ -84,7 +84,7 @@ func TestTailDB(t *testing.T) {
 			`INSERT INTO notify.notifications (message, severity) VALUES (E'third\nline', 'critical')`,
 		} {
 			c.exec(insert)
-			eventually(t, 20*time.Second, fmt.Sprintf("notification %d to be published", i+2), func() bool {
+			testkit.Eventually(t, 20*time.Second, fmt.Sprintf("notification %d to be published", i+2), func() bool {
 				return c.count(`SELECT last_seq FROM notify.stream_head`) == int64(i+2)
 			})
 		}
@@ -125,11 +125,11 @@ func TestTailDB(t *testing.T) {
 			return c.count(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = '` + name + `'`)
 		}
 		listeners := func() int64 { return connections("notifyd-tail-listener") }
-		eventually(t, 20*time.Second, "the earlier tails' connections to close", func() bool {
+		testkit.Eventually(t, 20*time.Second, "the earlier tails' connections to close", func() bool {
 			return listeners() == 0 && connections("notifyd-tail") == 0
 		})
 		tail := startCommand(t, c.env(), "tail", "--db")
-		eventually(t, 20*time.Second, "the tail's listener", func() bool { return listeners() > 0 })
+		testkit.Eventually(t, 20*time.Second, "the tail's listener", func() bool { return listeners() > 0 })
 		tail.cancel()
 		if err := tail.wait(t, 20*time.Second); err != nil {
 			t.Errorf("tail after Ctrl-C: %v", err)
@@ -188,7 +188,7 @@ func TestTailURL(t *testing.T) {
 
 	t.Run("receives the user's notifications and resumes after a disconnect", func(t *testing.T) {
 		tail := run("tail", "--url", proxy.URL, "--token", env.Token("alice", "USER"), "--count", "2", "--json")
-		eventually(t, 20*time.Second, "the tail's stream", func() bool {
+		testkit.Eventually(t, 20*time.Second, "the tail's stream", func() bool {
 			if tail.finished() {
 				t.Fatalf("tail ended early: %v\n%s", tail.wait(t, time.Second), tail.errOut.String())
 			}
@@ -196,7 +196,7 @@ func TestTailURL(t *testing.T) {
 		})
 		insert("for bob", "bob")
 		insert("for alice 1", "alice")
-		eventually(t, 20*time.Second, "alice's first notification", func() bool { return len(lines(tail.out.String())) == 1 })
+		testkit.Eventually(t, 20*time.Second, "alice's first notification", func() bool { return len(lines(tail.out.String())) == 1 })
 		proxy.CloseClientConnections()
 		insert("for alice 2", "alice")
 		if err := tail.wait(t, 30*time.Second); err != nil {

@@ -178,7 +178,7 @@ func TestFailoverByConnectionString(t *testing.T) {
 	defer func() { stopLoad(); wg.Wait() }()
 	committedCount := func() int { mu.Lock(); defer mu.Unlock(); return len(committed) }
 	lastCommitted := func() string { mu.Lock(); defer mu.Unlock(); return committed[len(committed)-1] }
-	waitUntil(t, 30*time.Second, "100 notifications committed", func() bool { return committedCount() >= 100 })
+	testkit.Eventually(t, 30*time.Second, "100 notifications committed", func() bool { return committedCount() >= 100 })
 
 	// Everything committed so far reaches the replica; then it falls
 	// behind (here: it stops). The private clusters run with
@@ -201,7 +201,7 @@ func TestFailoverByConnectionString(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, time.Minute, "the replica to replay the first notifications", func() bool {
+	testkit.Eventually(t, time.Minute, "the replica to replay the first notifications", func() bool {
 		var caught bool
 		err := replica.QueryRow(ctx, `SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn`, lsn).Scan(&caught)
 		return err == nil && caught
@@ -214,9 +214,9 @@ func TestFailoverByConnectionString(t *testing.T) {
 	// The primary goes on alone: what it commits now, clients see, and
 	// the replica never gets.
 	before := committedCount()
-	waitUntil(t, 30*time.Second, "100 more notifications on the primary alone", func() bool { return committedCount() >= before+100 })
+	testkit.Eventually(t, 30*time.Second, "100 more notifications on the primary alone", func() bool { return committedCount() >= before+100 })
 	lostText := lastCommitted()
-	waitUntil(t, 30*time.Second, "a notification the replica never got to reach its streams", func() bool {
+	testkit.Eventually(t, 30*time.Second, "a notification the replica never got to reach its streams", func() bool {
 		for _, c := range live {
 			if c.has(lostText) {
 				return true
@@ -239,7 +239,7 @@ func TestFailoverByConnectionString(t *testing.T) {
 		t.Fatal(err)
 	}
 	promotedAt := committedCount()
-	waitUntil(t, time.Minute, "100 notifications on the promoted replica", func() bool { return committedCount() >= promotedAt+100 })
+	testkit.Eventually(t, time.Minute, "100 notifications on the promoted replica", func() bool { return committedCount() >= promotedAt+100 })
 	stopLoad()
 	wg.Wait()
 	mu.Lock()
@@ -255,7 +255,7 @@ func TestFailoverByConnectionString(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	waitUntil(t, time.Minute, "every queue item sent on the promoted replica", func() bool {
+	testkit.Eventually(t, time.Minute, "every queue item sent on the promoted replica", func() bool {
 		var pending int
 		err := db.QueryRow(ctx, `SELECT count(*) FROM notify.queue_items WHERE status <> 'sent'`).Scan(&pending)
 		return err == nil && pending == 0
@@ -303,7 +303,7 @@ func TestFailoverByConnectionString(t *testing.T) {
 			}
 		}
 		got := map[int64]int{}
-		waitUntil(t, time.Minute, name+" to receive every survivor", func() bool {
+		testkit.Eventually(t, time.Minute, name+" to receive every survivor", func() bool {
 			clear(got)
 			for _, m := range c.messages() {
 				if m.Type == "notification" {

@@ -164,7 +164,7 @@ func TestSlowReplayDoesNotHoldOpeningSlot(t *testing.T) {
 		}
 		return out
 	}
-	waitUntil(t, 30*time.Second, "the backlog is published", func() bool { return len(seqs(0)) == backlog })
+	testkit.Eventually(t, 30*time.Second, "the backlog is published", func() bool { return len(seqs(0)) == backlog })
 	// And fanned out: a later notification has reached a stream (the feed
 	// goes in seq order), so the backlog cannot reach the slow stream live.
 	probe := apptest.Open(t, srv.URL(), env.Token("probe"), "")
@@ -173,10 +173,10 @@ func TestSlowReplayDoesNotHoldOpeningSlot(t *testing.T) {
 	}
 	probe.Notifications(1, 30*time.Second)
 	probe.Close()
-	waitUntil(t, 10*time.Second, "the probe stream is closed", func() bool { return srv.OpenStreams() == 0 })
+	testkit.Eventually(t, 10*time.Second, "the probe stream is closed", func() bool { return srv.OpenStreams() == 0 })
 
 	slow := openSlow(t, srv.Addr(), env.Token("slow"), "0")
-	waitUntil(t, 10*time.Second, "the slow stream is connected", func() bool { return slow.contains(`"type":"connected"`) })
+	testkit.Eventually(t, 10*time.Second, "the slow stream is connected", func() bool { return slow.contains(`"type":"connected"`) })
 
 	// The slow stream is replaying now; another user's stream opens anyway.
 	started := time.Now()
@@ -188,7 +188,7 @@ func TestSlowReplayDoesNotHoldOpeningSlot(t *testing.T) {
 	t.Logf("other stream connected after %s", time.Since(started).Round(time.Millisecond))
 
 	// The slow stream is closed once its opening deadline passes.
-	waitUntil(t, cfg.Stream.OpeningTimeout+5*time.Second, "the slow stream is closed",
+	testkit.Eventually(t, cfg.Stream.OpeningTimeout+5*time.Second, "the slow stream is closed",
 		func() bool { return srv.OpenStreams() == 1 })
 	got := slow.drain(t, 30*time.Second)
 	want := seqs(0)
@@ -208,7 +208,7 @@ func TestSlowReplayDoesNotHoldOpeningSlot(t *testing.T) {
 		SELECT 'slow', 'live' || g FROM generate_series(1, 5) g`); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 30*time.Second, "the live ones are published", func() bool { return len(seqs(0)) == backlog+5 })
+	testkit.Eventually(t, 30*time.Second, "the live ones are published", func() bool { return len(seqs(0)) == backlog+5 })
 	// The client resumes as a real one does: from the last id it got,
 	// again if this stream too is closed before the end (on a loaded
 	// machine, with the race detector, a replay of this size can outlast
@@ -237,17 +237,5 @@ func TestSlowReplayDoesNotHoldOpeningSlot(t *testing.T) {
 	}
 	if m, ok := r.NextOfType("notification", 500*time.Millisecond); ok {
 		t.Fatalf("resumed: an extra notification %s", m.EventID)
-	}
-}
-
-// waitUntil polls cond until it holds, failing the test after within.
-func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -120,7 +120,7 @@ func TestStatusAction(t *testing.T) {
 		seq := s.waitPublished(t, id)[0]
 		var a statusAnswer
 		var body []byte
-		eventually(t, 10*time.Second, "queue item counted as sent", func() bool {
+		testkit.Eventually(t, 10*time.Second, "queue item counted as sent", func() bool {
 			r := s.postJSON(t, "/api/notifications/ws", s.admin, map[string]any{"action": "status"})
 			a = statusAnswer{}
 			r.decode(t, http.StatusOK, &a)

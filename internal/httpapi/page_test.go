@@ -13,6 +13,7 @@ import (
 
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/postgres"
+	"github.com/notifyd/notifyd/internal/testkit"
 )
 
 // sessionCookie creates a browser session for id directly in the database
@@ -125,7 +126,7 @@ func TestStatusShowsRecentQueueItems(t *testing.T) {
 			} `json:"recent"`
 		} `json:"queue"`
 	}
-	eventually(t, 10*time.Second, "both items sent", func() bool {
+	testkit.Eventually(t, 10*time.Second, "both items sent", func() bool {
 		s.postJSON(t, "/api/notifications/ws", s.admin, map[string]any{"action": "status"}).decode(t, http.StatusOK, &a)
 		return len(a.Queue.Recent) == 2 && a.Queue.Recent[0].Status == "sent" && a.Queue.Recent[1].Status == "sent"
 	})

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/notifyd/notifyd/internal/app"
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/apptest"
 )
 
@@ -215,7 +216,7 @@ func (s *server) publish(t testing.TB, body map[string]any) string {
 func (s *server) waitPublished(t testing.TB, ids ...string) []int64 {
 	t.Helper()
 	seqs := map[string]int64{}
-	eventually(t, 10*time.Second, "notifications published", func() bool {
+	testkit.Eventually(t, 10*time.Second, "notifications published", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 		defer cancel()
 		rows, err := s.env.DB.Pool.Query(ctx, `SELECT id::text, seq FROM notify.notifications
@@ -239,23 +240,6 @@ func (s *server) waitPublished(t testing.TB, ids ...string) []int64 {
 		out = append(out, seqs[id])
 	}
 	return out
-}
-
-// eventually polls cond every 10ms until it holds, failing the test after
-// timeout.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("not %s within %s", what, timeout)
-		case <-tick.C:
-		}
-	}
 }
 
 // contains reports whether every one of words appears in msg, ignoring case.

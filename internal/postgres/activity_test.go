@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/notifyd/notifyd/internal/postgres"
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/pgtest"
 )
 
@@ -159,7 +160,7 @@ func TestWakeWorker(t *testing.T) {
 
 		idle := make(chan error, 1)
 		go func() { idle <- q.MarkIdle(ctx, mark) }()
-		waitFor(t, 10*time.Second, "MarkIdle to wait for the producer's lock", func() bool {
+		testkit.Eventually(t, 10*time.Second, "MarkIdle to wait for the producer's lock", func() bool {
 			return waitingForWakeLock(t, ctx, db.Pool) == 1
 		})
 		select {

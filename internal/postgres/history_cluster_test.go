@@ -223,7 +223,7 @@ func TestPromotedReplicaEntersANewHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	standbyConn := connect(t, ctx, standby.URL("notify"))
-	waitFor(t, time.Minute, "the standby to replay the first 39", func() bool {
+	testkit.Eventually(t, time.Minute, "the standby to replay the first 39", func() bool {
 		var caught bool
 		err := standbyConn.QueryRow(ctx, `SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn`, lsn).Scan(&caught)
 		return err == nil && caught

@@ -17,20 +17,6 @@ import (
 // concurrent claimers, publishers and listeners started here).
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		<-tick.C
-	}
-}
-
 // insertNotifications inserts n notifications with messages "<message> 1"
 // ... "<message> n" in one statement and returns their queue item ids in order.
 func insertNotifications(t *testing.T, ctx context.Context, pool *pgxpool.Pool, n int, message string) []int64 {

@@ -231,7 +231,7 @@ func TestPublishSeqOrderIsCommitOrder(t *testing.T) {
 	mu.Lock()
 	wantPayloads := len(lastSeqs)
 	mu.Unlock()
-	waitFor(t, 10*time.Second, "a notify_published per publish", func() bool {
+	testkit.Eventually(t, 10*time.Second, "a notify_published per publish", func() bool {
 		payloadMu.Lock()
 		defer payloadMu.Unlock()
 		return len(payloads) >= wantPayloads

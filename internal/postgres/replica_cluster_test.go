@@ -110,7 +110,7 @@ func (e *replicaEnv) publish(t *testing.T, ctx context.Context, n int) {
 // waitReplayed waits until the standby shows the last seq published.
 func (e *replicaEnv) waitReplayed(t *testing.T, ctx context.Context) {
 	t.Helper()
-	waitFor(t, time.Minute, fmt.Sprintf("the standby to replay seq %d", e.last), func() bool {
+	testkit.Eventually(t, time.Minute, fmt.Sprintf("the standby to replay seq %d", e.last), func() bool {
 		var last int64
 		err := e.standbyConn.QueryRow(ctx, `SELECT COALESCE(max(seq), 0) FROM notify.notifications`).Scan(&last)
 		return err == nil && last == e.last
@@ -125,7 +125,7 @@ func (e *replicaEnv) passFence(t *testing.T, ctx context.Context) {
 	if err := e.pool.QueryRow(ctx, `INSERT INTO public.marker SELECT COALESCE(max(n), 0) + 1 FROM public.marker RETURNING n`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Minute, "the standby to replay past the fence", func() bool {
+	testkit.Eventually(t, time.Minute, "the standby to replay past the fence", func() bool {
 		var seen int
 		err := e.standbyConn.QueryRow(ctx, `SELECT COALESCE(max(n), 0) FROM public.marker`).Scan(&seen)
 		return err == nil && seen == n
@@ -138,7 +138,7 @@ func (e *replicaEnv) pauseReplay(t *testing.T, ctx context.Context) {
 	if _, err := e.standbyConn.Exec(ctx, `SELECT pg_wal_replay_pause()`); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Minute, "replay to pause", func() bool {
+	testkit.Eventually(t, time.Minute, "replay to pause", func() bool {
 		var state string
 		err := e.standbyConn.QueryRow(ctx, `SELECT pg_get_wal_replay_pause_state()`).Scan(&state)
 		return err == nil && state == "paused"
@@ -251,7 +251,7 @@ func TestReplicaReadsNeverMissRows(t *testing.T) {
 			got <- seqs
 		}()
 		// The read has seen the replica behind its fence and waits.
-		waitFor(t, time.Minute, "the read to check the replica", func() bool {
+		testkit.Eventually(t, time.Minute, "the read to check the replica", func() bool {
 			var n int
 			err := e.standbyConn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
 				WHERE application_name = 'notifyd-replica-test' AND query LIKE '%pg_last_wal_replay_lsn%notify.histories%'`).Scan(&n)
@@ -361,7 +361,7 @@ func TestReplicaReadsNeverMissRows(t *testing.T) {
 		if err := e.standby.Restart(ctx); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, time.Minute, "the probe to find the replica back", func() bool { return r.Status().State == postgres.ReplicaUp })
+		testkit.Eventually(t, time.Minute, "the probe to find the replica back", func() bool { return r.Status().State == postgres.ReplicaUp })
 		e.standbyConn = connect(t, ctx, e.standby.URL("notify"))
 		wantSeqs(t, replayAll(t, ctx, notes), e.last)
 		wantReads(t, e.reads.take(), caughtUp)

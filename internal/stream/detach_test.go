@@ -15,6 +15,7 @@ import (
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/sseclient"
 	"github.com/notifyd/notifyd/internal/stream"
+	"github.com/notifyd/notifyd/internal/testkit"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -71,9 +72,9 @@ func TestStreamDetachedAndNot(t *testing.T) {
 			if ev := next(t, s); !strings.Contains(string(ev.Data), `"type":"connected"`) {
 				t.Fatalf("first event %q, want connected", ev.Data)
 			}
-			waitFor(t, func() bool { return h.Len() == 1 })
+			testkit.Eventually(t, 10*time.Second, "the condition", func() bool { return h.Len() == 1 })
 			if tc.detached {
-				waitFor(t, func() bool { return returned.Load() == 1 }) // while the stream stays open
+				testkit.Eventually(t, 10*time.Second, "the condition", func() bool { return returned.Load() == 1 }) // while the stream stays open
 			} else if returned.Load() != 0 {
 				t.Error("the handler returned while its stream is open")
 			}
@@ -97,7 +98,7 @@ func TestStreamDetachedAndNot(t *testing.T) {
 			if _, err := s.Next(); err != io.EOF {
 				t.Fatalf("after the shutdown status: %v, want the end of the stream", err)
 			}
-			waitFor(t, func() bool { return h.Len() == 0 && returned.Load() == 1 })
+			testkit.Eventually(t, 10*time.Second, "the condition", func() bool { return h.Len() == 0 && returned.Load() == 1 })
 		})
 	}
 }
@@ -116,9 +117,9 @@ func TestDetachedStreamEndsWhenClientLeaves(t *testing.T) {
 	defer hs.Close()
 	s, _ := open(t, hs.URL)
 	next(t, s)
-	waitFor(t, func() bool { return h.Len() == 1 })
+	testkit.Eventually(t, 10*time.Second, "the condition", func() bool { return h.Len() == 1 })
 	s.Close()
-	waitFor(t, func() bool { return h.Len() == 0 })
+	testkit.Eventually(t, 10*time.Second, "the condition", func() bool { return h.Len() == 0 })
 
 	// Run's end closes what is left and waits for it.
 	s2, _ := open(t, hs.URL)
@@ -165,15 +166,4 @@ func next(t *testing.T, s *sseclient.Stream) sseclient.Event {
 		t.Fatal(err)
 	}
 	return ev
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10 s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/notifyd/notifyd/internal/hub"
 	"github.com/notifyd/notifyd/internal/notify"
@@ -43,7 +44,7 @@ func TestDrainClosesEachStreamToComeBackAtOnce(t *testing.T) {
 		next(t, s) // connected
 		streams[i] = s
 	}
-	waitFor(t, func() bool { return h.Len() == n })
+	testkit.Eventually(t, 10*time.Second, "the condition", func() bool { return h.Len() == n })
 	srv.Drain(context.Background())
 	for i, s := range streams {
 		ev := next(t, s)
@@ -54,5 +55,5 @@ func TestDrainClosesEachStreamToComeBackAtOnce(t *testing.T) {
 			t.Errorf("stream %d after its closing status: %v, want the end", i, err)
 		}
 	}
-	waitFor(t, func() bool { return h.Len() == 0 })
+	testkit.Eventually(t, 10*time.Second, "the condition", func() bool { return h.Len() == 0 })
 }

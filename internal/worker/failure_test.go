@@ -82,12 +82,12 @@ func TestWorkerPublishFailure(t *testing.T) {
 		},
 	})
 
-	waitFor(t, 20*time.Second, "the bad notification to fail for good", func() bool {
+	testkit.Eventually(t, 20*time.Second, "the bad notification to fail for good", func() bool {
 		return pgtest.Scalar[string](t, ctx, db.Pool, `SELECT q.status FROM notify.queue_items q
 			JOIN notify.notifications n ON n.id = q.notification_id WHERE n.message = 'FAIL me'`) == "failed"
 	})
 	// The hook runs after the database recorded the failure: wait for it.
-	waitFor(t, 20*time.Second, "the worker to report the last failure", func() bool {
+	testkit.Eventually(t, 20*time.Second, "the worker to report the last failure", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(failed) >= 4

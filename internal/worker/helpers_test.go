@@ -60,20 +60,6 @@ func startWorker(t *testing.T, q *postgres.Queue, cfg Config) (*Worker, func()) 
 	return w, stop
 }
 
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		<-tick.C
-	}
-}
-
 // queueState summarises the queue and the stream after a run.
 type queueState struct {
 	Pending, Processing, Sent, Failed int64

@@ -44,7 +44,7 @@ func TestWorkerTakesUpCrashedWorkersBatch(t *testing.T) {
 			publishedItems.Add(int64(n))
 		}},
 	})
-	waitFor(t, 15*time.Second, "every item to be sent", func() bool {
+	testkit.Eventually(t, 15*time.Second, "every item to be sent", func() bool {
 		return readQueueState(t, ctx, db.Pool).Sent == total
 	})
 
@@ -99,7 +99,7 @@ func TestTwoWorkersPublishEveryNotificationOnce(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	waitFor(t, 30*time.Second, "every notification to be sent", func() bool {
+	testkit.Eventually(t, 30*time.Second, "every notification to be sent", func() bool {
 		return readQueueState(t, ctx, db.Pool).Sent == total
 	})
 	s := readQueueState(t, ctx, db.Pool)
@@ -158,7 +158,7 @@ func TestIdleWorkerWokenByNotify(t *testing.T) {
 	var since time.Time // the worker may have gone to sleep before the listener connected
 	for round := 1; round <= 3; round++ {
 		// The worker's last statement before it sleeps is NextDue.
-		waitFor(t, 10*time.Second, "the worker to go to sleep", func() bool {
+		testkit.Eventually(t, 10*time.Second, "the worker to go to sleep", func() bool {
 			return pgtest.Scalar[bool](t, ctx, db.Pool, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
 				WHERE datname = current_database() AND application_name = $1 AND state = 'idle'
 				  AND query LIKE 'SELECT min(next_attempt_at)%' AND query_start > $2)`, app, since)
@@ -166,7 +166,7 @@ func TestIdleWorkerWokenByNotify(t *testing.T) {
 		before := wakes.Load()
 		start := time.Now()
 		pgtest.Exec(t, ctx, db.Pool, `INSERT INTO notify.notifications (message) VALUES ('wake up')`)
-		waitFor(t, 10*time.Second, "the notification to be published", func() bool {
+		testkit.Eventually(t, 10*time.Second, "the notification to be published", func() bool {
 			return pgtest.Scalar[int64](t, ctx, db.Pool, `SELECT count(*) FROM notify.queue_items WHERE status = 'sent'`) == int64(round)
 		})
 		t.Logf("round %d: published %s after the insert", round, time.Since(start).Round(time.Millisecond))
@@ -238,7 +238,7 @@ func TestWorkerStopsIdle(t *testing.T) {
 	q := postgres.NewQueue(db.Pool)
 	insert(t, ctx, db.Pool, 30, "idle")
 	_, stop := startWorker(t, q, Config{ID: "idler", BatchSize: 10, PollInterval: time.Hour})
-	waitFor(t, 10*time.Second, "the batch to be sent and the worker idle", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the batch to be sent and the worker idle", func() bool {
 		s := readQueueState(t, ctx, db.Pool)
 		return s.Sent == 30 && s.Busy == 0
 	})
