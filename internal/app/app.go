@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/notifyd/notifyd/internal/wire"
 	"net"
 	"net/http"
 	"sync"
@@ -371,15 +372,9 @@ func (a *App) inboxChanged(inbox *postgres.Inbox, payload string) {
 			a.hub.SetMuted(ch.UserID, mods)
 		}
 	}
-	change := map[string]any{"action": ch.Action}
-	if ch.NotificationID != "" {
-		change["notificationId"] = ch.NotificationID
-	}
-	if ch.Seq != 0 {
-		change["seq"] = ch.Seq
-	}
-	a.hub.SendToUser(ch.UserID, stream.MessageFrame(stream.Message{Type: "status", Timestamp: time.Now().UnixMilli(),
-		Data: map[string]any{"unreadCount": ch.UnreadCount, "hasMore": ch.HasMore, "countedThrough": ch.CountedThrough, "change": change}}))
+	a.hub.SendToUser(ch.UserID, hub.Frame{Data: wire.StatusEvent(time.Now(), wire.Status{
+		UnreadCount: new(ch.UnreadCount), HasMore: new(ch.HasMore), CountedThrough: new(ch.CountedThrough),
+		Change: &wire.Change{Action: ch.Action, NotificationID: ch.NotificationID, Seq: ch.Seq}})})
 }
 
 func (a *App) goBackground(fn func()) {

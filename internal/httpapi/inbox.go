@@ -12,7 +12,7 @@ import (
 
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/postgres"
-	"github.com/notifyd/notifyd/internal/stream"
+	"github.com/notifyd/notifyd/internal/wire"
 )
 
 // InboxChange is the payload announced on postgres.InboxChannel after a
@@ -78,7 +78,7 @@ func (a *API) history(c *gin.Context) error {
 		if it.Read && !it.ReadAt.IsZero() {
 			readAt = it.ReadAt
 		}
-		d := stream.DataOf(it.Notification)
+		d := wire.NotificationOf(it.Notification)
 		out = append(out, gin.H{"id": d.ID, "seq": d.Seq, "message": d.Message, "severity": d.Severity,
 			"module": d.Module, "actionType": d.ActionType, "details": d.Details, "data": d.Data,
 			"targetUserId": d.TargetUserID, "targetRoles": d.TargetRoles, "createdAt": d.CreatedAt,

@@ -27,6 +27,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"github.com/notifyd/notifyd/internal/wire"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -221,7 +222,7 @@ func (s *Server) Run(ctx context.Context) {
 			}
 			return
 		case now := <-heartbeat.C:
-			s.hub.Broadcast(HeartbeatFrame(now))
+			s.hub.Broadcast(hub.Frame{Data: wire.HeartbeatEvent(now)})
 		case now := <-sweep.C:
 			if n := s.hub.CloseStale(now.Add(-s.cfg.ConnTimeout)); n > 0 {
 				s.cfg.Logger.InfoContext(ctx, "closed streams with no successful write", "streams", n, "timeout", s.cfg.ConnTimeout)

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"github.com/notifyd/notifyd/internal/wire"
 	"log/slog"
 	"time"
 
@@ -42,6 +43,6 @@ func (s *Server) countLater(ctx context.Context, sub *hub.Subscriber, log *slog.
 		}
 		return
 	}
-	sub.Send(MessageFrame(Message{Type: "status", Timestamp: time.Now().UnixMilli(),
-		Data: map[string]any{"unreadCount": u.Count, "hasMore": u.HasMore, "countedThrough": u.Through}}))
+	sub.Send(hub.Frame{Data: wire.StatusEvent(time.Now(), wire.Status{UnreadCount: new(u.Count), HasMore: new(u.HasMore),
+		CountedThrough: new(u.Through)})})
 }
