@@ -37,30 +37,21 @@ func Decode(ev Event) (Received, error) {
 }
 
 // Notification decodes the data of a notification message.
-func (m Received) Notification() (Notification, error) {
-	var n Notification
-	if err := json.Unmarshal(m.Data, &n); err != nil {
-		return Notification{}, fmt.Errorf("decode notification: %w", err)
-	}
-	return n, nil
-}
+func (m Received) Notification() (Notification, error) { return decodeData[Notification](m) }
 
 // Connected decodes the data of a connected message.
-func (m Received) Connected() (Connected, error) {
-	var c Connected
-	if err := json.Unmarshal(m.Data, &c); err != nil {
-		return Connected{}, fmt.Errorf("decode connected message: %w", err)
-	}
-	return c, nil
-}
+func (m Received) Connected() (Connected, error) { return decodeData[Connected](m) }
 
 // Status decodes the data of a status message.
-func (m Received) Status() (Status, error) {
-	var s Status
-	if err := json.Unmarshal(m.Data, &s); err != nil {
-		return Status{}, fmt.Errorf("decode status message: %w", err)
+func (m Received) Status() (Status, error) { return decodeData[Status](m) }
+
+func decodeData[T any](m Received) (T, error) {
+	var v T
+	if err := json.Unmarshal(m.Data, &v); err != nil {
+		var zero T
+		return zero, fmt.Errorf("decode the data of a %s message: %w", m.Type, err)
 	}
-	return s, nil
+	return v, nil
 }
 
 // ScanNotification checks a notification event and returns its seq and
