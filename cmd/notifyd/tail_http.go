@@ -39,7 +39,7 @@ func tailURL(ctx context.Context, c *common, o tailOptions, out *tailPrinter, st
 	if err != nil {
 		return err
 	}
-	t := &httpTail{endpoint: endpoint, printed: o.from, out: out, log: log, stderr: stderr}
+	t := &httpTail{ctx: ctx, endpoint: endpoint, printed: o.from, out: out, log: log, stderr: stderr}
 	// Before anything was printed and without --from, the first connection
 	// asks for a seq beyond any real one: the server answers with a status
 	// message (replay "ahead") that carries the newest seq and then streams
@@ -84,6 +84,7 @@ func streamURL(raw string) (string, error) {
 
 // httpTail is the state of tail --url across reconnects.
 type httpTail struct {
+	ctx      context.Context // for the log lines
 	r        *wire.Reader
 	endpoint string
 	printed  int64 // last seq printed; -1: none yet
@@ -105,7 +106,7 @@ func (t *httpTail) retry(rt wire.Retry) error {
 	if last := t.r.LastSeq(); last != tailProbe && last >= 0 {
 		attrs = append(attrs, "resume_after_seq", last)
 	}
-	t.log.Warn(msg, attrs...)
+	t.log.WarnContext(t.ctx, msg, attrs...)
 	return nil
 }
 
@@ -146,7 +147,7 @@ func (t *httpTail) message(m wire.Received) error {
 		fmt.Fprintf(t.stderr, "note: retention removed notifications before seq %d; those after %d were missed\n", deref(d.OldestAvailable), deref(d.ResumeFrom))
 	}
 	if d.Closing != "" {
-		t.log.Info("the server is closing the stream", "reason", d.Closing, "message", d.Message)
+		t.log.InfoContext(t.ctx, "the server is closing the stream", "reason", d.Closing, "message", d.Message)
 	}
 	return nil
 }
@@ -174,7 +175,7 @@ func (t *httpTail) notification(dl wire.Delivery) error {
 
 // malformed reports a message tail cannot read, and goes on with the next.
 func (t *httpTail) malformed(err error) error {
-	t.log.Warn("skipping an unreadable stream message", "err", err)
+	t.log.WarnContext(t.ctx, "skipping an unreadable stream message", "err", err)
 	return nil
 }
 
