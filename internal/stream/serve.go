@@ -3,7 +3,6 @@ package stream
 import (
 	"context"
 	"errors"
-	"github.com/notifyd/notifyd/internal/wire"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"github.com/notifyd/notifyd/internal/hub"
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/postgres"
+	"github.com/notifyd/notifyd/internal/wire"
 )
 
 // Resume is where a reconnecting client left off.

@@ -27,7 +27,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"github.com/notifyd/notifyd/internal/wire"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -36,6 +35,7 @@ import (
 	"github.com/notifyd/notifyd/internal/hub"
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/postgres"
+	"github.com/notifyd/notifyd/internal/wire"
 )
 
 // Config tunes the streams.

@@ -2,11 +2,11 @@ package stream
 
 import (
 	"context"
-	"github.com/notifyd/notifyd/internal/wire"
 	"log/slog"
 	"time"
 
 	"github.com/notifyd/notifyd/internal/hub"
+	"github.com/notifyd/notifyd/internal/wire"
 )
 
 // Why a resumed stream gets its unread count later: the count is most of
