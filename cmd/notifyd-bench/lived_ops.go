@@ -10,8 +10,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/sseclient"
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
+	"github.com/notifyd/notifyd/internal/wire"
 )
 
 // livedOp is one operation the lived phase times: real HTTP against the
@@ -44,7 +44,7 @@ type livedConnected struct {
 // message, which carries the unread count: want it, or want more than
 // UnreadCap when wantMore.
 func (c livedClient) open(ctx context.Context, want int, wantMore bool) error {
-	s, err := sseclient.Open(ctx, c.http, c.base+cluster.StreamPath, c.header())
+	s, err := wire.Open(ctx, c.http, c.base+cluster.StreamPath, c.header())
 	if err != nil {
 		return err
 	}
@@ -73,7 +73,7 @@ func (c livedClient) open(ctx context.Context, want int, wantMore bool) error {
 func (c livedClient) resume(ctx context.Context, from int64, want []int64) error {
 	h := c.header()
 	h.Set("Last-Event-ID", strconv.FormatInt(from, 10))
-	s, err := sseclient.Open(ctx, c.http, c.base+cluster.StreamPath, h)
+	s, err := wire.Open(ctx, c.http, c.base+cluster.StreamPath, h)
 	if err != nil {
 		return err
 	}

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/notifyd/notifyd/internal/notify"
-	"github.com/notifyd/notifyd/internal/sseclient"
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
 	"github.com/notifyd/notifyd/internal/testkit/stats"
+	"github.com/notifyd/notifyd/internal/wire"
 )
 
 // runResumePhase: a stream is cfg.ResumeBehind notifications behind (with
@@ -105,7 +105,7 @@ func resumeOnce(ctx context.Context, e *nodeEnv, tok string, from int64, want in
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	start := time.Now()
-	s, err := sseclient.Open(ctx, e.http, e.nodes[0].URL()+cluster.StreamPath, h)
+	s, err := wire.Open(ctx, e.http, e.nodes[0].URL()+cluster.StreamPath, h)
 	if err != nil {
 		return r, err
 	}

@@ -2,34 +2,24 @@ package main
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/sseclient"
+	"github.com/notifyd/notifyd/internal/wire"
 )
 
 // delivery is one notification as a stream delivered it, stamped when its
-// event was read off the connection (before decoding).
-type delivery struct {
-	Seq int64
-	ID  string
-	At  time.Time
-}
+// event was read off the connection (before decoding). The bench keeps
+// its seq, id and time only (Event is left empty).
+type delivery = wire.Delivery
 
-// wireMessage is the part of a stream message the bench checks.
-type wireMessage struct {
-	Type           string `json:"type"`
-	NotificationID string `json:"notificationId"`
-	Data           struct {
-		Seq     int64  `json:"seq"`
-		Closing string `json:"closing"`
-	} `json:"data"`
-}
+// reconnectAttempts is how many failed attempts in a row make the reader
+// give up (the backoff has reached seconds by then).
+const reconnectAttempts = 10
 
 // reader consumes one user's stream in the background, as a well-behaved
 // client would: if the server closes it (for instance as "slow", when the
@@ -37,9 +27,7 @@ type wireMessage struct {
 // replays what it missed. Reconnects are counted and reported, since they
 // are part of what the figures measured.
 type reader struct {
-	e      *env
-	token  string
-	ctx    context.Context
+	r      *wire.Reader
 	cancel context.CancelFunc
 	done   chan struct{}
 
@@ -48,9 +36,7 @@ type reader struct {
 	reasons []string // why the server closed the stream, each time
 	err     error    // a malformed event, or a reconnect that kept failing
 
-	count      atomic.Int64
-	reconnects atomic.Int64
-	lastSeq    int64 // owned by the reading goroutine
+	count atomic.Int64
 }
 
 // openReader opens a stream for sub and returns once the server has sent
@@ -61,95 +47,67 @@ func openReader(ctx context.Context, e *env, sub string) (*reader, error) {
 		return nil, fmt.Errorf("sign token: %w", err)
 	}
 	rctx, cancel := context.WithCancel(ctx)
-	r := &reader{e: e, token: tok, ctx: rctx, cancel: cancel, done: make(chan struct{}), got: make([]delivery, 0, 1024)}
-	s, err := r.open()
-	if err != nil {
+	rd := &reader{cancel: cancel, done: make(chan struct{}), got: make([]delivery, 0, 1024)}
+	rd.r = wire.NewReader(wire.ReaderConfig{
+		Client:         e.client,
+		URL:            func() string { return e.app.URL() + "/api/notifications/ws" },
+		Header:         http.Header{"Authorization": {"Bearer " + tok}},
+		From:           -1,
+		MaxBackoff:     5 * time.Second,
+		OnNotification: rd.deliver,
+		OnMessage:      rd.message,
+		OnMalformed:    func(err error) error { return err },
+		OnRetry:        rd.retry,
+	})
+	failed := make(chan error, 1)
+	go func() {
+		defer close(rd.done)
+		if err := rd.r.Run(rctx); err != nil {
+			rd.fail(err)
+			failed <- err
+		}
+	}()
+	select {
+	case <-rd.r.Connected():
+		return rd, nil
+	case err := <-failed:
 		cancel()
 		return nil, err
 	}
-	go r.run(s)
-	return r, nil
 }
 
-// open connects (resuming after lastSeq when it is set) and reads up to
-// the "connected" message.
-func (r *reader) open() (*sseclient.Stream, error) {
-	h := http.Header{"Authorization": {"Bearer " + r.token}}
-	if r.lastSeq > 0 {
-		h.Set("Last-Event-ID", strconv.FormatInt(r.lastSeq, 10))
-	}
-	s, err := sseclient.Open(r.ctx, r.e.client, r.e.app.URL()+"/api/notifications/ws", h)
-	if err != nil {
-		return nil, fmt.Errorf("open stream: %w", err)
-	}
-	ev, err := s.Next()
-	var m wireMessage
-	if err == nil {
-		err = json.Unmarshal(ev.Data, &m)
-	}
-	if err != nil || m.Type != "connected" {
-		s.Close()
-		return nil, fmt.Errorf("open stream: first message %q (err %v), want connected", ev.Data, err)
-	}
-	return s, nil
+func (rd *reader) deliver(d wire.Delivery) error {
+	d.Event = wire.Event{}
+	rd.mu.Lock()
+	rd.got = append(rd.got, d)
+	rd.mu.Unlock()
+	rd.count.Add(1)
+	return nil
 }
 
-func (r *reader) run(s *sseclient.Stream) {
-	defer close(r.done)
-	for {
-		err := r.consume(s)
-		s.Close()
-		if r.ctx.Err() != nil {
-			return
-		}
-		if err != nil && !isEOF(err) {
-			r.fail(err)
-			return
-		}
-		r.reconnects.Add(1)
-		delay := 10 * time.Millisecond
-		for s, err = r.open(); err != nil; s, err = r.open() {
-			if r.ctx.Err() != nil {
-				return
-			}
-			if delay > 5*time.Second {
-				r.fail(fmt.Errorf("reconnect: %w", err))
-				return
-			}
-			time.Sleep(delay)
-			delay *= 2
-		}
+func (rd *reader) message(m wire.Received) error {
+	if m.Type != wire.TypeStatus {
+		return nil
 	}
+	if st, _ := m.Status(); st.Closing != "" {
+		rd.mu.Lock()
+		rd.reasons = append(rd.reasons, st.Closing)
+		rd.mu.Unlock()
+	}
+	return nil
 }
 
-// consume reads events until the stream ends.
-func (r *reader) consume(s *sseclient.Stream) error {
-	for {
-		ev, err := s.Next()
-		if err != nil {
-			return err
-		}
-		at := time.Now()
-		var m wireMessage
-		if err := json.Unmarshal(ev.Data, &m); err != nil {
-			return fmt.Errorf("decode event %q: %w", ev.Data, err)
-		}
-		if ev.ID == "" {
-			if m.Type == "status" && m.Data.Closing != "" {
-				r.mu.Lock()
-				r.reasons = append(r.reasons, m.Data.Closing)
-				r.mu.Unlock()
-			}
-			continue
-		}
-		seq, err := strconv.ParseInt(ev.ID, 10, 64)
-		if err != nil || m.Type != "notification" || m.NotificationID == "" || m.Data.Seq != seq {
-			return fmt.Errorf("malformed notification event: id %q, data %q", ev.ID, ev.Data)
-		}
-		r.lastSeq = seq
-		r.mu.Lock()
-		r.got = append(r.got, delivery{Seq: seq, ID: m.NotificationID, At: at})
-		r.mu.Unlock()
-		r.count.Add(1)
+// retry gives up when the first connection fails, when a connection ends
+// with anything but the server closing it, or after reconnectAttempts
+// failed attempts.
+func (rd *reader) retry(rt wire.Retry) error {
+	switch {
+	case rd.r.Stats().Connects == 0:
+		return fmt.Errorf("open stream: %w", rt.Err)
+	case rt.Failures == 0 && !errors.Is(rt.Err, wire.ErrEnded) && !isEOF(rt.Err):
+		return rt.Err
+	case rt.Failures >= reconnectAttempts:
+		return fmt.Errorf("reconnect: %w", rt.Err)
 	}
+	return nil
 }

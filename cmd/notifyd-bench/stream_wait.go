@@ -12,6 +12,7 @@ import (
 // isEOF reports whether err is the server ending the stream cleanly.
 func isEOF(err error) bool { return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) }
 
+// fail records why the reader stopped (the first reason).
 func (r *reader) fail(err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -85,4 +86,4 @@ func (r *reader) WaitFor(ctx context.Context, n int64, timeout, stall time.Durat
 
 // Reconnects is how many times the stream was reopened after the server
 // closed it.
-func (r *reader) Reconnects() int64 { return r.reconnects.Load() }
+func (r *reader) Reconnects() int64 { return int64(r.r.Stats().Drops) }

@@ -10,9 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/sseclient"
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
 	"github.com/notifyd/notifyd/internal/testkit/stats"
+	"github.com/notifyd/notifyd/internal/wire"
 )
 
 // versusStreams is one run's streams on one system, read by the same
@@ -20,7 +20,7 @@ import (
 // counted, and its arrival time kept when the run measures latency.
 type versusStreams struct {
 	n       int
-	streams []*sseclient.Stream
+	streams []*wire.Stream
 	record  bool
 	// remaining counts, per message number, the streams that have not
 	// received it yet; completed counts messages every stream received.
@@ -46,7 +46,7 @@ type versusReceipt struct {
 // starts reading them. maxMessages bounds the message numbers the run
 // publishes.
 func openVersusStreams(ctx context.Context, sys versusSystem, n, maxMessages int, record bool) (*versusStreams, error) {
-	vs := &versusStreams{n: n, streams: make([]*sseclient.Stream, n), record: record,
+	vs := &versusStreams{n: n, streams: make([]*wire.Stream, n), record: record,
 		remaining: make([]atomic.Int32, maxMessages), wake: make(chan struct{}, 1),
 		recv: make([][]versusReceipt, n), last: make([]int64, n)}
 	for k := range vs.remaining {
@@ -78,7 +78,7 @@ func openVersusStreams(ctx context.Context, sys versusSystem, n, maxMessages int
 }
 
 // read consumes stream i until it ends.
-func (vs *versusStreams) read(i int, s *sseclient.Stream) {
+func (vs *versusStreams) read(i int, s *wire.Stream) {
 	defer vs.wg.Done()
 	for {
 		ev, err := s.Next()

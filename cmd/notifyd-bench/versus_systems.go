@@ -11,8 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/notifyd/notifyd/internal/sseclient"
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
+	"github.com/notifyd/notifyd/internal/wire"
 )
 
 // versusSystem is one server the versus phase compares: how a stream opens
@@ -24,7 +24,7 @@ type versusSystem interface {
 	// Open opens stream i and returns once the server has confirmed it
 	// (notifyd's "connected" message, Centrifugo's connect push with the
 	// subscription), so a message published afterwards reaches it.
-	Open(ctx context.Context, i int) (*sseclient.Stream, error)
+	Open(ctx context.Context, i int) (*wire.Stream, error)
 	// Publish sends message k to every stream; its payload carries
 	// versusMarker(k).
 	Publish(ctx context.Context, k int) error
@@ -70,8 +70,8 @@ func (n *notifydVersus) Name() string        { return "notifyd" }
 func (n *notifydVersus) ClockAtReturn() bool { return true }
 func (n *notifydVersus) PID() int            { return n.node.PID() }
 
-func (n *notifydVersus) Open(ctx context.Context, i int) (*sseclient.Stream, error) {
-	s, err := sseclient.Open(ctx, n.client, n.node.URL()+cluster.StreamPath,
+func (n *notifydVersus) Open(ctx context.Context, i int) (*wire.Stream, error) {
+	s, err := wire.Open(ctx, n.client, n.node.URL()+cluster.StreamPath,
 		http.Header{"Authorization": {"Bearer " + n.tokens[i%len(n.tokens)]}})
 	if err != nil {
 		return nil, err
@@ -110,8 +110,8 @@ func (c *centrifugoVersus) PID() int            { return c.c.PID() }
 // server-side subscription to the channel.
 var centrifugoConnect = url.QueryEscape(`{"subs":{"` + centrifugoChannel + `":{}}}`)
 
-func (c *centrifugoVersus) Open(ctx context.Context, i int) (*sseclient.Stream, error) {
-	s, err := sseclient.Open(ctx, c.client, c.c.URL+"/connection/uni_sse?cf_connect="+centrifugoConnect, nil)
+func (c *centrifugoVersus) Open(ctx context.Context, i int) (*wire.Stream, error) {
+	s, err := wire.Open(ctx, c.client, c.c.URL+"/connection/uni_sse?cf_connect="+centrifugoConnect, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/stream"
+	"github.com/notifyd/notifyd/internal/wire"
 )
 
 const tailHelp = `usage: notifyd tail (--url URL --token TOKEN | --db) [flags]
@@ -119,7 +119,7 @@ type tailPrinter struct {
 
 // print writes one notification message (raw is its JSON, one line) and
 // returns errTailDone once --count is reached.
-func (p *tailPrinter) print(at time.Time, d stream.NotificationData, raw []byte) error {
+func (p *tailPrinter) print(at time.Time, d wire.Notification, raw []byte) error {
 	var err error
 	if p.json {
 		_, err = fmt.Fprintf(p.w, "%s\n", raw)
@@ -137,7 +137,7 @@ func (p *tailPrinter) print(at time.Time, d stream.NotificationData, raw []byte)
 	return nil
 }
 
-func targetsOf(d stream.NotificationData) string {
+func targetsOf(d wire.Notification) string {
 	var parts []string
 	if d.TargetUserID != nil {
 		parts = append(parts, "user:"+*d.TargetUserID)
@@ -151,7 +151,7 @@ func targetsOf(d stream.NotificationData) string {
 	return strings.Join(parts, " ")
 }
 
-func labelled(d stream.NotificationData) string {
+func labelled(d wire.Notification) string {
 	msg := strings.Join(strings.Fields(d.Message), " ")
 	var label []string
 	for _, p := range []*string{d.Module, d.ActionType} {
@@ -167,6 +167,6 @@ func labelled(d stream.NotificationData) string {
 
 // notificationMessage is the stream message of a published notification,
 // built the way the server builds it.
-func notificationMessage(d stream.NotificationData, at time.Time) ([]byte, error) {
-	return json.Marshal(stream.Message{Type: "notification", Data: d, Timestamp: at.UnixMilli(), NotificationID: d.ID})
+func notificationMessage(d wire.Notification, at time.Time) ([]byte, error) {
+	return json.Marshal(wire.Message{Type: wire.TypeNotification, Data: d, Timestamp: at.UnixMilli(), NotificationID: d.ID})
 }

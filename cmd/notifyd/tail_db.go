@@ -12,7 +12,7 @@ import (
 
 	"github.com/notifyd/notifyd/internal/listener"
 	"github.com/notifyd/notifyd/internal/postgres"
-	"github.com/notifyd/notifyd/internal/stream"
+	"github.com/notifyd/notifyd/internal/wire"
 )
 
 // tailPage is how many notifications one read of the feed returns.
@@ -82,7 +82,7 @@ func tailDB(ctx context.Context, c *common, o tailOptions, out *tailPrinter, std
 			}
 			errDelay = 0
 			for _, n := range ns {
-				d := stream.DataOf(n)
+				d := wire.NotificationOf(n)
 				raw, err := notificationMessage(d, n.PublishedAt)
 				if err != nil {
 					return fmt.Errorf("encode notification %s: %w", n.ID, err)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/apptest"
+	"github.com/notifyd/notifyd/internal/wire"
 )
 
 // lines returns the complete lines written so far.
@@ -26,27 +26,24 @@ func lines(s string) []string {
 	return nil
 }
 
-// tailedMessage is one line of tail --json.
+// tailedMessage is one line of tail --json: the stream message, with its
+// data decoded as a notification.
 type tailedMessage struct {
-	Type           string `json:"type"`
-	NotificationID string `json:"notificationId"`
-	Timestamp      int64  `json:"timestamp"`
-	Data           struct {
-		ID           string          `json:"id"`
-		Seq          int64           `json:"seq"`
-		Message      string          `json:"message"`
-		Severity     string          `json:"severity"`
-		TargetUserID *string         `json:"targetUserId"`
-		Data         json.RawMessage `json:"data"`
-	} `json:"data"`
+	wire.Received
+	Data wire.Notification
 }
 
 func decodeLines(t *testing.T, out string) []tailedMessage {
 	t.Helper()
 	var ms []tailedMessage
 	for _, l := range lines(out) {
+		r, err := wire.Decode(wire.Event{Data: []byte(l)})
 		var m tailedMessage
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
+		if err == nil {
+			m.Received = r
+			m.Data, err = r.Notification()
+		}
+		if err != nil {
 			t.Fatalf("tail --json line %q: %v", l, err)
 		}
 		ms = append(ms, m)

@@ -13,10 +13,10 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/notifyd/notifyd/internal/app"
-	"github.com/notifyd/notifyd/internal/sseclient"
 	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/apptest"
 	"github.com/notifyd/notifyd/internal/testkit/hydratest"
+	"github.com/notifyd/notifyd/internal/wire"
 )
 
 // alice, at the provider: her sub is opaque, her user name and groups are
@@ -144,7 +144,7 @@ func TestHydra(t *testing.T) {
 }
 
 func isStatus(err error, status int) bool {
-	var se *sseclient.StatusError
+	var se *wire.StatusError
 	return errors.As(err, &se) && se.Status == status
 }
 

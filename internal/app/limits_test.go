@@ -5,9 +5,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/notifyd/notifyd/internal/sseclient"
 	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/apptest"
+	"github.com/notifyd/notifyd/internal/wire"
 )
 
 func request(t *testing.T, method, url, token, body string, header map[string]string) *http.Response {
@@ -84,7 +84,7 @@ func TestStreamLimits(t *testing.T) {
 	apptest.Open(t, srv.URL(), a, "")
 	apptest.Open(t, srv.URL(), a, "")
 	_, err := apptest.TryOpen(srv.URL(), a, "")
-	if se, ok := err.(*sseclient.StatusError); !ok || se.Status != http.StatusTooManyRequests || !strings.Contains(se.Body, `"error"`) {
+	if se, ok := err.(*wire.StatusError); !ok || se.Status != http.StatusTooManyRequests || !strings.Contains(se.Body, `"error"`) {
 		t.Fatalf("third stream of one user: %v, want 429 with a JSON error", err)
 	}
 	apptest.Open(t, srv.URL(), env.Token("b"), "")

@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/sseclient"
 	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/apptest"
+	"github.com/notifyd/notifyd/internal/wire"
 )
 
 // TestBehindNginx runs a node behind Debian's real nginx with the
@@ -174,9 +174,9 @@ func TestBehindNginx(t *testing.T) {
 			t.Fatal("session cookie set over https (X-Forwarded-Proto from a trusted proxy) is not Secure")
 		}
 		// Several streams of one browser share one HTTP/2 connection.
-		var streams []*sseclient.Stream
+		var streams []*wire.Stream
 		for range 8 {
-			s, err := sseclient.Open(context.Background(), b.client, ngx.httpsURL+"/api/notifications/ws", nil)
+			s, err := wire.Open(context.Background(), b.client, ngx.httpsURL+"/api/notifications/ws", nil)
 			if err != nil {
 				t.Fatalf("stream over HTTP/2: %v", err)
 			}

@@ -9,15 +9,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/sseclient"
 	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/apptest"
+	"github.com/notifyd/notifyd/internal/wire"
 )
 
 // cookieStream is a browser's stream read in the background.
 type cookieStream struct {
-	s      *sseclient.Stream
-	events chan sseclient.Event
+	s      *wire.Stream
+	events chan wire.Event
 	done   chan struct{}
 	err    error
 }
@@ -26,11 +26,11 @@ func openCookieStream(t *testing.T, b *browser, base string) *cookieStream {
 	t.Helper()
 	// b's cookies, without b's timeout on the whole answer.
 	client := &http.Client{Jar: b.client.Jar}
-	s, err := sseclient.Open(context.Background(), client, base+"/api/notifications/ws", nil)
+	s, err := wire.Open(context.Background(), client, base+"/api/notifications/ws", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs := &cookieStream{s: s, events: make(chan sseclient.Event, 1000), done: make(chan struct{})}
+	cs := &cookieStream{s: s, events: make(chan wire.Event, 1000), done: make(chan struct{})}
 	go func() {
 		defer close(cs.done)
 		for {
@@ -131,7 +131,7 @@ func TestDeletingSessionRowClosesItsStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	other.next(t, `"message":"still here"`, 10*time.Second)
-	if _, err := gone.openStream(node2.URL()); err == nil || err.(*sseclient.StatusError).Status != http.StatusUnauthorized {
+	if _, err := gone.openStream(node2.URL()); err == nil || err.(*wire.StatusError).Status != http.StatusUnauthorized {
 		t.Fatalf("the deleted session's cookie opened a stream: %v", err)
 	}
 }

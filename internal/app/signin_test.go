@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"github.com/notifyd/notifyd/internal/app"
-	"github.com/notifyd/notifyd/internal/sseclient"
 	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/apptest"
+	"github.com/notifyd/notifyd/internal/wire"
 )
 
 // browser is an HTTP client with a cookie jar that does not follow
@@ -92,8 +92,8 @@ func (b *browser) finish(callback *url.URL) (*http.Response, string) {
 	return b.do("GET", callback.String(), nil, nil)
 }
 
-func (b *browser) openStream(base string) (*sseclient.Stream, error) {
-	return sseclient.Open(context.Background(), b.client, base+"/api/notifications/ws", nil)
+func (b *browser) openStream(base string) (*wire.Stream, error) {
+	return wire.Open(context.Background(), b.client, base+"/api/notifications/ws", nil)
 }
 
 func errorOf(body string) string {
@@ -180,7 +180,7 @@ func TestBrowserSignIn(t *testing.T) {
 		}
 		b.client.Jar.SetCookies(u, cs)
 		_, err := b.openStream(base)
-		if se, ok := err.(*sseclient.StatusError); !ok || se.Status != http.StatusUnauthorized {
+		if se, ok := err.(*wire.StatusError); !ok || se.Status != http.StatusUnauthorized {
 			t.Fatalf("tampered cookie: %v", err)
 		}
 	})
@@ -243,7 +243,7 @@ func TestBrowserSignIn(t *testing.T) {
 		if _, err := env.DB.Pool.Exec(context.Background(), `UPDATE notify.sessions SET expires_at = created_at + interval '1 millisecond' WHERE user_id = 'frank'`); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.openStream(base); err == nil || err.(*sseclient.StatusError).Status != http.StatusUnauthorized {
+		if _, err := b.openStream(base); err == nil || err.(*wire.StatusError).Status != http.StatusUnauthorized {
 			t.Fatalf("expired session opened a stream: %v", err)
 		}
 	})
@@ -282,7 +282,7 @@ func TestBrowserSignIn(t *testing.T) {
 			t.Error("stream ended without a logout status message")
 		}
 		b.client.Jar.SetCookies(u, saved) // a copy of the old cookie must not work either
-		if _, err := b.openStream(base); err == nil || err.(*sseclient.StatusError).Status != http.StatusUnauthorized {
+		if _, err := b.openStream(base); err == nil || err.(*wire.StatusError).Status != http.StatusUnauthorized {
 			t.Fatalf("logged-out cookie opened a stream: %v", err)
 		}
 	})

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/sseclient"
 	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/apptest"
+	"github.com/notifyd/notifyd/internal/wire"
 )
 
 // TestSlowRequestBodyIsCut: a client that sends a request's headers and then
@@ -112,7 +112,7 @@ func TestStreamOutlivesRequestTimeout(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	s, err := sseclient.Open(ctx, client, srv.URL()+"/api/notifications/ws", http.Header{"Authorization": {"Bearer " + token}})
+	s, err := wire.Open(ctx, client, srv.URL()+"/api/notifications/ws", http.Header{"Authorization": {"Bearer " + token}})
 	if err != nil {
 		t.Fatal(err)
 	}

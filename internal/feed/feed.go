@@ -18,7 +18,7 @@ import (
 	"github.com/notifyd/notifyd/internal/hub"
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/postgres"
-	"github.com/notifyd/notifyd/internal/stream"
+	"github.com/notifyd/notifyd/internal/wire"
 )
 
 // Config tunes the feed.
@@ -195,8 +195,8 @@ func (f *Feed) crossGap(ctx context.Context, position, first int64) error {
 		"lacked them, or a restore): its streams are told, and get the new history's notifications next",
 		"position", position, "lost_after", hole.After, "next_seq", hole.First)
 	f.hub.StartWindow(position)
-	f.hub.Broadcast(stream.MessageFrame(stream.Message{Type: "status", Timestamp: time.Now().UnixMilli(),
-		Data: map[string]any{"replay": "lost", "live": true, "lastSeq": hole.After, "nextSeq": hole.First}}))
+	f.hub.Broadcast(hub.Frame{Data: wire.StatusEvent(time.Now(), wire.Status{Replay: wire.ReplayLost, Live: true,
+		LastSeq: new(hole.After), NextSeq: new(hole.First)})})
 	return nil
 }
 
@@ -207,7 +207,7 @@ func (f *Feed) deliver(ctx context.Context, ns []notify.Notification, bad []post
 			f.setAside(ctx, bad[0])
 			bad = bad[1:]
 		}
-		ev := &hub.Event{Frame: stream.NotificationFrame(n), Target: n.Target, Module: n.Module, Severity: n.Severity, CreatedAt: n.CreatedAt}
+		ev := &hub.Event{Frame: hub.Frame{Seq: n.Seq, Created: n.CreatedAt.UnixNano(), Data: wire.NotificationEvent(n)}, Target: n.Target, Module: n.Module, Severity: n.Severity, CreatedAt: n.CreatedAt}
 		streams := f.hub.Publish(ev)
 		f.position.Store(n.Seq)
 		if f.cfg.Published != nil {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/notifyd/notifyd/internal/hub"
 	"github.com/notifyd/notifyd/internal/notify"
-	"github.com/notifyd/notifyd/internal/stream"
+	"github.com/notifyd/notifyd/internal/wire"
 )
 
 // action serves POST /api/notifications/ws, the original design's actions.
@@ -29,7 +29,7 @@ func (a *API) action(c *gin.Context) error {
 		if err != nil {
 			return err
 		}
-		c.JSON(http.StatusOK, gin.H{"success": true, "notification": stream.DataOf(n)})
+		c.JSON(http.StatusOK, gin.H{"success": true, "notification": wire.NotificationOf(n)})
 		return nil
 	case "":
 		return fmt.Errorf("%w: action is required (status, test, broadcast, create-and-notify)", notify.ErrInvalid)
@@ -59,7 +59,7 @@ func (a *API) test(c *gin.Context, req notificationRequest) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, gin.H{"success": true, "notification": stream.DataOf(stored)})
+	c.JSON(http.StatusOK, gin.H{"success": true, "notification": wire.NotificationOf(stored)})
 	return nil
 }
 

@@ -12,7 +12,7 @@ import (
 	"github.com/notifyd/notifyd/internal/inboxsync"
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/postgres"
-	"github.com/notifyd/notifyd/internal/stream"
+	"github.com/notifyd/notifyd/internal/wire"
 )
 
 var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
@@ -65,7 +65,7 @@ func (a *API) history(c *gin.Context) error {
 		if it.Read && !it.ReadAt.IsZero() {
 			readAt = it.ReadAt
 		}
-		d := stream.DataOf(it.Notification)
+		d := wire.NotificationOf(it.Notification)
 		out = append(out, gin.H{"id": d.ID, "seq": d.Seq, "message": d.Message, "severity": d.Severity,
 			"module": d.Module, "actionType": d.ActionType, "details": d.Details, "data": d.Data,
 			"targetUserId": d.TargetUserID, "targetRoles": d.TargetRoles, "createdAt": d.CreatedAt,

@@ -10,7 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/notifyd/notifyd/internal/notify"
-	"github.com/notifyd/notifyd/internal/stream"
+	"github.com/notifyd/notifyd/internal/wire"
 )
 
 // notificationRequest is the body of POST /api/notifications and of the
@@ -58,7 +58,7 @@ func (a *API) create(c *gin.Context) error {
 		status = http.StatusOK
 		c.Header("Idempotent-Replayed", "true")
 	}
-	c.JSON(status, gin.H{"success": true, "notification": stream.DataOf(n)})
+	c.JSON(status, gin.H{"success": true, "notification": wire.NotificationOf(n)})
 	return nil
 }
 

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/notifyd/notifyd/internal/hub"
-	"github.com/notifyd/notifyd/internal/stream"
+	"github.com/notifyd/notifyd/internal/wire"
 )
 
 // muteReloadTimeout bounds the read of a user's mutes after an
@@ -53,13 +53,7 @@ func (s *Sync) reloadMutes(userID string) {
 // them, and data.change, the action with the notification's id and seq
 // when it has them.
 func statusFrame(ch Change, now time.Time) hub.Frame {
-	change := map[string]any{"action": ch.Action}
-	if ch.NotificationID != "" {
-		change["notificationId"] = ch.NotificationID
-	}
-	if ch.Seq != 0 {
-		change["seq"] = ch.Seq
-	}
-	return stream.MessageFrame(stream.Message{Type: "status", Timestamp: now.UnixMilli(),
-		Data: map[string]any{"unreadCount": ch.UnreadCount, "hasMore": ch.HasMore, "countedThrough": ch.CountedThrough, "change": change}})
+	return hub.Frame{Data: wire.StatusEvent(now, wire.Status{
+		UnreadCount: new(ch.UnreadCount), HasMore: new(ch.HasMore), CountedThrough: new(ch.CountedThrough),
+		Change: &wire.Change{Action: ch.Action, NotificationID: ch.NotificationID, Seq: ch.Seq}})}
 }

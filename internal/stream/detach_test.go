@@ -13,9 +13,9 @@ import (
 
 	"github.com/notifyd/notifyd/internal/hub"
 	"github.com/notifyd/notifyd/internal/notify"
-	"github.com/notifyd/notifyd/internal/sseclient"
 	"github.com/notifyd/notifyd/internal/stream"
 	"github.com/notifyd/notifyd/internal/testkit"
+	"github.com/notifyd/notifyd/internal/wire"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -79,10 +79,11 @@ func TestStreamDetachedAndNot(t *testing.T) {
 				t.Error("the handler returned while its stream is open")
 			}
 			for seq := int64(1); seq <= 3; seq++ {
-				f := stream.NotificationFrame(notify.Notification{ID: "n", Seq: seq, Message: "m", Severity: notify.SeverityLow, CreatedAt: time.Now()})
+				n := notify.Notification{ID: "n", Seq: seq, Message: "m", Severity: notify.SeverityLow, CreatedAt: time.Now()}
+				f := hub.Frame{Seq: n.Seq, Data: wire.NotificationEvent(n)}
 				h.Publish(&hub.Event{Frame: f, Target: notify.Target{UserID: "alice"}})
 			}
-			h.Broadcast(stream.HeartbeatFrame(time.Now()))
+			h.Broadcast(hub.Frame{Data: wire.HeartbeatEvent(time.Now())})
 			for seq := 1; seq <= 3; seq++ {
 				if ev := next(t, s); ev.ID != string(rune('0'+seq)) {
 					t.Fatalf("event %q %q, want id %d", ev.ID, ev.Data, seq)
@@ -139,11 +140,11 @@ func TestDetachedStreamEndsWhenClientLeaves(t *testing.T) {
 	s2.Close()
 }
 
-func open(t *testing.T, url string) (*sseclient.Stream, *http.Response) {
+func open(t *testing.T, url string) (*wire.Stream, *http.Response) {
 	t.Helper()
 	var resp *http.Response
 	client := &http.Client{Transport: &captureTransport{resp: &resp}}
-	s, err := sseclient.Open(context.Background(), client, url, nil)
+	s, err := wire.Open(context.Background(), client, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +160,7 @@ func (c *captureTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-func next(t *testing.T, s *sseclient.Stream) sseclient.Event {
+func next(t *testing.T, s *wire.Stream) wire.Event {
 	t.Helper()
 	ev, err := s.Next()
 	if err != nil {

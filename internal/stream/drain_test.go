@@ -12,9 +12,9 @@ import (
 
 	"github.com/notifyd/notifyd/internal/hub"
 	"github.com/notifyd/notifyd/internal/notify"
-	"github.com/notifyd/notifyd/internal/sseclient"
 	"github.com/notifyd/notifyd/internal/stream"
 	"github.com/notifyd/notifyd/internal/testkit"
+	"github.com/notifyd/notifyd/internal/wire"
 )
 
 // TestDrainClosesEachStreamToComeBackAtOnce: Drain closes every stream,
@@ -34,9 +34,9 @@ func TestDrainClosesEachStreamToComeBackAtOnce(t *testing.T) {
 	}))
 	defer hs.Close()
 	const n = 20
-	streams := make([]*sseclient.Stream, n)
+	streams := make([]*wire.Stream, n)
 	for i := range streams {
-		s, err := sseclient.Open(context.Background(), http.DefaultClient, fmt.Sprintf("%s?u=u%d", hs.URL, i), nil)
+		s, err := wire.Open(context.Background(), http.DefaultClient, fmt.Sprintf("%s?u=u%d", hs.URL, i), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

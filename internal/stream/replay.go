@@ -9,6 +9,7 @@ import (
 	"github.com/notifyd/notifyd/internal/hub"
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/postgres"
+	"github.com/notifyd/notifyd/internal/wire"
 )
 
 // replay is a resume's catch-up from the table. It is read a page at a time,
@@ -42,7 +43,7 @@ func (s *Server) startReplay(ctx context.Context, id notify.Identity, resume Res
 		}
 	}
 	rp := &replay{after: after, fence: s.store.ReadFence()}
-	now := time.Now().UnixMilli()
+	now := time.Now()
 	if hole, lost := head.Holes.Lost(after); lost {
 		// The resume point was numbered on a history this database does not
 		// have (it is a restored copy or a promoted replica): the client may
@@ -50,15 +51,15 @@ func (s *Server) startReplay(ctx context.Context, id notify.Identity, resume Res
 		// everything after the last seq this database kept before the new
 		// history, which is the same as everything after its own point:
 		// nothing was numbered in between.
-		rp.status = MessageFrame(Message{Type: "status", Timestamp: now, Data: map[string]any{
-			"replay": "lost", "resumeFrom": after, "lastSeq": hole.After, "nextSeq": hole.First}}).Data
+		rp.status = wire.StatusEvent(now, wire.Status{Replay: wire.ReplayLost, ResumeFrom: new(after),
+			LastSeq: new(hole.After), NextSeq: new(hole.First)})
 		rp.after = hole.After
 		return rp, s.readPage(ctx, id, rp)
 	}
 	switch {
 	case after < head.TruncatedBefore:
-		rp.status = MessageFrame(Message{Type: "status", Timestamp: now, Data: map[string]any{
-			"replay": "truncated", "resumeFrom": after, "oldestAvailable": head.TruncatedBefore + 1}}).Data
+		rp.status = wire.StatusEvent(now, wire.Status{Replay: wire.ReplayTruncated, ResumeFrom: new(after),
+			OldestAvailable: new(head.TruncatedBefore + 1)})
 	case after > head.LastSeq:
 		// The client is ahead of this database (it was reset or restored):
 		// it gets everything after the database's position when the stream
@@ -73,8 +74,7 @@ func (s *Server) startReplay(ctx context.Context, id notify.Identity, resume Res
 		if resume.live >= 0 && resume.live < from {
 			from = resume.live
 		}
-		rp.status = MessageFrame(Message{Type: "status", Timestamp: now, Data: map[string]any{
-			"replay": "ahead", "resumeFrom": after, "lastSeq": from}}).Data
+		rp.status = wire.StatusEvent(now, wire.Status{Replay: wire.ReplayAhead, ResumeFrom: new(after), LastSeq: new(from)})
 		rp.after = from
 		if from == head.LastSeq {
 			rp.done = true
@@ -105,7 +105,7 @@ func (s *Server) writeReplay(ctx context.Context, wr *writer, sub *hub.Subscribe
 	events := 0
 	for {
 		for _, n := range rp.page {
-			wr.add(NotificationFrame(n).Data)
+			wr.add(wire.NotificationEvent(n))
 			rp.after = n.Seq
 			events++
 			if wr.pending >= 32<<10 {

@@ -11,6 +11,7 @@ import (
 	"github.com/notifyd/notifyd/internal/hub"
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/postgres"
+	"github.com/notifyd/notifyd/internal/wire"
 )
 
 // Resume is where a reconnecting client left off.
@@ -194,17 +195,17 @@ func (s *Server) begin(ctx context.Context, wr *writer, sub *hub.Subscriber, res
 }
 
 // connectedInfo is the connected message's data, without the inbox state.
-func (s *Server) connectedInfo(sub *hub.Subscriber, resume Resume) map[string]any {
-	return map[string]any{"connectionId": sub.ID(), "roles": sub.Identity().Roles, "resumeFrom": resumeValue(resume),
-		"heartbeatInterval": s.cfg.HeartbeatInterval.Milliseconds()}
+func (s *Server) connectedInfo(sub *hub.Subscriber, resume Resume) *wire.Connected {
+	return &wire.Connected{ConnectionID: sub.ID(), Roles: sub.Identity().Roles, ResumeFrom: resumeValue(resume),
+		HeartbeatInterval: s.cfg.HeartbeatInterval.Milliseconds()}
 }
 
 // writeConnected writes the retry line and the connected message.
-func (s *Server) writeConnected(wr *writer, sub *hub.Subscriber, info map[string]any) error {
+func (s *Server) writeConnected(wr *writer, sub *hub.Subscriber, info *wire.Connected) error {
 	id := sub.Identity()
-	wr.add(retryLine(s.cfg.Retry))
-	wr.add(MessageFrame(Message{Type: "connected", UserID: id.UserID, UserRole: firstRole(id.Roles),
-		Timestamp: time.Now().UnixMilli(), Data: info}).Data)
+	wr.add(wire.RetryField(s.cfg.Retry))
+	wr.add(wire.MessageEvent(wire.Message{Type: wire.TypeConnected, UserID: id.UserID, UserRole: firstRole(id.Roles),
+		Timestamp: time.Now().UnixMilli(), Data: info}))
 	if err := wr.flush(); err != nil {
 		return err
 	}
@@ -238,19 +239,19 @@ func (s *Server) openingFailed(ctx context.Context, sub *hub.Subscriber, deadlin
 // Without the database the stream still opens: unmuted, with unreadCount
 // null. muted reports whether the subscriber holds the user's mutes (or
 // the server keeps no inbox, so there are none to hold).
-func (s *Server) addInbox(ctx context.Context, sub *hub.Subscriber, info map[string]any, log *slog.Logger) (head *postgres.Head, muted bool) {
+func (s *Server) addInbox(ctx context.Context, sub *hub.Subscriber, info *wire.Connected, log *slog.Logger) (head *postgres.Head, muted bool) {
 	if s.inbox == nil {
 		return nil, true
 	}
 	id := sub.Identity()
 	o, err := s.inbox.Opening(ctx, id)
 	if err != nil {
-		info["unreadCount"] = nil
+		info.UnreadCount = &wire.Count{} // unknown
 		log.WarnContext(ctx, "stream opened without inbox state", "stream_id", sub.ID(), "user_id", id.UserID, "err", err)
 		return nil, false
 	}
 	sub.SetMuted(o.Muted)
-	info["unreadCount"], info["hasMore"] = o.Unread.Count, o.Unread.HasMore
+	info.UnreadCount, info.HasMore = &wire.Count{N: o.Unread.Count, Known: true}, new(o.Unread.HasMore)
 	return &o.Head, true
 }
 
@@ -261,11 +262,11 @@ func firstRole(roles []string) string {
 	return roles[0]
 }
 
-func resumeValue(r Resume) any {
+func resumeValue(r Resume) *int64 {
 	if !r.Set {
 		return nil
 	}
-	return r.Seq
+	return new(r.Seq)
 }
 
 // live writes the hub's frames above last until the stream ends.
@@ -348,7 +349,7 @@ func (s *Server) farewell(wr *writer, reason hub.Reason) {
 		return
 	}
 	wr.timeout = min(wr.timeout, time.Second)
-	data := map[string]any{"closing": string(reason), "message": msg}
+	data := wire.Status{Closing: string(reason), Message: msg}
 	if reason == hub.ReasonShutdown {
 		// Spread the reconnects of this node's clients over ReconnectSpread,
 		// unless Drain spreads the closes themselves.
@@ -356,10 +357,10 @@ func (s *Server) farewell(wr *writer, reason hub.Reason) {
 		if !s.draining.Load() {
 			after = time.Duration(rand.Int64N(int64(s.cfg.ReconnectSpread)))
 		}
-		data["reconnectAfter"] = after.Milliseconds()
-		wr.add(retryLine(max(after, closingRetryFloor)))
+		data.ReconnectAfter = new(after.Milliseconds())
+		wr.add(wire.RetryField(max(after, closingRetryFloor)))
 	}
-	wr.add(MessageFrame(Message{Type: "status", Timestamp: time.Now().UnixMilli(), Data: data}).Data)
+	wr.add(wire.StatusEvent(time.Now(), data))
 	_ = wr.flush()
 }
 

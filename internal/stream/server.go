@@ -35,6 +35,7 @@ import (
 	"github.com/notifyd/notifyd/internal/hub"
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/postgres"
+	"github.com/notifyd/notifyd/internal/wire"
 )
 
 // Config tunes the streams.
@@ -221,7 +222,7 @@ func (s *Server) Run(ctx context.Context) {
 			}
 			return
 		case now := <-heartbeat.C:
-			s.hub.Broadcast(HeartbeatFrame(now))
+			s.hub.Broadcast(hub.Frame{Data: wire.HeartbeatEvent(now)})
 		case now := <-sweep.C:
 			if n := s.hub.CloseStale(now.Add(-s.cfg.ConnTimeout)); n > 0 {
 				s.cfg.Logger.InfoContext(ctx, "closed streams with no successful write", "streams", n, "timeout", s.cfg.ConnTimeout)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/notifyd/notifyd/internal/hub"
+	"github.com/notifyd/notifyd/internal/wire"
 )
 
 // Why a resumed stream gets its unread count later: the count is most of
@@ -42,6 +43,6 @@ func (s *Server) countLater(ctx context.Context, sub *hub.Subscriber, log *slog.
 		}
 		return
 	}
-	sub.Send(MessageFrame(Message{Type: "status", Timestamp: time.Now().UnixMilli(),
-		Data: map[string]any{"unreadCount": u.Count, "hasMore": u.HasMore, "countedThrough": u.Through}}))
+	sub.Send(hub.Frame{Data: wire.StatusEvent(time.Now(), wire.Status{UnreadCount: new(u.Count), HasMore: new(u.HasMore),
+		CountedThrough: new(u.Through)})})
 }

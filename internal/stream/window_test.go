@@ -20,10 +20,10 @@ import (
 	"github.com/notifyd/notifyd/internal/hub"
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/postgres"
-	"github.com/notifyd/notifyd/internal/sseclient"
 	"github.com/notifyd/notifyd/internal/stream"
 	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/pgtest"
+	"github.com/notifyd/notifyd/internal/wire"
 )
 
 // world is one node's stream path over a test database: a hub with a
@@ -125,7 +125,7 @@ func (w *world) serveServer(t *testing.T, store *postgres.Notifications, id noti
 
 // resumeFrom opens a stream with Last-Event-ID after and returns the seqs
 // of its first n notifications (after the connected message).
-func resumeFrom(t *testing.T, url string, after int64, n int) ([]int64, *sseclient.Stream) {
+func resumeFrom(t *testing.T, url string, after int64, n int) ([]int64, *wire.Stream) {
 	t.Helper()
 	got, s, err := readResumed(url, after, n)
 	if err != nil {
@@ -136,8 +136,8 @@ func resumeFrom(t *testing.T, url string, after int64, n int) ([]int64, *sseclie
 }
 
 // readResumed is resumeFrom for any goroutine.
-func readResumed(url string, after int64, n int) ([]int64, *sseclient.Stream, error) {
-	s, err := sseclient.Open(context.Background(), http.DefaultClient, url, http.Header{"Last-Event-ID": {strconv.FormatInt(after, 10)}})
+func readResumed(url string, after int64, n int) ([]int64, *wire.Stream, error) {
+	s, err := wire.Open(context.Background(), http.DefaultClient, url, http.Header{"Last-Event-ID": {strconv.FormatInt(after, 10)}})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -190,7 +190,7 @@ func TestResumeInsideWindowReadsNoDatabase(t *testing.T) {
 				('alice', NULL, NULL, 'low', 'a2'), (NULL, '{OPS}', 'm1', 'low', 'muted'), (NULL, '{OPS}', 'm1', 'critical', 'critical'),
 				(NULL, NULL, NULL, 'low', 'everyone'), (NULL, '{FIN}', NULL, 'low', 'fin')`) - 7
 			url, resumes := w.serve(t, deadStore(t, w.db), notify.Identity{UserID: "alice", Roles: []string{"OPS"}}, deferCount)
-			s, err := sseclient.Open(context.Background(), http.DefaultClient, url, http.Header{"Last-Event-ID": {strconv.FormatInt(first+1, 10)}})
+			s, err := wire.Open(context.Background(), http.DefaultClient, url, http.Header{"Last-Event-ID": {strconv.FormatInt(first+1, 10)}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -269,7 +269,7 @@ func TestResumeOlderThanWindowFromDatabase(t *testing.T) {
 			// Retention took everything up to last-1.
 			pgtest.Exec(t, context.Background(), w.db.Pool, `DELETE FROM notify.notifications WHERE seq <= $1`, last-1)
 			pgtest.Exec(t, context.Background(), w.db.Pool, `UPDATE notify.stream_head SET truncated_before = $1`, last-1)
-			s, err := sseclient.Open(context.Background(), http.DefaultClient, url, http.Header{"Last-Event-ID": {strconv.FormatInt(last-2, 10)}})
+			s, err := wire.Open(context.Background(), http.DefaultClient, url, http.Header{"Last-Event-ID": {strconv.FormatInt(last-2, 10)}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -315,7 +315,7 @@ func TestResumeFromMemoryConnectedAndMutesInBatch(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s, err := sseclient.Open(ctx, http.DefaultClient, url, http.Header{"Last-Event-ID": {strconv.FormatInt(last-3, 10)}})
+			s, err := wire.Open(ctx, http.DefaultClient, url, http.Header{"Last-Event-ID": {strconv.FormatInt(last-3, 10)}})
 			if err != nil {
 				t.Error(err)
 				return
@@ -402,8 +402,8 @@ func TestWindowAgreesWithSQLReplay(t *testing.T) {
 			t.Errorf("%v: window %d notifications, table %d", id, len(frames), len(ns))
 		}
 		for i := range min(len(frames), len(ns)) {
-			if want := stream.NotificationFrame(ns[i]); frames[i].Seq != want.Seq || string(frames[i].Data) != string(want.Data) {
-				t.Errorf("%v #%d: window %s\ntable %s", id, i, frames[i].Data, want.Data)
+			if want := wire.NotificationEvent(ns[i]); frames[i].Seq != ns[i].Seq || string(frames[i].Data) != string(want) {
+				t.Errorf("%v #%d: window %s\ntable %s", id, i, frames[i].Data, want)
 				break
 			}
 		}
@@ -475,8 +475,8 @@ func TestCountDeferredOnlyWhenTurnsAreTaken(t *testing.T) {
 	w := setupWorld(t, 1000)
 	last := w.send(t, `('dora', NULL, NULL, 'low', 'd1'), ('dora', NULL, NULL, 'low', 'd2')`)
 	url, resumes, srv := w.serveServer(t, w.store, notify.Identity{UserID: "dora"}, false)
-	open := func() *sseclient.Stream {
-		s, err := sseclient.Open(context.Background(), http.DefaultClient, url, http.Header{"Last-Event-ID": {strconv.FormatInt(last-1, 10)}})
+	open := func() *wire.Stream {
+		s, err := wire.Open(context.Background(), http.DefaultClient, url, http.Header{"Last-Event-ID": {strconv.FormatInt(last-1, 10)}})
 		if err != nil {
 			t.Error(err)
 			return nil
@@ -484,7 +484,7 @@ func TestCountDeferredOnlyWhenTurnsAreTaken(t *testing.T) {
 		return s
 	}
 	// kinds reads until the notification and says what came with it.
-	kinds := func(s *sseclient.Stream) []string {
+	kinds := func(s *wire.Stream) []string {
 		var got []string
 		for {
 			ev, err := s.Next()
@@ -511,7 +511,7 @@ func TestCountDeferredOnlyWhenTurnsAreTaken(t *testing.T) {
 		t.Errorf("turns free: %q", got)
 	}
 	release := stream.HoldTurns(srv)
-	opened := make(chan *sseclient.Stream, 1)
+	opened := make(chan *wire.Stream, 1)
 	go func() { opened <- open() }()
 	deadline := time.Now().Add(10 * time.Second)
 	for stream.MutesWaiting(srv) == 0 {

@@ -1,7 +1,7 @@
 // Package apptest runs real notifyd servers for end-to-end tests: a fresh
 // database (package pgtest), a real OpenID Connect issuer on its own HTTP
 // server (package issuer), and app.Start on port 0. Streams are read over
-// real HTTP with package sseclient.
+// real HTTP with package wire.
 package apptest
 
 import (

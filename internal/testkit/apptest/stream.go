@@ -2,7 +2,6 @@ package apptest
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -10,46 +9,23 @@ import (
 	"testing"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/sseclient"
+	"github.com/notifyd/notifyd/internal/wire"
 )
 
-// Message is a decoded stream message.
-type Message struct {
-	EventID string `json:"-"`
-	// Retry is the last SSE retry field the stream had sent when this
-	// message arrived.
-	Retry          time.Duration   `json:"-"`
-	Type           string          `json:"type"`
-	UserID         string          `json:"userId"`
-	Data           json.RawMessage `json:"data"`
-	Timestamp      int64           `json:"timestamp"`
-	NotificationID string          `json:"notificationId"`
-}
-
-// Notification is the data of a notification message.
-type Notification struct {
-	ID           string          `json:"id"`
-	Seq          int64           `json:"seq"`
-	Message      string          `json:"message"`
-	Severity     string          `json:"severity"`
-	Module       *string         `json:"module"`
-	TargetUserID *string         `json:"targetUserId"`
-	TargetRoles  []string        `json:"targetRoles"`
-	Data         json.RawMessage `json:"data"`
-	CreatedAt    time.Time       `json:"createdAt"`
-}
+// Message is a decoded stream message. Notification decodes its data as a
+// test wants it: the zero value when it is not a notification.
+type Message struct{ wire.Received }
 
 // Notification decodes m's data as a notification.
-func (m Message) Notification() Notification {
-	var n Notification
-	_ = json.Unmarshal(m.Data, &n)
+func (m Message) Notification() wire.Notification {
+	n, _ := m.Received.Notification()
 	return n
 }
 
 // Reader consumes one stream in the background.
 type Reader struct {
 	t      testing.TB
-	stream *sseclient.Stream
+	stream *wire.Stream
 	cancel context.CancelFunc
 	msgs   chan Message
 	done   chan struct{}
@@ -77,7 +53,7 @@ func TryOpen(baseURL, token, lastEventID string) (*Reader, error) {
 	if lastEventID != "" {
 		h.Set("Last-Event-ID", lastEventID)
 	}
-	s, err := sseclient.Open(ctx, http.DefaultClient, baseURL+"/api/notifications/ws", h)
+	s, err := wire.Open(ctx, http.DefaultClient, baseURL+"/api/notifications/ws", h)
 	if err != nil {
 		cancel()
 		return nil, err
@@ -96,14 +72,13 @@ func (r *Reader) read() {
 			r.err = err
 			return
 		}
-		var m Message
-		if err := json.Unmarshal(ev.Data, &m); err != nil {
+		m, err := wire.Decode(ev)
+		if err != nil {
 			r.err = err
 			return
 		}
-		m.EventID = ev.ID
-		m.Retry = time.Duration(r.stream.Retry) * time.Millisecond
-		r.msgs <- m
+		m.Retry = r.stream.Retry()
+		r.msgs <- Message{m}
 	}
 }
 

@@ -1,18 +1,15 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
-	"strconv"
+	"slices"
 	"sync"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/sseclient"
+	"github.com/notifyd/notifyd/internal/wire"
 )
 
 // StreamPath is notifyd's event stream.
@@ -38,97 +35,60 @@ type ReaderConfig struct {
 }
 
 // Reader is one client identity reading the stream across connections and
-// nodes, as a well-behaved browser client does: when its connection ends
-// (the server closed it, its node died, or Resume asked), it reconnects,
-// to another node when its own is gone, with Last-Event-ID set to the last
-// seq it received. It records every notification delivered, with the time
-// it was read off the connection, and every heartbeat.
+// nodes: a wire.Reader that reconnects to another node when its own is gone
+// (or when Resume names one). It records every notification delivered,
+// with the time it was read off the connection.
 type Reader struct {
-	cfg       ReaderConfig
-	connected chan struct{}
-	once      sync.Once
+	*wire.Reader
+	cfg ReaderConfig
 
-	mu        sync.Mutex
-	seqs      []int64
-	at        []int64 // receipt, unix nanoseconds
-	last      int64
-	node      int
-	abort     context.CancelFunc // ends the current connection
-	switchTo  int                // node asked for by Resume; -1: none
-	stats     ReaderStats
-	beatPrev  time.Time
-	protoErrs []string
+	mu       sync.Mutex
+	seqs     []int64
+	at       []int64 // receipt, unix nanoseconds
+	node     int     // of the current or next connection
+	switchTo int     // node asked for by Resume; -1: none
 }
 
-// ReaderStats counts what happened to a reader.
+// ReaderStats counts what happened to a reader, and names its node.
 type ReaderStats struct {
-	Open          bool           `json:"open"`
-	Node          int            `json:"node"`
-	Received      int            `json:"received"`
-	LastSeq       int64          `json:"last_seq"`
-	Connects      int            `json:"connects"`
-	ConnectErrors int            `json:"connect_errors"`
-	Resumes       int            `json:"resumes"` // connections ended on purpose (Resume)
-	Drops         int            `json:"drops"`   // connections ended by the server or the network
-	CloseReasons  map[string]int `json:"close_reasons,omitempty"`
-	// Heartbeats counts heartbeats since the last MarkHeartbeats, and
-	// MaxBeatGap is the longest wait for one since then (from the mark or
-	// a connect to the first, then between consecutive ones).
-	Heartbeats     int   `json:"heartbeats"`
-	MaxBeatGapMs   int64 `json:"max_beat_gap_ms"`
-	ProtocolErrors int   `json:"protocol_errors"`
-	// FirstError describes the first protocol error (a malformed event).
-	FirstError string `json:"first_error,omitempty"`
+	wire.ReaderStats
+	Node int `json:"node"`
 }
 
 // NewReader returns a reader; Run starts it.
 func NewReader(cfg ReaderConfig) *Reader {
-	if cfg.MaxBackoff == 0 {
-		cfg.MaxBackoff = time.Second
-	}
-	return &Reader{cfg: cfg, connected: make(chan struct{}), last: cfg.Start, node: cfg.Node, switchTo: -1}
+	r := &Reader{cfg: cfg, node: cfg.Node, switchTo: -1}
+	r.Reader = wire.NewReader(wire.ReaderConfig{
+		Client:         cfg.Client,
+		URL:            r.url,
+		Header:         http.Header{"Authorization": {"Bearer " + cfg.Token}},
+		From:           cfg.Start,
+		MaxBackoff:     cfg.MaxBackoff,
+		OnNotification: r.record,
+		OnRetry:        r.retry,
+	})
+	return r
 }
-
-// Connected is closed once the first connection has received its
-// "connected" message: from then on the reader is subscribed.
-func (r *Reader) Connected() <-chan struct{} { return r.connected }
 
 // Resume ends the current connection and reconnects with Last-Event-ID, to
 // node (or, if node is negative, to a random node that is up, another one
 // when there is a choice).
 func (r *Reader) Resume(node int) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if node < 0 {
 		node = r.cfg.Nodes.Pick(r.node)
 	}
 	r.switchTo = node
-	if r.abort != nil {
-		r.abort()
-	}
+	r.mu.Unlock()
+	r.Reconnect()
 }
 
 // Stats returns the reader's counters.
 func (r *Reader) Stats() ReaderStats {
+	st := r.Reader.Stats()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := r.stats
-	s.Node, s.Received, s.LastSeq = r.node, len(r.seqs), r.last
-	s.CloseReasons = make(map[string]int, len(r.stats.CloseReasons))
-	for k, v := range r.stats.CloseReasons {
-		s.CloseReasons[k] = v
-	}
-	if len(r.protoErrs) > 0 {
-		s.FirstError = r.protoErrs[0]
-	}
-	return s
-}
-
-// LastSeq is the last seq received (or the start point).
-func (r *Reader) LastSeq() int64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.last
+	return ReaderStats{ReaderStats: st, Node: r.node}
 }
 
 // Received returns copies of the seqs received, in the order they arrived,
@@ -136,200 +96,39 @@ func (r *Reader) LastSeq() int64 {
 func (r *Reader) Received() (seqs, at []int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]int64(nil), r.seqs...), append([]int64(nil), r.at...)
-}
-
-// MarkHeartbeats restarts the heartbeat count and the longest gap.
-func (r *Reader) MarkHeartbeats() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.stats.Heartbeats, r.stats.MaxBeatGapMs = 0, 0
-	r.beatPrev = time.Now()
+	return slices.Clone(r.seqs), slices.Clone(r.at)
 }
 
 // Run connects and reads until ctx ends.
-func (r *Reader) Run(ctx context.Context) {
-	backoff := time.Duration(0)
-	for ctx.Err() == nil {
-		connCtx, cancel := context.WithCancel(ctx)
-		s, node, err := r.connect(connCtx, cancel)
-		if err != nil {
-			cancel()
-			if ctx.Err() != nil {
-				return
-			}
-			r.mu.Lock()
-			r.stats.ConnectErrors++
-			r.node = r.cfg.Nodes.Pick(node) // try elsewhere next time
-			r.mu.Unlock()
-			backoff = min(max(2*backoff, 10*time.Millisecond), r.cfg.MaxBackoff)
-			sleep(ctx, backoff/2+rand.N(backoff/2+1))
-			continue
-		}
-		backoff = 0
-		r.consume(s)
-		s.Close()
-		cancel()
-		r.mu.Lock()
-		r.stats.Open, r.abort = false, nil
-		switch {
-		case ctx.Err() != nil:
-		case r.switchTo >= 0:
-			r.stats.Resumes++
-		default:
-			r.stats.Drops++
-			if !r.cfg.Nodes.Up(r.node) {
-				r.node = r.cfg.Nodes.Pick(r.node)
-			}
-		}
-		r.mu.Unlock()
-	}
-}
+func (r *Reader) Run(ctx context.Context) { _ = r.Reader.Run(ctx) }
 
-// connect opens a connection and reads up to its "connected" message.
-func (r *Reader) connect(ctx context.Context, abort context.CancelFunc) (*sseclient.Stream, int, error) {
+// url is the stream of the node to connect to next.
+func (r *Reader) url() string {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.switchTo >= 0 {
 		r.node, r.switchTo = r.switchTo, -1
 	}
-	node, last := r.node, r.last
-	r.mu.Unlock()
-	h := http.Header{"Authorization": {"Bearer " + r.cfg.Token}}
-	if last >= 0 {
-		h.Set("Last-Event-ID", strconv.FormatInt(last, 10))
-	}
-	s, err := sseclient.Open(ctx, r.cfg.Client, r.cfg.Nodes.URL(node)+StreamPath, h)
-	if err != nil {
-		return nil, node, err
-	}
-	ev, err := s.Next()
-	var m wireMessage
-	if err == nil {
-		err = json.Unmarshal(ev.Data, &m)
-	}
-	if err == nil && m.Type != "connected" {
-		err = fmt.Errorf("first message %q, want connected", ev.Data)
-	}
-	if err != nil {
-		s.Close()
-		return nil, node, fmt.Errorf("open stream: %w", err)
-	}
-	r.mu.Lock()
-	r.abort = abort      // cancelling the request ends a blocked read safely
-	if r.switchTo >= 0 { // Resume was asked while connecting
-		r.abort()
-	}
-	r.stats.Open = true
-	r.stats.Connects++
-	r.beatPrev = time.Now()
-	r.mu.Unlock()
-	r.once.Do(func() { close(r.connected) })
-	return s, node, nil
+	return r.cfg.Nodes.URL(r.node) + StreamPath
 }
 
-// wireMessage is the part of a stream message the reader looks at.
-type wireMessage struct {
-	Type           string `json:"type"`
-	NotificationID string `json:"notificationId"`
-	Data           struct {
-		Seq     int64  `json:"seq"`
-		Closing string `json:"closing"`
-	} `json:"data"`
-}
-
-func (r *Reader) consume(s *sseclient.Stream) {
-	for {
-		ev, err := s.Next()
-		if err != nil {
-			return
-		}
-		now := time.Now()
-		if ev.ID != "" {
-			seq, err := notificationSeq(ev)
-			if err != nil {
-				r.protocolError(err.Error())
-				continue
-			}
-			r.mu.Lock()
-			r.seqs = append(r.seqs, seq)
-			r.at = append(r.at, now.UnixNano())
-			r.last = seq
-			r.mu.Unlock()
-			continue
-		}
-		var m wireMessage
-		if err := json.Unmarshal(ev.Data, &m); err != nil {
-			r.protocolError(fmt.Sprintf("undecodable event %q: %v", ev.Data, err))
-			continue
-		}
-		r.mu.Lock()
-		switch {
-		case m.Type == "heartbeat":
-			r.stats.Heartbeats++
-			r.stats.MaxBeatGapMs = max(r.stats.MaxBeatGapMs, now.Sub(r.beatPrev).Milliseconds())
-			r.beatPrev = now
-		case m.Type == "status" && m.Data.Closing != "":
-			if r.stats.CloseReasons == nil {
-				r.stats.CloseReasons = map[string]int{}
-			}
-			r.stats.CloseReasons[m.Data.Closing]++
-		case m.Type == "notification":
-			r.stats.ProtocolErrors++ // a notification must carry its seq as the event id
-		}
-		r.mu.Unlock()
-	}
-}
-
-// notificationSeq checks a notification event and returns its seq. The
-// event id, the type, the notification id and data.seq must agree. The
-// fields are found by scanning rather than by decoding the whole event:
-// thousands of streams in one client process make decoding the bulk of its
-// CPU. notifyd writes "type" first and data's "id" then "seq" first inside
-// "data"; JSON escapes quotes inside strings, so `"seq":` can only be a key.
-func notificationSeq(ev sseclient.Event) (int64, error) {
-	bad := func(why string) (int64, error) {
-		return 0, fmt.Errorf("malformed notification event (%s): id %q, data %.200q", why, ev.ID, ev.Data)
-	}
-	seq, err := strconv.ParseInt(ev.ID, 10, 64)
-	if err != nil || seq <= 0 {
-		return bad("id")
-	}
-	d := ev.Data
-	if !bytes.HasPrefix(d, []byte(`{"type":"notification",`)) || !bytes.HasSuffix(d, []byte(`"}`)) {
-		return bad("type")
-	}
-	i := bytes.Index(d, []byte(`"seq":`))
-	if i < 0 {
-		return bad("no data.seq")
-	}
-	rest := d[i+len(`"seq":`):]
-	j := bytes.IndexAny(rest, ",}")
-	if j < 0 || !bytes.Equal(rest[:j], []byte(ev.ID)) {
-		return bad("data.seq differs from the id")
-	}
-	k := bytes.LastIndex(d, []byte(`"notificationId":"`))
-	if k < 0 || len(d)-k-len(`"notificationId":"`)-2 < 1 {
-		return bad("no notificationId")
-	}
-	return seq, nil
-}
-
-func (r *Reader) protocolError(msg string) {
+func (r *Reader) record(d wire.Delivery) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.stats.ProtocolErrors++
-	if len(r.protoErrs) < 3 {
-		r.protoErrs = append(r.protoErrs, msg)
-	}
+	r.seqs = append(r.seqs, d.Seq)
+	r.at = append(r.at, d.At.UnixNano())
+	return nil
 }
 
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
+// retry moves to another node after a failed attempt, or when the
+// connection ended because the node is down; a Resume's node is kept.
+func (r *Reader) retry(rt wire.Retry) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.switchTo < 0 && (rt.Failures > 0 || !r.cfg.Nodes.Up(r.node)) {
+		r.node = r.cfg.Nodes.Pick(r.node)
 	}
+	return nil
 }
 
 // ErrBehind is returned by WaitFor when a reader did not get there in time.
@@ -358,5 +157,14 @@ func WaitFor(ctx context.Context, readers []*Reader, seq int64, timeout time.Dur
 			return behind, ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
 	}
 }

@@ -1,15 +1,10 @@
 package cluster
 
 import (
-	"encoding/json"
 	"reflect"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/notifyd/notifyd/internal/notify"
-	"github.com/notifyd/notifyd/internal/sseclient"
-	"github.com/notifyd/notifyd/internal/stream"
 )
 
 func testFeed() *Feed {
@@ -55,35 +50,6 @@ func TestFeedCheck(t *testing.T) {
 				t.Errorf("OK() = %v", got.OK())
 			}
 		})
-	}
-}
-
-// TestNotificationSeqReadsRealFrames: the reader's scan of notification
-// events agrees with the frames the server builds, including text that
-// looks like the fields it looks for.
-func TestNotificationSeqReadsRealFrames(t *testing.T) {
-	for _, n := range []notify.Notification{
-		{ID: "0b3f7c1e-0000-4000-8000-000000000001", Seq: 7, Message: "plain", Severity: notify.SeverityLow},
-		{ID: "0b3f7c1e-0000-4000-8000-000000000002", Seq: 1234567, Message: `tricky "seq":1, "notificationId":"x"`,
-			Details: `{"seq":2}`, Data: json.RawMessage(`{"seq": 3, "type": "notification"}`), Severity: notify.SeverityHigh,
-			Target: notify.Target{UserID: "alice", Roles: []string{"OPS"}}},
-	} {
-		n.CreatedAt = time.Now()
-		f := stream.NotificationFrame(n)
-		s := strings.TrimSuffix(string(f.Data), "\n\n")
-		id, data, ok := strings.Cut(s, "\n")
-		if !ok {
-			t.Fatalf("frame %q", f.Data)
-		}
-		ev := sseclient.Event{ID: strings.TrimPrefix(id, "id: "), Data: []byte(strings.TrimPrefix(data, "data: "))}
-		seq, err := notificationSeq(ev)
-		if err != nil || seq != n.Seq {
-			t.Errorf("notificationSeq(%q) = %d, %v; want %d", ev.Data, seq, err, n.Seq)
-		}
-		ev.ID = "8"
-		if _, err := notificationSeq(ev); err == nil {
-			t.Errorf("an id that differs from data.seq was accepted: %q", ev.Data)
-		}
 	}
 }
 

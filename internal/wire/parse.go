@@ -1,8 +1,9 @@
-// Package sseclient reads a Server-Sent Events stream: the test suites, the
-// benchmark tool and `notifyd tail` use it to consume notifyd's stream the way
-// a browser's EventSource would (id, data, retry fields; blank line ends an
-// event; comments ignored).
-package sseclient
+package wire
+
+// The client side of the format: a Server-Sent Events parser that reads a
+// stream the way a browser's EventSource does (id, data and retry fields; a
+// blank line ends an event; comments ignored). It knows nothing of
+// notifyd's messages, so the bench reads Centrifugo's stream with it too.
 
 import (
 	"bufio"
@@ -12,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 )
 
 // Event is one dispatched SSE event.
@@ -26,7 +28,7 @@ type Event struct {
 type Stream struct {
 	body  io.ReadCloser
 	r     *bufio.Reader
-	Retry int // last retry field seen, in ms
+	retry time.Duration
 }
 
 // StatusError is a non-200 answer to the stream request.
@@ -42,7 +44,7 @@ func (e *StatusError) Error() string { return fmt.Sprintf("stream answered %d: %
 func Open(ctx context.Context, client *http.Client, url string, header http.Header) (*Stream, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("stream request: %w", err)
 	}
 	for k, vs := range header {
 		req.Header[k] = vs
@@ -105,11 +107,15 @@ func (s *Stream) Next() (Event, error) {
 			hasData = true
 		case "retry":
 			if n, err := strconv.Atoi(string(value)); err == nil {
-				s.Retry = n
+				s.retry = time.Duration(n) * time.Millisecond
 			}
 		}
 	}
 }
+
+// Retry is the last retry field the stream sent (0: none yet): how long the
+// server asks a client to wait before reconnecting.
+func (s *Stream) Retry() time.Duration { return s.retry }
 
 // Close ends the stream.
 func (s *Stream) Close() error { return s.body.Close() }

@@ -1,15 +1,16 @@
-package sseclient_test
+package wire_test
 
-// TestLongLines: data lines longer than the read buffer arrive whole.
 import (
 	"context"
-	"github.com/notifyd/notifyd/internal/sseclient"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/notifyd/notifyd/internal/wire"
 )
 
+// TestLongLines: data lines longer than the read buffer arrive whole.
 func TestLongLines(t *testing.T) {
 	big := strings.Repeat("x", 30000)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -19,7 +20,7 @@ func TestLongLines(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	s, err := sseclient.Open(context.Background(), http.DefaultClient, srv.URL, nil)
+	s, err := wire.Open(context.Background(), http.DefaultClient, srv.URL, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

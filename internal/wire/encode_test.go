@@ -1,4 +1,4 @@
-package stream_test
+package wire_test
 
 import (
 	"encoding/json"
@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/notifyd/notifyd/internal/notify"
-	"github.com/notifyd/notifyd/internal/stream"
+	"github.com/notifyd/notifyd/internal/wire"
 )
 
 // splitEvent checks that frame is one SSE event (lines ending in \n, a blank
@@ -52,13 +52,10 @@ func sample() notify.Notification {
 
 func TestNotificationFrame(t *testing.T) {
 	n := sample()
-	f := stream.NotificationFrame(n)
-	if f.Seq != n.Seq {
-		t.Errorf("frame seq %d, want %d", f.Seq, n.Seq)
-	}
-	lines := splitEvent(t, f.Data)
+	f := wire.NotificationEvent(n)
+	lines := splitEvent(t, f)
 	if len(lines) != 2 || lines[0] != "id: 12345" {
-		t.Fatalf("frame %q, want an id line and one data line", f.Data)
+		t.Fatalf("frame %q, want an id line and one data line", f)
 	}
 	m := dataJSON(t, lines[1])
 	if m["type"] != "notification" || m["notificationId"] != n.ID || m["timestamp"] != float64(n.PublishedAt.UnixMilli()) {
@@ -87,14 +84,14 @@ func TestNotificationFrame(t *testing.T) {
 func TestNotificationFrameTimestampFallsBackToCreatedAt(t *testing.T) {
 	n := sample()
 	n.PublishedAt = time.Time{}
-	m := dataJSON(t, splitEvent(t, stream.NotificationFrame(n).Data)[1])
+	m := dataJSON(t, splitEvent(t, wire.NotificationEvent(n))[1])
 	if m["timestamp"] != float64(n.CreatedAt.UnixMilli()) {
 		t.Errorf("timestamp %v, want created_at %d", m["timestamp"], n.CreatedAt.UnixMilli())
 	}
 }
 
-func TestDataOfMinimal(t *testing.T) {
-	d := stream.DataOf(notify.Notification{ID: "x", Seq: 1, Message: "m", Severity: notify.SeverityLow})
+func TestNotificationOfMinimal(t *testing.T) {
+	d := wire.NotificationOf(notify.Notification{ID: "x", Seq: 1, Message: "m", Severity: notify.SeverityLow})
 	b, err := json.Marshal(d)
 	if err != nil {
 		t.Fatal(err)
@@ -113,15 +110,15 @@ func TestDataOfMinimal(t *testing.T) {
 
 func TestMessageFrames(t *testing.T) {
 	at := time.UnixMilli(1_700_000_000_123)
-	hb := stream.HeartbeatFrame(at)
-	if hb.Seq != 0 || string(hb.Data) != "data: {\"type\":\"heartbeat\",\"timestamp\":1700000000123}\n\n" {
-		t.Errorf("heartbeat frame %q (seq %d)", hb.Data, hb.Seq)
+	hb := wire.HeartbeatEvent(at)
+	if string(hb) != "data: {\"type\":\"heartbeat\",\"timestamp\":1700000000123}\n\n" {
+		t.Errorf("heartbeat frame %q", hb)
 	}
-	st := stream.MessageFrame(stream.Message{Type: "status", Timestamp: 5,
+	st := wire.MessageEvent(wire.Message{Type: "status", Timestamp: 5,
 		Data: map[string]any{"replay": "truncated", "note": "a\nb"}})
-	lines := splitEvent(t, st.Data)
-	if st.Seq != 0 || len(lines) != 1 {
-		t.Fatalf("status frame %q: want one data line and no id", st.Data)
+	lines := splitEvent(t, st)
+	if len(lines) != 1 {
+		t.Fatalf("status frame %q: want one data line and no id", st)
 	}
 	if m := dataJSON(t, lines[0]); m["type"] != "status" || m["data"].(map[string]any)["note"] != "a\nb" {
 		t.Errorf("status message %v", m)
@@ -143,7 +140,7 @@ func FuzzNotificationFrame(f *testing.F) {
 		}
 		n := notify.Notification{ID: "id", Seq: seq, Message: message, Details: details, Severity: notify.SeverityLow,
 			Data: data, CreatedAt: time.Unix(0, 0)}
-		frame := stream.NotificationFrame(n).Data
+		frame := wire.NotificationEvent(n)
 		lines := splitEvent(t, frame)
 		if len(lines) != 2 || lines[0] != "id: "+strconv.FormatInt(seq, 10) || !strings.HasPrefix(lines[1], "data: ") {
 			t.Fatalf("frame %q, want an id line and one data line", frame)
