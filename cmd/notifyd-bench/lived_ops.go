@@ -31,15 +31,6 @@ type livedClient struct {
 
 func (c livedClient) header() http.Header { return http.Header{"Authorization": {"Bearer " + c.token}} }
 
-// livedConnected is the part of the connected message the phase checks.
-type livedConnected struct {
-	Type string `json:"type"`
-	Data struct {
-		UnreadCount *int `json:"unreadCount"`
-		HasMore     bool `json:"hasMore"`
-	} `json:"data"`
-}
-
 // open opens a new stream (no resume) and reads until the connected
 // message, which carries the unread count: want it, or want more than
 // UnreadCap when wantMore.
@@ -54,14 +45,19 @@ func (c livedClient) open(ctx context.Context, want int, wantMore bool) error {
 		if err != nil {
 			return fmt.Errorf("before connected: %w", err)
 		}
-		var m livedConnected
-		if err := json.Unmarshal(ev.Data, &m); err != nil {
-			return fmt.Errorf("event %q: %w", ev.Data, err)
+		m, err := wire.Decode(ev)
+		if err != nil {
+			return err
 		}
-		if m.Type != "connected" {
+		if m.Type != wire.TypeConnected {
 			continue
 		}
-		if m.Data.UnreadCount == nil || (!wantMore && *m.Data.UnreadCount != want) || m.Data.HasMore != wantMore {
+		d, err := m.Connected()
+		if err != nil {
+			return err
+		}
+		count, more := d.UnreadCount, d.HasMore != nil && *d.HasMore
+		if count == nil || !count.Known || (!wantMore && count.N != want) || more != wantMore {
 			return fmt.Errorf("connected with unread count %s", ev.Data)
 		}
 		return nil

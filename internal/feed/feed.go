@@ -29,8 +29,6 @@ type Config struct {
 	PollInterval time.Duration
 	// Logger receives read failures. Default slog.Default().
 	Logger *slog.Logger
-	// Published is called for each notification handed to the hub (metrics).
-	Published func(ev *hub.Event, streams int)
 	// SetAside is called for each published row the feed could not deliver
 	// (metrics).
 	SetAside func()
@@ -207,12 +205,9 @@ func (f *Feed) deliver(ctx context.Context, ns []notify.Notification, bad []post
 			f.setAside(ctx, bad[0])
 			bad = bad[1:]
 		}
-		ev := &hub.Event{Frame: hub.Frame{Seq: n.Seq, Created: n.CreatedAt.UnixNano(), Data: wire.NotificationEvent(n)}, Target: n.Target, Module: n.Module, Severity: n.Severity, CreatedAt: n.CreatedAt}
-		streams := f.hub.Publish(ev)
+		ev := &hub.Event{Frame: hub.Frame{Seq: n.Seq, Created: n.CreatedAt.UnixNano(), Data: wire.NotificationEvent(n)}, Target: n.Target, Module: n.Module, Severity: n.Severity}
+		f.hub.Publish(ev)
 		f.position.Store(n.Seq)
-		if f.cfg.Published != nil {
-			f.cfg.Published(ev, streams)
-		}
 	}
 	for _, b := range bad {
 		f.setAside(ctx, b)

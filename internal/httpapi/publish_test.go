@@ -57,7 +57,7 @@ func TestCreateAndNotify(t *testing.T) {
 	}
 
 	ev := target.expectNext(t, c.Notification.ID)
-	d := ev.msg.dataMap(t)
+	d := dataMap(t, ev.msg)
 	if d["message"] != "Order 42 is ready" || d["targetUserId"] != "user-1" || d["actionType"] != "new_order" {
 		t.Errorf("delivered %s", ev.msg.Data)
 	}

@@ -26,7 +26,7 @@ func (s *server) resumeStream(t testing.TB, token, how string, n int64) *rawStre
 	}
 	rs.name = fmt.Sprintf("stream resuming from %d by %s: ", n, how)
 	ev := rs.connected(t)
-	if got := ev.msg.dataMap(t)["resumeFrom"]; got != float64(n) {
+	if got := dataMap(t, ev.msg)["resumeFrom"]; got != float64(n) {
 		t.Fatalf("connected data.resumeFrom = %v, want %d", got, n)
 	}
 	return rs
@@ -41,7 +41,7 @@ func (rs *rawStream) expectSeqs(t testing.TB, want []int64) {
 		if ev.msg.Type != "notification" || ev.id != strconv.FormatInt(seq, 10) {
 			t.Fatalf("%sreplayed event %d is %q, want notification %d (all: %v)", rs.name, i, ev.raw, seq, want)
 		}
-		if got := ev.msg.dataMap(t)["seq"]; got != float64(seq) {
+		if got := dataMap(t, ev.msg)["seq"]; got != float64(seq) {
 			t.Fatalf("event id %d but data.seq %v", seq, got)
 		}
 	}
@@ -140,7 +140,7 @@ func TestResumeAheadOfHead(t *testing.T) {
 	for _, how := range []string{"header", "query"} {
 		rs := s.resumeStream(t, s.user, how, head+100)
 		ev := rs.skipHeartbeats(t, 10*time.Second)
-		d := ev.msg.dataMap(t)
+		d := dataMap(t, ev.msg)
 		if ev.msg.Type != "status" || ev.hasID || d["replay"] != "ahead" || d["lastSeq"] != float64(head) ||
 			d["resumeFrom"] != float64(head+100) {
 			t.Fatalf("%sfirst event after connected %q, want status replay ahead with lastSeq %d", rs.name, ev.raw, head)
@@ -187,7 +187,7 @@ func TestResumeTruncated(t *testing.T) {
 				rs := s.resumeStream(t, s.user, how, tc.from)
 				if tc.truncated {
 					ev := rs.skipHeartbeats(t, 10*time.Second)
-					d := ev.msg.dataMap(t)
+					d := dataMap(t, ev.msg)
 					if ev.msg.Type != "status" || ev.hasID || d["replay"] != "truncated" ||
 						d["resumeFrom"] != float64(tc.from) || d["oldestAvailable"] != float64(cut+1) {
 						t.Fatalf("first event after connected %q, want status replay truncated, oldestAvailable %d", ev.raw, cut+1)
@@ -230,7 +230,7 @@ func TestResumeInLostHistory(t *testing.T) {
 	for _, how := range []string{"header", "query"} {
 		rs := s.resumeStream(t, s.user, how, head+2)
 		ev := rs.skipHeartbeats(t, 10*time.Second)
-		d := ev.msg.dataMap(t)
+		d := dataMap(t, ev.msg)
 		if ev.msg.Type != "status" || ev.hasID || d["replay"] != "lost" || d["lastSeq"] != float64(head) || d["resumeFrom"] != float64(head+2) {
 			t.Fatalf("%sfirst event after connected %q, want status replay lost with lastSeq %d", rs.name, ev.raw, head)
 		}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/notifyd/notifyd/internal/wire"
 )
 
 // event is one SSE event exactly as it came over the wire.
@@ -18,21 +20,11 @@ type event struct {
 	lines []string // its lines, without line ends
 	id    string   // the id field ("" when absent)
 	hasID bool
-	msg   wireMessage
-}
-
-// wireMessage is the JSON of a data line.
-type wireMessage struct {
-	Type           string          `json:"type"`
-	UserID         string          `json:"userId"`
-	UserRole       string          `json:"userRole"`
-	Data           json.RawMessage `json:"data"`
-	Timestamp      int64           `json:"timestamp"`
-	NotificationID string          `json:"notificationId"`
+	msg   wire.Received
 }
 
 // dataMap decodes the message's data as an object.
-func (m wireMessage) dataMap(t testing.TB) map[string]any {
+func dataMap(t testing.TB, m wire.Received) map[string]any {
 	t.Helper()
 	var d map[string]any
 	if err := json.Unmarshal(m.Data, &d); err != nil {

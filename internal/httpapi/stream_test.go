@@ -101,7 +101,7 @@ func TestStreamWireFormat(t *testing.T) {
 		if d := time.Since(time.UnixMilli(m.Timestamp)); d < -time.Minute || d > time.Minute {
 			t.Errorf("connected timestamp %d is %s from now", m.Timestamp, d)
 		}
-		d := m.dataMap(t)
+		d := dataMap(t, m)
 		if d["heartbeatInterval"] != float64(heartbeat.Milliseconds()) {
 			t.Errorf("data.heartbeatInterval = %v, want %d", d["heartbeatInterval"], heartbeat.Milliseconds())
 		}
@@ -162,7 +162,7 @@ func TestStreamWireFormat(t *testing.T) {
 		if d := time.Since(time.UnixMilli(m.Timestamp)); d < -time.Minute || d > time.Minute {
 			t.Errorf("timestamp %d is %s from now", m.Timestamp, d)
 		}
-		d := m.dataMap(t)
+		d := dataMap(t, m)
 		if keys := slices.Sorted(maps.Keys(d)); !slices.Equal(keys, notificationKeys) {
 			t.Errorf("data keys %q, want %q", keys, notificationKeys)
 		}
@@ -190,7 +190,7 @@ func TestStreamWireFormat(t *testing.T) {
 		if ev.msg.NotificationID != id {
 			t.Fatalf("got %q, want notification %s", ev.raw, id)
 		}
-		d := ev.msg.dataMap(t)
+		d := dataMap(t, ev.msg)
 		if keys := slices.Sorted(maps.Keys(d)); !slices.Equal(keys, notificationKeys) {
 			t.Errorf("data keys %q, want %q", keys, notificationKeys)
 		}

@@ -44,8 +44,6 @@ type Event struct {
 	// module gets it (critical always comes through).
 	Module   string
 	Severity notify.Severity
-	// CreatedAt is when the notification was inserted (for latency metrics).
-	CreatedAt time.Time
 }
 
 // Config tunes the hub.

@@ -100,10 +100,6 @@ func (l *Listener) OnConnectContext(fn func(ctx context.Context)) {
 	l.onConnect = append(l.onConnect, fn)
 }
 
-// Connected reports whether the LISTEN connection is up (for readiness).
-// A connection that is up may still be deaf: see Status.
-func (l *Listener) Connected() bool { return l.connected.Load() }
-
 // Status is what the listener knows about its connection, for readiness.
 type Status struct {
 	// Connected: LISTEN is in place on a live connection.

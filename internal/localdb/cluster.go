@@ -127,9 +127,6 @@ func clusterURL(port int, dbname string) string {
 // Port is the TCP port the server listens on, on 127.0.0.1.
 func (c *Cluster) Port() int { return c.port }
 
-// DataDir is the cluster's data directory, as an absolute path.
-func (c *Cluster) DataDir() string { return c.opts.DataDir }
-
 // PID is the postmaster's process id, or 0 while the server is stopped, so
 // that tests can check it is really gone.
 func (c *Cluster) PID() int {

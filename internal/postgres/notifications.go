@@ -131,19 +131,6 @@ func sameContent(a, b notify.Notification, severity notify.Severity) bool {
 		slices.Equal(a.Target.Roles, b.Target.Roles) && a.Module == b.Module && a.ActionType == b.ActionType
 }
 
-// Get returns one notification by id.
-func (s *Notifications) Get(ctx context.Context, id string) (notify.Notification, error) {
-	n, err := scanNotification(s.pool.QueryRow(ctx,
-		`SELECT `+notificationColumns+` FROM notify.notifications WHERE id = $1`, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return notify.Notification{}, notify.ErrNotFound
-	}
-	if err != nil {
-		return notify.Notification{}, fmt.Errorf("get notification: %w", interpretError(err))
-	}
-	return n, nil
-}
-
 // Undeliverable is a published row that cannot be delivered consistently
 // (it slipped past the table's constraints, or was changed after it was
 // published): nobody sees it (notify.visible_to), and the feed sets it aside.

@@ -160,9 +160,6 @@ func (r *Replica) Close() {
 	r.pool.Close()
 }
 
-// Pool is the replica's pool.
-func (r *Replica) Pool() *pgxpool.Pool { return r.pool }
-
 // identityQuery names the cluster and the database a connection reached.
 const identityQuery = `SELECT s.system_identifier, d.oid::bigint FROM pg_control_system() s, pg_database d WHERE d.datname = current_database()`
 

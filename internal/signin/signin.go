@@ -125,11 +125,6 @@ func New(verifier *auth.Verifier, sessions *postgres.Sessions, cfg Config) (*Flo
 	return &Flow{cfg: cfg, verifier: verifier, sessions: sessions}, nil
 }
 
-// Enabled reports whether browser sign-in can be on: a RedirectURL is set,
-// or trusted proxies may name the origin (then EnabledFor tells per
-// request). Session cookies are honoured either way.
-func (f *Flow) Enabled() bool { return f.cfg.RedirectURL != "" || f.cfg.ForwardedOrigin }
-
 // LocalPath checks that a redirect target is a path on this server, never
 // another site: it must start with a single "/", and carry no scheme, host,
 // backslash or control character. It returns the cleaned path.
