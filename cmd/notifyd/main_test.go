@@ -193,3 +193,27 @@ func TestServeWithDevTokenEndToEnd(t *testing.T) {
 		t.Error("stream still open after shutdown")
 	}
 }
+
+// TestMigrateUpSetsMaxAttempts: the attempt limit of new queue items is one
+// setting for every node, changed on purpose by migrate up (a starting
+// server never rewrites it).
+func TestMigrateUpSetsMaxAttempts(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	var out, errOut bytes.Buffer
+	env := envOf(map[string]string{"DATABASE_URL": db.URL, "NOTIFY_MAX_ATTEMPTS": "5"})
+	if err := Run(t.Context(), []string{"migrate", "up"}, env, &out, &errOut); err != nil {
+		t.Fatalf("migrate up: %v\n%s", err, errOut.String())
+	}
+	if !strings.Contains(out.String(), "max attempts of new queue items: 5") {
+		t.Errorf("migrate up said:\n%s", out.String())
+	}
+	pgtest.Exec(t, t.Context(), db.Pool, `INSERT INTO notify.notifications (message) VALUES ('x')`)
+	if n := pgtest.Scalar[int](t, t.Context(), db.Pool, `SELECT max_attempts FROM notify.queue_items`); n != 5 {
+		t.Errorf("a new item's max_attempts: %d, want 5", n)
+	}
+	err := Run(t.Context(), []string{"migrate", "up", "--max-attempts", "101"}, envOf(map[string]string{"DATABASE_URL": db.URL}), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "NOTIFY_MAX_ATTEMPTS") {
+		t.Errorf("migrate up --max-attempts 101: %v, want an error naming NOTIFY_MAX_ATTEMPTS", err)
+	}
+}

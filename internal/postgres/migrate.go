@@ -20,6 +20,10 @@ import (
 // its down-migration drops it.
 const migrationsTable = "notify_schema_migrations"
 
+// InitialMigration is the version of the migration that creates schema
+// notify: a start that applied it made a new database.
+const InitialMigration = 1
+
 // preResetTable is where goose recorded versions before issue 16 folded the
 // twelve pre-release migrations into one initial migration. Its versions
 // number another history: 00002 there is not 00002 here, so a database that
