@@ -38,8 +38,8 @@ const preResetTable = "notify_migrations"
 const preResetLast = 12
 
 // ErrPreResetSchema says the database was migrated by a notifyd from before
-// the migrations were reset. Nothing was released, so there is no upgrade
-// path: the error says how to recreate the schema.
+// the migrations were reset. Nothing was released, so there is no automatic
+// upgrade: the error says what to run by hand.
 var ErrPreResetSchema = errors.New("the database was migrated by a pre-release notifyd whose migrations were since folded into one")
 
 // Migrator applies the embedded migrations. Several nodes starting at once
@@ -101,7 +101,7 @@ func (m *Migrator) checkNotPreReset(ctx context.Context) error {
 	}
 	if version.Int64 == preResetLast {
 		return fmt.Errorf("%w (table public.%s, version %d, whose schema is the initial migration's): keep the data with "+
-			"ALTER TABLE public.%[2]s RENAME TO %[4]s; DELETE FROM public.%[4]s WHERE version_id > 1;",
+			"ALTER TABLE public.%[2]s RENAME TO %[4]s; DELETE FROM public.%[4]s WHERE version_id > 1; then run `notifyd migrate up`",
 			ErrPreResetSchema, preResetTable, version.Int64, migrationsTable)
 	}
 	return fmt.Errorf("%w (table public.%s, version %d): recreate the schema, which deletes its data: "+
