@@ -65,12 +65,15 @@ func TestTailDB(t *testing.T) {
 	t.Run("from now, stopping after --count", func(t *testing.T) {
 		tail := startCommand(t, c.env(), "tail", "--db", "--count", "3")
 		// The tail reads the head before it connects its listener, which
-		// names itself: once that connection is there, "now" is fixed.
+		// names itself: once that connection has run its LISTEN, "now" is
+		// fixed. (The tail's pool has the same name and connects before the
+		// head is read, so the name alone is not enough.)
 		eventually(t, 20*time.Second, "the tail's listener", func() bool {
 			if tail.finished() {
 				t.Fatalf("tail ended early: %v\n%s", tail.wait(t, time.Second), tail.errOut.String())
 			}
-			return c.count(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'notifyd-tail'`) > 0
+			return c.count(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'notifyd-tail'
+				AND query ILIKE 'listen %'`) > 0
 		})
 		c.exec(`INSERT INTO notify.notifications (message, severity, target_user_id) VALUES ('first', 'high', 'alice')`)
 		c.exec(`INSERT INTO notify.notifications (message, target_roles, module, action_type) VALUES ('second', '{ADMIN,SALES}', 'orders', 'new')`)
