@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"regexp"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/apptest"
 	"github.com/notifyd/notifyd/internal/testkit/pgtest"
+	"github.com/notifyd/notifyd/migrations"
 )
 
 func envOf(vars map[string]string) func(string) string {
@@ -33,9 +35,13 @@ func TestMigrateUpDownStatus(t *testing.T) {
 		}
 		return out.String()
 	}
+	files, err := fs.Glob(migrations.FS, "*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
 	st := run("migrate", "status")
 	versions := regexp.MustCompile(`(?m)^(\d{5})\s+applied`).FindAllStringSubmatch(st, -1)
-	if len(versions) < 3 || strings.Contains(st, "pending") {
+	if len(versions) != len(files) || strings.Contains(st, "pending") {
 		t.Fatalf("status after template migration:\n%s", st)
 	}
 	latest := versions[len(versions)-1][1]
@@ -188,5 +194,29 @@ func TestServeWithDevTokenEndToEnd(t *testing.T) {
 	}
 	if !r.Ended(5 * time.Second) {
 		t.Error("stream still open after shutdown")
+	}
+}
+
+// TestMigrateUpSetsMaxAttempts: the attempt limit of new queue items is one
+// setting for every node, changed on purpose by migrate up (a starting
+// server never rewrites it).
+func TestMigrateUpSetsMaxAttempts(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	var out, errOut bytes.Buffer
+	env := envOf(map[string]string{"DATABASE_URL": db.URL, "NOTIFY_MAX_ATTEMPTS": "5"})
+	if err := Run(t.Context(), []string{"migrate", "up"}, env, &out, &errOut); err != nil {
+		t.Fatalf("migrate up: %v\n%s", err, errOut.String())
+	}
+	if !strings.Contains(out.String(), "max attempts of new queue items: 5") {
+		t.Errorf("migrate up said:\n%s", out.String())
+	}
+	pgtest.Exec(t, t.Context(), db.Pool, `INSERT INTO notify.notifications (message) VALUES ('x')`)
+	if n := pgtest.Scalar[int](t, t.Context(), db.Pool, `SELECT max_attempts FROM notify.queue_items`); n != 5 {
+		t.Errorf("a new item's max_attempts: %d, want 5", n)
+	}
+	err := Run(t.Context(), []string{"migrate", "up", "--max-attempts", "101"}, envOf(map[string]string{"DATABASE_URL": db.URL}), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "NOTIFY_MAX_ATTEMPTS") {
+		t.Errorf("migrate up --max-attempts 101: %v, want an error naming NOTIFY_MAX_ATTEMPTS", err)
 	}
 }

@@ -11,11 +11,13 @@ import (
 
 func runMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var c common
+	var maxAttempts int
 	s := newSettings("migrate", getenv, stderr)
 	c.bind(s)
 	c.bindDirect(s)
+	bindMaxAttempts(s, &maxAttempts, "with up, make it the limit new queue items get on every node; unset: leave the database's")
 	s.fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: notifyd migrate up|down|status [flags]\n\n  up      apply every pending migration\n  down    roll back the most recent migration\n  status  list migrations and whether each is applied\n\nflags:")
+		fmt.Fprintln(stderr, "usage: notifyd migrate up|down|status [flags]\n\n  up      apply every pending migration (and --max-attempts, when given)\n  down    roll back the most recent migration\n  status  list migrations and whether each is applied\n\nflags:")
 		s.fs.PrintDefaults()
 	}
 	if err := s.parse(args); err != nil {
@@ -57,6 +59,12 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 		}
 		for _, v := range applied {
 			fmt.Fprintf(stdout, "applied %05d\n", v)
+		}
+		if maxAttempts != 0 {
+			if err := postgres.NewQueue(pool).SetMaxAttempts(ctx, maxAttempts); err != nil {
+				return fmt.Errorf("NOTIFY_MAX_ATTEMPTS: %w", err)
+			}
+			fmt.Fprintf(stdout, "max attempts of new queue items: %d\n", maxAttempts)
 		}
 	case "down":
 		v, err := m.Down(ctx)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/notifyd/notifyd/internal/app"
 	"github.com/notifyd/notifyd/internal/wire"
 )
 
@@ -63,7 +64,7 @@ func runTail(ctx context.Context, args []string, getenv func(string) string, std
 	s.String(&from, "from", "", "", "start after this `SEQ` (0: all retained history); default: only notifications published from now on")
 	s.Int(&count, "count", "", 0, "stop after printing `N` notifications (0: run until Ctrl-C)")
 	s.Bool(&asJSON, "json", "", false, "print one JSON stream message per line instead of text")
-	s.Duration(&o.poll, "poll-interval", "NOTIFY_POLL_INTERVAL", defaultPoll, "with --db: re-read the feed this often (a `DURATION`) even without a NOTIFY")
+	s.Duration(&o.poll, "poll-interval", "NOTIFY_POLL_INTERVAL", app.Config{}.WithDefaults().Worker.PollInterval, "with --db: re-read the feed this often (a `DURATION`) even without a NOTIFY")
 	s.fs.Usage = func() {
 		fmt.Fprint(stderr, tailHelp)
 		s.fs.PrintDefaults()

@@ -114,7 +114,7 @@ func TestHealthAndReadiness(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	// A schema behind the binary is reported by name.
-	if _, err := env.DB.Pool.Exec(context.Background(), `DELETE FROM notify_migrations WHERE version_id = (SELECT max(version_id) FROM notify_migrations)`); err != nil {
+	if _, err := env.DB.Pool.Exec(context.Background(), `DELETE FROM notify_schema_migrations WHERE version_id = (SELECT max(version_id) FROM notify_schema_migrations)`); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := http.Get(srv.URL() + "/readyz")

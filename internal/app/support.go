@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -19,15 +20,17 @@ import (
 // devIssuerPath is where the development issuer is mounted.
 const devIssuerPath = "/dev-issuer"
 
+// migrateAndConfigure applies pending migrations (unless NoMigrate) and
+// checks this node's max attempts against the database's.
 func migrateAndConfigure(ctx context.Context, pool *pgxpool.Pool, cfg Config) error {
 	m, err := postgres.NewMigrator(pool, nil)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
+	var applied []int64
 	if !cfg.NoMigrate {
-		applied, err := m.Up(ctx)
-		if err != nil {
+		if applied, err = m.Up(ctx); err != nil {
 			return err
 		}
 		if len(applied) > 0 {
@@ -38,7 +41,31 @@ func migrateAndConfigure(ctx context.Context, pool *pgxpool.Pool, cfg Config) er
 	} else if pending {
 		return fmt.Errorf("the database schema is not current and --no-migrate was given: run `notifyd migrate up`")
 	}
-	return postgres.NewQueue(pool).SetMaxAttempts(ctx, cfg.MaxAttempts)
+	return agreeMaxAttempts(ctx, postgres.NewQueue(pool), cfg.MaxAttempts, slices.Contains(applied, postgres.InitialMigration))
+}
+
+// agreeMaxAttempts holds a node to the database's attempt limit, one
+// setting for every node (see postgres.Queue.MaxAttempts): a node that was
+// given one (NOTIFY_MAX_ATTEMPTS) writes it only when its own start created
+// the schema, and otherwise refuses to start unless it is the database's.
+// Writing it at every start let whichever node started last decide for
+// all; `notifyd migrate up --max-attempts N` changes it on purpose.
+func agreeMaxAttempts(ctx context.Context, q *postgres.Queue, want int, created bool) error {
+	if want == 0 {
+		return nil
+	}
+	if created {
+		return q.SetMaxAttempts(ctx, want)
+	}
+	have, err := q.MaxAttempts(ctx)
+	if err != nil {
+		return err
+	}
+	if have != want {
+		return fmt.Errorf("NOTIFY_MAX_ATTEMPTS is %d but the database's max attempts, one setting for every node, is %d: "+
+			"change it with `notifyd migrate up --max-attempts %d`, or leave NOTIFY_MAX_ATTEMPTS unset on this node", want, have, want)
+	}
+	return nil
 }
 
 // newDevIssuer builds the embedded development issuer, with its key kept in

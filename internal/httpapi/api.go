@@ -127,6 +127,28 @@ type API struct {
 	loginRate        *rateLimiter // by client address
 }
 
+// WithDefaults returns a copy of c with every unset field defaulted.
+func (c Config) WithDefaults() Config {
+	if len(c.AdminRoles) == 0 {
+		c.AdminRoles = []string{"ADMIN"}
+	}
+	c.MaxBodyBytes = cmp.Or(c.MaxBodyBytes, 64<<10)
+	c.RequestTimeout = cmp.Or(c.RequestTimeout, 30*time.Second)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	c.PublishRate = cmp.Or(c.PublishRate, 50)
+	c.PublishBurst = cmp.Or(c.PublishBurst, 100)
+	c.AdminPublishRate = cmp.Or(c.AdminPublishRate, 5000)
+	c.AdminPublishBurst = cmp.Or(c.AdminPublishBurst, 10000)
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+	c.LoginRate = cmp.Or(c.LoginRate, 1)
+	c.LoginBurst = cmp.Or(c.LoginBurst, 20)
+	return c
+}
+
 // New returns the API; Handler gives its routes.
 func New(deps Deps, cfg Config) (*API, error) {
 	if deps.Auth == nil || deps.Notifications == nil || deps.Queue == nil || deps.Streams == nil {
@@ -135,23 +157,7 @@ func New(deps Deps, cfg Config) (*API, error) {
 	if deps.Inbox != nil && deps.InboxSync == nil {
 		return nil, errors.New("httpapi: InboxSync is required with Inbox")
 	}
-	if len(cfg.AdminRoles) == 0 {
-		cfg.AdminRoles = []string{"ADMIN"}
-	}
-	cfg.MaxBodyBytes = cmp.Or(cfg.MaxBodyBytes, 64<<10)
-	cfg.RequestTimeout = cmp.Or(cfg.RequestTimeout, 30*time.Second)
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	cfg.PublishRate = cmp.Or(cfg.PublishRate, 50)
-	cfg.PublishBurst = cmp.Or(cfg.PublishBurst, 100)
-	cfg.AdminPublishRate = cmp.Or(cfg.AdminPublishRate, 5000)
-	cfg.AdminPublishBurst = cmp.Or(cfg.AdminPublishBurst, 10000)
-	if cfg.Clock == nil {
-		cfg.Clock = time.Now
-	}
-	cfg.LoginRate = cmp.Or(cfg.LoginRate, 1)
-	cfg.LoginBurst = cmp.Or(cfg.LoginBurst, 20)
+	cfg = cfg.WithDefaults()
 	return &API{cfg: cfg, deps: deps, log: cfg.Logger,
 		publishRate:      newRateLimiter(cfg.PublishRate, cfg.PublishBurst, maxRateKeys),
 		adminPublishRate: newRateLimiter(cfg.AdminPublishRate, cfg.AdminPublishBurst, maxRateKeys),

@@ -11,7 +11,7 @@ import (
 // Limits on what one notification may carry. They keep a single event well
 // under what a browser or a proxy handles comfortably, and they are checked
 // before anything is written. The database holds SQL producers to the same
-// numbers (constraints of migrations/00006_deliverable_rows.sql).
+// numbers (constraints in migrations/00001_initial.sql).
 const (
 	MaxMessageBytes   = 4 << 10
 	MaxDetailsBytes   = 16 << 10

@@ -61,20 +61,39 @@ func (q *Queue) MarkIdle(ctx context.Context, m *BusyMark) error {
 	return nil
 }
 
-// SetMaxAttempts makes n the attempt limit of new queue items: it is the
-// column default of queue_items.max_attempts, which the insert trigger
-// leaves to apply. The DDL runs only when the default differs, so nodes
-// starting with the same setting take no lock.
-func (q *Queue) SetMaxAttempts(ctx context.Context, n int) error {
-	var current string
-	err := q.pool.QueryRow(ctx, `SELECT COALESCE(pg_get_expr(d.adbin, d.adrelid), '')
-		FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-		WHERE a.attrelid = 'notify.queue_items'::regclass AND a.attname = 'max_attempts'`).Scan(&current)
-	if err != nil {
-		return fmt.Errorf("read max attempts: %w", interpretError(err))
+// maxAttemptsLimit is the most attempts a queue item may be given: past a
+// few dozen, back-off alone keeps a broken item retrying for days.
+const maxAttemptsLimit = 100
+
+// CheckMaxAttempts says whether n may be the attempt limit of queue items.
+func CheckMaxAttempts(n int) error {
+	if n < 1 || n > maxAttemptsLimit {
+		return fmt.Errorf("max attempts %d must be between 1 and %d", n, maxAttemptsLimit)
 	}
-	if current == strconv.Itoa(n) {
-		return nil
+	return nil
+}
+
+// MaxAttempts reads the attempt limit new queue items get: the column
+// default of queue_items.max_attempts, which the insert trigger leaves to
+// apply. It is one setting for every node of the database (3 from the
+// initial migration), changed only on purpose (SetMaxAttempts), never by a
+// node starting with another configuration.
+func (q *Queue) MaxAttempts(ctx context.Context) (int, error) {
+	var n int
+	err := q.pool.QueryRow(ctx, `SELECT pg_get_expr(d.adbin, d.adrelid)::integer
+		FROM pg_attrdef d JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+		WHERE d.adrelid = 'notify.queue_items'::regclass AND a.attname = 'max_attempts'`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("read max attempts: %w", interpretError(err))
+	}
+	return n, nil
+}
+
+// SetMaxAttempts makes n the attempt limit of new queue items, for every
+// node (see MaxAttempts). Items already queued keep theirs.
+func (q *Queue) SetMaxAttempts(ctx context.Context, n int) error {
+	if err := CheckMaxAttempts(n); err != nil {
+		return err
 	}
 	// DDL takes no parameters; n is an integer we formatted ourselves.
 	if _, err := q.pool.Exec(ctx, `ALTER TABLE notify.queue_items ALTER COLUMN max_attempts SET DEFAULT `+strconv.Itoa(n)); err != nil {

@@ -15,7 +15,7 @@ import (
 // or over it, an asynchronous replica promoted after its primary died with
 // commits it never received, a point-in-time recovery. Its head is then
 // below seqs clients have seen, and new notifications would reuse them
-// (migration 00011). Every connection that hands out seqs first runs
+// (see notify.histories). Every connection that hands out seqs first runs
 // notify.enter_history(), which notices the change (another cluster,
 // database or timeline) and moves the seq sequence far past anything a
 // client may have seen; the seqs skipped form a hole that resumes are told
@@ -43,7 +43,7 @@ type Entered struct {
 func (e Entered) IsNew() bool { return e.Entered == "new" }
 
 // ErrNotMigrated says the database has no notify.enter_history() yet: its
-// schema is older than migration 00011 (or absent), so nothing was
+// schema is absent or not yet migrated, so nothing was
 // numbered on a recorded history and nothing can be compared.
 var ErrNotMigrated = errors.New("the database has no notify.enter_history() yet (migrations pending)")
 

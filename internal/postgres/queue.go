@@ -64,7 +64,7 @@ func (q *Queue) Claim(ctx context.Context, workerID string, limit int) ([]Claim,
 // notify.notification_seq, stamps those notifications, and rings every
 // node's listener with the last seq. Nothing here rewrites a row that every
 // batch touches: under a held snapshot such a row's versions pile up and
-// every publish walks them (migration 00010). Items that mine set aside
+// every publish walks them (see notify.stream_head). Items that mine set aside
 // (failed: the row slipped past the constraints and cannot be delivered
 // consistently) get no seq. It answers (items in mine, last seq, -,
 // "notification id: reason" of each item set aside). Each published

@@ -15,7 +15,7 @@ import (
 // announces sessions whose user or roles an UPDATE changed (a refresh, an
 // admin's UPDATE), so every node closes the streams opened with the old
 // ones; they reconnect with the same cookie and get the new. A trigger on
-// notify.sessions (migration 00012) sends it; the payload reads as
+// notify.sessions (sessions_announce_change) sends it; the payload reads as
 // SessionChannel's (SessionIDs).
 const SessionChangedChannel = "notify_session_changed"
 

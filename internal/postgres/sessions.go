@@ -15,7 +15,7 @@ import (
 
 // SessionChannel is the NOTIFY channel on which the database announces
 // ended sessions, so every node closes their streams. A trigger on
-// notify.sessions (migration 00007) sends it for every deleted session that
+// notify.sessions (sessions_announce_end) sends it for every deleted session that
 // had not expired, whoever deletes it; see SessionIDs for the payload.
 const SessionChannel = "notify_session"
 

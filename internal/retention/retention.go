@@ -41,14 +41,19 @@ type Janitor struct {
 
 // New returns a janitor.
 func New(notes *postgres.Notifications, sessions *postgres.Sessions, cfg Config) *Janitor {
-	cfg.Retention = cmp.Or(cfg.Retention, 30*24*time.Hour)
-	cfg.Interval = cmp.Or(cfg.Interval, time.Minute)
-	cfg.BatchSize = cmp.Or(cfg.BatchSize, 1000)
-	cfg.Pause = cmp.Or(cfg.Pause, 50*time.Millisecond)
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+	return &Janitor{cfg: cfg.WithDefaults(), notes: notes, sessions: sessions}
+}
+
+// WithDefaults returns a copy of c with every unset field defaulted.
+func (c Config) WithDefaults() Config {
+	c.Retention = cmp.Or(c.Retention, 30*24*time.Hour)
+	c.Interval = cmp.Or(c.Interval, time.Minute)
+	c.BatchSize = cmp.Or(c.BatchSize, 1000)
+	c.Pause = cmp.Or(c.Pause, 50*time.Millisecond)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
 	}
-	return &Janitor{cfg: cfg, notes: notes, sessions: sessions}
+	return c
 }
 
 // Run makes a pass every Interval until ctx ends.

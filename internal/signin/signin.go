@@ -94,24 +94,30 @@ type Flow struct {
 	issuer   issuerState // how the last refresh at the issuer went
 }
 
+// WithDefaults returns a copy of c with every unset field defaulted.
+func (c Config) WithDefaults() Config {
+	c.SessionTTL = cmp.Or(c.SessionTTL, 12*time.Hour)
+	c.LoginTTL = cmp.Or(c.LoginTTL, 10*time.Minute)
+	c.DefaultRedirect = cmp.Or(c.DefaultRedirect, "/test-notifications")
+	c.MaxPendingSignIns = cmp.Or(c.MaxPendingSignIns, 10000)
+	c.RefreshInterval = cmp.Or(c.RefreshInterval, 15*time.Minute)
+	if len(c.Scopes) == 0 {
+		c.Scopes = []string{"openid", "profile"}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
 // New returns the sign-in flow.
 func New(verifier *auth.Verifier, sessions *postgres.Sessions, cfg Config) (*Flow, error) {
 	if cfg.ClientID == "" {
 		return nil, errors.New("signin: ClientID (OIDC_AUDIENCE) is required")
 	}
-	cfg.SessionTTL = cmp.Or(cfg.SessionTTL, 12*time.Hour)
-	cfg.LoginTTL = cmp.Or(cfg.LoginTTL, 10*time.Minute)
-	cfg.DefaultRedirect = cmp.Or(cfg.DefaultRedirect, "/test-notifications")
-	cfg.MaxPendingSignIns = cmp.Or(cfg.MaxPendingSignIns, 10000)
-	cfg.RefreshInterval = cmp.Or(cfg.RefreshInterval, 15*time.Minute)
-	if len(cfg.Scopes) == 0 {
-		cfg.Scopes = []string{"openid", "profile"}
-	}
+	cfg = cfg.WithDefaults()
 	if !slices.Contains(cfg.Scopes, "openid") {
 		cfg.Scopes = append([]string{"openid"}, cfg.Scopes...)
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
 	}
 	if cfg.RedirectURL != "" {
 		if u, err := url.Parse(cfg.RedirectURL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
