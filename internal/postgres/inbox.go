@@ -12,7 +12,11 @@ import (
 	"github.com/notifyd/notifyd/internal/notify"
 )
 
-// Inbox reads and changes users' read state and mutes.
+// Inbox is the store of what a user sees of the published stream: history
+// pages, unread counts (exact up to UnreadCap), a stream's opening state,
+// read state (marks and a watermark) and mutes, every read through the
+// user's audience (audience.go). Announce carries a change to other nodes
+// for package inboxsync.
 type Inbox struct {
 	pool    *pgxpool.Pool
 	replica *Replica // nil: every read on pool
