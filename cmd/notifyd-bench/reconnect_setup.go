@@ -135,13 +135,13 @@ func (nr *nodeRun) openWithLoad(ctx context.Context, e *nodeEnv, l *layout, pop 
 // waits until every stream has everything (drainAndMark), records the
 // run's figures, and checks every stream against the database.
 func (r *ReconnectRun) finish(ctx context.Context, cfg config, e *nodeEnv, cs *fleet.Fleet, g *loadGen, l *layout, start int64,
-	loadStart time.Time, loadErr error, stopProgress func()) (*checkedStreams, error) {
-	r.Seconds = time.Since(loadStart).Seconds()
+	ld *loadRun, loadErr error) (*checkedStreams, error) {
+	r.Seconds = time.Since(ld.start).Seconds()
 	drainStart := time.Now()
 	if loadErr == nil {
 		loadErr = drainAndMark(ctx, cfg, e, cs)
 	}
-	stopProgress()
+	ld.stopProgress()
 	r.DrainSeconds = time.Since(drainStart).Seconds()
 	r.LoadEnd = cluster.LoadAverage()
 	r.Sent = g.sent()
