@@ -200,6 +200,31 @@ func (g *loadGen) background(ctx context.Context, d time.Duration, phase string,
 	return l
 }
 
+// drain ends a run whose load has stopped (loadErr: how it ended): it
+// waits until the queue is empty, publishes a last broadcast and waits
+// until every stream has it, so every stream has received everything it
+// is going to. It returns how long the load and the drain took, and the
+// machine's load average at the end.
+func (l *loadRun) drain(ctx context.Context, cfg config, e *nodeEnv, cs *fleet.Fleet, loadErr error) (loadSecs, drainSecs, loadAvg float64, err error) {
+	loadSecs = time.Since(l.start).Seconds()
+	drainStart := time.Now()
+	err = loadErr
+	if err == nil {
+		err = cluster.WaitDrained(ctx, e.admin, cfg.Timeout)
+	}
+	var sentinel int64
+	if err == nil {
+		sentinel, err = cluster.PublishSentinel(ctx, e.admin, cfg.Timeout)
+	}
+	if err == nil {
+		if behind, werr := cs.WaitSeq(ctx, sentinel, cfg.Timeout); werr != nil {
+			err = fmt.Errorf("%d streams never received the final broadcast: %w", behind, werr)
+		}
+	}
+	l.stopProgress()
+	return loadSecs, time.Since(drainStart).Seconds(), cluster.LoadAverage(), err
+}
+
 // post publishes one notification over HTTP; when a node fails it, it
 // tries another with the same key.
 func (g *loadGen) post(ctx context.Context, rnd *rand.Rand, k int64) error {

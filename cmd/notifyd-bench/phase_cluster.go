@@ -84,15 +84,8 @@ wait:
 			res.Killed, res.KilledAtSeconds, res.StreamsOnKilled = "node"+itoa(victim), at.Sub(ld.start).Seconds(), on
 		}
 	}
-	res.Seconds = time.Since(ld.start).Seconds()
 	_ = cs.SetResumeRate(0)
-	drainStart := time.Now()
-	if loadErr == nil {
-		loadErr = drainAndMark(ctx, cfg, e, cs)
-	}
-	ld.stopProgress()
-	res.DrainSeconds = time.Since(drainStart).Seconds()
-	res.LoadEnd = cluster.LoadAverage()
+	res.Seconds, res.DrainSeconds, res.LoadEnd, loadErr = ld.drain(ctx, cfg, e, cs, loadErr)
 	res.CPU = win.stop(e, cs)
 	rep.Profiles = append(rep.Profiles, samp.Stop(phaseCluster))
 	res.SQL, res.HTTP, res.HTTPRetries = g.sql.Load(), g.http.Load(), g.retries.Load()

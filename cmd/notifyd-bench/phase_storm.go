@@ -12,7 +12,6 @@ import (
 
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
-	"github.com/notifyd/notifyd/internal/testkit/fleet"
 	"github.com/notifyd/notifyd/internal/testkit/stats"
 )
 
@@ -166,23 +165,6 @@ func runStorm(ctx context.Context, cfg config, nr *nodeRun, e *nodeEnv, seed *Li
 		return res, err
 	}
 	return res, exactlyOnce(prog, "storm", res.Check)
-}
-
-// drainAndMark waits until the queue is empty, publishes a last broadcast
-// and waits until every stream has it: then every stream has received
-// everything it is going to.
-func drainAndMark(ctx context.Context, cfg config, e *nodeEnv, cs *fleet.Fleet) error {
-	if err := cluster.WaitDrained(ctx, e.admin, cfg.Timeout); err != nil {
-		return err
-	}
-	sentinel, err := cluster.PublishSentinel(ctx, e.admin, cfg.Timeout)
-	if err != nil {
-		return err
-	}
-	if behind, err := cs.WaitSeq(ctx, sentinel, cfg.Timeout); err != nil {
-		return fmt.Errorf("%d streams never received the final broadcast: %w", behind, err)
-	}
-	return nil
 }
 
 // stormTimeline samples, for window after the kill, the streams open on

@@ -132,18 +132,11 @@ func (nr *nodeRun) openWithLoad(ctx context.Context, e *nodeEnv, l *layout, pop 
 }
 
 // finish ends a run whose load has stopped (loadErr: how it ended): it
-// waits until every stream has everything (drainAndMark), records the
-// run's figures, and checks every stream against the database.
+// drains it, records the run's figures, and checks every stream against
+// the database.
 func (r *ReconnectRun) finish(ctx context.Context, cfg config, e *nodeEnv, cs *fleet.Fleet, g *loadGen, l *layout, start int64,
 	ld *loadRun, loadErr error) (*checkedStreams, error) {
-	r.Seconds = time.Since(ld.start).Seconds()
-	drainStart := time.Now()
-	if loadErr == nil {
-		loadErr = drainAndMark(ctx, cfg, e, cs)
-	}
-	ld.stopProgress()
-	r.DrainSeconds = time.Since(drainStart).Seconds()
-	r.LoadEnd = cluster.LoadAverage()
+	r.Seconds, r.DrainSeconds, r.LoadEnd, loadErr = ld.drain(ctx, cfg, e, cs, loadErr)
 	r.Sent = g.sent()
 	r.AchievedRate = float64(r.Sent) / r.Seconds
 	if loadErr != nil {

@@ -97,6 +97,11 @@ func summaryCells(s stats.Summary) string {
 	return fmt.Sprintf("%.1f ms\t%.1f ms\t%.1f ms\t%.1f ms\t%.1f ms", s.P50Ms, s.P90Ms, s.P99Ms, s.P999Ms, s.MaxMs)
 }
 
+// latencyCells is p50, p90, p99 and max as table cells.
+func latencyCells(s stats.Summary) string {
+	return fmt.Sprintf("%.1f ms\t%.1f ms\t%.1f ms\t%.1f ms", s.P50Ms, s.P90Ms, s.P99Ms, s.MaxMs)
+}
+
 // summaryRow prints a table row of s's percentiles and samples after
 // label, and the target column if given.
 func summaryRow(tw io.Writer, label string, s stats.Summary, target ...string) {
