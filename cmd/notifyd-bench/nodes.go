@@ -13,7 +13,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
-	"github.com/notifyd/notifyd/internal/testkit/fleet"
 )
 
 // nodeRun is what the node phases share over a run: the notifyd binary,
@@ -147,26 +146,6 @@ func (e *nodeEnv) restartNode(ctx context.Context, i int) error {
 	}
 	e.nodes[i] = n
 	return nil
-}
-
-// killNode SIGKILLs node i and takes it out of the producers' and the
-// clients' rotation (setDown); beforeKill runs just before the signal. It
-// returns the streams the node held and when it was killed.
-func (e *nodeEnv) killNode(ctx context.Context, cs *fleet.Fleet, i int, phase string, prog *progress, beforeKill func()) (int, time.Time, error) {
-	on, _ := e.nodes[i].Metric(ctx, "notifyd_streams_open")
-	beforeKill()
-	at := time.Now()
-	err := e.nodes[i].Kill()
-	_ = e.setDown(cs, i, true)
-	prog.Printf("%s: killed node%d (SIGKILL) holding %d streams", phase, i, int(on))
-	return int(on), at, err
-}
-
-// setDown takes node i out of rotation (or puts it back) for the
-// producers and for cs's clients.
-func (e *nodeEnv) setDown(cs *fleet.Fleet, i int, down bool) error {
-	e.set.SetDown(i, down)
-	return cs.SetNodeDown(i, down)
 }
 
 // nodeConfig is node i on the phase's database, listening on a free port

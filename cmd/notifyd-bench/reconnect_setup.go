@@ -146,3 +146,23 @@ func (r *ReconnectRun) finish(ctx context.Context, cfg config, e *nodeEnv, cs *f
 	r.Deliveries = r.Check.Received
 	return cd, err
 }
+
+// killNode SIGKILLs node i and takes it out of the producers' and the
+// clients' rotation (setDown); beforeKill runs just before the signal. It
+// returns the streams the node held and when it was killed.
+func (e *nodeEnv) killNode(ctx context.Context, cs *fleet.Fleet, i int, phase string, prog *progress, beforeKill func()) (int, time.Time, error) {
+	on, _ := e.nodes[i].Metric(ctx, "notifyd_streams_open")
+	beforeKill()
+	at := time.Now()
+	err := e.nodes[i].Kill()
+	_ = e.setDown(cs, i, true)
+	prog.Printf("%s: killed node%d (SIGKILL) holding %d streams", phase, i, int(on))
+	return int(on), at, err
+}
+
+// setDown takes node i out of rotation (or puts it back) for the
+// producers and for cs's clients.
+func (e *nodeEnv) setDown(cs *fleet.Fleet, i int, down bool) error {
+	e.set.SetDown(i, down)
+	return cs.SetNodeDown(i, down)
+}
