@@ -75,9 +75,10 @@ func (c livedClient) resume(ctx context.Context, from int64, want []int64) error
 }
 
 // replay opens a stream on the node at base with Last-Event-ID from and
-// returns the seqs of its first n notifications; first, when not nil, is
-// called when the first arrives.
-func replay(ctx context.Context, client *http.Client, base string, h http.Header, from int64, n int, first func()) ([]int64, error) {
+// returns the seqs of its first n notifications; read, when not nil, is
+// told each one's count as it arrives (so a caller can time the first and
+// the last before the stream closes).
+func replay(ctx context.Context, client *http.Client, base string, h http.Header, from int64, n int, read func(count int)) ([]int64, error) {
 	h.Set("Last-Event-ID", strconv.FormatInt(from, 10))
 	s, err := wire.Open(ctx, client, base+cluster.StreamPath, h)
 	if err != nil {
@@ -97,10 +98,10 @@ func replay(ctx context.Context, client *http.Client, base string, h http.Header
 		if err != nil {
 			return got, fmt.Errorf("event id %q", ev.ID)
 		}
-		if len(got) == 0 && first != nil {
-			first()
-		}
 		got = append(got, seq)
+		if read != nil {
+			read(len(got))
+		}
 	}
 	return got, nil
 }
