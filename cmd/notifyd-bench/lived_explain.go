@@ -96,6 +96,23 @@ func livedStatements(ctx context.Context, dbURL string, id notify.Identity, afte
 	return out, nil
 }
 
+// explainUser explains id's statements (livedStatements) in their custom
+// and their cached plan, into out under key(statement).
+func explainUser(ctx context.Context, e *nodeEnv, id notify.Identity, after int64, out map[string][]LivedPlan, key func(stmt string) string) error {
+	stmts, err := livedStatements(ctx, e.db.URL, id, after)
+	if err != nil {
+		return err
+	}
+	for name, q := range stmts {
+		custom, auto, err := explainPlans(ctx, e.admin, q)
+		if err != nil {
+			return fmt.Errorf("explain %s for %s: %w", name, id.UserID, err)
+		}
+		out[key(name)] = []LivedPlan{custom, auto}
+	}
+	return nil
+}
+
 // explainPlans explains q twice on one connection, as a prepared
 // statement like the node's (pgx prepares and caches each statement per
 // connection): with a custom plan for these arguments, and with the plan

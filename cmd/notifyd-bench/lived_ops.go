@@ -67,32 +67,43 @@ func (c livedClient) open(ctx context.Context, want int, wantMore bool) error {
 // resume opens a stream with Last-Event-ID from and reads until it has
 // the notifications in want, which must be exactly the ones that come.
 func (c livedClient) resume(ctx context.Context, from int64, want []int64) error {
-	h := c.header()
+	got, err := replay(ctx, c.http, c.base, c.header(), from, len(want), nil)
+	if err == nil && !slices.Equal(got, want) {
+		err = fmt.Errorf("replayed %v, want %v", got, want)
+	}
+	return err
+}
+
+// replay opens a stream on the node at base with Last-Event-ID from and
+// returns the seqs of its first n notifications; read, when not nil, is
+// told each one's count as it arrives (so a caller can time the first and
+// the last before the stream closes).
+func replay(ctx context.Context, client *http.Client, base string, h http.Header, from int64, n int, read func(count int)) ([]int64, error) {
 	h.Set("Last-Event-ID", strconv.FormatInt(from, 10))
-	s, err := wire.Open(ctx, c.http, c.base+cluster.StreamPath, h)
+	s, err := wire.Open(ctx, client, base+cluster.StreamPath, h)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer s.Close()
-	got := make([]int64, 0, len(want))
-	for len(got) < len(want) {
+	got := make([]int64, 0, n)
+	for len(got) < n {
 		ev, err := s.Next()
 		if err != nil {
-			return fmt.Errorf("after %d of %d notifications: %w", len(got), len(want), err)
+			return got, fmt.Errorf("after %d of %d notifications: %w", len(got), n, err)
 		}
 		if ev.ID == "" {
 			continue
 		}
 		seq, err := strconv.ParseInt(ev.ID, 10, 64)
 		if err != nil {
-			return fmt.Errorf("event id %q", ev.ID)
+			return got, fmt.Errorf("event id %q", ev.ID)
 		}
 		got = append(got, seq)
+		if read != nil {
+			read(len(got))
+		}
 	}
-	if !slices.Equal(got, want) {
-		return fmt.Errorf("replayed %v, want %v", got, want)
-	}
-	return nil
+	return got, nil
 }
 
 // get requests path and decodes the JSON answer into v.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/fleet"
 )
 
 // loadGen produces notifications at a steady rate: most as SQL inserts in
@@ -173,6 +174,55 @@ func (g *loadGen) run(ctx context.Context, d time.Duration) error {
 		return err
 	}
 	return ctx.Err()
+}
+
+// loadRun is a load generator running in the background.
+type loadRun struct {
+	start   time.Time
+	loadAvg float64 // the machine's when the load started
+	// done has run's result; whoever reads it early puts it back.
+	done         chan error
+	stopProgress func()
+}
+
+// background runs g for d and prints the phase's progress every 2 s until
+// stopProgress.
+func (g *loadGen) background(ctx context.Context, d time.Duration, phase string, cs *fleet.Fleet, streams int, prog *progress) *loadRun {
+	l := &loadRun{start: time.Now(), loadAvg: cluster.LoadAverage(), done: make(chan error, 1)}
+	go func() { l.done <- g.run(ctx, d) }()
+	l.stopProgress = prog.Every(2*time.Second, func() string {
+		st := cs.Stats()
+		head, _ := cluster.Head(ctx, g.e.admin)
+		el := time.Since(l.start).Seconds()
+		return fmt.Sprintf("%s: %.0fs, %d sent (%.0f/s), published to seq %d, %d delivered, %d/%d streams open, %d resumes, %d drops, %d connect errors",
+			phase, el, g.sent(), float64(g.sent())/el, head, st.Received, st.Open, streams, st.Resumes, st.Drops, st.ConnectErrors)
+	})
+	return l
+}
+
+// drain ends a run whose load has stopped (loadErr: how it ended): it
+// waits until the queue is empty, publishes a last broadcast and waits
+// until every stream has it, so every stream has received everything it
+// is going to. It returns how long the load and the drain took, and the
+// machine's load average at the end.
+func (l *loadRun) drain(ctx context.Context, cfg config, e *nodeEnv, cs *fleet.Fleet, loadErr error) (loadSecs, drainSecs, loadAvg float64, err error) {
+	loadSecs = time.Since(l.start).Seconds()
+	drainStart := time.Now()
+	err = loadErr
+	if err == nil {
+		err = cluster.WaitDrained(ctx, e.admin, cfg.Timeout)
+	}
+	var sentinel int64
+	if err == nil {
+		sentinel, err = cluster.PublishSentinel(ctx, e.admin, cfg.Timeout)
+	}
+	if err == nil {
+		if behind, werr := cs.WaitSeq(ctx, sentinel, cfg.Timeout); werr != nil {
+			err = fmt.Errorf("%d streams never received the final broadcast: %w", behind, werr)
+		}
+	}
+	l.stopProgress()
+	return loadSecs, time.Since(drainStart).Seconds(), cluster.LoadAverage(), err
 }
 
 // post publishes one notification over HTTP; when a node fails it, it

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -158,7 +157,6 @@ func (e *nodeEnv) nodeConfig(i int) cluster.NodeConfig {
 
 // Close stops the nodes and drops the database.
 func (e *nodeEnv) Close() error {
-	var errs []error
 	if e.admin != nil {
 		e.admin.Close()
 	}
@@ -171,8 +169,7 @@ func (e *nodeEnv) Close() error {
 	}
 	wg.Wait()
 	e.http.CloseIdleConnections()
-	errs = append(errs, e.db.Drop())
-	return errors.Join(errs...)
+	return e.db.Drop()
 }
 
 // cpu is each live node's CPU so far.

@@ -64,17 +64,8 @@ func runClusterPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progres
 	if err := cs.SetResumeRate(cfg.ResumeRate / float64(len(l.plans))); err != nil {
 		return nil, err
 	}
-	loadStart := time.Now()
-	res.LoadStart = cluster.LoadAverage()
-	loadDone := make(chan error, 1)
-	go func() { loadDone <- g.run(ctx, cfg.Duration) }()
-	stopProgress := prog.Every(2*time.Second, func() string {
-		st := cs.Stats()
-		head, _ := cluster.Head(ctx, e.admin)
-		el := time.Since(loadStart).Seconds()
-		return fmt.Sprintf("cluster: %.0fs, %d sent (%.0f/s), published to seq %d, %d delivered, %d/%d streams open, %d resumes, %d drops, %d connect errors",
-			el, g.sent(), float64(g.sent())/el, head, st.Received, st.Open, cfg.Streams, st.Resumes, st.Drops, st.ConnectErrors)
-	})
+	ld := g.background(ctx, cfg.Duration, phaseCluster, cs, cfg.Streams, prog)
+	res.LoadStart = ld.loadAvg
 	var kill <-chan time.Time
 	if cfg.KillAt > 0 {
 		kill = time.After(time.Duration(cfg.KillAt * float64(cfg.Duration)))
@@ -83,40 +74,18 @@ func runClusterPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progres
 wait:
 	for {
 		select {
-		case loadErr = <-loadDone:
+		case loadErr = <-ld.done:
 			break wait
 		case <-kill:
 			res.Memory = e.memory(ctx) // all nodes, before one goes
 			victim := cfg.Nodes - 1
-			on, _ := e.nodes[victim].Metric(ctx, "notifyd_streams_open")
-			if err := e.nodes[victim].Kill(); err != nil {
-				loadErr = err
-			}
-			e.set.SetDown(victim, true)
-			_ = cs.SetNodeDown(victim, true)
-			res.Killed, res.KilledAtSeconds, res.StreamsOnKilled = "node"+itoa(victim), time.Since(loadStart).Seconds(), int(on)
-			prog.Printf("cluster: killed node%d (SIGKILL) holding %d streams", victim, int(on))
+			on, at, err := e.killNode(ctx, cs, victim, phaseCluster, prog, func() {})
+			loadErr = err
+			res.Killed, res.KilledAtSeconds, res.StreamsOnKilled = "node"+itoa(victim), at.Sub(ld.start).Seconds(), on
 		}
 	}
-	res.Seconds = time.Since(loadStart).Seconds()
 	_ = cs.SetResumeRate(0)
-	drainStart := time.Now()
-	if loadErr == nil {
-		loadErr = cluster.WaitDrained(ctx, e.admin, cfg.Timeout)
-	}
-	var sentinel int64
-	if loadErr == nil {
-		sentinel, loadErr = cluster.PublishSentinel(ctx, e.admin, cfg.Timeout)
-	}
-	if loadErr == nil {
-		var behind int
-		if behind, loadErr = cs.WaitSeq(ctx, sentinel, cfg.Timeout); loadErr != nil {
-			loadErr = fmt.Errorf("%d streams never received the final broadcast: %w", behind, loadErr)
-		}
-	}
-	stopProgress()
-	res.DrainSeconds = time.Since(drainStart).Seconds()
-	res.LoadEnd = cluster.LoadAverage()
+	res.Seconds, res.DrainSeconds, res.LoadEnd, loadErr = ld.drain(ctx, cfg, e, cs, loadErr)
 	res.CPU = win.stop(e, cs)
 	rep.Profiles = append(rep.Profiles, samp.Stop(phaseCluster))
 	res.SQL, res.HTTP, res.HTTPRetries = g.sql.Load(), g.http.Load(), g.retries.Load()
@@ -128,7 +97,7 @@ wait:
 		return res, fmt.Errorf("cluster: %w", loadErr)
 	}
 
-	if err := verifyCluster(ctx, e, cs, l, g, start, loadStart, res); err != nil {
+	if err := verifyCluster(ctx, e, cs, l, g, start, ld.start, res); err != nil {
 		return res, err
 	}
 	return res, exactlyOnce(prog, "cluster", res.Check)

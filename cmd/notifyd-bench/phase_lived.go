@@ -126,16 +126,8 @@ func measureLived(ctx context.Context, cfg config, e *nodeEnv, plan *livedPlan, 
 		id    notify.Identity
 		after int64
 	}{{"sparse", sp, 0}, {"dense", de, from}} {
-		stmts, err := livedStatements(ctx, e.db.URL, u.id, u.after)
-		if err != nil {
+		if err := explainUser(ctx, e, u.id, u.after, size.Explains, func(stmt string) string { return u.name + " " + stmt }); err != nil {
 			return size, err
-		}
-		for name, q := range stmts {
-			custom, auto, err := explainPlans(ctx, e.admin, q)
-			if err != nil {
-				return size, fmt.Errorf("explain %s %s: %w", u.name, name, err)
-			}
-			size.Explains[u.name+" "+name] = []LivedPlan{custom, auto}
 		}
 	}
 	return size, nil

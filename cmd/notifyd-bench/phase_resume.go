@@ -10,7 +10,6 @@ import (
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
 	"github.com/notifyd/notifyd/internal/testkit/stats"
-	"github.com/notifyd/notifyd/internal/wire"
 )
 
 // runResumePhase: a stream is cfg.ResumeBehind notifications behind (with
@@ -99,35 +98,19 @@ type resumeRun struct {
 // resumeOnce opens a stream with Last-Event-ID from and reads until want
 // notifications have arrived.
 func resumeOnce(ctx context.Context, e *nodeEnv, tok string, from int64, want int) (resumeRun, error) {
-	var r resumeRun
-	r.Behind = want
-	h := http.Header{"Authorization": {"Bearer " + tok}, "Last-Event-ID": {strconv.FormatInt(from, 10)}}
+	r := resumeRun{ResumeRound: ResumeRound{Behind: want}}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	start := time.Now()
-	s, err := wire.Open(ctx, e.http, e.nodes[0].URL()+cluster.StreamPath, h)
+	seqs, err := replay(ctx, e.http, e.nodes[0].URL(), http.Header{"Authorization": {"Bearer " + tok}}, from, want, func(count int) {
+		if count == 1 {
+			r.FirstMs = stats.Ms(time.Since(start))
+		}
+		r.TotalMs = stats.Ms(time.Since(start))
+	})
 	if err != nil {
 		return r, err
 	}
-	defer s.Close()
-	for len(r.seqs) < want {
-		ev, err := s.Next()
-		if err != nil {
-			return r, fmt.Errorf("after %d notifications: %w", len(r.seqs), err)
-		}
-		if ev.ID == "" {
-			continue
-		}
-		seq, err := strconv.ParseInt(ev.ID, 10, 64)
-		if err != nil {
-			return r, fmt.Errorf("event id %q", ev.ID)
-		}
-		if len(r.seqs) == 0 {
-			r.FirstMs = stats.Ms(time.Since(start))
-		}
-		r.seqs = append(r.seqs, seq)
-	}
-	r.TotalMs = stats.Ms(time.Since(start))
-	r.Received = len(r.seqs)
+	r.seqs, r.Received = seqs, len(seqs)
 	return r, nil
 }

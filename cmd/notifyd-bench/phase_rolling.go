@@ -52,40 +52,32 @@ func runRollingPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progres
 	res.Opened, res.OpenSeconds, res.Clients = opened, openSecs, len(l.plans)
 
 	samp := startSampler(ctx, e.admin, 200*time.Millisecond)
-	loadStart := time.Now()
-	res.LoadStart = cluster.LoadAverage()
-	loadDone := make(chan error, 1)
-	go func() { loadDone <- g.run(ctx, 24*time.Hour) }() // until g.stop
-	stopProgress := prog.Every(2*time.Second, func() string {
-		st := cs.Stats()
-		head, _ := cluster.Head(ctx, e.admin)
-		return fmt.Sprintf("rolling: %.0fs, %d sent, published to seq %d, %d delivered, %d/%d streams open, %d drops, %d connect errors",
-			time.Since(loadStart).Seconds(), g.sent(), head, st.Received, st.Open, cfg.RollingStreams, st.Drops, st.ConnectErrors)
-	})
-	loadErr := settle(ctx, cfg.RollingSettle, loadDone)
+	ld := g.background(ctx, 24*time.Hour, phaseRolling, cs, cfg.RollingStreams, prog) // until g.stop
+	res.LoadStart = ld.loadAvg
+	loadErr := settle(ctx, cfg.RollingSettle, ld.done)
 	for i := 0; i < cfg.Nodes && loadErr == nil; i++ {
 		var rs RollingRestart
-		rs, loadErr = restartInTurn(ctx, e, cs, i, loadStart)
+		rs, loadErr = restartInTurn(ctx, e, cs, i, ld.start)
 		res.Restarts = append(res.Restarts, rs)
 		prog.Printf("rolling: node%d (%d streams) stopped at %.1f s, exited after %.2f s, ready again after %.2f s", i, rs.Streams,
 			rs.StopAtSeconds, rs.ExitedSeconds, rs.ReadySeconds)
 		if loadErr == nil && i < cfg.Nodes-1 && cfg.RollingPause > 0 {
-			loadErr = settle(ctx, cfg.RollingPause, loadDone)
+			loadErr = settle(ctx, cfg.RollingPause, ld.done)
 		}
 	}
 	if loadErr == nil {
-		loadErr = settle(ctx, cfg.RollingSettle, loadDone)
+		loadErr = settle(ctx, cfg.RollingSettle, ld.done)
 	}
 	g.stop()
-	if err := <-loadDone; loadErr == nil {
+	if err := <-ld.done; loadErr == nil {
 		loadErr = err
 	}
 	rep.Profiles = append(rep.Profiles, samp.Stop(phaseRolling))
-	cd, err := res.finish(ctx, cfg, e, cs, g, l, start, loadStart, loadErr, stopProgress)
+	cd, err := res.finish(ctx, cfg, e, cs, g, l, start, ld, loadErr)
 	if err != nil {
 		return res, fmt.Errorf("rolling: %w", err)
 	}
-	res.measure(cd, l, g.commits, loadStart)
+	res.measure(cd, l, g.commits, ld.start)
 	return res, exactlyOnce(prog, "rolling", res.Check)
 }
 
@@ -96,8 +88,7 @@ func restartInTurn(ctx context.Context, e *nodeEnv, cs *fleet.Fleet, i int, load
 	rs := RollingRestart{Node: "node" + itoa(i)}
 	on, _ := e.nodes[i].Metric(ctx, "notifyd_streams_open")
 	rs.Streams = int(on)
-	e.set.SetDown(i, true)
-	if err := cs.SetNodeDown(i, true); err != nil {
+	if err := e.setDown(cs, i, true); err != nil {
 		return rs, err
 	}
 	stop := time.Now()
@@ -110,8 +101,7 @@ func restartInTurn(ctx context.Context, e *nodeEnv, cs *fleet.Fleet, i int, load
 		return rs, fmt.Errorf("restart node%d: %w", i, err)
 	}
 	rs.ReadySeconds = time.Since(stop).Seconds()
-	e.set.SetDown(i, false)
-	return rs, cs.SetNodeDown(i, false)
+	return rs, e.setDown(cs, i, false)
 }
 
 // settle lets the load run for d, returning early with an error if the

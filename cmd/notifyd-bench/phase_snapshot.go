@@ -181,8 +181,7 @@ func (r *Report) writeSnapshot(w io.Writer, s *SnapshotResult) {
 	tw := table(w)
 	fmt.Fprintln(tw, "   window\tcount\tp50\tp90\tp99\tmax\tdead tuples in notify at its end")
 	for _, win := range s.Windows {
-		fmt.Fprintf(tw, "   %.0f s\t%d\t%.1f ms\t%.1f ms\t%.1f ms\t%.1f ms\t%s\n", win.StartSec, win.Count,
-			win.Latency.P50Ms, win.Latency.P90Ms, win.Latency.P99Ms, win.Latency.MaxMs, num(float64(win.DeadTuples)))
+		fmt.Fprintf(tw, "   %.0f s\t%d\t%s\t%s\n", win.StartSec, win.Count, latencyCells(win.Latency), num(float64(win.DeadTuples)))
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "   the last window, split at notifications.published_at (the publish transaction's start):")

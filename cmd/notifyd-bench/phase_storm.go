@@ -12,7 +12,6 @@ import (
 
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
-	"github.com/notifyd/notifyd/internal/testkit/fleet"
 	"github.com/notifyd/notifyd/internal/testkit/stats"
 )
 
@@ -123,19 +122,11 @@ func runStorm(ctx context.Context, cfg config, nr *nodeRun, e *nodeEnv, seed *Li
 
 	samp := startSampler(ctx, e.admin, 200*time.Millisecond)
 	win := startCPU(e, cs)
-	loadStart := time.Now()
-	res.LoadStart = cluster.LoadAverage()
-	loadDone := make(chan error, 1)
-	go func() { loadDone <- g.run(ctx, cfg.StormBefore+cfg.StormAfter) }()
-	stopProgress := prog.Every(2*time.Second, func() string {
-		st := cs.Stats()
-		head, _ := cluster.Head(ctx, e.admin)
-		return fmt.Sprintf("storm: %.0fs, %d sent, published to seq %d, %d delivered, %d/%d streams open, %d drops, %d connect errors",
-			time.Since(loadStart).Seconds(), g.sent(), head, st.Received, st.Open, streams, st.Drops, st.ConnectErrors)
-	})
+	ld := g.background(ctx, cfg.StormBefore+cfg.StormAfter, phaseStorm, cs, streams, prog)
+	res.LoadStart = ld.loadAvg
 	var loadErr error
 	select {
-	case loadErr = <-loadDone:
+	case loadErr = <-ld.done:
 		loadErr = fmt.Errorf("the load ended before the kill: %v", loadErr)
 	case <-time.After(cfg.StormBefore):
 	case <-ctx.Done():
@@ -145,26 +136,23 @@ func runStorm(ctx context.Context, cfg config, nr *nodeRun, e *nodeEnv, seed *Li
 	if loadErr == nil {
 		rep.Profiles = append(rep.Profiles, samp.Stop("storm: before the kill"))
 		samp = startSampler(ctx, e.admin, 100*time.Millisecond)
-		on, _ := e.nodes[victim].Metric(ctx, "notifyd_streams_open")
-		res.HeadAtKill, _ = cluster.Head(ctx, e.admin)
-		mark(stormKill)
-		killAt = time.Now()
-		loadErr = e.nodes[victim].Kill()
-		e.set.SetDown(victim, true)
-		_ = cs.SetNodeDown(victim, true)
-		res.Killed, res.KilledAtSeconds, res.StreamsOnKilled = "node"+itoa(victim), killAt.Sub(loadStart).Seconds(), int(on)
-		prog.Printf("storm: killed node%d (SIGKILL) holding %d streams", victim, int(on))
-		res.Timeline, loadErr = stormTimeline(ctx, e, victim, killAt, cfg.StormWindow, loadDone)
+		var on int
+		on, killAt, loadErr = e.killNode(ctx, cs, victim, phaseStorm, prog, func() {
+			res.HeadAtKill, _ = cluster.Head(ctx, e.admin)
+			mark(stormKill)
+		})
+		res.Killed, res.KilledAtSeconds, res.StreamsOnKilled = "node"+itoa(victim), killAt.Sub(ld.start).Seconds(), on
+		res.Timeline, loadErr = stormTimeline(ctx, e, victim, killAt, cfg.StormWindow, ld.done)
 		mark(stormWindowd)
 		rep.Profiles = append(rep.Profiles, samp.Stop(fmt.Sprintf("storm: the %s after the kill", cfg.StormWindow)))
 		if loadErr == nil {
-			loadErr = <-loadDone
+			loadErr = <-ld.done
 		}
 	} else {
 		samp.Stop("storm")
 	}
 	res.CPU = win.stop(e, cs)
-	cd, err := res.finish(ctx, cfg, e, cs, g, l, start, loadStart, loadErr, stopProgress)
+	cd, err := res.finish(ctx, cfg, e, cs, g, l, start, ld, loadErr)
 	if err != nil {
 		return res, fmt.Errorf("storm: %w", err)
 	}
@@ -177,23 +165,6 @@ func runStorm(ctx context.Context, cfg config, nr *nodeRun, e *nodeEnv, seed *Li
 		return res, err
 	}
 	return res, exactlyOnce(prog, "storm", res.Check)
-}
-
-// drainAndMark waits until the queue is empty, publishes a last broadcast
-// and waits until every stream has it: then every stream has received
-// everything it is going to.
-func drainAndMark(ctx context.Context, cfg config, e *nodeEnv, cs *fleet.Fleet) error {
-	if err := cluster.WaitDrained(ctx, e.admin, cfg.Timeout); err != nil {
-		return err
-	}
-	sentinel, err := cluster.PublishSentinel(ctx, e.admin, cfg.Timeout)
-	if err != nil {
-		return err
-	}
-	if behind, err := cs.WaitSeq(ctx, sentinel, cfg.Timeout); err != nil {
-		return fmt.Errorf("%d streams never received the final broadcast: %w", behind, err)
-	}
-	return nil
 }
 
 // stormTimeline samples, for window after the kill, the streams open on
@@ -320,17 +291,6 @@ func firstAfter(times []int64, t int64) (time.Duration, bool) {
 // opening statement's costly part) and the replay from the head at the
 // kill; with each, the plan the plan cache settles on.
 func stormPlans(ctx context.Context, e *nodeEnv, id notify.Identity, after int64) (map[string][]LivedPlan, error) {
-	stmts, err := livedStatements(ctx, e.db.URL, id, after)
-	if err != nil {
-		return nil, err
-	}
 	out := map[string][]LivedPlan{}
-	for name, q := range stmts {
-		custom, auto, err := explainPlans(ctx, e.admin, q)
-		if err != nil {
-			return nil, fmt.Errorf("explain %s for %s: %w", name, id.UserID, err)
-		}
-		out[name+" ("+id.UserID+")"] = []LivedPlan{custom, auto}
-	}
-	return out, nil
+	return out, explainUser(ctx, e, id, after, out, func(stmt string) string { return stmt + " (" + id.UserID + ")" })
 }

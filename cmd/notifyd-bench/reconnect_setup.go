@@ -132,18 +132,11 @@ func (nr *nodeRun) openWithLoad(ctx context.Context, e *nodeEnv, l *layout, pop 
 }
 
 // finish ends a run whose load has stopped (loadErr: how it ended): it
-// waits until every stream has everything (drainAndMark), records the
-// run's figures, and checks every stream against the database.
+// drains it, records the run's figures, and checks every stream against
+// the database.
 func (r *ReconnectRun) finish(ctx context.Context, cfg config, e *nodeEnv, cs *fleet.Fleet, g *loadGen, l *layout, start int64,
-	loadStart time.Time, loadErr error, stopProgress func()) (*checkedStreams, error) {
-	r.Seconds = time.Since(loadStart).Seconds()
-	drainStart := time.Now()
-	if loadErr == nil {
-		loadErr = drainAndMark(ctx, cfg, e, cs)
-	}
-	stopProgress()
-	r.DrainSeconds = time.Since(drainStart).Seconds()
-	r.LoadEnd = cluster.LoadAverage()
+	ld *loadRun, loadErr error) (*checkedStreams, error) {
+	r.Seconds, r.DrainSeconds, r.LoadEnd, loadErr = ld.drain(ctx, cfg, e, cs, loadErr)
 	r.Sent = g.sent()
 	r.AchievedRate = float64(r.Sent) / r.Seconds
 	if loadErr != nil {
@@ -152,4 +145,24 @@ func (r *ReconnectRun) finish(ctx context.Context, cfg config, e *nodeEnv, cs *f
 	cd, err := checkStreams(ctx, e, cs, l, start, &r.StreamTally)
 	r.Deliveries = r.Check.Received
 	return cd, err
+}
+
+// killNode SIGKILLs node i and takes it out of the producers' and the
+// clients' rotation (setDown); beforeKill runs just before the signal. It
+// returns the streams the node held and when it was killed.
+func (e *nodeEnv) killNode(ctx context.Context, cs *fleet.Fleet, i int, phase string, prog *progress, beforeKill func()) (int, time.Time, error) {
+	on, _ := e.nodes[i].Metric(ctx, "notifyd_streams_open")
+	beforeKill()
+	at := time.Now()
+	err := e.nodes[i].Kill()
+	_ = e.setDown(cs, i, true)
+	prog.Printf("%s: killed node%d (SIGKILL) holding %d streams", phase, i, int(on))
+	return int(on), at, err
+}
+
+// setDown takes node i out of rotation (or puts it back) for the
+// producers and for cs's clients.
+func (e *nodeEnv) setDown(cs *fleet.Fleet, i int, down bool) error {
+	e.set.SetDown(i, down)
+	return cs.SetNodeDown(i, down)
 }

@@ -80,8 +80,7 @@ func (r *Report) WriteTable(w io.Writer) {
 			if l.TargetMet != nil {
 				target = fmt.Sprintf("p99 <= %.0f ms: %s", l.TargetP99Ms, verdict(*l.TargetMet))
 			}
-			fmt.Fprintf(tw, "   %d/s\t%.1f/s\t%d\t%d\t%.1f ms\t%.1f ms\t%.1f ms\t%.1f ms\t%d\t%s\n", l.Rate, l.AchievedRate,
-				l.Count, l.Missing, l.Latency.P50Ms, l.Latency.P90Ms, l.Latency.P99Ms, l.Latency.MaxMs, l.Reconnects, target)
+			fmt.Fprintf(tw, "   %d/s\t%.1f/s\t%d\t%d\t%s\t%d\t%s\n", l.Rate, l.AchievedRate, l.Count, l.Missing, latencyCells(l.Latency), l.Reconnects, target)
 		}
 		tw.Flush()
 		for _, l := range r.Latency {
@@ -89,8 +88,7 @@ func (r *Report) WriteTable(w io.Writer) {
 			tw := table(w)
 			fmt.Fprintln(tw, "     stage\tp50\tp90\tp99\tmax")
 			for _, st := range l.Stages {
-				fmt.Fprintf(tw, "     %s\t%.1f ms\t%.1f ms\t%.1f ms\t%.1f ms\n", st.Name,
-					st.Latency.P50Ms, st.Latency.P90Ms, st.Latency.P99Ms, st.Latency.MaxMs)
+				fmt.Fprintf(tw, "     %s\t%s\n", st.Name, latencyCells(st.Latency))
 			}
 			tw.Flush()
 		}

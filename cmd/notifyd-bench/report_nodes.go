@@ -64,13 +64,13 @@ func (r *Report) writeNodePhases(w io.Writer) {
 		tw.Flush()
 		tw = table(w)
 		fmt.Fprintln(tw, "   commit to receipt\tp50\tp90\tp99\tp99.9\tmax\tsamples")
-		fmt.Fprintf(tw, "   every delivery\t%s\t%s\n", summaryCells(c.Latency), num(float64(c.Latency.Count)))
+		summaryRow(tw, "every delivery", c.Latency)
 		for _, win := range c.Windows {
 			mark := ""
 			if c.Killed != "" && c.KilledAtSeconds >= win.FromSeconds && c.KilledAtSeconds < win.ToSeconds {
 				mark = " (kill)"
 			}
-			fmt.Fprintf(tw, "   committed %.0f-%.0f s%s\t%s\t%s\n", win.FromSeconds, win.ToSeconds, mark, summaryCells(win.Latency), num(float64(win.Latency.Count)))
+			summaryRow(tw, fmt.Sprintf("committed %.0f-%.0f s%s", win.FromSeconds, win.ToSeconds, mark), win.Latency)
 		}
 		tw.Flush()
 		fmt.Fprintf(w, "   (%s; deliveries replayed after the kill and after resumes included)\n", c.LatencyBasis)
@@ -95,6 +95,17 @@ func (r *Report) writeNodePhases(w io.Writer) {
 
 func summaryCells(s stats.Summary) string {
 	return fmt.Sprintf("%.1f ms\t%.1f ms\t%.1f ms\t%.1f ms\t%.1f ms", s.P50Ms, s.P90Ms, s.P99Ms, s.P999Ms, s.MaxMs)
+}
+
+// latencyCells is p50, p90, p99 and max as table cells.
+func latencyCells(s stats.Summary) string {
+	return fmt.Sprintf("%.1f ms\t%.1f ms\t%.1f ms\t%.1f ms", s.P50Ms, s.P90Ms, s.P99Ms, s.MaxMs)
+}
+
+// summaryRow prints a table row of s's percentiles and samples after
+// label, and the target column if given.
+func summaryRow(tw io.Writer, label string, s stats.Summary, target ...string) {
+	fmt.Fprintf(tw, "   %s\t%s\t%s%s\n", label, summaryCells(s), num(float64(s.Count)), strings.Join(append([]string{""}, target...), "\t"))
 }
 
 func checkLine(c interface{ OK() bool }) string {

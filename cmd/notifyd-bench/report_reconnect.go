@@ -18,17 +18,17 @@ func writeStorm(w io.Writer, s *StormResult) {
 		s.Killed, s.KilledAtSeconds, s.StreamsOnKilled, s.Browser.InitialMs)
 	tw := table(w)
 	fmt.Fprintln(tw, "   \tp50\tp90\tp99\tp99.9\tmax\tsamples\ttarget")
-	fmt.Fprintf(tw, "   re-homed: kill -> first notification committed after it\t%s\t%s\tall <= %.0f ms: %s (%.1f%% within, %d got none)\n",
-		summaryCells(s.Rehomed), num(float64(s.Rehomed.Count)), s.TargetRehomeMs, verdict(s.RehomeMet), 100*s.RehomedWithinShare, s.RehomedWithout)
-	fmt.Fprintf(tw, "   re-homed: kill -> new connection answered 200\t%s\t%s\t\n", summaryCells(s.Answered), num(float64(s.Answered.Count)))
-	fmt.Fprintf(tw, "   re-homed: kill -> its connected message (turn at the database done)\t%s\t%s\t\n", summaryCells(s.Reopened), num(float64(s.Reopened.Count)))
-	fmt.Fprintf(tw, "   survivors' streams, commit -> receipt, storm (%.0f s after the kill)\t%s\t%s\tp99 <= %.0f ms: %s\n",
-		s.WindowSeconds, summaryCells(s.Survivors), num(float64(s.Survivors.Count)), s.TargetSurvivorP99Ms, verdict(s.SurvivorsMet))
-	fmt.Fprintf(tw, "   survivors' streams, commit -> receipt, %.0f s before the kill\t%s\t%s\t\n", s.WindowSeconds, summaryCells(s.SurvivorsBefore), num(float64(s.SurvivorsBefore.Count)))
-	fmt.Fprintf(tw, "   worker: created -> published, storm\t%s\t%s\t\n", summaryCells(s.WorkerLag), num(float64(s.WorkerLag.Count)))
-	fmt.Fprintf(tw, "   worker: created -> published, before\t%s\t%s\t\n", summaryCells(s.WorkerLagBefore), num(float64(s.WorkerLagBefore.Count)))
-	fmt.Fprintf(tw, "   feed: published -> survivor receipt, storm\t%s\t%s\t\n", summaryCells(s.FeedLag), num(float64(s.FeedLag.Count)))
-	fmt.Fprintf(tw, "   feed: published -> survivor receipt, before\t%s\t%s\t\n", summaryCells(s.FeedLagBefore), num(float64(s.FeedLagBefore.Count)))
+	summaryRow(tw, "re-homed: kill -> first notification committed after it", s.Rehomed, fmt.Sprintf("all <= %.0f ms: %s (%.1f%% within, %d got none)",
+		s.TargetRehomeMs, verdict(s.RehomeMet), 100*s.RehomedWithinShare, s.RehomedWithout))
+	summaryRow(tw, "re-homed: kill -> new connection answered 200", s.Answered, "")
+	summaryRow(tw, "re-homed: kill -> its connected message (turn at the database done)", s.Reopened, "")
+	summaryRow(tw, fmt.Sprintf("survivors' streams, commit -> receipt, storm (%.0f s after the kill)", s.WindowSeconds), s.Survivors,
+		fmt.Sprintf("p99 <= %.0f ms: %s", s.TargetSurvivorP99Ms, verdict(s.SurvivorsMet)))
+	summaryRow(tw, fmt.Sprintf("survivors' streams, commit -> receipt, %.0f s before the kill", s.WindowSeconds), s.SurvivorsBefore, "")
+	summaryRow(tw, "worker: created -> published, storm", s.WorkerLag, "")
+	summaryRow(tw, "worker: created -> published, before", s.WorkerLagBefore, "")
+	summaryRow(tw, "feed: published -> survivor receipt, storm", s.FeedLag, "")
+	summaryRow(tw, "feed: published -> survivor receipt, before", s.FeedLagBefore, "")
 	tw.Flush()
 	fmt.Fprintf(w, "   published per second, %.0f s before the kill to %.0f s after: %s\n", s.WindowSeconds, s.WindowSeconds, joinInts(s.PublishedPerSecond))
 	var tl []string
@@ -60,9 +60,9 @@ func writeRolling(w io.Writer, r *RollingResult) {
 		r.Spread, r.SpreadMaxMs, r.Backoffs, r.CloseReasons)
 	tw := table(w)
 	fmt.Fprintln(tw, "   commit -> receipt\tp50\tp90\tp99\tp99.9\tmax\tsamples\ttarget")
-	fmt.Fprintf(tw, "   every delivery of the run\t%s\t%s\tp99 <= %.0f ms: %s\n", summaryCells(r.Latency), num(float64(r.Latency.Count)), r.TargetP99Ms, verdict(r.TargetMet))
-	fmt.Fprintf(tw, "   committed during a restart (SIGTERM to ready + 3 s)\t%s\t%s\t\n", summaryCells(r.DuringRestarts), num(float64(r.DuringRestarts.Count)))
-	fmt.Fprintf(tw, "   committed between restarts\t%s\t%s\t\n", summaryCells(r.BetweenRestarts), num(float64(r.BetweenRestarts.Count)))
+	summaryRow(tw, "every delivery of the run", r.Latency, fmt.Sprintf("p99 <= %.0f ms: %s", r.TargetP99Ms, verdict(r.TargetMet)))
+	summaryRow(tw, "committed during a restart (SIGTERM to ready + 3 s)", r.DuringRestarts, "")
+	summaryRow(tw, "committed between restarts", r.BetweenRestarts, "")
 	tw.Flush()
 	fmt.Fprintf(w, "   connections: %d lost, %d failed connects; machine load average %.1f at the start, %.1f at the end\n",
 		r.Drops, r.ConnectErrors, r.LoadStart, r.LoadEnd)

@@ -77,8 +77,9 @@ type StatementWork struct {
 	Blocks int64   `json:"shared_blocks"` // hit and read
 }
 
-func (w StatementWork) sub(o StatementWork) StatementWork {
-	return StatementWork{Calls: w.Calls - o.Calls, Rows: w.Rows - o.Rows, ExecMs: w.ExecMs - o.ExecMs, Blocks: w.Blocks - o.Blocks}
+// plus is w + sign*o, counter by counter.
+func (w StatementWork) plus(o StatementWork, sign int64) StatementWork {
+	return StatementWork{Calls: w.Calls + sign*o.Calls, Rows: w.Rows + sign*o.Rows, ExecMs: w.ExecMs + float64(sign)*o.ExecMs, Blocks: w.Blocks + sign*o.Blocks}
 }
 
 // runStormReplica is the storm phase with -storm-replica: see above. It

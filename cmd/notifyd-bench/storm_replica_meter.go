@@ -47,8 +47,7 @@ func (m *dbMeter) snapshot(ctx context.Context) (dbSnapshot, error) {
 			return s, fmt.Errorf("read pg_stat_statements: %w", err)
 		}
 		k := readKind(q)
-		t := s.stmts[k]
-		s.stmts[k] = StatementWork{Calls: t.Calls + w.Calls, Rows: t.Rows + w.Rows, ExecMs: t.ExecMs + w.ExecMs, Blocks: t.Blocks + w.Blocks}
+		s.stmts[k] = s.stmts[k].plus(w, 1)
 	}
 	return s, rows.Err()
 }
@@ -58,13 +57,12 @@ func (s dbSnapshot) since(prev dbSnapshot, stretch string) DBWork {
 	w := DBWork{Stretch: stretch, Seconds: s.at.Sub(prev.at).Seconds(), CPUSeconds: (s.cpu - prev.cpu).Seconds(),
 		Statements: map[string]StatementWork{}}
 	for k, v := range s.stmts {
-		d := v.sub(prev.stmts[k])
+		d := v.plus(prev.stmts[k], -1)
 		if d.Calls == 0 {
 			continue
 		}
 		w.Statements[k] = d
-		w.Total = StatementWork{Calls: w.Total.Calls + d.Calls, Rows: w.Total.Rows + d.Rows, ExecMs: w.Total.ExecMs + d.ExecMs,
-			Blocks: w.Total.Blocks + d.Blocks}
+		w.Total = w.Total.plus(d, 1)
 	}
 	return w
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"maps"
@@ -49,44 +50,29 @@ func writeStormReplica(w io.Writer, s *StormReplicaResult) {
 
 // countsLine lists counters, largest first.
 func countsLine(m map[string]float64) string {
-	keys := slices.SortedFunc(maps.Keys(m), func(a, b string) int {
-		if m[a] != m[b] {
-			if m[a] > m[b] {
-				return -1
-			}
-			return 1
-		}
-		return strings.Compare(a, b)
-	})
-	var parts []string
-	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s %s", k, num(m[k])))
-	}
-	if len(parts) == 0 {
-		return "none"
-	}
-	return strings.Join(parts, ", ")
+	return rankedLine(m, func(v float64) float64 { return v }, ", ", func(v float64) string { return num(v) })
 }
 
 // kindsLine lists statements by kind, most execution time first: calls,
 // execution ms, shared blocks.
 func kindsLine(m map[string]StatementWork) string {
-	keys := slices.SortedFunc(maps.Keys(m), func(a, b string) int {
-		if m[a].ExecMs > m[b].ExecMs {
-			return -1
-		}
-		if m[a].ExecMs < m[b].ExecMs {
-			return 1
-		}
-		return strings.Compare(a, b)
+	return rankedLine(m, func(v StatementWork) float64 { return v.ExecMs }, "; ", func(v StatementWork) string {
+		return fmt.Sprintf("%s calls/%.0f ms/%s blocks", num(float64(v.Calls)), v.ExecMs, num(float64(v.Blocks)))
 	})
-	var parts []string
-	for _, k := range keys {
-		v := m[k]
-		parts = append(parts, fmt.Sprintf("%s %s calls/%.0f ms/%s blocks", k, num(float64(v.Calls)), v.ExecMs, num(float64(v.Blocks))))
-	}
-	if len(parts) == 0 {
+}
+
+// rankedLine lists m's entries as "key value", by weight descending (then
+// by key), joined by sep; "none" when m is empty.
+func rankedLine[V any](m map[string]V, weight func(V) float64, sep string, value func(V) string) string {
+	if len(m) == 0 {
 		return "none"
 	}
-	return strings.Join(parts, "; ")
+	keys := slices.SortedFunc(maps.Keys(m), func(a, b string) int {
+		return cmp.Or(cmp.Compare(weight(m[b]), weight(m[a])), strings.Compare(a, b))
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + " " + value(m[k])
+	}
+	return strings.Join(parts, sep)
 }
