@@ -71,6 +71,9 @@ CREATE FUNCTION notify.send(
     OUT notification notify.notifications,
     OUT created boolean)
 LANGUAGE plpgsql AS $$
+-- A bare name is the column (ON CONFLICT (idempotency_key)); the
+-- arguments are written send.<name>.
+#variable_conflict use_column
 DECLARE
     next_seq bigint;
     reason   text;
