@@ -16,6 +16,11 @@
 --     than leaving a failed item, since its caller is there to hear it);
 --   - its roles go into notify.notification_roles, and notify_published is
 --     rung with the seq at commit.
+-- A caller that would rather not wait for the turn (the HTTP API) passes
+-- queue_when_busy: while another publisher holds it, the notification is
+-- inserted for the workers as an INSERT would be, so under load publishing
+-- still goes in the workers' batches (one commit for many) instead of one
+-- commit after another under the turn.
 -- The row is inserted with its seq and published_at already set and the
 -- enqueue trigger creates its queue item already sent (attempts 1,
 -- sent_at): no pending item is written and rewritten, and nothing enters
@@ -68,6 +73,7 @@ CREATE FUNCTION notify.send(
     severity        text    DEFAULT 'medium',
     data            jsonb   DEFAULT '{}',
     idempotency_key text    DEFAULT NULL,
+    queue_when_busy boolean DEFAULT false,
     OUT notification notify.notifications,
     OUT created boolean)
 LANGUAGE plpgsql AS $$
@@ -93,14 +99,21 @@ BEGIN
         PERFORM set_config('notify.history_entered', 'on', false);
     END IF;
     -- The publish turn, held to commit: no other publisher takes a seq
-    -- until this one is visible.
-    PERFORM pg_advisory_xact_lock(1852797545, 3);
-    next_seq := nextval('notify.notification_seq');
-    PERFORM set_config('notify.born_published', next_seq::text, true);
+    -- until this one is visible. When another publisher holds it and the
+    -- caller would rather not wait, the notification is queued for the
+    -- workers instead (seq NULL): under load they publish in batches.
+    IF NOT send.queue_when_busy THEN
+        PERFORM pg_advisory_xact_lock(1852797545, 3);
+        next_seq := nextval('notify.notification_seq');
+    ELSIF pg_try_advisory_xact_lock(1852797545, 3) THEN
+        next_seq := nextval('notify.notification_seq');
+    END IF;
+    PERFORM set_config('notify.born_published', COALESCE(next_seq::text, ''), true);
     INSERT INTO notify.notifications AS n
         (target_user_id, target_roles, module, action_type, details, message, severity, data, idempotency_key, seq, published_at)
     VALUES (send.target_user_id, send.target_roles, send.module, send.action_type, send.details, send.message,
-            COALESCE(send.severity, 'medium'), COALESCE(send.data, '{}'), send.idempotency_key, next_seq, now())
+            COALESCE(send.severity, 'medium'), COALESCE(send.data, '{}'), send.idempotency_key,
+            next_seq, CASE WHEN next_seq IS NOT NULL THEN now() END)
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING n.* INTO notification;
     PERFORM set_config('notify.born_published', '', true);
@@ -110,6 +123,10 @@ BEGIN
         SELECT n.* INTO STRICT notification FROM notify.notifications n WHERE n.idempotency_key = send.idempotency_key;
         created := false;
         RETURN;
+    END IF;
+    created := true;
+    IF next_seq IS NULL THEN
+        RETURN; -- queued: a worker publishes it
     END IF;
     reason := notify.undeliverable_reason(notification);
     IF reason IS NOT NULL THEN
@@ -121,14 +138,13 @@ BEGIN
         SELECT DISTINCT r.role, next_seq FROM unnest(notification.target_roles) AS r(role);
     END IF;
     PERFORM pg_notify('notify_published', next_seq::text);
-    created := true;
 END;
 $$;
 -- +goose StatementEnd
-COMMENT ON FUNCTION notify.send(text, text, text[], text, text, text, text, jsonb, text) IS 'Sends a notification born published: inserts it and gives it its seq in the caller''s transaction (one commit, no worker), in commit order like a worker''s publish. Returns the notification as stored and whether this call created it (false: the idempotency key was used before, nothing new is published). It holds the publish turn until the caller commits: call it last in a short transaction. SELECT (notification).id, (notification).seq FROM notify.send(''Order shipped'', target_user_id => ''alice'').';
+COMMENT ON FUNCTION notify.send(text, text, text[], text, text, text, text, jsonb, text, boolean) IS 'Sends a notification born published: inserts it and gives it its seq in the caller''s transaction (one commit, no worker), in commit order like a worker''s publish. Returns the notification as stored and whether this call created it (false: the idempotency key was used before, nothing new is published). queue_when_busy: when another publisher holds the publish turn, queue the notification for the workers (seq NULL; they batch under load) rather than wait. It holds the publish turn until the caller commits: call it last in a short transaction. SELECT (notification).id, (notification).seq FROM notify.send(''Order shipped'', target_user_id => ''alice'').';
 
 -- +goose Down
-DROP FUNCTION notify.send(text, text, text[], text, text, text, text, jsonb, text);
+DROP FUNCTION notify.send(text, text, text[], text, text, text, text, jsonb, text, boolean);
 DROP TRIGGER notifications_wake_worker ON notify.notifications;
 CREATE CONSTRAINT TRIGGER notifications_wake_worker
     AFTER INSERT ON notify.notifications

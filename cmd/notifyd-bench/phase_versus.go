@@ -125,8 +125,8 @@ func runVersusPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress
 			}
 			r.Round = round + 1
 			res.Latency = append(res.Latency, *r)
-			prog.Printf("versus: round %d, %-10s %d streams at %d/s: p50 %.2f ms, p99 %.2f ms (publish call p50 %.2f ms; %d deliveries)",
-				round+1, sys.Name(), cfg.VersusStreams, cfg.VersusRate, r.Latency.P50Ms, r.Latency.P99Ms, r.PublishP50, r.Latency.Count)
+			prog.Printf("versus: round %d, %-10s %d streams at %d/s: p50 %.2f ms, p99 %.2f ms (publish call p50 %.2f ms; from its return p50 %.2f ms, p99 %.2f ms; %d deliveries)",
+				round+1, sys.Name(), cfg.VersusStreams, cfg.VersusRate, r.Latency.P50Ms, r.Latency.P99Ms, r.PublishP50, r.FromReturn.P50Ms, r.FromReturn.P99Ms, r.Latency.Count)
 		}
 	}
 	for round := range cfg.VersusRounds {

@@ -128,16 +128,21 @@ func (s *Notifications) Insert(ctx context.Context, n notify.Notification) (stor
 	return stored, false, sameAsBefore(stored, n)
 }
 
-// sendStatement calls notify.send (migration 00013) with columnValues.
+// sendStatement calls notify.send (migration 00013) with columnValues,
+// queue_when_busy.
 var sendStatement = `SELECT ` + columnsOf("(s.notification).") + `, s.created
-	FROM notify.send($1::text, $2::text, $3::text[], $4::text, $5::text, $6::text, $7::text, $8::jsonb, $9::text) s`
+	FROM notify.send($1::text, $2::text, $3::text[], $4::text, $5::text, $6::text, $7::text, $8::jsonb, $9::text,
+		queue_when_busy => true) s`
 
 // Send adds a notification born published: notify.send inserts it and
 // gives it its seq in the same transaction, under the workers' publish
 // turn, so one commit makes it durable, numbered and rung to every node's
-// feed, with no worker between. It answers as Insert does: a repeated
-// idempotency key returns the earlier notification (published or not) and
-// publishes nothing.
+// feed, with no worker between. While another publisher holds the turn it
+// does not wait: the notification is queued as Insert queues it (Seq 0),
+// and the workers publish it in their next batch, so under load publishes
+// share commits instead of taking the turn one commit at a time. It answers
+// as Insert does: a repeated idempotency key returns the earlier
+// notification (published or not) and publishes nothing.
 func (s *Notifications) Send(ctx context.Context, n notify.Notification) (stored notify.Notification, created bool, err error) {
 	stored, err = scanNotification(s.pool.QueryRow(ctx, sendStatement, columnValues(n)...), &created)
 	if err != nil {

@@ -116,6 +116,25 @@ func TestSendIsBornPublished(t *testing.T) {
 		}
 	})
 
+	t.Run("while the turn is taken, Send queues for the workers", func(t *testing.T) {
+		tx, err := db.Pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = tx.Rollback(ctx) }()
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(1852797545, 3)`); err != nil {
+			t.Fatal(err)
+		}
+		queued, created, err := notes.Send(ctx, notify.Notification{Message: "while busy"})
+		if err != nil || !created || queued.Seq != 0 {
+			t.Fatalf("Send while the turn is held = %+v, created %v, %v; want created, queued without a seq", queued, created, err)
+		}
+		status := pgtest.Scalar[string](t, ctx, db.Pool, `SELECT status FROM notify.queue_items WHERE notification_id = $1`, queued.ID)
+		if status != "pending" {
+			t.Fatalf("queued item is %s, want pending", status)
+		}
+	})
+
 	t.Run("a row that cannot be delivered gets no seq", func(t *testing.T) {
 		tx, err := db.Pool.Begin(ctx)
 		if err != nil {
