@@ -161,6 +161,7 @@ type config struct {
 	VersusSatDuration   time.Duration // versus: publishing time of each saturation run
 	VersusSatPublishers int           // versus: publishers in the saturation runs
 	VersusWindow        int           // versus: most messages published but not yet on every stream (saturation)
+	VersusPublish       string        // versus: how notifyd's messages are published (versusPublishModes)
 }
 
 // dbSetting is one -db-set name=value.
@@ -272,6 +273,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.VersusSatStreams, "versus-sat-streams", 1000, "versus: streams in the saturation runs")
 	fs.DurationVar(&c.VersusSatDuration, "versus-sat-duration", 5*time.Second, "versus: publishing time of each saturation run")
 	fs.IntVar(&c.VersusSatPublishers, "versus-sat-publishers", 4, "versus: publishers in the saturation runs")
+	fs.StringVar(&c.VersusPublish, "versus-publish", versusInsert, "versus: how notifyd's messages are published: "+
+		versusInsert+" (an INSERT a worker publishes), "+versusSend+" (notify.send: born published) or "+versusHTTP+" (POST /api/notifications: born published)")
 	fs.IntVar(&c.VersusWindow, "versus-window", 500, "versus: most messages published but not yet on every stream in the saturation runs (below both servers' slow-client limits)")
 	if err := fs.Parse(args); err != nil {
 		return c, fmt.Errorf("%w: %v", errUsage, err)
@@ -372,6 +375,8 @@ func (c config) validateReconnects() error {
 		return fmt.Errorf("%w: -versus-streams, -versus-rate, -versus-duration and -versus-rounds must be positive", errUsage)
 	case c.VersusSatStreams < 1 || c.VersusSatDuration <= 0 || c.VersusSatPublishers < 1 || c.VersusWindow < 1:
 		return fmt.Errorf("%w: -versus-sat-streams, -versus-sat-duration, -versus-sat-publishers and -versus-window must be positive", errUsage)
+	case !slices.Contains(versusPublishModes, c.VersusPublish):
+		return fmt.Errorf("%w: -versus-publish must be one of %v", errUsage, versusPublishModes)
 	}
 	return nil
 }

@@ -23,6 +23,7 @@ const (
 // same SSE reader, in interleaved runs.
 type VersusResult struct {
 	CentrifugoVersion string  `json:"centrifugo_version"`
+	Publish           string  `json:"publish"` // how notifyd's messages were published (-versus-publish)
 	BuildSeconds      float64 `json:"centrifugo_build_seconds"`
 	Streams           int     `json:"streams"`
 	Rate              int     `json:"rate"`
@@ -53,7 +54,7 @@ type VersusResult struct {
 // (both idle while the other is measured) and alternates between them:
 // cfg.VersusRounds paced runs on each, then as many saturation runs.
 func runVersusPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress, stderr io.Writer) (*VersusResult, error) {
-	res := &VersusResult{CentrifugoVersion: centrifugoVersion, Streams: cfg.VersusStreams, Rate: cfg.VersusRate,
+	res := &VersusResult{CentrifugoVersion: centrifugoVersion, Publish: cfg.VersusPublish, Streams: cfg.VersusStreams, Rate: cfg.VersusRate,
 		Seconds: cfg.VersusDuration.Seconds(), Rounds: cfg.VersusRounds, SatStreams: cfg.VersusSatStreams,
 		SatSeconds: cfg.VersusSatDuration.Seconds(), SatPublishers: cfg.VersusSatPublishers, SatWindow: cfg.VersusWindow}
 	dir, err := os.MkdirTemp("", "notifyd-bench-versus-")
@@ -71,7 +72,8 @@ func runVersusPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress
 	}
 
 	most := max(cfg.VersusStreams, cfg.VersusSatStreams)
-	e, err := nr.startNodes(ctx, 1, map[string]string{"NOTIFY_MAX_STREAMS": strconv.Itoa(most + 1000)})
+	// No publish rate: the saturation runs publish as fast as the node takes it.
+	e, err := nr.startNodes(ctx, 1, map[string]string{"NOTIFY_MAX_STREAMS": strconv.Itoa(most + 1000), "NOTIFY_ADMIN_PUBLISH_RATE": "-1"})
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +83,12 @@ func runVersusPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress
 		return nil, err
 	}
 	defer pool.Close()
-	nd := &notifydVersus{node: e.nodes[0], pool: pool, client: &http.Client{Transport: &http.Transport{}}}
+	admin, err := nr.token("vs-publisher", []string{"ADMIN"})
+	if err != nil {
+		return nil, err
+	}
+	nd := &notifydVersus{node: e.nodes[0], pool: pool, client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
+		mode: cfg.VersusPublish, admin: admin}
 	for i := range most {
 		tok, err := nr.token("vs"+strconv.Itoa(i), nil) // one user per stream
 		if err != nil {
@@ -96,7 +103,7 @@ func runVersusPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress
 	defer cf.Stop(15 * time.Second)
 	ce := &centrifugoVersus{c: cf, client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
 	systems := []versusSystem{nd, ce}
-	prog.Printf("versus: notifyd %s (one node), Centrifugo %s at %s (memory broker, uni_sse)", nd.node.URL(), centrifugoVersion, cf.URL)
+	prog.Printf("versus: notifyd %s (one node, publishing by %s), Centrifugo %s at %s (memory broker, uni_sse)", nd.node.URL(), nd.mode, centrifugoVersion, cf.URL)
 
 	// Memory first, while neither process has served anything: RSS that a
 	// run's garbage left behind would blur what the streams cost.
@@ -118,8 +125,8 @@ func runVersusPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress
 			}
 			r.Round = round + 1
 			res.Latency = append(res.Latency, *r)
-			prog.Printf("versus: round %d, %-10s %d streams at %d/s: p50 %.2f ms, p99 %.2f ms (publish call p50 %.2f ms; %d deliveries)",
-				round+1, sys.Name(), cfg.VersusStreams, cfg.VersusRate, r.Latency.P50Ms, r.Latency.P99Ms, r.PublishP50, r.Latency.Count)
+			prog.Printf("versus: round %d, %-10s %d streams at %d/s: p50 %.2f ms, p99 %.2f ms (publish call p50 %.2f ms; from its return p50 %.2f ms, p99 %.2f ms; %d deliveries)",
+				round+1, sys.Name(), cfg.VersusStreams, cfg.VersusRate, r.Latency.P50Ms, r.Latency.P99Ms, r.PublishP50, r.FromReturn.P50Ms, r.FromReturn.P99Ms, r.Latency.Count)
 		}
 	}
 	for round := range cfg.VersusRounds {

@@ -17,8 +17,8 @@ func (r *Report) writeVersus(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\nVersus Centrifugo %s (%s; memory broker, uni_sse): the same SSE reader in the bench, runs interleaved, medians of %d\n",
 		v.CentrifugoVersion, built, v.Rounds)
-	fmt.Fprintf(w, "   latency: %d streams, one publisher at %d/s for %.0f s (notifyd: single-row INSERT to everyone, clock at commit;\n"+
-		"   Centrifugo: HTTP API publish to the channel every stream subscribed to, clock at the request's start)\n", v.Streams, v.Rate, v.Seconds)
+	fmt.Fprintf(w, "   latency: %d streams, one publisher at %d/s for %.0f s (notifyd: %s;\n"+
+		"   Centrifugo: HTTP API publish to the channel every stream subscribed to, clock at the request's start)\n", v.Streams, v.Rate, v.Seconds, versusPublishDoc[v.Publish])
 	tw := table(w)
 	fmt.Fprintln(tw, "   round\tsystem\tachieved\tp50\tp90\tp99\tmax\tdeliveries\tpublish call p50/p99\tCPU-s server/bench")
 	for _, l := range v.Latency {
@@ -49,4 +49,12 @@ func (r *Report) writeVersus(w io.Writer) {
 		fmt.Fprintf(w, "   memory, %s: %d streams connected to the fresh process: RSS %.1f KiB a stream, %.1f KiB above its idle %.1f MiB\n",
 			m.System, m.Streams, m.PerStreamKiB, m.MarginalKiB, m.IdleMiB)
 	}
+}
+
+// versusPublishDoc says how notifyd's messages were published and where
+// their clock starts, per -versus-publish.
+var versusPublishDoc = map[string]string{
+	versusInsert: "single-row INSERT to everyone, clock at commit",
+	versusSend:   "SELECT notify.send(...) to everyone, born published, clock at the call's start",
+	versusHTTP:   "POST /api/notifications to everyone, born published, clock at the request's start",
 }

@@ -186,6 +186,7 @@ type versusLatencyRun struct {
 	Messages   int           `json:"messages"`
 	Achieved   float64       `json:"achieved_per_s"`
 	Latency    stats.Summary `json:"latency"`        // from the system's clock (ClockAtReturn) to receipt
+	FromReturn stats.Summary `json:"from_return"`    // from the publish call's return to receipt, whatever the clock
 	PublishP50 float64       `json:"publish_p50_ms"` // the publish call itself
 	PublishP99 float64       `json:"publish_p99_ms"`
 	// ServerCPU and BenchCPU are CPU seconds over the publishing.
@@ -231,11 +232,12 @@ func runVersusLatency(ctx context.Context, sys versusSystem, streams, rate int, 
 	if sys.ClockAtReturn() {
 		clock = end
 	}
-	var lat, call []time.Duration
+	var lat, fromReturn, call []time.Duration
 	for _, rs := range vs.recv {
 		for _, r := range rs {
 			if int(r.k) >= warm {
 				lat = append(lat, time.Duration(r.at-clock[r.k]))
+				fromReturn = append(fromReturn, time.Duration(r.at-end[r.k]))
 			}
 		}
 	}
@@ -244,7 +246,7 @@ func runVersusLatency(ctx context.Context, sys versusSystem, streams, rate int, 
 	}
 	cs := stats.Summarize(call)
 	return &versusLatencyRun{System: sys.Name(), Messages: total - warm, Achieved: float64(total) / elapsed.Seconds(),
-		Latency: stats.Summarize(lat), PublishP50: cs.P50Ms, PublishP99: cs.P99Ms, ServerCPU: serverCPU, BenchCPU: benchCPU}, nil
+		Latency: stats.Summarize(lat), FromReturn: stats.Summarize(fromReturn), PublishP50: cs.P50Ms, PublishP99: cs.P99Ms, ServerCPU: serverCPU, BenchCPU: benchCPU}, nil
 }
 
 // versusSaturationRun is one run publishing as fast as the system takes it.

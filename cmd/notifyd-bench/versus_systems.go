@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -57,17 +58,33 @@ func versusMessage(data []byte) (k int, ok bool) {
 	return n, err == nil
 }
 
-// notifydVersus is one notifyd node; messages are single-row autocommit
-// INSERTs of a notification to everyone, as producers write them.
+// How the versus phase publishes notifyd's messages (-versus-publish).
+const (
+	versusInsert = "insert" // an autocommit INSERT, as producers write them; a worker publishes it
+	versusSend   = "send"   // SELECT notify.send(...): born published in the producer's commit
+	versusHTTP   = "http"   // POST /api/notifications, which sends born published
+)
+
+var versusPublishModes = []string{versusInsert, versusSend, versusHTTP}
+
+// notifydVersus is one notifyd node; messages are notifications to
+// everyone, published as mode says.
 type notifydVersus struct {
 	node   *cluster.Node
 	pool   *pgxpool.Pool
 	client *http.Client
 	tokens []string // one user per stream
+	mode   string   // versusPublishModes
+	admin  string   // the publishing token (http)
 }
 
-func (n *notifydVersus) Name() string        { return "notifyd" }
-func (n *notifydVersus) ClockAtReturn() bool { return true }
+func (n *notifydVersus) Name() string { return "notifyd" }
+
+// ClockAtReturn: an INSERT's latency starts at its commit (the worker
+// publishes afterwards); a born-published notification can reach a stream
+// before its publish call returns, so its clock starts at the call, as
+// Centrifugo's does.
+func (n *notifydVersus) ClockAtReturn() bool { return n.mode == versusInsert }
 func (n *notifydVersus) PID() int            { return n.node.PID() }
 
 func (n *notifydVersus) Open(ctx context.Context, i int) (*wire.Stream, error) {
@@ -88,9 +105,38 @@ func (n *notifydVersus) Open(ctx context.Context, i int) (*wire.Stream, error) {
 }
 
 func (n *notifydVersus) Publish(ctx context.Context, k int) error {
-	_, err := n.pool.Exec(ctx, `INSERT INTO notify.notifications (message, module) VALUES ($1, 'versus')`, versusMarker(k))
+	switch n.mode {
+	case versusSend:
+		if _, err := n.pool.Exec(ctx, `SELECT notify.send($1, module => 'versus')`, versusMarker(k)); err != nil {
+			return fmt.Errorf("notifyd: notify.send: %w", err)
+		}
+	case versusHTTP:
+		return n.post(ctx, k)
+	default:
+		if _, err := n.pool.Exec(ctx, `INSERT INTO notify.notifications (message, module) VALUES ($1, 'versus')`, versusMarker(k)); err != nil {
+			return fmt.Errorf("notifyd: insert: %w", err)
+		}
+	}
+	return nil
+}
+
+// post publishes message k over the HTTP API.
+func (n *notifydVersus) post(ctx context.Context, k int) error {
+	body := `{"message":"` + versusMarker(k) + `","module":"versus"}`
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.node.URL()+"/api/notifications", strings.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("notifyd: insert: %w", err)
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+n.admin)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := n.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("notifyd: POST /api/notifications: %w", err)
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
+	if resp.StatusCode != http.StatusCreated {
+		return fmt.Errorf("notifyd: POST /api/notifications: %s: %.300s", resp.Status, answer)
 	}
 	return nil
 }

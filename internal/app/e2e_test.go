@@ -73,7 +73,9 @@ func TestTargeting(t *testing.T) {
 // TestResumeWithInterleavedCommits pins guarantee 2: producers hold their
 // transactions open for random times (so commit order differs from insert
 // order) while a client keeps dropping its stream and resuming; the client
-// ends up with every notification exactly once, in order.
+// ends up with every notification exactly once, in order. Half the
+// producers send born published (notify.send, numbered in their own
+// transaction), the others insert for the workers to publish.
 func TestResumeWithInterleavedCommits(t *testing.T) {
 	testkit.Slow(t)
 	t.Parallel()
@@ -103,8 +105,11 @@ func TestResumeWithInterleavedCommits(t *testing.T) {
 				if i%3 == 0 {
 					target = "bob" // not for alice: must never reach her
 				}
-				if _, err := tx.Exec(ctx, `INSERT INTO notify.notifications (message, target_user_id) VALUES ($1, $2)`,
-					fmt.Sprintf("p%d-%d", p, i), target); err != nil {
+				produce := `INSERT INTO notify.notifications (message, target_user_id) VALUES ($1, $2)`
+				if p%2 == 1 {
+					produce = `SELECT notify.send($1, target_user_id => $2)`
+				}
+				if _, err := tx.Exec(ctx, produce, fmt.Sprintf("p%d-%d", p, i), target); err != nil {
 					errs <- err
 					return
 				}

@@ -55,7 +55,7 @@ func (a *API) test(c *gin.Context, req notificationRequest) error {
 	if err := a.takePublishToken(c); err != nil {
 		return err
 	}
-	stored, _, err := a.deps.Notifications.Insert(c.Request.Context(), n)
+	stored, _, err := a.deps.Notifications.Send(c.Request.Context(), n)
 	if err != nil {
 		return err
 	}

@@ -80,7 +80,8 @@ func (a *API) takePublishToken(c *gin.Context) error {
 		msg: fmt.Sprintf("publishing too fast: at most %g notifications a second (bursts of %d); retry in %ds", rate, burst, secs)}
 }
 
-// publish checks that the caller may send n, validates it and stores it.
+// publish checks that the caller may send n, validates it and sends it
+// born published (one commit: stored and numbered, no worker between).
 func (a *API) publish(c *gin.Context, n notify.Notification) (notify.Notification, bool, error) {
 	if !a.isAdmin(identity(c)) {
 		return notify.Notification{}, false, fmt.Errorf("%w: publishing needs one of the roles %v", notify.ErrForbidden, a.cfg.AdminRoles)
@@ -91,5 +92,5 @@ func (a *API) publish(c *gin.Context, n notify.Notification) (notify.Notificatio
 	if err := a.takePublishToken(c); err != nil {
 		return notify.Notification{}, false, err
 	}
-	return a.deps.Notifications.Insert(c.Request.Context(), n)
+	return a.deps.Notifications.Send(c.Request.Context(), n)
 }

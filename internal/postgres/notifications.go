@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -60,11 +61,12 @@ func columnsOf(alias string) string {
 // notificationColumns is columnsOf without an alias.
 var notificationColumns = columnsOf("")
 
-func scanNotification(row pgx.Row) (notify.Notification, error) {
+// scanNotification scans a row of notificationColumns, then extra.
+func scanNotification(row pgx.Row, extra ...any) (notify.Notification, error) {
 	var n notify.Notification
 	var published time.Time
-	err := row.Scan(&n.ID, &n.Seq, &n.Target.UserID, &n.Target.Roles, &n.Module, &n.ActionType, &n.Details,
-		&n.Message, &n.Severity, &n.Data, &n.IdempotencyKey, &n.CreatedAt, &published)
+	err := row.Scan(append([]any{&n.ID, &n.Seq, &n.Target.UserID, &n.Target.Roles, &n.Module, &n.ActionType, &n.Details,
+		&n.Message, &n.Severity, &n.Data, &n.IdempotencyKey, &n.CreatedAt, &published}, extra...)...)
 	if published.Unix() > 0 {
 		n.PublishedAt = published
 	}
@@ -81,32 +83,35 @@ func nullIfEmpty(s string) any {
 	return s
 }
 
-// Insert adds a notification (its queue item follows by trigger) and returns
-// it as stored. With an idempotency key that was used before, it returns the
-// earlier notification and created=false; if that one differs in what it
-// says or whom it targets, the error wraps notify.ErrConflict.
-func (s *Notifications) Insert(ctx context.Context, n notify.Notification) (stored notify.Notification, created bool, err error) {
+// columnValues is what n stores, in notify.send's argument order (message,
+// target_user_id, target_roles, module, action_type, details, severity,
+// data, idempotency_key): empty texts and lists as NULL, no data (or JSON
+// null, which notify.Validate accepts as "no data") as {} since the column
+// holds objects only, no severity as medium.
+func columnValues(n notify.Notification) []any {
 	var roles any
 	if len(n.Target.Roles) > 0 {
 		roles = n.Target.Roles
 	}
 	data := n.Data
-	// No data, or JSON null (which notify.Validate accepts as "no data"), is
-	// stored as {}: the column holds objects only.
 	if trimmed := bytes.TrimSpace(data); len(trimmed) == 0 || bytes.Equal(trimmed, []byte("null")) {
 		data = json.RawMessage(`{}`)
 	}
-	severity := n.Severity
-	if severity == "" {
-		severity = notify.SeverityMedium
-	}
+	return []any{n.Message, nullIfEmpty(n.Target.UserID), roles, nullIfEmpty(n.Module), nullIfEmpty(n.ActionType),
+		nullIfEmpty(n.Details), string(cmp.Or(n.Severity, notify.SeverityMedium)), data, nullIfEmpty(n.IdempotencyKey)}
+}
+
+// Insert adds a notification (its queue item follows by trigger, pending
+// until a worker publishes it) and returns it as stored. With an
+// idempotency key that was used before, it returns the earlier notification
+// and created=false; if that one differs in what it says or whom it
+// targets, the error wraps notify.ErrConflict.
+func (s *Notifications) Insert(ctx context.Context, n notify.Notification) (stored notify.Notification, created bool, err error) {
 	row := s.pool.QueryRow(ctx, `INSERT INTO notify.notifications
-		(target_user_id, target_roles, module, action_type, details, message, severity, data, idempotency_key)
+		(message, target_user_id, target_roles, module, action_type, details, severity, data, idempotency_key)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 		ON CONFLICT (idempotency_key) DO NOTHING
-		RETURNING `+notificationColumns,
-		nullIfEmpty(n.Target.UserID), roles, nullIfEmpty(n.Module), nullIfEmpty(n.ActionType), nullIfEmpty(n.Details),
-		n.Message, string(severity), data, nullIfEmpty(n.IdempotencyKey))
+		RETURNING `+notificationColumns, columnValues(n)...)
 	stored, err = scanNotification(row)
 	if err == nil {
 		return stored, true, nil
@@ -120,10 +125,43 @@ func (s *Notifications) Insert(ctx context.Context, n notify.Notification) (stor
 	if err != nil {
 		return notify.Notification{}, false, fmt.Errorf("read notification by idempotency key: %w", interpretError(err))
 	}
-	if !sameContent(stored, n, severity) {
-		return stored, false, fmt.Errorf("%w: idempotency key %q was used for a different notification", notify.ErrConflict, n.IdempotencyKey)
+	return stored, false, sameAsBefore(stored, n)
+}
+
+// sendStatement calls notify.send (migration 00013) with columnValues,
+// queue_when_busy.
+var sendStatement = `SELECT ` + columnsOf("(s.notification).") + `, s.created
+	FROM notify.send($1::text, $2::text, $3::text[], $4::text, $5::text, $6::text, $7::text, $8::jsonb, $9::text,
+		queue_when_busy => true) s`
+
+// Send adds a notification born published: notify.send inserts it and
+// gives it its seq in the same transaction, under the workers' publish
+// turn, so one commit makes it durable, numbered and rung to every node's
+// feed, with no worker between. While another publisher holds the turn it
+// does not wait: the notification is queued as Insert queues it (Seq 0),
+// and the workers publish it in their next batch, so under load publishes
+// share commits instead of taking the turn one commit at a time. It answers
+// as Insert does: a repeated idempotency key returns the earlier
+// notification (published or not) and publishes nothing.
+func (s *Notifications) Send(ctx context.Context, n notify.Notification) (stored notify.Notification, created bool, err error) {
+	stored, err = scanNotification(s.pool.QueryRow(ctx, sendStatement, columnValues(n)...), &created)
+	if err != nil {
+		return notify.Notification{}, false, fmt.Errorf("send notification: %w", interpretError(err))
 	}
-	return stored, false, nil
+	if created {
+		return stored, true, nil
+	}
+	return stored, false, sameAsBefore(stored, n)
+}
+
+// sameAsBefore wraps notify.ErrConflict when stored, the notification an
+// idempotency key made before, differs from n in what it says or whom it
+// targets.
+func sameAsBefore(stored, n notify.Notification) error {
+	if !sameContent(stored, n, cmp.Or(n.Severity, notify.SeverityMedium)) {
+		return fmt.Errorf("%w: idempotency key %q was used for a different notification", notify.ErrConflict, n.IdempotencyKey)
+	}
+	return nil
 }
 
 func sameContent(a, b notify.Notification, severity notify.Severity) bool {

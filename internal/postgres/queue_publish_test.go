@@ -11,6 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/postgres"
 	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/pgtest"
@@ -92,9 +96,11 @@ func TestPublish(t *testing.T) {
 	})
 }
 
-// TestPublishSeqOrderIsCommitOrder runs producers and several publishers at
-// once while a reader checks that the published seqs always form a prefix
-// 1..n: a seq never becomes visible before a smaller one.
+// TestPublishSeqOrderIsCommitOrder runs producers, several publishers and
+// senders of born-published notifications (notify.send, some holding their
+// transaction open a moment after the send) at once while a reader checks
+// that the published seqs always form a prefix 1..n: a seq never becomes
+// visible before a smaller one, whichever way it was published.
 func TestPublishSeqOrderIsCommitOrder(t *testing.T) {
 	testkit.Slow(t)
 	t.Parallel()
@@ -110,7 +116,8 @@ func TestPublishSeqOrderIsCommitOrder(t *testing.T) {
 	lis := listen(t, ctx, db.URL, "notify_published")
 
 	const producers, txPerProducer, rowsPerTx = 2, 40, 25
-	const total = producers * txPerProducer * rowsPerTx
+	const senders, sendsPerSender = 2, 60
+	const total = producers*txPerProducer*rowsPerTx + senders*sendsPerSender
 	const publishers = 5
 
 	var wg sync.WaitGroup
@@ -135,10 +142,27 @@ func TestPublishSeqOrderIsCommitOrder(t *testing.T) {
 			}
 		})
 	}
-	wg.Go(func() { producing.Wait(); produced.Store(true) })
-
 	var mu sync.Mutex
 	lastSeqs := map[int64]bool{}
+	notes := postgres.NewNotifications(pool)
+	for p := range senders {
+		producing.Go(func() {
+			for i := range sendsPerSender {
+				seq, err := sendOne(ctx, pool, notes, fmt.Sprintf("s%d-%d", p, i), i%2 == 0)
+				if err != nil {
+					fail(fmt.Errorf("send: %w", err))
+					return
+				}
+				if seq > 0 {
+					mu.Lock()
+					lastSeqs[seq] = true
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Go(func() { producing.Wait(); produced.Store(true) })
+
 	for i := range publishers {
 		id := fmt.Sprintf("publisher-%d", i)
 		wg.Go(func() {
@@ -267,4 +291,28 @@ func TestPublishSeqOrderIsCommitOrder(t *testing.T) {
 		t.Fatalf("seqs: count %d distinct %d max %d head %d, unsent items %d; want %d, %d, %d, %d, 0",
 			count, distinct, maxSeq, head, unsent, total, total, total, total)
 	}
+}
+
+// sendOne sends one notification and returns the seq it was born with:
+// through Notifications.Send (0 when the turn was busy and it was queued
+// for the publishers instead), or with SELECT notify.send(...) in a
+// transaction that waits a moment before it commits (holding the publish
+// turn, which every other publisher must then wait for).
+func sendOne(ctx context.Context, pool *pgxpool.Pool, notes *postgres.Notifications, message string, inTx bool) (int64, error) {
+	if !inTx {
+		n, created, err := notes.Send(ctx, notify.Notification{Message: message})
+		if err == nil && !created {
+			err = fmt.Errorf("sent %q: not created", message)
+		}
+		return n.Seq, err
+	}
+	var seq int64
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT (notification).seq FROM notify.send($1)`, message).Scan(&seq); err != nil {
+			return err
+		}
+		time.Sleep(time.Duration(rand.IntN(3)) * time.Millisecond)
+		return nil
+	})
+	return seq, err
 }
