@@ -128,7 +128,7 @@ func (s *Notifications) Insert(ctx context.Context, n notify.Notification) (stor
 	return stored, false, sameAsBefore(stored, n)
 }
 
-// sendStatement calls notify.send (migration 00013) with columnValues,
+// sendStatement calls notify.send (migration 00003) with columnValues,
 // queue_when_busy.
 var sendStatement = `SELECT ` + columnsOf("(s.notification).") + `, s.created
 	FROM notify.send($1::text, $2::text, $3::text[], $4::text, $5::text, $6::text, $7::text, $8::jsonb, $9::text,
