@@ -28,6 +28,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/apptest"
 )
 
@@ -71,7 +72,7 @@ func TestDex(t *testing.T) {
 		t.Fatal("NOTIFYD_DEX_BIN is not set: build Dex v2.45.1 (see this file's comment)")
 	}
 	env := apptest.NewEnv(t)
-	dexAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	dexAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
 	issuerURL := "http://" + dexAddr + "/dex"
 	cfg := env.Config()
 	cfg.OIDC.IssuerURL, cfg.OIDC.Audience = issuerURL, "notifyd"

@@ -113,7 +113,7 @@ func TestFailoverByConnectionString(t *testing.T) {
 	env := apptest.NewEnv(t)
 	// The nodes migrate the primary, then the replica copies it, on a port
 	// chosen now for the nodes' connection string.
-	standbyPort := freePort(t)
+	standbyPort := testkit.FreePort(t)
 	multi := fmt.Sprintf("postgres://postgres@127.0.0.1:%d,127.0.0.1:%d/notify?sslmode=disable&target_session_attrs=read-write&connect_timeout=2",
 		primary.Port(), standbyPort)
 	cfg := env.Config()

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/notifyd/notifyd/internal/testkit"
 )
 
 // nginxConf is the configuration the README's "Behind a reverse proxy"
@@ -78,26 +80,19 @@ func startNginx(t *testing.T, upstream string, readTimeout string) *nginx {
 		t.Fatal(err)
 	}
 	selfSignedCert(t, dir)
-	httpPort, httpsPort := freePort(t), freePort(t)
+	httpPort, httpsPort := testkit.FreePort(t), testkit.FreePort(t)
 	conf := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(conf, []byte(fmt.Sprintf(nginxConf, dir, upstream, httpPort, httpsPort, readTimeout)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log"))
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start nginx: %v", err)
+	proc, err := testkit.StartProcess(cmd)
+	if err != nil {
+		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt) // fast shutdown
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
+		proc.Stop(os.Interrupt, 10*time.Second) // fast shutdown
 		if t.Failed() {
 			if b, err := os.ReadFile(filepath.Join(dir, "error.log")); err == nil {
 				t.Logf("nginx error.log:\n%s", b)
@@ -109,7 +104,8 @@ func startNginx(t *testing.T, upstream string, readTimeout string) *nginx {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		select {
-		case err := <-exited:
+		case <-proc.Exited():
+			err := proc.ExitErr()
 			b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
 			t.Fatalf("nginx exited: %v\n%s", err, b)
 		default:
@@ -138,17 +134,6 @@ func selfSignedCert(t *testing.T, dir string) {
 	if err != nil {
 		t.Fatalf("openssl: %v\n%s", err, out)
 	}
-}
-
-// freePort is a TCP port free on 127.0.0.1 a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // fromAddr is a client whose connections come from the loopback address ip

@@ -4,6 +4,7 @@
 package testkit
 
 import (
+	"net"
 	"testing"
 	"time"
 )
@@ -31,4 +32,16 @@ func Eventually(t testing.TB, within time.Duration, what string, cond func() boo
 		}
 		<-tick.C
 	}
+}
+
+// FreePort is a TCP port that was free on 127.0.0.1 a moment ago, for a
+// child process to listen on (it may be taken meanwhile: callers retry).
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("find a free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

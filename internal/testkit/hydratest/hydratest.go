@@ -21,7 +21,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -36,6 +35,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/pgtest"
 )
 
@@ -85,7 +85,7 @@ func Start(t testing.TB, users ...User) *Provider {
 	p.run(t, common, bin, "migrate", "sql", "up", "--read-from-env", "--yes")
 	var lastErr error
 	for range 3 { // a free port may be taken before Hydra binds it
-		public, admin := freePort(t), freePort(t)
+		public, admin := testkit.FreePort(t), testkit.FreePort(t)
 		p.IssuerURL = "http://127.0.0.1:" + strconv.Itoa(public)
 		p.AdminURL = "http://127.0.0.1:" + strconv.Itoa(admin)
 		env := append(slices.Clip(common),
@@ -163,36 +163,28 @@ func (p *Provider) serve(t testing.TB, env []string, bin string) error {
 	cmd := exec.Command(bin, "serve", "all", "--dev", "--config", p.config)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = p, p
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start hydra: %v", err)
+	proc, err := testkit.StartProcess(cmd)
+	if err != nil {
+		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for deadline := time.Now().Add(time.Minute); ; {
 		select {
-		case err := <-exited:
-			return fmt.Errorf("hydra exited: %v\n%s", err, p.output())
+		case <-proc.Exited():
+			return fmt.Errorf("hydra exited: %v\n%s", proc.ExitErr(), p.output())
 		case <-tick.C:
 		}
 		if ready(p.AdminURL+"/health/ready") && ready(p.IssuerURL+"/.well-known/openid-configuration") {
 			break
 		}
 		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			<-exited
+			proc.Stop(os.Kill, 0)
 			t.Fatalf("hydra did not serve within a minute:\n%s", p.output())
 		}
 	}
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
+		proc.Stop(syscall.SIGTERM, 10*time.Second)
 		if t.Failed() {
 			t.Logf("hydra's output:\n%s", p.output())
 		}
@@ -251,17 +243,6 @@ func createDatabase(t testing.TB) string {
 		}
 	})
 	return pgtest.WithDatabase(pgtest.ServerURL(), name)
-}
-
-// freePort is a TCP port free on 127.0.0.1 a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func randomHex(n int) string {

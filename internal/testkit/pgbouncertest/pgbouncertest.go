@@ -32,6 +32,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/pgtest"
 )
 
@@ -67,10 +68,7 @@ func Start(t testing.TB) *Bouncer {
 	dir, acct := workDir(t)
 	var lastErr error
 	for range 5 { // the free port may be taken before pgbouncer binds it
-		port, err := freePort()
-		if err != nil {
-			t.Fatalf("find a free port for pgbouncer: %v", err)
-		}
+		port := testkit.FreePort(t)
 		b := &Bouncer{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), user: server.User, pw: server.Password}
 		ini := writeConfig(t, dir, acct, server, port)
 		if lastErr = b.run(t, bin, ini, acct); lastErr == nil {
@@ -116,26 +114,17 @@ func (b *Bouncer) run(t testing.TB, bin, ini string, acct *user.User) error {
 		gid, _ := strconv.ParseUint(acct.Gid, 10, 32)
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("run %s: %w", bin, err)
+	proc, err := testkit.StartProcess(cmd)
+	if err != nil {
+		return err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stop := func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM) // immediate shutdown
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	}
+	stop := func() { proc.Stop(syscall.SIGTERM, 10*time.Second) } // immediate shutdown
 	server, _ := pgconn.ParseConfig(pgtest.ServerURL())
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		select {
-		case err := <-exited:
-			return fmt.Errorf("pgbouncer exited (%v):\n%s", err, b.Log())
+		case <-proc.Exited():
+			return fmt.Errorf("pgbouncer exited (%v):\n%s", proc.ExitErr(), b.Log())
 		default:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -242,13 +231,4 @@ admin_users = %s
 		}
 	}
 	return ini
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
