@@ -14,8 +14,8 @@
 --   - a row notify.undeliverable_reason() refuses gets no seq (the
 --     constraints make one impossible to insert today; send raises rather
 --     than leaving a failed item, since its caller is there to hear it);
---   - its roles go into notify.notification_roles, and notify_published is
---     rung with the seq at commit.
+--   - its roles go into notify.notification_roles (by the enqueue trigger),
+--     and notify_published is rung with the seq at commit.
 -- A caller that would rather not wait for the turn (the HTTP API) passes
 -- queue_when_busy: while another publisher holds it, the notification is
 -- inserted for the workers as an INSERT would be, so under load publishing
@@ -26,22 +26,42 @@
 -- sent_at): no pending item is written and rewritten, and nothing enters
 -- the claim index. The worker's doorbell skips such rows. An INSERT still
 -- may not set seq or published_at: the trigger lets a numbered row through
--- only when notify.send() set notify.born_published to exactly its seq in
--- the same transaction.
+-- only from a session that holds the publish turn, with the seq it took
+-- last (and notify.born_published set to it), and writes its roles.
 
 -- +goose StatementBegin
 CREATE OR REPLACE FUNCTION notify.enqueue_notifications() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
-    born text := current_setting('notify.born_published', true);
+    born     text := current_setting('notify.born_published', true);
+    has_turn boolean;
+    last_seq bigint;
 BEGIN
-    IF EXISTS (SELECT 1 FROM new_rows
-               WHERE (seq IS NOT NULL OR published_at IS NOT NULL)
-                 AND (seq IS NULL OR published_at IS NULL OR born IS NULL OR born = '' OR seq::text <> born)) THEN
-        RAISE EXCEPTION 'new row for relation "notifications" violates check constraint "notifications_unpublished_on_insert"'
-            USING ERRCODE = 'check_violation', SCHEMA = 'notify', TABLE = 'notifications',
-                  CONSTRAINT = 'notifications_unpublished_on_insert',
-                  DETAIL = 'seq and published_at are set by the worker when it publishes; insert them as NULL (or send with notify.send()).';
+    IF EXISTS (SELECT 1 FROM new_rows WHERE seq IS NOT NULL OR published_at IS NOT NULL) THEN
+        -- A numbered row must be exactly what notify.send() does: under the
+        -- publish turn, with the seq this session took last. The setting
+        -- alone is no proof (any session may set it); the turn and the
+        -- sequence are what keep seqs in commit order, whoever inserts.
+        has_turn := EXISTS (SELECT 1 FROM pg_locks
+                            WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
+                              AND classid = 1852797545 AND objid = 3 AND objsubid = 2);
+        BEGIN
+            last_seq := currval('notify.notification_seq');
+        EXCEPTION WHEN object_not_in_prerequisite_state THEN
+            last_seq := NULL; -- no seq taken in this session
+        END;
+        IF NOT has_turn OR EXISTS (SELECT 1 FROM new_rows
+                   WHERE (seq IS NOT NULL OR published_at IS NOT NULL)
+                     AND (seq IS NULL OR published_at IS NULL OR seq IS DISTINCT FROM last_seq
+                          OR born IS DISTINCT FROM seq::text)) THEN
+            RAISE EXCEPTION 'new row for relation "notifications" violates check constraint "notifications_unpublished_on_insert"'
+                USING ERRCODE = 'check_violation', SCHEMA = 'notify', TABLE = 'notifications',
+                      CONSTRAINT = 'notifications_unpublished_on_insert',
+                      DETAIL = 'seq and published_at are set by the worker when it publishes; insert them as NULL (or send with notify.send()).';
+        END IF;
+        -- Its roles, for the audience reads, as a worker's publish writes them.
+        INSERT INTO notify.notification_roles (role, seq)
+        SELECT DISTINCT r.role, n.seq FROM new_rows n, unnest(n.target_roles) AS r(role) WHERE n.seq IS NOT NULL;
     END IF;
     INSERT INTO notify.queue_items (notification_id, next_attempt_at, status, attempts, sent_at)
     SELECT id, statement_timestamp(),
@@ -132,10 +152,6 @@ BEGIN
     IF reason IS NOT NULL THEN
         RAISE EXCEPTION 'notify.send(): the notification cannot be delivered: %', reason
             USING ERRCODE = 'check_violation';
-    END IF;
-    IF notification.target_roles IS NOT NULL THEN
-        INSERT INTO notify.notification_roles (role, seq)
-        SELECT DISTINCT r.role, next_seq FROM unnest(notification.target_roles) AS r(role);
     END IF;
     PERFORM pg_notify('notify_published', next_seq::text);
 END;

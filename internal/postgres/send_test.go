@@ -103,16 +103,30 @@ func TestSendIsBornPublished(t *testing.T) {
 	}
 
 	t.Run("an INSERT still may not number a row", func(t *testing.T) {
-		err := pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, `SELECT set_config('notify.born_published', '1000', true)`); err != nil {
+		// Each forgery sets what notify.send sets and leaves out one of the
+		// turn or the seq it took; the last sets it all to a seq ahead of the
+		// sequence, which would hide every seq in between from the feeds.
+		for name, stmts := range map[string][]string{
+			"another seq than its setting": {`SELECT set_config('notify.born_published', '1000', true)`},
+			"the setting, no turn":         {`SELECT set_config('notify.born_published', '1001', true)`},
+			"the turn, a seq it did not take": {`SELECT pg_advisory_xact_lock(1852797545, 3)`,
+				`SELECT set_config('notify.born_published', '1001', true)`},
+			"the turn and a seq, another value": {`SELECT pg_advisory_xact_lock(1852797545, 3)`,
+				`SELECT nextval('notify.notification_seq')`, `SELECT set_config('notify.born_published', '1001', true)`},
+		} {
+			err := pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
+				for _, q := range stmts {
+					if _, err := tx.Exec(ctx, q); err != nil {
+						return err
+					}
+				}
+				_, err := tx.Exec(ctx, `INSERT INTO notify.notifications (message, seq, published_at) VALUES ('x', 1001, now())`)
 				return err
+			})
+			var pgErr *pgconn.PgError
+			if !errors.As(err, &pgErr) || pgErr.ConstraintName != "notifications_unpublished_on_insert" {
+				t.Errorf("%s: INSERT with a seq: %v, want notifications_unpublished_on_insert", name, err)
 			}
-			_, err := tx.Exec(ctx, `INSERT INTO notify.notifications (message, seq, published_at) VALUES ('x', 1001, now())`)
-			return err
-		})
-		var pgErr *pgconn.PgError
-		if !errors.As(err, &pgErr) || pgErr.ConstraintName != "notifications_unpublished_on_insert" {
-			t.Fatalf("INSERT with a seq: %v, want notifications_unpublished_on_insert", err)
 		}
 	})
 
