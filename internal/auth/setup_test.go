@@ -1,36 +1,20 @@
 package auth_test
 
 import (
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
+
 	"github.com/notifyd/notifyd/internal/auth"
 	"github.com/notifyd/notifyd/internal/issuer"
+	"github.com/notifyd/notifyd/internal/testkit"
 )
-
-// testClock is a clock the test moves by hand.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // testIssuer is a real OpenID Connect issuer on a real HTTP server. While
 // down is set it drops every connection without answering, as a crashed or
@@ -74,9 +58,9 @@ func startIssuer(t *testing.T, mutate func(*issuer.Config)) *testIssuer {
 }
 
 // newVerifier returns a verifier for ti's tokens and the clock it runs on.
-func newVerifier(t *testing.T, ti *testIssuer, mutate func(*auth.Config)) (*auth.Verifier, *testClock) {
+func newVerifier(t *testing.T, ti *testIssuer, mutate func(*auth.Config)) (*auth.Verifier, *testkit.Clock) {
 	t.Helper()
-	clock := &testClock{now: time.Now()}
+	clock := testkit.NewClock(time.Now())
 	cfg := auth.Config{
 		IssuerURL: ti.URL(),
 		Audience:  ti.ClientID(),
@@ -102,6 +86,29 @@ func (ti *testIssuer) claims(sub string) map[string]any {
 	}
 }
 
+// signJWT signs claims with key as a compact JWS, opts as jose.NewSigner
+// takes them (nil for a header with the algorithm and nothing else).
+func signJWT(t *testing.T, key jose.SigningKey, opts *jose.SignerOptions, claims map[string]any) string {
+	t.Helper()
+	signer, err := jose.NewSigner(key, opts)
+	if err != nil {
+		t.Fatalf("new %s signer: %v", key.Algorithm, err)
+	}
+	body, err := json.Marshal(claims)
+	if err != nil {
+		t.Fatalf("encode claims: %v", err)
+	}
+	jws, err := signer.Sign(body)
+	if err != nil {
+		t.Fatalf("sign: %v", err)
+	}
+	raw, err := jws.CompactSerialize()
+	if err != nil {
+		t.Fatalf("serialize: %v", err)
+	}
+	return raw
+}
+
 func (ti *testIssuer) sign(t *testing.T, claims map[string]any) string {
 	t.Helper()
 	tok, err := ti.Sign(claims)
@@ -111,14 +118,7 @@ func (ti *testIssuer) sign(t *testing.T, claims map[string]any) string {
 	return tok
 }
 
+// testLogger sends everything the code under test logs to the test's output.
 func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// testWriter sends log lines to t.Log.
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
