@@ -256,15 +256,19 @@ func testUserInbox(t *testing.T) {
 	})
 }
 
+// unreadRow is the row unread_by_user.sql prints for user: the counts, the
+// oldest unread notification (its key in w; "" for none) and the watermark.
+func (w *inboxWorld) unreadRow(user, unread, muted, oldestKey, readUpTo string) []any {
+	if oldestKey == "" {
+		return []any{user, unread, muted, "", "", readUpTo}
+	}
+	created := w.items[oldestKey].created
+	return []any{user, unread, muted, ts(created), age{created}, readUpTo}
+}
+
 func testUnreadByUser(t *testing.T) {
 	w := seedInbox(t)
-	created := func(key string) time.Time { return w.items[key].created }
-	row := func(user, unread, muted, oldestKey, readUpTo string) []any {
-		if oldestKey == "" {
-			return []any{user, unread, muted, "", "", readUpTo}
-		}
-		return []any{user, unread, muted, ts(created(oldestKey)), age{created(oldestKey)}, readUpTo}
-	}
+	row := w.unreadRow
 	// Notifications to everyone: 3 (news), 5 (news, critical), 9 (no
 	// module), 12 (orders), 13 (news). Roles are not counted: alice's 4 and
 	// 8, erin's unread mark on 4, frank's read mark on 8 change nothing.
@@ -302,13 +306,7 @@ func testUnreadByUser(t *testing.T) {
 		w := seedInbox(t)
 		// This world is seeded at its own time: its rows, not the outer
 		// world's (a minute boundary between the two seeds moved them all).
-		row := func(user, unread, muted, oldestKey, readUpTo string) []any {
-			if oldestKey == "" {
-				return []any{user, unread, muted, "", "", readUpTo}
-			}
-			created := w.items[oldestKey].created
-			return []any{user, unread, muted, ts(created), age{created}, readUpTo}
-		}
+		row := w.unreadRow
 		if _, err := w.db.Pool.Exec(t.Context(), `INSERT INTO notify.read_cursors (user_id, read_up_to)
 			SELECT u, 13 FROM unnest('{alice,bob,carol,dave,erin,frank,gina}'::text[]) u
 			ON CONFLICT (user_id) DO UPDATE SET read_up_to = 13;
