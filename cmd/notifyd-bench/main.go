@@ -128,11 +128,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		rep.Environment = describeServer(ctx, cfg.ServerURL)
 	}
 	rep.Environment.LoadBefore = loadBefore
-	run(phaseChurn, func() (bool, error) {
-		res, err := runChurn(ctx, cfg, prog)
-		rep.Churn = res
-		return res == nil || res.TargetMet, err
-	})
+	keep(run, phaseChurn, &rep.Churn, func(r *ChurnResult) bool { return r.TargetMet }, func() (*ChurnResult, error) { return runChurn(ctx, cfg, prog) })
 	if !slices.ContainsFunc(allPhases, func(p string) bool { return cfg.Phases[p] && !inProcess(p) && p != phaseChurn }) {
 		return errors.Join(errs...)
 	}
@@ -141,47 +137,33 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		return errors.Join(append(errs, err)...)
 	}
 	defer nr.Close()
-	run(phaseStreams, func() (bool, error) {
-		res, err := runStreamsPhase(ctx, cfg, nr, prog, rep, stderr)
-		rep.Streams = res
-		return res == nil || res.TargetMet, err
-	})
-	run(phaseBroadcast, func() (bool, error) {
-		res, err := runBroadcastPhase(ctx, cfg, nr, prog, rep, stderr)
-		rep.Broadcast = res
-		return res == nil || res.TargetMet, err
-	})
-	run(phaseResume, func() (bool, error) {
-		res, err := runResumePhase(ctx, cfg, nr, prog, rep)
-		rep.Resume = res
-		return res == nil || res.TargetMet, err
-	})
-	run(phaseCluster, func() (bool, error) {
-		res, err := runClusterPhase(ctx, cfg, nr, prog, rep, stderr)
-		rep.Cluster = res
-		return true, err // its figures are correctness: failures are errors
-	})
-	run(phaseLived, func() (bool, error) {
-		res, err := runLivedPhase(ctx, cfg, nr, prog, rep)
-		rep.Lived = res
-		return res == nil || res.TargetMet, err
-	})
-	run(phaseStorm, func() (bool, error) {
-		res, err := runStormPhase(ctx, cfg, nr, prog, rep, stderr)
-		rep.Storm = res
-		return res == nil || res.RehomeMet && res.SurvivorsMet, err
-	})
-	run(phaseRolling, func() (bool, error) {
-		res, err := runRollingPhase(ctx, cfg, nr, prog, rep, stderr)
-		rep.Rolling = res
-		return res == nil || res.TargetMet, err
-	})
-	run(phaseVersus, func() (bool, error) {
-		res, err := runVersusPhase(ctx, cfg, nr, prog, stderr)
-		rep.Versus = res
-		return res == nil || res.LatencyTargetMet && res.SatTargetMet, err
-	})
+	keep(run, phaseStreams, &rep.Streams, func(r *StreamsResult) bool { return r.TargetMet },
+		func() (*StreamsResult, error) { return runStreamsPhase(ctx, cfg, nr, prog, rep, stderr) })
+	keep(run, phaseBroadcast, &rep.Broadcast, func(r *BroadcastResult) bool { return r.TargetMet },
+		func() (*BroadcastResult, error) { return runBroadcastPhase(ctx, cfg, nr, prog, rep, stderr) })
+	keep(run, phaseResume, &rep.Resume, func(r *ResumeResult) bool { return r.TargetMet },
+		func() (*ResumeResult, error) { return runResumePhase(ctx, cfg, nr, prog, rep) })
+	keep(run, phaseCluster, &rep.Cluster, func(*ClusterResult) bool { return true }, // correctness: failures are errors
+		func() (*ClusterResult, error) { return runClusterPhase(ctx, cfg, nr, prog, rep, stderr) })
+	keep(run, phaseLived, &rep.Lived, func(r *LivedResult) bool { return r.TargetMet },
+		func() (*LivedResult, error) { return runLivedPhase(ctx, cfg, nr, prog, rep) })
+	keep(run, phaseStorm, &rep.Storm, func(r *StormResult) bool { return r.RehomeMet && r.SurvivorsMet },
+		func() (*StormResult, error) { return runStormPhase(ctx, cfg, nr, prog, rep, stderr) })
+	keep(run, phaseRolling, &rep.Rolling, func(r *RollingResult) bool { return r.TargetMet },
+		func() (*RollingResult, error) { return runRollingPhase(ctx, cfg, nr, prog, rep, stderr) })
+	keep(run, phaseVersus, &rep.Versus, func(r *VersusResult) bool { return r.LatencyTargetMet && r.SatTargetMet },
+		func() (*VersusResult, error) { return runVersusPhase(ctx, cfg, nr, prog, stderr) })
 	return errors.Join(errs...)
+}
+
+// keep runs a phase with run, keeping its result in *slot; met says
+// whether a result met its targets.
+func keep[R any](run func(string, func() (bool, error)), phase string, slot **R, met func(*R) bool, fn func() (*R, error)) {
+	run(phase, func() (bool, error) {
+		res, err := fn()
+		*slot = res
+		return res == nil || met(res), err
+	})
 }
 
 // runInProcess runs the phases that start the server inside the bench, on

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/notifyd/notifyd/internal/testkit/stats"
@@ -100,7 +101,7 @@ func runVersusPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress
 	if err != nil {
 		return nil, err
 	}
-	defer cf.Stop(15 * time.Second)
+	defer cf.Stop(syscall.SIGTERM, 15*time.Second)
 	ce := &centrifugoVersus{c: cf, client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
 	systems := []versusSystem{nd, ce}
 	prog.Printf("versus: notifyd %s (one node, publishing by %s), Centrifugo %s at %s (memory broker, uni_sse)", nd.node.URL(), nd.mode, centrifugoVersion, cf.URL)
