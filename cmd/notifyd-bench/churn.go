@@ -131,12 +131,6 @@ func runChurn(ctx context.Context, cfg config, prog *progress) (res *ChurnResult
 	if res.After, err = measureChurnCosts(ctx, pool, q, notes); err != nil {
 		return res, err
 	}
-	ratio := func(after, fresh float64) float64 {
-		if fresh <= 0 {
-			return 0
-		}
-		return after / fresh
-	}
 	res.Ratios = ChurnRatios{
 		ClaimPublish100: ratio(res.After.ClaimPublish100Ms, res.Fresh.ClaimPublish100Ms),
 		ClaimPublish1:   ratio(res.After.ClaimPublish1Ms, res.Fresh.ClaimPublish1Ms),
