@@ -63,7 +63,7 @@ type config struct {
 	Verbose    bool   `flag:"v" usage:"show the server's info logs (default: warnings only)"`
 
 	ServerWorkers       int   `flag:"workers=1" check:"pos" usage:"queue workers in the server"`
-	ServerPool          int32 `flag:"pool=10" usage:"server database pool size"`
+	ServerPool          int   `flag:"pool=10" usage:"server database pool size"`
 	Total               int   `flag:"total=100000" check:"pos" usage:"throughput: notifications to insert"`
 	Batch               int   `flag:"batch=500" check:"pos" usage:"throughput: rows per INSERT statement"`
 	ThroughputProducers int   `flag:"throughput-producers=2" check:"pos" usage:"throughput: producer goroutines"`
@@ -162,19 +162,29 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	v := reflect.ValueOf(&c).Elem()
 	for i := range v.NumField() {
 		name, def, _ := strings.Cut(v.Type().Field(i).Tag.Get("flag"), "=")
-		if name == "" {
-			continue
+		usage := v.Type().Field(i).Tag.Get("usage")
+		// The defaults in the tags are constants: a typo shows as a zero
+		// default in -h.
+		switch p := v.Field(i).Addr().Interface().(type) {
+		case *string:
+			fs.StringVar(p, name, def, usage)
+		case *bool:
+			fs.BoolVar(p, name, def == "true", usage)
+		case *time.Duration:
+			d, _ := time.ParseDuration(def)
+			fs.DurationVar(p, name, d, usage)
+		case *float64:
+			x, _ := strconv.ParseFloat(def, 64)
+			fs.Float64Var(p, name, x, usage)
+		case *int:
+			n, _ := strconv.Atoi(def)
+			fs.IntVar(p, name, n, usage)
+		case *int64:
+			n, _ := strconv.ParseInt(def, 10, 64)
+			fs.Int64Var(p, name, n, usage)
+		case flag.Value: // -db-set, -node-env
+			fs.Var(p, name, usage)
 		}
-		val, ok := v.Field(i).Addr().Interface().(flag.Value)
-		if !ok {
-			val = field{v.Field(i)}
-		}
-		if def != "" {
-			if err := val.Set(def); err != nil {
-				panic(fmt.Sprintf("flag %s: default %q: %v", name, def, err))
-			}
-		}
-		fs.Var(val, name, v.Type().Field(i).Tag.Get("usage"))
 	}
 	if err := fs.Parse(args); err != nil {
 		return c, fmt.Errorf("%w: %v", errUsage, err)
@@ -206,44 +216,6 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	c.Browser = fleet.Browser{InitialMs: c.BackoffMs, MaxMs: 30_000, ResetAfterMs: 60_000}
 	return c, c.validate()
-}
-
-// field is a flag.Value for a config field of a plain type.
-type field struct{ v reflect.Value }
-
-func (f field) IsBoolFlag() bool { return f.v.IsValid() && f.v.Kind() == reflect.Bool }
-
-func (f field) String() string {
-	if !f.v.IsValid() {
-		return ""
-	}
-	return fmt.Sprint(f.v.Interface())
-}
-
-func (f field) Set(s string) error {
-	if d, ok := f.v.Addr().Interface().(*time.Duration); ok {
-		x, err := time.ParseDuration(s)
-		*d = x
-		return err
-	}
-	switch f.v.Kind() {
-	case reflect.String:
-		f.v.SetString(s)
-		return nil
-	case reflect.Bool:
-		b, err := strconv.ParseBool(s)
-		f.v.SetBool(b)
-		return err
-	case reflect.Int, reflect.Int32, reflect.Int64:
-		n, err := strconv.ParseInt(s, 10, f.v.Type().Bits())
-		f.v.SetInt(n)
-		return err
-	case reflect.Float64:
-		x, err := strconv.ParseFloat(s, 64)
-		f.v.SetFloat(x)
-		return err
-	}
-	return fmt.Errorf("no flag of type %s", f.v.Type())
 }
 
 // validate names the first flag whose value cannot work: first the

@@ -54,7 +54,7 @@ func startEnv(ctx context.Context, cfg config, db *benchDB, logOut io.Writer) (e
 	if cfg.Verbose {
 		level = slog.LevelInfo
 	}
-	e.app, err = app.Start(ctx, app.Config{DatabaseURL: db.URL, Addr: "127.0.0.1:0", Workers: cfg.ServerWorkers, PoolSize: cfg.ServerPool,
+	e.app, err = app.Start(ctx, app.Config{DatabaseURL: db.URL, Addr: "127.0.0.1:0", Workers: cfg.ServerWorkers, PoolSize: int32(cfg.ServerPool),
 		OIDC:   auth.Config{IssuerURL: e.iss.URL(), Audience: audience},
 		Logger: slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))})
 	if err != nil {
