@@ -62,12 +62,12 @@ type config struct {
 	CPUProfile string `flag:"cpuprofile" usage:"write a CPU profile of the whole run (client and server) to this file"`
 	Verbose    bool   `flag:"v" usage:"show the server's info logs (default: warnings only)"`
 
-	ServerWorkers       int   `flag:"workers=1" check:"pos" usage:"queue workers in the server"`
-	ServerPool          int   `flag:"pool=10" usage:"server database pool size"`
-	Total               int   `flag:"total=100000" check:"pos" usage:"throughput: notifications to insert"`
-	Batch               int   `flag:"batch=500" check:"pos" usage:"throughput: rows per INSERT statement"`
-	ThroughputProducers int   `flag:"throughput-producers=2" check:"pos" usage:"throughput: producer goroutines"`
-	Window              int   `flag:"window=20000" usage:"throughput: most notifications in flight (inserted, not yet received)"`
+	ServerWorkers       int `flag:"workers=1" check:"pos" usage:"queue workers in the server"`
+	ServerPool          int `flag:"pool=10" usage:"server database pool size"`
+	Total               int `flag:"total=100000" check:"pos" usage:"throughput: notifications to insert"`
+	Batch               int `flag:"batch=500" check:"pos" usage:"throughput: rows per INSERT statement"`
+	ThroughputProducers int `flag:"throughput-producers=2" check:"pos" usage:"throughput: producer goroutines"`
+	Window              int `flag:"window=20000" usage:"throughput: most notifications in flight (inserted, not yet received)"`
 
 	LatencyList      string `flag:"latency-rates=100,1000" usage:"latency: comma-separated insert rates per second"`
 	LatencyRates     []int64
