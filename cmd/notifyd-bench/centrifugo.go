@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
 )
 
@@ -71,11 +72,10 @@ func buildCentrifugo(ctx context.Context, dir string, prog *progress) (string, e
 // authenticate; a real deployment would sign connection tokens with the
 // HMAC secret it is given too), and the HTTP API behind a key.
 type centrifugo struct {
+	*testkit.Process
 	URL    string
 	APIKey string
-	cmd    *exec.Cmd
-	done   chan struct{}
-	err    error
+	pid    int
 }
 
 // startCentrifugo runs bin with a configuration written into dir, on a
@@ -99,7 +99,7 @@ func startCentrifugo(ctx context.Context, bin, dir string, log io.Writer) (*cent
 func runCentrifugo(ctx context.Context, bin, dir, addr string, log io.Writer) (*centrifugo, error) {
 	host, port, _ := net.SplitHostPort(addr)
 	portN, _ := strconv.Atoi(port)
-	c := &centrifugo{URL: "http://" + addr, APIKey: randomHex(16), done: make(chan struct{})}
+	c := &centrifugo{URL: "http://" + addr, APIKey: randomHex(16)}
 	conf := map[string]any{
 		"http_server": map[string]any{"address": host, "port": portN},
 		"log":         map[string]any{"level": "error"},
@@ -124,29 +124,25 @@ func runCentrifugo(ctx context.Context, bin, dir, addr string, log io.Writer) (*
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		return nil, fmt.Errorf("write centrifugo's configuration: %w", err)
 	}
-	var tail strings.Builder
+	var tail strings.Builder // the first 8 KiB of its output, for a start that fails
 	var mu sync.Mutex
-	out := writerFunc(func(p []byte) (int, error) {
+	cmd := exec.Command(bin, "--config", path)
+	cmd.Stdout = cluster.LineWriter(func(line string) {
 		mu.Lock()
 		if tail.Len() < 8<<10 {
-			tail.Write(p)
+			tail.WriteString(line + "\n")
 		}
 		mu.Unlock()
-		if log != nil {
-			return log.Write(p)
-		}
-		return len(p), nil
+		fmt.Fprintln(log, line)
 	})
-	c.cmd = exec.Command(bin, "--config", path)
-	c.cmd.Stdout, c.cmd.Stderr = out, out
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // as notifyd's nodes: a Ctrl-C is the bench's to handle
-	if err := c.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start centrifugo: %w", err)
+	cmd.Stderr = cmd.Stdout
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // as notifyd's nodes: a Ctrl-C is the bench's to handle
+	if c.Process, err = testkit.StartProcess(cmd); err != nil {
+		return nil, err
 	}
-	go func() { c.err = c.cmd.Wait(); close(c.done) }()
-	if err := c.waitReady(ctx, 30*time.Second); err != nil {
-		_ = c.cmd.Process.Kill()
-		<-c.done
+	c.pid = cmd.Process.Pid
+	if err := cluster.WaitOK(ctx, c.URL+"/health", c.Exited(), c.ExitErr, 30*time.Second); err != nil {
+		c.Stop(syscall.SIGKILL, 0)
 		mu.Lock()
 		defer mu.Unlock()
 		return nil, fmt.Errorf("start centrifugo on %s: %w\n%s", addr, err, tail.String())
@@ -154,28 +150,8 @@ func runCentrifugo(ctx context.Context, bin, dir, addr string, log io.Writer) (*
 	return c, nil
 }
 
-func (c *centrifugo) waitReady(ctx context.Context, timeout time.Duration) error {
-	return cluster.WaitOK(ctx, c.URL+"/health", c.done, func() error { return c.err }, timeout)
-}
-
 // PID is the Centrifugo process's id.
-func (c *centrifugo) PID() int { return c.cmd.Process.Pid }
-
-// Stop ends Centrifugo (SIGTERM, then SIGKILL after timeout).
-func (c *centrifugo) Stop(timeout time.Duration) {
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.done:
-	case <-time.After(timeout):
-		_ = c.cmd.Process.Kill()
-		<-c.done
-	}
-}
-
-// writerFunc adapts a function to io.Writer.
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+func (c *centrifugo) PID() int { return c.pid }
 
 func randomHex(n int) string {
 	b := make([]byte, n)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -14,6 +15,57 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
+
+// Environment is what the figures depend on besides the code: they are
+// only comparable between runs with the same environment.
+type Environment struct {
+	Time            time.Time         `json:"time"`
+	Cores           int               `json:"cores"`
+	GOMAXPROCS      int               `json:"gomaxprocs"`
+	GoVersion       string            `json:"go_version"`
+	Platform        string            `json:"platform"`
+	PostgresVersion string            `json:"postgres_version"`
+	PostgresConfig  map[string]string `json:"postgres_settings"`
+	Database        string            `json:"database"`
+	LoadBefore      float64           `json:"loadavg1_before"` // before the bench started; -1 unknown
+	ServerURL       string            `json:"server_url"`
+}
+
+// postgresSettings are the server settings that move insert and commit
+// rates the most.
+var postgresSettings = []string{"synchronous_commit", "fsync", "shared_buffers", "max_wal_size", "wal_level"}
+
+// describeServer describes the machine and the PostgreSQL server at
+// serverURL, for runs whose phases each have their own database.
+func describeServer(ctx context.Context, serverURL string) Environment {
+	pool, err := newPool(ctx, serverURL, 1, "notifyd-bench-admin")
+	if err != nil {
+		env := describe(ctx, nil, "", serverURL)
+		env.PostgresVersion = "unknown (" + err.Error() + ")"
+		return env
+	}
+	defer pool.Close()
+	return describe(ctx, pool, "(one fresh database per phase)", serverURL)
+}
+
+func describe(ctx context.Context, pool *pgxpool.Pool, database, serverURL string) Environment {
+	env := Environment{Time: time.Now().UTC().Truncate(time.Second), Cores: runtime.NumCPU(),
+		GOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH,
+		PostgresConfig: map[string]string{}, Database: database, ServerURL: redact(serverURL)}
+	if pool == nil {
+		return env
+	}
+	if err := pool.QueryRow(ctx, "SHOW server_version").Scan(&env.PostgresVersion); err != nil {
+		env.PostgresVersion = "unknown (" + err.Error() + ")"
+	}
+	for _, name := range postgresSettings {
+		var v string
+		if err := pool.QueryRow(ctx, "SELECT current_setting($1)", name).Scan(&v); err == nil {
+			env.PostgresConfig[name] = v
+		}
+	}
+	return env
+}
 
 // benchDB is the run's own database. It starts empty: app.Start migrates
 // it, exactly as a first deployment would. (The tests clone a migrated

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -25,13 +27,12 @@ import (
 // (for SQL, when the INSERT … RETURNING came back; for HTTP, when the 201
 // did), the start of its commit-to-receipt latency.
 type loadGen struct {
-	cfg   config
-	e     *nodeEnv
-	pop   cluster.Population
-	pool  *pgxpool.Pool
-	token string
-	// target draws each notification's target: by default from pop with
-	// cfg.Mix; a phase may set its own before run.
+	e         *nodeEnv
+	rate      float64
+	httpShare float64
+	pool      *pgxpool.Pool
+	token     string
+	// target draws each notification's target; a phase may set its own.
 	target func(rnd *rand.Rand) notify.Target
 	// halt, once closed, stops scheduling work before run's duration is up.
 	halt     chan struct{}
@@ -49,21 +50,8 @@ type loadGen struct {
 // sqlEvery is how often the SQL producers insert what is due.
 const sqlEvery = 10 * time.Millisecond
 
-func newLoadGen(ctx context.Context, cfg config, e *nodeEnv, pop cluster.Population, token string) (*loadGen, error) {
-	pool, err := newPool(ctx, e.db.URL, 4, producerApp)
-	if err != nil {
-		return nil, err
-	}
-	g := &loadGen{cfg: cfg, e: e, pop: pop, pool: pool, token: token, commits: map[string]int64{}, halt: make(chan struct{}),
-		keys: strconv.FormatInt(time.Now().UnixNano(), 36)}
-	g.target = func(rnd *rand.Rand) notify.Target { return pop.Target(rnd, cfg.Mix) }
-	return g, nil
-}
-
-// stop makes run stop starting work now; work in flight is finished.
-func (g *loadGen) stop() { g.haltOnce.Do(func() { close(g.halt) }) }
-
-func (g *loadGen) Close() { g.pool.Close() }
+func (g *loadGen) stop()       { g.haltOnce.Do(func() { close(g.halt) }) }
+func (g *loadGen) sent() int64 { return g.sql.Load() + g.http.Load() }
 
 func (g *loadGen) committed(ids []string, at time.Time) {
 	g.mu.Lock()
@@ -73,11 +61,8 @@ func (g *loadGen) committed(ids []string, at time.Time) {
 	}
 }
 
-// sent is how many notifications have been committed so far.
-func (g *loadGen) sent() int64 { return g.sql.Load() + g.http.Load() }
-
-// run produces for d (or until ctx ends) at cfg.Rate. Work started before
-// d is up is finished, not cancelled: a cancelled insert or POST may or may
+// run produces for d (or until ctx ends or stop). Work started before d
+// is up is finished, not cancelled: a cancelled insert or POST may or may
 // not have committed, and the nodes would log the cancelled requests.
 func (g *loadGen) run(ctx context.Context, d time.Duration) error {
 	sched, stopSched := context.WithTimeout(ctx, d) // when to stop starting work
@@ -92,7 +77,7 @@ func (g *loadGen) run(ctx context.Context, d time.Duration) error {
 	work, stopWork := context.WithCancel(ctx) // work in flight: ends only on a failure
 	defer stopWork()
 	start := time.Now()
-	sqlRate, httpRate := g.cfg.Rate*(1-g.cfg.HTTPShare), g.cfg.Rate*g.cfg.HTTPShare
+	sqlRate, httpRate := g.rate*(1-g.httpShare), g.rate*g.httpShare
 	jobs := make(chan int, 64)
 	var wg sync.WaitGroup
 	var errMu sync.Mutex
@@ -107,9 +92,7 @@ func (g *loadGen) run(ctx context.Context, d time.Duration) error {
 		}
 	}
 	for w := range 4 { // SQL producers
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			rnd := rand.New(rand.NewPCG(uint64(w), 7))
 			for n := range jobs {
 				targets := make([]notify.Target, n)
@@ -124,16 +107,13 @@ func (g *loadGen) run(ctx context.Context, d time.Duration) error {
 				g.committed(ids, time.Now())
 				g.sql.Add(int64(len(ids)))
 			}
-		}()
+		})
 	}
-	wg.Add(1)
-	go func() { // the SQL schedule: what is due every sqlEvery
-		defer wg.Done()
+	wg.Go(func() { // the SQL schedule: what is due every sqlEvery
 		defer close(jobs)
 		t := time.NewTicker(sqlEvery)
 		defer t.Stop()
-		scheduled := 0
-		for {
+		for scheduled := 0; ; {
 			select {
 			case <-sched.Done():
 				return
@@ -148,81 +128,29 @@ func (g *loadGen) run(ctx context.Context, d time.Duration) error {
 				}
 			}
 		}
-	}()
+	})
+	var next atomic.Int64
+	httpProducers := 0
 	if httpRate > 0 {
-		var next atomic.Int64
-		for w := range 16 { // HTTP producers: the k-th post is due at k/httpRate
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				rnd := rand.New(rand.NewPCG(uint64(w), 8))
-				for {
-					k := next.Add(1) - 1
-					if sleepUntil(sched, start.Add(time.Duration(float64(k)/httpRate*float64(time.Second)))) != nil {
-						return
-					}
-					if err := g.post(work, rnd, k); err != nil {
-						fail(err)
-						return
-					}
+		httpProducers = 16
+	}
+	for w := range httpProducers { // HTTP producers: the k-th post is due at k/httpRate
+		wg.Go(func() {
+			rnd := rand.New(rand.NewPCG(uint64(w), 8))
+			for {
+				k := next.Add(1) - 1
+				if sleepUntil(sched, start.Add(time.Duration(float64(k)/httpRate*float64(time.Second)))) != nil {
+					return
 				}
-			}()
-		}
+				if err := g.post(work, rnd, k); err != nil {
+					fail(err)
+					return
+				}
+			}
+		})
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	return ctx.Err()
-}
-
-// loadRun is a load generator running in the background.
-type loadRun struct {
-	start   time.Time
-	loadAvg float64 // the machine's when the load started
-	// done has run's result; whoever reads it early puts it back.
-	done         chan error
-	stopProgress func()
-}
-
-// background runs g for d and prints the phase's progress every 2 s until
-// stopProgress.
-func (g *loadGen) background(ctx context.Context, d time.Duration, phase string, cs *fleet.Fleet, streams int, prog *progress) *loadRun {
-	l := &loadRun{start: time.Now(), loadAvg: cluster.LoadAverage(), done: make(chan error, 1)}
-	go func() { l.done <- g.run(ctx, d) }()
-	l.stopProgress = prog.Every(2*time.Second, func() string {
-		st := cs.Stats()
-		head, _ := cluster.Head(ctx, g.e.admin)
-		el := time.Since(l.start).Seconds()
-		return fmt.Sprintf("%s: %.0fs, %d sent (%.0f/s), published to seq %d, %d delivered, %d/%d streams open, %d resumes, %d drops, %d connect errors",
-			phase, el, g.sent(), float64(g.sent())/el, head, st.Received, st.Open, streams, st.Resumes, st.Drops, st.ConnectErrors)
-	})
-	return l
-}
-
-// drain ends a run whose load has stopped (loadErr: how it ended): it
-// waits until the queue is empty, publishes a last broadcast and waits
-// until every stream has it, so every stream has received everything it
-// is going to. It returns how long the load and the drain took, and the
-// machine's load average at the end.
-func (l *loadRun) drain(ctx context.Context, cfg config, e *nodeEnv, cs *fleet.Fleet, loadErr error) (loadSecs, drainSecs, loadAvg float64, err error) {
-	loadSecs = time.Since(l.start).Seconds()
-	drainStart := time.Now()
-	err = loadErr
-	if err == nil {
-		err = cluster.WaitDrained(ctx, e.admin, cfg.Timeout)
-	}
-	var sentinel int64
-	if err == nil {
-		sentinel, err = cluster.PublishSentinel(ctx, e.admin, cfg.Timeout)
-	}
-	if err == nil {
-		if behind, werr := cs.WaitSeq(ctx, sentinel, cfg.Timeout); werr != nil {
-			err = fmt.Errorf("%d streams never received the final broadcast: %w", behind, werr)
-		}
-	}
-	l.stopProgress()
-	return loadSecs, time.Since(drainStart).Seconds(), cluster.LoadAverage(), err
+	return cmp.Or(errors.Join(errs...), ctx.Err())
 }
 
 // post publishes one notification over HTTP; when a node fails it, it
@@ -248,4 +176,189 @@ func (g *loadGen) post(ctx context.Context, rnd *rand.Rand, k int64) error {
 		}
 	}
 	return fmt.Errorf("post %s: %w", key, last)
+}
+
+// LoadRun is what the phases under load (cluster, storm, rolling) report
+// alike.
+type LoadRun struct {
+	Nodes       int     `json:"nodes"`
+	Streams     int     `json:"streams"`
+	Opened      int     `json:"opened"`
+	OpenSeconds float64 `json:"open_seconds"`
+	Clients     int     `json:"client_processes"`
+	// Rows seeded before the nodes started, and how.
+	Rows         int64         `json:"rows"`
+	Seed         *LivedSeed    `json:"seed,omitempty"`
+	Rate         float64       `json:"rate"`
+	HTTPShare    float64       `json:"http_share"`
+	Browser      fleet.Browser `json:"client_reconnect"`
+	Sent         int64         `json:"sent"`
+	AchievedRate float64       `json:"achieved_rate"`
+	Deliveries   int           `json:"deliveries"`
+	Seconds      float64       `json:"seconds"`
+	DrainSeconds float64       `json:"drain_seconds"` // from the end of the load to the last stream's receipt
+	// The machine's 1-minute load average when the load started and when
+	// the last stream had everything: other work on a shared machine moves
+	// the latency figures most.
+	LoadStart float64 `json:"loadavg1_start"`
+	LoadEnd   float64 `json:"loadavg1_end"`
+	StreamTally
+}
+
+// loadPhase is the skeleton of a phase under load: its streams, open in
+// client processes, and a load generator, running in the background once
+// started, until it is drained and every stream checked.
+type loadPhase struct {
+	e     *nodeEnv
+	name  string
+	prog  *progress
+	l     *layout
+	cs    *fleet.Fleet
+	g     *loadGen
+	start int64 // every stream's first Last-Event-ID, and where the check starts
+	run   *LoadRun
+	// began is when the load started; done has its result (whoever reads
+	// it early puts it back).
+	began        time.Time
+	done         chan error
+	stopProgress func()
+}
+
+// openLoad opens streams streams of pop's users from start (placed by
+// nodeOf, if not nil) and makes a load generator at rate with mix; the
+// caller closes the result.
+func (e *nodeEnv) openLoad(ctx context.Context, name string, pop cluster.Population, streams int, start int64, nodeOf func(int) int,
+	browser *fleet.Browser, rate float64, mix cluster.Mix, run *LoadRun, prog *progress, stderr io.Writer) (*loadPhase, error) {
+	cfg := e.run.cfg
+	*run = LoadRun{Nodes: len(e.nodes), Streams: streams, Rows: run.Rows, Seed: run.Seed, Rate: rate, HTTPShare: cfg.HTTPShare}
+	if browser != nil {
+		run.Browser = *browser
+	}
+	lp := &loadPhase{e: e, name: name, prog: prog, start: start, run: run}
+	var err error
+	if lp.l, err = e.newLayout(pop, streams, start, nodeOf); err != nil {
+		return nil, err
+	}
+	if lp.cs, run.Opened, run.OpenSeconds, err = lp.l.open(ctx, prog, name, browser, stderr); err != nil {
+		return nil, err
+	}
+	run.Clients = len(lp.l.plans)
+	admin, err := e.run.token("bench-admin", "ADMIN")
+	if err == nil {
+		lp.g = &loadGen{e: e, rate: rate, httpShare: cfg.HTTPShare, token: admin, commits: map[string]int64{}, halt: make(chan struct{}),
+			keys: strconv.FormatInt(time.Now().UnixNano(), 36), target: func(rnd *rand.Rand) notify.Target { return pop.Target(rnd, mix) }}
+		lp.g.pool, err = newPool(ctx, e.db.URL, 4, producerApp)
+	}
+	if err != nil {
+		lp.cs.Close()
+		return nil, err
+	}
+	return lp, nil
+}
+
+func (lp *loadPhase) Close() {
+	lp.cs.Close()
+	lp.g.pool.Close()
+}
+
+// background runs the load for d and prints progress every 2 s.
+func (lp *loadPhase) background(ctx context.Context, d time.Duration) {
+	lp.began, lp.done = time.Now(), make(chan error, 1)
+	lp.run.LoadStart = cluster.LoadAverage()
+	go func() { lp.done <- lp.g.run(ctx, d) }()
+	lp.stopProgress = lp.prog.Every(2*time.Second, func() string {
+		st := lp.cs.Stats()
+		head, _ := cluster.Head(ctx, lp.e.admin)
+		el, sent := time.Since(lp.began).Seconds(), lp.g.sent()
+		return fmt.Sprintf("%s: %.0fs, %d sent (%.0f/s), published to seq %d, %d delivered, %d/%d streams open, %d resumes, %d drops, %d connect errors",
+			lp.name, el, sent, float64(sent)/el, head, st.Received, st.Open, len(lp.l.ids), st.Resumes, st.Drops, st.ConnectErrors)
+	})
+}
+
+// wait lets the load run for d, returning early with an error if the
+// load ends (it only ends early on a failure) or ctx does.
+func (lp *loadPhase) wait(ctx context.Context, d time.Duration) error {
+	select {
+	case err := <-lp.done:
+		lp.done <- err
+		return fmt.Errorf("the load ended early: %v", err)
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
+// finish ends a run whose load has stopped (loadErr: how it ended): it
+// waits until the queue is empty, publishes a last broadcast and waits
+// until every stream has it, so every stream has received everything it
+// is going to, then checks every stream against the database.
+func (lp *loadPhase) finish(ctx context.Context, loadErr error) (*checkedStreams, error) {
+	r, cfg := lp.run, lp.e.run.cfg
+	r.Seconds = time.Since(lp.began).Seconds()
+	drainStart := time.Now()
+	err := loadErr
+	if err == nil {
+		err = cluster.WaitDrained(ctx, lp.e.admin, cfg.Timeout)
+	}
+	var sentinel int64
+	if err == nil {
+		sentinel, err = cluster.PublishSentinel(ctx, lp.e.admin, cfg.Timeout)
+	}
+	if err == nil {
+		if behind, werr := lp.cs.WaitSeq(ctx, sentinel, cfg.Timeout); werr != nil {
+			err = fmt.Errorf("%d streams never received the final broadcast: %w", behind, werr)
+		}
+	}
+	lp.stopProgress()
+	r.DrainSeconds, r.LoadEnd = time.Since(drainStart).Seconds(), cluster.LoadAverage()
+	r.Sent = lp.g.sent()
+	r.AchievedRate = float64(r.Sent) / r.Seconds
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", lp.name, err)
+	}
+	cd, err := checkStreams(ctx, lp.e, lp.cs, lp.l, lp.start, &r.StreamTally)
+	r.Deliveries = r.Check.Received
+	return cd, err
+}
+
+// startSeededNodes starts n nodes that keep any history (the seed goes
+// back 30 days) and let every stream end up on one node, and seeds rows
+// published notifications when rows > 0: the storm's and the rolling
+// restart's database, as on one that has been in use.
+func (nr *nodeRun) startSeededNodes(ctx context.Context, n, streams int, rows int64, prog *progress) (*nodeEnv, *LivedSeed, error) {
+	e, err := nr.startNodes(ctx, n, map[string]string{"NOTIFY_MAX_STREAMS": strconv.Itoa(streams + 1000), "NOTIFY_RETENTION": "8760h"})
+	if err != nil || rows == 0 {
+		return e, nil, err
+	}
+	// A running node's feed would read every seeded row to fan it out;
+	// started again, each begins at the new head, as after a deployment.
+	if err := e.eachNode(func(i int) error { return e.nodes[i].Stop(15 * time.Second) }); err != nil {
+		e.Close()
+		return nil, nil, err
+	}
+	seed, err := newLivedSeeder(e.admin, newLivedPlan([]int64{rows}, nr.cfg.LivedDense), rows, prog).grow(ctx, 0, rows)
+	if err == nil {
+		prog.Printf("seeded %s published notifications in %.1f s (%s rows/s), vacuum and analyze %.1f s; notifications %.0f MiB with indexes",
+			num(float64(rows)), seed.InsertSeconds, num(seed.RowsPerSecond), seed.VacuumSeconds, mib(seed.NotificationsBytes))
+		err = e.eachNode(func(i int) error { return e.restartNode(ctx, i) })
+	}
+	if err != nil {
+		e.Close()
+		return nil, nil, err
+	}
+	return e, &seed, nil
+}
+
+// livedPopulation is users u0 … u<users-1>, user k holding the one role
+// r<k mod roles>: the seed's own users and roles (below 100,000 and 200).
+func livedPopulation(users, roles int) cluster.Population {
+	p := cluster.Population{Roles: make([]string, roles), Users: make([]notify.Identity, users)}
+	for i := range roles {
+		p.Roles[i] = "r" + strconv.Itoa(i)
+	}
+	for k := range users {
+		p.Users[k] = notify.Identity{UserID: "u" + strconv.Itoa(k), Roles: []string{p.Roles[k%roles]}}
+	}
+	return p
 }

@@ -37,7 +37,9 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"slices"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -70,17 +72,19 @@ func main() {
 	}
 }
 
-// Run parses args, runs the selected phases against a fresh database and
-// writes the report to stdout and progress to stderr. The database is
-// dropped before Run returns, whatever happened.
+// Run parses args, runs the selected phases against fresh databases and
+// writes the report to stdout and progress to stderr. The databases are
+// dropped before Run returns, whatever happened. A correctness failure (a
+// stream missing a notification, say) is an error; a figure that misses
+// its target is one only with -strict.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
 	}
-	prog := newProgress(stderr)
+	prog := &progress{w: stderr, start: time.Now()}
 	loadBefore := cluster.LoadAverage() // other work's: before the bench adds its own
-	rep := &Report{Settings: cfg.settings()}
+	rep := &Report{cfg: cfg, Settings: cfg.Flags}
 	defer func() {
 		if ctx.Err() != nil {
 			err = errors.New("interrupted: the report covers the phases that finished")
@@ -91,7 +95,6 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 			rep.WriteTable(stdout)
 		}
 	}()
-
 	if cfg.CPUProfile != "" {
 		f, err := os.Create(cfg.CPUProfile)
 		if err != nil {
@@ -104,6 +107,19 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		defer pprof.StopCPUProfile()
 	}
 
+	var errs []error
+	// run runs phase if it was selected and the run goes on; met is
+	// whether its figures met their targets.
+	run := func(phase string, fn func() (met bool, err error)) {
+		if !cfg.Phases[phase] || ctx.Err() != nil {
+			return
+		}
+		met, err := fn()
+		errs = append(errs, err)
+		if !met && cfg.Strict {
+			errs = append(errs, fmt.Errorf("%s: target missed (-strict)", phase))
+		}
+	}
 	if slices.ContainsFunc(allPhases, func(p string) bool { return cfg.Phases[p] && inProcess(p) }) {
 		if err := runInProcess(ctx, cfg, prog, rep, stderr); err != nil {
 			return err
@@ -112,92 +128,168 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		rep.Environment = describeServer(ctx, cfg.ServerURL)
 	}
 	rep.Environment.LoadBefore = loadBefore
-	if cfg.Phases[phaseChurn] {
-		res, err := runChurn(ctx, cfg, prog)
-		rep.Churn = res
-		if err != nil {
-			return fmt.Errorf("churn: %w", err)
-		}
-		if !res.TargetMet && cfg.Strict {
-			return errors.New("churn: target missed (-strict)")
-		}
+	keep(run, phaseChurn, &rep.Churn, func(r *ChurnResult) bool { return r.TargetMet }, func() (*ChurnResult, error) { return runChurn(ctx, cfg, prog) })
+	if !slices.ContainsFunc(allPhases, func(p string) bool { return cfg.Phases[p] && !inProcess(p) && p != phaseChurn }) {
+		return errors.Join(errs...)
 	}
-	return runNodePhases(ctx, cfg, prog, rep, stderr)
+	nr, err := startNodeRun(ctx, cfg, prog, stderr)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	defer nr.Close()
+	keep(run, phaseStreams, &rep.Streams, func(r *StreamsResult) bool { return r.TargetMet },
+		func() (*StreamsResult, error) { return runStreamsPhase(ctx, cfg, nr, prog, rep, stderr) })
+	keep(run, phaseBroadcast, &rep.Broadcast, func(r *BroadcastResult) bool { return r.TargetMet },
+		func() (*BroadcastResult, error) { return runBroadcastPhase(ctx, cfg, nr, prog, rep, stderr) })
+	keep(run, phaseResume, &rep.Resume, func(r *ResumeResult) bool { return r.TargetMet },
+		func() (*ResumeResult, error) { return runResumePhase(ctx, cfg, nr, prog, rep) })
+	keep(run, phaseCluster, &rep.Cluster, func(*ClusterResult) bool { return true }, // correctness: failures are errors
+		func() (*ClusterResult, error) { return runClusterPhase(ctx, cfg, nr, prog, rep, stderr) })
+	keep(run, phaseLived, &rep.Lived, func(r *LivedResult) bool { return r.TargetMet },
+		func() (*LivedResult, error) { return runLivedPhase(ctx, cfg, nr, prog, rep) })
+	keep(run, phaseStorm, &rep.Storm, func(r *StormResult) bool { return r.RehomeMet && r.SurvivorsMet },
+		func() (*StormResult, error) { return runStormPhase(ctx, cfg, nr, prog, rep, stderr) })
+	keep(run, phaseRolling, &rep.Rolling, func(r *RollingResult) bool { return r.TargetMet },
+		func() (*RollingResult, error) { return runRollingPhase(ctx, cfg, nr, prog, rep, stderr) })
+	keep(run, phaseVersus, &rep.Versus, func(r *VersusResult) bool { return r.LatencyTargetMet && r.SatTargetMet },
+		func() (*VersusResult, error) { return runVersusPhase(ctx, cfg, nr, prog, stderr) })
+	return errors.Join(errs...)
+}
+
+// keep runs a phase with run, keeping its result in *slot; met says
+// whether a result met its targets.
+func keep[R any](run func(string, func() (bool, error)), phase string, slot **R, met func(*R) bool, fn func() (*R, error)) {
+	run(phase, func() (bool, error) {
+		res, err := fn()
+		*slot = res
+		return res == nil || met(res), err
+	})
 }
 
 // runInProcess runs the phases that start the server inside the bench, on
-// one fresh database.
+// one fresh database, in a fixed order: throughput first, on an empty
+// database, and the producer comparison last, since it leaves the most
+// rows behind. Each runs under a sampler (its profile in the report).
 func runInProcess(ctx context.Context, cfg config, prog *progress, rep *Report, stderr io.Writer) (err error) {
 	db, err := createDatabase(ctx, cfg.ServerURL, cfg.DBSettings)
 	if err != nil {
 		return err
 	}
 	prog.Printf("created database %s", db.Name)
-	defer func() {
-		if derr := db.Drop(); derr != nil {
-			err = errors.Join(err, derr)
-		} else {
-			prog.Printf("dropped database %s", db.Name)
-		}
-	}()
-	env, err := startEnv(ctx, cfg, db, stderr)
+	defer func() { err = errors.Join(err, db.Drop()) }()
+	e, err := startEnv(ctx, cfg, db, stderr)
 	if err != nil {
 		return err
 	}
-	defer env.Close()
-	rep.Environment = describeEnvironment(ctx, env)
+	defer e.Close()
+	rep.Environment = describe(ctx, e.admin, db.Name, cfg.ServerURL)
 	prog.Printf("server %s, %d workers, pool %d; PostgreSQL %s; %d cores",
-		env.app.URL(), cfg.ServerWorkers, cfg.ServerPool, rep.Environment.PostgresVersion, rep.Environment.Cores)
-	return runPhases(ctx, cfg, env, prog, rep)
-}
-
-// runPhases runs the selected phases in a fixed order: throughput first,
-// on an empty database, and the producer comparison last, since it leaves
-// the most rows behind.
-func runPhases(ctx context.Context, cfg config, env *env, prog *progress, rep *Report) error {
-	// measured runs fn under a sampler whose profile is named profile; an
-	// error ends the run, labelled with what.
-	measured := func(profile, what string, fn func() error) error {
-		if err := measurePhase(ctx, env, rep, profile, fn); err != nil {
-			return fmt.Errorf("%s: %w", what, err)
+		e.app.URL(), cfg.ServerWorkers, cfg.ServerPool, rep.Environment.PostgresVersion, rep.Environment.Cores)
+	measured := func(phase, profile string, fn func() error) error {
+		if !cfg.Phases[phase] {
+			return nil
+		}
+		s := startSampler(ctx, e.admin, 100*time.Millisecond)
+		err := fn()
+		rep.Profiles = append(rep.Profiles, s.Stop(profile))
+		if err != nil {
+			return fmt.Errorf("%s: %w", profile, err)
 		}
 		return nil
 	}
-	if cfg.Phases[phaseThroughput] {
-		if err := measured(phaseThroughput, "throughput", func() (err error) {
-			rep.Throughput, err = runThroughput(ctx, cfg, env, prog)
-			return err
-		}); err != nil {
-			return err
-		}
-	}
+	err = measured(phaseThroughput, phaseThroughput, func() (err error) {
+		rep.Throughput, err = runThroughput(ctx, cfg, e, prog)
+		return err
+	})
 	for _, rate := range cfg.LatencyRates {
-		if !cfg.Phases[phaseLatency] {
-			break
-		}
-		if err := measured(fmt.Sprintf("latency %d/s", rate), fmt.Sprintf("latency at %d/s", rate), func() error {
-			res, err := runLatency(ctx, cfg, env, prog, rate)
-			if res != nil {
-				rep.Latency = append(rep.Latency, *res)
-			}
-			return err
-		}); err != nil {
-			return err
+		if err == nil {
+			err = measured(phaseLatency, fmt.Sprintf("latency %d/s", rate), func() error {
+				res, err := runLatency(ctx, cfg, e, prog, int(rate))
+				if res != nil {
+					rep.Latency = append(rep.Latency, *res)
+				}
+				return err
+			})
 		}
 	}
-	if cfg.Phases[phaseSnapshot] {
-		if err := measured(phaseSnapshot, "held snapshot", func() (err error) {
-			rep.Snapshot, err = runSnapshot(ctx, cfg, env, prog)
-			return err
-		}); err != nil {
-			return err
-		}
-	}
-	if cfg.Phases[phaseProducer] {
-		return measured(phaseProducer, "producer", func() (err error) {
-			rep.Producer, err = runProducer(ctx, cfg, env, prog)
+	if err == nil {
+		err = measured(phaseSnapshot, phaseSnapshot, func() (err error) {
+			rep.Snapshot, err = runSnapshot(ctx, cfg, e, prog)
 			return err
 		})
 	}
-	return nil
+	if err == nil {
+		err = measured(phaseProducer, phaseProducer, func() (err error) {
+			rep.Producer, err = runProducer(ctx, cfg, e, prog)
+			return err
+		})
+	}
+	return err
 }
+
+// progress writes timestamped progress lines to stderr, so stdout carries
+// only the report (and stays parseable with -json).
+type progress struct {
+	mu    sync.Mutex
+	w     io.Writer
+	start time.Time
+}
+
+func (p *progress) Printf(format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.w, "[%6.1fs] %s\n", time.Since(p.start).Seconds(), fmt.Sprintf(format, args...))
+}
+
+// Every prints line() every d until the returned stop is called, so a long
+// phase shows it is moving (or that it is stuck).
+func (p *progress) Every(d time.Duration, line func() string) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				p.Printf("%s", line())
+			}
+		}
+	})
+	var once sync.Once
+	return func() { once.Do(func() { close(done); wg.Wait() }) }
+}
+
+// runGroup runs fn in n goroutines (each told its index) and returns the
+// first error, which cancels the others' context: errgroup, written out
+// to keep the bench on the standard library.
+func runGroup(ctx context.Context, n int, fn func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+	for i := range n {
+		wg.Go(func() {
+			if err := fn(ctx, i); err != nil {
+				once.Do(func() { first = err; cancel() })
+			}
+		})
+	}
+	wg.Wait()
+	return first
+}
+
+// sleepUntil sleeps until t unless ctx ends first.
+func sleepUntil(ctx context.Context, t time.Time) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(time.Until(t)):
+		return nil
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error { return sleepUntil(ctx, time.Now().Add(d)) }

@@ -2,17 +2,22 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/fleet"
 )
 
 // nodeRun is what the node phases share over a run: the notifyd binary,
@@ -26,32 +31,25 @@ type nodeRun struct {
 	logOut io.Writer
 }
 
-func startNodeRun(ctx context.Context, cfg config, prog *progress, logOut io.Writer) (*nodeRun, error) {
-	nr := &nodeRun{cfg: cfg, bin: cfg.NotifydBin, logOut: logOut}
-	ok := false
+func startNodeRun(ctx context.Context, cfg config, prog *progress, logOut io.Writer) (nr *nodeRun, err error) {
+	nr = &nodeRun{cfg: cfg, bin: cfg.NotifydBin, logOut: logOut}
 	defer func() {
-		if !ok {
+		if err != nil {
 			nr.Close()
 		}
 	}()
 	if nr.bin == "" {
-		dir, err := os.MkdirTemp("", "notifyd-bench-")
-		if err != nil {
+		if nr.tmp, err = os.MkdirTemp("", "notifyd-bench-"); err != nil {
 			return nil, err
 		}
-		nr.tmp = dir
 		start := time.Now()
-		if nr.bin, err = cluster.Build(ctx, dir); err != nil {
+		if nr.bin, err = cluster.Build(ctx, nr.tmp); err != nil {
 			return nil, err
 		}
 		prog.Printf("built notifyd in %.1f s", time.Since(start).Seconds())
 	}
-	var err error
-	if nr.iss, err = cluster.StartIssuer(audience); err != nil {
-		return nil, err
-	}
-	ok = true
-	return nr, nil
+	nr.iss, err = cluster.StartIssuer(audience)
+	return nr, err
 }
 
 // Close stops the issuer and removes the built binary.
@@ -65,41 +63,43 @@ func (nr *nodeRun) Close() {
 }
 
 // token signs a token for sub with roles, valid longer than any run.
-func (nr *nodeRun) token(sub string, roles []string) (string, error) {
+func (nr *nodeRun) token(sub string, roles ...string) (string, error) {
 	return nr.iss.Token(sub, roles, 24*time.Hour)
 }
 
 // nodeEnv is one phase's nodes on the phase's own fresh database.
 type nodeEnv struct {
-	run   *nodeRun
-	db    *benchDB
-	nodes []*cluster.Node
-	set   *cluster.Nodes
-	admin *pgxpool.Pool
-	http  *http.Client
-	// baseline is each node's RSS right after it started, with no streams.
-	baseline []int64
-	// settings is every node's environment.
-	settings map[string]string
+	run      *nodeRun
+	db       *benchDB
+	nodes    []*cluster.Node
+	set      *cluster.Nodes
+	admin    *pgxpool.Pool
+	http     *http.Client
+	baseline []int64           // each node's RSS right after it started, with no streams
+	settings map[string]string // every node's environment
 }
 
-// startNodes creates a database and starts n nodes on it, each listening
-// on its own loopback address (127.0.0.2, .3, …), with env on top of the
-// bench's defaults.
-func (nr *nodeRun) startNodes(ctx context.Context, n int, env map[string]string) (*nodeEnv, error) {
+// startNodes creates a database and starts n nodes on it, node i on a
+// free port of 127.0.0.<2+i>, with the bench's defaults, env on top, and
+// -node-env last (experiments win).
+func (nr *nodeRun) startNodes(ctx context.Context, n int, env map[string]string) (e *nodeEnv, err error) {
 	db, err := createDatabase(ctx, nr.cfg.ServerURL, nr.cfg.DBSettings)
 	if err != nil {
 		return nil, err
 	}
-	e := &nodeEnv{run: nr, db: db, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
-		settings: nr.nodeSettings(env)}
-	ok := false
+	e = &nodeEnv{run: nr, db: db, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}, settings: map[string]string{
+		"OIDC_ISSUER_URL": nr.iss.URL(), "OIDC_AUDIENCE": audience, "NOTIFY_PUBLISH_RATE": "-1", "NOTIFY_LOG_LEVEL": "warn"}}
+	if nr.cfg.Verbose {
+		e.settings["NOTIFY_LOG_LEVEL"] = "info"
+	}
+	maps.Copy(e.settings, env)
+	maps.Copy(e.settings, nr.cfg.NodeEnv)
 	defer func() {
-		if !ok {
+		if err != nil {
 			e.Close()
 		}
 	}()
-	if e.nodes, err = cluster.StartNodes(ctx, n, func(i int) cluster.NodeConfig { return e.nodeConfig(i) }); err != nil {
+	if e.nodes, err = cluster.StartNodes(ctx, n, e.nodeConfig); err != nil {
 		return nil, err
 	}
 	urls := make([]string, n)
@@ -109,50 +109,13 @@ func (nr *nodeRun) startNodes(ctx context.Context, n int, env map[string]string)
 		e.baseline[i], _ = node.RSS()
 	}
 	e.set = cluster.NewNodes(urls)
-	if e.admin, err = newPool(ctx, db.URL, 4, "notifyd-bench-admin"); err != nil {
-		return nil, err
-	}
-	ok = true
-	return e, nil
+	e.admin, err = newPool(ctx, db.URL, 4, "notifyd-bench-admin")
+	return e, err
 }
 
-// nodeSettings is every node's environment: the bench's defaults, env on
-// top, -node-env last.
-func (nr *nodeRun) nodeSettings(env map[string]string) map[string]string {
-	settings := map[string]string{
-		"OIDC_ISSUER_URL":     nr.iss.URL(),
-		"OIDC_AUDIENCE":       audience,
-		"NOTIFY_PUBLISH_RATE": "-1",
-		"NOTIFY_LOG_LEVEL":    "warn",
-	}
-	if nr.cfg.Verbose {
-		settings["NOTIFY_LOG_LEVEL"] = "info"
-	}
-	for k, v := range env {
-		settings[k] = v
-	}
-	for k, v := range nr.cfg.NodeEnv { // experiments win
-		settings[k] = v
-	}
-	return settings
-}
-
-// restartNode starts node i again, once it has exited, on the address it
-// had, so that clients and producers holding its URL find it again.
-func (e *nodeEnv) restartNode(ctx context.Context, i int) error {
-	n, err := e.nodes[i].Restart(ctx)
-	if err != nil {
-		return err
-	}
-	e.nodes[i] = n
-	return nil
-}
-
-// nodeConfig is node i on the phase's database, listening on a free port
-// of 127.0.0.<2+i>.
 func (e *nodeEnv) nodeConfig(i int) cluster.NodeConfig {
-	return cluster.NodeConfig{Binary: e.run.bin, DatabaseURL: e.db.URL, IP: "127.0.0." + strconv.Itoa(2+i),
-		Env: e.settings, Log: prefixWriter(e.run.logOut, fmt.Sprintf("node%d: ", i))}
+	return cluster.NodeConfig{Binary: e.run.bin, DatabaseURL: e.db.URL, IP: "127.0.0." + strconv.Itoa(2+i), Env: e.settings,
+		Log: prefixWriter(e.run.logOut, fmt.Sprintf("node%d: ", i))}
 }
 
 // Close stops the nodes and drops the database.
@@ -160,52 +123,301 @@ func (e *nodeEnv) Close() error {
 	if e.admin != nil {
 		e.admin.Close()
 	}
-	var wg sync.WaitGroup
-	for _, n := range e.nodes {
-		if n != nil {
-			wg.Add(1)
-			go func() { defer wg.Done(); _ = n.Stop(15 * time.Second) }()
+	_ = e.eachNode(func(i int) error {
+		if e.nodes[i] != nil {
+			_ = e.nodes[i].Stop(15 * time.Second)
 		}
-	}
-	wg.Wait()
+		return nil
+	})
 	e.http.CloseIdleConnections()
 	return e.db.Drop()
 }
 
-// cpu is each live node's CPU so far.
-func (e *nodeEnv) cpu() []time.Duration {
-	out := make([]time.Duration, len(e.nodes))
-	for i, n := range e.nodes {
-		if e.nodes[i].Running() {
-			out[i], _ = n.CPUTime()
+// eachNode runs fn for every node at once.
+func (e *nodeEnv) eachNode(fn func(i int) error) error {
+	errs := make([]error, len(e.nodes))
+	var wg sync.WaitGroup
+	for i := range e.nodes {
+		wg.Go(func() { errs[i] = fn(i) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// restartAll stops every node that runs and starts them all again on
+// their addresses (clients and producers hold their URLs), back in
+// rotation, with env on top of their settings (an empty value removes one).
+func (e *nodeEnv) restartAll(ctx context.Context, env map[string]string) error {
+	if err := e.eachNode(func(i int) error {
+		if !e.nodes[i].Running() {
+			return nil
+		}
+		return e.nodes[i].Stop(15 * time.Second)
+	}); err != nil {
+		return err
+	}
+	for k, v := range env {
+		e.settings[k] = v
+		if v == "" {
+			delete(e.settings, k)
 		}
 	}
-	return out
+	return e.eachNode(func(i int) error {
+		e.set.SetDown(i, false)
+		return e.restartNode(ctx, i)
+	})
+}
+
+// restartNode starts node i again, once it has exited, on its address.
+func (e *nodeEnv) restartNode(ctx context.Context, i int) error {
+	n, err := e.nodes[i].Restart(ctx)
+	if err == nil {
+		e.nodes[i] = n
+	}
+	return err
+}
+
+// streamsOn is node i's notifyd_streams_open.
+func (e *nodeEnv) streamsOn(ctx context.Context, i int) int {
+	v, _ := e.nodes[i].Metric(ctx, "notifyd_streams_open")
+	return int(v)
 }
 
 // memory reads each live node's RSS and open streams.
 func (e *nodeEnv) memory(ctx context.Context) []NodeMemory {
-	out := make([]NodeMemory, 0, len(e.nodes))
+	var out []NodeMemory
 	for i, n := range e.nodes {
-		if !e.nodes[i].Running() {
-			continue
-		}
 		rss, err := n.RSS()
-		if err != nil {
+		if !n.Running() || err != nil {
 			continue
 		}
-		streams, _ := n.Metric(ctx, "notifyd_streams_open")
-		m := NodeMemory{Node: fmt.Sprintf("node%d", i), Streams: int(streams), RSSMiB: mib(rss), BaselineMiB: mib(e.baseline[i])}
+		streams := float64(e.streamsOn(ctx, i))
+		m := NodeMemory{Node: "node" + strconv.Itoa(i), Streams: int(streams), RSSMiB: mib(rss), BaselineMiB: mib(e.baseline[i])}
 		if streams > 0 {
-			m.PerStreamKiB = float64(rss) / 1024 / streams
-			m.MarginalKiB = float64(rss-e.baseline[i]) / 1024 / streams
+			m.PerStreamKiB, m.MarginalKiB = float64(rss)/1024/streams, float64(rss-e.baseline[i])/1024/streams
 		}
 		out = append(out, m)
 	}
 	return out
 }
 
-func mib(b int64) float64 { return float64(b) / (1 << 20) }
+// killNode SIGKILLs node i and takes it out of the producers' and the
+// clients' rotation; beforeKill runs just before the signal. It returns
+// the streams the node held and when it was killed.
+func (e *nodeEnv) killNode(ctx context.Context, cs *fleet.Fleet, i int, phase string, prog *progress, beforeKill func()) (int, time.Time, error) {
+	on := e.streamsOn(ctx, i)
+	beforeKill()
+	at := time.Now()
+	err := e.nodes[i].Kill()
+	_ = e.setDown(cs, i, true)
+	prog.Printf("%s: killed node%d (SIGKILL) holding %d streams", phase, i, on)
+	return on, at, err
+}
+
+// setDown takes node i out of rotation (or puts it back) for the
+// producers and for cs's clients.
+func (e *nodeEnv) setDown(cs *fleet.Fleet, i int, down bool) error {
+	e.set.SetDown(i, down)
+	return cs.SetNodeDown(i, down)
+}
+
+// layout is where a phase's streams are: stream k belongs to user
+// k mod users, starts on node k mod nodes and is held by client process
+// k mod processes, so each user's streams are spread over the nodes and
+// each process holds a share of every node's.
+type layout struct {
+	ids   []notify.Identity // by stream key
+	plans []fleet.Plan
+}
+
+// newLayout signs a token per user and makes the client processes' plans.
+// start is every stream's first Last-Event-ID (negative: none); nodeOf,
+// if not nil, places stream k instead.
+func (e *nodeEnv) newLayout(pop cluster.Population, streams int, start int64, nodeOf func(k int) int) (*layout, error) {
+	procs := max(1, (streams+e.run.cfg.ClientStreams-1)/e.run.cfg.ClientStreams)
+	l := &layout{ids: make([]notify.Identity, streams), plans: make([]fleet.Plan, procs)}
+	urls := make([]string, len(e.nodes))
+	for i, n := range e.nodes {
+		urls[i] = n.URL()
+	}
+	for p := range l.plans {
+		l.plans[p] = fleet.Plan{ID: p, SourceIP: fmt.Sprintf("127.0.1.%d", 1+p%250), Nodes: urls,
+			Tokens: map[string]string{}, OpenParallel: 32}
+	}
+	if nodeOf == nil {
+		nodeOf = func(k int) int { return k % len(e.nodes) }
+	}
+	for k := range streams {
+		id := pop.Users[k%len(pop.Users)]
+		l.ids[k] = id
+		p := &l.plans[k%procs]
+		if _, ok := p.Tokens[id.UserID]; !ok {
+			tok, err := e.run.token(id.UserID, id.Roles...)
+			if err != nil {
+				return nil, err
+			}
+			p.Tokens[id.UserID] = tok
+		}
+		p.Streams = append(p.Streams, fleet.Stream{Key: k, User: id.UserID, Node: nodeOf(k), Start: start})
+	}
+	return l, nil
+}
+
+// open starts the client processes and waits until their streams are
+// open, printing progress. browser, if not nil, makes every stream
+// reconnect as notifyd's browser client does instead of at once.
+func (l *layout) open(ctx context.Context, prog *progress, phase string, browser *fleet.Browser, stderr io.Writer) (*fleet.Fleet, int, float64, error) {
+	for p := range l.plans {
+		l.plans[p].Browser = browser
+	}
+	cs, err := fleet.Start(l.plans, stderr)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	stop := prog.Every(2*time.Second, func() string {
+		s := cs.Stats()
+		return fmt.Sprintf("%s: %d of %d streams open, %d connect errors, client RSS %.0f MiB", phase, s.Open, len(l.ids), s.ConnectErrors, mib(s.RSS))
+	})
+	opened, failed, secs, err := cs.WaitOpened(ctx, 10*time.Minute)
+	stop()
+	if err == nil && failed > 0 {
+		err = fmt.Errorf("%s: %d of %d streams did not open within a minute", phase, failed, len(l.ids))
+	}
+	if err != nil {
+		cs.Close()
+		return nil, 0, 0, err
+	}
+	prog.Printf("%s: %d streams open in %.1f s (%d client processes)", phase, opened, secs, len(l.plans))
+	return cs, opened, secs, nil
+}
+
+// cpuWindow measures every process's CPU over a window.
+type cpuWindow struct {
+	start time.Time
+	nodes []time.Duration
+	self  time.Duration
+}
+
+func startCPU(e *nodeEnv, cs *fleet.Fleet) *cpuWindow {
+	if cs != nil {
+		cs.MarkCPU()
+	}
+	return &cpuWindow{start: time.Now(), nodes: e.cpu(), self: processCPU()}
+}
+
+func (e *nodeEnv) cpu() []time.Duration {
+	out := make([]time.Duration, len(e.nodes))
+	for i, n := range e.nodes {
+		if n.Running() {
+			out[i], _ = n.CPUTime()
+		}
+	}
+	return out
+}
+
+// stop returns each process's CPU since start (a killed node's is lost).
+func (w *cpuWindow) stop(e *nodeEnv, cs *fleet.Fleet) []ProcCPU {
+	secs := time.Since(w.start).Seconds()
+	var out []ProcCPU
+	for i, now := range e.cpu() {
+		if e.nodes[i].Running() {
+			out = append(out, ProcCPU{Name: "node" + strconv.Itoa(i), PID: e.nodes[i].PID(), CPUSeconds: (now - w.nodes[i]).Seconds()})
+		}
+	}
+	if cs != nil {
+		for _, c := range cs.CPU() {
+			out = append(out, ProcCPU{Name: fmt.Sprintf("client %d", c.ID), PID: c.PID, CPUSeconds: c.CPU.Seconds()})
+		}
+	}
+	out = append(out, ProcCPU{Name: "bench (producers, checks)", CPUSeconds: (processCPU() - w.self).Seconds()})
+	for i := range out {
+		out[i].CorePercent = 100 * out[i].CPUSeconds / secs
+	}
+	return out
+}
+
+// processCPU is this process's user+system CPU time.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// StreamTally is what the check of a phase's streams found, and what
+// happened to their connections.
+type StreamTally struct {
+	Resumes       int            `json:"resumes"`
+	Drops         int            `json:"drops"`
+	ConnectErrors int            `json:"connect_errors"`
+	CloseReasons  map[string]int `json:"close_reasons,omitempty"`
+	Check         cluster.Check  `json:"check"`
+}
+
+// checkedStreams is every stream's report and the published notifications
+// they were checked against.
+type checkedStreams struct {
+	reports map[int]fleet.StreamReport
+	feed    *cluster.Feed
+}
+
+// checkStreams collects every stream's deliveries and checks them against
+// the notifications published after start: exactly once, in order, nothing
+// foreign.
+func checkStreams(ctx context.Context, e *nodeEnv, cs *fleet.Fleet, l *layout, start int64, t *StreamTally) (*checkedStreams, error) {
+	reports, err := cs.Report(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	feed, err := cluster.LoadFeed(ctx, e.admin, start)
+	if err != nil {
+		return nil, err
+	}
+	t.CloseReasons = map[string]int{}
+	for k, id := range l.ids {
+		r, ok := reports[k]
+		if !ok {
+			return nil, fmt.Errorf("no report for stream %d", k)
+		}
+		t.Check.Add(feed.Check(fmt.Sprintf("stream %d (%s)", k, id.UserID), id, start, r.Seqs))
+		t.Resumes += r.Stats.Resumes
+		t.Drops += r.Stats.Drops
+		t.ConnectErrors += r.Stats.ConnectErrors
+		for reason, n := range r.Stats.CloseReasons {
+			t.CloseReasons[reason] += n
+		}
+		if r.Stats.ProtocolErrors > 0 {
+			t.Check.Foreign += r.Stats.ProtocolErrors // a malformed event is not a delivery of anything
+			t.Check.Examples = append(t.Check.Examples, fmt.Sprintf("stream %d: %s", k, r.Stats.FirstError))
+		}
+	}
+	return &checkedStreams{reports: reports, feed: feed}, nil
+}
+
+// deliveries calls fn for each delivery to stream k of a notification whose
+// commit time is in commits: its seq, when it was read and when it was
+// committed (unix nanoseconds).
+func (c *checkedStreams) deliveries(k int, commits map[string]int64, fn func(seq, at, commit int64)) {
+	r := c.reports[k]
+	for i, seq := range r.Seqs {
+		if p, ok := c.feed.Get(seq); ok {
+			if t, ok := commits[p.ID]; ok {
+				fn(seq, r.AtMicros[i]*1000, t)
+			}
+		}
+	}
+}
+
+// exactlyOnce prints a phase's exactly-once check and fails the phase
+// when it did not pass.
+func exactlyOnce(prog *progress, phase string, c cluster.Check) error {
+	prog.Printf("%s: %s", phase, c)
+	if c.OK() {
+		return nil
+	}
+	return fmt.Errorf("%s: exactly-once violated: %s %v", phase, c, c.Examples)
+}
 
 // prefixWriter writes each line to w with prefix.
 func prefixWriter(w io.Writer, prefix string) io.Writer {

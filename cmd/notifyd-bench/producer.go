@@ -3,26 +3,15 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/notifyd/notifyd/internal/testkit/cluster"
 	"github.com/notifyd/notifyd/internal/testkit/stats"
 )
-
-// The two tables of the comparison. bench_plain has notify.notifications'
-// columns, defaults, constraints and indexes but none of its triggers, so
-// the difference is what the enqueue trigger, the wake-up trigger and the
-// worker draining the queue at the same time cost the producers.
-const (
-	createPlain   = `CREATE TABLE bench_plain (LIKE notify.notifications INCLUDING ALL)`
-	insertPlain   = `INSERT INTO bench_plain (message, target_user_id, data) VALUES ('bench producer', $1, jsonb_build_object('i', $2::int))`
-	insertTrigger = `INSERT INTO notify.notifications (message, target_user_id, data) VALUES ('bench producer', $1, jsonb_build_object('i', $2::int))`
-)
-
-// producerApp is the application_name of every producer connection.
-const producerApp = "notifyd-bench-producer"
 
 // ProducerRun is one timed run of single-row inserts.
 type ProducerRun struct {
@@ -37,13 +26,11 @@ type ProducerRun struct {
 	// server's backends were doing, sampled from pg_stat_activity.
 	ProducerWaits []WaitShare `json:"producer_waits"`
 	ServerWaits   []WaitShare `json:"server_waits,omitempty"`
-	// ProducerCPU and ServerCPU are PostgreSQL backend CPU microseconds per
-	// insert: the producers' own, and the server's (worker, feed).
-	ProducerCPU float64 `json:"producer_backend_cpu_us_per_insert"`
-	ServerCPU   float64 `json:"server_backend_cpu_us_per_insert"`
-	// WAL is the cluster's WAL activity during the run (pg_stat_wal is
-	// cluster-wide: anything else running on the server is included).
-	WAL walDelta `json:"wal"`
+	// PostgreSQL backend CPU microseconds per insert: the producers' own,
+	// and the server's (worker, feed).
+	ProducerCPU float64  `json:"producer_backend_cpu_us_per_insert"`
+	ServerCPU   float64  `json:"server_backend_cpu_us_per_insert"`
+	WAL         walDelta `json:"wal"`
 }
 
 // ProducerResult is phase 3: the trigger's cost to producers.
@@ -59,16 +46,21 @@ type ProducerResult struct {
 	TargetMet     bool          `json:"target_met"`
 }
 
-// runProducer alternates plain and trigger runs, because on a shared,
-// noisy machine a drift (autovacuum, a checkpoint, a neighbour) would
-// otherwise land on one side only; medians of the rounds are compared.
-// Every run starts after a CHECKPOINT and, after a trigger run, after the
-// worker has drained the queue, so no run pays for the one before.
+// runProducer compares single-row inserts into notify.notifications with
+// inserts into bench_plain, which has its columns, defaults, constraints
+// and indexes but none of its triggers: the difference is what the enqueue
+// trigger, the wake-up trigger and the worker draining the queue at the
+// same time cost the producers. Plain and trigger runs alternate, because
+// on a shared, noisy machine a drift (autovacuum, a checkpoint, a
+// neighbour) would otherwise land on one side only; medians of the rounds
+// are compared. Every run starts after a CHECKPOINT and, after a trigger
+// run, after the worker has drained the queue, so no run pays for the one
+// before.
 func runProducer(ctx context.Context, cfg config, e *env, prog *progress) (*ProducerResult, error) {
 	res := &ProducerResult{Producers: cfg.Producers, Seconds: cfg.ProducerDuration.Seconds(), Rounds: cfg.Rounds, TargetRatio: 0.8}
 	prog.Printf("producer: %d goroutines, single-row autocommit inserts, %s per run, %d rounds of plain and trigger",
 		cfg.Producers, cfg.ProducerDuration, cfg.Rounds)
-	if _, err := e.admin.Exec(ctx, createPlain); err != nil {
+	if _, err := e.admin.Exec(ctx, `CREATE TABLE bench_plain (LIKE notify.notifications INCLUDING ALL)`); err != nil {
 		return res, fmt.Errorf("create bench_plain: %w", err)
 	}
 	pool, err := newPool(ctx, e.db.URL, cfg.Producers, producerApp)
@@ -76,7 +68,7 @@ func runProducer(ctx context.Context, cfg config, e *env, prog *progress) (*Prod
 		return res, err
 	}
 	defer pool.Close()
-	var plain, trig []float64
+	rates := map[string][]float64{}
 	for round := 1; round <= cfg.Rounds; round++ {
 		for _, table := range []string{"plain", "trigger"} {
 			_, _ = e.admin.Exec(ctx, "CHECKPOINT") // best effort: needs a superuser
@@ -86,38 +78,30 @@ func runProducer(ctx context.Context, cfg config, e *env, prog *progress) (*Prod
 			run.WAL = readWAL(ctx, e.admin).since(walBefore, run.Inserts, run.Seconds)
 			prof := sm.Stop(table)
 			run.ProducerWaits = prof.Waits[producerApp]
-			if table == "trigger" {
-				run.ServerWaits = prof.Waits["notifyd"]
-			}
 			if run.Inserts > 0 {
 				run.ProducerCPU = prof.BackendCPU[producerApp] * 1e6 / float64(run.Inserts)
 				run.ServerCPU = (prof.BackendCPU["notifyd"] + prof.BackendCPU["notifyd-listener"]) * 1e6 / float64(run.Inserts)
 			}
+			if err == nil && table == "trigger" {
+				run.ServerWaits = prof.Waits["notifyd"]
+				err = e.admin.QueryRow(ctx, `SELECT count(*) FROM notify.queue_items WHERE status IN ('pending', 'processing')`).Scan(&run.BacklogAtEnd)
+				start := time.Now()
+				if err == nil {
+					err = cluster.WaitDrained(ctx, e.admin, cfg.Timeout)
+				}
+				run.DrainSeconds = time.Since(start).Seconds()
+			}
 			if err != nil {
-				return res, err
+				return res, fmt.Errorf("%s round %d: %w", table, round, err)
 			}
-			if table == "trigger" {
-				if run.BacklogAtEnd, err = e.queueBacklog(ctx); err != nil {
-					return res, err
-				}
-				d, err := e.waitDrained(ctx)
-				run.DrainSeconds = d.Seconds()
-				if err != nil {
-					return res, fmt.Errorf("after trigger round %d: %w", round, err)
-				}
-				trig = append(trig, run.Rate)
-			} else {
-				plain = append(plain, run.Rate)
-			}
+			rates[table] = append(rates[table], run.Rate)
 			res.Runs = append(res.Runs, run)
 			prog.Printf("producer %s round %d: %.0f inserts/s (queue backlog at end %d, drained in %.2fs)",
 				table, round, run.Rate, run.BacklogAtEnd, run.DrainSeconds)
 		}
 	}
-	res.PlainMedian, res.TriggerMedian = stats.Median(plain), stats.Median(trig)
-	if res.PlainMedian > 0 {
-		res.Ratio = res.TriggerMedian / res.PlainMedian
-	}
+	res.PlainMedian, res.TriggerMedian = stats.Median(rates["plain"]), stats.Median(rates["trigger"])
+	res.Ratio = ratio(res.TriggerMedian, res.PlainMedian)
 	res.TargetMet = res.Ratio >= res.TargetRatio
 	return res, nil
 }
@@ -125,9 +109,9 @@ func runProducer(ctx context.Context, cfg config, e *env, prog *progress) (*Prod
 // produce runs cfg.Producers goroutines inserting one row per autocommit
 // statement into table until cfg.ProducerDuration has passed.
 func produce(ctx context.Context, cfg config, pool *pgxpool.Pool, prog *progress, table string, round int) (ProducerRun, error) {
-	stmt := insertPlain
+	stmt := `INSERT INTO bench_plain (message, target_user_id, data) VALUES ('bench producer', $1, jsonb_build_object('i', $2::int))`
 	if table == "trigger" {
-		stmt = insertTrigger
+		stmt = `INSERT INTO notify.notifications (message, target_user_id, data) VALUES ('bench producer', $1, jsonb_build_object('i', $2::int))`
 	}
 	var n atomic.Int64
 	stop := prog.Every(2*time.Second, func() string {
@@ -146,7 +130,69 @@ func produce(ctx context.Context, cfg config, pool *pgxpool.Pool, prog *progress
 		return nil
 	})
 	elapsed := time.Since(start) // includes the inserts in flight at the deadline
-	run := ProducerRun{Table: table, Round: round, Inserts: n.Load(), Seconds: elapsed.Seconds()}
-	run.Rate = float64(run.Inserts) / elapsed.Seconds()
-	return run, err
+	return ProducerRun{Table: table, Round: round, Inserts: n.Load(), Seconds: elapsed.Seconds(),
+		Rate: float64(n.Load()) / elapsed.Seconds()}, err
+}
+
+// walCounters is a pg_stat_wal snapshot.
+type walCounters struct {
+	ok                  bool
+	bytes               float64
+	records, fpi, syncs int64
+}
+
+// walDelta is WAL written during a run. Single-row autocommit inserts are
+// bound by commit flushes on most disks, so bytes per insert and flushes per
+// second say why a trigger costs what it costs. pg_stat_wal is
+// cluster-wide: anything else running on the server is included.
+type walDelta struct {
+	BytesPerInsert   float64 `json:"bytes_per_insert"`
+	RecordsPerInsert float64 `json:"records_per_insert"`
+	SyncsPerSecond   float64 `json:"syncs_per_second"`
+	FullPageImages   int64   `json:"full_page_images"`
+}
+
+// readWAL snapshots pg_stat_wal; a server without it (before 14) reports
+// nothing rather than failing the run.
+func readWAL(ctx context.Context, pool *pgxpool.Pool) walCounters {
+	var c walCounters
+	c.ok = pool.QueryRow(ctx, `SELECT wal_bytes::float8, wal_records, wal_fpi, wal_sync FROM pg_stat_wal`).
+		Scan(&c.bytes, &c.records, &c.fpi, &c.syncs) == nil
+	return c
+}
+
+func (c walCounters) since(before walCounters, inserts int64, seconds float64) walDelta {
+	if !c.ok || !before.ok || inserts == 0 || seconds <= 0 {
+		return walDelta{}
+	}
+	n := float64(inserts)
+	return walDelta{BytesPerInsert: (c.bytes - before.bytes) / n, RecordsPerInsert: float64(c.records-before.records) / n,
+		SyncsPerSecond: float64(c.syncs-before.syncs) / seconds, FullPageImages: c.fpi - before.fpi}
+}
+
+// write prints the runs, why they went as they did, and the ratio of
+// medians.
+func (p *ProducerResult) write(w io.Writer, _ *Report) {
+	fmt.Fprintf(w, "\n3. Producer insert rate, trigger vs plain table: %d goroutines, single-row autocommit INSERTs, %.0f s per run, alternating\n",
+		p.Producers, p.Seconds)
+	writeTable(w, "run\ttable\tinserts/s\tinserts\tbacklog at end\tdrained in\tWAL/insert\tWAL records/insert\tWAL flushes/s\tproducer backend CPU/insert\tserver backend CPU/insert",
+		rowsOf(p.Runs, func(i int, run ProducerRun) string {
+			drain := "-"
+			if run.Table == "trigger" {
+				drain = fmt.Sprintf("%.2f s", run.DrainSeconds)
+			}
+			return fmt.Sprintf("%d\t%s\t%s\t%s\t%s\t%s\t%s B\t%.1f\t%s\t%.0f µs\t%.0f µs", i+1, run.Table, num(run.Rate), num(float64(run.Inserts)),
+				num(float64(run.BacklogAtEnd)), drain, num(run.WAL.BytesPerInsert), run.WAL.RecordsPerInsert, num(run.WAL.SyncsPerSecond),
+				run.ProducerCPU, run.ServerCPU)
+		})...)
+	fmt.Fprintln(w, "   (WAL figures are pg_stat_wal deltas: cluster-wide, so other databases' activity is included)")
+	fmt.Fprintln(w, "   what the backends were doing (pg_stat_activity samples every 50 ms; idle = waiting for the client):")
+	for i, run := range p.Runs {
+		fmt.Fprintf(w, "     run %d %-7s producers: %s\n", i+1, run.Table, shares(run.ProducerWaits))
+		if len(run.ServerWaits) > 0 {
+			fmt.Fprintf(w, "     run %d %-7s server:    %s\n", i+1, run.Table, shares(run.ServerWaits))
+		}
+	}
+	fmt.Fprintf(w, "   medians: plain %s/s, trigger %s/s; ratio trigger/plain %.2f (target >= %.2f: %s)\n",
+		num(p.PlainMedian), num(p.TriggerMedian), p.Ratio, p.TargetRatio, verdict(p.TargetMet))
 }

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -88,7 +92,7 @@ func (s *sampler) sample(ctx context.Context, pool *pgxpool.Pool) {
 			}
 			continue
 		}
-		app = cmpOr(app, "notifyd-listener") // the LISTEN connection sets no name
+		app = cmp.Or(app, "notifyd-listener") // the LISTEN connection sets no name
 		if s.states[app] == nil {
 			s.states[app] = map[string]int{}
 		}
@@ -118,26 +122,148 @@ func pidTicks(pid int) (int64, bool) {
 	return int64(d / (time.Second / clockTicks)), err == nil
 }
 
-// processCPU is this process's user+system CPU time (server and client).
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+// clockTicks is Linux's USER_HZ, the unit of /proc/<pid>/stat CPU times.
+const clockTicks = 100
+
+// Profile is what a sampler saw during one phase or run.
+type Profile struct {
+	Phase   string  `json:"phase"`
+	Seconds float64 `json:"seconds"`
+	// ProcessCPU is this process's CPU seconds: the server's Go code and the
+	// bench's client together.
+	ProcessCPU float64 `json:"process_cpu_seconds"`
+	// BackendCPU is PostgreSQL backend CPU seconds by application_name:
+	// notifyd (the server's pool: worker, feed), notifyd-listener, and the
+	// bench's producers.
+	BackendCPU map[string]float64 `json:"backend_cpu_seconds"`
+	// ServerStatements is what the server's active backends were running,
+	// as shares of samples.
+	ServerStatements []WaitShare `json:"server_statements"`
+	// Waits is each application's states, as shares of samples.
+	Waits map[string][]WaitShare `json:"waits"`
+	// OtherActive is the mean (and OtherMax the most) active backends in
+	// other databases: work sharing the server and the machine.
+	OtherActive float64 `json:"other_db_active_backends"`
+	OtherMax    int     `json:"other_db_active_backends_max"`
 }
 
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
+// WaitShare is the share of samples spent in one state or statement.
+type WaitShare struct {
+	State   string  `json:"state"`
+	Percent float64 `json:"percent"`
 }
 
-// measurePhase runs fn under a sampler and records its profile in rep.
-func measurePhase(ctx context.Context, e *env, rep *Report, phase string, fn func() error) error {
-	s := startSampler(ctx, e.admin, 100*time.Millisecond)
-	err := fn()
-	rep.Profiles = append(rep.Profiles, s.Stop(phase))
-	return err
+// Stop ends sampling and summarizes it.
+func (s *sampler) Stop(phase string) Profile {
+	close(s.stop)
+	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := Profile{Phase: phase, Seconds: time.Since(s.start).Seconds(), ProcessCPU: (processCPU() - s.goCPU).Seconds(),
+		BackendCPU: map[string]float64{}, Waits: map[string][]WaitShare{}, OtherMax: s.other.max}
+	for _, c := range s.cpu {
+		p.BackendCPU[c.app] += float64(c.last-c.base) / clockTicks
+	}
+	for app, states := range s.states {
+		p.Waits[app] = shareOf(states, 5)
+	}
+	p.ServerStatements = shareOf(s.stmts, 6)
+	if s.other.n > 0 {
+		p.OtherActive = float64(s.other.sum) / float64(s.other.n)
+	}
+	return p
+}
+
+func shareOf(counts map[string]int, top int) []WaitShare {
+	total := 0
+	for _, n := range counts {
+		total += n
+	}
+	var out []WaitShare
+	for k, n := range counts {
+		out = append(out, WaitShare{State: k, Percent: 100 * float64(n) / float64(total)})
+	}
+	slices.SortFunc(out, func(a, b WaitShare) int { return cmp.Compare(b.Percent, a.Percent) })
+	return out[:min(top, len(out))]
+}
+
+// statementKinds names the server's statements by how they begin. The
+// names are for the report only; an unknown statement shows its start.
+var statementKinds = []struct{ prefix, name string }{
+	{"WITH mine AS", "publish (stamp seqs)"},
+	{"WITH due AS", "claim"},
+	{"SELECT r.reason, n.id", "feed read"},
+	{"SELECT n.id, COALESCE(n.seq", "replay read"},
+	{"SELECT pg_advisory_lock_shared", "mark busy"},
+	{"SELECT pg_advisory_unlock_shared", "mark idle"},
+	{"SELECT pg_advisory_xact_lock", "mark idle: wait for inserts"},
+	{"SELECT min(next_attempt_at)", "next due"},
+	{"UPDATE notify.queue_items", "rescue/fail/release"},
+}
+
+func statementKind(query string) string {
+	q := strings.Join(strings.Fields(query), " ")
+	for _, k := range statementKinds {
+		if strings.HasPrefix(q, k.prefix) {
+			return k.name
+		}
+	}
+	return q[:min(len(q), 40)]
+}
+
+// writeCPUPerNotification turns the throughput phase's CPU into a cost
+// per notification and the rate the machine's cores could sustain at that
+// cost if nothing else ran and every part ran in parallel: a ceiling that
+// separates "the design costs too much CPU" from "the run was disturbed".
+func (r *Report) writeCPUPerNotification(w io.Writer, t *ThroughputResult) {
+	i := slices.IndexFunc(r.Profiles, func(p Profile) bool { return p.Phase == phaseThroughput })
+	if i < 0 || t.Notifications == 0 {
+		return
+	}
+	p, n := r.Profiles[i], float64(t.Notifications)
+	server := (p.BackendCPU["notifyd"] + p.BackendCPU["notifyd-listener"]) * 1e6 / n
+	producers := p.BackendCPU[producerApp] * 1e6 / n
+	process := p.ProcessCPU * 1e6 / n
+	total := server + producers + process
+	if total <= 0 {
+		return
+	}
+	fmt.Fprintf(w, "   CPU per notification: %.0f µs = server's PostgreSQL backends %.0f (publish and claim) + producers' backends %.0f + this process %.0f (server Go code and client)\n",
+		total, server, producers, process)
+	fmt.Fprintf(w, "   so %d cores sustain at most about %s/s; the single worker's backend alone at most about %s/s\n",
+		r.Environment.Cores, num(float64(r.Environment.Cores)*1e6/total), num(1e6/server))
+}
+
+// writeProfiles prints where the CPU went in each phase, then how much
+// other work shared the machine and the database server, flagging runs
+// whose figures it likely lowered.
+func (r *Report) writeProfiles(w io.Writer) {
+	if len(r.Profiles) > 0 {
+		fmt.Fprintln(w, "\nWhere the CPU went (CPU seconds; PostgreSQL backends from /proc, so only with a local server):")
+		writeTable(w, "phase\twall\tthis process (in process: server Go + client; node phases: producers, checks)\tserver backends\tproducer backends\tlistener\tserver backends were running",
+			rowsOf(r.Profiles, func(_ int, p Profile) string {
+				return fmt.Sprintf("%s\t%.1f s\t%.2f s\t%.2f s\t%.2f s\t%.2f s\t%s", p.Phase, p.Seconds, p.ProcessCPU,
+					p.BackendCPU["notifyd"], p.BackendCPU[producerApp], p.BackendCPU["notifyd-listener"], shares(p.ServerStatements))
+			})...)
+	}
+	for _, p := range r.Profiles { // CPU: running; anything else: a wait event or idle
+		if ws := p.Waits["notifyd"]; len(ws) > 0 {
+			fmt.Fprintf(w, "   %s: the server's backends were %s\n", p.Phase, shares(ws))
+		}
+	}
+	busy := r.Environment.LoadBefore > float64(r.Environment.Cores)
+	for _, p := range r.Profiles {
+		busy = busy || p.OtherActive > 0.5
+	}
+	fmt.Fprintf(w, "\nother work: load average %.1f before the bench started; active backends in other databases, mean per phase: %s\n",
+		r.Environment.LoadBefore, strings.Join(rowsOf(r.Profiles, func(_ int, p Profile) string {
+			return fmt.Sprintf("%s %.1f (max %d)", p.Phase, p.OtherActive, p.OtherMax)
+		}), ", "))
+	if busy {
+		fmt.Fprintln(w, "WARNING: other work shared the machine during this run; its figures are likely low. Rerun on a quiet machine to compare.")
+	}
+}
+
+func shares(ws []WaitShare) string {
+	return strings.Join(rowsOf(ws, func(_ int, s WaitShare) string { return fmt.Sprintf("%s %.0f%%", s.State, s.Percent) }), ", ")
 }

@@ -87,27 +87,27 @@ func (w StatementWork) plus(o StatementWork, sign int64) StatementWork {
 func runStormReplica(ctx context.Context, cfg config, nr *nodeRun, prog *progress, rep *Report, stderr io.Writer) (*StormResult, error) {
 	dir, err := os.MkdirTemp("", "notifyd-bench-replica-")
 	if err != nil {
-		return newStormResult(cfg), err
+		return nil, err
 	}
 	defer os.RemoveAll(dir)
 	if err := os.Chmod(dir, 0o755); err != nil { // the postgres account must reach it when we are root
-		return newStormResult(cfg), err
+		return nil, err
 	}
 	primary, err := startMeasuredCluster(ctx, filepath.Join(dir, "primary"), stderr)
 	if err != nil {
-		return newStormResult(cfg), err
+		return nil, err
 	}
 	defer func() { _ = primary.Stop(context.WithoutCancel(ctx)) }()
 	prog.Printf("storm: a private primary on port %d (pg_stat_statements preloaded)", primary.Port())
 	onPrimary := *nr
 	onPrimary.cfg.ServerURL = primary.URL("postgres")
-	e, seed, err := onPrimary.startReconnectNodes(ctx, cfg.Nodes, stormStreams(cfg), cfg.StormRows, prog)
+	e, seed, err := onPrimary.startSeededNodes(ctx, cfg.Nodes, stormStreams(cfg), cfg.StormRows, prog)
 	if err != nil {
-		return newStormResult(cfg), err
+		return nil, err
 	}
 	defer e.Close()
 	if _, err := e.admin.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_stat_statements`); err != nil {
-		return newStormResult(cfg), fmt.Errorf("storm: %w", err)
+		return nil, fmt.Errorf("storm: %w", err)
 	}
 	res := &StormReplicaResult{Rows: cfg.StormRows, Behind: cfg.StormBehind}
 	rep.StormReplica = res
@@ -115,7 +115,7 @@ func runStormReplica(ctx context.Context, cfg config, nr *nodeRun, prog *progres
 	standby, err := localdb.StartStandby(ctx, primary, localdb.ClusterOptions{DataDir: filepath.Join(dir, "standby"),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
-		return newStormResult(cfg), fmt.Errorf("storm: %w", err)
+		return nil, fmt.Errorf("storm: %w", err)
 	}
 	defer func() {
 		e.Close() // the nodes first: they would log the standby's going
@@ -124,25 +124,28 @@ func runStormReplica(ctx context.Context, cfg config, nr *nodeRun, prog *progres
 	res.StandbySeconds = time.Since(copyStart).Seconds()
 	standbyURL, err := withDatabase(standby.URL("postgres"), e.db.Name)
 	if err != nil {
-		return newStormResult(cfg), err
+		return nil, err
 	}
 	prog.Printf("storm: a streaming standby on port %d, copied in %.1f s", standby.Port(), res.StandbySeconds)
 	standbyPool, err := pgxpool.New(ctx, standbyURL)
 	if err != nil {
-		return newStormResult(cfg), err
+		return nil, err
 	}
 	defer standbyPool.Close()
 	meters := []*dbMeter{{cluster: primary, pool: e.admin}, {cluster: standby, pool: standbyPool}}
 
 	var first *StormResult
 	for i := range cfg.StormReplica {
-		withReplica := i%2 == 1
+		withReplica, replica := i%2 == 1, ""
+		if withReplica {
+			replica = standbyURL
+		}
 		if i > 0 {
-			if err := e.restartAll(ctx, map[string]string{"DATABASE_REPLICA_URL": replicaSetting(standbyURL, withReplica)}); err != nil {
+			if err := e.restartAll(ctx, map[string]string{"DATABASE_REPLICA_URL": replica}); err != nil {
 				return first, err
 			}
 		}
-		run, err := runMeasuredStorm(ctx, cfg, &onPrimary, e, seed, meters, withReplica, prog, rep, stderr)
+		run, err := runMeasuredStorm(ctx, cfg, e, seed, meters, withReplica, prog, rep, stderr)
 		res.Runs = append(res.Runs, run)
 		if first == nil {
 			first = run.Storm
@@ -154,17 +157,9 @@ func runStormReplica(ctx context.Context, cfg config, nr *nodeRun, prog *progres
 	return first, nil
 }
 
-// replicaSetting is a run's DATABASE_REPLICA_URL: the standby's, or none.
-func replicaSetting(u string, with bool) string {
-	if with {
-		return u
-	}
-	return ""
-}
-
 // runMeasuredStorm runs one storm, reading the clusters' work at its
 // moments.
-func runMeasuredStorm(ctx context.Context, cfg config, nr *nodeRun, e *nodeEnv, seed *LivedSeed, meters []*dbMeter, withReplica bool,
+func runMeasuredStorm(ctx context.Context, cfg config, e *nodeEnv, seed *LivedSeed, meters []*dbMeter, withReplica bool,
 	prog *progress, rep *Report, stderr io.Writer) (StormReplicaRun, error) {
 	run := StormReplicaRun{Replica: withReplica}
 	what := "without the replica"
@@ -191,7 +186,7 @@ func runMeasuredStorm(ctx context.Context, cfg config, nr *nodeRun, e *nodeEnv, 
 			run.ReadsStorm = subCounts(e.readCounts(ctx, victim), atKill)
 		}
 	}
-	storm, err := runStorm(ctx, cfg, nr, e, seed, mark, prog, rep, stderr)
+	storm, err := runStorm(ctx, cfg, e, seed, mark, prog, rep, stderr)
 	run.Storm = storm
 	stretches := []struct{ name, from, to string }{
 		{"opening", stormOpening, stormOpened}, {"before the kill", stormOpened, stormKill}, {"after the kill", stormKill, stormWindowd}}
@@ -204,34 +199,6 @@ func runMeasuredStorm(ctx context.Context, cfg config, nr *nodeRun, e *nodeEnv, 
 		run.Standby = append(run.Standby, to[1].since(from[1], st.name))
 	}
 	return run, errors.Join(err, errors.Join(errs...))
-}
-
-// restartAll stops every node (a killed one is gone already) and starts
-// them again on their addresses with env on top of their settings (an
-// empty value removes the setting).
-func (e *nodeEnv) restartAll(ctx context.Context, env map[string]string) error {
-	if err := e.eachNode(func(i int) error {
-		if !e.nodes[i].Running() {
-			return nil // killed by the run before
-		}
-		return e.nodes[i].Stop(15 * time.Second)
-	}); err != nil {
-		return err
-	}
-	for k, v := range env {
-		if v == "" {
-			delete(e.settings, k)
-		} else {
-			e.settings[k] = v
-		}
-	}
-	if err := e.eachNode(func(i int) error { return e.restartNode(ctx, i) }); err != nil {
-		return err
-	}
-	for i := range e.nodes {
-		e.set.SetDown(i, false)
-	}
-	return nil
 }
 
 // startMeasuredCluster starts a private cluster whose statements are
@@ -303,4 +270,163 @@ func subCounts(a, b map[string]float64) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// dbMeter reads what one PostgreSQL cluster has done so far: its
+// processes' CPU and the statements run on the bench database.
+type dbMeter struct {
+	cluster *localdb.Cluster
+	pool    *pgxpool.Pool // on the bench database of that cluster
+}
+
+// dbSnapshot is a dbMeter's reading.
+type dbSnapshot struct {
+	at    time.Time
+	cpu   time.Duration
+	stmts map[string]StatementWork
+}
+
+// snapshot reads the cluster now.
+func (m *dbMeter) snapshot(ctx context.Context) (dbSnapshot, error) {
+	s := dbSnapshot{at: time.Now(), stmts: map[string]StatementWork{}}
+	cpu, err := clusterCPU(m.cluster.PID())
+	if err != nil {
+		return s, err
+	}
+	s.cpu = cpu
+	rows, err := m.pool.Query(ctx, `SELECT query, calls, rows, total_exec_time, shared_blks_hit + shared_blks_read
+		FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())`)
+	if err != nil {
+		return s, fmt.Errorf("read pg_stat_statements on port %d: %w", m.cluster.Port(), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var q string
+		var w StatementWork
+		if err := rows.Scan(&q, &w.Calls, &w.Rows, &w.ExecMs, &w.Blocks); err != nil {
+			return s, fmt.Errorf("read pg_stat_statements: %w", err)
+		}
+		k := readKind(q)
+		s.stmts[k] = s.stmts[k].plus(w, 1)
+	}
+	return s, rows.Err()
+}
+
+// since is the work done between prev and s.
+func (s dbSnapshot) since(prev dbSnapshot, stretch string) DBWork {
+	w := DBWork{Stretch: stretch, Seconds: s.at.Sub(prev.at).Seconds(), CPUSeconds: (s.cpu - prev.cpu).Seconds(),
+		Statements: map[string]StatementWork{}}
+	for k, v := range s.stmts {
+		d := v.plus(prev.stmts[k], -1)
+		if d.Calls == 0 {
+			continue
+		}
+		w.Statements[k] = d
+		w.Total = w.Total.plus(d, 1)
+	}
+	return w
+}
+
+// readKind names what one of notifyd's statements is for, from its
+// text (pg_stat_statements keeps it).
+func readKind(q string) string {
+	has := func(s ...string) bool {
+		for _, x := range s {
+			if !strings.Contains(q, x) {
+				return false
+			}
+		}
+		return true
+	}
+	switch {
+	case has("u(through, count)"):
+		return "opening (mutes, unread count, head)"
+	case has("read_cursors", "count(*)"):
+		return "unread count"
+	case has("p.user_id = ANY"):
+		return "mutes of resuming streams"
+	case has("undeliverable_reason(n) AS reason"):
+		return "feed"
+	case has("n.seq > $3 AND n.seq <= $4"):
+		return "replay"
+	case has("n.seq < $3 AND n.seq > $4"):
+		return "history"
+	case has("queue_items"), has("notify.notifications", "INSERT"):
+		return "queue, publish, inserts"
+	case has("pg_last_wal_replay_lsn"), has("pg_current_wal_insert_lsn"), has("pg_current_xact_id"):
+		return "replica checks, fences, nudges"
+	}
+	return "other (bench, probes)"
+}
+
+// clusterCPU is the CPU the cluster whose postmaster is pid has used: the
+// postmaster's own, its exited children's (which it reaped) and its live
+// children's.
+func clusterCPU(pid int) (time.Duration, error) {
+	st, err := cluster.ReadStat(pid)
+	if err != nil {
+		return 0, err
+	}
+	total := st.User + st.System + st.ChildUser + st.ChildSystem
+	children, err := cluster.Children(pid)
+	if err != nil {
+		return 0, err
+	}
+	for _, c := range children {
+		if cs, err := cluster.ReadStat(c); err == nil {
+			total += cs.User + cs.System
+		}
+	}
+	return total, nil
+}
+
+// writeStormReplica prints what the read replica took off the primary in
+// each stretch of each storm run.
+func (s *StormReplicaResult) write(w io.Writer, _ *Report) {
+	fmt.Fprintf(w, "\n9b. The storm without and with a read replica: a private primary (pg_stat_statements) seeded with %s rows, a pg_basebackup standby copied in %.1f s; streams first open %s seqs behind the head\n",
+		num(float64(s.Rows)), s.StandbySeconds, num(float64(s.Behind)))
+	var rows []string
+	for i, r := range s.Runs {
+		name := fmt.Sprintf("%d without", i+1)
+		if r.Replica {
+			name = fmt.Sprintf("%d with", i+1)
+		}
+		for j, p := range r.Primary {
+			var sb DBWork
+			if j < len(r.Standby) {
+				sb = r.Standby[j]
+			}
+			rows = append(rows, fmt.Sprintf("%s\t%s\t%.1f\t%.2f\t%s\t%.0f\t%s\t%.2f\t%s\t%.0f", name, p.Stretch, p.Seconds, p.CPUSeconds,
+				num(float64(p.Total.Calls)), p.Total.ExecMs, num(float64(p.Total.Blocks)), sb.CPUSeconds, num(float64(sb.Total.Calls)), sb.Total.ExecMs))
+		}
+	}
+	writeTable(w, "run\tstretch\ts\tprimary CPU s\tprimary calls\tprimary exec ms\tprimary blocks\tstandby CPU s\tstandby calls\tstandby exec ms", rows...)
+	for i, r := range s.Runs {
+		fmt.Fprintf(w, "   run %d (replica %v): reads once open %s; over the storm window %s\n", i+1, r.Replica, countsLine(r.ReadsOpening), countsLine(r.ReadsStorm))
+		for _, p := range r.Primary {
+			fmt.Fprintf(w, "     primary, %s: %s\n", p.Stretch, kindsLine(p.Statements))
+		}
+		for _, p := range r.Standby {
+			if p.Total.Calls > 0 {
+				fmt.Fprintf(w, "     standby, %s: %s\n", p.Stretch, kindsLine(p.Statements))
+			}
+		}
+		if st := r.Storm; st != nil {
+			fmt.Fprintf(w, "     storm: streams open in %.1f s; re-homed kill -> first new p50 %.0f ms, p99 %.0f ms; survivors commit -> receipt p99 %.0f ms; exactly-once %s\n",
+				st.OpenSeconds, st.Rehomed.P50Ms, st.Rehomed.P99Ms, st.Survivors.P99Ms, checkLine(st.Check))
+		}
+	}
+}
+
+// countsLine lists counters, largest first.
+func countsLine(m map[string]float64) string {
+	return rankedLine(m, func(v float64) float64 { return v }, ", ", func(v float64) string { return num(v) })
+}
+
+// kindsLine lists statements by kind, most execution time first: calls,
+// execution ms, shared blocks.
+func kindsLine(m map[string]StatementWork) string {
+	return rankedLine(m, func(v StatementWork) float64 { return v.ExecMs }, "; ", func(v StatementWork) string {
+		return fmt.Sprintf("%s calls/%.0f ms/%s blocks", num(float64(v.Calls)), v.ExecMs, num(float64(v.Blocks)))
+	})
 }

@@ -158,25 +158,17 @@ func (vs *versusStreams) lastReceipt() time.Time {
 	return time.Unix(0, slices.Max(vs.last))
 }
 
-// versusCPU reads the CPU the server and the bench (the SSE reader and
-// the publishers) use over a run; PostgreSQL's is not in either.
-type versusCPU struct {
-	pid           int
-	server, bench time.Duration
-}
-
-func startVersusCPU(pid int) versusCPU {
-	c := versusCPU{pid: pid}
-	c.server, _ = cluster.CPUTime(pid)
-	c.bench, _ = cluster.CPUTime(os.Getpid())
-	return c
-}
-
-// stop returns the server's and the bench's CPU seconds since start.
-func (c versusCPU) stop() (server, bench float64) {
-	s, _ := cluster.CPUTime(c.pid)
-	b, _ := cluster.CPUTime(os.Getpid())
-	return (s - c.server).Seconds(), (b - c.bench).Seconds()
+// cpuSince returns the CPU seconds the server (pid) and the bench (the
+// SSE reader and the publishers) have used since the call; PostgreSQL's
+// is in neither.
+func cpuSince(pid int) func() (server, bench float64) {
+	s0, _ := cluster.CPUTime(pid)
+	b0, _ := cluster.CPUTime(os.Getpid())
+	return func() (float64, float64) {
+		s, _ := cluster.CPUTime(pid)
+		b, _ := cluster.CPUTime(os.Getpid())
+		return (s - s0).Seconds(), (b - b0).Seconds()
+	}
 }
 
 // versusLatencyRun is one paced run on one system.
@@ -207,7 +199,7 @@ func runVersusLatency(ctx context.Context, sys versusSystem, streams, rate int, 
 	defer vs.Close()
 	start, end := make([]int64, total), make([]int64, total)
 	interval := time.Second / time.Duration(rate)
-	cpu := startVersusCPU(sys.PID())
+	cpu := cpuSince(sys.PID())
 	begin := time.Now()
 	for k := range total {
 		if err := sleepUntil(ctx, begin.Add(time.Duration(k)*interval)); err != nil {
@@ -226,7 +218,7 @@ func runVersusLatency(ctx context.Context, sys versusSystem, streams, rate int, 
 	if err := vs.waitCompleted(ctx, int64(total), timeout); err != nil {
 		return nil, fmt.Errorf("%s: %w", sys.Name(), err)
 	}
-	serverCPU, benchCPU := cpu.stop()
+	serverCPU, benchCPU := cpu()
 	vs.Close()
 	clock := start
 	if sys.ClockAtReturn() {
@@ -277,7 +269,7 @@ func runVersusSaturation(ctx context.Context, sys versusSystem, streams, publish
 	defer vs.Close()
 	res := &versusSaturationRun{System: sys.Name()}
 	var next, waited atomic.Int64
-	cpu := startVersusCPU(sys.PID())
+	cpu := cpuSince(sys.PID())
 	begin := time.Now()
 	stopAt := begin.Add(d)
 	err = runGroup(ctx, publishers, func(ctx context.Context, _ int) error {
@@ -313,7 +305,7 @@ func runVersusSaturation(ctx context.Context, sys versusSystem, streams, publish
 	if err := vs.waitCompleted(ctx, res.Messages, timeout); err != nil {
 		return nil, fmt.Errorf("%s: %w", sys.Name(), err)
 	}
-	res.ServerCPU, res.BenchCPU = cpu.stop()
+	res.ServerCPU, res.BenchCPU = cpu()
 	vs.Close()
 	res.WindowWaits = float64(waited.Load()) / float64(max(res.Messages, 1))
 	res.Deliveries = vs.received.Load()

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/notifyd/notifyd/internal/testkit/stats"
@@ -83,14 +84,14 @@ func runVersusPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress
 		return nil, err
 	}
 	defer pool.Close()
-	admin, err := nr.token("vs-publisher", []string{"ADMIN"})
+	admin, err := nr.token("vs-publisher", "ADMIN")
 	if err != nil {
 		return nil, err
 	}
 	nd := &notifydVersus{node: e.nodes[0], pool: pool, client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
 		mode: cfg.VersusPublish, admin: admin}
 	for i := range most {
-		tok, err := nr.token("vs"+strconv.Itoa(i), nil) // one user per stream
+		tok, err := nr.token("vs" + strconv.Itoa(i)) // one user per stream
 		if err != nil {
 			return nil, err
 		}
@@ -100,7 +101,7 @@ func runVersusPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress
 	if err != nil {
 		return nil, err
 	}
-	defer cf.Stop(15 * time.Second)
+	defer cf.Stop(syscall.SIGTERM, 15*time.Second)
 	ce := &centrifugoVersus{c: cf, client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
 	systems := []versusSystem{nd, ce}
 	prog.Printf("versus: notifyd %s (one node, publishing by %s), Centrifugo %s at %s (memory broker, uni_sse)", nd.node.URL(), nd.mode, centrifugoVersion, cf.URL)
@@ -174,4 +175,48 @@ func (r *VersusResult) summarize() {
 	r.P50Ratio, r.P99Ratio, r.SatRatio = ratio(r.P50Ms), ratio(r.P99Ms), ratio(r.DeliveriesPerS)
 	r.LatencyTargetMet = len(r.Latency) > 0 && r.P50Ratio <= targetVersusP50Ratio && r.P99Ratio <= targetVersusP99Ratio
 	r.SatTargetMet = len(r.Saturation) > 0 && r.SatRatio >= targetVersusSatRatio
+}
+
+// writeVersus prints notifyd beside Centrifugo (the versus phase).
+func (v *VersusResult) write(w io.Writer, _ *Report) {
+	built := "given with -centrifugo-bin"
+	if v.BuildSeconds > 0 {
+		built = fmt.Sprintf("built from the module proxy in %.0f s", v.BuildSeconds)
+	}
+	fmt.Fprintf(w, "\nVersus Centrifugo %s (%s; memory broker, uni_sse): the same SSE reader in the bench, runs interleaved, medians of %d\n",
+		v.CentrifugoVersion, built, v.Rounds)
+	fmt.Fprintf(w, "   latency: %d streams, one publisher at %d/s for %.0f s (notifyd: %s;\n"+
+		"   Centrifugo: HTTP API publish to the channel every stream subscribed to, clock at the request's start)\n", v.Streams, v.Rate, v.Seconds, versusPublishDoc[v.Publish])
+	writeTable(w, "round\tsystem\tachieved\tp50\tp90\tp99\tmax\tdeliveries\tpublish call p50/p99\tCPU-s server/bench",
+		rowsOf(v.Latency, func(_ int, l versusLatencyRun) string {
+			return fmt.Sprintf("%d\t%s\t%.0f/s\t%.2f ms\t%.2f ms\t%.2f ms\t%.1f ms\t%s\t%.2f/%.2f ms\t%.1f/%.1f", l.Round, l.System, l.Achieved,
+				l.Latency.P50Ms, l.Latency.P90Ms, l.Latency.P99Ms, l.Latency.MaxMs, num(float64(l.Latency.Count)), l.PublishP50, l.PublishP99,
+				l.ServerCPU, l.BenchCPU)
+		})...)
+	fmt.Fprintf(w, "   saturation: %d streams, %d publishers as fast as they can for %.0f s, at most %d messages not yet on every stream\n",
+		v.SatStreams, v.SatPublishers, v.SatSeconds, v.SatWindow)
+	writeTable(w, "round\tsystem\tmessages\tdeliveries/s\tpublishes that waited for the window\tCPU-s server/bench",
+		rowsOf(v.Saturation, func(_ int, s versusSaturationRun) string {
+			return fmt.Sprintf("%d\t%s\t%s\t%s\t%.0f%%\t%.1f/%.1f", s.Round, s.System, num(float64(s.Messages)), num(s.DeliveriesPerS),
+				100*s.WindowWaits, s.ServerCPU, s.BenchCPU)
+		})...)
+	writeTable(w, "median\tnotifyd\tcentrifugo\tnotifyd/centrifugo\ttarget",
+		fmt.Sprintf("p50\t%.2f ms\t%.2f ms\t%.2f×\t<= %.1f×: %s", v.P50Ms["notifyd"], v.P50Ms["centrifugo"], v.P50Ratio,
+			targetVersusP50Ratio, verdict(len(v.Latency) > 0 && v.P50Ratio <= targetVersusP50Ratio)),
+		fmt.Sprintf("p99\t%.2f ms\t%.2f ms\t%.2f×\t<= %.1f×: %s", v.P99Ms["notifyd"], v.P99Ms["centrifugo"], v.P99Ratio,
+			targetVersusP99Ratio, verdict(len(v.Latency) > 0 && v.P99Ratio <= targetVersusP99Ratio)),
+		fmt.Sprintf("deliveries/s at saturation\t%s\t%s\t%.2f×\t>= %.1f×: %s", num(v.DeliveriesPerS["notifyd"]), num(v.DeliveriesPerS["centrifugo"]),
+			v.SatRatio, targetVersusSatRatio, verdict(v.SatTargetMet)))
+	for _, m := range v.Memory {
+		fmt.Fprintf(w, "   memory, %s: %d streams connected to the fresh process: RSS %.1f KiB a stream, %.1f KiB above its idle %.1f MiB\n",
+			m.System, m.Streams, m.PerStreamKiB, m.MarginalKiB, m.IdleMiB)
+	}
+}
+
+// versusPublishDoc says how notifyd's messages were published and where
+// their clock starts, per -versus-publish.
+var versusPublishDoc = map[string]string{
+	versusInsert: "single-row INSERT to everyone, clock at commit",
+	versusSend:   "SELECT notify.send(...) to everyone, born published, clock at the call's start",
+	versusHTTP:   "POST /api/notifications to everyone, born published, clock at the request's start",
 }

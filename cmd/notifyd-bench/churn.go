@@ -131,12 +131,6 @@ func runChurn(ctx context.Context, cfg config, prog *progress) (res *ChurnResult
 	if res.After, err = measureChurnCosts(ctx, pool, q, notes); err != nil {
 		return res, err
 	}
-	ratio := func(after, fresh float64) float64 {
-		if fresh <= 0 {
-			return 0
-		}
-		return after / fresh
-	}
 	res.Ratios = ChurnRatios{
 		ClaimPublish100: ratio(res.After.ClaimPublish100Ms, res.Fresh.ClaimPublish100Ms),
 		ClaimPublish1:   ratio(res.After.ClaimPublish1Ms, res.Fresh.ClaimPublish1Ms),
@@ -277,29 +271,18 @@ func explainTimes(ctx context.Context, pool *pgxpool.Pool, query string) (plan, 
 }
 
 // writeChurn prints the churn phase.
-func (r *Report) writeChurn(w io.Writer, c *ChurnResult) {
+func (c *ChurnResult) write(w io.Writer, _ *Report) {
 	fmt.Fprintf(w, "\n5. Churn: the pipeline's statements on a fresh database and after %s notifications passed through (queued, published, read, deleted by retention; %.0f s)\n",
 		num(float64(c.Rows)), c.Seconds)
-	tw := table(w)
-	fmt.Fprintln(tw, "   statement (median of 40)\tfresh\tafter\tratio")
-	rows := []struct {
-		name         string
-		fresh, after float64
-		ratio        float64
-	}{
-		{"claim and publish 100 items", c.Fresh.ClaimPublish100Ms, c.After.ClaimPublish100Ms, c.Ratios.ClaimPublish100},
-		{"claim and publish 1 item", c.Fresh.ClaimPublish1Ms, c.After.ClaimPublish1Ms, c.Ratios.ClaimPublish1},
-		{"feed read of 100", c.Fresh.FeedReadMs, c.After.FeedReadMs, c.Ratios.FeedRead},
-		{"retention batch, nothing old enough", c.Fresh.RetentionMs, c.After.RetentionMs, c.Ratios.Retention},
-	}
-	for _, r := range rows {
-		fmt.Fprintf(tw, "   %s\t%.2f ms\t%.2f ms\t%.2f\n", r.name, r.fresh, r.after, r.ratio)
-	}
-	fmt.Fprintf(tw, "   claim's index walk: planning / execution\t%.2f / %.2f ms\t%.2f / %.2f ms\t\n",
-		c.Fresh.ClaimPlanMs, c.Fresh.ClaimExecMs, c.After.ClaimPlanMs, c.After.ClaimExecMs)
-	fmt.Fprintf(tw, "   retention's index walk: planning / execution\t%.2f / %.2f ms\t%.2f / %.2f ms\t\n",
-		c.Fresh.RetentionPlanMs, c.Fresh.RetentionExecMs, c.After.RetentionPlanMs, c.After.RetentionExecMs)
-	tw.Flush()
+	writeTable(w, "statement (median of 40)\tfresh\tafter\tratio",
+		fmt.Sprintf("claim and publish 100 items\t%.2f ms\t%.2f ms\t%.2f", c.Fresh.ClaimPublish100Ms, c.After.ClaimPublish100Ms, c.Ratios.ClaimPublish100),
+		fmt.Sprintf("claim and publish 1 item\t%.2f ms\t%.2f ms\t%.2f", c.Fresh.ClaimPublish1Ms, c.After.ClaimPublish1Ms, c.Ratios.ClaimPublish1),
+		fmt.Sprintf("feed read of 100\t%.2f ms\t%.2f ms\t%.2f", c.Fresh.FeedReadMs, c.After.FeedReadMs, c.Ratios.FeedRead),
+		fmt.Sprintf("retention batch, nothing old enough\t%.2f ms\t%.2f ms\t%.2f", c.Fresh.RetentionMs, c.After.RetentionMs, c.Ratios.Retention),
+		fmt.Sprintf("claim's index walk: planning / execution\t%.2f / %.2f ms\t%.2f / %.2f ms\t",
+			c.Fresh.ClaimPlanMs, c.Fresh.ClaimExecMs, c.After.ClaimPlanMs, c.After.ClaimExecMs),
+		fmt.Sprintf("retention's index walk: planning / execution\t%.2f / %.2f ms\t%.2f / %.2f ms\t",
+			c.Fresh.RetentionPlanMs, c.Fresh.RetentionExecMs, c.After.RetentionPlanMs, c.After.RetentionExecMs))
 	if c.Autovacuum == "off" {
 		fmt.Fprintf(w, "   the server runs with autovacuum off: the phase vacuumed notify's tables itself every 200,000 notifications (%d times), as autovacuum would\n", c.Vacuums)
 	}

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/notifyd/notifyd/internal/testkit/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/stats"
+)
+
+// ClusterResult is the cluster phase: nodes under load with resumes and a
+// node killed.
+type ClusterResult struct {
+	LoadRun
+	Users        int     `json:"users"`
+	SQL          int64   `json:"sql_inserted"`
+	HTTP         int64   `json:"http_posted"`
+	HTTPRetries  int64   `json:"http_retries"`
+	Published    int     `json:"published"`
+	DeliveryRate float64 `json:"delivery_rate"`
+	// Latency is producer commit to receipt, over every delivery whose
+	// commit time the bench knows; Windows splits it by when the
+	// notification was committed.
+	Latency         stats.Summary   `json:"latency"`
+	Windows         []LatencyWindow `json:"latency_windows"`
+	Killed          string          `json:"killed,omitempty"`
+	KilledAtSeconds float64         `json:"killed_at_seconds,omitempty"`
+	StreamsOnKilled int             `json:"streams_on_killed,omitempty"`
+	// WAL written per notification and WAL flushes per second over the
+	// load and the drain (pg_stat_wal is cluster-wide).
+	WALBytesPerNotification float64 `json:"wal_bytes_per_notification"`
+	WALSyncsPerSecond       float64 `json:"wal_syncs_per_second"`
+	// Memory is every node's just before the kill (when there is one);
+	// MemoryAfter the survivors' at the end, holding every stream.
+	Memory      []NodeMemory `json:"memory_before_kill,omitempty"`
+	MemoryAfter []NodeMemory `json:"memory_after"`
+	CPU         []ProcCPU    `json:"cpu"`
+}
+
+// LatencyWindow is the latency of the notifications committed in one
+// stretch of a run.
+type LatencyWindow struct {
+	FromSeconds float64       `json:"from_seconds"`
+	ToSeconds   float64       `json:"to_seconds"`
+	Latency     stats.Summary `json:"latency"`
+}
+
+// runClusterPhase: cfg.Nodes nodes on one database, cfg.Streams streams
+// spread over them, notifications at cfg.Rate for cfg.Duration (SQL and
+// HTTP, targeted by user, role, both or everyone), random resumes on random
+// nodes, and one node killed with SIGKILL at cfg.KillAt. Then the queue
+// drains, a last broadcast marks the end, and every stream's deliveries
+// are checked against the database: exactly once, in order, nothing
+// foreign.
+func runClusterPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress, rep *Report, stderr io.Writer) (*ClusterResult, error) {
+	prog.Printf("cluster: %d nodes, %d streams of %d users, %.0f notifications/s for %s (%.0f%% over HTTP), %.0f resumes/s, kill at %.0f%%",
+		cfg.Nodes, cfg.Streams, cfg.Users, cfg.Rate, cfg.Duration, 100*cfg.HTTPShare, cfg.ResumeRate, 100*cfg.KillAt)
+	e, err := nr.startNodes(ctx, cfg.Nodes, map[string]string{
+		"NOTIFY_MAX_STREAMS": strconv.Itoa(cfg.Streams + 1000), // every stream may end up on one node
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer e.Close()
+	pop := cluster.NewPopulation(rand.New(rand.NewPCG(3, 3)), "user", cfg.Users, cfg.Roles, cfg.RolesPerUser)
+	// Every stream's first connection resumes from start, so what it must
+	// receive is exactly defined even for streams that open late.
+	start, err := cluster.Head(ctx, e.admin)
+	if err != nil {
+		return nil, err
+	}
+	res := &ClusterResult{Users: cfg.Users}
+	lp, err := e.openLoad(ctx, phaseCluster, pop, cfg.Streams, start, nil, nil, cfg.Rate, cfg.Mix, &res.LoadRun, prog, stderr)
+	if err != nil {
+		return nil, err
+	}
+	defer lp.Close()
+	samp := startSampler(ctx, e.admin, 200*time.Millisecond)
+	win := startCPU(e, lp.cs)
+	walBefore := readWAL(ctx, e.admin)
+	if err := lp.cs.SetResumeRate(cfg.ResumeRate / float64(len(lp.l.plans))); err != nil {
+		return nil, err
+	}
+	lp.background(ctx, cfg.Duration)
+	var kill <-chan time.Time
+	if cfg.KillAt > 0 {
+		kill = time.After(time.Duration(cfg.KillAt * float64(cfg.Duration)))
+	}
+	var loadErr error
+	select {
+	case loadErr = <-lp.done:
+	case <-kill:
+		res.Memory = e.memory(ctx) // all nodes, before one goes
+		victim := cfg.Nodes - 1
+		on, at, err := e.killNode(ctx, lp.cs, victim, phaseCluster, prog, func() {})
+		res.Killed, res.KilledAtSeconds, res.StreamsOnKilled = "node"+strconv.Itoa(victim), at.Sub(lp.began).Seconds(), on
+		loadErr = cmp.Or(err, <-lp.done)
+	}
+	_ = lp.cs.SetResumeRate(0)
+	cd, err := lp.finish(ctx, loadErr)
+	res.CPU = win.stop(e, lp.cs)
+	rep.Profiles = append(rep.Profiles, samp.Stop(phaseCluster))
+	res.SQL, res.HTTP, res.HTTPRetries = lp.g.sql.Load(), lp.g.http.Load(), lp.g.retries.Load()
+	wal := readWAL(ctx, e.admin).since(walBefore, res.Sent, res.Seconds+res.DrainSeconds)
+	res.WALBytesPerNotification, res.WALSyncsPerSecond = wal.BytesPerInsert, wal.SyncsPerSecond
+	res.MemoryAfter = e.memory(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.Published = cd.feed.Len()
+	res.DeliveryRate = float64(res.Deliveries) / (res.Seconds + res.DrainSeconds)
+	var lat []time.Duration
+	const window = 10 * time.Second
+	windows := make([][]time.Duration, int(time.Duration(res.Seconds*float64(time.Second))/window)+1)
+	for k := range lp.l.ids {
+		cd.deliveries(k, lp.g.commits, func(_, at, c int64) {
+			lat = append(lat, time.Duration(at-c))
+			if w := int(time.Duration(c-lp.began.UnixNano()) / window); w >= 0 && w < len(windows) {
+				windows[w] = append(windows[w], time.Duration(at-c))
+			}
+		})
+	}
+	res.Latency = stats.Summarize(lat)
+	for i, w := range windows {
+		if len(w) > 0 {
+			res.Windows = append(res.Windows, LatencyWindow{FromSeconds: float64(i) * window.Seconds(),
+				ToSeconds: min(float64(i+1)*window.Seconds(), res.Seconds), Latency: stats.Summarize(w)})
+		}
+	}
+	return res, exactlyOnce(prog, phaseCluster, res.Check)
+}
+
+func (c *ClusterResult) write(w io.Writer, _ *Report) {
+	fmt.Fprintf(w, "\n7. Cluster under load and faults: %d nodes on one database, %s streams of %s users (%d client processes)\n",
+		c.Nodes, num(float64(c.Streams)), num(float64(c.Users)), c.Clients)
+	kill := "no node killed"
+	if c.Killed != "" {
+		kill = fmt.Sprintf("%s killed with SIGKILL at %.0f s holding %d streams", c.Killed, c.KilledAtSeconds, c.StreamsOnKilled)
+	}
+	writeTable(w, "", fmt.Sprintf("load\t%s notifications in %.0f s: %s/s (target %s/s); %s over SQL, %s over HTTP (%d retried on another node)",
+		num(float64(c.SQL+c.HTTP)), c.Seconds, num(c.AchievedRate), num(c.Rate), num(float64(c.SQL)), num(float64(c.HTTP)), c.HTTPRetries),
+		fmt.Sprintf("delivered\t%s events to streams, %s/s; the last stream had everything %.2f s after the load stopped", num(float64(c.Deliveries)), num(c.DeliveryRate), c.DrainSeconds),
+		fmt.Sprintf("faults\t%d random resumes, %d connections lost, %d failed connects; %s", c.Resumes, c.Drops, c.ConnectErrors, kill),
+		fmt.Sprintf("WAL\t%s bytes per notification, %s flushes/s (cluster-wide)", num(c.WALBytesPerNotification), num(c.WALSyncsPerSecond)),
+		fmt.Sprintf("machine\tload average %.1f when the load started, %.1f at the end", c.LoadStart, c.LoadEnd))
+	writeTable(w, "commit to receipt"+summaryHeader, append([]string{summaryRow("every delivery", c.Latency)},
+		rowsOf(c.Windows, func(_ int, win LatencyWindow) string {
+			mark := ""
+			if c.Killed != "" && c.KilledAtSeconds >= win.FromSeconds && c.KilledAtSeconds < win.ToSeconds {
+				mark = " (kill)"
+			}
+			return summaryRow(fmt.Sprintf("committed %.0f-%.0f s%s", win.FromSeconds, win.ToSeconds, mark), win.Latency)
+		})...)...)
+	fmt.Fprintln(w, "   (producer commit (SQL: INSERT returned; HTTP: 201 received) to the client reading the event; deliveries replayed after the kill and after resumes included)")
+	fmt.Fprintf(w, "   exactly-once: %s\n", checkLine(c.Check))
+	writeMemory(w, "memory before the kill", c.Memory)
+	writeMemory(w, "memory at the end", c.MemoryAfter)
+	writeCPU(w, c.CPU)
+}

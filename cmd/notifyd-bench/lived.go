@@ -1,0 +1,351 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/notifyd/notifyd/internal/notify"
+	"github.com/notifyd/notifyd/internal/testkit/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/stats"
+)
+
+// livedWarmup is how many untimed rounds of every operation go first at
+// each size: the node's connections, its token keys and the cached pages
+// are in place before the clock starts, as on a node that has been up.
+const livedWarmup = 10
+
+// runLivedPhase shows what one user's reads cost as the table grows: the
+// table is seeded with published history to each of cfg.LivedSizes in
+// turn, and at each size one node serves a sparse and a dense user's
+// stream openings, resumes, unread counts and history pages over HTTP.
+// Every answer is checked against the plan of what the user has.
+func runLivedPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress, rep *Report) (*LivedResult, error) {
+	sizes := cfg.LivedSizes
+	prog.Printf("lived: reads of one user as the table grows to %s rows (%s users, %d roles in the background), %d repetitions per size",
+		num(float64(sizes[len(sizes)-1])), num(livedUsers), livedRoles, cfg.LivedReps)
+	e, err := nr.startNodes(ctx, 1, map[string]string{
+		"NOTIFY_RETENTION": "8760h", // the seeded history goes back 30 days: keep it all
+		// Streams open one after another; the node may not have seen the
+		// last one's client leave yet.
+		"NOTIFY_MAX_STREAMS_PER_USER": "1000",
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer e.Close()
+	plan := newLivedPlan(sizes, cfg.LivedDense)
+	seeder := newLivedSeeder(e.admin, plan, sizes[len(sizes)-1], prog)
+	res := &LivedResult{Users: livedUsers, Roles: livedRoles, Reps: cfg.LivedReps}
+	prev := int64(0)
+	for _, n := range sizes {
+		// A running node's feed would read every seeded row to fan it out;
+		// started again, it begins at the new head, as after a deployment.
+		if err := e.nodes[0].Stop(15 * time.Second); err != nil {
+			return res, err
+		}
+		seed, err := seeder.grow(ctx, prev, n)
+		res.SeedSeconds += seed.InsertSeconds + seed.VacuumSeconds
+		if err != nil {
+			return res, err
+		}
+		prog.Printf("lived: %s rows: %s added in %.1f s (%s rows/s), vacuum and analyze %.1f s; notifications %.0f MiB with indexes",
+			num(float64(n)), num(float64(seed.Added)), seed.InsertSeconds, num(seed.RowsPerSecond), seed.VacuumSeconds, mib(seed.NotificationsBytes))
+		if e.nodes[0], err = cluster.StartNode(ctx, e.nodeConfig(0)); err != nil {
+			return res, err
+		}
+		size, err := measureLived(ctx, cfg, e, plan, seed, rep)
+		if size != nil {
+			res.Sizes = append(res.Sizes, *size)
+		}
+		if err != nil {
+			return res, fmt.Errorf("at %d rows: %w", n, err)
+		}
+		prev = n
+	}
+	res.checkLivedTargets()
+	if res.ExplainFile, err = writeLivedPlans(res); err != nil {
+		return res, err
+	}
+	prog.Printf("lived: plans written to %s", res.ExplainFile)
+	return res, nil
+}
+
+// measureLived times every operation at the size just seeded, then
+// explains the statements behind them.
+func measureLived(ctx context.Context, cfg config, e *nodeEnv, plan *livedPlan, seed LivedSeed, rep *Report) (*LivedSize, error) {
+	n := seed.Rows
+	sp, de := livedSparseUser(n), livedDenseUser(n)
+	spAud, deAud := plan.audience(sp, n), plan.audience(de, n)
+	if len(spAud) != livedSparseTotal || len(deAud) <= livedResumeBehind {
+		return nil, fmt.Errorf("plan: sparse user has %d notifications, dense %d", len(spAud), len(deAud))
+	}
+	upTo, read, unread := livedReadState(deAud)
+	from := deAud[len(deAud)-livedResumeBehind-1]
+	size := &LivedSize{Rows: n, Seed: seed,
+		Sparse: LivedUser{UserID: sp.UserID, Roles: sp.Roles, Notifications: len(spAud)},
+		Dense: LivedUser{UserID: de.UserID, Roles: de.Roles, Notifications: len(deAud), ResumeFrom: from,
+			ReadUpTo: upTo, ReadMarks: len(read) + len(unread)}}
+	spTok, err := e.run.token(sp.UserID, sp.Roles...)
+	if err != nil {
+		return nil, err
+	}
+	deTok, err := e.run.token(de.UserID, de.Roles...)
+	if err != nil {
+		return nil, err
+	}
+	spc := livedClient{http: e.http, base: e.nodes[0].URL(), token: spTok}
+	dec := livedClient{http: e.http, base: e.nodes[0].URL(), token: deTok}
+	ops := []livedOp{
+		{Key: "open_sparse", run: func(ctx context.Context) error { return spc.open(ctx, livedSparseTotal, false) }},
+		{Key: "open_dense", run: func(ctx context.Context) error { return dec.open(ctx, 0, true) }},
+		{Key: "resume_sparse", run: func(ctx context.Context) error { return spc.resume(ctx, 0, spAud) }},
+		{Key: "resume_dense", run: func(ctx context.Context) error { return dec.resume(ctx, from, deAud[len(deAud)-livedResumeBehind:]) }},
+		{Key: "unread_sparse", run: func(ctx context.Context) error { return spc.unread(ctx, livedSparseTotal, false) }},
+		{Key: "unread_dense", run: func(ctx context.Context) error { return dec.unread(ctx, 0, true) }},
+		{Key: "history_sparse", run: func(ctx context.Context) error { return spc.history(ctx, newest(spAud, 20)) }},
+		{Key: "history_dense", run: func(ctx context.Context) error { return dec.history(ctx, newest(deAud, 20)) }},
+	}
+	for i := range ops {
+		ops[i].Label = livedLabel(ops[i].Key)
+	}
+	samp := startSampler(ctx, e.admin, 100*time.Millisecond)
+	times, err := timeOps(ctx, ops, livedWarmup, cfg.LivedReps)
+	rep.Profiles = append(rep.Profiles, samp.Stop("lived "+num(float64(n))))
+	if err != nil {
+		return size, err
+	}
+	size.Ops = map[string]stats.Summary{}
+	for k, v := range times {
+		size.Ops[k] = stats.Summarize(v)
+	}
+	size.Explains = map[string][]LivedPlan{}
+	for _, u := range []struct {
+		name  string
+		id    notify.Identity
+		after int64
+	}{{"sparse", sp, 0}, {"dense", de, from}} {
+		if err := explainUser(ctx, e, u.id, u.after, size.Explains, func(stmt string) string { return u.name + " " + stmt }); err != nil {
+			return size, err
+		}
+	}
+	return size, nil
+}
+
+// newest is the last k of seqs, newest first.
+func newest(seqs []int64, k int) []int64 {
+	out := slices.Clone(seqs[max(0, len(seqs)-k):])
+	slices.Reverse(out)
+	return out
+}
+
+// LivedResult is the lived phase: one user's reads as the table grows.
+type LivedResult struct {
+	Users       int                `json:"background_users"`
+	Roles       int                `json:"background_roles"`
+	Reps        int                `json:"reps"`
+	SeedSeconds float64            `json:"seed_seconds"` // inserts and vacuums of every size
+	ExplainFile string             `json:"explain_file,omitempty"`
+	Sizes       []LivedSize        `json:"sizes"`
+	Targets     []LivedTargetCheck `json:"targets"`
+	TargetMet   bool               `json:"target_met"`
+}
+
+// LivedSeed is how one size was reached.
+type LivedSeed struct {
+	Rows               int64   `json:"rows"`
+	Added              int64   `json:"added"`
+	InsertSeconds      float64 `json:"insert_seconds"`
+	RowsPerSecond      float64 `json:"rows_per_second"`
+	VacuumSeconds      float64 `json:"vacuum_seconds"`      // VACUUM (ANALYZE) of the tables
+	NotificationsBytes int64   `json:"notifications_bytes"` // with indexes and TOAST
+	QueueItemsBytes    int64   `json:"queue_items_bytes"`
+	RolesBytes         int64   `json:"notification_roles_bytes"`
+}
+
+// LivedSize is everything measured at one table size.
+type LivedSize struct {
+	Rows   int64     `json:"rows"`
+	Seed   LivedSeed `json:"seed"`
+	Sparse LivedUser `json:"sparse"`
+	Dense  LivedUser `json:"dense"`
+	// Ops is p50/p99 (and the rest) of each operation, by key.
+	Ops map[string]stats.Summary `json:"ops"`
+	// Explains are the sparse and the dense user's statements, by
+	// "user statement" (e.g. "sparse replay").
+	Explains map[string][]LivedPlan `json:"explains"`
+}
+
+// LivedUser is a measured user and its notifications at one size.
+type LivedUser struct {
+	UserID        string   `json:"user_id"`
+	Roles         []string `json:"roles"`
+	Notifications int      `json:"notifications"` // broadcasts included
+	ResumeFrom    int64    `json:"resume_from"`
+	ReadUpTo      int64    `json:"read_up_to,omitempty"`
+	ReadMarks     int      `json:"read_marks,omitempty"`
+}
+
+// LivedPlan is one EXPLAIN (ANALYZE, BUFFERS) of a statement.
+type LivedPlan struct {
+	// Mode is custom (planned for the arguments) or auto (what the plan
+	// cache runs after five executions); Generic says the plan ignored them.
+	Mode       string  `json:"mode"`
+	Generic    bool    `json:"generic"`
+	SharedHit  int64   `json:"shared_hit"`
+	SharedRead int64   `json:"shared_read"`
+	ExecMs     float64 `json:"execution_ms"`
+	PlanMs     float64 `json:"planning_ms"` // near 0 for a cached generic plan
+	// JITMs is the part of ExecMs spent compiling the plan: PostgreSQL
+	// compiles plans whose estimated cost passes jit_above_cost.
+	JITMs float64 `json:"jit_ms,omitempty"`
+	Text  string  `json:"plan"`
+}
+
+// LivedTargetCheck is one target of the issue at the largest size.
+type LivedTargetCheck struct {
+	Op       string  `json:"op"`
+	P99Ms    float64 `json:"p99_ms"`
+	LimitMs  float64 `json:"limit_ms"`
+	FirstP99 float64 `json:"first_size_p99_ms"`
+	Ratio    float64 `json:"ratio"`
+	MaxRatio float64 `json:"max_ratio"`
+	Met      bool    `json:"met"`
+}
+
+// livedOpKeys are the operations in the report's order, with their labels.
+var livedOpKeys = []struct{ Key, Label string }{
+	{"open_sparse", "stream open → connected, sparse"},
+	{"open_dense", "stream open → connected, dense"},
+	{"resume_sparse", "sparse resume from 0 → all 20"},
+	{"resume_dense", "dense resume 500 behind → all 500"},
+	{"unread_sparse", "unread count, sparse"},
+	{"unread_dense", "unread count, dense"},
+	{"history_sparse", "history page (limit 20), sparse"},
+	{"history_dense", "history page (limit 20), dense"},
+}
+
+// livedTargets are the issue's targets at the largest size: p99 at most
+// LimitMs, and at most livedMaxRatio times its p99 at the first size.
+var livedTargets = []struct {
+	Key     string
+	LimitMs float64
+}{
+	{"open_sparse", 10}, {"open_dense", 10}, {"resume_sparse", 10}, {"unread_sparse", 5}, {"unread_dense", 5},
+}
+
+const livedMaxRatio = 1.5
+
+// checkLivedTargets fills in r.Targets and r.TargetMet from the first and
+// the last size.
+func (r *LivedResult) checkLivedTargets() {
+	if len(r.Sizes) == 0 {
+		return
+	}
+	first, last := r.Sizes[0], r.Sizes[len(r.Sizes)-1]
+	r.TargetMet = true
+	r.Targets = nil
+	for _, t := range livedTargets {
+		c := LivedTargetCheck{Op: t.Key, P99Ms: last.Ops[t.Key].P99Ms, LimitMs: t.LimitMs,
+			FirstP99: first.Ops[t.Key].P99Ms, MaxRatio: livedMaxRatio}
+		c.Ratio = ratio(c.P99Ms, c.FirstP99)
+		c.Met = c.P99Ms <= c.LimitMs && c.Ratio <= c.MaxRatio
+		r.TargetMet = r.TargetMet && c.Met
+		r.Targets = append(r.Targets, c)
+	}
+}
+
+// write prints the lived phase: how the table was seeded, each
+// operation's p50/p99 at every size with the ratio of the largest size to
+// the first, the targets, and the buffers the sparse user's statements
+// touched.
+func (l *LivedResult) write(w io.Writer, _ *Report) {
+	if len(l.Sizes) == 0 {
+		return
+	}
+	first, last := l.Sizes[0], l.Sizes[len(l.Sizes)-1]
+	fmt.Fprintf(w, "\n8. Long-lived table: one user's reads as notify.notifications grows (background: %s users, %d roles; 70%% of rows to one user, 30%% to one or two roles; %d broadcasts per size)\n",
+		num(float64(l.Users)), l.Roles, livedBroadcastsPerSize)
+	fmt.Fprintf(w, "   seeding: INSERT ... SELECT FROM generate_series, %s rows per transaction, triggers off, then VACUUM (ANALYZE); %.0f s in all\n",
+		num(livedChunk), l.SeedSeconds)
+	writeTable(w, "rows\tadded\tinserts\trows/s\tvacuum\tnotifications\tqueue_items\tnotification_roles", rowsOf(l.Sizes, func(_ int, s LivedSize) string {
+		return fmt.Sprintf("%s\t%s\t%.1f s\t%s\t%.1f s\t%.0f MiB\t%.0f MiB\t%.0f MiB", num(float64(s.Rows)), num(float64(s.Seed.Added)),
+			s.Seed.InsertSeconds, num(s.Seed.RowsPerSecond), s.Seed.VacuumSeconds,
+			mib(s.Seed.NotificationsBytes), mib(s.Seed.QueueItemsBytes), mib(s.Seed.RolesBytes))
+	})...)
+	fmt.Fprintf(w, "   users of each size N: sparse-N, %d notifications (direct, by a role only it holds, broadcasts) spread over seqs 1..N;\n", livedSparseTotal)
+	fmt.Fprintf(w, "   dense-N, %s (direct, by its two roles, broadcasts), read up to the middle, %d read marks, resuming from %d behind\n",
+		num(float64(last.Dense.Notifications)), last.Dense.ReadMarks, livedResumeBehind)
+	fmt.Fprintf(w, "   p50 / p99 in ms over %d repetitions per size, operations interleaved; ratio: the figure at %s rows over the one at %s rows\n",
+		l.Reps, num(float64(last.Rows)), num(float64(first.Rows)))
+	writeTable(w, "operation\t"+strings.Join(rowsOf(l.Sizes, func(_ int, s LivedSize) string { return num(float64(s.Rows)) + " rows" }), "\t")+"\tratio p50\tratio p99",
+		rowsOf(livedOpKeys, func(_ int, op struct{ Key, Label string }) string {
+			return op.Label + "\t" + strings.Join(rowsOf(l.Sizes, func(_ int, s LivedSize) string {
+				return fmt.Sprintf("%.2f / %.2f", s.Ops[op.Key].P50Ms, s.Ops[op.Key].P99Ms)
+			}), "\t") + fmt.Sprintf("\t%.2f×\t%.2f×", ratio(last.Ops[op.Key].P50Ms, first.Ops[op.Key].P50Ms), ratio(last.Ops[op.Key].P99Ms, first.Ops[op.Key].P99Ms))
+		})...)
+	fmt.Fprintf(w, "   targets at %s rows: p99 within its limit and within %.1f× of its p99 at %s rows:\n",
+		num(float64(last.Rows)), livedMaxRatio, num(float64(first.Rows)))
+	for _, t := range l.Targets {
+		fmt.Fprintf(w, "     %-34s p99 %.2f ms (limit %.0f ms), %.2f× (limit %.1f×): %s\n",
+			livedLabel(t.Op), t.P99Ms, t.LimitMs, t.Ratio, t.MaxRatio, verdict(t.Met))
+	}
+	fmt.Fprintln(w, "   EXPLAIN (ANALYZE, BUFFERS) of the sparse user's statements: shared buffers hit+read at the root, execution+planning time;")
+	fmt.Fprintln(w, "   custom plan (what each node connection runs for a statement's first 5 executions) / the plan the plan cache runs after them:")
+	writeTable(w, "rows\treplay from 0\tunread count\thistory page", rowsOf(l.Sizes, func(_ int, s LivedSize) string {
+		return fmt.Sprintf("%s\t%s\t%s\t%s", num(float64(s.Rows)), planCell(s.Explains["sparse replay"]), planCell(s.Explains["sparse unread"]),
+			planCell(s.Explains["sparse history"]))
+	})...)
+	if l.ExplainFile != "" {
+		fmt.Fprintf(w, "   every plan (sparse and dense, every size): %s\n", l.ExplainFile)
+	}
+}
+
+func livedLabel(key string) string {
+	for _, op := range livedOpKeys {
+		if op.Key == key {
+			return op.Label
+		}
+	}
+	return key
+}
+
+// planCell is "custom / auto" buffers and times, auto marked when generic.
+func planCell(ps []LivedPlan) string {
+	parts := make([]string, len(ps))
+	for i, p := range ps {
+		parts[i] = fmt.Sprintf("%d+%d, %.2f+%.2f ms", p.SharedHit, p.SharedRead, p.ExecMs, p.PlanMs)
+		if p.JITMs > 0 {
+			parts[i] += fmt.Sprintf(" (JIT %.1f ms)", p.JITMs)
+		}
+		if p.Generic {
+			parts[i] += " (generic)"
+		}
+	}
+	return strings.Join(parts, " / ")
+}
+
+// writeLivedPlans writes every plan of the run to a new file in the
+// temporary directory and returns its path.
+func writeLivedPlans(l *LivedResult) (string, error) {
+	f, err := os.CreateTemp("", "notifyd-bench-lived-*.txt")
+	if err != nil {
+		return "", fmt.Errorf("explain file: %w", err)
+	}
+	defer f.Close()
+	for _, s := range l.Sizes {
+		for _, key := range []string{"sparse replay", "sparse unread", "sparse history", "dense replay", "dense unread", "dense history"} {
+			for _, p := range s.Explains[key] {
+				fmt.Fprintf(f, "==== %s rows: %s, %s plan (generic: %v)\n%s\n\n", num(float64(s.Rows)), key, p.Mode, p.Generic, p.Text)
+			}
+		}
+	}
+	if err := f.Close(); err != nil {
+		return "", fmt.Errorf("explain file: %w", err)
+	}
+	return f.Name(), nil
+}
