@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -215,59 +216,34 @@ func (a *API) interact(c *gin.Context) error {
 	})(c)
 }
 
-// seen serves POST /api/notifications/seen {"upTo": seq}: the inbox was
-// opened, so the badge's unseen count starts again above upTo.
-func (a *API) seen(c *gin.Context) error {
-	inbox, err := a.inbox()
-	if err != nil {
-		return err
+// upToMark serves the POSTs with a body {"upTo": seq} that move one of the
+// caller's watermarks, move (the store's ReadAll or Seen), and announce
+// action with the mark now in force: /read-all, and /seen (the inbox was
+// opened, so the badge's unseen count starts again above upTo).
+func (a *API) upToMark(action string, move func(*postgres.Inbox, context.Context, notify.Identity, int64) (int64, error)) func(*gin.Context) error {
+	return func(c *gin.Context) error {
+		inbox, err := a.inbox()
+		if err != nil {
+			return err
+		}
+		var body struct {
+			UpTo *int64 `json:"upTo"`
+		}
+		if err := a.decodeJSON(c, &body); err != nil {
+			return err
+		}
+		if body.UpTo == nil || *body.UpTo < 0 {
+			return fmt.Errorf("%w: upTo is required: the seq of the newest notification the user has seen", notify.ErrInvalid)
+		}
+		id := identity(c)
+		mark, err := move(inbox, c.Request.Context(), id, *body.UpTo)
+		if err != nil {
+			return err
+		}
+		a.announce(c, id, inboxsync.Change{Action: action, Seq: mark})
+		c.Status(http.StatusNoContent)
+		return nil
 	}
-	upTo, err := a.upTo(c)
-	if err != nil {
-		return err
-	}
-	id := identity(c)
-	mark, err := inbox.Seen(c.Request.Context(), id, upTo)
-	if err != nil {
-		return err
-	}
-	a.announce(c, id, inboxsync.Change{Action: inboxsync.ActionSeen, Seq: mark})
-	c.Status(http.StatusNoContent)
-	return nil
-}
-
-// upTo reads the body {"upTo": seq} of read-all and seen.
-func (a *API) upTo(c *gin.Context) (int64, error) {
-	var body struct {
-		UpTo *int64 `json:"upTo"`
-	}
-	if err := a.decodeJSON(c, &body); err != nil {
-		return 0, err
-	}
-	if body.UpTo == nil || *body.UpTo < 0 {
-		return 0, fmt.Errorf("%w: upTo is required: the seq of the newest notification the user has seen", notify.ErrInvalid)
-	}
-	return *body.UpTo, nil
-}
-
-// readAll serves POST /api/notifications/read-all {"upTo": seq}.
-func (a *API) readAll(c *gin.Context) error {
-	inbox, err := a.inbox()
-	if err != nil {
-		return err
-	}
-	upTo, err := a.upTo(c)
-	if err != nil {
-		return err
-	}
-	id := identity(c)
-	mark, err := inbox.ReadAll(c.Request.Context(), id, upTo)
-	if err != nil {
-		return err
-	}
-	a.announce(c, id, inboxsync.Change{Action: inboxsync.ActionReadAll, Seq: mark})
-	c.Status(http.StatusNoContent)
-	return nil
 }
 
 // preferences serves GET and PUT /api/notifications/preferences.
