@@ -52,7 +52,9 @@ type BurstRun struct {
 	// is open, and after IdleSeconds more with heartbeats only.
 	Empty      BurstMemory `json:"empty"`
 	PeakRSSMiB float64     `json:"peak_rss_mib"`
-	After      BurstMemory `json:"after_burst"`
+	Opening    BurstMemory `json:"last_opened"` // as the last stream opened
+	After      BurstMemory `json:"after_burst"` // SettleSeconds later
+	Settle     float64     `json:"settle_seconds"`
 	Idle       BurstMemory `json:"after_idle"`
 	// CPU of the node: opening (per stream), idle (heartbeats; per
 	// stream and second) and per broadcast.
@@ -177,12 +179,20 @@ func runBurst(ctx context.Context, cfg config, nr *nodeRun, prog *progress, stde
 	run.Opened, run.OpenSeconds = opened, secs
 	run.OpenCPUSeconds = (cpu1 - cpu0).Seconds()
 	run.OpenCPUPerStreamUs = run.OpenCPUSeconds * 1e6 / float64(max(1, opened))
+	if run.Opening, err = readBurstMemory(ctx, e); err != nil {
+		return run, err
+	}
+	prog.Printf("burst: %d open in %.1f s; as the last opened: %s", opened, secs, run.Opening)
+	if err := sleepCtx(ctx, cfg.BurstSettle); err != nil {
+		return run, err
+	}
+	run.Settle = cfg.BurstSettle.Seconds()
 	if run.After, err = readBurstMemory(ctx, e); err != nil {
 		return run, err
 	}
-	prog.Printf("burst: %d open in %.1f s; right after: %s", opened, secs, run.After)
+	prog.Printf("burst: %s later: %s", cfg.BurstSettle, run.After)
 
-	// Idle: heartbeats only.
+	// Idle: heartbeats only (the settle included).
 	if err := cs.MarkHeartbeats(); err != nil {
 		return run, err
 	}
@@ -190,7 +200,7 @@ func runBurst(ctx context.Context, cfg config, nr *nodeRun, prog *progress, stde
 		rss, _ := node.RSS()
 		return fmt.Sprintf("burst: idle, node RSS %.0f MiB (%.1f KiB a stream)", mib(rss), float64(rss)/1024/float64(max(1, opened)))
 	})
-	err = sleepCtx(ctx, cfg.BurstIdle)
+	err = sleepCtx(ctx, cfg.BurstIdle-cfg.BurstSettle)
 	stop()
 	if err != nil {
 		return run, err
@@ -203,7 +213,7 @@ func runBurst(ctx context.Context, cfg config, nr *nodeRun, prog *progress, stde
 	}
 	st := cs.Stats()
 	run.BeatsMin, run.NoBeats, run.MaxBeatGapMs = st.BeatsMin, st.NoBeats, st.MaxBeatGapMs
-	run.BeatsWanted = max(1, int(cfg.BurstIdle/cfg.BurstHeartbeat)-1)
+	run.BeatsWanted = max(1, int((cfg.BurstIdle-cfg.BurstSettle)/cfg.BurstHeartbeat)-1)
 	run.BeatsOK = run.NoBeats == 0 && run.BeatsMin >= run.BeatsWanted && st.Drops == 0 &&
 		run.MaxBeatGapMs <= 2*cfg.BurstHeartbeat.Milliseconds()
 	prog.Printf("burst: after %s idle: %s; heartbeats fewest %d (want %d), %d streams without, longest gap %d ms",

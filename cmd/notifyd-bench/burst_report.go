@@ -80,7 +80,8 @@ func (b *BurstResult) write(w io.Writer, _ *Report) {
 		writeTable(w, "node memory\tRSS\ta stream\theap in use\t(live+garbage)\tidle, kept\tstacks\tgoroutines",
 			fmt.Sprintf("empty node\t%.0f MiB\t\t\t\t\t\t%s", r.Empty.RSSMiB, num(float64(r.Empty.Goroutines))),
 			fmt.Sprintf("peak while opening\t%.0f MiB\t%.1f KiB\t\t\t\t\t", r.PeakRSSMiB, r.perStream(r.PeakRSSMiB)),
-			row("right after the burst", r.After), row(fmt.Sprintf("after %.0f s idle", b.IdleSeconds), r.Idle))
+			row("as the last stream opened", r.Opening), row(fmt.Sprintf("after the burst (%.0f s later)", r.Settle), r.After),
+			row(fmt.Sprintf("after %.0f s idle", b.IdleSeconds), r.Idle))
 		fmt.Fprintf(w, "   RSS per stream target <= %.0f KiB (after the burst and idle): %s\n", r.TargetKiB, verdict(r.MemoryMet))
 		fmt.Fprintf(w, "   heartbeats over the idle window: fewest %d (want >= %d), %d streams without, longest wait %d ms: %s\n",
 			r.BeatsMin, r.BeatsWanted, r.NoBeats, r.MaxBeatGapMs, verdict(r.BeatsOK))

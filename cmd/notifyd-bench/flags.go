@@ -161,7 +161,8 @@ type config struct {
 	BurstShapes            []string
 	BurstPerUser           int           `flag:"burst-per-user=10" check:"pos" usage:"burst: streams of each user with -burst-users many"`
 	BurstParallel          int           `flag:"burst-parallel=0" check:"nonneg" usage:"burst: streams a client process opens at once (0: all of its streams)"`
-	BurstIdle              time.Duration `flag:"burst-idle=60s" check:"pos" usage:"burst: idle time after the burst before memory is read again"`
+	BurstSettle            time.Duration `flag:"burst-settle=5s" check:"nonneg" usage:"burst: wait after the last stream opened before the memory \"after the burst\" is read (it is also read at once)"`
+	BurstIdle              time.Duration `flag:"burst-idle=60s" check:"pos" usage:"burst: idle time from the last stream opened until memory is read again (heartbeats are counted after -burst-settle)"`
 	BurstHeartbeat         time.Duration `flag:"burst-heartbeat=10s" check:"pos" usage:"burst: the node's NOTIFY_HEARTBEAT_INTERVAL"`
 	BurstBroadcasts        int           `flag:"burst-broadcasts=5" check:"pos" usage:"burst: notifications to everyone after the idle time, one at a time"`
 	BurstBroadcastInterval time.Duration `flag:"burst-broadcast-interval=5s" check:"pos" usage:"burst: pause before each broadcast"`
@@ -282,6 +283,8 @@ func (c config) validate() error {
 	case c.LivedSizes[0] < livedSpecialRows(c.LivedSizes, c.LivedDense)*2:
 		return fmt.Errorf("%w: -lived-sizes: the first size must be at least %d rows, twice the special users' notifications within it",
 			errUsage, livedSpecialRows(c.LivedSizes, c.LivedDense)*2)
+	case c.BurstSettle >= c.BurstIdle:
+		return fmt.Errorf("%w: -burst-settle must be shorter than -burst-idle", errUsage)
 	case c.StormAfter < c.StormWindow:
 		return fmt.Errorf("%w: -storm-after must be at least -storm-window", errUsage)
 	case (c.Phases[phaseStorm] || c.Phases[phaseRolling]) && c.Nodes < 2:

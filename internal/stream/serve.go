@@ -97,6 +97,7 @@ func (s *Server) Serve(ctx context.Context, w http.ResponseWriter, id notify.Ide
 	sub.OnAbort(wr.abort)
 
 	last, ok := s.begin(ctx, wr, sub, resume, log)
+	s.release.noteOpened() // its opening's memory is garbage once Serve returns
 	if !ok {
 		end()
 		return nil
