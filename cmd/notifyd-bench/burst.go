@@ -88,7 +88,7 @@ type BurstRun struct {
 // shape of -burst-users, -burst-rounds times.
 func runBurstPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress, stderr io.Writer) (*BurstResult, error) {
 	res := &BurstResult{IdleSeconds: cfg.BurstIdle.Seconds(), Heartbeat: cfg.BurstHeartbeat.Seconds(), TargetMet: true}
-	if err := raiseOpenFiles(uint64(cfg.BurstSizes[len(cfg.BurstSizes)-1]) + 10_000); err != nil {
+	if err := raiseOpenFiles(uint64(cfg.BurstSizes[len(cfg.BurstSizes)-1]) + burstSpareFiles); err != nil {
 		return nil, err
 	}
 	for _, n := range cfg.BurstSizes {
@@ -108,9 +108,11 @@ func runBurstPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress,
 	return res, nil
 }
 
-// raiseOpenFiles lifts this process's open-files limit to at least n, soft
-// and hard (root may raise the hard one): the node and the client
-// processes inherit it, and a node holding n streams needs n descriptors.
+// raiseOpenFiles lifts this process's open-files limit to at least n: the
+// node and the client processes inherit it, and a node holding n streams
+// needs n descriptors. The soft limit can always go up to the hard one;
+// raising the hard one needs CAP_SYS_RESOURCE (root outside a container
+// that drops it).
 func raiseOpenFiles(n uint64) error {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
@@ -119,12 +121,17 @@ func raiseOpenFiles(n uint64) error {
 	if lim.Cur >= n {
 		return nil
 	}
-	lim.Cur, lim.Max = n, max(lim.Max, n)
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return fmt.Errorf("burst: raise the open-files limit to %d (run as root or raise it with ulimit -n): %w", n, err)
+	want := syscall.Rlimit{Cur: n, Max: max(lim.Max, n)}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
+		return fmt.Errorf("burst: %d streams need an open-files limit of %d, the hard limit is %d and this process may not raise it (%w; it needs CAP_SYS_RESOURCE): "+
+			"choose -burst-streams below %d", n-burstSpareFiles, n, lim.Max, err, lim.Max-burstSpareFiles)
 	}
 	return nil
 }
+
+// burstSpareFiles is the node's descriptors besides its streams: its
+// database connections, listener and files, with room to spare.
+const burstSpareFiles = 1000
 
 // runBurst starts a node, opens n streams on it as fast as the client
 // processes can, then reads its memory right away and after the idle
