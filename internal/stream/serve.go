@@ -28,11 +28,12 @@ type Resume struct {
 // request and validated resume. An error (hub.ErrFull, hub.ErrUserLimit)
 // means the stream was refused and nothing was written.
 //
-// Serve writes the headers, the connected message and any replay itself;
-// then, when the connection can be taken over (see detach), it hands the
-// stream to a goroutine of its own and returns at once, so the request's
-// goroutine and buffers are released while the stream lives on. Otherwise
-// it returns when the stream ends.
+// Serve writes the headers itself; then, when the connection can be taken
+// over (see detach), it hands the stream to a goroutine of its own, which
+// writes the connected message and any replay and serves it from then on,
+// and returns at once, so the request's goroutine and buffers are released
+// while the stream opens and lives on. Otherwise it opens and serves the
+// stream itself and returns when the stream ends.
 func (s *Server) Serve(ctx context.Context, w http.ResponseWriter, id notify.Identity, resume Resume) error {
 	// Read before subscribing: everything the feed hands to the hub after
 	// this position either reaches the subscriber or was handed over
@@ -97,24 +98,24 @@ func (s *Server) Serve(ctx context.Context, w http.ResponseWriter, id notify.Ide
 		return nil
 	}
 	sub.OnAbort(wr.abort)
-
-	last, ok := s.begin(ctx, wr, sub, resume, log)
-	s.release.noteOpened() // its opening's memory is garbage once Serve returns
-	if !ok {
-		end()
-		return nil
-	}
 	if !detached {
-		s.live(ctx, wr, sub, last)
+		last, ok := s.begin(ctx, wr, sub, resume, log)
+		s.release.noteOpened()
+		if ok {
+			s.live(ctx, wr, sub, last)
+		}
 		end()
 		return nil
 	}
-	if watch.stop() { // the client left as the opening ended
-		end()
-		return nil
-	}
+	// The opening too leaves the handler: a stream waiting for its turn at
+	// the database (in a burst, thousands wait) then holds a small goroutine, not the handler's grown stack,
+	// net/http's buffers, the request and gin's context.
 	go func() {
-		s.liveConn(wr, conn, sub, last)
+		last, ok := s.begin(ctx, wr, sub, resume, log)
+		s.release.noteOpened()
+		if ok && !watch.stop() { // stop: the client may have left as the opening ended
+			s.liveConn(wr, conn, sub, last)
+		}
 		end()
 	}()
 	return nil
