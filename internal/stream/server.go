@@ -14,9 +14,11 @@
 // ConnTimeout is closed by the sweep; a stream whose hub queue overflows is
 // closed (see package hub) and the client resumes with its Last-Event-ID.
 //
-// Once set up, a stream leaves net/http (detach.go): an idle stream costs two
-// small goroutines, its connection and its hub subscriber, about 15 KiB, not
-// a handler's stack and buffers. Opening streams do their database work a few
+// Once its headers are out, a stream leaves net/http (detach.go) and opens
+// and lives in one small goroutine of its own: an idle stream costs that
+// goroutine, its connection and its hub subscriber, 12–15 KiB, not a
+// handler's stack and buffers; what a burst of openings leaves behind is
+// released once it subsides (release.go). Opening streams do their database work a few
 // at a time (Config.MaxOpening), so a reconnect storm cannot take the pool
 // the worker and the feed need; they write to their clients between those
 // turns, and the whole opening, replay included, has one deadline
