@@ -102,6 +102,11 @@ CREATE TABLE notify.inbox_states (
     CONSTRAINT inbox_states_interaction_check CHECK ((interaction IS NULL) = (interacted_at IS NULL))
 );
 CREATE INDEX inbox_states_snoozed_idx ON notify.inbox_states (snoozed_until) WHERE snoozed_until IS NOT NULL;
+-- Retention deletes notifications by seq and the foreign keys cascade to
+-- the users' rows: without an index on seq alone each deleted notification
+-- would scan the whole table. notify.read_marks had the same hole.
+CREATE INDEX inbox_states_seq_idx ON notify.inbox_states (seq);
+CREATE INDEX read_marks_seq_idx ON notify.read_marks (seq);
 COMMENT ON TABLE notify.inbox_states IS 'What one user did to one notification besides reading it: archived, snoozed, an action clicked. Only notifications a user acted on have a row.';
 COMMENT ON COLUMN notify.inbox_states.user_id IS 'The user.';
 COMMENT ON COLUMN notify.inbox_states.seq IS 'The notification''s seq.';
@@ -271,6 +276,7 @@ END;
 $$;
 -- +goose StatementEnd
 COMMENT ON FUNCTION notify.send(text, text, text[], text, text, text, text, jsonb, text, boolean) IS 'Sends a notification born published: inserts it and gives it its seq in the caller''s transaction (one commit, no worker), in commit order like a worker''s publish. Returns the notification as stored and whether this call created it (false: the idempotency key was used before, nothing new is published). queue_when_busy: when another publisher holds the publish turn, queue the notification for the workers (seq NULL; they batch under load) rather than wait. It holds the publish turn until the caller commits: call it last in a short transaction. SELECT (notification).id, (notification).seq FROM notify.send(''Order shipped'', target_user_id => ''alice'').';
+DROP INDEX notify.read_marks_seq_idx;
 DROP TABLE notify.inbox_states;
 ALTER TABLE notify.read_cursors DROP COLUMN seen_up_to;
 DROP FUNCTION notify.superseded(notify.notifications);
