@@ -98,16 +98,42 @@ function freshView() {
   };
 }
 
-export class NotifyInboxElement extends HTMLElement {
+/** @type {CSSStyleSheet | null} one sheet shared by every instance */
+let sheet = null;
+
+/**
+ * Styles the shadow root with a constructed style sheet, which a page's
+ * Content-Security-Policy without 'unsafe-inline' (notifyd's own pages)
+ * allows, unlike a <style> element; a <style> element where constructed
+ * sheets are not supported.
+ * @param {ShadowRoot} root
+ */
+function adoptStyles(root) {
+  if ('adoptedStyleSheets' in root && typeof CSSStyleSheet === 'function' && 'replaceSync' in CSSStyleSheet.prototype) {
+    if (!sheet) {
+      sheet = new CSSStyleSheet();
+      sheet.replaceSync(STYLES);
+    }
+    root.adoptedStyleSheets = [sheet];
+    return;
+  }
+  const style = document.createElement('style');
+  style.textContent = STYLES;
+  /** @type {ShadowRoot} */ (root).prepend(style);
+}
+
+/** HTMLElement, or a stand-in outside browsers (the module can then be imported, e.g. by node tests of the React wrapper). */
+const ElementBase = /** @type {typeof HTMLElement} */ (globalThis.HTMLElement ?? class {});
+
+export class NotifyInboxElement extends ElementBase {
   static observedAttributes = ['url', 'api', 'with-credentials'];
 
   constructor() {
     super();
     const root = this.attachShadow({ mode: 'open' });
-    const style = document.createElement('style');
-    style.textContent = STYLES;
     const parts = skeleton(`notify-inbox-${++instances}`);
-    root.append(style, parts.bell, parts.panel, parts.toasts);
+    root.append(parts.bell, parts.panel, parts.toasts);
+    adoptStyles(root);
     this.parts = parts;
     /** @type {NotificationClient | null} the page's client (not closed by the element) */
     this.external = null;
@@ -271,7 +297,8 @@ export class NotifyInboxElement extends HTMLElement {
     this.v.items = markUpTo(this.v.items, 'seen', upTo);
     this.v.unseen = { count: 0, hasMore: false };
     this.render();
-    client.markSeen(upTo).catch((e) => this.failed('mark as seen', e));
+    // In the background: a failure is an event, not a message to the user.
+    client.markSeen(upTo).catch((e) => this.fire('notify-error', { error: e }));
   }
 
   // ---- loading ---------------------------------------------------------------------

@@ -5,7 +5,8 @@
 // teal }`); the element reads them through private `--_*` variables whose
 // defaults change for the dark theme (theme="dark", or the browser's
 // prefers-color-scheme unless theme="light"). Colours meet WCAG AA contrast
-// in both themes (the e2e axe check).
+// in both themes (the e2e axe check). The bell takes the page's text colour
+// (it sits in the page's header); the popover and toasts have their own.
 
 const LIGHT = `
   --_bg: var(--notify-inbox-bg, #ffffff);
@@ -21,7 +22,6 @@ const LIGHT = `
   --_badge-seen-bg: var(--notify-inbox-badge-seen-bg, #4b5563);
   --_high: var(--notify-inbox-high, #c2410c);
   --_critical: var(--notify-inbox-critical, #b91c1c);
-  --_bell: var(--notify-inbox-bell-color, currentColor);
   --_shadow: var(--notify-inbox-shadow, 0 10px 30px rgba(17, 24, 39, 0.18), 0 2px 6px rgba(17, 24, 39, 0.08));
 `;
 
@@ -52,7 +52,6 @@ export const STYLES = `
   position: relative;
   display: inline-block;
   font: var(--notify-inbox-font, 14px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif);
-  color: var(--_fg);
   text-align: start;
 }
 :host([theme="dark"]) { ${DARK} }
@@ -61,6 +60,7 @@ export const STYLES = `
 }
 :host([hidden]) { display: none; }
 * { box-sizing: border-box; }
+.icon { display: contents; }
 button { font: inherit; color: inherit; cursor: pointer; }
 .sr-only {
   position: absolute; width: 1px; height: 1px; padding: 0; margin: -1px;
@@ -70,9 +70,9 @@ button { font: inherit; color: inherit; cursor: pointer; }
 .bell {
   position: relative; display: inline-flex; align-items: center; justify-content: center;
   width: 40px; height: 40px; padding: 0; border: 0; border-radius: 50%;
-  background: transparent; color: var(--_bell);
+  background: transparent; color: var(--notify-inbox-bell-color, currentColor);
 }
-.bell:hover { background: var(--_hover); }
+.bell:hover { background: var(--notify-inbox-bell-hover, rgba(127, 127, 127, 0.18)); }
 .bell:focus-visible, .panel :focus-visible, .toast :focus-visible {
   outline: 2px solid var(--_accent); outline-offset: 2px;
 }
@@ -81,13 +81,13 @@ button { font: inherit; color: inherit; cursor: pointer; }
   position: absolute; top: 1px; right: -2px; min-width: 19px; height: 19px; padding: 0 5px;
   border-radius: 10px; background: var(--_badge-seen-bg); color: var(--_badge-fg);
   font-size: 11px; font-weight: 700; line-height: 19px; text-align: center;
-  box-shadow: 0 0 0 2px var(--_bg);
+  box-shadow: 0 0 0 2px var(--notify-inbox-badge-ring, var(--_bg));
 }
 .badge[hidden] { display: none; }
 .bell[data-unseen] .badge { background: var(--_badge-bg); }
 .unseen-dot {
   position: absolute; bottom: 6px; right: 7px; width: 8px; height: 8px; border-radius: 50%;
-  background: var(--_badge-bg); box-shadow: 0 0 0 2px var(--_bg);
+  background: var(--_badge-bg); box-shadow: 0 0 0 2px var(--notify-inbox-badge-ring, var(--_bg));
 }
 .bell:not([data-unseen]) .unseen-dot, .bell[data-unread] .unseen-dot { display: none; }
 

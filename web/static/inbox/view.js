@@ -29,7 +29,7 @@ const ICONS = {
 export function icon(name) {
   const span = document.createElement('span');
   span.setAttribute('aria-hidden', 'true');
-  span.style.display = 'contents';
+  span.className = 'icon';
   span.innerHTML = `<svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round" focusable="false">${ICONS[name]}</svg>`;
   return span;
 }
