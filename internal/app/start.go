@@ -239,7 +239,7 @@ func (a *App) identityProvider(ctx context.Context) (auth.Config, map[string]htt
 
 // runBackground starts the loops that run until Shutdown: the listener,
 // the feed, the streams' heartbeats, the replica's health, session
-// refreshes, retention and the workers.
+// refreshes, retention, the snooze waker and the workers.
 func (a *App) runBackground(ctx context.Context, p *parts) {
 	bgCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.cancel = cancel
@@ -254,6 +254,7 @@ func (a *App) runBackground(ctx context.Context, p *parts) {
 	}
 	janitor := retention.New(p.notes, postgres.NewSessions(a.pool), retention.Config{Retention: a.cfg.Retention, Interval: a.cfg.RetentionInterval, Logger: a.cfg.Logger})
 	a.goBackground(func() { janitor.Run(bgCtx) })
+	a.goBackground(func() { p.inboxSync.RunWaker(bgCtx, inboxsync.WakeInterval) })
 	a.workers.start(context.WithoutCancel(ctx))
 }
 

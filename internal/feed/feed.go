@@ -206,6 +206,9 @@ func (f *Feed) deliver(ctx context.Context, ns []notify.Notification, bad []post
 			bad = bad[1:]
 		}
 		ev := &hub.Event{Frame: hub.Frame{Seq: n.Seq, Created: n.CreatedAt.UnixNano(), Data: wire.NotificationEvent(n)}, Target: n.Target, Module: n.Module, Severity: n.Severity}
+		if !n.ExpiresAt.IsZero() {
+			ev.ExpiresAt = n.ExpiresAt.UnixNano()
+		}
 		f.hub.Publish(ev)
 		f.position.Store(n.Seq)
 	}

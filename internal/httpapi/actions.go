@@ -25,7 +25,11 @@ func (a *API) action(c *gin.Context) error {
 	case "test":
 		return a.test(c, req)
 	case "broadcast", "create-and-notify":
-		n, _, err := a.publish(c, req.notification())
+		n, err := req.notification()
+		if err != nil {
+			return err
+		}
+		n, _, err = a.publish(c, n)
 		if err != nil {
 			return err
 		}

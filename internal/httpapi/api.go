@@ -197,6 +197,11 @@ func (a *API) engine() *gin.Engine {
 	api.POST("/read-all", a.handle(a.readAll))
 	api.POST("/:id/read", a.handle(a.markRead(true)))
 	api.POST("/:id/unread", a.handle(a.markRead(false)))
+	api.POST("/seen", a.handle(a.seen))
+	api.POST("/:id/archive", a.handle(a.archive(true)))
+	api.POST("/:id/unarchive", a.handle(a.archive(false)))
+	api.POST("/:id/snooze", a.handle(a.snooze))
+	api.POST("/:id/interact", a.handle(a.interact))
 	api.GET("/preferences", a.handle(a.preferences))
 	api.PUT("/preferences", a.handle(a.preferences))
 

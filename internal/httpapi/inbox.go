@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -49,6 +50,15 @@ func (a *API) history(c *gin.Context) error {
 	default:
 		return fmt.Errorf("%w: unread must be true or false", notify.ErrInvalid)
 	}
+	switch v := c.Query("archived"); v {
+	case "", "false":
+	case "true":
+		q.Archived = postgres.ArchivedInclude
+	case "only":
+		q.Archived = postgres.ArchivedOnly
+	default:
+		return fmt.Errorf("%w: archived must be true, false or only", notify.ErrInvalid)
+	}
 	if q.Severity != "" && !q.Severity.Valid() {
 		return fmt.Errorf("%w: severity must be one of low, medium, high, critical", notify.ErrInvalid)
 	}
@@ -59,17 +69,9 @@ func (a *API) history(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	out := make([]gin.H, 0, len(items))
+	out := make([]historyItem, 0, len(items))
 	for _, it := range items {
-		var readAt any
-		if it.Read && !it.ReadAt.IsZero() {
-			readAt = it.ReadAt
-		}
-		d := wire.NotificationOf(it.Notification)
-		out = append(out, gin.H{"id": d.ID, "seq": d.Seq, "message": d.Message, "severity": d.Severity,
-			"module": d.Module, "actionType": d.ActionType, "details": d.Details, "data": d.Data,
-			"targetUserId": d.TargetUserID, "targetRoles": d.TargetRoles, "createdAt": d.CreatedAt,
-			"read": it.Read, "readAt": readAt})
+		out = append(out, historyItemOf(it))
 	}
 	var next any
 	if more && len(items) > 0 {
@@ -77,6 +79,34 @@ func (a *API) history(c *gin.Context) error {
 	}
 	c.JSON(http.StatusOK, gin.H{"notifications": out, "nextCursor": next})
 	return nil
+}
+
+// historyItem is one notification of a history page: the stream's
+// notification data and the user's state of it.
+type historyItem struct {
+	wire.Notification
+	Read         bool       `json:"read"`
+	ReadAt       *time.Time `json:"readAt"`
+	Seen         bool       `json:"seen"`
+	Archived     bool       `json:"archived"`
+	ArchivedAt   *time.Time `json:"archivedAt"`
+	Interaction  *string    `json:"interaction"`
+	InteractedAt *time.Time `json:"interactedAt"`
+}
+
+func historyItemOf(it postgres.InboxItem) historyItem {
+	h := historyItem{Notification: wire.NotificationOf(it.Notification), Read: it.Read, Seen: it.Seen,
+		Archived: !it.ArchivedAt.IsZero()}
+	if it.Read && !it.ReadAt.IsZero() {
+		h.ReadAt = &it.ReadAt
+	}
+	if h.Archived {
+		h.ArchivedAt = &it.ArchivedAt
+	}
+	if it.Interaction != "" {
+		h.Interaction, h.InteractedAt = &it.Interaction, &it.InteractedAt
+	}
+	return h
 }
 
 // unreadCount serves GET /api/notifications/unread-count.
@@ -89,12 +119,16 @@ func (a *API) unreadCount(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, gin.H{"count": u.Count, "hasMore": u.HasMore, "countedThrough": u.Through})
+	c.JSON(http.StatusOK, gin.H{"count": u.Count, "hasMore": u.HasMore, "countedThrough": u.Through,
+		"unseen": u.Unseen, "unseenHasMore": u.UnseenHasMore})
 	return nil
 }
 
-// markRead serves POST /api/notifications/{id}/read and /unread.
-func (a *API) markRead(read bool) func(*gin.Context) error {
+// onNotification serves POST /api/notifications/{id}/<action>: change
+// applies the caller's action to the notification (returning its seq), and
+// the caller's other streams hear of it. 204; 404 for a notification the
+// caller may not see.
+func (a *API) onNotification(action string, change func(c *gin.Context, inbox *postgres.Inbox, id notify.Identity, nid string) (int64, error)) func(*gin.Context) error {
 	return func(c *gin.Context) error {
 		inbox, err := a.inbox()
 		if err != nil {
@@ -105,21 +139,115 @@ func (a *API) markRead(read bool) func(*gin.Context) error {
 			return fmt.Errorf("%w: no notification %q for you", notify.ErrNotFound, truncate(nid, 40))
 		}
 		id := identity(c)
-		seq, err := inbox.SetRead(c.Request.Context(), id, nid, read)
+		seq, err := change(c, inbox, id, nid)
 		if err != nil {
 			if errors.Is(err, notify.ErrNotFound) {
 				return fmt.Errorf("%w: no notification %s for you", notify.ErrNotFound, nid)
 			}
 			return err
 		}
-		action := inboxsync.ActionRead
-		if !read {
-			action = inboxsync.ActionUnread
-		}
 		a.announce(c, id, inboxsync.Change{Action: action, NotificationID: nid, Seq: seq})
 		c.Status(http.StatusNoContent)
 		return nil
 	}
+}
+
+// markRead serves POST /api/notifications/{id}/read and /unread.
+func (a *API) markRead(read bool) func(*gin.Context) error {
+	action := inboxsync.ActionRead
+	if !read {
+		action = inboxsync.ActionUnread
+	}
+	return a.onNotification(action, func(c *gin.Context, inbox *postgres.Inbox, id notify.Identity, nid string) (int64, error) {
+		return inbox.SetRead(c.Request.Context(), id, nid, read)
+	})
+}
+
+// archive serves POST /api/notifications/{id}/archive and /unarchive.
+func (a *API) archive(archived bool) func(*gin.Context) error {
+	action := inboxsync.ActionArchive
+	if !archived {
+		action = inboxsync.ActionUnarchive
+	}
+	return a.onNotification(action, func(c *gin.Context, inbox *postgres.Inbox, id notify.Identity, nid string) (int64, error) {
+		return inbox.SetArchived(c.Request.Context(), id, nid, archived)
+	})
+}
+
+// maxSnooze is how far ahead a snooze may go.
+const maxSnooze = 366 * 24 * time.Hour
+
+// snooze serves POST /api/notifications/{id}/snooze {"until": RFC 3339}.
+func (a *API) snooze(c *gin.Context) error {
+	return a.onNotification(inboxsync.ActionSnooze, func(c *gin.Context, inbox *postgres.Inbox, id notify.Identity, nid string) (int64, error) {
+		var body struct {
+			Until *time.Time `json:"until"`
+		}
+		if err := a.decodeJSON(c, &body); err != nil {
+			return 0, err
+		}
+		now := a.cfg.Clock()
+		switch {
+		case body.Until == nil:
+			return 0, fmt.Errorf("%w: until is required: the RFC 3339 moment the notification comes back", notify.ErrInvalid)
+		case !body.Until.After(now):
+			return 0, fmt.Errorf("%w: until is in the past: snooze to a later moment", notify.ErrInvalid)
+		case body.Until.Sub(now) > maxSnooze:
+			return 0, fmt.Errorf("%w: until is more than a year ahead", notify.ErrInvalid)
+		}
+		return inbox.Snooze(c.Request.Context(), id, nid, *body.Until)
+	})(c)
+}
+
+// interact serves POST /api/notifications/{id}/interact {"action": id}.
+func (a *API) interact(c *gin.Context) error {
+	return a.onNotification(inboxsync.ActionInteract, func(c *gin.Context, inbox *postgres.Inbox, id notify.Identity, nid string) (int64, error) {
+		var body struct {
+			Action string `json:"action"`
+		}
+		if err := a.decodeJSON(c, &body); err != nil {
+			return 0, err
+		}
+		if body.Action == "" {
+			return 0, fmt.Errorf("%w: action is required: the id of one of the notification's actions", notify.ErrInvalid)
+		}
+		return inbox.Interact(c.Request.Context(), id, nid, truncate(body.Action, 64))
+	})(c)
+}
+
+// seen serves POST /api/notifications/seen {"upTo": seq}: the inbox was
+// opened, so the badge's unseen count starts again above upTo.
+func (a *API) seen(c *gin.Context) error {
+	inbox, err := a.inbox()
+	if err != nil {
+		return err
+	}
+	upTo, err := a.upTo(c)
+	if err != nil {
+		return err
+	}
+	id := identity(c)
+	mark, err := inbox.Seen(c.Request.Context(), id, upTo)
+	if err != nil {
+		return err
+	}
+	a.announce(c, id, inboxsync.Change{Action: inboxsync.ActionSeen, Seq: mark})
+	c.Status(http.StatusNoContent)
+	return nil
+}
+
+// upTo reads the body {"upTo": seq} of read-all and seen.
+func (a *API) upTo(c *gin.Context) (int64, error) {
+	var body struct {
+		UpTo *int64 `json:"upTo"`
+	}
+	if err := a.decodeJSON(c, &body); err != nil {
+		return 0, err
+	}
+	if body.UpTo == nil || *body.UpTo < 0 {
+		return 0, fmt.Errorf("%w: upTo is required: the seq of the newest notification the user has seen", notify.ErrInvalid)
+	}
+	return *body.UpTo, nil
 }
 
 // readAll serves POST /api/notifications/read-all {"upTo": seq}.
@@ -128,17 +256,12 @@ func (a *API) readAll(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	var body struct {
-		UpTo *int64 `json:"upTo"`
-	}
-	if err := a.decodeJSON(c, &body); err != nil {
+	upTo, err := a.upTo(c)
+	if err != nil {
 		return err
 	}
-	if body.UpTo == nil || *body.UpTo < 0 {
-		return fmt.Errorf("%w: upTo is required: the seq of the newest notification the user has seen", notify.ErrInvalid)
-	}
 	id := identity(c)
-	mark, err := inbox.ReadAll(c.Request.Context(), id, *body.UpTo)
+	mark, err := inbox.ReadAll(c.Request.Context(), id, upTo)
 	if err != nil {
 		return err
 	}

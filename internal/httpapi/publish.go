@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -26,14 +27,26 @@ type notificationRequest struct {
 	Severity       string          `json:"severity"`
 	Data           json.RawMessage `json:"data"`
 	IdempotencyKey string          `json:"idempotencyKey"`
+	CollapseKey    string          `json:"collapseKey"`
+	ExpiresAt      *time.Time      `json:"expiresAt"`
+	Actions        json.RawMessage `json:"actions"`
 }
 
-func (r notificationRequest) notification() notify.Notification {
+func (r notificationRequest) notification() (notify.Notification, error) {
+	actions, err := notify.DecodeActions(r.Actions)
 	return notify.Notification{
 		Target: notify.Target{UserID: r.TargetUserID, Roles: r.TargetRoles},
 		Module: r.Module, ActionType: r.ActionType, Details: r.Details, Message: r.Message,
 		Severity: notify.Severity(r.Severity), Data: r.Data, IdempotencyKey: r.IdempotencyKey,
+		CollapseKey: r.CollapseKey, ExpiresAt: derefTime(r.ExpiresAt), Actions: actions,
+	}, err
+}
+
+func derefTime(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
 	}
+	return *t
 }
 
 // create serves POST /api/notifications: admin roles publish to anyone; the
@@ -49,7 +62,11 @@ func (a *API) create(c *gin.Context) error {
 		}
 		req.IdempotencyKey = key
 	}
-	n, created, err := a.publish(c, req.notification())
+	n, err := req.notification()
+	if err != nil {
+		return err
+	}
+	n, created, err := a.publish(c, n)
 	if err != nil {
 		return err
 	}
@@ -88,6 +105,9 @@ func (a *API) publish(c *gin.Context, n notify.Notification) (notify.Notificatio
 	}
 	if err := n.Validate(); err != nil {
 		return notify.Notification{}, false, err
+	}
+	if n.Expired(a.cfg.Clock()) {
+		return notify.Notification{}, false, fmt.Errorf("%w: expiresAt is in the past: the notification would never be shown", notify.ErrInvalid)
 	}
 	if err := a.takePublishToken(c); err != nil {
 		return notify.Notification{}, false, err

@@ -44,6 +44,9 @@ type Event struct {
 	// module gets it (critical always comes through).
 	Module   string
 	Severity notify.Severity
+	// ExpiresAt (Unix nanoseconds, 0: never): from then on no subscriber
+	// is sent it, live or from the window.
+	ExpiresAt int64
 }
 
 // Config tunes the hub.
@@ -220,6 +223,24 @@ func (h *Hub) SendToUser(userID string, f Frame) int {
 }
 
 // HasUser reports whether userID has a subscriber here.
+// UserIdentity is the identity of one of userID's subscribers here (the
+// latest roles a stream of theirs opened with), for reading what that user
+// may see on their behalf; false when they have none.
+func (h *Hub) UserIdentity(userID string) (notify.Identity, bool) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	var best *Subscriber
+	for s := range h.byUser[userID] {
+		if best == nil || s.id > best.id {
+			best = s
+		}
+	}
+	if best == nil {
+		return notify.Identity{}, false
+	}
+	return best.identity, true
+}
+
 func (h *Hub) HasUser(userID string) bool {
 	h.mu.RLock()
 	defer h.mu.RUnlock()

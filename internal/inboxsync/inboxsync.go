@@ -1,6 +1,7 @@
 // Package inboxsync carries a change to a user's inbox (a notification
-// marked read or unread, everything read up to a seq, new mutes) to that
-// user's open streams on every node, so a badge cleared on one device
+// marked read or unread, archived, snoozed or acted on, everything read or
+// seen up to a seq, new mutes, a snooze that ended) to that user's open
+// streams on every node, so a badge cleared on one device
 // clears on the others without them asking.
 //
 // How it works: the node that served the change calls Sync.Publish once the
@@ -43,6 +44,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/notifyd/notifyd/internal/hub"
 	"github.com/notifyd/notifyd/internal/notify"
@@ -59,6 +61,12 @@ const (
 	ActionUnread      = "unread"      // one notification marked unread
 	ActionReadAll     = "read-all"    // everything up to a seq marked read
 	ActionPreferences = "preferences" // the muted modules changed
+	ActionSeen        = "seen"        // everything up to a seq seen (the inbox was opened)
+	ActionArchive     = "archive"     // one notification archived
+	ActionUnarchive   = "unarchive"   // one notification taken out of the archive
+	ActionSnooze      = "snooze"      // one notification hidden until a moment
+	ActionUnsnooze    = "unsnooze"    // that moment came: the notification is back, unread
+	ActionInteract    = "interact"    // one of a notification's actions clicked (and it is read)
 )
 
 // Change is the payload announced on Channel. Its JSON keys are short: it
@@ -73,6 +81,9 @@ type Change struct {
 	UnreadCount    int   `json:"c"`
 	HasMore        bool  `json:"m,omitempty"`
 	CountedThrough int64 `json:"t"`
+	// Unseen and UnseenHasMore are the unread ones above the seen mark.
+	Unseen        int  `json:"n"`
+	UnseenHasMore bool `json:"nm,omitempty"`
 }
 
 // Sync publishes this node's inbox changes and delivers every node's to
@@ -100,9 +111,55 @@ func (s *Sync) Publish(ctx context.Context, id notify.Identity, ch Change) error
 		return err
 	}
 	ch.UnreadCount, ch.HasMore, ch.CountedThrough = u.Count, u.HasMore, u.Through
+	ch.Unseen, ch.UnseenHasMore = u.Unseen, u.UnseenHasMore
 	payload, err := json.Marshal(ch)
 	if err != nil {
 		return fmt.Errorf("encode inbox change: %w", err)
 	}
 	return s.inbox.Announce(ctx, Channel, payload)
+}
+
+// wakeBatch is how many ended snoozes one pass of RunWaker announces.
+const wakeBatch = 100
+
+// WakeInterval is how often a node looks for snoozes that ended: a
+// snoozed notification comes back on the user's streams within it. One
+// look is an index probe of the few snoozes due.
+const WakeInterval = time.Second
+
+// RunWaker ends snoozes as their moment passes, every interval until ctx
+// ends, and announces each (action unsnooze) so the user's open streams
+// show the notification again. Every node runs it; each snooze is ended by
+// one (postgres.Inbox.WakeSnoozed). The announcement carries no count: the
+// waker does not know the user's roles, so each node that holds the user's
+// streams reads the notification and the count with a stream's identity
+// (deliver). A failed pass is logged and tried again at the next tick.
+func (s *Sync) RunWaker(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for {
+			woken, err := s.inbox.WakeSnoozed(ctx, wakeBatch)
+			if err != nil {
+				if ctx.Err() == nil {
+					s.log.Warn("end due snoozes", "err", err)
+				}
+				break
+			}
+			for _, w := range woken {
+				payload, _ := json.Marshal(Change{UserID: w.UserID, Action: ActionUnsnooze, Seq: w.Seq})
+				if err := s.inbox.Announce(ctx, Channel, payload); err != nil && ctx.Err() == nil {
+					s.log.Warn("announce an ended snooze", "user_id", w.UserID, "seq", w.Seq, "err", err)
+				}
+			}
+			if len(woken) < wakeBatch {
+				break
+			}
+		}
+	}
 }

@@ -78,6 +78,29 @@ type Notification struct {
 	IdempotencyKey string
 	CreatedAt      time.Time
 	PublishedAt    time.Time
+	// CollapseKey: a newer notification with the same key and targets
+	// supersedes this one in history and counts (the stream still delivers
+	// both). Empty: none.
+	CollapseKey string
+	// ExpiresAt: after it the notification is not delivered, replayed,
+	// listed or counted. Zero: never.
+	ExpiresAt time.Time
+	// Actions are the buttons shown with it (at most MaxActions).
+	Actions []Action
+}
+
+// Expired reports whether n's ExpiresAt has passed at now.
+func (n Notification) Expired(now time.Time) bool {
+	return !n.ExpiresAt.IsZero() && !now.Before(n.ExpiresAt)
+}
+
+// Action is a button shown with a notification; a click is recorded as the
+// user's interaction (POST /api/notifications/{id}/interact) and, with a
+// URL, follows it.
+type Action struct {
+	ID    string `json:"id"`
+	Label string `json:"label"`
+	URL   string `json:"url,omitempty"`
 }
 
 // Identity is an authenticated caller: the token's subject, its roles and when

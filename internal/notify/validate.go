@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -41,6 +43,7 @@ func (n Notification) Validate() error {
 		{"actionType", n.ActionType, MaxLabelBytes},
 		{"targetUserId", n.Target.UserID, MaxLabelBytes},
 		{"idempotencyKey", n.IdempotencyKey, MaxLabelBytes},
+		{"collapseKey", n.CollapseKey, MaxLabelBytes},
 	}
 	for _, t := range texts {
 		if err := checkText(t.name, t.value, t.max); err != nil {
@@ -60,6 +63,9 @@ func (n Notification) Validate() error {
 		if err := checkText(fmt.Sprintf("targetRoles[%d]", i), r, MaxLabelBytes); err != nil {
 			return err
 		}
+	}
+	if err := ValidateActions(n.Actions); err != nil {
+		return err
 	}
 	return checkData(n.Data)
 }
@@ -111,4 +117,88 @@ func escapesNUL(b []byte) bool {
 		i++ // skip the escaped character
 	}
 	return false
+}
+
+// MaxActions is how many buttons a notification may carry.
+const MaxActions = 5
+
+// actionID is what an action's id may be: it travels in URLs and logs.
+var actionID = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
+
+// ValidateActions checks a notification's buttons as the database does
+// (notify.valid_actions): unique ids of 1 to 64 of A-Z a-z 0-9 _ . : -,
+// labels that are not blank, and URLs that are http(s) or a path on this
+// site, so no producer can put a javascript: link in front of a user.
+func ValidateActions(actions []Action) error {
+	if len(actions) > MaxActions {
+		return fmt.Errorf("%w: actions has %d buttons, at most %d are allowed", ErrInvalid, len(actions), MaxActions)
+	}
+	ids := make(map[string]bool, len(actions))
+	for i, a := range actions {
+		switch {
+		case !actionID.MatchString(a.ID):
+			return fmt.Errorf("%w: actions[%d].id must be 1 to 64 of A-Z a-z 0-9 _ . : -", ErrInvalid, i)
+		case ids[a.ID]:
+			return fmt.Errorf("%w: actions[%d].id %q is used twice", ErrInvalid, i, a.ID)
+		case strings.TrimSpace(a.Label) == "":
+			return fmt.Errorf("%w: actions[%d].label is required", ErrInvalid, i)
+		case a.URL != "" && !SafeActionURL(a.URL):
+			return fmt.Errorf("%w: actions[%d].url must be an http(s) URL or a path starting with / (at most 2048 bytes)", ErrInvalid, i)
+		}
+		if err := checkText(fmt.Sprintf("actions[%d].label", i), a.Label, MaxLabelBytes); err != nil {
+			return err
+		}
+		ids[a.ID] = true
+	}
+	return nil
+}
+
+// SafeActionURL reports whether u may be a button's link: an absolute
+// http or https URL, or a path on this site ("/orders/7", not "//evil").
+func SafeActionURL(u string) bool {
+	if len(u) > 2048 || strings.ContainsFunc(u, unicode.IsSpace) || !utf8.ValidString(u) {
+		return false
+	}
+	if strings.HasPrefix(u, "/") {
+		return !strings.HasPrefix(u, "//") && !strings.HasPrefix(u, `/\`)
+	}
+	lower := strings.ToLower(u)
+	for _, scheme := range []string{"http://", "https://"} {
+		if strings.HasPrefix(lower, scheme) {
+			return len(u) > len(scheme)
+		}
+	}
+	return false
+}
+
+// ParseActions reads the actions column as stored. Rows can only hold
+// valid ones (the table's check constraint), but one written while the
+// constraint was dropped must not reach a user: invalid buttons are left
+// out, so every reader shows the same (no) buttons.
+func ParseActions(raw []byte) []Action {
+	if len(raw) == 0 {
+		return nil
+	}
+	var actions []Action
+	if err := json.Unmarshal(raw, &actions); err != nil || len(actions) == 0 || ValidateActions(actions) != nil {
+		return nil
+	}
+	return actions
+}
+
+// DecodeActions reads actions as a producer sent them (JSON null or an
+// array of {id, label, url?}), refusing keys a button does not have, as
+// the database does, then checks them (ValidateActions).
+func DecodeActions(raw json.RawMessage) ([]Action, error) {
+	trimmed := bytes.TrimSpace(raw)
+	if len(trimmed) == 0 || bytes.Equal(trimmed, []byte("null")) {
+		return nil, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	dec.DisallowUnknownFields()
+	var actions []Action
+	if err := dec.Decode(&actions); err != nil {
+		return nil, fmt.Errorf("%w: actions must be an array of {\"id\", \"label\", \"url\"?}: %v", ErrInvalid, err)
+	}
+	return actions, ValidateActions(actions)
 }

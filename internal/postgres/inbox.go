@@ -43,7 +43,8 @@ const visible = `notify.visible_to(n, $1, $2::text[])`
 const readExpr = `COALESCE(m.is_read, n.seq <= c.read_up_to)`
 
 // cursorJoin brings the user's watermark (0 when none) as c.
-const cursorJoin = `CROSS JOIN (SELECT COALESCE(max(read_up_to), 0) AS read_up_to, max(updated_at) AS updated_at
+const cursorJoin = `CROSS JOIN (SELECT COALESCE(max(read_up_to), 0) AS read_up_to, max(updated_at) AS updated_at,
+		COALESCE(max(seen_up_to), 0) AS seen_up_to
 	FROM notify.read_cursors WHERE user_id = $1) c
 	LEFT JOIN notify.read_marks m ON m.user_id = $1 AND m.seq = n.seq`
 
@@ -51,11 +52,48 @@ const cursorJoin = `CROSS JOIN (SELECT COALESCE(max(read_up_to), 0) AS read_up_t
 const notMuted = `(n.severity = 'critical' OR n.module IS NULL OR NOT n.module = ANY(COALESCE(
 	(SELECT muted_modules FROM notify.preferences WHERE user_id = $1), '{}')))`
 
-// InboxItem is a notification with the user's read state.
+// inboxState is the user's own state of n beyond read marks (notify.inbox_states).
+func inboxState(cond string) string {
+	return `EXISTS (SELECT 1 FROM notify.inbox_states s WHERE s.user_id = $1 AND s.seq = n.seq AND ` + cond + `)`
+}
+
+// shown keeps what the inbox lists and counts for user $1 (migration
+// 00004): current (not expired), not superseded by a newer notification
+// with its collapse key, and not snoozed by the user; archived decides
+// about the user's archived ones ("exclude", "include" or "only"). Written
+// as a CASE for the planner's estimate, as in audience.go.
+func shown(archived string) string {
+	cond := `notify.current(n) AND NOT notify.superseded(n) AND NOT ` + inboxState(`s.snoozed_until > now()`)
+	switch archived {
+	case ArchivedInclude:
+	case ArchivedOnly:
+		cond += ` AND ` + inboxState(`s.archived_at IS NOT NULL`)
+	default:
+		cond += ` AND NOT ` + inboxState(`s.archived_at IS NOT NULL`)
+	}
+	return `(CASE WHEN ` + cond + ` THEN 1 END) IS NOT NULL`
+}
+
+// The values of HistoryQuery.Archived.
+const (
+	ArchivedExclude = ""        // history leaves archived ones out
+	ArchivedInclude = "include" // ?archived=true: archived ones too
+	ArchivedOnly    = "only"    // ?archived=only: the archive
+)
+
+// InboxItem is a notification with the user's state of it.
 type InboxItem struct {
 	notify.Notification
 	Read   bool
 	ReadAt time.Time
+	// Seen: at or below the user's seen mark, or read.
+	Seen bool
+	// ArchivedAt is when the user archived it (zero: not archived).
+	ArchivedAt time.Time
+	// Interaction is the id of the action the user clicked last, at
+	// InteractedAt ("" and zero: none).
+	Interaction  string
+	InteractedAt time.Time
 }
 
 // HistoryQuery selects a page of a user's history.
@@ -65,6 +103,8 @@ type HistoryQuery struct {
 	UnreadOnly bool
 	Module     string
 	Severity   notify.Severity
+	// Archived is ArchivedExclude (the default), ArchivedInclude or ArchivedOnly.
+	Archived string
 }
 
 func rolesArg(id notify.Identity) []string {
@@ -81,9 +121,25 @@ const unreadNow = `NOT COALESCE((SELECT m.is_read FROM notify.read_marks m WHERE
 
 // historyAudience selects the seqs of a history page, newest first, from
 // the user's audience ($3: before, $5: limit, $6 module, $7 severity, $8
-// unread only).
-var historyAudience = audienceQuery("@seq < $3 AND @seq > $4",
-	`($6 = '' OR n.module = $6) AND ($7 = '' OR n.severity = $7) AND (NOT $8 OR `+unreadNow+`)`, "DESC")
+// unread only), with archived as in shown.
+func historyAudience(archived string) string {
+	return audienceQuery("@seq < $3 AND @seq > $4",
+		`($6 = '' OR n.module = $6) AND ($7 = '' OR n.severity = $7) AND (NOT $8 OR `+unreadNow+`) AND `+shown(archived), "DESC")
+}
+
+// historyQueries holds the history statement for each HistoryQuery.Archived.
+var historyQueries = map[string]string{}
+
+func init() {
+	for _, a := range []string{ArchivedExclude, ArchivedInclude, ArchivedOnly} {
+		historyQueries[a] = `SELECT ` + columnsOf("n.") + `, ` + readExpr + `,
+			CASE WHEN m.is_read THEN m.marked_at WHEN m.is_read IS NULL AND n.seq <= c.read_up_to THEN c.updated_at END,
+			n.seq <= c.seen_up_to, st.archived_at, st.interaction, st.interacted_at
+		FROM (` + historyAudience(a) + `) a JOIN notify.notifications n ON n.seq = a.seq ` + cursorJoin + `
+		LEFT JOIN notify.inbox_states st ON st.user_id = $1 AND st.seq = n.seq
+		ORDER BY n.seq DESC`
+	}
+}
 
 // History returns the user's published notifications, newest first, and
 // whether older ones remain.
@@ -116,10 +172,11 @@ func (s *Inbox) historyOn(ctx context.Context, qr querier, id notify.Identity, q
 	if before <= 0 {
 		before = 1<<63 - 1
 	}
-	rows, err := qr.Query(ctx, `SELECT `+columnsOf("n.")+`, `+readExpr+`,
-			CASE WHEN m.is_read THEN m.marked_at WHEN m.is_read IS NULL AND n.seq <= c.read_up_to THEN c.updated_at END
-		FROM (`+historyAudience+`) a JOIN notify.notifications n ON n.seq = a.seq `+cursorJoin+`
-		ORDER BY n.seq DESC`,
+	query, ok := historyQueries[q.Archived]
+	if !ok {
+		return nil, false, fmt.Errorf("%w: archived must be %q, %q or %q", notify.ErrInvalid, ArchivedExclude, ArchivedInclude, ArchivedOnly)
+	}
+	rows, err := qr.Query(ctx, query,
 		id.UserID, rolesArg(id), before, 0, q.Limit+1, q.Module, string(q.Severity), q.UnreadOnly)
 	if err != nil {
 		return nil, false, fmt.Errorf("read history: %w", interpretError(err))
@@ -128,19 +185,22 @@ func (s *Inbox) historyOn(ctx context.Context, qr querier, id notify.Identity, q
 	var items []InboxItem
 	for rows.Next() {
 		var it InboxItem
-		var readAt *time.Time
-		var published time.Time
-		n := &it.Notification
-		if err := rows.Scan(&n.ID, &n.Seq, &n.Target.UserID, &n.Target.Roles, &n.Module, &n.ActionType, &n.Details,
-			&n.Message, &n.Severity, &n.Data, &n.IdempotencyKey, &n.CreatedAt, &published, &it.Read, &readAt); err != nil {
+		var readAt, archivedAt, interactedAt *time.Time
+		var interaction *string
+		n, err := scanNotification(rows, &it.Read, &readAt, &it.Seen, &archivedAt, &interaction, &interactedAt)
+		if err != nil {
 			return nil, false, fmt.Errorf("read history: %w", err)
 		}
-		n.PublishedAt = published
-		if len(n.Target.Roles) == 0 {
-			n.Target.Roles = nil
-		}
+		it.Notification = n
 		if readAt != nil && it.Read {
 			it.ReadAt = *readAt
+		}
+		it.Seen = it.Seen || it.Read
+		if archivedAt != nil {
+			it.ArchivedAt = *archivedAt
+		}
+		if interaction != nil && interactedAt != nil {
+			it.Interaction, it.InteractedAt = *interaction, *interactedAt
 		}
 		items = append(items, it)
 	}
@@ -167,36 +227,65 @@ type Unread struct {
 	// Through is the last published seq the count covers: a client adds one
 	// for each later notification it receives, and none for earlier ones.
 	Through int64
+	// Unseen counts the unread ones above the user's seen mark, exact up to
+	// UnreadCap (UnseenHasMore beyond). Opening leaves it out.
+	Unseen        int
+	UnseenHasMore bool
 }
 
-// unreadQuery counts, from one snapshot with the stream head, the user's
-// unread unmuted notifications up to $5: above the watermark, the audience's
-// ranges (audience.go) skipping what was read one by one; at or below it,
-// only the few marked unread. The read mark is looked up per row by its
-// primary key (a scalar subquery, which the planner cannot turn into a scan
-// of all the user's marks).
-var unreadQuery = `SELECT (SELECT last_seq FROM notify.stream_head), (SELECT count(*) FROM (
-		(` + audienceQuery(`@seq > $3 AND @seq <= $4
+// countQuery counts up to $5 of the user's unread, unmuted notifications
+// the inbox shows, above floor: first the audience's ranges (audience.go)
+// above the watermark (and floor), skipping what was read one by one; then,
+// at or below the watermark, only the few marked unread. The read mark is
+// looked up per row by its primary key (a scalar subquery, which the
+// planner cannot turn into a scan of all the user's marks). With floor
+// "0" it is the unread count; with the seen mark it is the unseen count.
+func countQuery(floor string) string {
+	return `SELECT count(*) FROM (
+		(` + audienceQuery(`@seq > $3 AND @seq <= $4 AND @seq > `+floor+`
 			AND @seq > (SELECT COALESCE(max(read_up_to), 0) FROM notify.read_cursors WHERE user_id = $1)`,
-	notMuted+` AND NOT COALESCE((SELECT m.is_read FROM notify.read_marks m WHERE m.user_id = $1 AND m.seq = n.seq), false)`, "ASC") + `)
+		notMuted+` AND NOT COALESCE((SELECT m.is_read FROM notify.read_marks m WHERE m.user_id = $1 AND m.seq = n.seq), false)
+			AND `+shown(ArchivedExclude), "ASC") + `)
 		UNION
 		(SELECT n.seq FROM notify.read_marks m JOIN notify.notifications n ON n.seq = m.seq
-		 WHERE m.user_id = $1 AND NOT m.is_read AND ` + visible + ` AND ` + notMuted + `
+		 WHERE m.user_id = $1 AND NOT m.is_read AND m.seq > ` + floor + ` AND ` + visible + ` AND ` + notMuted + `
+		   AND ` + shown(ArchivedExclude) + `
 		 LIMIT $5)
-		LIMIT $5) x)`
+		LIMIT $5) x`
+}
 
-// Unread counts the user's unread, unmuted notifications (exactly up to
-// UnreadCap) and says which seq the count runs through, from one snapshot.
+// seenMark is the user's seen mark (0 when none).
+const seenMark = `(SELECT COALESCE(max(seen_up_to), 0) FROM notify.read_cursors WHERE user_id = $1)`
+
+// unreadQuery reads, from one snapshot, the stream head and the unread
+// count; unreadUnseenQuery adds the unseen count.
+var (
+	unreadQuery       = `SELECT (SELECT last_seq FROM notify.stream_head), (` + countQuery("0") + `)`
+	unreadUnseenQuery = `SELECT (SELECT last_seq FROM notify.stream_head), (` + countQuery("0") + `), (` + countQuery(seenMark) + `)`
+)
+
+// Unread counts the user's unread, unmuted notifications and the unseen
+// ones among them (each exactly up to UnreadCap) and says which seq the
+// counts run through, from one snapshot.
 func (s *Inbox) Unread(ctx context.Context, id notify.Identity) (Unread, error) {
 	var u Unread
-	err := s.pool.QueryRow(ctx, unreadQuery, id.UserID, rolesArg(id), 0, int64(1<<63-1), UnreadCap+1).Scan(&u.Through, &u.Count)
+	err := s.pool.QueryRow(ctx, unreadUnseenQuery, id.UserID, rolesArg(id), 0, int64(1<<63-1), UnreadCap+1).
+		Scan(&u.Through, &u.Count, &u.Unseen)
 	if err != nil {
 		return Unread{}, fmt.Errorf("count unread: %w", interpretError(err))
 	}
-	if u.Count > UnreadCap {
-		u.Count, u.HasMore = UnreadCap, true
-	}
+	u.Count, u.HasMore = capped(u.Count)
+	u.Unseen, u.UnseenHasMore = capped(u.Unseen)
 	return u, nil
+}
+
+// capped is a count as the API gives it: exact up to UnreadCap, then
+// UnreadCap and "more".
+func capped(n int) (int, bool) {
+	if n > UnreadCap {
+		return UnreadCap, true
+	}
+	return n, false
 }
 
 // Opening is what a stream reads about its user when it opens.
@@ -225,9 +314,7 @@ func (s *Inbox) Opening(ctx context.Context, id notify.Identity) (Opening, error
 	}
 	o.Head.Holes = holesOf(holes)
 	o.Head.LastSeq = o.Unread.Through
-	if o.Unread.Count > UnreadCap {
-		o.Unread.Count, o.Unread.HasMore = UnreadCap, true
-	}
+	o.Unread.Count, o.Unread.HasMore = capped(o.Unread.Count)
 	return o, nil
 }
 
@@ -249,32 +336,178 @@ func (s *Inbox) seqOf(ctx context.Context, tx pgx.Tx, id notify.Identity, notifi
 // SetRead marks one notification read or unread for the user and returns
 // its seq. Idempotent.
 func (s *Inbox) SetRead(ctx context.Context, id notify.Identity, notificationID string, read bool) (int64, error) {
+	return s.onNotification(ctx, id, notificationID, func(tx pgx.Tx, seq int64) error {
+		return setRead(ctx, tx, id, seq, read)
+	})
+}
+
+// onNotification runs change in a transaction with the seq of a published
+// notification the user may see, and returns the seq; notify.ErrNotFound
+// for any other.
+func (s *Inbox) onNotification(ctx context.Context, id notify.Identity, notificationID string, change func(pgx.Tx, int64) error) (int64, error) {
 	var seq int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
 		if seq, err = s.seqOf(ctx, tx, id, notificationID); err != nil {
 			return err
 		}
-		// Serialize with read-all for this user: lock (or create) the cursor row.
-		var upTo int64
-		if err := tx.QueryRow(ctx, `INSERT INTO notify.read_cursors (user_id) VALUES ($1)
-			ON CONFLICT (user_id) DO UPDATE SET user_id = EXCLUDED.user_id RETURNING read_up_to`, id.UserID).Scan(&upTo); err != nil {
-			return fmt.Errorf("lock read cursor: %w", interpretError(err))
-		}
-		// The watermark already says what this mark would say: no exception needed.
-		if (seq <= upTo) == read {
-			_, err = tx.Exec(ctx, `DELETE FROM notify.read_marks WHERE user_id = $1 AND seq = $2`, id.UserID, seq)
-		} else {
-			_, err = tx.Exec(ctx, `INSERT INTO notify.read_marks (user_id, seq, is_read) VALUES ($1, $2, $3)
-				ON CONFLICT (user_id, seq) DO UPDATE SET is_read = EXCLUDED.is_read, marked_at = now()
-				WHERE read_marks.is_read <> EXCLUDED.is_read`, id.UserID, seq, read)
-		}
-		if err != nil {
-			return fmt.Errorf("mark read: %w", interpretError(err))
-		}
-		return nil
+		return change(tx, seq)
 	})
 	return seq, err
+}
+
+// setRead marks seq read or unread for the user in tx.
+func setRead(ctx context.Context, tx pgx.Tx, id notify.Identity, seq int64, read bool) error {
+	// Serialize with read-all for this user: lock (or create) the cursor row.
+	var upTo int64
+	if err := tx.QueryRow(ctx, `INSERT INTO notify.read_cursors (user_id) VALUES ($1)
+		ON CONFLICT (user_id) DO UPDATE SET user_id = EXCLUDED.user_id RETURNING read_up_to`, id.UserID).Scan(&upTo); err != nil {
+		return fmt.Errorf("lock read cursor: %w", interpretError(err))
+	}
+	var err error
+	// The watermark already says what this mark would say: no exception needed.
+	if (seq <= upTo) == read {
+		_, err = tx.Exec(ctx, `DELETE FROM notify.read_marks WHERE user_id = $1 AND seq = $2`, id.UserID, seq)
+	} else {
+		_, err = tx.Exec(ctx, `INSERT INTO notify.read_marks (user_id, seq, is_read) VALUES ($1, $2, $3)
+			ON CONFLICT (user_id, seq) DO UPDATE SET is_read = EXCLUDED.is_read, marked_at = now()
+			WHERE read_marks.is_read <> EXCLUDED.is_read`, id.UserID, seq, read)
+	}
+	if err != nil {
+		return fmt.Errorf("mark read: %w", interpretError(err))
+	}
+	return nil
+}
+
+// setState writes one column of the user's notify.inbox_states row for seq
+// (creating the row), col = value.
+func setState(ctx context.Context, tx pgx.Tx, id notify.Identity, seq int64, col string, value any) error {
+	_, err := tx.Exec(ctx, `INSERT INTO notify.inbox_states AS s (user_id, seq, `+col+`) VALUES ($1, $2, $3)
+		ON CONFLICT (user_id, seq) DO UPDATE SET `+col+` = EXCLUDED.`+col+`, updated_at = now()`, id.UserID, seq, value)
+	if err != nil {
+		return fmt.Errorf("set %s: %w", col, interpretError(err))
+	}
+	return nil
+}
+
+// SetArchived archives a notification for the user (or takes it back out of
+// the archive) and returns its seq. An archived notification leaves the
+// history (unless asked for) and is never unread or unseen. Idempotent:
+// archiving again keeps the first moment.
+func (s *Inbox) SetArchived(ctx context.Context, id notify.Identity, notificationID string, archived bool) (int64, error) {
+	return s.onNotification(ctx, id, notificationID, func(tx pgx.Tx, seq int64) error {
+		var at any
+		if archived {
+			at = time.Now()
+			var already bool
+			if err := tx.QueryRow(ctx, `SELECT `+inboxStateOf(`s.archived_at IS NOT NULL`), id.UserID, seq).Scan(&already); err != nil {
+				return fmt.Errorf("read archive state: %w", interpretError(err))
+			}
+			if already {
+				return nil
+			}
+		}
+		return setState(ctx, tx, id, seq, "archived_at", at)
+	})
+}
+
+// inboxStateOf is inboxState for a seq given as $2 rather than a row n.
+func inboxStateOf(cond string) string {
+	return `EXISTS (SELECT 1 FROM notify.inbox_states s WHERE s.user_id = $1 AND s.seq = $2 AND ` + cond + `)`
+}
+
+// Snooze hides a notification from the user's history and counts until
+// until, and marks it unread, so it comes back unread then (WakeSnoozed
+// announces it). Snoozing again moves the moment.
+func (s *Inbox) Snooze(ctx context.Context, id notify.Identity, notificationID string, until time.Time) (int64, error) {
+	return s.onNotification(ctx, id, notificationID, func(tx pgx.Tx, seq int64) error {
+		if err := setRead(ctx, tx, id, seq, false); err != nil {
+			return err
+		}
+		return setState(ctx, tx, id, seq, "snoozed_until", until)
+	})
+}
+
+// Interact records that the user clicked the notification's action
+// actionID, and marks it read. The error wraps notify.ErrInvalid when the
+// notification has no such action.
+func (s *Inbox) Interact(ctx context.Context, id notify.Identity, notificationID, actionID string) (int64, error) {
+	return s.onNotification(ctx, id, notificationID, func(tx pgx.Tx, seq int64) error {
+		var has bool
+		if err := tx.QueryRow(ctx, `SELECT COALESCE(actions @> jsonb_build_array(jsonb_build_object('id', $2::text)), false)
+			FROM notify.notifications WHERE seq = $1`, seq, actionID).Scan(&has); err != nil {
+			return fmt.Errorf("read actions: %w", interpretError(err))
+		}
+		if !has {
+			return fmt.Errorf("%w: notification %s has no action %q", notify.ErrInvalid, notificationID, actionID)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO notify.inbox_states AS s (user_id, seq, interaction, interacted_at)
+			VALUES ($1, $2, $3, now())
+			ON CONFLICT (user_id, seq) DO UPDATE SET interaction = EXCLUDED.interaction,
+				interacted_at = EXCLUDED.interacted_at, updated_at = now()`, id.UserID, seq, actionID); err != nil {
+			return fmt.Errorf("record interaction: %w", interpretError(err))
+		}
+		return setRead(ctx, tx, id, seq, true)
+	})
+}
+
+// Seen moves the user's seen mark to upTo (capped at the last published
+// seq; it never moves back) and returns the mark now in force.
+func (s *Inbox) Seen(ctx context.Context, id notify.Identity, upTo int64) (int64, error) {
+	var mark int64
+	err := s.pool.QueryRow(ctx, `INSERT INTO notify.read_cursors AS c (user_id, seen_up_to)
+		VALUES ($1, LEAST($2, (SELECT last_seq FROM notify.stream_head)))
+		ON CONFLICT (user_id) DO UPDATE SET seen_up_to = GREATEST(c.seen_up_to, EXCLUDED.seen_up_to)
+		RETURNING seen_up_to`, id.UserID, upTo).Scan(&mark)
+	if err != nil {
+		return 0, fmt.Errorf("move seen mark: %w", interpretError(err))
+	}
+	return mark, nil
+}
+
+// Woken is a snooze that ended: the user's notification is back.
+type Woken struct {
+	UserID string
+	Seq    int64
+}
+
+// WakeSnoozed ends up to limit snoozes whose moment has passed and returns
+// them, for their users' streams to be told. Nodes call it concurrently:
+// each snooze is ended (and returned) by one of them. The notifications
+// were marked unread when snoozed, and history and counts show them from
+// the moment on whether or not this has run.
+func (s *Inbox) WakeSnoozed(ctx context.Context, limit int) ([]Woken, error) {
+	rows, err := s.pool.Query(ctx, `WITH due AS (
+			SELECT user_id, seq FROM notify.inbox_states
+			WHERE snoozed_until <= now() ORDER BY snoozed_until LIMIT $1 FOR UPDATE SKIP LOCKED)
+		UPDATE notify.inbox_states s SET snoozed_until = NULL, updated_at = now()
+		FROM due WHERE s.user_id = due.user_id AND s.seq = due.seq
+		RETURNING s.user_id, s.seq`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("end due snoozes: %w", interpretError(err))
+	}
+	woken, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Woken])
+	if err != nil {
+		return nil, fmt.Errorf("end due snoozes: %w", interpretError(err))
+	}
+	return woken, nil
+}
+
+// Woke reads the notification of a snooze that ended, for w's user's
+// streams: the user could see it when they snoozed it (its targets cannot
+// change once published). notify.ErrNotFound when it is gone or expired
+// since.
+func (s *Inbox) Woke(ctx context.Context, w Woken) (notify.Notification, error) {
+	n, err := scanNotification(s.pool.QueryRow(ctx, `SELECT `+columnsOf("n.")+`
+		FROM notify.inbox_states st JOIN notify.notifications n ON n.seq = st.seq
+		WHERE st.user_id = $1 AND st.seq = $2 AND notify.undeliverable_reason(n) IS NULL AND notify.current(n)`, w.UserID, w.Seq))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return notify.Notification{}, notify.ErrNotFound
+	}
+	if err != nil {
+		return notify.Notification{}, fmt.Errorf("read woken notification %d: %w", w.Seq, interpretError(err))
+	}
+	return n, nil
 }
 
 // ReadAll marks everything up to upTo read for the user. upTo is capped at

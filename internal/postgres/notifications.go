@@ -55,7 +55,27 @@ func (s *Notifications) ReadFence() Fence {
 func columnsOf(alias string) string {
 	return strings.NewReplacer("@", alias).Replace(`@id, COALESCE(@seq, 0), COALESCE(@target_user_id, ''), COALESCE(@target_roles, '{}'),
 	COALESCE(@module, ''), COALESCE(@action_type, ''), COALESCE(@details, ''), @message, @severity, @data,
-	COALESCE(@idempotency_key, ''), @created_at, COALESCE(@published_at, 'epoch')`)
+	COALESCE(@idempotency_key, ''), @created_at, COALESCE(@published_at, 'epoch'),
+	COALESCE(@collapse_key, ''), @expires_at, @actions`)
+}
+
+// inboxColumns are the destinations of the inbox columns (collapse_key,
+// expires_at, actions) that follow the others in columnsOf and feedColumns;
+// setInbox moves them into n.
+type inboxColumns struct {
+	collapseKey string
+	expiresAt   *time.Time
+	actions     []byte
+}
+
+func (c *inboxColumns) dest() []any { return []any{&c.collapseKey, &c.expiresAt, &c.actions} }
+
+func (c *inboxColumns) setInbox(n *notify.Notification) {
+	n.CollapseKey = c.collapseKey
+	if c.expiresAt != nil {
+		n.ExpiresAt = *c.expiresAt
+	}
+	n.Actions = notify.ParseActions(c.actions)
 }
 
 // notificationColumns is columnsOf without an alias.
@@ -65,8 +85,11 @@ var notificationColumns = columnsOf("")
 func scanNotification(row pgx.Row, extra ...any) (notify.Notification, error) {
 	var n notify.Notification
 	var published time.Time
-	err := row.Scan(append([]any{&n.ID, &n.Seq, &n.Target.UserID, &n.Target.Roles, &n.Module, &n.ActionType, &n.Details,
-		&n.Message, &n.Severity, &n.Data, &n.IdempotencyKey, &n.CreatedAt, &published}, extra...)...)
+	var inbox inboxColumns
+	dest := append([]any{&n.ID, &n.Seq, &n.Target.UserID, &n.Target.Roles, &n.Module, &n.ActionType, &n.Details,
+		&n.Message, &n.Severity, &n.Data, &n.IdempotencyKey, &n.CreatedAt, &published}, inbox.dest()...)
+	err := row.Scan(append(dest, extra...)...)
+	inbox.setInbox(&n)
 	if published.Unix() > 0 {
 		n.PublishedAt = published
 	}
@@ -85,7 +108,8 @@ func nullIfEmpty(s string) any {
 
 // columnValues is what n stores, in notify.send's argument order (message,
 // target_user_id, target_roles, module, action_type, details, severity,
-// data, idempotency_key): empty texts and lists as NULL, no data (or JSON
+// data, idempotency_key, then collapse_key, expires_at, actions, which
+// follow queue_when_busy there): empty texts, lists and times as NULL, no data (or JSON
 // null, which notify.Validate accepts as "no data") as {} since the column
 // holds objects only, no severity as medium.
 func columnValues(n notify.Notification) []any {
@@ -97,8 +121,16 @@ func columnValues(n notify.Notification) []any {
 	if trimmed := bytes.TrimSpace(data); len(trimmed) == 0 || bytes.Equal(trimmed, []byte("null")) {
 		data = json.RawMessage(`{}`)
 	}
+	var expires, actions any
+	if !n.ExpiresAt.IsZero() {
+		expires = n.ExpiresAt
+	}
+	if len(n.Actions) > 0 {
+		actions = n.Actions
+	}
 	return []any{n.Message, nullIfEmpty(n.Target.UserID), roles, nullIfEmpty(n.Module), nullIfEmpty(n.ActionType),
-		nullIfEmpty(n.Details), string(cmp.Or(n.Severity, notify.SeverityMedium)), data, nullIfEmpty(n.IdempotencyKey)}
+		nullIfEmpty(n.Details), string(cmp.Or(n.Severity, notify.SeverityMedium)), data, nullIfEmpty(n.IdempotencyKey),
+		nullIfEmpty(n.CollapseKey), expires, actions}
 }
 
 // Insert adds a notification (its queue item follows by trigger, pending
@@ -108,8 +140,9 @@ func columnValues(n notify.Notification) []any {
 // targets, the error wraps notify.ErrConflict.
 func (s *Notifications) Insert(ctx context.Context, n notify.Notification) (stored notify.Notification, created bool, err error) {
 	row := s.pool.QueryRow(ctx, `INSERT INTO notify.notifications
-		(message, target_user_id, target_roles, module, action_type, details, severity, data, idempotency_key)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		(message, target_user_id, target_roles, module, action_type, details, severity, data, idempotency_key,
+		 collapse_key, expires_at, actions)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 		ON CONFLICT (idempotency_key) DO NOTHING
 		RETURNING `+notificationColumns, columnValues(n)...)
 	stored, err = scanNotification(row)
@@ -128,11 +161,11 @@ func (s *Notifications) Insert(ctx context.Context, n notify.Notification) (stor
 	return stored, false, sameAsBefore(stored, n)
 }
 
-// sendStatement calls notify.send (migration 00003) with columnValues,
-// queue_when_busy.
+// sendStatement calls notify.send (migrations 00003, 00004) with
+// columnValues, queue_when_busy.
 var sendStatement = `SELECT ` + columnsOf("(s.notification).") + `, s.created
 	FROM notify.send($1::text, $2::text, $3::text[], $4::text, $5::text, $6::text, $7::text, $8::jsonb, $9::text,
-		queue_when_busy => true) s`
+		queue_when_busy => true, collapse_key => $10::text, expires_at => $11::timestamptz, actions => $12::jsonb) s`
 
 // Send adds a notification born published: notify.send inserts it and
 // gives it its seq in the same transaction, under the workers' publish
@@ -188,7 +221,8 @@ var (
 		CASE WHEN r.reason IS NULL THEN COALESCE(n.target_roles, '{}') ELSE '{}' END,
 		COALESCE(n.module, ''), COALESCE(n.action_type, ''), COALESCE(n.details, ''), COALESCE(n.message, ''),
 		COALESCE(n.severity, ''), CASE WHEN r.reason IS NULL THEN n.data ELSE '{}' END,
-		COALESCE(n.idempotency_key, ''), COALESCE(n.created_at, 'epoch'), COALESCE(n.published_at, 'epoch')`
+		COALESCE(n.idempotency_key, ''), COALESCE(n.created_at, 'epoch'), COALESCE(n.published_at, 'epoch'),
+		COALESCE(n.collapse_key, ''), n.expires_at, CASE WHEN r.reason IS NULL THEN n.actions END`
 	feedFrom = `notify.notifications n CROSS JOIN LATERAL (SELECT notify.undeliverable_reason(n) AS reason) r
 	WHERE n.seq > $1
 	ORDER BY n.seq LIMIT $2`
@@ -225,8 +259,9 @@ func (s *Notifications) Published(ctx context.Context, after int64, limit int) (
 		var reason *string
 		var n notify.Notification
 		var published time.Time
-		dest := []any{&reason, &n.ID, &n.Seq, &n.Target.UserID, &n.Target.Roles, &n.Module, &n.ActionType, &n.Details,
-			&n.Message, &n.Severity, &n.Data, &n.IdempotencyKey, &n.CreatedAt, &published}
+		var inbox inboxColumns
+		dest := append([]any{&reason, &n.ID, &n.Seq, &n.Target.UserID, &n.Target.Roles, &n.Module, &n.ActionType, &n.Details,
+			&n.Message, &n.Severity, &n.Data, &n.IdempotencyKey, &n.CreatedAt, &published}, inbox.dest()...)
 		if s.read != nil {
 			dest = append([]any{&fence.LSN, &fence.History}, dest...)
 		}
@@ -239,6 +274,7 @@ func (s *Notifications) Published(ctx context.Context, after int64, limit int) (
 			continue
 		}
 		n.PublishedAt = published
+		inbox.setInbox(&n)
 		if len(n.Target.Roles) == 0 {
 			n.Target.Roles = nil
 		}
@@ -264,12 +300,12 @@ func (s *Notifications) SetAside(ctx context.Context, notificationID, reason str
 }
 
 // replayQuery selects what one identity may see after a seq, leaving out
-// what it muted (critical always comes through), reading only the
+// what it muted (critical always comes through) and what expired, reading only the
 // identity's audience (audience.go). notify.visible_to is
 // notify.Target.Matches in SQL; a property test holds the two together.
 var replayQuery = `SELECT ` + columnsOf("n.") + `
 	FROM (` + audienceQuery("@seq > $3 AND @seq <= $4", `(n.severity = 'critical' OR n.module IS NULL OR NOT n.module = ANY(COALESCE(
-	       (SELECT muted_modules FROM notify.preferences WHERE user_id = $1), '{}')))`, "ASC") + `) a
+	       (SELECT muted_modules FROM notify.preferences WHERE user_id = $1), '{}'))) AND notify.current(n)`, "ASC") + `) a
 	JOIN notify.notifications n ON n.seq = a.seq
 	ORDER BY n.seq`
 

@@ -26,6 +26,7 @@
 //   - A "status" message reports something about the stream in its data,
 //     [Status]: a replay that could not be exact (replay "truncated", "lost"
 //     or "ahead"), the unread count (unreadCount, hasMore, countedThrough;
-//     with change when the user's read state changed elsewhere), or why the
+//     with change, unseenCount and unseenHasMore when the user changed their
+//     inbox elsewhere, and notification when a snooze ended), or why the
 //     server is closing the stream (closing, message, reconnectAfter).
 package wire

@@ -30,7 +30,9 @@ type Message struct {
 
 // Notification is the data of a notification message, and the form every
 // HTTP answer gives a notification in (history, create-and-notify). Its
-// absent optional fields are null, never left out.
+// absent optional fields are null, never left out, except the inbox's
+// (collapseKey, expiresAt, actions), which came later and are left out
+// when unset so that older events keep their bytes.
 type Notification struct {
 	ID           string          `json:"id"`
 	Seq          int64           `json:"seq"`
@@ -43,6 +45,9 @@ type Notification struct {
 	TargetUserID *string         `json:"targetUserId"`
 	TargetRoles  []string        `json:"targetRoles"`
 	CreatedAt    time.Time       `json:"createdAt"`
+	CollapseKey  string          `json:"collapseKey,omitempty"`
+	ExpiresAt    *time.Time      `json:"expiresAt,omitempty"`
+	Actions      []notify.Action `json:"actions,omitempty"`
 }
 
 // NotificationOf is the client-facing form of a notification.
@@ -56,7 +61,15 @@ func NotificationOf(n notify.Notification) Notification {
 	}
 	return Notification{ID: n.ID, Seq: n.Seq, Message: n.Message, Severity: n.Severity,
 		Module: optional(n.Module), ActionType: optional(n.ActionType), Details: optional(n.Details),
-		Data: data, TargetUserID: optional(n.Target.UserID), TargetRoles: n.Target.Roles, CreatedAt: n.CreatedAt}
+		Data: data, TargetUserID: optional(n.Target.UserID), TargetRoles: n.Target.Roles, CreatedAt: n.CreatedAt,
+		CollapseKey: n.CollapseKey, ExpiresAt: optionalTime(n.ExpiresAt), Actions: n.Actions}
+}
+
+func optionalTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 func optional(s string) *string {

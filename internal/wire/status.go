@@ -75,20 +75,27 @@ func (c *Count) UnmarshalJSON(b []byte) error {
 //     and on shutdown ReconnectAfter (milliseconds to wait);
 //   - Error: an event the server could not encode.
 type Status struct {
-	Change          *Change `json:"change,omitempty"`
-	Closing         string  `json:"closing,omitempty"`
-	CountedThrough  *int64  `json:"countedThrough,omitempty"`
-	Error           string  `json:"error,omitempty"`
-	HasMore         *bool   `json:"hasMore,omitempty"`
-	LastSeq         *int64  `json:"lastSeq,omitempty"`
-	Live            bool    `json:"live,omitempty"`
-	Message         string  `json:"message,omitempty"`
-	NextSeq         *int64  `json:"nextSeq,omitempty"`
-	OldestAvailable *int64  `json:"oldestAvailable,omitempty"`
-	ReconnectAfter  *int64  `json:"reconnectAfter,omitempty"`
-	Replay          string  `json:"replay,omitempty"`
-	ResumeFrom      *int64  `json:"resumeFrom,omitempty"`
-	UnreadCount     *int    `json:"unreadCount,omitempty"`
+	Change         *Change `json:"change,omitempty"`
+	Closing        string  `json:"closing,omitempty"`
+	CountedThrough *int64  `json:"countedThrough,omitempty"`
+	Error          string  `json:"error,omitempty"`
+	HasMore        *bool   `json:"hasMore,omitempty"`
+	LastSeq        *int64  `json:"lastSeq,omitempty"`
+	Live           bool    `json:"live,omitempty"`
+	Message        string  `json:"message,omitempty"`
+	NextSeq        *int64  `json:"nextSeq,omitempty"`
+	// Notification is the notification a Change of action "unsnooze"
+	// brings back (shown again, unread).
+	Notification    *Notification `json:"notification,omitempty"`
+	OldestAvailable *int64        `json:"oldestAvailable,omitempty"`
+	ReconnectAfter  *int64        `json:"reconnectAfter,omitempty"`
+	Replay          string        `json:"replay,omitempty"`
+	ResumeFrom      *int64        `json:"resumeFrom,omitempty"`
+	UnreadCount     *int          `json:"unreadCount,omitempty"`
+	// UnseenCount and UnseenHasMore: the unread ones above the user's seen
+	// mark, sent with UnreadCount after an inbox change.
+	UnseenCount   *int  `json:"unseenCount,omitempty"`
+	UnseenHasMore *bool `json:"unseenHasMore,omitempty"`
 }
 
 // The values of Status.Replay.
@@ -98,8 +105,10 @@ const (
 	ReplayAhead     = "ahead"
 )
 
-// Change is what changed the user's read state: Action is read, unread,
-// read-all or preferences; NotificationID or Seq name what it applied to.
+// Change is what changed the user's inbox: Action is read, unread,
+// read-all, preferences, seen, archive, unarchive, snooze, unsnooze or
+// interact (inboxsync's actions); NotificationID or Seq name what it
+// applied to.
 type Change struct {
 	Action         string `json:"action"`
 	NotificationID string `json:"notificationId,omitempty"`
