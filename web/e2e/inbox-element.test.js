@@ -538,9 +538,9 @@ test('plain page: an empty inbox says so; a failing history shows an error with 
     if (failures-- > 0) return route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ error: 'database unavailable' }) });
     return route.continue();
   });
-  await page.reload();
-  await waitCount(page);
   await publish(env, [{ message: 'after the outage' }]);
+  await page.reload(); // not live after the reload: only the history can show it
+  await waitCount(page);
   await waitAttr(page, 'data-unread', '1');
   await page.click('notify-inbox >> css=button.bell');
   await page.waitForSelector('notify-inbox >> css=.state.error');

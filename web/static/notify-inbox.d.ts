@@ -43,7 +43,7 @@ export interface NotifyInboxEventMap extends HTMLElementEventMap {
  * `page-size` (1–100, default 20), `no-toasts`.
  * Reflected for styling and tests: `data-unread`, `data-unseen`.
  * Theming: the `--notify-inbox-*` custom properties (bg, fg, muted, border, hover, unread-bg, accent,
- * accent-fg, badge-bg, badge-fg, badge-seen-bg, high, critical, bell-color, shadow, radius, width,
+ * accent-fg, badge-bg, badge-fg, badge-seen-bg, badge-ring, high, critical, bell-color, bell-hover, shadow, radius, width,
  * max-height, z-index, font) and the parts `bell`, `badge`, `panel`, `item`, `toasts`, `toast`,
  * `empty`, `error`.
  */

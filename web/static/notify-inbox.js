@@ -152,6 +152,8 @@ export class NotifyInboxElement extends ElementBase {
     /** @type {any} */
     this.alertTimer = null;
     this.renderQueued = false;
+    /** A re-render is putting focus back where it was (not a user's move). */
+    this.restoringFocus = false;
     /** The badge's numbers last announced (notify-unread). */
     this.lastBadge = '';
 
@@ -163,6 +165,7 @@ export class NotifyInboxElement extends ElementBase {
     });
     parts.list.addEventListener('scroll', () => this.maybeLoadMore(), { passive: true });
     parts.list.addEventListener('focusin', (ev) => {
+      if (this.restoringFocus) return;
       const li = /** @type {HTMLElement} */ (ev.target).closest('li.item');
       if (li) this.v.activeId = li.getAttribute('data-id');
     });
@@ -555,9 +558,14 @@ export class NotifyInboxElement extends ElementBase {
     const from = within.indexOf(menuItem ?? li);
     const to = Math.max(0, Math.min(within.length - 1, Number.isFinite(step) ? from + step : step < 0 ? 0 : within.length - 1));
     const next = /** @type {HTMLElement} */ (within[to]);
-    if (!menuItem) this.v.activeId = next.getAttribute('data-id');
+    if (menuItem) {
+      next.focus();
+      return;
+    }
+    const id = next.getAttribute('data-id');
+    this.v.activeId = id;
     this.renderNow();
-    /** @type {HTMLElement | null} */ (menuItem ? next : this.parts.list.querySelector(`li[data-id="${CSS.escape(this.v.activeId ?? '')}"]`))?.focus();
+    /** @type {HTMLElement | null} */ (this.parts.list.querySelector(`li[data-id="${CSS.escape(id ?? '')}"]`))?.focus();
   }
 
   /** Focuses the active item; false when there is none. */
@@ -649,7 +657,9 @@ export class NotifyInboxElement extends ElementBase {
     if (focusLi && focusKey) {
       const li = list.querySelector(`li[data-id="${CSS.escape(focusLi)}"]`);
       const el = focusKey === 'item' ? li : li?.querySelector(`[data-focus="${CSS.escape(focusKey)}"]`);
+      this.restoringFocus = true;
       /** @type {HTMLElement | null | undefined} */ (el)?.focus();
+      this.restoringFocus = false;
     }
     list.setAttribute('aria-busy', String(this.v.loading));
     list.hidden = shown.length === 0;

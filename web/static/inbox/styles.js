@@ -78,7 +78,7 @@ button { font: inherit; color: inherit; cursor: pointer; }
 }
 .bell svg { width: 22px; height: 22px; }
 .badge {
-  position: absolute; top: 1px; right: -2px; min-width: 19px; height: 19px; padding: 0 5px;
+  position: absolute; top: -2px; right: -5px; min-width: 19px; height: 19px; padding: 0 5px;
   border-radius: 10px; background: var(--_badge-seen-bg); color: var(--_badge-fg);
   font-size: 11px; font-weight: 700; line-height: 19px; text-align: center;
   box-shadow: 0 0 0 2px var(--notify-inbox-badge-ring, var(--_bg));

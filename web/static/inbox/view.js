@@ -14,7 +14,7 @@ import { relativeTime, snoozeChoices } from './time.js';
 const ICONS = {
   bell: '<path d="M6 8a6 6 0 1 1 12 0c0 7 3 9 3 9H3s3-2 3-9"/><path d="M10.3 21a1.94 1.94 0 0 0 3.4 0"/>',
   check: '<path d="M20 6 9 17l-5-5"/>',
-  undo: '<circle cx="12" cy="12" r="9"/><circle cx="12" cy="12" r="3" fill="currentColor"/>',
+  mail: '<rect x="3" y="5" width="18" height="14" rx="2"/><path d="m3 7 9 6 9-6"/>',
   clock: '<circle cx="12" cy="13" r="8"/><path d="M12 9v4l2 2M5 3 2 6M22 6l-3-3"/>',
   archive: '<rect x="2" y="3" width="20" height="5" rx="1"/><path d="M4 8v11a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V8M10 12h4"/>',
   close: '<path d="M18 6 6 18M6 6l12 12"/>',
@@ -142,7 +142,7 @@ export function itemView(n, ctx) {
     'div',
     { class: 'tools' },
     h('button', { class: 'icon-button', type: 'button', 'data-act': 'read', 'data-focus': 'read', 'aria-label': label, title: label },
-      icon(n.read ? 'undo' : 'check')),
+      icon(n.read ? 'mail' : 'check')),
     h('button', {
       class: 'icon-button', type: 'button', 'data-act': 'snooze', 'data-focus': 'snooze', 'aria-label': 'Snooze', title: 'Snooze',
       'aria-haspopup': 'menu', 'aria-expanded': String(ctx.snoozeOpen), 'aria-controls': menuId,
