@@ -20,23 +20,11 @@ import {
 } from '../static/inbox/state.js';
 import { relativeTime, snoozeChoices } from '../static/inbox/time.js';
 import { safeUrl } from '../static/inbox/view.js';
+import { notification } from './fakes.js';
 
 /** A notification's data as the stream sends it. */
 function data(seq, extra = {}) {
-  return {
-    id: `n-${seq}`,
-    seq,
-    message: `message ${seq}`,
-    severity: 'medium',
-    module: null,
-    actionType: null,
-    details: null,
-    data: {},
-    targetUserId: 'alice',
-    targetRoles: null,
-    createdAt: '2026-12-07T10:00:00Z',
-    ...extra,
-  };
+  return { ...notification(seq).data, createdAt: '2026-12-07T10:00:00Z', ...extra };
 }
 
 /** A history item: data with read state. */
