@@ -133,7 +133,10 @@ func TestStaticClientIsServed(t *testing.T) {
 	t.Parallel()
 	env := apptest.NewEnv(t)
 	srv := env.Start(env.Config())
-	for _, path := range []string{"/static/notify-client.js", "/static/notify-client-core.js", "/static/use-notification-sse.js"} {
+	for _, path := range []string{
+		"/static/notify-client.js", "/static/notify-client-core.js", "/static/use-notification-sse.js",
+		"/static/notify-inbox.js", "/static/notify-inbox-react.js", "/static/inbox/state.js",
+	} {
 		resp, err := http.Get(srv.URL() + path)
 		if err != nil {
 			t.Fatal(err)
