@@ -333,6 +333,14 @@ test('plain page: archive and snooze remove an item in every tab; a snoozed one 
   const history = await api(env, 'GET', '?archived=true');
   assert.deepEqual(history.notifications.map((/** @type {any} */ n) => [n.message, n.archived]), [['snooze me', false], ['archive me', true], ['keep me', false]]);
   assert.deepEqual((await api(env, 'GET', '')).notifications.map((/** @type {any} */ n) => n.message), ['snooze me', 'keep me']);
+  // Unarchived elsewhere (another device): both lists fetch it back.
+  const archivedId = history.notifications[1].id;
+  await api(env, 'POST', `/${archivedId}/unarchive`);
+  await waitItems(a, ['snooze me', 'archive me', 'keep me']);
+  await waitItems(b, ['snooze me', 'archive me', 'keep me']);
+  await waitAttr(b, 'data-unread', '3');
+  await inItem(b, 'archive me', '[data-act=archive]').click();
+  await waitItems(a, ['snooze me', 'keep me']);
 
   // The snooze menu: a menu button, three choices, Escape closes it.
   const snoozeButton = inItem(a, 'snooze me', '[data-act=snooze]');

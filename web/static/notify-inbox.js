@@ -250,7 +250,9 @@ export class NotifyInboxElement extends ElementBase {
 
   stop() {
     for (const c of this.cleanups.splice(0)) c();
-    for (const t of [this.expiryTimer, this.tickTimer, this.alertTimer]) clearTimeout(t);
+    clearTimeout(this.expiryTimer);
+    clearTimeout(this.alertTimer);
+    clearInterval(this.tickTimer);
     this.running = null;
     this.v = freshView();
     this.loadGen++;
