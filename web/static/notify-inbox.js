@@ -14,9 +14,11 @@
 // its own client from its attributes (`url`, `api`, `with-credentials`), or
 // uses a page's one assigned to its `client` property before it connects
 // (the monitoring page does, so the page and its bell share one client).
-// Every change made anywhere (another tab, device or node) comes back as a
-// `status` message and updates the badge and the list; the list logic is in
-// inbox/state.js, the DOM in inbox/view.js, the style in inbox/styles.js.
+//
+// This module is the element: attributes, lifecycle, focus, keyboard, events
+// and rendering. What it shows and how the stream and the user's actions
+// change it is inbox/controller.js (list rules in inbox/state.js); the DOM
+// builders are inbox/view.js, the style inbox/styles.js.
 //
 // Events (bubbling, composed): notify-open, notify-close,
 // notify-notification {message}, notify-action {notification, action}
@@ -25,29 +27,15 @@
 // Types: notify-inbox.d.ts.
 
 import { createNotificationClient } from './notify-client.js';
-import { incrementUnread, unreadLabel } from './client/unread.js';
-import {
-  applyStatus,
-  isExpired,
-  markUpTo,
-  mergeItems,
-  newestSeq,
-  nextExpiryIn,
-  setRead,
-  supersededBy,
-  unseenOf,
-  visibleItems,
-  withoutItem,
-} from './inbox/state.js';
-import { STYLES } from './inbox/styles.js';
+import { unreadLabel } from './client/unread.js';
+import { InboxController } from './inbox/controller.js';
+import { nextExpiryIn } from './inbox/state.js';
+import { adoptStyles } from './inbox/styles.js';
 import { snoozeChoices } from './inbox/time.js';
 import { emptyView, errorView, h, itemView, safeUrl, skeleton, toastView } from './inbox/view.js';
 
 /** @typedef {import('./notify-client.js').NotificationClient} NotificationClient */
-/** @typedef {import('./notify-client.js').InboxNotification} InboxItem */
 /** @typedef {import('./notify-client.js').NotificationData} NotificationData */
-/** @typedef {import('./notify-client.js').NotificationMessage} NotificationMessage */
-/** @typedef {import('./notify-client.js').StatusMessage} StatusMessage */
 
 /** History page size (the server's limit is 100). */
 const DEFAULT_PAGE_SIZE = 20;
@@ -63,64 +51,10 @@ const ALERT_MS = 6000;
 const TICK_MS = 60000;
 /** setTimeout's limit (ms): a later expiry is checked again then. */
 const MAX_TIMEOUT = 2 ** 31 - 1;
+/** Keys that move focus in the list (or the snooze menu), and by how much. */
+const MOVES = { ArrowDown: 1, ArrowUp: -1, Home: -Infinity, End: Infinity };
 
 let instances = 0;
-
-/**
- * @param {unknown} e
- * @returns {string}
- */
-function messageOf(e) {
-  return e instanceof Error ? e.message : String(e);
-}
-
-/**
- * What the element shows, forgotten when it changes client.
- */
-function freshView() {
-  return {
-    /** @type {InboxItem[]} newest first */
-    items: [],
-    /** @type {number | null} the history's next (older) page */
-    nextCursor: /** @type {number | null} */ (null),
-    loaded: false,
-    loading: false,
-    /** @type {string | null} */
-    loadError: /** @type {string | null} */ (null),
-    /** @type {{count: number | null, hasMore: boolean}} */
-    unseen: { count: /** @type {number | null} */ (null), hasMore: false },
-    /** @type {string | null} the item keyboard focus is on */
-    activeId: /** @type {string | null} */ (null),
-    /** @type {string | null} the item whose snooze menu is open */
-    snoozeFor: /** @type {string | null} */ (null),
-    /** The seen mark this element last posted. */
-    seenUpTo: 0,
-  };
-}
-
-/** @type {CSSStyleSheet | null} one sheet shared by every instance */
-let sheet = null;
-
-/**
- * Styles the shadow root with a constructed style sheet, which a page's
- * Content-Security-Policy without 'unsafe-inline' (notifyd's own pages)
- * allows, unlike a <style> element; a <style> element where constructed
- * sheets are not supported.
- * @param {ShadowRoot} root
- */
-function adoptStyles(root) {
-  if ('adoptedStyleSheets' in root && typeof CSSStyleSheet === 'function' && 'replaceSync' in CSSStyleSheet.prototype) {
-    if (!sheet) {
-      sheet = new CSSStyleSheet();
-      sheet.replaceSync(STYLES);
-    }
-    root.adoptedStyleSheets = [sheet];
-    return;
-  }
-  const style = document.createElement('style');
-  style.textContent = STYLES;
-  /** @type {ShadowRoot} */ (root).prepend(style);
-}
 
 /** HTMLElement, or a stand-in outside browsers (the module can then be imported, e.g. by node tests of the React wrapper). */
 const ElementBase = /** @type {typeof HTMLElement} */ (globalThis.HTMLElement ?? class {});
@@ -137,14 +71,14 @@ export class NotifyInboxElement extends ElementBase {
     this.parts = parts;
     /** @type {NotificationClient | null} the page's client (not closed by the element) */
     this.external = null;
-    /** @type {NotificationClient | null} */
-    this.running = null;
-    /** @type {(() => void)[]} */
-    this.cleanups = [];
-    this.v = freshView();
-    /** Bumped by every reload, so an older page answer is dropped. */
-    this.loadGen = 0;
-    this.isOpen = false;
+    /** @type {InboxController | null} */
+    this.ctl = null;
+    /** @type {(() => void) | null} closes a client the element made */
+    this.closeOwn = null;
+    /** @type {string | null} the item keyboard focus is on (the list's one tab stop) */
+    this.activeId = null;
+    /** @type {string | null} the item whose snooze menu is open */
+    this.snoozeFor = null;
     /** @type {any} */
     this.expiryTimer = null;
     /** @type {any} */
@@ -158,16 +92,16 @@ export class NotifyInboxElement extends ElementBase {
     this.lastBadge = '';
 
     parts.bell.addEventListener('click', () => (this.isOpen ? this.close() : this.open()));
-    root.addEventListener('click', (ev) => this.onClick(/** @type {MouseEvent} */ (ev)));
-    parts.panel.addEventListener('keydown', (ev) => this.onKey(ev));
     parts.bell.addEventListener('keydown', (ev) => {
       if (ev.key === 'Escape' && this.isOpen) this.close();
     });
+    root.addEventListener('click', (ev) => this.onClick(/** @type {MouseEvent} */ (ev)));
+    parts.panel.addEventListener('keydown', (ev) => this.onKey(ev));
     parts.list.addEventListener('scroll', () => this.maybeLoadMore(), { passive: true });
     parts.list.addEventListener('focusin', (ev) => {
       if (this.restoringFocus) return;
       const li = /** @type {HTMLElement} */ (ev.target).closest('li.item');
-      if (li) this.v.activeId = li.getAttribute('data-id');
+      if (li) this.activeId = li.getAttribute('data-id');
     });
     this.onDocPointer = (/** @type {Event} */ ev) => {
       if (this.isOpen && !ev.composedPath().includes(this)) this.close(false);
@@ -178,13 +112,13 @@ export class NotifyInboxElement extends ElementBase {
 
   /** The client the element uses: a page's one, or its own (made from the attributes). */
   get client() {
-    return this.running ?? this.external;
+    return this.ctl?.client ?? this.external;
   }
 
-  /** Share a page's client (call before the element connects, or it restarts on it). */
+  /** Share a page's client (set it before the element connects, or it restarts on it). */
   set client(c) {
     this.external = c ?? null;
-    if (this.running) {
+    if (this.ctl) {
       this.stop();
       this.start();
     }
@@ -208,12 +142,16 @@ export class NotifyInboxElement extends ElementBase {
     return Number.isInteger(n) && n >= 1 && n <= 100 ? n : DEFAULT_PAGE_SIZE;
   }
 
+  get isOpen() {
+    return this.ctl?.isOpen ?? false;
+  }
+
   connectedCallback() {
     document.addEventListener('pointerdown', this.onDocPointer, true);
     // A microtask later, so a page can assign `client` right after creating
     // or upgrading the element.
     queueMicrotask(() => {
-      if (this.isConnected && !this.running) this.start();
+      if (this.isConnected && !this.ctl) this.start();
     });
   }
 
@@ -224,55 +162,54 @@ export class NotifyInboxElement extends ElementBase {
 
   /** @param {string} _name @param {string | null} old @param {string | null} value */
   attributeChangedCallback(_name, old, value) {
-    if (old === value || !this.running || this.external) return;
+    if (old === value || !this.ctl || this.external) return;
     this.stop();
     this.start();
   }
 
   start() {
     const client = this.external ?? createNotificationClient({ url: this.url, apiUrl: this.api, withCredentials: this.withCredentials });
-    this.running = client;
-    const own = client !== this.external;
-    this.cleanups.push(
-      client.listen({
-        onNotification: (m) => this.onNotification(m),
-        onStatus: (m) => this.onStatus(m),
-        onConnected: () => this.refreshCounts(),
-      }),
-      client.subscribe(() => this.render()),
-      () => {
-        if (own) client.close();
+    this.closeOwn = client === this.external ? null : () => client.close();
+    this.ctl = new InboxController({
+      client,
+      pageSize: this.pageSize,
+      hooks: {
+        changed: () => this.render(),
+        toast: (n) => this.toast(n),
+        notification: (message) => this.fire('notify-notification', { message }),
+        replaced: (ids, by) => {
+          if (ids.includes(this.activeId ?? '')) this.activeId = by;
+        },
+        failed: (what, error, quiet) => this.failed(what, error, quiet),
       },
-    );
-    this.refreshCounts();
+    });
+    this.ctl.start();
     this.render();
   }
 
   stop() {
-    for (const c of this.cleanups.splice(0)) c();
+    if (this.isOpen) this.close(false);
+    this.ctl?.stop();
+    this.ctl = null;
+    this.closeOwn?.();
+    this.closeOwn = null;
     clearTimeout(this.expiryTimer);
     clearTimeout(this.alertTimer);
-    clearInterval(this.tickTimer);
-    this.running = null;
-    this.v = freshView();
-    this.loadGen++;
-    this.isOpen = false;
-    this.parts.panel.hidden = true;
-    this.parts.bell.setAttribute('aria-expanded', 'false');
+    this.activeId = null;
+    this.snoozeFor = null;
   }
 
   // ---- opening and closing ------------------------------------------------------
 
   /** Opens the popover, loads the first page if needed and marks what it shows seen. */
   open() {
-    if (this.isOpen || !this.running) return;
-    this.isOpen = true;
+    const ctl = this.ctl;
+    if (!ctl || ctl.isOpen) return;
+    ctl.open();
     this.parts.panel.hidden = false;
     this.parts.bell.setAttribute('aria-expanded', 'true');
     this.renderNow();
     this.focusActive() || this.parts.panel.focus();
-    if (!this.v.loaded) void this.load(true);
-    this.markSeen();
     this.tickTimer = setInterval(() => this.render(), TICK_MS);
     this.fire('notify-open');
   }
@@ -282,9 +219,9 @@ export class NotifyInboxElement extends ElementBase {
    * @param {boolean} [restoreFocus]
    */
   close(restoreFocus = true) {
-    if (!this.isOpen) return;
-    this.isOpen = false;
-    this.v.snoozeFor = null;
+    if (!this.ctl?.isOpen) return;
+    this.ctl.close();
+    this.snoozeFor = null;
     clearInterval(this.tickTimer);
     this.parts.panel.hidden = true;
     this.parts.bell.setAttribute('aria-expanded', 'false');
@@ -292,142 +229,48 @@ export class NotifyInboxElement extends ElementBase {
     this.fire('notify-close');
   }
 
-  /** Everything up to the newest notification this browser knows of is seen. */
-  markSeen() {
-    const client = this.running;
-    if (!client) return;
-    const upTo = Math.max(newestSeq(this.v.items) ?? 0, Number(client.lastEventId) || 0);
-    if (upTo <= 0 || upTo <= this.v.seenUpTo) return;
-    this.v.seenUpTo = upTo;
-    this.v.items = markUpTo(this.v.items, 'seen', upTo);
-    this.v.unseen = { count: 0, hasMore: false };
-    this.render();
-    // In the background: a failure is an event, not a message to the user.
-    client.markSeen(upTo).catch((e) => this.fire('notify-error', { error: e }));
-  }
-
-  // ---- loading ---------------------------------------------------------------------
-
-  /**
-   * Loads the next page of history, or the first one again (reset).
-   * @param {boolean} reset
-   */
-  async load(reset) {
-    const client = this.running;
-    if (!client || (this.v.loading && !reset) || (!reset && this.v.loaded && this.v.nextCursor === null)) return;
-    const gen = reset ? ++this.loadGen : this.loadGen;
-    this.v.loading = true;
-    this.v.loadError = null;
-    this.render();
-    try {
-      const page = await client.fetchHistory({ before: reset ? null : this.v.nextCursor, limit: this.pageSize });
-      if (gen !== this.loadGen || client !== this.running) return;
-      this.v.items = mergeItems(reset ? this.v.items.filter((i) => i.seq > (page.notifications[0]?.seq ?? Infinity)) : this.v.items, page.notifications);
-      this.v.nextCursor = page.nextCursor;
-      this.v.loaded = true;
-    } catch (e) {
-      if (gen !== this.loadGen || client !== this.running) return;
-      this.v.loadError = messageOf(e);
-      this.fire('notify-error', { error: e });
-    } finally {
-      if (gen === this.loadGen && client === this.running) {
-        this.v.loading = false;
-        this.renderNow();
-      }
-    }
-    if (this.isOpen) {
-      this.markSeen();
-      this.maybeLoadMore();
-    }
+  /** Marks everything up to the newest known notification read. */
+  async markAllRead() {
+    await this.ctl?.markAllRead();
   }
 
   /** Loads the next page when the list is scrolled near its end (or does not fill the popover). */
   maybeLoadMore() {
     const list = this.parts.list;
-    if (!this.isOpen || !this.v.loaded || this.v.loading || this.v.loadError || this.v.nextCursor === null) return;
-    if (list.scrollTop + list.clientHeight >= list.scrollHeight - SCROLL_SLACK_PX) void this.load(false);
-  }
-
-  /** The counts from the server: the unseen count (the unread one is the client's). */
-  refreshCounts() {
-    const client = this.running;
-    if (!client) return;
-    client.fetchUnreadCount().then(
-      (c) => {
-        const u = unseenOf(c);
-        if (u && client === this.running) {
-          this.v.unseen = this.isOpen ? { count: 0, hasMore: false } : u;
-          this.render();
-        }
-      },
-      () => {}, // the next status message brings the counts
-    );
-  }
-
-  // ---- the stream -------------------------------------------------------------------
-
-  /** @param {NotificationMessage} m */
-  onNotification(m) {
-    const d = m.data;
-    if (!d || typeof d.id !== 'string' || isExpired(d, Date.now())) return;
-    const replaced = supersededBy(this.v.items, d);
-    this.v.items = mergeItems(this.v.items, [d], { live: true });
-    if (replaced.includes(this.v.activeId ?? '')) this.v.activeId = d.id;
-    if (this.isOpen) this.markSeen();
-    else this.v.unseen = incrementUnread(this.v.unseen);
-    this.toast(d);
-    this.fire('notify-notification', { message: m });
-    this.render();
-  }
-
-  /** @param {StatusMessage} m */
-  onStatus(m) {
-    const data = m.data;
-    if (!data) return;
-    const u = unseenOf(data);
-    if (u) this.v.unseen = u;
-    if (data.change) {
-      const r = applyStatus(this.v.items, data);
-      this.v.items = r.items;
-      if (r.returned) this.toast(r.returned);
-      if (r.reload && this.v.loaded) void this.load(true);
-      if (this.isOpen && r.returned) this.markSeen();
-    }
-    this.render();
+    if (!this.isOpen || !this.ctl?.hasMore()) return;
+    if (list.scrollTop + list.clientHeight >= list.scrollHeight - SCROLL_SLACK_PX) void this.ctl.load(false);
   }
 
   // ---- user actions -------------------------------------------------------------------
 
   /** @param {MouseEvent} ev */
   onClick(ev) {
-    const target = /** @type {HTMLElement} */ (ev.target);
-    const button = target.closest('[data-act]');
-    if (!button) return;
-    const act = button.getAttribute('data-act');
-    const li = button.closest('li.item');
-    const id = li?.getAttribute('data-id') ?? '';
-    switch (act) {
+    const button = /** @type {HTMLElement} */ (ev.target).closest('[data-act]');
+    const ctl = this.ctl;
+    if (!button || !ctl) return;
+    const id = button.closest('li.item')?.getAttribute('data-id') ?? '';
+    switch (button.getAttribute('data-act')) {
       case 'read':
-        return void this.toggleRead(id);
+        return void ctl.toggleRead(id);
       case 'archive':
-        return void this.change(id, 'archive', (c) => c.archive(id));
+        return this.removeItem(id, 'archive');
       case 'snooze':
-        this.v.snoozeFor = this.v.snoozeFor === id ? null : id;
+        this.snoozeFor = this.snoozeFor === id ? null : id;
         this.renderNow();
-        if (this.v.snoozeFor) /** @type {HTMLElement | null} */ (this.parts.list.querySelector(`li[data-id="${CSS.escape(id)}"] [role=menuitem]`))?.focus();
+        if (this.snoozeFor) this.focusIn(id, '[role=menuitem]');
         return;
       case 'snooze-choice': {
         const choice = snoozeChoices(Date.now()).find((c) => c.id === button.getAttribute('data-choice'));
-        this.v.snoozeFor = null;
-        if (choice) void this.change(id, 'snooze', (c) => c.snooze(id, choice.until));
+        this.snoozeFor = null;
+        if (choice) this.removeItem(id, 'snooze', choice.until);
         return;
       }
       case 'action':
         return void this.interact(id, button.getAttribute('data-action') ?? '');
       case 'mark-all':
-        return void this.markAllRead();
+        return void ctl.markAllRead();
       case 'retry':
-        return void this.load(!this.v.loaded);
+        return void ctl.retry();
       case 'toast-close':
         return button.closest('.toast')?.remove();
       case 'toast-open':
@@ -436,45 +279,20 @@ export class NotifyInboxElement extends ElementBase {
     }
   }
 
-  /** @param {string} id */
-  async toggleRead(id) {
-    const item = this.v.items.find((i) => i.id === id);
-    const client = this.running;
-    if (!item || !client) return;
-    const read = !item.read;
-    this.v.items = setRead(this.v.items, id, read);
-    this.renderNow();
-    try {
-      await (read ? client.markRead(id) : client.markUnread(id));
-    } catch (e) {
-      this.v.items = setRead(this.v.items, id, !read);
-      this.failed(read ? 'mark as read' : 'mark as unread', e);
-    }
-  }
-
   /**
-   * Removes an item at once (archive, snooze) and puts it back if the server refuses.
+   * Archives or snoozes an item; keyboard focus moves to its neighbour.
    * @param {string} id
-   * @param {string} what
-   * @param {(c: NotificationClient) => Promise<void>} call
+   * @param {'archive' | 'snooze'} what
+   * @param {Date} [until]
    */
-  async change(id, what, call) {
-    const client = this.running;
-    const index = this.v.items.findIndex((i) => i.id === id);
-    if (!client || index < 0) return;
-    const removed = this.v.items[index];
-    const shown = visibleItems(this.v.items, Date.now());
+  removeItem(id, what, until) {
+    const ctl = /** @type {InboxController} */ (this.ctl);
+    const shown = ctl.visible();
     const pos = shown.findIndex((i) => i.id === id);
-    this.v.activeId = (shown[pos + 1] ?? shown[pos - 1])?.id ?? null;
-    this.v.items = withoutItem(this.v.items, id);
+    this.activeId = (shown[pos + 1] ?? shown[pos - 1])?.id ?? null;
+    void ctl.remove(id, what, until);
     this.renderNow();
     if (!this.focusActive()) this.parts.panel.focus();
-    try {
-      await call(client);
-    } catch (e) {
-      this.v.items = mergeItems(this.v.items, [removed]);
-      this.failed(what, e);
-    }
   }
 
   /**
@@ -482,53 +300,27 @@ export class NotifyInboxElement extends ElementBase {
    * @param {string} actionId
    */
   async interact(id, actionId) {
-    const client = this.running;
-    const item = this.v.items.find((i) => i.id === id);
-    const action = item?.actions?.find((a) => a.id === actionId);
-    if (!client || !item || !action) return;
-    const before = this.v.items;
-    const at = new Date().toISOString();
-    this.v.items = setRead(this.v.items, id, true, at).map((i) => (i.id === id ? { ...i, interactedAt: at, interaction: actionId } : i));
-    this.renderNow();
-    try {
-      await client.interact(id, actionId);
-    } catch (e) {
-      this.v.items = before;
-      this.failed('record the click', e);
-    }
-    const go = this.fire('notify-action', { notification: item, action }, true);
-    const href = safeUrl(action.url, location.href);
+    const clicked = await this.ctl?.interact(id, actionId);
+    if (!clicked) return;
+    const go = this.fire('notify-action', { notification: clicked.item, action: clicked.action }, true);
+    const href = safeUrl(clicked.action.url, location.href);
     if (go && href) location.assign(href);
   }
 
-  async markAllRead() {
-    const client = this.running;
-    if (!client) return;
-    const upTo = Math.max(newestSeq(this.v.items) ?? 0, Number(client.lastEventId) || 0);
-    if (upTo <= 0) return;
-    const before = this.v.items;
-    this.v.items = markUpTo(this.v.items, 'read', upTo);
-    this.renderNow();
-    try {
-      await client.markAllRead(upTo);
-    } catch (e) {
-      this.v.items = before;
-      this.failed('mark all read', e);
-    }
-  }
-
   /**
-   * An action the server refused: said in the popover and as notify-error.
+   * A call that failed: said in the popover (unless quiet) and as notify-error.
    * @param {string} what
-   * @param {unknown} e
+   * @param {unknown} error
+   * @param {boolean} quiet
    */
-  failed(what, e) {
-    const alert = /** @type {HTMLElement} */ (this.parts.panel.querySelector('.alert'));
-    alert.textContent = `Couldn’t ${what}: ${messageOf(e)}`;
-    clearTimeout(this.alertTimer);
-    this.alertTimer = setTimeout(() => (alert.textContent = ''), ALERT_MS);
-    this.fire('notify-error', { error: e });
-    this.render();
+  failed(what, error, quiet) {
+    if (!quiet) {
+      const alert = /** @type {HTMLElement} */ (this.parts.panel.querySelector('.alert'));
+      alert.textContent = `Couldn’t ${what}: ${error instanceof Error ? error.message : String(error)}`;
+      clearTimeout(this.alertTimer);
+      this.alertTimer = setTimeout(() => (alert.textContent = ''), ALERT_MS);
+    }
+    this.fire('notify-error', { error });
   }
 
   /** @param {KeyboardEvent} ev */
@@ -536,38 +328,42 @@ export class NotifyInboxElement extends ElementBase {
     const target = /** @type {HTMLElement} */ (ev.target);
     if (ev.key === 'Escape') {
       ev.preventDefault();
-      if (this.v.snoozeFor) {
-        const id = this.v.snoozeFor;
-        this.v.snoozeFor = null;
-        this.renderNow();
-        /** @type {HTMLElement | null} */ (this.parts.list.querySelector(`li[data-id="${CSS.escape(id)}"] [data-act=snooze]`))?.focus();
-      } else this.close();
-      return;
+      const id = this.snoozeFor;
+      if (id === null) return this.close();
+      this.snoozeFor = null;
+      this.renderNow();
+      return this.focusIn(id, '[data-act=snooze]');
     }
-    const menuItem = target.closest('[role=menuitem]');
     const li = target.closest('li.item');
-    const moves = { ArrowDown: 1, ArrowUp: -1, Home: -Infinity, End: Infinity };
-    if (!(ev.key in moves) || !li) {
+    if (!li) return;
+    if (!(ev.key in MOVES)) {
       if ((ev.key === 'Enter' || ev.key === ' ') && target === li && li.getAttribute('data-read') === 'false') {
         ev.preventDefault();
-        void this.toggleRead(li.getAttribute('data-id') ?? '');
+        void this.ctl?.toggleRead(li.getAttribute('data-id') ?? '');
       }
       return;
     }
     ev.preventDefault();
-    const step = moves[/** @type {keyof typeof moves} */ (ev.key)];
-    const within = menuItem ? [...li.querySelectorAll('[role=menuitem]')] : [...this.parts.list.querySelectorAll('li.item')];
+    const step = MOVES[/** @type {keyof typeof MOVES} */ (ev.key)];
+    const menuItem = target.closest('[role=menuitem]');
+    const within = [...(menuItem ? li.querySelectorAll('[role=menuitem]') : this.parts.list.querySelectorAll('li.item'))];
     const from = within.indexOf(menuItem ?? li);
     const to = Math.max(0, Math.min(within.length - 1, Number.isFinite(step) ? from + step : step < 0 ? 0 : within.length - 1));
     const next = /** @type {HTMLElement} */ (within[to]);
-    if (menuItem) {
-      next.focus();
-      return;
-    }
-    const id = next.getAttribute('data-id');
-    this.v.activeId = id;
+    if (menuItem) return next.focus();
+    this.activeId = next.getAttribute('data-id');
     this.renderNow();
-    /** @type {HTMLElement | null} */ (this.parts.list.querySelector(`li[data-id="${CSS.escape(id ?? '')}"]`))?.focus();
+    this.focusIn(this.activeId ?? '', null);
+  }
+
+  /**
+   * Focuses an item (control null) or a control inside it.
+   * @param {string} id
+   * @param {string | null} control
+   */
+  focusIn(id, control) {
+    const li = this.parts.list.querySelector(`li[data-id="${CSS.escape(id)}"]`);
+    /** @type {HTMLElement | null | undefined} */ (control ? li?.querySelector(control) : li)?.focus();
   }
 
   /** Focuses the active item; false when there is none. */
@@ -577,19 +373,15 @@ export class NotifyInboxElement extends ElementBase {
     return li !== null;
   }
 
-  // ---- toasts ---------------------------------------------------------------------
-
   /** @param {NotificationData} n */
   toast(n) {
-    if ((n.severity !== 'high' && n.severity !== 'critical') || this.hasAttribute('no-toasts')) return;
+    if (this.hasAttribute('no-toasts')) return;
     const region = this.parts.toasts;
     while (region.children.length >= MAX_TOASTS) region.firstElementChild?.remove();
     const t = toastView(n);
     region.append(t);
     if (n.severity !== 'critical') setTimeout(() => t.remove(), TOAST_MS);
   }
-
-  // ---- rendering ---------------------------------------------------------------------
 
   /**
    * Dispatches a bubbling, composed event; false when a listener cancelled it.
@@ -601,6 +393,8 @@ export class NotifyInboxElement extends ElementBase {
     return this.dispatchEvent(new CustomEvent(type, { detail, bubbles: true, composed: true, cancelable }));
   }
 
+  // ---- rendering ---------------------------------------------------------------------
+
   render() {
     if (this.renderQueued) return;
     this.renderQueued = true;
@@ -609,81 +403,83 @@ export class NotifyInboxElement extends ElementBase {
 
   renderNow() {
     this.renderQueued = false;
-    this.renderBadge();
-    this.renderList();
+    if (!this.ctl) return;
+    this.renderBadge(this.ctl);
+    this.renderList(this.ctl);
   }
 
-  renderBadge() {
-    const client = this.running;
-    const count = client ? client.unreadCount : null;
-    const hasMore = client ? client.unreadHasMore : false;
+  /** @param {InboxController} ctl */
+  renderBadge(ctl) {
+    const { count, hasMore } = ctl.unread;
+    const unseen = ctl.unseen;
     const { bell } = this.parts;
     const badge = /** @type {HTMLElement} */ (bell.querySelector('.badge'));
     const text = count ? unreadLabel(count, hasMore) : '';
-    const unseen = this.v.unseen.count ?? 0;
     badge.textContent = text;
     badge.hidden = text === '';
     bell.toggleAttribute('data-unread', text !== '');
-    bell.toggleAttribute('data-unseen', unseen > 0);
+    bell.toggleAttribute('data-unseen', (unseen.count ?? 0) > 0);
     this.setAttribute('data-unread', count === null ? '' : String(count));
-    this.setAttribute('data-unseen', this.v.unseen.count === null ? '' : String(unseen));
+    this.setAttribute('data-unseen', unseen.count === null ? '' : String(unseen.count));
     const label = ['Notifications'];
     if (text) label.push(`${text} unread`);
-    if (unseen > 0) label.push(`${unreadLabel(unseen, this.v.unseen.hasMore)} new`);
+    if (unseen.count) label.push(`${unreadLabel(unseen.count, unseen.hasMore)} new`);
     /** @type {HTMLElement} */ (bell.querySelector('.bell-label')).textContent = label.join(', ');
-    const key = [count, hasMore, this.v.unseen.count, this.v.unseen.hasMore].join();
+    const key = [count, hasMore, unseen.count, unseen.hasMore].join();
     if (key !== this.lastBadge) {
       this.lastBadge = key;
-      this.fire('notify-unread', { count, hasMore, unseen: this.v.unseen.count, unseenHasMore: this.v.unseen.hasMore });
+      this.fire('notify-unread', { count, hasMore, unseen: unseen.count, unseenHasMore: unseen.hasMore });
     }
   }
 
-  renderList() {
+  /** @param {InboxController} ctl */
+  renderList(ctl) {
     const { list, panel } = this.parts;
     const now = Date.now();
-    this.v.items = visibleItems(this.v.items, now);
-    this.scheduleExpiry(now);
-    if (!this.isOpen) return;
-    const shown = this.v.items;
-    if (!shown.some((i) => i.id === this.v.activeId)) this.v.activeId = shown[0]?.id ?? null;
-    if (!shown.some((i) => i.id === this.v.snoozeFor)) this.v.snoozeFor = null;
+    const shown = ctl.visible();
+    this.scheduleExpiry(now, ctl);
+    if (!ctl.isOpen) return;
+    if (!shown.some((i) => i.id === this.activeId)) this.activeId = shown[0]?.id ?? null;
+    if (!shown.some((i) => i.id === this.snoozeFor)) this.snoozeFor = null;
     // Keep focus on the same control across the re-render.
     const focused = /** @type {HTMLElement | null} */ (this.shadowRoot?.activeElement ?? null);
     const focusLi = focused?.closest('li.item')?.getAttribute('data-id');
     const focusKey = focused?.getAttribute('data-focus');
+    const size = ctl.nextCursor === null ? shown.length : -1;
     list.replaceChildren(
-      ...shown.map((n, index) =>
-        itemView(n, { now, index, size: this.v.nextCursor === null ? shown.length : -1, active: n.id === this.v.activeId, snoozeOpen: n.id === this.v.snoozeFor }),
-      ),
+      ...shown.map((n, index) => itemView(n, { now, index, size, active: n.id === this.activeId, snoozeOpen: n.id === this.snoozeFor })),
     );
     if (focusLi && focusKey) {
-      const li = list.querySelector(`li[data-id="${CSS.escape(focusLi)}"]`);
-      const el = focusKey === 'item' ? li : li?.querySelector(`[data-focus="${CSS.escape(focusKey)}"]`);
       this.restoringFocus = true;
-      /** @type {HTMLElement | null | undefined} */ (el)?.focus();
+      this.focusIn(focusLi, focusKey === 'item' ? null : `[data-focus="${CSS.escape(focusKey)}"]`);
       this.restoringFocus = false;
     }
-    list.setAttribute('aria-busy', String(this.v.loading));
+    list.setAttribute('aria-busy', String(ctl.loading));
     list.hidden = shown.length === 0;
     const box = /** @type {HTMLElement} */ (panel.querySelector('.state-box'));
-    if (this.v.loadError && shown.length === 0) box.replaceChildren(errorView(this.v.loadError));
-    else if (this.v.loaded && shown.length === 0 && !this.v.loading) box.replaceChildren(emptyView());
+    if (ctl.loadError && shown.length === 0) box.replaceChildren(errorView(ctl.loadError));
+    else if (ctl.loaded && shown.length === 0 && !ctl.loading) box.replaceChildren(emptyView());
     else box.replaceChildren();
     const foot = /** @type {HTMLElement} */ (panel.querySelector('.foot'));
-    if (this.v.loading) foot.textContent = 'Loading…';
-    else if (this.v.loadError && shown.length > 0) {
-      foot.replaceChildren(`Couldn’t load more: ${this.v.loadError} `, h('button', { class: 'text-button', type: 'button', 'data-act': 'retry' }, 'Try again'));
+    if (ctl.loading) foot.textContent = 'Loading…';
+    else if (ctl.loadError && shown.length > 0) {
+      foot.replaceChildren(`Couldn’t load more: ${ctl.loadError} `, h('button', { class: 'text-button', type: 'button', 'data-act': 'retry' }, 'Try again'));
     } else foot.textContent = '';
-    const markAll = /** @type {HTMLButtonElement} */ (panel.querySelector('[data-act=mark-all]'));
-    markAll.disabled = !shown.some((i) => !i.read);
-    const state = this.running?.state;
-    /** @type {HTMLElement} */ (panel.querySelector('.conn')).textContent = state && state !== 'open' ? state === 'closed' ? 'offline' : 'reconnecting…' : '';
+    /** @type {HTMLButtonElement} */ (panel.querySelector('[data-act=mark-all]')).disabled = !shown.some((i) => !i.read);
+    const state = ctl.client.state;
+    /** @type {HTMLElement} */ (panel.querySelector('.conn')).textContent = state === 'reconnecting' ? 'reconnecting…' : state === 'closed' ? 'offline' : '';
+    // A page that does not fill the popover: the next one now.
+    if (!ctl.loading) queueMicrotask(() => this.maybeLoadMore());
   }
 
-  /** @param {number} now */
-  scheduleExpiry(now) {
+  /**
+   * Re-renders when the next item expires.
+   * @param {number} now
+   * @param {InboxController} ctl
+   */
+  scheduleExpiry(now, ctl) {
     clearTimeout(this.expiryTimer);
-    const wait = nextExpiryIn(this.v.items, now);
+    const wait = nextExpiryIn(ctl.items, now);
     if (wait !== null) this.expiryTimer = setTimeout(() => this.render(), Math.min(wait + 50, MAX_TIMEOUT));
   }
 }

@@ -201,3 +201,27 @@ button { font: inherit; color: inherit; cursor: pointer; }
   .icon-button { width: 36px; height: 36px; }
 }
 `;
+
+/** @type {CSSStyleSheet | null} one sheet shared by every element */
+let sheet = null;
+
+/**
+ * Styles a shadow root with a constructed style sheet, which a page's
+ * Content-Security-Policy without 'unsafe-inline' (notifyd's own pages)
+ * allows, unlike a <style> element; a <style> element where constructed
+ * sheets are not supported.
+ * @param {ShadowRoot} root
+ */
+export function adoptStyles(root) {
+  if ('adoptedStyleSheets' in root && typeof CSSStyleSheet === 'function' && 'replaceSync' in CSSStyleSheet.prototype) {
+    if (!sheet) {
+      sheet = new CSSStyleSheet();
+      sheet.replaceSync(STYLES);
+    }
+    root.adoptedStyleSheets = [sheet];
+    return;
+  }
+  const style = document.createElement('style');
+  style.textContent = STYLES;
+  root.prepend(style);
+}
