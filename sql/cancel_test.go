@@ -2,29 +2,34 @@ package sqlfiles_test
 
 import (
 	"slices"
-	"strings"
 	"testing"
 	"time"
 )
 
 // cancelledRows are the rows a cancel file prints for items keys.
 func (w *world) cancelledRows(keys ...string) [][]any {
-	rows := make([][]any, len(keys))
-	for i, key := range keys {
-		it := w.items[key]
-		rows[i] = []any{itoa(it.id), it.nid, ts(it.created), itoa(it.attempts), it.module, it.message, it.lastError}
-	}
-	return rows
+	return w.itemRows(keys, func(it *item) []any {
+		return []any{itoa(it.id), it.nid, ts(it.created), itoa(it.attempts), it.module, it.message, it.lastError}
+	})
+}
+
+// checkCancel runs a cancel file with vars on w: it must print and cancel
+// exactly the items keys (oldest first), print no command tag, and leave
+// every other item as seeded.
+func checkCancel(t *testing.T, w *world, file string, vars []string, keys ...string) {
+	t.Helper()
+	out := run(t, w.db.URL, file, vars...)
+	checkRows(t, file, out, w.cancelledRows(keys...))
+	checkTags(t, out)
+	checkCancelled(t, w, out, keys...)
+	checkUntouched(t, w, w.others(keys...)...)
 }
 
 func testCancelPendingItem(t *testing.T) {
 	t.Run("fails the item as cancelled, and retry undoes it", func(t *testing.T) {
 		t.Parallel()
 		w := seed(t)
-		out := run(t, w.db.URL, "cancel_pending_item.sql", "id="+itoa(w.items["due-old"].id))
-		checkRows(t, "cancel_pending_item", out, w.cancelledRows("due-old"))
-		checkCancelled(t, w, out, "due-old")
-		checkUntouched(t, w, w.others("due-old")...)
+		checkCancel(t, w, "cancel_pending_item.sql", []string{"id=" + itoa(w.items["due-old"].id)}, "due-old")
 
 		failures := run(t, w.db.URL, "failures_by_error.sql")
 		listed := slices.ContainsFunc(failures.rows, func(r []string) bool {
@@ -43,33 +48,17 @@ func testCancelPendingItem(t *testing.T) {
 	})
 	t.Run("leaves an item a worker holds alone", func(t *testing.T) {
 		t.Parallel()
-		w := seed(t)
-		id := itoa(w.items["stuck"].id)
-		out := runWarn(t, w.db.URL, "cancel_pending_item.sql", "id="+id)
-		checkRows(t, "cancel_pending_item of a processing item", out, nil)
-		if !strings.Contains(out.stderr, "no pending queue item has id "+id) {
-			t.Errorf("no warning that nothing was cancelled; stderr: %q", out.stderr)
-		}
-		checkUntouched(t, w, w.others()...)
+		checkLeftAlone(t, "cancel_pending_item.sql", "stuck", "no pending queue item has id ")
 	})
 	t.Run("refuses to run without an id", func(t *testing.T) {
 		t.Parallel()
-		w := seed(t)
-		out := runRefused(t, w.db.URL, "cancel_pending_item.sql")
-		if !strings.Contains(out.stderr, "needs the queue item id") {
-			t.Errorf("stderr does not say what is missing: %q", out.stderr)
-		}
-		checkUntouched(t, w, w.others()...)
+		checkRefusedBare(t, "cancel_pending_item.sql", "needs the queue item id")
 	})
 }
 
 func testCancelPendingMatching(t *testing.T) {
 	before := func(w *world, d time.Duration) string { return ts(w.base.Add(-d)) }
-	cases := []struct {
-		name string
-		vars func(w *world) []string
-		want []string // cancelled, oldest first
-	}{
+	testFilters(t, "cancel_pending_matching.sql", checkCancel, []filterCase{
 		// stuck is an orders item too, but a worker holds it.
 		{"module", func(*world) []string { return []string{"module=orders"} }, []string{"due-old", "not-due"}},
 		{"created since", func(w *world) []string { return []string{"since=" + before(w, 5*time.Minute)} }, []string{"not-due", "due-new"}},
@@ -79,25 +68,5 @@ func testCancelPendingMatching(t *testing.T) {
 			return []string{"module=orders", "since=" + before(w, 5*time.Minute), "until=" + ts(w.now)}
 		}, []string{"not-due"}},
 		{"no match", func(*world) []string { return []string{"module=nothing"} }, nil},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			w := seed(t)
-			out := run(t, w.db.URL, "cancel_pending_matching.sql", tc.vars(w)...)
-			checkRows(t, "cancel_pending_matching", out, w.cancelledRows(tc.want...))
-			checkTags(t, out)
-			checkCancelled(t, w, out, tc.want...)
-			checkUntouched(t, w, w.others(tc.want...)...)
-		})
-	}
-	t.Run("refuses an empty filter", func(t *testing.T) {
-		t.Parallel()
-		w := seed(t)
-		out := runRefused(t, w.db.URL, "cancel_pending_matching.sql")
-		if !strings.Contains(out.stderr, "needs a filter") {
-			t.Errorf("stderr does not say a filter is needed: %q", out.stderr)
-		}
-		checkUntouched(t, w, w.others()...)
 	})
 }

@@ -1,14 +1,11 @@
 package sqlfiles_test
 
 import (
-	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/notifyd/notifyd/internal/testkit/pgtest"
 )
 
 // longMessage is cut by user_inbox.sql: its whitespace runs become single
@@ -121,10 +118,19 @@ func seedInbox(t *testing.T) *inboxWorld {
 }
 
 // inboxRow is the row user_inbox.sql lists for item key; readAt is zero
-// for an unread one.
+// for an unread one. The user has no seen mark and no inbox states, and
+// the notification neither expires nor has a collapse key.
 func (w *inboxWorld) inboxRow(key string, read bool, readAt time.Time, muted bool) []any {
 	it := w.items[key]
-	return []any{itoa(it.seq), ts(it.created), it.severity, it.module, inboxMessage(it.message), pgBool(read), ts(readAt), pgBool(muted)}
+	return []any{itoa(it.seq), ts(it.created), it.severity, it.module, inboxMessage(it.message), pgBool(read), ts(readAt),
+		pgBool(read), pgBool(muted), "", "", "f", "f", "", ""}
+}
+
+// inboxSummary is user_inbox.sql's summary row for a user without a seen
+// mark and inbox states: everything visible is in the history, and unseen
+// is unread.
+func inboxSummary(user, readUpTo, cursorAt, marked, unmarked, muted, visible, unread, unreadMuted string) []any {
+	return []any{user, readUpTo, cursorAt, "0", marked, unmarked, muted, visible, visible, unread, unread, unreadMuted, "0", "0", "0", "0"}
 }
 
 // inboxMessage is message as user_inbox.sql prints it: on one line, cut
@@ -175,7 +181,7 @@ func testUserInbox(t *testing.T) {
 		return out
 	}
 	aliceSummary := func(visible, unread, muted string) []any {
-		return []any{"alice", "3", ts(alice), "2", "1", "{news,billing}", visible, unread, muted}
+		return inboxSummary("alice", "3", ts(alice), "2", "1", "{news,billing}", visible, unread, muted)
 	}
 	cases := []struct {
 		name string
@@ -205,14 +211,14 @@ func testUserInbox(t *testing.T) {
 	// to OTHER, which she holds here.
 	erin := w.cursorAt["erin"]
 	checkRows(t, "user_inbox erin", run(t, w.db.URL, "user_inbox.sql", "user_id=erin", "roles={OTHER}", "limit=4"), [][]any{
-		{"erin", "13", ts(erin), "0", "2", "{}", "6", "2", "0"},
+		inboxSummary("erin", "13", ts(erin), "0", "2", "{}", "6", "2", "0"),
 		w.inboxRow("bc-news", true, erin, false),
 		w.inboxRow("bc-orders", true, erin, false),
 		w.inboxRow("bc-nomodule", true, erin, false),
 		w.inboxRow("bc-critical", true, erin, false),
 	})
 	checkRows(t, "user_inbox erin unread", run(t, w.db.URL, "user_inbox.sql", "user_id=erin", "roles={OTHER}", "unread_only=true"), [][]any{
-		{"erin", "13", ts(erin), "0", "2", "{}", "6", "2", "0"},
+		inboxSummary("erin", "13", ts(erin), "0", "2", "{}", "6", "2", "0"),
 		w.inboxRow("sent-3", false, time.Time{}, false),
 		w.inboxRow("sent-2", false, time.Time{}, false),
 	})
@@ -220,7 +226,7 @@ func testUserInbox(t *testing.T) {
 	// bob has no cursor: everything is unread; he muted orders. fresh
 	// names him but is not published.
 	checkRows(t, "user_inbox bob", run(t, w.db.URL, "user_inbox.sql", "user_id=bob"), [][]any{
-		{"bob", "0", "", "0", "0", "{orders}", "6", "5", "1"},
+		inboxSummary("bob", "0", "", "0", "0", "{orders}", "6", "5", "1"),
 		w.inboxRow("bc-news", false, time.Time{}, false),
 		w.inboxRow("bc-orders", false, time.Time{}, true),
 		w.inboxRow("bc-nomodule", false, time.Time{}, false),
@@ -232,24 +238,37 @@ func testUserInbox(t *testing.T) {
 	// A user the database has never heard of gets what goes to everyone.
 	stranger := "nobody'; DROP TABLE notify.notifications; --"
 	checkRows(t, "user_inbox stranger", run(t, w.db.URL, "user_inbox.sql", "user_id="+stranger, "unread_only=true", "limit=0"), [][]any{
-		{stranger, "0", "", "0", "0", "{}", "5", "5", "0"},
+		inboxSummary(stranger, "0", "", "0", "0", "{}", "5", "5", "0"),
 	})
 
 	out := runRefused(t, w.db.URL, "user_inbox.sql", "roles={ADMIN}")
 	if !strings.Contains(out.stderr, "needs the user id") {
 		t.Errorf("without user_id, stderr does not say what is missing: %q", out.stderr)
 	}
+	out = runRefused(t, w.db.URL, "user_inbox.sql", "user_id=alice", "archived=yes")
+	if !strings.Contains(out.stderr, "false, true or only") {
+		t.Errorf("with archived=yes, stderr does not say what archived may be: %q", out.stderr)
+	}
+
+	t.Run("inbox states, against the server's history and counts", func(t *testing.T) {
+		t.Parallel()
+		testUserInboxStates(t)
+	})
+}
+
+// unreadRow is the row unread_by_user.sql prints for user: the counts, the
+// oldest unread notification (its key in w; "" for none) and the watermark.
+func (w *inboxWorld) unreadRow(user, unread, muted, oldestKey, readUpTo string) []any {
+	if oldestKey == "" {
+		return []any{user, unread, muted, "", "", readUpTo}
+	}
+	created := w.items[oldestKey].created
+	return []any{user, unread, muted, ts(created), age{created}, readUpTo}
 }
 
 func testUnreadByUser(t *testing.T) {
 	w := seedInbox(t)
-	created := func(key string) time.Time { return w.items[key].created }
-	row := func(user, unread, muted, oldestKey, readUpTo string) []any {
-		if oldestKey == "" {
-			return []any{user, unread, muted, "", "", readUpTo}
-		}
-		return []any{user, unread, muted, ts(created(oldestKey)), age{created(oldestKey)}, readUpTo}
-	}
+	row := w.unreadRow
 	// Notifications to everyone: 3 (news), 5 (news, critical), 9 (no
 	// module), 12 (orders), 13 (news). Roles are not counted: alice's 4 and
 	// 8, erin's unread mark on 4, frank's read mark on 8 change nothing.
@@ -273,9 +292,13 @@ func testUnreadByUser(t *testing.T) {
 	checkRows(t, "unread_by_user", run(t, w.db.URL, "unread_by_user.sql"), all)
 	checkRows(t, "unread_by_user -v limit=3", run(t, w.db.URL, "unread_by_user.sql", "limit=3"), all[:3])
 
-	t.Run("random inboxes, against a plain listing", func(t *testing.T) {
+	t.Run("random inboxes, against a plain listing and the server", func(t *testing.T) {
 		t.Parallel()
 		testUnreadByUserRandom(t)
+	})
+	t.Run("inbox states, against the server", func(t *testing.T) {
+		t.Parallel()
+		testUnreadByUserStates(t)
 	})
 
 	t.Run("all read", func(t *testing.T) {
@@ -283,13 +306,7 @@ func testUnreadByUser(t *testing.T) {
 		w := seedInbox(t)
 		// This world is seeded at its own time: its rows, not the outer
 		// world's (a minute boundary between the two seeds moved them all).
-		row := func(user, unread, muted, oldestKey, readUpTo string) []any {
-			if oldestKey == "" {
-				return []any{user, unread, muted, "", "", readUpTo}
-			}
-			created := w.items[oldestKey].created
-			return []any{user, unread, muted, ts(created), age{created}, readUpTo}
-		}
+		row := w.unreadRow
 		if _, err := w.db.Pool.Exec(t.Context(), `INSERT INTO notify.read_cursors (user_id, read_up_to)
 			SELECT u, 13 FROM unnest('{alice,bob,carol,dave,erin,frank,gina}'::text[]) u
 			ON CONFLICT (user_id) DO UPDATE SET read_up_to = 13;
@@ -306,135 +323,4 @@ func testUnreadByUser(t *testing.T) {
 			row("gina", "0", "0", "", "13"),
 		})
 	})
-}
-
-// plainUnread is unread_by_user.sql's answer the slow, obvious way: every
-// user's visible notifications, listed, read by the server's rule.
-const plainUnread = `
-WITH users AS (
-    SELECT user_id FROM notify.read_cursors UNION SELECT user_id FROM notify.read_marks
-    UNION SELECT user_id FROM notify.preferences
-    UNION SELECT target_user_id FROM notify.notifications WHERE target_user_id IS NOT NULL
-), unread AS (
-    SELECT users.user_id, n.created_at,
-           COALESCE(n.severity <> 'critical' AND n.module = ANY (COALESCE(p.muted_modules, '{}')), false) AS muted
-    FROM users
-    LEFT JOIN notify.read_cursors c ON c.user_id = users.user_id
-    LEFT JOIN notify.preferences p ON p.user_id = users.user_id
-    JOIN notify.notifications n ON n.seq IS NOT NULL
-        AND (n.target_user_id = users.user_id OR (n.target_user_id IS NULL AND n.target_roles IS NULL))
-    LEFT JOIN notify.read_marks m ON m.user_id = users.user_id AND m.seq = n.seq
-    WHERE NOT COALESCE(m.is_read, n.seq <= COALESCE(c.read_up_to, 0))
-)
-SELECT users.user_id, count(u.*) FILTER (WHERE NOT u.muted), count(u.*) FILTER (WHERE u.muted),
-       min(u.created_at) FILTER (WHERE NOT u.muted), c.read_up_to
-FROM users
-LEFT JOIN unread u ON u.user_id = users.user_id
-LEFT JOIN notify.read_cursors c ON c.user_id = users.user_id
-GROUP BY users.user_id, c.read_up_to
-ORDER BY 2 DESC, 1`
-
-// testUnreadByUserRandom fills a database with random notifications and
-// inbox state and checks unread_by_user.sql against plainUnread.
-func testUnreadByUserRandom(t *testing.T) {
-	db := pgtest.New(t)
-	ctx := t.Context()
-	r := rand.New(rand.NewPCG(1, 2))
-	base := time.Now().Truncate(time.Second).Add(-time.Hour)
-	const users, notifications = 40, 600
-	user := func() string { return "u" + itoa(r.IntN(users)) }
-	modules := []string{"", "orders", "billing", "news"}
-	severities := []string{"low", "medium", "high", "critical"}
-	err := pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
-		for i := 1; i <= notifications; i++ {
-			var target *string
-			var roles []string
-			switch r.IntN(4) {
-			case 0: // everyone
-			case 1:
-				roles = []string{"ADMIN"}
-			case 2:
-				u := user()
-				target, roles = &u, []string{"USER"}
-			default:
-				u := user()
-				target = &u
-			}
-			var seq *int
-			var published *time.Time
-			if r.IntN(20) > 0 {
-				seq = &i
-				p := base.Add(time.Duration(i) * time.Second)
-				published = &p
-			}
-			// created_at mostly follows seq, not always (a retried item).
-			created := base.Add(time.Duration(i-r.IntN(40)) * time.Second)
-			// Inserted as a producer does, then published as the worker does.
-			var id string
-			if err := tx.QueryRow(ctx, `INSERT INTO notify.notifications
-					(target_user_id, target_roles, module, message, severity, created_at)
-				VALUES ($1, $2, NULLIF($3, ''), 'm', $4, $5) RETURNING id`,
-				target, roles, modules[r.IntN(len(modules))], severities[r.IntN(len(severities))], created).Scan(&id); err != nil {
-				return err
-			}
-			if seq != nil {
-				if _, err := tx.Exec(ctx, `UPDATE notify.notifications SET seq = $2, published_at = $3 WHERE id = $1`, id, seq, published); err != nil {
-					return err
-				}
-			}
-		}
-		for range users * 3 / 4 {
-			if _, err := tx.Exec(ctx, `INSERT INTO notify.read_cursors (user_id, read_up_to) VALUES ($1, $2)
-				ON CONFLICT DO NOTHING`, user(), r.IntN(notifications+1)); err != nil {
-				return err
-			}
-		}
-		for range users * 10 {
-			if _, err := tx.Exec(ctx, `INSERT INTO notify.read_marks (user_id, seq, is_read)
-				SELECT $1, seq, $3 FROM notify.notifications WHERE seq = $2 ON CONFLICT DO NOTHING`,
-				user(), 1+r.IntN(notifications), r.IntN(3) > 0); err != nil {
-				return err
-			}
-		}
-		for range users / 2 {
-			mods := []string{modules[1+r.IntN(3)], modules[1+r.IntN(3)]}
-			if _, err := tx.Exec(ctx, `INSERT INTO notify.preferences (user_id, muted_modules) VALUES ($1, $2)
-				ON CONFLICT DO NOTHING`, user(), mods); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("seed random inboxes: %v", err)
-	}
-	rows, err := db.Pool.Query(ctx, plainUnread)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want [][]any
-	for rows.Next() {
-		var id string
-		var unread, muted int64
-		var oldest *time.Time
-		var upTo *int64
-		if err := rows.Scan(&id, &unread, &muted, &oldest, &upTo); err != nil {
-			t.Fatal(err)
-		}
-		row := []any{id, itoa(unread), itoa(muted), "", "", ""}
-		if oldest != nil {
-			row[3], row[4] = ts(*oldest), age{*oldest}
-		}
-		if upTo != nil {
-			row[5] = itoa(*upTo)
-		}
-		want = append(want, row)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if len(want) < users*9/10 {
-		t.Fatalf("test bug: only %d users", len(want))
-	}
-	checkRows(t, "unread_by_user on random inboxes", run(t, db.URL, "unread_by_user.sql", "limit=1000"), want)
 }

@@ -35,7 +35,10 @@ var planCases = []planCase{
 	{file: "throughput_per_minute.sql", use: []string{"notifications_published_at_idx", "queue_items_failed_idx"}, scanOK: []string{"notifications"}},
 	{file: "stream_positions.sql", use: []string{"notifications_seq_key"}},
 	{file: "user_inbox.sql", vars: []string{"user_id=user5", "roles={ADMIN}"}, use: []string{"notifications_target_user_idx", "notifications_broadcast_idx"}},
-	{file: "unread_by_user.sql", scanOK: []string{"notifications", "read_cursors", "read_marks", "preferences"}},
+	{file: "unread_by_user.sql", scanOK: []string{"notifications", "read_cursors", "read_marks", "preferences", "inbox_states"}},
+	{file: "inbox_states.sql", vars: []string{"user_id=user5"}, use: []string{"inbox_states_pkey"}},
+	{file: "unsnooze_user.sql", vars: []string{"user_id=user5"}, use: []string{"inbox_states_pkey"}},
+	{file: "action_clicks.sql", scanOK: []string{"inbox_states"}},
 }
 
 var fullScan = regexp.MustCompile(`Seq Scan on (\w+)`)

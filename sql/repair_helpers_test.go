@@ -3,6 +3,7 @@ package sqlfiles_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,4 +107,67 @@ func (w *world) others(keys ...string) []string {
 		}
 	}
 	return rest
+}
+
+// itemRows are the rows a repair file prints for the items keys, in order,
+// row making each.
+func (w *world) itemRows(keys []string, row func(it *item) []any) [][]any {
+	rows := make([][]any, len(keys))
+	for i, key := range keys {
+		rows[i] = row(w.items[key])
+	}
+	return rows
+}
+
+// checkLeftAlone runs an item repair file on item key, which is not in the
+// state the file acts on: on a fresh scenario it must print no row, warn
+// warning followed by the id, and change nothing.
+func checkLeftAlone(t *testing.T, file, key, warning string) {
+	t.Helper()
+	w := seed(t)
+	id := itoa(w.items[key].id)
+	out := runWarn(t, w.db.URL, file, "id="+id)
+	checkRows(t, file+" of "+key, out, nil)
+	if !strings.Contains(out.stderr, warning+id) {
+		t.Errorf("%s of %s: no warning %q that nothing was done; stderr: %q", file, key, warning+id, out.stderr)
+	}
+	checkUntouched(t, w, w.others()...)
+}
+
+// checkRefusedBare runs a repair file without the variables it needs on a
+// fresh scenario: psql must stop, say what is missing (want) and change
+// nothing.
+func checkRefusedBare(t *testing.T, file, want string) {
+	t.Helper()
+	w := seed(t)
+	out := runRefused(t, w.db.URL, file)
+	if !strings.Contains(out.stderr, want) {
+		t.Errorf("%s without variables: stderr does not say %q: %q", file, want, out.stderr)
+	}
+	checkUntouched(t, w, w.others()...)
+}
+
+// filterCase is one set of filters for a *_matching repair file and the
+// items it must act on.
+type filterCase struct {
+	name string
+	vars func(w *world) []string
+	want []string // acted on, in the order the file prints them
+}
+
+// testFilters runs file with each case's filters on a fresh scenario, check
+// (checkRetry or checkCancel) pinning what it did, then checks that file
+// refuses to run with no filter at all.
+func testFilters(t *testing.T, file string, check func(t *testing.T, w *world, file string, vars []string, keys ...string), cases []filterCase) {
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			w := seed(t)
+			check(t, w, file, tc.vars(w), tc.want...)
+		})
+	}
+	t.Run("refuses an empty filter", func(t *testing.T) {
+		t.Parallel()
+		checkRefusedBare(t, file, "needs a filter")
+	})
 }

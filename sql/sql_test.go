@@ -29,6 +29,9 @@ var fileTests = map[string]func(t *testing.T){
 	"stream_positions.sql":        testStreamPositions,
 	"user_inbox.sql":              testUserInbox,
 	"unread_by_user.sql":          testUnreadByUser,
+	"inbox_states.sql":            testInboxStates,
+	"unsnooze_user.sql":           testUnsnoozeUser,
+	"action_clicks.sql":           testActionClicks,
 }
 
 func sqlFiles(t *testing.T) []string {

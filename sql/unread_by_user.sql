@@ -9,8 +9,8 @@
 --   limit  how many users to show (default 20), most unread first
 --
 -- The users: everyone with inbox state (a row in notify.read_cursors,
--- notify.read_marks or notify.preferences) and everyone a notification
--- names in target_user_id, published or not. A user who only ever gets
+-- notify.read_marks, notify.preferences or notify.inbox_states) and
+-- everyone a notification names in target_user_id, published or not. A user who only ever gets
 -- notifications by role or to everyone, and never read or muted anything,
 -- is not in the database and not listed (user_inbox.sql answers for any
 -- user id).
@@ -30,6 +30,21 @@
 -- the user's mark says so, else when seq <= the user's watermark (0 when
 -- the user has no cursor); muted when the user muted the module and the
 -- severity is not critical.
+-- What the server leaves out of its counts is left out here too (see
+-- user_inbox.sql's header): notifications past expires_at
+-- (notify.current) and those a newer one with the same collapse_key
+-- replaces (notify.superseded), for everyone; the ones the user archived
+-- or snoozed until later than now (notify.inbox_states). The counts
+-- (unread and muted) are exact: the notifications listed one by one are
+-- checked each, and the user's archived and snoozed broadcasts among those
+-- the window counts (see How) are taken off after, one row per state.
+-- ONE FIGURE MAY DIFFER: oldest_unread_at (and oldest_unread_age) may be
+-- the created_at of a broadcast the user archived or snoozed, so older
+-- than the oldest notification the server counts for them, when that
+-- broadcast is above the user's last read broadcast (and their watermark):
+-- the window takes the oldest of those broadcasts per module without
+-- looking at one user's states, and finding the next oldest would list
+-- them. It is empty whenever unread is 0.
 --
 -- Output, one row per user, most unread first (then by user id), at most
 -- limit rows; users with nothing unread show zeros:
@@ -39,7 +54,8 @@
 --                      server's badge is
 --   muted              unread ones the user muted (not counted in unread)
 --   oldest_unread_at   created_at of the oldest of the unread (muted left
---                      out); empty when none
+--                      out; possibly an archived or snoozed broadcast, see
+--                      above); empty when none
 --   oldest_unread_age  how old that is, whole seconds
 --   read_up_to         the user's watermark; empty when the user has no
 --                      cursor (never marked anything read: everything is
@@ -51,18 +67,24 @@
 -- on a broadcast (or above the watermark, without one) are counted by one
 -- pass of a window over the broadcasts and every user's position, per
 -- module; only the ones between the watermark and that mark (usually few:
--- read one by one since the last "mark all read") are listed. The tests
--- check the answer against a plain listing of each user's notifications.
+-- read one by one since the last "mark all read") are listed. Expired and
+-- superseded broadcasts are left out before the window; the user's
+-- archived and snoozed ones above that mark are subtracted after it. The
+-- tests check the answer against a plain listing of each user's notifications
+-- and against the server's own count (internal/postgres).
 --
 -- Cost: it reads a lot, so run it on a replica if you can, and not in a
 -- loop. Listing the users scans notify.read_cursors, notify.read_marks,
--- notify.preferences and notify.notifications; the broadcasts need a
--- second scan of notify.notifications (they have no target to look up),
--- and the notifications above each user's watermark a third, or
+-- notify.preferences, notify.inbox_states and notify.notifications; the
+-- broadcasts need a second scan of notify.notifications (they have no
+-- target to look up), and the notifications above each user's watermark a third, or
 -- notifications_target_user_idx (the planner's choice). About 1.5 seconds
 -- for 200,000 notifications (10,000 to everyone) and 16,500 users, 5,000
--- of them with a watermark. The planner's row estimates here
--- are far too high, so the file turns JIT compilation off for its session:
+-- of them with a watermark (measured before the inbox states of issue 17;
+-- they add a scan of notify.inbox_states, one row per user and
+-- notification acted on, and a probe of notifications_collapse_idx per
+-- counted notification that has a collapse_key). The planner's row
+-- estimates here are far too high, so the file turns JIT compilation off for its session:
 -- compiling would take longer than the query (psql prints SET for it).
 
 \set ON_ERROR_STOP on
@@ -79,6 +101,8 @@ WITH users AS (
     UNION
     SELECT user_id FROM notify.preferences
     UNION
+    SELECT user_id FROM notify.inbox_states
+    UNION
     SELECT target_user_id FROM notify.notifications WHERE target_user_id IS NOT NULL
 ), u AS (
     SELECT users.user_id, c.read_up_to, COALESCE(c.read_up_to, 0) AS watermark,
@@ -86,12 +110,16 @@ WITH users AS (
     FROM users
     LEFT JOIN notify.read_cursors c ON c.user_id = users.user_id
     LEFT JOIN notify.preferences p ON p.user_id = users.user_id
+), hidden AS (
+    -- What the user archived, or snoozed until later than now.
+    SELECT user_id, seq FROM notify.inbox_states
+    WHERE archived_at IS NOT NULL OR snoozed_until > now()
 ), broadcasts AS MATERIALIZED (
-    -- Published, to everyone.
+    -- Published, to everyone, not expired, not superseded.
     SELECT seq, module, severity = 'critical' AS critical, created_at
     FROM notify.notifications n
     WHERE seq IS NOT NULL AND target_user_id IS NULL AND target_roles IS NULL
-      AND notify.undeliverable_reason(n) IS NULL
+      AND notify.undeliverable_reason(n) IS NULL AND notify.current(n) AND NOT notify.superseded(n)
 ), u2 AS (
     -- tail_from: the user's last read mark on a broadcast above the
     -- watermark, or the watermark. Every broadcast above it is unread.
@@ -120,13 +148,22 @@ WITH users AS (
                 FROM u2 CROSS JOIN parts p) e
           WINDOW w AS (PARTITION BY module, critical ORDER BY pos DESC, user_id IS NULL ROWS UNBOUNDED PRECEDING)) x
     WHERE user_id IS NOT NULL
+), tail_hidden AS (
+    -- The user's archived and snoozed broadcasts above tail_from: tail
+    -- counted them, the server does not.
+    SELECT u2.user_id, COALESCE(NOT b.critical AND b.module = ANY (u2.muted_modules), false) AS muted,
+           -1 AS n, NULL::timestamptz AS oldest
+    FROM hidden h
+    JOIN u2 ON u2.user_id = h.user_id
+    JOIN broadcasts b ON b.seq = h.seq AND b.seq > u2.tail_from
 ), listed AS (
     -- Above the watermark and not marked read: named the user ...
     SELECT u.user_id, n.module, n.severity = 'critical' AS critical, n.created_at, u.muted_modules
     FROM u
     JOIN notify.notifications n ON n.target_user_id = u.user_id AND n.seq > u.watermark
-    WHERE notify.undeliverable_reason(n) IS NULL
+    WHERE notify.undeliverable_reason(n) IS NULL AND notify.current(n) AND NOT notify.superseded(n)
       AND NOT EXISTS (SELECT FROM notify.read_marks m WHERE m.user_id = u.user_id AND m.seq = n.seq AND m.is_read)
+      AND NOT EXISTS (SELECT FROM hidden h WHERE h.user_id = u.user_id AND h.seq = n.seq)
     UNION ALL
     -- ... or everyone, up to tail_from (the user read some of these one by one).
     SELECT u2.user_id, b.module, b.critical, b.created_at, u2.muted_modules
@@ -134,6 +171,7 @@ WITH users AS (
     JOIN broadcasts b ON b.seq > u2.watermark AND b.seq <= u2.tail_from
     WHERE u2.tail_from > u2.watermark
       AND NOT EXISTS (SELECT FROM notify.read_marks m WHERE m.user_id = u2.user_id AND m.seq = b.seq AND m.is_read)
+      AND NOT EXISTS (SELECT FROM hidden h WHERE h.user_id = u2.user_id AND h.seq = b.seq)
     UNION ALL
     -- At or below the watermark, marked unread: of those two kinds.
     SELECT u.user_id, n.module, n.severity = 'critical', n.created_at, u.muted_modules
@@ -142,16 +180,20 @@ WITH users AS (
     JOIN notify.notifications n ON n.seq = m.seq
     WHERE NOT m.is_read AND m.seq <= u.watermark AND notify.undeliverable_reason(n) IS NULL
       AND (n.target_user_id = m.user_id OR (n.target_user_id IS NULL AND n.target_roles IS NULL))
+      AND notify.current(n) AND NOT notify.superseded(n)
+      AND NOT EXISTS (SELECT FROM hidden h WHERE h.user_id = m.user_id AND h.seq = m.seq)
 ), counts AS (
     SELECT user_id,
            sum(n) FILTER (WHERE NOT muted) AS unread,
            sum(n) FILTER (WHERE muted) AS muted,
-           min(oldest) FILTER (WHERE NOT muted) AS oldest
+           CASE WHEN sum(n) FILTER (WHERE NOT muted) > 0 THEN min(oldest) FILTER (WHERE NOT muted) END AS oldest
     FROM (SELECT user_id, COALESCE(NOT critical AND module = ANY (muted_modules), false) AS muted,
                  1 AS n, created_at AS oldest
           FROM listed
           UNION ALL
-          SELECT user_id, muted, n, oldest FROM tail) x
+          SELECT user_id, muted, n, oldest FROM tail
+          UNION ALL
+          SELECT user_id, muted, n, oldest FROM tail_hidden) x
     GROUP BY user_id
 )
 SELECT u.user_id, COALESCE(k.unread, 0) AS unread, COALESCE(k.muted, 0) AS muted,

@@ -23,11 +23,7 @@ type session struct {
 // openSession resolves DATABASE_URL (or the local default) and connects.
 // Close it when done.
 func openSession(ctx context.Context, c *common, stderr io.Writer, name string) (*session, error) {
-	log, err := c.logger(stderr)
-	if err != nil {
-		return nil, err
-	}
-	db, err := c.database(ctx, log)
+	log, db, err := c.open(ctx, stderr)
 	if err != nil {
 		return nil, err
 	}

@@ -28,21 +28,12 @@ func runDevToken(ctx context.Context, args []string, getenv func(string) string,
 		s.fs.Usage()
 		return usageError{"dev-token needs --sub, the user id to sign in as"}
 	}
-	log, err := c.logger(stderr)
+	sess, err := openSession(ctx, &c, stderr, "dev-token")
 	if err != nil {
 		return err
 	}
-	db, err := c.database(ctx, log)
-	if err != nil {
-		return err
-	}
-	defer db.Close(context.WithoutCancel(ctx))
-	pool, err := postgres.OpenPool(ctx, db.URL, postgres.PoolConfig{MaxConns: 2, ApplicationName: "notifyd-dev-token"})
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	pem, err := postgres.DevSigningKey(ctx, pool, issuer.NewKeyPEM)
+	defer sess.Close(ctx)
+	pem, err := postgres.DevSigningKey(ctx, sess.pool, issuer.NewKeyPEM)
 	if err != nil {
 		return err
 	}

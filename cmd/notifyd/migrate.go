@@ -27,13 +27,9 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 		s.fs.Usage()
 		return usageError{"migrate needs exactly one of up, down, status"}
 	}
-	log, err := c.logger(stderr)
-	if err != nil {
-		return err
-	}
 	// goose holds a session advisory lock while it migrates, which a
 	// transaction pooler would lose between statements.
-	url, release, err := c.direct(ctx, log)
+	_, url, release, err := c.direct(ctx, stderr)
 	if err != nil {
 		return err
 	}

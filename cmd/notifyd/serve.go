@@ -41,19 +41,34 @@ func bindReplica(s *settings, cfg *app.Config) {
 		"how long a read waits for the replica to replay far enough before it reads from the primary")
 }
 
-// direct resolves the connection string for session-scoped work alone
-// (migrate, worker): DATABASE_DIRECT_URL when set, untouched (DATABASE_URL
-// may well be a pooler this command has no use for), else what database
-// resolves. Call release when done.
-func (c *common) direct(ctx context.Context, log *slog.Logger) (url string, release func(), err error) {
+// direct makes the command's logger (writing to stderr) and resolves the
+// connection string for session-scoped work alone (migrate, worker):
+// DATABASE_DIRECT_URL when set, untouched (DATABASE_URL may well be a
+// pooler this command has no use for), else what database resolves. Call
+// release when done.
+func (c *common) direct(ctx context.Context, stderr io.Writer) (log *slog.Logger, url string, release func(), err error) {
+	if log, err = c.logger(stderr); err != nil {
+		return nil, "", nil, err
+	}
 	if c.directURL != "" {
-		return c.directURL, func() {}, nil
+		return log, c.directURL, func() {}, nil
 	}
 	db, err := c.database(ctx, log)
 	if err != nil {
-		return "", nil, err
+		return nil, "", nil, err
 	}
-	return db.URL, func() { _ = db.Close(context.WithoutCancel(ctx)) }, nil
+	return log, db.URL, func() { _ = db.Close(context.WithoutCancel(ctx)) }, nil
+}
+
+// open makes the command's logger (writing to stderr) and resolves its
+// database with it (see database). Close the database when done.
+func (c *common) open(ctx context.Context, stderr io.Writer) (*slog.Logger, localdb.Database, error) {
+	log, err := c.logger(stderr)
+	if err != nil {
+		return nil, localdb.Database{}, err
+	}
+	db, err := c.database(ctx, log)
+	return log, db, err
 }
 
 func (c *common) logger(w io.Writer) (*slog.Logger, error) {
@@ -156,11 +171,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := s.parseNoArgs(args); err != nil {
 		return helpOK(err)
 	}
-	log, err := c.logger(stderr)
-	if err != nil {
-		return err
-	}
-	db, err := c.database(ctx, log)
+	log, db, err := c.open(ctx, stderr)
 	if err != nil {
 		return err
 	}
@@ -191,14 +202,10 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	if err := s.parseNoArgs(args); err != nil {
 		return helpOK(err)
 	}
-	log, err := c.logger(stderr)
-	if err != nil {
-		return err
-	}
 	// The standalone worker's work is all session-scoped (the listener,
 	// the migrations and the workers' busy marks), so with
 	// DATABASE_DIRECT_URL set it uses that alone.
-	url, release, err := c.direct(ctx, log)
+	log, url, release, err := c.direct(ctx, stderr)
 	if err != nil {
 		return err
 	}

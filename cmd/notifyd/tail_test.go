@@ -170,8 +170,7 @@ func (p *recordingProxy) requests() []string {
 func TestTailURL(t *testing.T) {
 	testkit.Slow(t)
 	t.Parallel()
-	env := apptest.NewEnv(t)
-	a := env.Start(env.Config())
+	env, a := apptest.NewNode(t)
 	proxy := newRecordingProxy(t, a.URL())
 	run := func(args ...string) *background {
 		return startCommand(t, envOf(map[string]string{"NOTIFY_LOG_LEVEL": "warn"}), args...)

@@ -16,8 +16,7 @@ import (
 // sent with no worker's attempt beyond the send.
 func TestBornPublished(t *testing.T) {
 	t.Parallel()
-	env := apptest.NewEnv(t)
-	srv := env.Start(env.Config())
+	env, srv := apptest.NewNode(t)
 	ctx := context.Background()
 	alice := apptest.Open(t, srv.URL(), env.Token("alice", "USER"), "")
 	if _, ok := alice.NextOfType("connected", 5*time.Second); !ok {

@@ -18,8 +18,7 @@ import (
 func TestTargeting(t *testing.T) {
 	testkit.Slow(t)
 	t.Parallel()
-	env := apptest.NewEnv(t)
-	srv := env.Start(env.Config())
+	env, srv := apptest.NewNode(t)
 	alice := apptest.Open(t, srv.URL(), env.Token("alice", "USER"), "")
 	bob := apptest.Open(t, srv.URL(), env.Token("bob", "ADMIN"), "")
 	carol := apptest.Open(t, srv.URL(), env.Token("carol", "SALES", "USER"), "")
@@ -185,8 +184,7 @@ func TestResumeWithInterleavedCommits(t *testing.T) {
 func TestListenerKilled(t *testing.T) {
 	testkit.Slow(t)
 	t.Parallel()
-	env := apptest.NewEnv(t)
-	srv := env.Start(env.Config())
+	env, srv := apptest.NewNode(t)
 	r := apptest.Open(t, srv.URL(), env.Token("alice"), "")
 	ctx := context.Background()
 	insert := func(from, to int) {

@@ -191,8 +191,7 @@ func head(s []string) []string { return s[:min(3, len(s))] }
 // on; no path shows them to anyone.
 func TestRowsThatSlipPastTheConstraintsAreSetAside(t *testing.T) {
 	t.Parallel()
-	env := apptest.NewEnv(t)
-	srv := env.Start(env.Config())
+	env, srv := apptest.NewNode(t)
 	ctx := context.Background()
 	exec := func(sql string, args ...any) {
 		t.Helper()
@@ -326,8 +325,7 @@ func TestRowsThatSlipPastTheConstraintsAreSetAside(t *testing.T) {
 func TestHostileSQLInsertsAreRefusedOrDeliveredConsistently(t *testing.T) {
 	testkit.Slow(t)
 	t.Parallel()
-	env := apptest.NewEnv(t)
-	srv := env.Start(env.Config())
+	env, srv := apptest.NewNode(t)
 	ctx := context.Background()
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("NOTIFYD_FUZZ_SEED"); s != "" {

@@ -63,8 +63,7 @@ type inboxEnv struct {
 }
 
 func newInboxEnv(t *testing.T) *inboxEnv {
-	env := apptest.NewEnv(t)
-	srv := env.Start(env.Config())
+	env, srv := apptest.NewNode(t)
 	return &inboxEnv{t: t, env: env, url: srv.URL()}
 }
 
@@ -351,8 +350,7 @@ func TestReadStateSyncsAcrossNodes(t *testing.T) {
 func TestMutes(t *testing.T) {
 	testkit.Slow(t)
 	t.Parallel()
-	env := apptest.NewEnv(t)
-	srv := env.Start(env.Config())
+	env, srv := apptest.NewNode(t)
 	tok := env.Token("max")
 	var prefs struct {
 		MutedModules []string `json:"mutedModules"`

@@ -20,8 +20,7 @@ import (
 func TestNoLeakAcrossUsers(t *testing.T) {
 	testkit.Slow(t)
 	t.Parallel()
-	env := apptest.NewEnv(t)
-	srv := env.Start(env.Config())
+	env, srv := apptest.NewNode(t)
 	rng := rand.New(rand.NewPCG(7, 7))
 	roles := []string{"ADMIN", "SALES", "OPS", "HR", "DEV", "SUPPORT"}
 

@@ -4,7 +4,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/notifyd/notifyd/internal/postgres"
 	"github.com/notifyd/notifyd/internal/testkit/pgtest"
 )
 
@@ -14,8 +13,7 @@ import (
 func TestAgreeMaxAttempts(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	db := pgtest.New(t)
-	q := postgres.NewQueue(db.Pool)
+	_, q := pgtest.NewQueue(t)
 	limit := func() int {
 		t.Helper()
 		n, err := q.MaxAttempts(ctx)

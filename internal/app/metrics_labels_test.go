@@ -20,8 +20,7 @@ import (
 func TestHTTPMetricLabelsStayBounded(t *testing.T) {
 	testkit.Slow(t)
 	t.Parallel()
-	env := apptest.NewEnv(t)
-	srv := env.Start(env.Config())
+	_, srv := apptest.NewNode(t)
 	client := &http.Client{Timeout: 10 * time.Second}
 	send := func(method, path string) int {
 		t.Helper()

@@ -45,8 +45,7 @@ func metricValue(t *testing.T, text, prefix string) float64 {
 func TestMetricsAfterTraffic(t *testing.T) {
 	testkit.Slow(t)
 	t.Parallel()
-	env := apptest.NewEnv(t)
-	srv := env.Start(env.Config())
+	env, srv := apptest.NewNode(t)
 	r := apptest.Open(t, srv.URL(), env.Token("alice"), "")
 	if _, err := env.DB.Pool.Exec(context.Background(), `INSERT INTO notify.notifications (message)
 		SELECT 'n' || g FROM generate_series(1, 25) g`); err != nil {
@@ -101,8 +100,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 func TestHealthAndReadiness(t *testing.T) {
 	testkit.Slow(t)
 	t.Parallel()
-	env := apptest.NewEnv(t)
-	srv := env.Start(env.Config())
+	env, srv := apptest.NewNode(t)
 	if resp := request(t, "GET", srv.URL()+"/healthz", "", "", nil); resp.StatusCode != http.StatusOK {
 		t.Fatalf("healthz %d", resp.StatusCode)
 	}
@@ -131,8 +129,7 @@ func TestHealthAndReadiness(t *testing.T) {
 func TestStaticClientIsServed(t *testing.T) {
 	testkit.Slow(t)
 	t.Parallel()
-	env := apptest.NewEnv(t)
-	srv := env.Start(env.Config())
+	_, srv := apptest.NewNode(t)
 	for _, path := range []string{
 		"/static/notify-client.js", "/static/notify-client-core.js", "/static/use-notification-sse.js",
 		"/static/notify-inbox.js", "/static/notify-inbox-react.js", "/static/inbox/state.js",

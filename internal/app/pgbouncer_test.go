@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/notifyd/notifyd/internal/app"
 	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/apptest"
 	"github.com/notifyd/notifyd/internal/testkit/pgbouncertest"
@@ -21,6 +22,20 @@ import (
 // the PgBouncer tests. The worker's poll is a minute there and the feed's
 // 5 s, so a delivery this quick came through LISTEN.
 const liveWithin = 2 * time.Second
+
+// behindBouncer is an environment with a PgBouncer in transaction mode in
+// front of its database, and a node configuration whose DATABASE_URL is the
+// bouncer, without a publish limit: the concurrency checks publish as fast
+// as they can.
+func behindBouncer(t *testing.T) (*apptest.Env, *pgbouncertest.Bouncer, app.Config) {
+	t.Helper()
+	env := apptest.NewEnv(t)
+	bouncer := pgbouncertest.Start(t)
+	cfg := env.Config()
+	cfg.DatabaseURL = bouncer.URL(env.DB.Name)
+	cfg.PublishRate = -1
+	return env, bouncer, cfg
+}
 
 // TestBehindPgBouncer runs the core end-to-end checks with DATABASE_URL on
 // a PgBouncer in transaction mode (its default configuration otherwise:
@@ -34,13 +49,9 @@ const liveWithin = 2 * time.Second
 func TestBehindPgBouncer(t *testing.T) {
 	testkit.Slow(t)
 	t.Parallel()
-	env := apptest.NewEnv(t)
-	bouncer := pgbouncertest.Start(t)
-	cfg := env.Config()
-	cfg.DatabaseURL = bouncer.URL(env.DB.Name)
+	env, bouncer, cfg := behindBouncer(t)
 	cfg.DatabaseDirectURL = env.DB.URL
 	cfg.Worker.PollInterval = time.Minute
-	cfg.PublishRate = -1 // the concurrency check publishes as fast as it can
 	srv := env.Start(cfg)
 	ctx := context.Background()
 
@@ -132,12 +143,8 @@ func TestBehindPgBouncer(t *testing.T) {
 func TestPgBouncerWithoutDirectURL(t *testing.T) {
 	testkit.Slow(t)
 	t.Parallel()
-	env := apptest.NewEnv(t)
-	bouncer := pgbouncertest.Start(t)
-	cfg := env.Config()
-	cfg.DatabaseURL = bouncer.URL(env.DB.Name)
+	env, _, cfg := behindBouncer(t)
 	cfg.NoMigrate = true // goose's session lock needs a session of its own; the database is migrated
-	cfg.PublishRate = -1
 	srv := env.Start(cfg)
 
 	var body string

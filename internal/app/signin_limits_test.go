@@ -96,8 +96,7 @@ func TestPendingSignInsAreCapped(t *testing.T) {
 // notifyd issued (wrong length or encoding) is refused without a query.
 func TestMalformedSessionCookiesDoNoDatabaseWork(t *testing.T) {
 	t.Parallel()
-	env := apptest.NewEnv(t)
-	srv := env.Start(env.Config())
+	_, srv := apptest.NewNode(t)
 	garbage := []string{
 		"x", "abc", strings.Repeat("a", 42), strings.Repeat("a", 44), strings.Repeat("a", 128),
 		strings.Repeat("!", 43), strings.Repeat("a", 42) + "=", strings.Repeat("a", 42) + "+",

@@ -291,8 +291,7 @@ func TestBrowserSignIn(t *testing.T) {
 // TestStreamClosesAtTokenExpiry: a bearer token's stream ends when the token does.
 func TestStreamClosesAtTokenExpiry(t *testing.T) {
 	t.Parallel()
-	env := apptest.NewEnv(t)
-	srv := env.Start(env.Config())
+	env, srv := apptest.NewNode(t)
 	tok, err := env.Issuer.Token("hank", nil, 1500*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)

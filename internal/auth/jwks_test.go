@@ -17,6 +17,7 @@ import (
 
 	"github.com/notifyd/notifyd/internal/auth"
 	"github.com/notifyd/notifyd/internal/notify"
+	"github.com/notifyd/notifyd/internal/testkit"
 )
 
 // appKeys is an application with its own sign-in that mints stream tokens:
@@ -71,20 +72,7 @@ func (k *appKeys) mint(t *testing.T, alg jose.SignatureAlgorithm, claims map[str
 	case jose.HS256:
 		key = jose.JSONWebKey{Key: k.secret, KeyID: "hs-1"}
 	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, (&jose.SignerOptions{}).WithType("JWT"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := json.Marshal(claims)
-	jws, err := signer.Sign(body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := jws.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
+	return signJWT(t, jose.SigningKey{Algorithm: alg, Key: key}, (&jose.SignerOptions{}).WithType("JWT"), claims)
 }
 
 func streamClaims(sub string, extra map[string]any) map[string]any {
@@ -179,7 +167,7 @@ func TestJWKSURL(t *testing.T) {
 func TestJWKSURLUnknownKeysDoNotHammer(t *testing.T) {
 	t.Parallel()
 	keys := startAppKeys(t)
-	clock := &testClock{now: time.Now()}
+	clock := testkit.NewClock(time.Now())
 	v, err := auth.NewVerifier(auth.Config{JWKSURL: keys.url + "/keys", Logger: testLogger(t), Clock: clock.Now})
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/notifyd/notifyd/internal/auth"
 	"github.com/notifyd/notifyd/internal/notify"
+	"github.com/notifyd/notifyd/internal/testkit"
 )
 
 // rotatingIssuer is a minimal OpenID Connect issuer on a real HTTP server
@@ -83,23 +84,10 @@ func (ri *rotatingIssuer) token(t *testing.T, kid, sub string) string {
 			t.Fatal(err)
 		}
 	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: k, KeyID: kid}},
-		(&jose.SignerOptions{}).WithType("JWT"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := time.Now()
-	body, _ := json.Marshal(map[string]any{"iss": ri.url, "aud": "notifyd-test", "sub": sub,
-		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()})
-	jws, err := signer.Sign(body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := jws.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
+	return signJWT(t, jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: k, KeyID: kid}},
+		(&jose.SignerOptions{}).WithType("JWT"), map[string]any{"iss": ri.url, "aud": "notifyd-test", "sub": sub,
+			"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()})
 }
 
 func writeTestJSON(w http.ResponseWriter, v any) {
@@ -116,7 +104,7 @@ func TestUnknownKeyIDsDoNotHammerTheIssuer(t *testing.T) {
 	t.Parallel()
 	ri := startRotatingIssuer(t)
 	ri.addKey(t, "k1")
-	clock := &testClock{now: time.Now()}
+	clock := testkit.NewClock(time.Now())
 	v, err := auth.NewVerifier(auth.Config{IssuerURL: ri.url, Audience: "notifyd-test",
 		Logger: testLogger(t), Clock: clock.Now, KeyRefetchCooldown: time.Minute})
 	if err != nil {

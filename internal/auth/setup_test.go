@@ -4,33 +4,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/notifyd/notifyd/internal/auth"
 	"github.com/notifyd/notifyd/internal/issuer"
+	"github.com/notifyd/notifyd/internal/testkit"
 )
-
-// testClock is a clock the test moves by hand.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // testIssuer is a real OpenID Connect issuer on a real HTTP server. While
 // down is set it drops every connection without answering, as a crashed or
@@ -74,9 +55,9 @@ func startIssuer(t *testing.T, mutate func(*issuer.Config)) *testIssuer {
 }
 
 // newVerifier returns a verifier for ti's tokens and the clock it runs on.
-func newVerifier(t *testing.T, ti *testIssuer, mutate func(*auth.Config)) (*auth.Verifier, *testClock) {
+func newVerifier(t *testing.T, ti *testIssuer, mutate func(*auth.Config)) (*auth.Verifier, *testkit.Clock) {
 	t.Helper()
-	clock := &testClock{now: time.Now()}
+	clock := testkit.NewClock(time.Now())
 	cfg := auth.Config{
 		IssuerURL: ti.URL(),
 		Audience:  ti.ClientID(),
@@ -111,14 +92,7 @@ func (ti *testIssuer) sign(t *testing.T, claims map[string]any) string {
 	return tok
 }
 
+// testLogger sends everything the code under test logs to the test's output.
 func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// testWriter sends log lines to t.Log.
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

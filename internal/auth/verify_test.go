@@ -117,22 +117,5 @@ func unsigned(t *testing.T, header string, claims map[string]any) string {
 // issuer's public key (as published in its JWKS) as the HMAC secret.
 func hmacSigned(t *testing.T, ti *testIssuer, claims map[string]any) string {
 	t.Helper()
-	pub := ti.PublicKey()
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: pub.N.Bytes()}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := json.Marshal(claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	jws, err := signer.Sign(body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := jws.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return signJWT(t, jose.SigningKey{Algorithm: jose.HS256, Key: ti.PublicKey().N.Bytes()}, nil, claims)
 }

@@ -25,12 +25,7 @@ func (i *Issuer) serveApprove(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a := parseAuthRequest(r.PostForm)
-	if err := i.checkClient(a); err != nil {
-		i.renderError(w, err.Error())
-		return
-	}
-	if code, desc := a.checkParams(); code != "" {
-		a.redirect(w, r, url.Values{"error": {code}, "error_description": {desc}})
+	if !i.admit(w, r, a) {
 		return
 	}
 	userID := strings.TrimSpace(r.PostForm.Get("user_id"))

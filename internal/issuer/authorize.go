@@ -64,6 +64,22 @@ func (i *Issuer) redirectAllowed(uri string) bool {
 	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }
 
+// admit reports whether the authorization request a (from the sign-in page
+// or its form) may go on. When it may not, it has answered the browser: with
+// an error page for an unknown client or redirect URI (see checkClient),
+// else with a redirect carrying the error back to the client.
+func (i *Issuer) admit(w http.ResponseWriter, r *http.Request, a authRequest) bool {
+	if err := i.checkClient(a); err != nil {
+		i.renderError(w, err.Error())
+		return false
+	}
+	if code, desc := a.checkParams(); code != "" {
+		a.redirect(w, r, url.Values{"error": {code}, "error_description": {desc}})
+		return false
+	}
+	return true
+}
+
 // checkParams returns an RFC 6749 error code and description for a request
 // from a known client that is still unacceptable; "" when it is fine.
 func (a authRequest) checkParams() (code, description string) {
@@ -101,12 +117,7 @@ func (a authRequest) redirect(w http.ResponseWriter, r *http.Request, params url
 // serveSignIn checks the authorization request and shows the sign-in page.
 func (i *Issuer) serveSignIn(w http.ResponseWriter, r *http.Request) {
 	a := parseAuthRequest(r.URL.Query())
-	if err := i.checkClient(a); err != nil {
-		i.renderError(w, err.Error())
-		return
-	}
-	if code, desc := a.checkParams(); code != "" {
-		a.redirect(w, r, url.Values{"error": {code}, "error_description": {desc}})
+	if !i.admit(w, r, a) {
 		return
 	}
 	i.renderSignIn(w, http.StatusOK, signInPage{Req: a, UserID: "dev-user", Roles: []string{"USER"}})

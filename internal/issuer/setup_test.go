@@ -8,38 +8,17 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/notifyd/notifyd/internal/issuer"
+	"github.com/notifyd/notifyd/internal/testkit"
 )
-
-// testClock is a clock the test moves by hand.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newTestClock() *testClock { return &testClock{now: time.Now().Truncate(time.Second)} }
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 type fixture struct {
 	iss    *issuer.Issuer
 	srv    *httptest.Server
-	clock  *testClock
+	clock  *testkit.Clock
 	client *http.Client // no cookie jar, does not follow redirects
 }
 
@@ -48,11 +27,11 @@ type fixture struct {
 func setup(t *testing.T, path string, mutate func(*issuer.Config)) fixture {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
-	clock := newTestClock()
+	clock := testkit.NewClock(time.Now().Truncate(time.Second))
 	cfg := issuer.Config{
 		URL:    "http://" + srv.Listener.Addr().String() + path,
 		Clock:  clock.Now,
-		Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+		Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
 	}
 	if mutate != nil {
 		mutate(&cfg)
@@ -71,15 +50,6 @@ func setup(t *testing.T, path string, mutate func(*issuer.Config)) fixture {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	return fixture{iss: iss, srv: srv, clock: clock, client: client}
-}
-
-// testWriter sends the issuer's log lines to t.Log.
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
 }
 
 var hiddenField = regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="([^"]*)">`)

@@ -8,7 +8,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/notifyd/notifyd/internal/postgres"
 	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/pgtest"
 )
@@ -93,8 +92,7 @@ func TestWakeWorker(t *testing.T) {
 
 	t.Run("a busy worker silences the wake-up; a worker whose connection dies frees it at once", func(t *testing.T) {
 		t.Parallel()
-		db := pgtest.New(t)
-		q := postgres.NewQueue(db.Pool)
+		db, q := pgtest.NewQueue(t)
 		lis := listen(t, ctx, db.URL, "notify_queue")
 
 		mark, err := q.MarkBusy(ctx)
@@ -139,8 +137,7 @@ func TestWakeWorker(t *testing.T) {
 	// The producer's commit is in flight while the worker goes idle: MarkIdle
 	// must not return before it commits, so the worker's last look sees it.
 	markIdleWaits := func(t *testing.T, silenced bool, hold func(pgx.Tx) error) {
-		db := pgtest.New(t)
-		q := postgres.NewQueue(db.Pool)
+		db, q := pgtest.NewQueue(t)
 		lis := listen(t, ctx, db.URL, "notify_queue")
 		mark, err := q.MarkBusy(ctx)
 		if err != nil {

@@ -52,8 +52,7 @@ func TestEnterHistoryFirstThenSame(t *testing.T) {
 	testkit.Slow(t)
 	t.Parallel()
 	ctx := t.Context()
-	db := pgtest.New(t)
-	q := postgres.NewQueue(db.Pool)
+	db, q := pgtest.NewQueue(t)
 	if last := publishN(t, ctx, db.Pool, 3, "before"); last != 3 {
 		t.Fatalf("last seq %d, want 3", last)
 	}
@@ -88,8 +87,7 @@ func TestEnterHistoryFirstThenSame(t *testing.T) {
 func TestNewHistoryJumpsAndReportsTheHole(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	db := pgtest.New(t)
-	q := postgres.NewQueue(db.Pool)
+	db, q := pgtest.NewQueue(t)
 	if _, err := q.EnterHistory(ctx); err != nil {
 		t.Fatal(err)
 	}

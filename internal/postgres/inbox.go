@@ -52,24 +52,45 @@ const cursorJoin = `CROSS JOIN (SELECT COALESCE(max(read_up_to), 0) AS read_up_t
 const notMuted = `(n.severity = 'critical' OR n.module IS NULL OR NOT n.module = ANY(COALESCE(
 	(SELECT muted_modules FROM notify.preferences WHERE user_id = $1), '{}')))`
 
-// inboxState is the user's own state of n beyond read marks (notify.inbox_states).
-func inboxState(cond string) string {
-	return `EXISTS (SELECT 1 FROM notify.inbox_states s WHERE s.user_id = $1 AND s.seq = n.seq AND ` + cond + `)`
+// stateOf is what the user's notify.inbox_states row says of n (cond over
+// s), false without a row: a scalar subquery, so each row the audience
+// reads costs one primary-key probe, as the read marks do, rather than the
+// planner hashing all of the user's states.
+func stateOf(cond string) string {
+	return `COALESCE((SELECT ` + cond + ` FROM notify.inbox_states s WHERE s.user_id = $1 AND s.seq = n.seq), false)`
 }
+
+// snoozedNow is the state condition of a notification the user snoozed.
+const snoozedNow = `COALESCE(s.snoozed_until > now(), false)`
+
+// notSuperseded is "NOT notify.superseded(n)" with the function's body
+// written out: PostgreSQL does not inline a function holding a subquery,
+// and calling it costs tens of microseconds a row where the written-out
+// EXISTS is one index probe (notifications_collapse_idx), and none for the
+// many rows without a key. TestNotSupersededIsTheFunction holds the two
+// together.
+const notSuperseded = `(n.collapse_key IS NULL OR NOT EXISTS (
+	SELECT 1 FROM notify.notifications sup
+	WHERE sup.collapse_key = n.collapse_key
+	  AND COALESCE(sup.target_user_id, '') = COALESCE(n.target_user_id, '')
+	  AND sup.seq > n.seq
+	  AND sup.target_roles IS NOT DISTINCT FROM n.target_roles
+	  AND notify.undeliverable_reason(sup) IS NULL))`
 
 // shown keeps what the inbox lists and counts for user $1 (migration
 // 00004): current (not expired), not superseded by a newer notification
 // with its collapse key, and not snoozed by the user; archived decides
-// about the user's archived ones ("exclude", "include" or "only"). Written
-// as a CASE for the planner's estimate, as in audience.go.
+// about the user's archived ones ("exclude", "include" or "only").
+// Written as a CASE for the planner's estimate, as in audience.go.
 func shown(archived string) string {
-	cond := `notify.current(n) AND NOT notify.superseded(n) AND NOT ` + inboxState(`s.snoozed_until > now()`)
+	cond := `notify.current(n) AND ` + notSuperseded + ` AND `
 	switch archived {
 	case ArchivedInclude:
+		cond += `NOT ` + stateOf(snoozedNow)
 	case ArchivedOnly:
-		cond += ` AND ` + inboxState(`s.archived_at IS NOT NULL`)
+		cond += stateOf(`s.archived_at IS NOT NULL AND NOT ` + snoozedNow)
 	default:
-		cond += ` AND NOT ` + inboxState(`s.archived_at IS NOT NULL`)
+		cond += `NOT ` + stateOf(`s.archived_at IS NOT NULL OR `+snoozedNow)
 	}
 	return `(CASE WHEN ` + cond + ` THEN 1 END) IS NOT NULL`
 }
@@ -127,15 +148,29 @@ func historyAudience(archived string) string {
 		`($6 = '' OR n.module = $6) AND ($7 = '' OR n.severity = $7) AND (NOT $8 OR `+unreadNow+`) AND `+shown(archived), "DESC")
 }
 
+// archiveAudience selects the seqs of a page of the archive, newest first,
+// with the parameters of historyAudience: from the user's own archived
+// rows (the primary key of notify.inbox_states, read backward), so the page
+// costs what the archive holds, not what the audience does.
+var archiveAudience = `SELECT n.seq FROM notify.inbox_states st JOIN notify.notifications n ON n.seq = st.seq
+	WHERE st.user_id = $1 AND st.seq < $3 AND st.seq > $4 AND st.archived_at IS NOT NULL AND ` + visible + `
+	  AND ($6 = '' OR n.module = $6) AND ($7 = '' OR n.severity = $7) AND (NOT $8 OR ` + unreadNow + `)
+	  AND ` + shown(ArchivedOnly) + `
+	ORDER BY st.seq DESC LIMIT $5`
+
 // historyQueries holds the history statement for each HistoryQuery.Archived.
 var historyQueries = map[string]string{}
 
 func init() {
 	for _, a := range []string{ArchivedExclude, ArchivedInclude, ArchivedOnly} {
+		audience := historyAudience(a)
+		if a == ArchivedOnly {
+			audience = archiveAudience
+		}
 		historyQueries[a] = `SELECT ` + columnsOf("n.") + `, ` + readExpr + `,
 			CASE WHEN m.is_read THEN m.marked_at WHEN m.is_read IS NULL AND n.seq <= c.read_up_to THEN c.updated_at END,
 			n.seq <= c.seen_up_to, st.archived_at, st.interaction, st.interacted_at
-		FROM (` + historyAudience(a) + `) a JOIN notify.notifications n ON n.seq = a.seq ` + cursorJoin + `
+		FROM (` + audience + `) a JOIN notify.notifications n ON n.seq = a.seq ` + cursorJoin + `
 		LEFT JOIN notify.inbox_states st ON st.user_id = $1 AND st.seq = n.seq
 		ORDER BY n.seq DESC`
 	}
@@ -233,43 +268,36 @@ type Unread struct {
 	UnseenHasMore bool
 }
 
-// countQuery counts up to $5 of the user's unread, unmuted notifications
-// the inbox shows, above floor: first the audience's ranges (audience.go)
-// above the watermark (and floor), skipping what was read one by one; then,
-// at or below the watermark, only the few marked unread. The read mark is
-// looked up per row by its primary key (a scalar subquery, which the
-// planner cannot turn into a scan of all the user's marks). With floor
-// "0" it is the unread count; with the seen mark it is the unseen count.
-func countQuery(floor string) string {
-	return `SELECT count(*) FROM (
-		(` + audienceQuery(`@seq > $3 AND @seq <= $4 AND @seq > `+floor+`
+// countsQuery reads, from one snapshot, the stream head and the user's
+// unread, unmuted notifications the inbox shows: the newest $5 of them
+// (the audience's ranges above the watermark, audience.go, skipping what
+// was read one by one; then, at or below the watermark, the few marked
+// unread), counted, and counted again above the seen mark. Unseen ones are
+// the newest of the unread, so counting them among the newest $5 is exact
+// up to $5: one pass gives both counts. The read mark is looked up per row
+// by its primary key (a scalar subquery, which the planner cannot turn
+// into a scan of all the user's marks).
+var countsQuery = `SELECT (SELECT last_seq FROM notify.stream_head), count(*), count(*) FILTER (WHERE x.seq > ` + seenMark + `)
+	FROM (SELECT seq FROM (
+		(` + audienceQuery(`@seq > $3 AND @seq <= $4
 			AND @seq > (SELECT COALESCE(max(read_up_to), 0) FROM notify.read_cursors WHERE user_id = $1)`,
-		notMuted+` AND NOT COALESCE((SELECT m.is_read FROM notify.read_marks m WHERE m.user_id = $1 AND m.seq = n.seq), false)
-			AND `+shown(ArchivedExclude), "ASC") + `)
+	notMuted+` AND NOT COALESCE((SELECT m.is_read FROM notify.read_marks m WHERE m.user_id = $1 AND m.seq = n.seq), false)
+			AND `+shown(ArchivedExclude), "DESC") + `)
 		UNION
 		(SELECT n.seq FROM notify.read_marks m JOIN notify.notifications n ON n.seq = m.seq
-		 WHERE m.user_id = $1 AND NOT m.is_read AND m.seq > ` + floor + ` AND ` + visible + ` AND ` + notMuted + `
-		   AND ` + shown(ArchivedExclude) + `
-		 LIMIT $5)
-		LIMIT $5) x`
-}
+		 WHERE m.user_id = $1 AND NOT m.is_read AND ` + visible + ` AND ` + notMuted + ` AND ` + shown(ArchivedExclude) + `
+		 ORDER BY m.seq DESC LIMIT $5)
+		) u ORDER BY seq DESC LIMIT $5) x`
 
 // seenMark is the user's seen mark (0 when none).
 const seenMark = `(SELECT COALESCE(max(seen_up_to), 0) FROM notify.read_cursors WHERE user_id = $1)`
-
-// unreadQuery reads, from one snapshot, the stream head and the unread
-// count; unreadUnseenQuery adds the unseen count.
-var (
-	unreadQuery       = `SELECT (SELECT last_seq FROM notify.stream_head), (` + countQuery("0") + `)`
-	unreadUnseenQuery = `SELECT (SELECT last_seq FROM notify.stream_head), (` + countQuery("0") + `), (` + countQuery(seenMark) + `)`
-)
 
 // Unread counts the user's unread, unmuted notifications and the unseen
 // ones among them (each exactly up to UnreadCap) and says which seq the
 // counts run through, from one snapshot.
 func (s *Inbox) Unread(ctx context.Context, id notify.Identity) (Unread, error) {
 	var u Unread
-	err := s.pool.QueryRow(ctx, unreadUnseenQuery, id.UserID, rolesArg(id), 0, int64(1<<63-1), UnreadCap+1).
+	err := s.pool.QueryRow(ctx, countsQuery, id.UserID, rolesArg(id), 0, int64(1<<63-1), UnreadCap+1).
 		Scan(&u.Through, &u.Count, &u.Unseen)
 	if err != nil {
 		return Unread{}, fmt.Errorf("count unread: %w", interpretError(err))
@@ -301,7 +329,7 @@ type Opening struct {
 // trip and one snapshot for the mutes, the unread count and the head.
 var openingQuery = `SELECT COALESCE((SELECT muted_modules FROM notify.preferences WHERE user_id = $1), '{}'::text[]),
 	h.truncated_before, u.through, u.count, ` + holesColumn + `
-	FROM notify.stream_head h, (` + unreadQuery + `) u(through, count)`
+	FROM notify.stream_head h, (` + countsQuery + `) u(through, count, unseen)`
 
 // Opening reads the user's mutes, unread count and the stream head at once.
 func (s *Inbox) Opening(ctx context.Context, id notify.Identity) (Opening, error) {

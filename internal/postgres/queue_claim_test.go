@@ -25,8 +25,7 @@ func TestClaim(t *testing.T) {
 	testkit.Slow(t)
 	t.Parallel()
 	ctx := context.Background()
-	db := pgtest.New(t)
-	q := postgres.NewQueue(db.Pool)
+	db, q := pgtest.NewQueue(t)
 
 	items := insertNotifications(t, ctx, db.Pool, 10, "claim")
 	// Items 2, 4 and 6 are not due for an hour.
@@ -98,8 +97,7 @@ func TestClaimConcurrentClaimersNeverShareAnItem(t *testing.T) {
 	testkit.Slow(t)
 	t.Parallel()
 	ctx := context.Background()
-	db := pgtest.New(t)
-	q := postgres.NewQueue(db.Pool)
+	db, q := pgtest.NewQueue(t)
 	const total, claimers, limit = 2000, 8, 7
 	items := insertNotifications(t, ctx, db.Pool, total, "race")
 

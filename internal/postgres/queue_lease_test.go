@@ -32,20 +32,28 @@ func claimOne(t *testing.T, ctx context.Context, q *postgres.Queue, worker strin
 	return claims[0]
 }
 
+// stalledClaim has worker claim the one notification of a fresh database
+// and stall past its lease, which RescueExpired then ends: the claim it
+// returns is stale, its item pending again.
+func stalledClaim(t *testing.T, ctx context.Context, worker string) (*pgtest.DB, *postgres.Queue, postgres.Claim) {
+	t.Helper()
+	db, q := pgtest.NewQueue(t)
+	insertNotifications(t, ctx, db.Pool, 1, "stalled")
+	c := claimOne(t, ctx, q, worker)
+	expireLeases(t, ctx, db.Pool, c.ItemID)
+	if n, err := q.RescueExpired(ctx, time.Minute); err != nil || n != 1 {
+		t.Fatalf("RescueExpired = %d, %v; want 1", n, err)
+	}
+	return db, q, c
+}
+
 func TestLeaseTokenStopsStalledWorker(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 
 	t.Run("another worker reclaimed the item", func(t *testing.T) {
 		t.Parallel()
-		db := pgtest.New(t)
-		q := postgres.NewQueue(db.Pool)
-		insertNotifications(t, ctx, db.Pool, 1, "stalled")
-		a := claimOne(t, ctx, q, "A")
-		expireLeases(t, ctx, db.Pool, a.ItemID)
-		if n, err := q.RescueExpired(ctx, time.Minute); err != nil || n != 1 {
-			t.Fatalf("RescueExpired = %d, %v; want 1", n, err)
-		}
+		db, q, a := stalledClaim(t, ctx, "A")
 		r := readItem(t, ctx, db.Pool, a.ItemID)
 		if r.Status != "pending" || r.LockedBy != nil || r.Attempts != 1 || r.LastError == nil ||
 			!strings.Contains(*r.LastError, "lease expired: A") || r.NextAttemptAt.After(time.Now().Add(time.Second)) {
@@ -100,14 +108,7 @@ func TestLeaseTokenStopsStalledWorker(t *testing.T) {
 
 	t.Run("the same worker id reclaimed the item", func(t *testing.T) {
 		t.Parallel()
-		db := pgtest.New(t)
-		q := postgres.NewQueue(db.Pool)
-		insertNotifications(t, ctx, db.Pool, 1, "same-id")
-		old := claimOne(t, ctx, q, "W")
-		expireLeases(t, ctx, db.Pool, old.ItemID)
-		if n, err := q.RescueExpired(ctx, time.Minute); err != nil || n != 1 {
-			t.Fatalf("RescueExpired = %d, %v; want 1", n, err)
-		}
+		db, q, old := stalledClaim(t, ctx, "W")
 		cur := claimOne(t, ctx, q, "W")
 		if cur.ItemID != old.ItemID || cur.Attempts != old.Attempts+1 {
 			t.Fatalf("reclaim %+v, want item %d at attempt %d", cur, old.ItemID, old.Attempts+1)
@@ -135,8 +136,7 @@ func TestRescueExpired(t *testing.T) {
 	testkit.Slow(t)
 	t.Parallel()
 	ctx := context.Background()
-	db := pgtest.New(t)
-	q := postgres.NewQueue(db.Pool)
+	db, q := pgtest.NewQueue(t)
 	items := insertNotifications(t, ctx, db.Pool, 3, "rescue")
 	pgtest.Exec(t, ctx, db.Pool, `UPDATE notify.queue_items SET max_attempts = 1 WHERE id = $1`, items[2])
 	claims, err := q.Claim(ctx, "gone", 3)
@@ -164,8 +164,7 @@ func TestFail(t *testing.T) {
 	testkit.Slow(t)
 	t.Parallel()
 	ctx := context.Background()
-	db := pgtest.New(t)
-	q := postgres.NewQueue(db.Pool)
+	db, q := pgtest.NewQueue(t)
 	if err := q.SetMaxAttempts(ctx, 2); err != nil {
 		t.Fatal(err)
 	}
@@ -202,8 +201,7 @@ func TestRelease(t *testing.T) {
 	testkit.Slow(t)
 	t.Parallel()
 	ctx := context.Background()
-	db := pgtest.New(t)
-	q := postgres.NewQueue(db.Pool)
+	db, q := pgtest.NewQueue(t)
 	items := insertNotifications(t, ctx, db.Pool, 4, "release")
 	// items[3] is on its second attempt when released.
 	first := claimOne(t, ctx, q, "W")

@@ -24,8 +24,7 @@ func TestPublish(t *testing.T) {
 	testkit.Slow(t)
 	t.Parallel()
 	ctx := context.Background()
-	db := pgtest.New(t)
-	q := postgres.NewQueue(db.Pool)
+	db, q := pgtest.NewQueue(t)
 	lis := listen(t, ctx, db.URL, "notify_published")
 
 	items := insertNotifications(t, ctx, db.Pool, 10, "publish")

@@ -64,8 +64,7 @@ func TestClaimUnderHeldSnapshot(t *testing.T) {
 	testkit.Slow(t)
 	t.Parallel()
 	ctx := context.Background()
-	db := pgtest.New(t)
-	q := postgres.NewQueue(db.Pool)
+	db, q := pgtest.NewQueue(t)
 	holdSnapshot(t, ctx, db.URL)
 
 	const items = 5000
@@ -128,8 +127,7 @@ func TestRepairedItemIsDueNow(t *testing.T) {
 	testkit.Slow(t)
 	t.Parallel()
 	ctx := context.Background()
-	db := pgtest.New(t)
-	q := postgres.NewQueue(db.Pool)
+	db, q := pgtest.NewQueue(t)
 	id := insertNotifications(t, ctx, db.Pool, 1, "repair")[0]
 	pgtest.Exec(t, ctx, db.Pool, `UPDATE notify.queue_items SET status = 'failed', attempts = 3,
 		next_attempt_at = now() - interval '3 days', last_error = 'boom' WHERE id = $1`, id)
@@ -154,8 +152,7 @@ func TestStreamHeadView(t *testing.T) {
 	testkit.Slow(t)
 	t.Parallel()
 	ctx := context.Background()
-	db := pgtest.New(t)
-	q := postgres.NewQueue(db.Pool)
+	db, q := pgtest.NewQueue(t)
 	insertNotifications(t, ctx, db.Pool, 3, "head")
 	if _, err := q.ClaimAndPublish(ctx, 10, time.Minute); err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/notifyd/notifyd/internal/postgres"
 	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/pgtest"
 )
@@ -15,8 +14,7 @@ func TestRecent(t *testing.T) {
 	testkit.Slow(t)
 	t.Parallel()
 	ctx := context.Background()
-	db := pgtest.New(t)
-	q := postgres.NewQueue(db.Pool)
+	db, q := pgtest.NewQueue(t)
 
 	items := insertNotifications(t, ctx, db.Pool, 30, "recent")
 	// Item 3 failed an attempt a moment ago (so changed last); item 5 failed

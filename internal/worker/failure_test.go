@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/postgres"
 	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/pgtest"
 )
@@ -50,8 +49,7 @@ func TestWorkerPublishFailure(t *testing.T) {
 	testkit.Slow(t)
 	t.Parallel()
 	ctx := context.Background()
-	db := pgtest.New(t)
-	q := postgres.NewQueue(db.Pool)
+	db, q := pgtest.NewQueue(t)
 	installPublishFailure(t, ctx, db)
 	const maxAttempts = 4
 	if err := q.SetMaxAttempts(ctx, maxAttempts); err != nil {

@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"log/slog"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,16 +18,9 @@ import (
 // tests.
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// testLogger sends the worker's log to t.Log.
+// testLogger sends the worker's log to the test's output.
 func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // startWorker runs a new worker until the returned stop is called (or the

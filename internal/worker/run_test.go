@@ -20,8 +20,7 @@ func TestWorkerTakesUpCrashedWorkersBatch(t *testing.T) {
 	testkit.Slow(t)
 	t.Parallel()
 	ctx := context.Background()
-	db := pgtest.New(t)
-	q := postgres.NewQueue(db.Pool)
+	db, q := pgtest.NewQueue(t)
 	const total, dead = 50, 20
 	insert(t, ctx, db.Pool, total, "crash")
 	claims, err := q.Claim(ctx, "dead", dead)
@@ -75,8 +74,7 @@ func TestTwoWorkersPublishEveryNotificationOnce(t *testing.T) {
 	testkit.Slow(t)
 	t.Parallel()
 	ctx := context.Background()
-	db := pgtest.New(t)
-	q := postgres.NewQueue(db.Pool)
+	db, q := pgtest.NewQueue(t)
 	const total = 2000
 	counts := map[string]*atomic.Int64{"w1": {}, "w2": {}}
 	for id, n := range counts {
@@ -185,8 +183,7 @@ func TestIdleWorkerWokenByNotify(t *testing.T) {
 func TestWorkerReleasesClaimsAtShutdown(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := pgtest.New(t)
-	q := postgres.NewQueue(db.Pool)
+	db, q := pgtest.NewQueue(t)
 	insert(t, ctx, db.Pool, 5, "shutdown")
 
 	runCtx, cancel := context.WithCancel(ctx)
@@ -234,8 +231,7 @@ func TestWorkerReleasesClaimsAtShutdown(t *testing.T) {
 func TestWorkerStopsIdle(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := pgtest.New(t)
-	q := postgres.NewQueue(db.Pool)
+	db, q := pgtest.NewQueue(t)
 	insert(t, ctx, db.Pool, 30, "idle")
 	_, stop := startWorker(t, q, Config{ID: "idler", BatchSize: 10, PollInterval: time.Hour})
 	testkit.Eventually(t, 10*time.Second, "the batch to be sent and the worker idle", func() bool {

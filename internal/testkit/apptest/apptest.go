@@ -43,6 +43,14 @@ func NewEnv(t testing.TB) *Env {
 	return &Env{DB: db, Issuer: iss, t: t}
 }
 
+// NewNode prepares an environment for t and starts a server on it with
+// Config unchanged: the one node most end-to-end tests talk to.
+func NewNode(t testing.TB) (*Env, *app.App) {
+	t.Helper()
+	env := NewEnv(t)
+	return env, env.Start(env.Config())
+}
+
 // Config returns a server configuration for this environment, with short
 // intervals suited to tests.
 func (e *Env) Config() app.Config {

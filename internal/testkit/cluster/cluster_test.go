@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/testkit/apptest"
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
 )
@@ -105,6 +106,31 @@ func (f *fixture) urls() []string {
 		out[i] = n.URL()
 	}
 	return out
+}
+
+// streams are readers of a test's nodes, each with the identity it streams
+// as (ids[i] is readers[i]'s), running until the test stops them.
+type streams struct {
+	ctx     context.Context
+	wg      sync.WaitGroup
+	readers []*cluster.Reader
+	ids     []notify.Identity
+}
+
+// startStreams returns streams that run until ctx ends or stop is called;
+// stop waits for every reader to return.
+func startStreams(ctx context.Context) (s *streams, stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	s = &streams{ctx: ctx}
+	return s, func() { cancel(); s.wg.Wait() }
+}
+
+// add starts a reader with cfg, streaming as id.
+func (s *streams) add(id notify.Identity, cfg cluster.ReaderConfig) *cluster.Reader {
+	r := cluster.NewReader(cfg)
+	s.readers, s.ids = append(s.readers, r), append(s.ids, id)
+	s.wg.Go(func() { r.Run(s.ctx) })
+	return r
 }
 
 func isKilled(err error) bool { return err != nil && strings.Contains(err.Error(), "signal: killed") }

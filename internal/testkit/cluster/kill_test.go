@@ -50,20 +50,15 @@ func nodeLeavesUnderLoad(t *testing.T, graceful bool) {
 
 	// Three streams per user, on three different nodes, all starting at
 	// seq 0 (nothing is published yet) so what each must get is exact.
-	var readers []*cluster.Reader
-	var ids []notify.Identity
-	rctx, stopReaders := context.WithCancel(ctx)
-	var rwg sync.WaitGroup
-	defer func() { stopReaders(); rwg.Wait() }()
+	all, stopReaders := startStreams(ctx)
+	defer stopReaders()
 	for i, u := range pop.Users {
 		tok := f.env.Token(u.UserID, u.Roles...)
 		for k := range 3 {
-			r := cluster.NewReader(cluster.ReaderConfig{Client: f.client, Nodes: nodes, Token: tok, Node: (i + k) % 3, Start: 0})
-			readers, ids = append(readers, r), append(ids, u)
-			rwg.Add(1)
-			go func() { defer rwg.Done(); r.Run(rctx) }()
+			all.add(u, cluster.ReaderConfig{Client: f.client, Nodes: nodes, Token: tok, Node: (i + k) % 3, Start: 0})
 		}
 	}
+	readers, ids := all.readers, all.ids
 	for _, r := range readers {
 		select {
 		case <-r.Connected():

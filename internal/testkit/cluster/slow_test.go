@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -31,19 +30,14 @@ func TestStuckClientDroppedAtBufferBound(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	nodes := cluster.NewNodes(f.urls())
-	var readers []*cluster.Reader
-	var ids []notify.Identity
-	rctx, stopReaders := context.WithCancel(ctx)
-	var rwg sync.WaitGroup
-	defer func() { stopReaders(); rwg.Wait() }()
+	healthy, stopReaders := startStreams(ctx)
+	defer stopReaders()
 	for i := range 6 {
 		id := notify.Identity{UserID: fmt.Sprintf("healthy%d", i/2)}
-		r := cluster.NewReader(cluster.ReaderConfig{Client: f.client, Nodes: nodes, Token: f.env.Token(id.UserID), Start: 0})
-		readers, ids = append(readers, r), append(ids, id)
-		rwg.Add(1)
-		go func() { defer rwg.Done(); r.Run(rctx) }()
+		r := healthy.add(id, cluster.ReaderConfig{Client: f.client, Nodes: nodes, Token: f.env.Token(id.UserID), Start: 0})
 		<-r.Connected()
 	}
+	readers, ids := healthy.readers, healthy.ids
 
 	// burst broadcasts n notifications of about 3 KiB at 1,000/s, in
 	// statements of 20, and records the commit time of each.

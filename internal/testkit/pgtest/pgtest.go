@@ -83,6 +83,14 @@ func New(t testing.TB) *DB {
 	return &DB{Name: name, URL: url, Pool: pool}
 }
 
+// NewQueue is New with the notification queue over the database's pool,
+// where most queue and worker tests start.
+func NewQueue(t testing.TB) (*DB, *postgres.Queue) {
+	t.Helper()
+	db := New(t)
+	return db, postgres.NewQueue(db.Pool)
+}
+
 // WithDatabase returns url pointing at database name.
 func WithDatabase(url, name string) string {
 	cfg, err := pgconn.ParseConfig(url)

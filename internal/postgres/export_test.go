@@ -1,0 +1,4 @@
+package postgres
+
+// NotSuperseded exports notSuperseded to the external tests.
+const NotSuperseded = notSuperseded
