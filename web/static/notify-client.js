@@ -14,8 +14,9 @@
 //   holds the stream and relays every message over a BroadcastChannel.
 // - client/unread.js: the unread count and its settling against replays and
 //   races between the server's counts and new notifications.
-// - client/inbox-api.js: markRead, markUnread, markAllRead, fetchHistory,
-//   fetchUnreadCount, getPreferences, setMutedModules.
+// - client/inbox-api.js: markRead, markUnread, markAllRead, markSeen,
+//   archive, unarchive, snooze, interact, fetchHistory, fetchUnreadCount,
+//   getPreferences, setMutedModules.
 // - client/page.js: online/offline and the page becoming visible.
 // - client/errors.js: NotificationStreamError, NotificationApiError.
 // - client/backoff.js, client/watchdog.js, client/messages.js,
@@ -79,6 +80,24 @@ export function createNotificationClient(options = {}) {
 
   /** @type {Set<() => void>} */
   const listeners = new Set();
+  /**
+   * Callbacks added with listen(): more parts of a page (an inbox element
+   * beside the page's own code) hear the one client's messages.
+   * @type {Set<import('./notify-client.js').ClientListeners>}
+   */
+  const messageListeners = new Set(o.onNotification || o.onConnected || o.onError || o.onStatus
+    ? [{ onNotification: o.onNotification, onConnected: o.onConnected, onError: o.onError, onStatus: o.onStatus }]
+    : []);
+
+  /**
+   * Calls one kind of callback of every listener.
+   * @template {keyof import('./notify-client.js').ClientListeners} K
+   * @param {K} kind
+   * @param {Parameters<NonNullable<import('./notify-client.js').ClientListeners[K]>>[0]} arg
+   */
+  function emit(kind, arg) {
+    for (const l of [...messageListeners]) safeCall(/** @type {any} */ (l[kind]), arg);
+  }
   /** @type {NotificationClientSnapshot | null} */
   let snapshot = null;
 
@@ -242,7 +261,7 @@ export function createNotificationClient(options = {}) {
         error: { kind, message, fatal: false, retryInMs: err.retryInMs, reason: details.reason },
       });
     }
-    safeCall(o.onError, err);
+    emit('onError', err);
   }
 
   /**
@@ -257,7 +276,7 @@ export function createNotificationClient(options = {}) {
     transport.close();
     if (election.leave()) setInfo({ isLeader: false });
     setState('closed');
-    safeCall(o.onError, new NotificationStreamError('auth', message + ' — sign in again to receive notifications', { fatal: true, reason }));
+    emit('onError', new NotificationStreamError('auth', message + ' — sign in again to receive notifications', { fatal: true, reason }));
   }
 
   // ---- messages ----------------------------------------------------------
@@ -292,7 +311,7 @@ export function createNotificationClient(options = {}) {
           // critical); the holder of the stream counts it.
           if (local) unread.arrival();
           changed();
-          safeCall(o.onNotification, n);
+          emit('onNotification', n);
         } else {
           changed();
         }
@@ -314,7 +333,7 @@ export function createNotificationClient(options = {}) {
         election.leaderTimeoutChanged();
         if (local) unread.connected(data, data.resumeFrom !== null && data.resumeFrom !== undefined);
         changed();
-        safeCall(o.onConnected, m);
+        emit('onConnected', m);
         return;
       }
       case 'status': {
@@ -329,7 +348,7 @@ export function createNotificationClient(options = {}) {
         }
         const did = local ? unread.status(message.data) : false;
         if (dirty && !did) changed();
-        safeCall(o.onStatus, /** @type {StatusMessage} */ (message));
+        emit('onStatus', /** @type {StatusMessage} */ (message));
         const closing = route.closing;
         if (closing) {
           if (closing.terminal) stop(closing.reason, closing.message);
@@ -369,8 +388,8 @@ export function createNotificationClient(options = {}) {
       case 'error':
         if (stopped || isLeader) return;
         election.heard();
-        safeCall(
-          o.onError,
+        emit(
+          'onError',
           new NotificationStreamError(m.error.kind, m.error.message, {
             retryInMs: m.error.retryInMs,
             reason: m.error.reason,
@@ -479,6 +498,11 @@ export function createNotificationClient(options = {}) {
     markRead: api.markRead,
     markUnread: api.markUnread,
     markAllRead: api.markAllRead,
+    markSeen: api.markSeen,
+    archive: api.archive,
+    unarchive: api.unarchive,
+    snooze: api.snooze,
+    interact: api.interact,
     fetchHistory: api.fetchHistory,
     fetchUnreadCount: api.fetchUnreadCount,
     getPreferences: api.getPreferences,
@@ -505,6 +529,14 @@ export function createNotificationClient(options = {}) {
       state = 'closed';
       changed();
       listeners.clear();
+      messageListeners.clear();
+    },
+    listen(callbacks) {
+      const entry = { ...callbacks };
+      messageListeners.add(entry);
+      return () => {
+        messageListeners.delete(entry);
+      };
     },
     subscribe(listener) {
       listeners.add(listener);
