@@ -51,6 +51,12 @@ export interface NotificationMessage extends MessageBase {
   type: 'notification';
   notificationId: string;
   data: NotificationData;
+  /**
+   * Set on a notification brought back by the end of the user's snooze of it
+   * (a status message with `data.change.action` "unsnooze"): shown again,
+   * unread. onNotification gets it although it was delivered before.
+   */
+  fromSnooze?: boolean;
 }
 
 /** The first message of every stream. */

@@ -347,8 +347,15 @@ export function createNotificationClient(options = {}) {
           dirty = true;
         }
         const did = local ? unread.status(message.data) : false;
-        if (dirty && !did) changed();
+        const back = resurfaced(/** @type {StatusMessage} */ (message));
+        if (back) notifications = prependBounded(notifications.filter((n) => n.notificationId !== back.notificationId), back, o.maxNotifications);
+        if ((dirty && !did) || back) changed();
         emit('onStatus', /** @type {StatusMessage} */ (message));
+        // A snooze that ended: the notification is back, unread, as a
+        // notification again (it was delivered before, so the de-duplication
+        // would drop it; it is not a repeat). The unread count came with the
+        // status message.
+        if (back) emit('onNotification', back);
         const closing = route.closing;
         if (closing) {
           if (closing.terminal) stop(closing.reason, closing.message);
@@ -561,4 +568,18 @@ export function createNotificationClient(options = {}) {
     },
   };
   return client;
+}
+
+/**
+ * The notification a status message brings back when the user's snooze of
+ * it ended (data.change.action "unsnooze", data.notification), as a
+ * notification message marked fromSnooze; null for any other status.
+ * @param {StatusMessage} m
+ * @returns {NotificationMessage | null}
+ */
+function resurfaced(m) {
+  const d = m.data;
+  const n = d && d.change && d.change.action === 'unsnooze' ? d.notification : null;
+  if (!n || typeof n !== 'object' || typeof n.id !== 'string') return null;
+  return { type: 'notification', notificationId: n.id, data: n, timestamp: m.timestamp, fromSnooze: true };
 }

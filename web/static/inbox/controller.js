@@ -193,6 +193,7 @@ export class InboxController {
 
   /** @param {NotificationMessage} m */
   onNotification(m) {
+    if (m.fromSnooze) return; // onStatus brought it back, with the counts
     const d = m.data;
     if (!d || typeof d.id !== 'string' || isExpired(d, this.now())) return;
     const replaced = supersededBy(this.items, d);
