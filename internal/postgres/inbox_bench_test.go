@@ -77,11 +77,10 @@ func BenchmarkInbox(b *testing.B) {
 	inbox := postgres.NewInbox(db.Pool)
 	alice := notify.Identity{UserID: "alice", Roles: []string{"SALES"}}
 
-	// Each pool connection plans a statement the first time it runs it
-	// (plan_cache_mode = force_generic_plan): tens of milliseconds for the
-	// count at a million rows, once per connection. The timing leaves that
-	// out (a warm-up on every connection of the pool) and reports it apart
-	// as first-call-ms: the slowest warm-up call.
+	// The first calls open the pool's connections, and each connection
+	// plans a statement the first time it runs it (plan_cache_mode =
+	// force_generic_plan). The timing leaves that out (a warm-up on the
+	// pool) and reports it apart as first-call-ms: the slowest warm-up call.
 	firstCalls := map[string]time.Duration{} // by sub-benchmark: b.Run calls each more than once
 	measure := func(b *testing.B, fn func() error) {
 		if _, ok := firstCalls[b.Name()]; !ok {
