@@ -205,3 +205,45 @@ func TestSendEntersANewHistory(t *testing.T) {
 		t.Fatalf("newest history's reason %q, want cluster", reason)
 	}
 }
+
+// TestSendQueuesBehindQueued: one producer's calls keep their order. A
+// Send that queued (the publish turn was taken) is followed by the next
+// Send into the queue rather than overtaken by it, so the workers number
+// them in the order they were sent; once the queue is empty, Send is born
+// published again.
+func TestSendQueuesBehindQueued(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db := pgtest.New(t)
+	notes := postgres.NewNotifications(db.Pool)
+	turn, err := db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := turn.Exec(ctx, `SELECT pg_advisory_xact_lock(1852797545, 3)`); err != nil {
+		t.Fatal(err)
+	}
+	first, _, err := notes.Send(ctx, notify.Notification{Message: "3 new orders", CollapseKey: "orders"})
+	if err != nil || first.Seq != 0 {
+		t.Fatalf("Send while the turn is taken = seq %d, %v; want queued", first.Seq, err)
+	}
+	turn.Rollback(ctx)
+	second, _, err := notes.Send(ctx, notify.Notification{Message: "4 new orders", CollapseKey: "orders"})
+	if err != nil || second.Seq != 0 {
+		t.Fatalf("Send behind a queued one = seq %d, %v; want queued behind it", second.Seq, err)
+	}
+	if b, err := postgres.NewQueue(db.Pool).ClaimAndPublish(ctx, 10, time.Minute); err != nil || b.Items != 2 {
+		t.Fatalf("worker batch: %+v, %v", b, err)
+	}
+	var order []string
+	if err := db.Pool.QueryRow(ctx, `SELECT array_agg(message ORDER BY seq) FROM notify.notifications`).Scan(&order); err != nil {
+		t.Fatal(err)
+	}
+	if len(order) != 2 || order[0] != "3 new orders" {
+		t.Errorf("published in the order %v, want the order they were sent in", order)
+	}
+	third, _, err := notes.Send(ctx, notify.Notification{Message: "5 new orders", CollapseKey: "orders"})
+	if err != nil || third.Seq != 3 {
+		t.Errorf("Send with nothing queued = seq %d, %v; want born published as 3", third.Seq, err)
+	}
+}
