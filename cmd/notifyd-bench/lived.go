@@ -100,18 +100,15 @@ func measureLived(ctx context.Context, cfg config, e *nodeEnv, plan *livedPlan, 
 	}
 	spc := livedClient{http: e.http, base: e.nodes[0].URL(), token: spTok}
 	dec := livedClient{http: e.http, base: e.nodes[0].URL(), token: deTok}
-	ops := []livedOp{
-		{Key: "open_sparse", run: func(ctx context.Context) error { return spc.open(ctx, livedSparseTotal, false) }},
-		{Key: "open_dense", run: func(ctx context.Context) error { return dec.open(ctx, 0, true) }},
-		{Key: "resume_sparse", run: func(ctx context.Context) error { return spc.resume(ctx, 0, spAud) }},
-		{Key: "resume_dense", run: func(ctx context.Context) error { return dec.resume(ctx, from, deAud[len(deAud)-livedResumeBehind:]) }},
-		{Key: "unread_sparse", run: func(ctx context.Context) error { return spc.unread(ctx, livedSparseTotal, false) }},
-		{Key: "unread_dense", run: func(ctx context.Context) error { return dec.unread(ctx, 0, true) }},
-		{Key: "history_sparse", run: func(ctx context.Context) error { return spc.history(ctx, newest(spAud, 20)) }},
-		{Key: "history_dense", run: func(ctx context.Context) error { return dec.history(ctx, newest(deAud, 20)) }},
-	}
-	for i := range ops {
-		ops[i].Label = livedLabel(ops[i].Key)
+	ops := map[string]func(ctx context.Context) error{
+		"open_sparse":    func(ctx context.Context) error { return spc.open(ctx, livedSparseTotal, false) },
+		"open_dense":     func(ctx context.Context) error { return dec.open(ctx, 0, true) },
+		"resume_sparse":  func(ctx context.Context) error { return spc.resume(ctx, 0, spAud) },
+		"resume_dense":   func(ctx context.Context) error { return dec.resume(ctx, from, deAud[len(deAud)-livedResumeBehind:]) },
+		"unread_sparse":  func(ctx context.Context) error { return spc.unread(ctx, livedSparseTotal, false) },
+		"unread_dense":   func(ctx context.Context) error { return dec.unread(ctx, 0, true) },
+		"history_sparse": func(ctx context.Context) error { return spc.history(ctx, newest(spAud, 20)) },
+		"history_dense":  func(ctx context.Context) error { return dec.history(ctx, newest(deAud, 20)) },
 	}
 	samp := startSampler(ctx, e.admin, 100*time.Millisecond)
 	times, err := timeOps(ctx, ops, livedWarmup, cfg.LivedReps)

@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -34,7 +33,7 @@ type loadGen struct {
 	token     string
 	// target draws each notification's target; a phase may set its own.
 	target func(rnd *rand.Rand) notify.Target
-	// halt, once closed, stops scheduling work before run's duration is up.
+	// halt, once closed, stops starting work before run's duration is up.
 	halt     chan struct{}
 	haltOnce sync.Once
 	// keys makes this generator's Idempotency-Keys its own: a phase may
@@ -61,96 +60,62 @@ func (g *loadGen) committed(ids []string, at time.Time) {
 	}
 }
 
-// run produces for d (or until ctx ends or stop). Work started before d
-// is up is finished, not cancelled: a cancelled insert or POST may or may
-// not have committed, and the nodes would log the cancelled requests.
+// run produces for d (or until ctx ends or stop): SQL producers insert
+// what is due every sqlEvery, HTTP producers post the k-th notification
+// at k/rate, each a slot at a time, so a slow statement delays only its
+// own slot. Work started before d is up is finished, not cancelled: a
+// cancelled insert or POST may or may not have committed, and the nodes
+// would log the cancelled requests. The first failure ends the run.
 func (g *loadGen) run(ctx context.Context, d time.Duration) error {
-	sched, stopSched := context.WithTimeout(ctx, d) // when to stop starting work
-	defer stopSched()
-	go func() {
-		select {
-		case <-g.halt:
-			stopSched()
-		case <-sched.Done():
-		}
-	}()
-	work, stopWork := context.WithCancel(ctx) // work in flight: ends only on a failure
-	defer stopWork()
 	start := time.Now()
+	end := start.Add(d)
 	sqlRate, httpRate := g.rate*(1-g.httpShare), g.rate*g.httpShare
-	jobs := make(chan int, 64)
-	var wg sync.WaitGroup
-	var errMu sync.Mutex
-	var errs []error
-	fail := func(err error) {
-		if ctx.Err() == nil {
-			errMu.Lock()
-			errs = append(errs, err)
-			errMu.Unlock()
-			stopSched()
-			stopWork()
-		}
-	}
-	for w := range 4 { // SQL producers
-		wg.Go(func() {
-			rnd := rand.New(rand.NewPCG(uint64(w), 7))
-			for n := range jobs {
+	var nextSQL, nextHTTP atomic.Int64
+	err := runGroup(ctx, 4+16, func(work context.Context, w int) error {
+		rnd := rand.New(rand.NewPCG(uint64(w), 7))
+		if w < 4 { // SQL producers
+			for k := nextSQL.Add(1) - 1; g.due(work, start.Add(time.Duration(k)*sqlEvery), end); k = nextSQL.Add(1) - 1 {
+				n := int(sqlRate*(sqlEvery*time.Duration(k+1)).Seconds()) - int(sqlRate*(sqlEvery*time.Duration(k)).Seconds())
+				if n == 0 {
+					continue
+				}
 				targets := make([]notify.Target, n)
 				for i := range targets {
 					targets[i] = g.target(rnd)
 				}
 				ids, err := cluster.Insert(work, g.pool, targets, "bench", "")
 				if err != nil {
-					fail(err)
-					continue
+					return err
 				}
 				g.committed(ids, time.Now())
 				g.sql.Add(int64(len(ids)))
 			}
-		})
-	}
-	wg.Go(func() { // the SQL schedule: what is due every sqlEvery
-		defer close(jobs)
-		t := time.NewTicker(sqlEvery)
-		defer t.Stop()
-		for scheduled := 0; ; {
-			select {
-			case <-sched.Done():
-				return
-			case <-t.C:
-			}
-			if n := int(sqlRate*time.Since(start).Seconds()) - scheduled; n > 0 {
-				select {
-				case jobs <- n:
-					scheduled += n
-				case <-sched.Done():
-					return
-				}
+			return nil
+		}
+		for k := nextHTTP.Add(1) - 1; httpRate > 0 && g.due(work, start.Add(time.Duration(float64(k)/httpRate*float64(time.Second))), end); k = nextHTTP.Add(1) - 1 {
+			if err := g.post(work, rnd, k); err != nil {
+				return err
 			}
 		}
+		return nil
 	})
-	var next atomic.Int64
-	httpProducers := 0
-	if httpRate > 0 {
-		httpProducers = 16
+	return cmp.Or(ctx.Err(), err)
+}
+
+// due waits until t and reports whether work due then is still to be
+// started: t is before end, and neither ctx nor stop ended the run.
+func (g *loadGen) due(ctx context.Context, t, end time.Time) bool {
+	if !t.Before(end) {
+		return false
 	}
-	for w := range httpProducers { // HTTP producers: the k-th post is due at k/httpRate
-		wg.Go(func() {
-			rnd := rand.New(rand.NewPCG(uint64(w), 8))
-			for {
-				k := next.Add(1) - 1
-				if sleepUntil(sched, start.Add(time.Duration(float64(k)/httpRate*float64(time.Second)))) != nil {
-					return
-				}
-				if err := g.post(work, rnd, k); err != nil {
-					fail(err)
-					return
-				}
-			}
-		})
+	select {
+	case <-ctx.Done():
+		return false
+	case <-g.halt:
+		return false
+	case <-time.After(time.Until(t)):
+		return true
 	}
-	wg.Wait()
-	return cmp.Or(errors.Join(errs...), ctx.Err())
 }
 
 // post publishes one notification over HTTP; when a node fails it, it

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -353,6 +355,13 @@ type StreamTally struct {
 	ConnectErrors int            `json:"connect_errors"`
 	CloseReasons  map[string]int `json:"close_reasons,omitempty"`
 	Check         cluster.Check  `json:"check"`
+	// The clients' reconnect delays (the storm's and the rolling restart's
+	// clients pace their reconnects): Spread waits asked for by a closing
+	// status (the longest, SpreadMaxMs), Backoffs after lost connections
+	// or failed attempts.
+	Spread      int   `json:"spread_waits,omitempty"`
+	SpreadMaxMs int64 `json:"spread_max_ms,omitempty"`
+	Backoffs    int   `json:"backoffs,omitempty"`
 }
 
 // checkedStreams is every stream's report and the published notifications
@@ -386,6 +395,9 @@ func checkStreams(ctx context.Context, e *nodeEnv, cs *fleet.Fleet, l *layout, s
 		t.ConnectErrors += r.Stats.ConnectErrors
 		for reason, n := range r.Stats.CloseReasons {
 			t.CloseReasons[reason] += n
+		}
+		if p := r.Pace; p != nil {
+			t.Spread, t.SpreadMaxMs, t.Backoffs = t.Spread+p.Spread, max(t.SpreadMaxMs, p.SpreadMaxMs), t.Backoffs+p.Backoffs
 		}
 		if r.Stats.ProtocolErrors > 0 {
 			t.Check.Foreign += r.Stats.ProtocolErrors // a malformed event is not a delivery of anything
@@ -422,4 +434,34 @@ func exactlyOnce(prog *progress, phase string, c cluster.Check) error {
 // prefixWriter writes each line to w with prefix.
 func prefixWriter(w io.Writer, prefix string) io.Writer {
 	return cluster.LineWriter(func(line string) { fmt.Fprintf(w, "%s%s\n", prefix, line) })
+}
+
+// doJSON sends a request with header and body (JSON, when not nil),
+// wants status back, and decodes the answer into out when not nil.
+func doJSON(ctx context.Context, client *http.Client, method, url string, header http.Header, body []byte, status int, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	if header != nil {
+		req.Header = header.Clone()
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := client.Do(req)
+	if err == nil {
+		defer resp.Body.Close()
+		var b []byte
+		if b, err = io.ReadAll(io.LimitReader(resp.Body, 1<<20)); err == nil && resp.StatusCode != status {
+			err = fmt.Errorf("%s: %.300s", resp.Status, bytes.TrimSpace(b))
+		}
+		if err == nil && out != nil {
+			err = json.Unmarshal(b, out)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, url, err)
+	}
+	return nil
 }

@@ -46,13 +46,11 @@ type StormResult struct {
 	// Answered is the time from the kill to the new connection's 200 (after
 	// the client's backoff; a stream answers before its turn at the
 	// database), Reopened to its connected message (after its turn).
-	// Backoffs counts the clients' jittered waits.
 	Rehomed            stats.Summary `json:"rehomed_first_new"`
 	RehomedWithout     int           `json:"rehomed_without_new"`
 	RehomedWithinShare float64       `json:"rehomed_within_target_share"`
 	Answered           stats.Summary `json:"rehomed_answered"`
 	Reopened           stats.Summary `json:"rehomed_connected"`
-	Backoffs           int           `json:"backoffs"`
 	// The survivors' streams, commit → receipt, and the two parts of it:
 	// WorkerLag created_at → published_at (the queue: wake-up, claim,
 	// publish start), FeedLag published_at → receipt (publish and commit,
@@ -294,7 +292,6 @@ func (r *StormResult) measure(cd *checkedStreams, commits map[string]int64, pub 
 			if d, ok := firstAfter(p.Connected, kill); ok {
 				reopens = append(reopens, d)
 			}
-			r.Backoffs += p.Backoffs
 		}
 	}
 	r.Rehomed, r.Answered, r.Reopened = stats.Summarize(firsts), stats.Summarize(answers), stats.Summarize(reopens)
