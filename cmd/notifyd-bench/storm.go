@@ -191,11 +191,7 @@ func runStorm(ctx context.Context, cfg config, e *nodeEnv, seed *LivedSeed, mark
 	if err != nil {
 		return res, err
 	}
-	pub, err := publishTimes(ctx, e, start)
-	if err != nil {
-		return res, err
-	}
-	res.measure(cd, lp.g.commits, pub, place, victim, killAt, cfg.StormWindow)
+	res.measure(cd, lp.g.commits, place, victim, killAt, cfg.StormWindow)
 	id := pop.Users[slices.Index(place, victim)]
 	res.Explains = map[string][]LivedPlan{}
 	if err := explainUser(ctx, e, id, res.HeadAtKill, res.Explains, func(stmt string) string { return stmt + " (" + id.UserID + ")" }); err != nil {
@@ -225,34 +221,24 @@ func stormTimeline(ctx context.Context, lp *loadPhase, victim int, killAt time.T
 	return out, nil
 }
 
-// publishTimes reads when each notification after start was created (the
-// producer's transaction) and published (the worker's), by seq.
-func publishTimes(ctx context.Context, e *nodeEnv, start int64) (map[int64][2]int64, error) {
-	rows, err := e.admin.Query(ctx, `SELECT seq, created_at, published_at FROM notify.notifications WHERE seq > $1`, start)
-	if err != nil {
-		return nil, fmt.Errorf("read publish times: %w", err)
-	}
-	defer rows.Close()
-	out := map[int64][2]int64{}
-	for rows.Next() {
-		var seq int64
-		var created, published time.Time
-		if err := rows.Scan(&seq, &created, &published); err != nil {
-			return nil, fmt.Errorf("read publish times: %w", err)
-		}
-		out[seq] = [2]int64{created.UnixNano(), published.UnixNano()}
-	}
-	return out, rows.Err()
-}
-
-// measure computes the storm's figures from every stream's deliveries:
-// commits are the producer's commit times by notification id, pub the
-// database's created_at and published_at by seq (unix nanoseconds).
-func (r *StormResult) measure(cd *checkedStreams, commits map[string]int64, pub map[int64][2]int64, place []int, victim int,
-	killAt time.Time, window time.Duration) {
+// measure computes the storm's figures from every stream's deliveries
+// (commits are the producer's commit times by notification id) and the
+// feed's created_at and published_at.
+func (r *StormResult) measure(cd *checkedStreams, commits map[string]int64, place []int, victim int, killAt time.Time, window time.Duration) {
 	kill, end := killAt.UnixNano(), killAt.Add(window).UnixNano()
 	before := kill - int64(window) // as long a stretch just before the kill, to compare
-	var firsts, answers, reopens, survivors, survivorsBefore, feed, feedBefore []time.Duration
+	// stretch is 0 for a time in the storm window, 1 in the stretch before.
+	stretch := func(t int64) int {
+		switch {
+		case t >= kill && t < end:
+			return 0
+		case t >= before && t < kill:
+			return 1
+		}
+		return -1
+	}
+	var firsts, answers, reopens []time.Duration
+	var survivors, feed, worker [2][]time.Duration
 	within := 0
 	for k, node := range place {
 		first := int64(-1)
@@ -261,19 +247,10 @@ func (r *StormResult) measure(cd *checkedStreams, commits map[string]int64, pub 
 				if c > kill && first < 0 {
 					first = at
 				}
-				return
-			}
-			p, ok := pub[seq]
-			switch {
-			case c >= kill && c < end:
-				survivors = append(survivors, time.Duration(at-c))
-				if ok {
-					feed = append(feed, time.Duration(at-p[1]))
-				}
-			case c >= before && c < kill:
-				survivorsBefore = append(survivorsBefore, time.Duration(at-c))
-				if ok {
-					feedBefore = append(feedBefore, time.Duration(at-p[1]))
+			} else if w := stretch(c); w >= 0 {
+				survivors[w] = append(survivors[w], time.Duration(at-c))
+				if p, ok := cd.feed.Get(seq); ok {
+					feed[w] = append(feed[w], time.Duration(at-p.PublishedAt.UnixNano()))
 				}
 			}
 		})
@@ -294,27 +271,27 @@ func (r *StormResult) measure(cd *checkedStreams, commits map[string]int64, pub 
 			}
 		}
 	}
-	r.Rehomed, r.Answered, r.Reopened = stats.Summarize(firsts), stats.Summarize(answers), stats.Summarize(reopens)
-	r.RehomedWithinShare = float64(within) / float64(max(1, r.VictimStreams))
-	r.Survivors, r.SurvivorsBefore = stats.Summarize(survivors), stats.Summarize(survivorsBefore)
-	r.FeedLag, r.FeedLagBefore = stats.Summarize(feed), stats.Summarize(feedBefore)
-	var worker, workerBefore []time.Duration
 	perSecond := map[int]int{}
-	for _, p := range pub {
-		switch {
-		case p[0] >= kill && p[0] < end:
-			worker = append(worker, time.Duration(p[1]-p[0]))
-		case p[0] >= before && p[0] < kill:
-			workerBefore = append(workerBefore, time.Duration(p[1]-p[0]))
+	for seq := cd.feed.After + 1; seq <= cd.feed.Last; seq++ {
+		p, ok := cd.feed.Get(seq)
+		if !ok {
+			continue
 		}
-		if p[1] >= before && p[1] < end {
-			perSecond[int(math.Floor(float64(p[1]-kill)/1e9))]++
+		if w := stretch(p.CreatedAt.UnixNano()); w >= 0 {
+			worker[w] = append(worker[w], p.PublishedAt.Sub(p.CreatedAt))
+		}
+		if pub := p.PublishedAt.UnixNano(); pub >= before && pub < end {
+			perSecond[int(math.Floor(float64(pub-kill)/1e9))]++
 		}
 	}
-	r.WorkerLag, r.WorkerLagBefore = stats.Summarize(worker), stats.Summarize(workerBefore)
 	for s := int(-window.Seconds()); s < int(window.Seconds()); s++ {
 		r.PublishedPerSecond = append(r.PublishedPerSecond, perSecond[s])
 	}
+	r.Rehomed, r.Answered, r.Reopened = stats.Summarize(firsts), stats.Summarize(answers), stats.Summarize(reopens)
+	r.RehomedWithinShare = float64(within) / float64(max(1, r.VictimStreams))
+	r.Survivors, r.SurvivorsBefore = stats.Summarize(survivors[0]), stats.Summarize(survivors[1])
+	r.FeedLag, r.FeedLagBefore = stats.Summarize(feed[0]), stats.Summarize(feed[1])
+	r.WorkerLag, r.WorkerLagBefore = stats.Summarize(worker[0]), stats.Summarize(worker[1])
 	r.RehomeMet = r.RehomedWithout == 0 && within == r.VictimStreams
 	r.SurvivorsMet = r.Survivors.Count > 0 && r.Survivors.P99Ms <= stormSurvivorP99Ms
 }

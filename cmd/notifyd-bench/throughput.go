@@ -177,6 +177,10 @@ func pacedRun(ctx context.Context, e *env, prog *progress, what, user string, ra
 		return nil, receipts{}, nil, err
 	}
 	defer closeAll()
+	head, err := cluster.Head(ctx, e.admin)
+	if err != nil {
+		return nil, receipts{}, nil, err
+	}
 	var done atomic.Int64
 	stop := prog.Every(10*time.Second, func() string {
 		return fmt.Sprintf("%s: %d committed, %d received", what, done.Load(), rd.Stats().Received)
@@ -186,7 +190,7 @@ func pacedRun(ctx context.Context, e *env, prog *progress, what, user string, ra
 		_, err = rd.drain(ctx, e)
 	}
 	stop()
-	rc, rerr := readReceipts(ctx, e, rd, user)
+	rc, rerr := readReceipts(ctx, e, rd, head)
 	if rerr != nil {
 		return nil, receipts{}, nil, rerr
 	}
