@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"strconv"
@@ -35,9 +36,9 @@ type VersusResult struct {
 	SatPublishers     int     `json:"sat_publishers"`
 	SatWindow         int     `json:"sat_window"`
 
-	Memory     []versusMemory        `json:"memory"`
-	Latency    []versusLatencyRun    `json:"latency"`
-	Saturation []versusSaturationRun `json:"saturation"`
+	Memory     []versusMemory `json:"memory"`
+	Latency    []versusRun    `json:"latency"`
+	Saturation []versusRun    `json:"saturation"`
 
 	// Medians over the rounds, per system ("notifyd", "centrifugo").
 	P50Ms            map[string]float64 `json:"p50_ms"`
@@ -120,7 +121,7 @@ func runVersusPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress
 
 	for round := range cfg.VersusRounds {
 		for _, sys := range systems {
-			r, err := runVersusLatency(ctx, sys, cfg.VersusStreams, cfg.VersusRate, cfg.VersusDuration, cfg.Timeout)
+			r, err := runVersus(ctx, sys, cfg.VersusStreams, 1, math.MaxInt, cfg.VersusRate, cfg.VersusDuration, cfg.Timeout)
 			if err != nil {
 				return res, fmt.Errorf("versus latency round %d: %w", round+1, err)
 			}
@@ -132,7 +133,7 @@ func runVersusPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress
 	}
 	for round := range cfg.VersusRounds {
 		for _, sys := range systems {
-			r, err := runVersusSaturation(ctx, sys, cfg.VersusSatStreams, cfg.VersusSatPublishers, cfg.VersusWindow, cfg.VersusSatDuration, cfg.Timeout)
+			r, err := runVersus(ctx, sys, cfg.VersusSatStreams, cfg.VersusSatPublishers, cfg.VersusWindow, 0, cfg.VersusSatDuration, cfg.Timeout)
 			if err != nil {
 				return res, fmt.Errorf("versus saturation round %d: %w", round+1, err)
 			}
@@ -188,7 +189,7 @@ func (v *VersusResult) write(w io.Writer, _ *Report) {
 	fmt.Fprintf(w, "   latency: %d streams, one publisher at %d/s for %.0f s (notifyd: %s;\n"+
 		"   Centrifugo: HTTP API publish to the channel every stream subscribed to, clock at the request's start)\n", v.Streams, v.Rate, v.Seconds, versusPublishDoc[v.Publish])
 	writeTable(w, "round\tsystem\tachieved\tp50\tp90\tp99\tmax\tdeliveries\tpublish call p50/p99\tCPU-s server/bench",
-		rowsOf(v.Latency, func(_ int, l versusLatencyRun) string {
+		rowsOf(v.Latency, func(_ int, l versusRun) string {
 			return fmt.Sprintf("%d\t%s\t%.0f/s\t%.2f ms\t%.2f ms\t%.2f ms\t%.1f ms\t%s\t%.2f/%.2f ms\t%.1f/%.1f", l.Round, l.System, l.Achieved,
 				l.Latency.P50Ms, l.Latency.P90Ms, l.Latency.P99Ms, l.Latency.MaxMs, num(float64(l.Latency.Count)), l.PublishP50, l.PublishP99,
 				l.ServerCPU, l.BenchCPU)
@@ -196,7 +197,7 @@ func (v *VersusResult) write(w io.Writer, _ *Report) {
 	fmt.Fprintf(w, "   saturation: %d streams, %d publishers as fast as they can for %.0f s, at most %d messages not yet on every stream\n",
 		v.SatStreams, v.SatPublishers, v.SatSeconds, v.SatWindow)
 	writeTable(w, "round\tsystem\tmessages\tdeliveries/s\tpublishes that waited for the window\tCPU-s server/bench",
-		rowsOf(v.Saturation, func(_ int, s versusSaturationRun) string {
+		rowsOf(v.Saturation, func(_ int, s versusRun) string {
 			return fmt.Sprintf("%d\t%s\t%s\t%s\t%.0f%%\t%.1f/%.1f", s.Round, s.System, num(float64(s.Messages)), num(s.DeliveriesPerS),
 				100*s.WindowWaits, s.ServerCPU, s.BenchCPU)
 		})...)
