@@ -95,7 +95,9 @@ func (nr *nodeRun) startNodes(ctx context.Context, n int, env map[string]string)
 		e.settings["NOTIFY_LOG_LEVEL"] = "info"
 	}
 	maps.Copy(e.settings, env)
-	maps.Copy(e.settings, nr.cfg.NodeEnv)
+	for _, s := range nr.cfg.NodeEnv { // last, and in order: a later one wins
+		e.settings[s.Name] = s.Value
+	}
 	defer func() {
 		if err != nil {
 			e.Close()
