@@ -12,7 +12,6 @@ import (
 	"os"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -342,11 +341,8 @@ func (w *cpuWindow) stop(e *nodeEnv, cs *fleet.Fleet) []ProcCPU {
 
 // processCPU is this process's user+system CPU time.
 func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	d, _ := cluster.CPUTime(os.Getpid())
+	return d
 }
 
 // StreamTally is what the check of a phase's streams found, and what

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -201,14 +202,7 @@ func pacedRun(ctx context.Context, e *env, prog *progress, what, user string, ra
 func summarizeLatency(rate int, sent []committed, rc receipts) *LatencyResult {
 	res := &LatencyResult{Rate: rate, Sent: len(sent)}
 	lat := make([]time.Duration, 0, len(sent))
-	var first, last time.Time
 	for _, c := range sent {
-		if first.IsZero() || c.At.Before(first) {
-			first = c.At
-		}
-		if c.At.After(last) {
-			last = c.At
-		}
 		if at, ok := rc.read[c.ID]; ok {
 			lat = append(lat, at.Sub(c.At.Round(0)))
 		} else {
@@ -216,8 +210,10 @@ func summarizeLatency(rate int, sent []committed, rc receipts) *LatencyResult {
 		}
 	}
 	res.Count, res.Latency = len(lat), stats.Summarize(lat)
-	if span := last.Sub(first); len(sent) > 1 && span > 0 {
-		res.Seconds, res.AchievedRate = span.Seconds(), float64(len(sent)-1)/span.Seconds()
+	if byTime := func(a, b committed) int { return a.At.Compare(b.At) }; len(sent) > 1 {
+		if span := slices.MaxFunc(sent, byTime).At.Sub(slices.MinFunc(sent, byTime).At); span > 0 {
+			res.Seconds, res.AchievedRate = span.Seconds(), float64(len(sent)-1)/span.Seconds()
+		}
 	}
 	if rate >= 1000 {
 		res.TargetP99Ms = 25

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -163,10 +162,10 @@ func (vs *versusStreams) lastReceipt() time.Time {
 // is in neither.
 func cpuSince(pid int) func() (server, bench float64) {
 	s0, _ := cluster.CPUTime(pid)
-	b0, _ := cluster.CPUTime(os.Getpid())
+	b0 := processCPU()
 	return func() (float64, float64) {
 		s, _ := cluster.CPUTime(pid)
-		b, _ := cluster.CPUTime(os.Getpid())
+		b := processCPU()
 		return (s - s0).Seconds(), (b - b0).Seconds()
 	}
 }
