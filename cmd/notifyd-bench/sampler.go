@@ -46,7 +46,7 @@ type sampler struct {
 
 type pidCPU struct {
 	app        string
-	base, last int64 // clock ticks
+	base, last time.Duration
 }
 
 func startSampler(ctx context.Context, pool *pgxpool.Pool, every time.Duration) *sampler {
@@ -100,30 +100,21 @@ func (s *sampler) sample(ctx context.Context, pool *pgxpool.Pool) {
 		if active && app == "notifyd" {
 			s.stmts[statementKind(query)]++
 		}
-		if ticks, ok := pidTicks(pid); ok {
+		if cpu, err := cluster.CPUTime(pid); err == nil {
 			p := s.cpu[pid]
 			if p == nil {
 				p = &pidCPU{app: app}
 				if s.first { // seen at the start: count from here; later ones are new backends
-					p.base = ticks
+					p.base = cpu
 				}
 				s.cpu[pid] = p
 			}
-			p.last = ticks
+			p.last = cpu
 		}
 	}
 	s.first = false
 	s.other.sum, s.other.n, s.other.max = s.other.sum+others, s.other.n+1, max(s.other.max, others)
 }
-
-// pidTicks reads a local process's user+system CPU in clock ticks.
-func pidTicks(pid int) (int64, bool) {
-	d, err := cluster.CPUTime(pid)
-	return int64(d / (time.Second / clockTicks)), err == nil
-}
-
-// clockTicks is Linux's USER_HZ, the unit of /proc/<pid>/stat CPU times.
-const clockTicks = 100
 
 // Profile is what a sampler saw during one phase or run.
 type Profile struct {
@@ -162,7 +153,7 @@ func (s *sampler) Stop(phase string) Profile {
 	p := Profile{Phase: phase, Seconds: time.Since(s.start).Seconds(), ProcessCPU: (processCPU() - s.goCPU).Seconds(),
 		BackendCPU: map[string]float64{}, Waits: map[string][]WaitShare{}, OtherMax: s.other.max}
 	for _, c := range s.cpu {
-		p.BackendCPU[c.app] += float64(c.last-c.base) / clockTicks
+		p.BackendCPU[c.app] += (c.last - c.base).Seconds()
 	}
 	for app, states := range s.states {
 		p.Waits[app] = shareOf(states, 5)

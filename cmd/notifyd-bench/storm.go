@@ -326,7 +326,7 @@ func (s *StormResult) write(w io.Writer, _ *Report) {
 		summaryRow("worker: created -> published, before", s.WorkerLagBefore, ""),
 		summaryRow("feed: published -> survivor receipt, storm", s.FeedLag, ""),
 		summaryRow("feed: published -> survivor receipt, before", s.FeedLagBefore, ""))
-	fmt.Fprintf(w, "   published per second, %.0f s before the kill to %.0f s after: %s\n", s.WindowSeconds, s.WindowSeconds, joinInts(s.PublishedPerSecond))
+	fmt.Fprintf(w, "   published per second, %.0f s before the kill to %.0f s after: %s\n", s.WindowSeconds, s.WindowSeconds, strings.Trim(fmt.Sprint(s.PublishedPerSecond), "[]"))
 	var tl []string
 	for i, t := range s.Timeline {
 		if i%4 == 3 || i == len(s.Timeline)-1 {
