@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
 	"github.com/notifyd/notifyd/internal/testkit/stats"
 )
@@ -90,16 +89,14 @@ func measureLived(ctx context.Context, cfg config, e *nodeEnv, plan *livedPlan, 
 		Sparse: LivedUser{UserID: sp.UserID, Roles: sp.Roles, Notifications: len(spAud)},
 		Dense: LivedUser{UserID: de.UserID, Roles: de.Roles, Notifications: len(deAud), ResumeFrom: from,
 			ReadUpTo: upTo, ReadMarks: len(read) + len(unread)}}
-	spTok, err := e.run.token(sp.UserID, sp.Roles...)
+	spc, err := newLivedClient(e, sp)
 	if err != nil {
 		return nil, err
 	}
-	deTok, err := e.run.token(de.UserID, de.Roles...)
+	dec, err := newLivedClient(e, de)
 	if err != nil {
 		return nil, err
 	}
-	spc := livedClient{http: e.http, base: e.nodes[0].URL(), token: spTok}
-	dec := livedClient{http: e.http, base: e.nodes[0].URL(), token: deTok}
 	ops := map[string]func(ctx context.Context) error{
 		"open_sparse":    func(ctx context.Context) error { return spc.open(ctx, livedSparseTotal, false) },
 		"open_dense":     func(ctx context.Context) error { return dec.open(ctx, 0, true) },
@@ -121,16 +118,11 @@ func measureLived(ctx context.Context, cfg config, e *nodeEnv, plan *livedPlan, 
 		size.Ops[k] = stats.Summarize(v)
 	}
 	size.Explains = map[string][]LivedPlan{}
-	for _, u := range []struct {
-		name  string
-		id    notify.Identity
-		after int64
-	}{{"sparse", sp, 0}, {"dense", de, from}} {
-		if err := explainUser(ctx, e, u.id, u.after, size.Explains, func(stmt string) string { return u.name + " " + stmt }); err != nil {
-			return size, err
-		}
+	err = explainUser(ctx, e, sp, 0, size.Explains, func(stmt string) string { return "sparse " + stmt })
+	if err == nil {
+		err = explainUser(ctx, e, de, from, size.Explains, func(stmt string) string { return "dense " + stmt })
 	}
-	return size, nil
+	return size, err
 }
 
 // newest is the last k of seqs, newest first.

@@ -31,6 +31,11 @@ type livedClient struct {
 	token string
 }
 
+func newLivedClient(e *nodeEnv, id notify.Identity) (livedClient, error) {
+	tok, err := e.run.token(id.UserID, id.Roles...)
+	return livedClient{http: e.http, base: e.nodes[0].URL(), token: tok}, err
+}
+
 func (c livedClient) header() http.Header { return http.Header{"Authorization": {"Bearer " + c.token}} }
 
 // open opens a new stream (no resume) and reads until the connected
