@@ -154,25 +154,18 @@ type committed struct {
 // a slow insert delays only itself; several producers let the rate hold
 // when one insert stalls. done counts the commits as they happen.
 func paceInserts(ctx context.Context, pool *pgxpool.Pool, user string, rate, total, producers int, done *atomic.Int64) ([]committed, error) {
-	interval := time.Second / time.Duration(rate)
 	sent := make([][]committed, producers)
-	var next atomic.Int64
-	start := time.Now().Add(20 * time.Millisecond)
-	err := runGroup(ctx, producers, func(gctx context.Context, p int) error {
-		for k := next.Add(1) - 1; k < int64(total); k = next.Add(1) - 1 {
-			if err := sleepUntil(gctx, start.Add(time.Duration(k)*interval)); err != nil {
-				return err
-			}
+	err := slots(ctx, producers, time.Now().Add(20*time.Millisecond), time.Second/time.Duration(rate),
+		func(k int64, _ time.Time) bool { return k < int64(total) }, func(ctx context.Context, p int, k int64) error {
 			var id string
-			if err := pool.QueryRow(gctx, `INSERT INTO notify.notifications (message, target_user_id, data)
+			if err := pool.QueryRow(ctx, `INSERT INTO notify.notifications (message, target_user_id, data)
 				VALUES ('bench latency', $1, jsonb_build_object('i', $2::int)) RETURNING id`, user, k).Scan(&id); err != nil {
 				return fmt.Errorf("insert: %w", err)
 			}
 			sent[p] = append(sent[p], committed{ID: id, At: time.Now()})
 			done.Add(1)
-		}
-		return nil
-	})
+			return nil
+		})
 	return slices.Concat(sent...), err
 }
 

@@ -62,60 +62,51 @@ func (g *loadGen) committed(ids []string, at time.Time) {
 
 // run produces for d (or until ctx ends or stop): SQL producers insert
 // what is due every sqlEvery, HTTP producers post the k-th notification
-// at k/rate, each a slot at a time, so a slow statement delays only its
-// own slot. Work started before d is up is finished, not cancelled: a
+// at k/rate. Work started before d is up is finished, not cancelled: a
 // cancelled insert or POST may or may not have committed, and the nodes
 // would log the cancelled requests. The first failure ends the run.
 func (g *loadGen) run(ctx context.Context, d time.Duration) error {
 	start := time.Now()
-	end := start.Add(d)
+	more := func(_ int64, due time.Time) bool {
+		select {
+		case <-g.halt:
+			return false
+		default:
+			return due.Before(start.Add(d))
+		}
+	}
+	rnds := make([]*rand.Rand, 4+16)
+	for w := range rnds {
+		rnds[w] = rand.New(rand.NewPCG(uint64(w), 7))
+	}
 	sqlRate, httpRate := g.rate*(1-g.httpShare), g.rate*g.httpShare
-	var nextSQL, nextHTTP atomic.Int64
-	err := runGroup(ctx, 4+16, func(work context.Context, w int) error {
-		rnd := rand.New(rand.NewPCG(uint64(w), 7))
-		if w < 4 { // SQL producers
-			for k := nextSQL.Add(1) - 1; g.due(work, start.Add(time.Duration(k)*sqlEvery), end); k = nextSQL.Add(1) - 1 {
-				n := int(sqlRate*(sqlEvery*time.Duration(k+1)).Seconds()) - int(sqlRate*(sqlEvery*time.Duration(k)).Seconds())
-				if n == 0 {
-					continue
-				}
-				targets := make([]notify.Target, n)
-				for i := range targets {
-					targets[i] = g.target(rnd)
-				}
-				ids, err := cluster.Insert(work, g.pool, targets, "bench", "")
-				if err != nil {
-					return err
-				}
+	err := runGroup(ctx, 2, func(ctx context.Context, i int) error {
+		if i == 1 { // HTTP
+			if httpRate == 0 {
+				return nil
+			}
+			return slots(ctx, 16, start, time.Duration(float64(time.Second)/httpRate), more, func(ctx context.Context, w int, k int64) error {
+				return g.post(ctx, rnds[4+w], k)
+			})
+		}
+		return slots(ctx, 4, start, sqlEvery, more, func(ctx context.Context, w int, k int64) error {
+			n := int(sqlRate*(sqlEvery*time.Duration(k+1)).Seconds()) - int(sqlRate*(sqlEvery*time.Duration(k)).Seconds())
+			if n == 0 {
+				return nil
+			}
+			targets := make([]notify.Target, n)
+			for i := range targets {
+				targets[i] = g.target(rnds[w])
+			}
+			ids, err := cluster.Insert(ctx, g.pool, targets, "bench", "")
+			if err == nil {
 				g.committed(ids, time.Now())
 				g.sql.Add(int64(len(ids)))
 			}
-			return nil
-		}
-		for k := nextHTTP.Add(1) - 1; httpRate > 0 && g.due(work, start.Add(time.Duration(float64(k)/httpRate*float64(time.Second))), end); k = nextHTTP.Add(1) - 1 {
-			if err := g.post(work, rnd, k); err != nil {
-				return err
-			}
-		}
-		return nil
+			return err
+		})
 	})
 	return cmp.Or(ctx.Err(), err)
-}
-
-// due waits until t and reports whether work due then is still to be
-// started: t is before end, and neither ctx nor stop ended the run.
-func (g *loadGen) due(ctx context.Context, t, end time.Time) bool {
-	if !t.Before(end) {
-		return false
-	}
-	select {
-	case <-ctx.Done():
-		return false
-	case <-g.halt:
-		return false
-	case <-time.After(time.Until(t)):
-		return true
-	}
 }
 
 // post publishes one notification over HTTP; when a node fails it, it

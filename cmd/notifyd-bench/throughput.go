@@ -57,17 +57,17 @@ func runThroughput(ctx context.Context, cfg config, e *env, prog *progress) (*Th
 	batches := (cfg.Total + cfg.Batch - 1) / cfg.Batch
 	// reserved counts rows from the moment a producer decides to insert
 	// them, so statements in flight count against the window too.
-	var next, reserved, inserted atomic.Int64
+	var reserved, inserted atomic.Int64
 	stop := prog.Every(2*time.Second, func() string {
 		return fmt.Sprintf("throughput: %d inserted, %d received", inserted.Load(), rd.Stats().Received)
 	})
 	start := time.Now()
-	err = runGroup(ctx, cfg.ThroughputProducers, func(gctx context.Context, _ int) error {
-		for b := int(next.Add(1) - 1); b < batches; b = int(next.Add(1) - 1) {
-			n := min(cfg.Batch, cfg.Total-b*cfg.Batch)
+	err = slots(ctx, cfg.ThroughputProducers, start, 0, func(b int64, _ time.Time) bool { return b < int64(batches) },
+		func(ctx context.Context, _ int, b int64) error {
+			n := min(cfg.Batch, cfg.Total-int(b)*cfg.Batch)
 			for reserved.Add(int64(n))-int64(rd.Stats().Received) > int64(cfg.Window) {
 				reserved.Add(-int64(n))
-				if err := sleepCtx(gctx, 500*time.Microsecond); err != nil {
+				if err := sleepCtx(ctx, 500*time.Microsecond); err != nil {
 					return err
 				}
 			}
@@ -75,7 +75,7 @@ func runThroughput(ctx context.Context, cfg config, e *env, prog *progress) (*Th
 			if b%2 == 0 {
 				target = user
 			}
-			rows, _ := pool.Query(gctx, `INSERT INTO notify.notifications (message, target_user_id, data)
+			rows, _ := pool.Query(ctx, `INSERT INTO notify.notifications (message, target_user_id, data)
 				SELECT 'bench throughput ' || g, $2, jsonb_build_object('batch', $3::int, 'i', g)
 				FROM generate_series(1, $1::int) AS g RETURNING id`, n, target, b)
 			ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
@@ -83,9 +83,8 @@ func runThroughput(ctx context.Context, cfg config, e *env, prog *progress) (*Th
 				return fmt.Errorf("insert batch %d: %w", b, err)
 			}
 			inserted.Add(int64(len(ids)))
-		}
-		return nil
-	})
+			return nil
+		})
 	insertEnd := time.Now()
 	var sentinel int64
 	if err == nil {

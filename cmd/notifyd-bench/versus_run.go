@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -216,49 +215,43 @@ func runVersus(ctx context.Context, sys versusSystem, streams, publishers, windo
 	if rate > 0 {
 		start, end = make([]int64, total), make([]int64, total)
 	}
-	var next, waited atomic.Int64
+	var every time.Duration // saturation: at once
+	if rate > 0 {
+		every = time.Second / time.Duration(rate)
+	}
+	var published, waited atomic.Int64
 	cpu := cpuSince(sys.PID())
 	begin := time.Now()
-	err = runGroup(ctx, publishers, func(ctx context.Context, _ int) error {
-		for rate > 0 || time.Since(begin) < d {
-			if next.Load()-vs.completed.Load() >= int64(window) {
-				waited.Add(1)
+	more := func(k int64, _ time.Time) bool { return k < int64(total) && (rate > 0 || time.Since(begin) < d) }
+	err = slots(ctx, publishers, begin, every, more, func(ctx context.Context, _ int, k int64) error {
+		if k-vs.completed.Load() >= int64(window) {
+			waited.Add(1)
+		}
+		for k-vs.completed.Load() >= int64(window) {
+			select {
+			case <-vs.wake:
+			case <-time.After(time.Millisecond):
+			case <-ctx.Done():
+				return ctx.Err()
 			}
-			for next.Load()-vs.completed.Load() >= int64(window) {
-				select {
-				case <-vs.wake:
-				case <-time.After(time.Millisecond):
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			}
-			k := next.Add(1) - 1
-			if k >= int64(total) && rate > 0 {
-				return nil // all published
-			}
-			if k >= int64(total) {
-				return errors.New("more messages than the run can count")
-			}
-			if rate > 0 {
-				if err := sleepUntil(ctx, begin.Add(time.Duration(k)*time.Second/time.Duration(rate))); err != nil {
-					return err
-				}
-				start[k] = time.Now().UnixNano()
-			}
-			if err := sys.Publish(ctx, int(k)); err != nil {
-				return err
-			}
-			if rate > 0 {
-				end[k] = time.Now().UnixNano()
-			}
-			if vs.lost.Load() > 0 {
-				return vs.err()
-			}
+		}
+		if rate > 0 {
+			start[k] = time.Now().UnixNano()
+		}
+		if err := sys.Publish(ctx, int(k)); err != nil {
+			return err
+		}
+		if rate > 0 {
+			end[k] = time.Now().UnixNano()
+		}
+		published.Add(1)
+		if vs.lost.Load() > 0 {
+			return vs.err()
 		}
 		return nil
 	})
 	elapsed := time.Since(begin)
-	res := &versusRun{System: sys.Name(), Messages: min(next.Load(), int64(total))}
+	res := &versusRun{System: sys.Name(), Messages: published.Load()}
 	if err == nil {
 		err = vs.waitCompleted(ctx, res.Messages, timeout)
 	}
