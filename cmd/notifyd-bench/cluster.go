@@ -103,7 +103,7 @@ func runClusterPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progres
 	}
 	_ = lp.cs.SetResumeRate(0)
 	cd, err := lp.finish(ctx, loadErr)
-	res.CPU = win.stop(e, lp.cs)
+	res.CPU = win()
 	rep.Profiles = append(rep.Profiles, samp.Stop(phaseCluster))
 	res.SQL, res.HTTP, res.HTTPRetries = lp.g.sql.Load(), lp.g.http.Load(), lp.g.retries.Load()
 	wal := readWAL(ctx, e.admin).since(walBefore, res.Sent, res.Seconds+res.DrainSeconds)

@@ -294,49 +294,31 @@ func (l *layout) open(ctx context.Context, prog *progress, phase string, browser
 	return cs, opened, secs, nil
 }
 
-// cpuWindow measures every process's CPU over a window.
-type cpuWindow struct {
-	start time.Time
-	nodes []time.Duration
-	self  time.Duration
-}
-
-func startCPU(e *nodeEnv, cs *fleet.Fleet) *cpuWindow {
-	if cs != nil {
-		cs.MarkCPU()
-	}
-	return &cpuWindow{start: time.Now(), nodes: e.cpu(), self: processCPU()}
-}
-
-func (e *nodeEnv) cpu() []time.Duration {
-	out := make([]time.Duration, len(e.nodes))
+// startCPU starts measuring every process's CPU: the nodes', the client
+// processes' and the bench's own; the returned stop reads each one's since
+// (a killed node's is lost).
+func startCPU(e *nodeEnv, cs *fleet.Fleet) (stop func() []ProcCPU) {
+	cs.MarkCPU()
+	start, self, nodes := time.Now(), processCPU(), make([]time.Duration, len(e.nodes))
 	for i, n := range e.nodes {
-		if n.Running() {
-			out[i], _ = n.CPUTime()
-		}
+		nodes[i], _ = n.CPUTime()
 	}
-	return out
-}
-
-// stop returns each process's CPU since start (a killed node's is lost).
-func (w *cpuWindow) stop(e *nodeEnv, cs *fleet.Fleet) []ProcCPU {
-	secs := time.Since(w.start).Seconds()
-	var out []ProcCPU
-	for i, now := range e.cpu() {
-		if e.nodes[i].Running() {
-			out = append(out, ProcCPU{Name: "node" + strconv.Itoa(i), PID: e.nodes[i].PID(), CPUSeconds: (now - w.nodes[i]).Seconds()})
+	return func() []ProcCPU {
+		var out []ProcCPU
+		for i, n := range e.nodes {
+			if now, err := n.CPUTime(); err == nil && n.Running() {
+				out = append(out, ProcCPU{Name: "node" + strconv.Itoa(i), PID: n.PID(), CPUSeconds: (now - nodes[i]).Seconds()})
+			}
 		}
-	}
-	if cs != nil {
 		for _, c := range cs.CPU() {
 			out = append(out, ProcCPU{Name: fmt.Sprintf("client %d", c.ID), PID: c.PID, CPUSeconds: c.CPU.Seconds()})
 		}
+		out = append(out, ProcCPU{Name: "bench (producers, checks)", CPUSeconds: (processCPU() - self).Seconds()})
+		for i := range out {
+			out[i].CorePercent = 100 * out[i].CPUSeconds / time.Since(start).Seconds()
+		}
+		return out
 	}
-	out = append(out, ProcCPU{Name: "bench (producers, checks)", CPUSeconds: (processCPU() - w.self).Seconds()})
-	for i := range out {
-		out[i].CorePercent = 100 * out[i].CPUSeconds / secs
-	}
-	return out
 }
 
 // processCPU is this process's user+system CPU time.

@@ -106,7 +106,7 @@ func runStreamsPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progres
 				st.Open, mib(rss), float64(rss)/1024/float64(max(1, st.Open)), st.BeatsMin, st.MaxBeatGapMs, st.Drops)
 		}
 	}
-	res.CPU = win.stop(e, cs)
+	res.CPU = win()
 	rep.Profiles = append(rep.Profiles, samp.Stop(phaseStreams))
 	if mem := e.memory(ctx); len(mem) == 1 {
 		res.Memory = mem[0]
@@ -219,7 +219,7 @@ func runBroadcastPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progr
 	if behind, err := cs.WaitSeq(ctx, sentinel, cfg.Timeout); err != nil {
 		return nil, fmt.Errorf("broadcast: %d streams did not receive everything: %w", behind, err)
 	}
-	res.CPU = win.stop(e, cs)
+	res.CPU = win()
 	rep.Profiles = append(rep.Profiles, samp.Stop(phaseBroadcast))
 	if mem := e.memory(ctx); len(mem) == 1 {
 		res.Memory = mem[0]

@@ -186,7 +186,7 @@ func runStorm(ctx context.Context, cfg config, e *nodeEnv, seed *LivedSeed, mark
 	} else {
 		samp.Stop("storm")
 	}
-	res.CPU = win.stop(e, lp.cs)
+	res.CPU = win()
 	cd, err := lp.finish(ctx, loadErr)
 	if err != nil {
 		return res, err
