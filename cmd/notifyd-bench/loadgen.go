@@ -161,6 +161,16 @@ type LoadRun struct {
 	StreamTally
 }
 
+// writeEnd prints what every phase under load ends with: what happened to
+// the streams' connections, the machine's load and the exactly-once check.
+// A stopping node drains its streams (each closed at its own moment and
+// told to come back at once), so a reconnectAfter of 0 ms is the norm.
+func (r *LoadRun) writeEnd(w io.Writer) {
+	fmt.Fprintf(w, "   connections: %d lost, %d failed connects (a try at a node just gone included); clients: %d backoffs, %d closing statuses with a reconnectAfter (longest %d ms; 0 when the stopping node drains); close reasons %v\n",
+		r.Drops, r.ConnectErrors, r.Backoffs, r.Spread, r.SpreadMaxMs, r.CloseReasons)
+	fmt.Fprintf(w, "   machine load average %.1f when the load started, %.1f at the end\n   exactly-once: %s\n", r.LoadStart, r.LoadEnd, checkLine(r.Check))
+}
+
 // loadPhase is the skeleton of a phase under load: its streams, open in
 // client processes, and a load generator, running in the background once
 // started, until it is drained and every stream checked.

@@ -144,15 +144,9 @@ func (r *RollingResult) write(w io.Writer, _ *Report) {
 		fmt.Fprintf(w, "   %s: SIGTERM at %.1f s holding %d streams, exited after %.2f s, ready again after %.2f s\n",
 			rs.Node, rs.StopAtSeconds, rs.Streams, rs.ExitedSeconds, rs.ReadySeconds)
 	}
-	// A stopping node drains: each stream is closed at its own moment and
-	// told to come back at once (reconnectAfter 0), so 0 ms is the norm.
-	fmt.Fprintf(w, "   clients: %d closing statuses with a reconnectAfter (longest %d ms; 0: the stopping node spread the closes instead), %d backoffs after lost connections or failed connects; close reasons %v\n",
-		r.Spread, r.SpreadMaxMs, r.Backoffs, r.CloseReasons)
 	writeTable(w, "commit -> receipt"+summaryHeader+"\ttarget",
 		summaryRow("every delivery of the run", r.Latency, fmt.Sprintf("p99 <= %.0f ms: %s", rollingP99Ms, verdict(r.TargetMet))),
 		summaryRow("committed during a restart (SIGTERM to ready + 3 s)", r.DuringRestarts, ""),
 		summaryRow("committed between restarts", r.BetweenRestarts, ""))
-	fmt.Fprintf(w, "   connections: %d lost, %d failed connects; machine load average %.1f at the start, %.1f at the end\n",
-		r.Drops, r.ConnectErrors, r.LoadStart, r.LoadEnd)
-	fmt.Fprintf(w, "   exactly-once: %s\n", checkLine(r.Check))
+	r.writeEnd(w)
 }

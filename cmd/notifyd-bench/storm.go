@@ -334,11 +334,9 @@ func (s *StormResult) write(w io.Writer, _ *Report) {
 		}
 	}
 	fmt.Fprintf(w, "   streams open on the survivors after the kill: %s\n", strings.Join(tl, ", "))
-	fmt.Fprintf(w, "   connections: %d lost, %d failed connects (a reader's try at the killed node included), %d client backoffs, close reasons %v; machine load average %.1f at the start, %.1f at the end\n",
-		s.Drops, s.ConnectErrors, s.Backoffs, s.CloseReasons, s.LoadStart, s.LoadEnd)
 	for _, name := range slices.Sorted(maps.Keys(s.Explains)) {
 		fmt.Fprintf(w, "   %s after the kill, buffers hit+read and execution+planning (custom / cached plan): %s\n", name, planCell(s.Explains[name]))
 	}
-	fmt.Fprintf(w, "   exactly-once: %s\n", checkLine(s.Check))
+	s.writeEnd(w)
 	writeCPU(w, s.CPU)
 }
