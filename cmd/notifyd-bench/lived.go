@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/testkit/cluster"
 	"github.com/notifyd/notifyd/internal/testkit/stats"
 )
 
@@ -42,19 +41,9 @@ func runLivedPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress,
 	res := &LivedResult{Users: livedUsers, Roles: livedRoles, Reps: cfg.LivedReps}
 	prev := int64(0)
 	for _, n := range sizes {
-		// A running node's feed would read every seeded row to fan it out;
-		// started again, it begins at the new head, as after a deployment.
-		if err := e.nodes[0].Stop(15 * time.Second); err != nil {
-			return res, err
-		}
-		seed, err := seeder.grow(ctx, prev, n)
+		seed, err := e.seed(ctx, seeder, prev, n, prog)
 		res.SeedSeconds += seed.InsertSeconds + seed.VacuumSeconds
 		if err != nil {
-			return res, err
-		}
-		prog.Printf("lived: %s rows: %s added in %.1f s (%s rows/s), vacuum and analyze %.1f s; notifications %.0f MiB with indexes",
-			num(float64(n)), num(float64(seed.Added)), seed.InsertSeconds, num(seed.RowsPerSecond), seed.VacuumSeconds, mib(seed.NotificationsBytes))
-		if e.nodes[0], err = cluster.StartNode(ctx, e.nodeConfig(0)); err != nil {
 			return res, err
 		}
 		size, err := measureLived(ctx, cfg, e, plan, seed, rep)

@@ -297,18 +297,7 @@ func (nr *nodeRun) startSeededNodes(ctx context.Context, n, streams int, rows in
 	if err != nil || rows == 0 {
 		return e, nil, err
 	}
-	// A running node's feed would read every seeded row to fan it out;
-	// started again, each begins at the new head, as after a deployment.
-	if err := e.eachNode(func(i int) error { return e.nodes[i].Stop(15 * time.Second) }); err != nil {
-		e.Close()
-		return nil, nil, err
-	}
-	seed, err := newLivedSeeder(e.admin, newLivedPlan([]int64{rows}, nr.cfg.LivedDense), rows, prog).grow(ctx, 0, rows)
-	if err == nil {
-		prog.Printf("seeded %s published notifications in %.1f s (%s rows/s), vacuum and analyze %.1f s; notifications %.0f MiB with indexes",
-			num(float64(rows)), seed.InsertSeconds, num(seed.RowsPerSecond), seed.VacuumSeconds, mib(seed.NotificationsBytes))
-		err = e.eachNode(func(i int) error { return e.restartNode(ctx, i) })
-	}
+	seed, err := e.seed(ctx, newLivedSeeder(e.admin, newLivedPlan([]int64{rows}, nr.cfg.LivedDense), rows, prog), 0, rows, prog)
 	if err != nil {
 		e.Close()
 		return nil, nil, err

@@ -102,7 +102,11 @@ func (nr *nodeRun) startNodes(ctx context.Context, n int, env map[string]string)
 			e.Close()
 		}
 	}()
-	if e.nodes, err = cluster.StartNodes(ctx, n, e.nodeConfig); err != nil {
+	e.nodes, err = cluster.StartNodes(ctx, n, func(i int) cluster.NodeConfig {
+		return cluster.NodeConfig{Binary: nr.bin, DatabaseURL: db.URL, IP: "127.0.0." + strconv.Itoa(2+i), Env: e.settings,
+			Log: prefixWriter(nr.logOut, fmt.Sprintf("node%d: ", i))}
+	})
+	if err != nil {
 		return nil, err
 	}
 	urls := make([]string, n)
@@ -114,11 +118,6 @@ func (nr *nodeRun) startNodes(ctx context.Context, n int, env map[string]string)
 	e.set = cluster.NewNodes(urls)
 	e.admin, err = newPool(ctx, db.URL, 4, "notifyd-bench-admin")
 	return e, err
-}
-
-func (e *nodeEnv) nodeConfig(i int) cluster.NodeConfig {
-	return cluster.NodeConfig{Binary: e.run.bin, DatabaseURL: e.db.URL, IP: "127.0.0." + strconv.Itoa(2+i), Env: e.settings,
-		Log: prefixWriter(e.run.logOut, fmt.Sprintf("node%d: ", i))}
 }
 
 // Close stops the nodes and drops the database.
