@@ -198,6 +198,7 @@ var statementKinds = []struct{ needle, name string }{
 	{"min(next_attempt_at)", "next due"},
 	{"UPDATE notify.queue_items", "rescue/fail/release"},
 	{"INSERT INTO notify.notifications", "inserts"},
+	{"(s.notification).", "send (born published)"},
 	{"queue_items", "queue, other"},
 	{"pg_last_wal_replay_lsn", "replica checks, fences, nudges"},
 	{"pg_current_wal_insert_lsn", "replica checks, fences, nudges"},
