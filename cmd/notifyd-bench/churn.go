@@ -263,7 +263,6 @@ func explainTimes(ctx context.Context, pool *pgxpool.Pool, query string) (plan, 
 	return stats.Summarize(plans).P50Ms, stats.Summarize(execs).P50Ms, nil
 }
 
-// writeChurn prints the churn phase.
 func (c *ChurnResult) write(w io.Writer, _ *Report) {
 	fmt.Fprintf(w, "\n5. Churn: the pipeline's statements on a fresh database and after %s notifications passed through (queued, published, read, deleted by retention; %.0f s)\n",
 		num(float64(c.Rows)), c.Seconds)

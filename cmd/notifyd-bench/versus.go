@@ -151,34 +151,30 @@ func runVersusPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress
 
 // summarize takes the medians over the rounds and the ratios.
 func (r *VersusResult) summarize() {
-	r.P50Ms, r.P99Ms, r.DeliveriesPerS, r.RSSPerStreamKiB = map[string]float64{}, map[string]float64{}, map[string]float64{}, map[string]float64{}
-	p50, p99, sat, rss := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
-	for _, l := range r.Latency {
-		p50[l.System] = append(p50[l.System], l.Latency.P50Ms)
-		p99[l.System] = append(p99[l.System], l.Latency.P99Ms)
-	}
-	for _, s := range r.Saturation {
-		sat[s.System] = append(sat[s.System], s.DeliveriesPerS)
-	}
-	for _, m := range r.Memory {
-		rss[m.System] = append(rss[m.System], m.PerStreamKiB)
-	}
-	for _, name := range []string{"notifyd", "centrifugo"} {
-		r.P50Ms[name], r.P99Ms[name] = stats.Median(p50[name]), stats.Median(p99[name])
-		r.DeliveriesPerS[name], r.RSSPerStreamKiB[name] = stats.Median(sat[name]), stats.Median(rss[name])
-	}
-	ratio := func(m map[string]float64) float64 {
-		if m["centrifugo"] == 0 {
-			return 0
-		}
-		return m["notifyd"] / m["centrifugo"]
-	}
-	r.P50Ratio, r.P99Ratio, r.SatRatio = ratio(r.P50Ms), ratio(r.P99Ms), ratio(r.DeliveriesPerS)
+	sys := func(x versusRun) string { return x.System }
+	r.P50Ms = medianBy(r.Latency, sys, func(x versusRun) float64 { return x.Latency.P50Ms })
+	r.P99Ms = medianBy(r.Latency, sys, func(x versusRun) float64 { return x.Latency.P99Ms })
+	r.DeliveriesPerS = medianBy(r.Saturation, sys, func(x versusRun) float64 { return x.DeliveriesPerS })
+	r.RSSPerStreamKiB = medianBy(r.Memory, func(m versusMemory) string { return m.System }, func(m versusMemory) float64 { return m.PerStreamKiB })
+	of := func(m map[string]float64) float64 { return ratio(m["notifyd"], m["centrifugo"]) }
+	r.P50Ratio, r.P99Ratio, r.SatRatio = of(r.P50Ms), of(r.P99Ms), of(r.DeliveriesPerS)
 	r.LatencyTargetMet = len(r.Latency) > 0 && r.P50Ratio <= targetVersusP50Ratio && r.P99Ratio <= targetVersusP99Ratio
 	r.SatTargetMet = len(r.Saturation) > 0 && r.SatRatio >= targetVersusSatRatio
 }
 
-// writeVersus prints notifyd beside Centrifugo (the versus phase).
+// medianBy is the median of value over xs, per system.
+func medianBy[T any](xs []T, system func(T) string, value func(T) float64) map[string]float64 {
+	by, out := map[string][]float64{}, map[string]float64{}
+	for _, x := range xs {
+		by[system(x)] = append(by[system(x)], value(x))
+	}
+	for s, vs := range by {
+		out[s] = stats.Median(vs)
+	}
+	return out
+}
+
+// write prints notifyd beside Centrifugo (the versus phase).
 func (v *VersusResult) write(w io.Writer, _ *Report) {
 	built := "given with -centrifugo-bin"
 	if v.BuildSeconds > 0 {
