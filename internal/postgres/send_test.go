@@ -216,6 +216,10 @@ func TestSendQueuesBehindQueued(t *testing.T) {
 	ctx := t.Context()
 	db := pgtest.New(t)
 	notes := postgres.NewNotifications(db.Pool)
+	// The database's first seq enters its first history, under the turn.
+	if n, _, err := notes.Send(ctx, notify.Notification{Message: "2 new orders", CollapseKey: "orders"}); err != nil || n.Seq != 1 {
+		t.Fatalf("first Send = seq %d, %v; want born published as 1", n.Seq, err)
+	}
 	turn, err := db.Pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -239,11 +243,11 @@ func TestSendQueuesBehindQueued(t *testing.T) {
 	if err := db.Pool.QueryRow(ctx, `SELECT array_agg(message ORDER BY seq) FROM notify.notifications`).Scan(&order); err != nil {
 		t.Fatal(err)
 	}
-	if len(order) != 2 || order[0] != "3 new orders" {
+	if len(order) != 3 || order[1] != "3 new orders" || order[2] != "4 new orders" {
 		t.Errorf("published in the order %v, want the order they were sent in", order)
 	}
 	third, _, err := notes.Send(ctx, notify.Notification{Message: "5 new orders", CollapseKey: "orders"})
-	if err != nil || third.Seq != 3 {
-		t.Errorf("Send with nothing queued = seq %d, %v; want born published as 3", third.Seq, err)
+	if err != nil || third.Seq != 4 {
+		t.Errorf("Send with nothing queued = seq %d, %v; want born published as 4", third.Seq, err)
 	}
 }
