@@ -174,6 +174,20 @@ VERSUS_ARGS ?=
 bench-versus: ## notifyd beside Centrifugo v6.9.1, interleaved
 	$(BENCH) -phases versus $(VERSUS_ARGS)
 
+# Burst (issue 15): one node, 8,000 then 100,000 streams opened as fast as
+# the client processes can (every stream one user's, then 10 a user), the
+# node's RSS per stream and where it goes (heap, stacks, pages kept) right
+# after the burst and after 60 s idle, heartbeats over the idle minute, then
+# 5 broadcasts to every stream (commit -> receipt p99) and CPU per stream.
+# Targets: <= 12 KiB a stream after 8,000, <= 10 KiB at 100,000, broadcast
+# p99 <= 2 s at 100,000. Raises the open-files limit (needs root beyond the
+# hard limit). About 15 minutes; BURST_ARGS='-burst-streams 8000
+# -burst-rounds 3' for the small size only.
+BURST_ARGS ?=
+.PHONY: bench-burst
+bench-burst: ## streams opened all at once: memory after, heartbeats, broadcast (8,000 and 100,000)
+	$(BENCH) -phases burst $(BURST_ARGS)
+
 # The long fault runs: 3 nodes, 3,000 streams, 2,000 notifications/s for
 # 60 s with random resumes and a node SIGKILLed (every stream checked
 # exactly once against the database), and 15,000 streams held on one node

@@ -36,10 +36,11 @@ const (
 	phaseStorm     = "storm"     // a node holding most streams killed on a lived-in table: its clients re-home
 	phaseRolling   = "rolling"   // every node restarted in turn (SIGTERM) under load
 	phaseVersus    = "versus"    // notifyd beside Centrifugo, same client, interleaved (issue 15)
+	phaseBurst     = "burst"     // streams opened all at once on one node: memory after, heartbeats, a broadcast (issue 15)
 )
 
 var allPhases = []string{phaseThroughput, phaseLatency, phaseProducer, phaseSnapshot, phaseChurn, phaseStreams, phaseBroadcast, phaseResume, phaseCluster, phaseLived,
-	phaseStorm, phaseRolling, phaseVersus}
+	phaseStorm, phaseRolling, phaseVersus, phaseBurst}
 
 // inProcess reports whether a phase runs the server inside the bench.
 func inProcess(phase string) bool {
@@ -56,7 +57,7 @@ type config struct {
 	// The default phases are what `make bench` runs; the others have make
 	// targets of their own (`make bench-lived`, …).
 	ServerURL  string `flag:"db=postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable" usage:"PostgreSQL server URL; a fresh database notifyd_bench_<random> is created on it and dropped at the end"`
-	PhaseList  string `flag:"phases=throughput,latency,producer,streams,broadcast,resume,cluster" usage:"comma-separated phases to run: throughput, latency, producer, snapshot, churn, streams, broadcast, resume, cluster, lived, storm, rolling, versus (lived, storm, rolling, snapshot, churn and versus are not in the default: they seed millions of rows, run long or build another server)"`
+	PhaseList  string `flag:"phases=throughput,latency,producer,streams,broadcast,resume,cluster" usage:"comma-separated phases to run: throughput, latency, producer, snapshot, churn, streams, broadcast, resume, cluster, lived, storm, rolling, versus, burst (lived, storm, rolling, snapshot, churn, versus and burst are not in the default: they seed millions of rows, run long or build another server)"`
 	Phases     map[string]bool
 	JSON       bool   `flag:"json" usage:"print the report as JSON instead of a table"`
 	CPUProfile string `flag:"cpuprofile" usage:"write a CPU profile of the whole run (client and server) to this file"`
@@ -153,6 +154,19 @@ type config struct {
 	VersusSatPublishers int           `flag:"versus-sat-publishers=4" check:"pos" usage:"versus: publishers in the saturation runs"`
 	VersusWindow        int           `flag:"versus-window=500" check:"pos" usage:"versus: most messages published but not yet on every stream in the saturation runs (below both servers' slow-client limits)"`
 	VersusPublish       string        `flag:"versus-publish=insert" usage:"versus: how notifyd's messages are published: insert (an INSERT a worker publishes), send (notify.send: born published) or http (POST /api/notifications: born published)"`
+
+	BurstList              string `flag:"burst-streams=8000,100000" usage:"burst: comma-separated stream counts, ascending, each opened at once on a fresh node"`
+	BurstSizes             []int64
+	BurstShapeList         string `flag:"burst-users=one,many" usage:"burst: whose streams: one (every stream one user's; NOTIFY_MAX_STREAMS_PER_USER is raised for it) and/or many (-burst-per-user streams a user)"`
+	BurstShapes            []string
+	BurstPerUser           int           `flag:"burst-per-user=10" check:"pos" usage:"burst: streams of each user with -burst-users many"`
+	BurstParallel          int           `flag:"burst-parallel=0" check:"nonneg" usage:"burst: streams a client process opens at once (0: all of its streams)"`
+	BurstSettle            time.Duration `flag:"burst-settle=5s" check:"nonneg" usage:"burst: wait after the last stream opened before the memory \"after the burst\" is read (it is also read at once)"`
+	BurstIdle              time.Duration `flag:"burst-idle=60s" check:"pos" usage:"burst: idle time from the last stream opened until memory is read again (heartbeats are counted after -burst-settle)"`
+	BurstHeartbeat         time.Duration `flag:"burst-heartbeat=10s" check:"pos" usage:"burst: the node's NOTIFY_HEARTBEAT_INTERVAL"`
+	BurstBroadcasts        int           `flag:"burst-broadcasts=5" check:"pos" usage:"burst: notifications to everyone after the idle time, one at a time"`
+	BurstBroadcastInterval time.Duration `flag:"burst-broadcast-interval=5s" check:"pos" usage:"burst: pause before each broadcast"`
+	BurstRounds            int           `flag:"burst-rounds=1" check:"pos" usage:"burst: runs of each size and shape (the report gives medians)"`
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -214,6 +228,15 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if c.LivedSizes, err = parseList(c.LivedList, true); err != nil {
 		return c, fmt.Errorf("%w: -lived-sizes: %v", errUsage, err)
 	}
+	if c.BurstSizes, err = parseList(c.BurstList, true); err != nil {
+		return c, fmt.Errorf("%w: -burst-streams: %v", errUsage, err)
+	}
+	for sh := range strings.SplitSeq(c.BurstShapeList, ",") {
+		if sh != burstOneUser && sh != burstManyUsers {
+			return c, fmt.Errorf("%w: -burst-users: %q is neither %s nor %s", errUsage, sh, burstOneUser, burstManyUsers)
+		}
+		c.BurstShapes = append(c.BurstShapes, sh)
+	}
 	c.Browser = fleet.Browser{InitialMs: c.BackoffMs, MaxMs: 30_000, ResetAfterMs: 60_000}
 	return c, c.validate()
 }
@@ -260,6 +283,8 @@ func (c config) validate() error {
 	case c.LivedSizes[0] < livedSpecialRows(c.LivedSizes, c.LivedDense)*2:
 		return fmt.Errorf("%w: -lived-sizes: the first size must be at least %d rows, twice the special users' notifications within it",
 			errUsage, livedSpecialRows(c.LivedSizes, c.LivedDense)*2)
+	case c.BurstSettle >= c.BurstIdle:
+		return fmt.Errorf("%w: -burst-settle must be shorter than -burst-idle", errUsage)
 	case c.StormAfter < c.StormWindow:
 		return fmt.Errorf("%w: -storm-after must be at least -storm-window", errUsage)
 	case (c.Phases[phaseStorm] || c.Phases[phaseRolling]) && c.Nodes < 2:

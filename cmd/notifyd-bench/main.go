@@ -8,7 +8,7 @@
 //     commit to the stream's read;
 //   - churn drives the pipeline's statements itself, before and after
 //     millions of notifications passed through;
-//   - streams, broadcast, resume, cluster, lived, storm, rolling and versus
+//   - streams, broadcast, resume, cluster, lived, storm, rolling, versus and burst
 //     run notifyd as separate processes (package cluster: nodes, their /proc
 //     figures and metrics, readers, the exactly-once check) with the
 //     streams' client side in processes of their own (package fleet).
@@ -154,6 +154,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		func() (*RollingResult, error) { return runRollingPhase(ctx, cfg, nr, prog, rep, stderr) })
 	keep(run, phaseVersus, &rep.Versus, func(r *VersusResult) bool { return r.LatencyTargetMet && r.SatTargetMet },
 		func() (*VersusResult, error) { return runVersusPhase(ctx, cfg, nr, prog, stderr) })
+	keep(run, phaseBurst, &rep.Burst, func(r *BurstResult) bool { return r.TargetMet },
+		func() (*BurstResult, error) { return runBurstPhase(ctx, cfg, nr, prog, stderr) })
 	return errors.Join(errs...)
 }
 

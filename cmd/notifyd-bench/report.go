@@ -36,6 +36,7 @@ type Report struct {
 	StormReplica *StormReplicaResult `json:"storm_replica,omitempty"`
 	Rolling      *RollingResult      `json:"rolling,omitempty"`
 	Versus       *VersusResult       `json:"versus,omitempty"`
+	Burst        *BurstResult        `json:"burst,omitempty"`
 	Profiles     []Profile           `json:"profiles"`
 }
 
@@ -57,7 +58,7 @@ func (r *Report) WriteTable(w io.Writer) {
 		fmt.Fprintf(w, "server:     in process, %d queue worker(s), pool %d, default worker/feed settings; database %s\n",
 			c.ServerWorkers, c.ServerPool, e.Database)
 	}
-	if r.Streams != nil || r.Broadcast != nil || r.Resume != nil || r.Cluster != nil || r.Lived != nil || r.Storm != nil || r.Rolling != nil {
+	if r.Streams != nil || r.Broadcast != nil || r.Resume != nil || r.Cluster != nil || r.Lived != nil || r.Storm != nil || r.Rolling != nil || r.Burst != nil {
 		fmt.Fprintln(w, "nodes:      notifyd processes (the built binary), one fresh database per phase, clients in processes of their own")
 	}
 	if len(c.NodeEnv) > 0 || c.NotifydBin != "" {
@@ -67,7 +68,7 @@ func (r *Report) WriteTable(w io.Writer) {
 		fmt.Fprintf(w, "EXPERIMENT: bench database settings changed from the defaults: %s\n", c.DBSettings.String())
 	}
 	for _, s := range []interface{ write(io.Writer, *Report) }{r.Throughput, latencies(r.Latency), r.Producer, r.Snapshot,
-		r.Churn, r.Streams, r.Broadcast, r.Resume, r.Cluster, r.Lived, r.Storm, r.StormReplica, r.Rolling, r.Versus} {
+		r.Churn, r.Streams, r.Broadcast, r.Resume, r.Cluster, r.Lived, r.Storm, r.StormReplica, r.Rolling, r.Versus, r.Burst} {
 		if !reflect.ValueOf(s).IsNil() { // the phases that ran
 			s.write(w, r)
 		}

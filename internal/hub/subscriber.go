@@ -46,6 +46,7 @@ type Subscriber struct {
 	ready   chan struct{}
 	done    chan struct{}
 	abort   func()
+	wake    func()
 }
 
 func newSubscriber(id uint64, identity notify.Identity, maxPending int) *Subscriber {
@@ -114,10 +115,14 @@ func (s *Subscriber) enqueue(f Frame) bool {
 		return false
 	}
 	s.pending = append(s.pending, f)
+	wake := s.wake
 	s.mu.Unlock()
 	select {
 	case s.ready <- struct{}{}:
 	default:
+	}
+	if wake != nil {
+		wake()
 	}
 	return true
 }
@@ -162,6 +167,17 @@ func (s *Subscriber) OnAbort(fn func()) {
 	s.abort = fn
 }
 
+// OnWake registers fn to be called, from the goroutine that queues or
+// closes, whenever a frame is queued and when the subscriber is closed: for
+// a stream's goroutine that waits on something other than Ready and Done
+// (a read of its client's connection, which fn interrupts). fn must not
+// block.
+func (s *Subscriber) OnWake(fn func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.wake = fn
+}
+
 // Close closes the subscriber with reason; it reports whether this call closed it.
 func (s *Subscriber) Close(reason Reason) bool {
 	s.mu.Lock()
@@ -172,10 +188,13 @@ func (s *Subscriber) Close(reason Reason) bool {
 	s.reason = reason
 	s.pending = nil
 	close(s.done)
-	abort := s.abort
+	abort, wake := s.abort, s.wake
 	s.mu.Unlock()
 	if abort != nil && (reason == ReasonSlow || reason == ReasonTimeout) {
 		abort()
+	}
+	if wake != nil {
+		wake()
 	}
 	return true
 }

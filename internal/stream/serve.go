@@ -28,11 +28,12 @@ type Resume struct {
 // request and validated resume. An error (hub.ErrFull, hub.ErrUserLimit)
 // means the stream was refused and nothing was written.
 //
-// Serve writes the headers, the connected message and any replay itself;
-// then, when the connection can be taken over (see detach), it hands the
-// stream to a goroutine of its own and returns at once, so the request's
-// goroutine and buffers are released while the stream lives on. Otherwise
-// it returns when the stream ends.
+// Serve writes the headers itself; then, when the connection can be taken
+// over (see detach), it hands the stream to a goroutine of its own, which
+// writes the connected message and any replay and serves it from then on,
+// and returns at once, so the request's goroutine and buffers are released
+// while the stream opens and lives on. Otherwise it opens and serves the
+// stream itself and returns when the stream ends.
 func (s *Server) Serve(ctx context.Context, w http.ResponseWriter, id notify.Identity, resume Resume) error {
 	// Read before subscribing: everything the feed hands to the hub after
 	// this position either reaches the subscriber or was handed over
@@ -65,12 +66,14 @@ func (s *Server) Serve(ctx context.Context, w http.ResponseWriter, id notify.Ide
 	chunked := chunkingFrom(ctx)
 	conn, detached, derr := detach(w, chunked)
 	cancel := context.CancelFunc(func() {})
+	var watch *clientWatch
 	if detached {
 		// The request's context no longer follows the connection (and ends
-		// when Serve returns): the stream's own does, through watchClient.
+		// when Serve returns): the stream's own does, through watchClient
+		// while it opens.
 		ctx, cancel = context.WithCancel(context.WithoutCancel(ctx))
 		wr.conn, wr.chunked = conn, chunked
-		go watchClient(conn, cancel)
+		watch = watchClient(conn, cancel)
 	} else {
 		w.WriteHeader(http.StatusOK)
 		wr.w, wr.rc = w, http.NewResponseController(w)
@@ -95,19 +98,24 @@ func (s *Server) Serve(ctx context.Context, w http.ResponseWriter, id notify.Ide
 		return nil
 	}
 	sub.OnAbort(wr.abort)
-
-	last, ok := s.begin(ctx, wr, sub, resume, log)
-	if !ok {
-		end()
-		return nil
-	}
 	if !detached {
-		s.live(ctx, wr, sub, last)
+		last, ok := s.begin(ctx, wr, sub, resume, log)
+		s.release.noteOpened()
+		if ok {
+			s.live(ctx, wr, sub, last)
+		}
 		end()
 		return nil
 	}
+	// The opening too leaves the handler: a stream waiting for its turn at
+	// the database (in a burst, thousands wait) then holds a small goroutine, not the handler's grown stack,
+	// net/http's buffers, the request and gin's context.
 	go func() {
-		s.live(ctx, wr, sub, last)
+		last, ok := s.begin(ctx, wr, sub, resume, log)
+		s.release.noteOpened()
+		if ok && !watch.stop() { // stop: the client may have left as the opening ended
+			s.liveConn(wr, conn, sub, last)
+		}
 		end()
 	}()
 	return nil
@@ -288,40 +296,50 @@ func (s *Server) live(ctx context.Context, wr *writer, sub *hub.Subscriber, last
 			s.farewell(wr, sub.Reason())
 			return
 		case <-sub.Ready():
-			frames = sub.Take(frames)
-			events, oldest := 0, int64(0)
-			for _, f := range frames {
-				if f.Seq > 0 {
-					if f.Seq <= last {
-						continue // already replayed
-					}
-					last = f.Seq
-					events++
-					if oldest == 0 || (f.Created > 0 && f.Created < oldest) {
-						oldest = f.Created
-					}
-				}
-				wr.add(f.Data)
-			}
-			if cap(frames) > 64 { // a burst is over: do not keep its memory
-				frames = nil
-			} else {
-				clear(frames) // drop references to the frames' bytes
-			}
-			if err := wr.flush(); err != nil {
+			var ok bool
+			if frames, last, ok = s.writeFrames(wr, sub, sub.Take(frames), last); !ok {
 				return
-			}
-			sub.Wrote(time.Now(), events)
-			if events > 0 {
-				if s.cfg.Observer.Written != nil {
-					s.cfg.Observer.Written(events)
-				}
-				if s.cfg.Observer.Delivered != nil && oldest > 0 {
-					s.cfg.Observer.Delivered(time.Unix(0, oldest))
-				}
 			}
 		}
 	}
+}
+
+// writeFrames writes the frames above last (those at or below it were
+// replayed) as one batch and returns the storage for the next Take, the
+// new last seq, and false when the write failed.
+func (s *Server) writeFrames(wr *writer, sub *hub.Subscriber, frames []hub.Frame, last int64) ([]hub.Frame, int64, bool) {
+	events, oldest := 0, int64(0)
+	for _, f := range frames {
+		if f.Seq > 0 {
+			if f.Seq <= last {
+				continue // already replayed
+			}
+			last = f.Seq
+			events++
+			if oldest == 0 || (f.Created > 0 && f.Created < oldest) {
+				oldest = f.Created
+			}
+		}
+		wr.add(f.Data)
+	}
+	if cap(frames) > 64 { // a burst is over: do not keep its memory
+		frames = nil
+	} else {
+		clear(frames) // drop references to the frames' bytes
+	}
+	if err := wr.flush(); err != nil {
+		return frames, last, false
+	}
+	sub.Wrote(time.Now(), events)
+	if events > 0 {
+		if s.cfg.Observer.Written != nil {
+			s.cfg.Observer.Written(events)
+		}
+		if s.cfg.Observer.Delivered != nil && oldest > 0 {
+			s.cfg.Observer.Delivered(time.Unix(0, oldest))
+		}
+	}
+	return frames, last, true
 }
 
 // closingRetryFloor is the shortest SSE retry a closing status sends. The

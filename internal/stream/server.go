@@ -89,6 +89,11 @@ type Config struct {
 	// reconnect storm — and otherwise reads the count in its turn and
 	// sends it in the connected message.
 	DeferUnreadCount bool
+	// ReleaseAfter is how many streams must have opened since the last
+	// release for the server to release memory (two collections that
+	// return free pages to the OS) once their burst has subsided; see
+	// release.go. Negative: never. Default 1000.
+	ReleaseAfter int
 	// Logger receives one line per stream opened and closed. Default slog.Default().
 	Logger *slog.Logger
 	// Observer is told about stream activity (metrics). Optional.
@@ -121,6 +126,7 @@ func (c Config) WithDefaults() Config {
 	c.MaxOpening = cmp.Or(c.MaxOpening, 4)
 	c.OpeningTimeout = cmp.Or(c.OpeningTimeout, 10*time.Second)
 	c.ReconnectSpread = cmp.Or(c.ReconnectSpread, 3*time.Second)
+	c.ReleaseAfter = cmp.Or(c.ReleaseAfter, 1000)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -168,6 +174,8 @@ type Server struct {
 	// draining: Drain is closing the streams at their own moments, so
 	// each is told to come back at once (see drain.go).
 	draining atomic.Bool
+	// release frees what a burst of openings left behind (release.go).
+	release releaser
 }
 
 // NewServer returns a stream server over hub and store.
@@ -177,7 +185,7 @@ func NewServer(h *hub.Hub, store *postgres.Notifications, cfg Config) (*Server, 
 		return nil, err
 	}
 	return &Server{cfg: cfg, hub: h, store: store, opening: make(chan struct{}, cfg.MaxOpening),
-		counting: make(chan struct{}, max(1, cfg.MaxOpening/2))}, nil
+		counting: make(chan struct{}, max(1, cfg.MaxOpening/2)), release: releaser{after: int64(cfg.ReleaseAfter)}}, nil
 }
 
 // WithLivePosition tells the server where the live feed stands (the last
@@ -209,6 +217,8 @@ func (s *Server) Run(ctx context.Context) {
 	defer heartbeat.Stop()
 	sweep := time.NewTicker(s.cfg.CleanupInterval)
 	defer sweep.Stop()
+	release := time.NewTicker(time.Second)
+	defer release.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -223,6 +233,10 @@ func (s *Server) Run(ctx context.Context) {
 			return
 		case now := <-heartbeat.C:
 			s.hub.Broadcast(hub.Frame{Data: wire.HeartbeatEvent(now)})
+		case now := <-release.C:
+			s.release.tick(now, func(streams int64, took time.Duration) {
+				s.cfg.Logger.InfoContext(ctx, "released memory after a burst of openings", "streams_opened", streams, "took", took)
+			})
 		case now := <-sweep.C:
 			if n := s.hub.CloseStale(now.Add(-s.cfg.ConnTimeout)); n > 0 {
 				s.cfg.Logger.InfoContext(ctx, "closed streams with no successful write", "streams", n, "timeout", s.cfg.ConnTimeout)
