@@ -102,6 +102,11 @@ CREATE TABLE notify.inbox_states (
     CONSTRAINT inbox_states_interaction_check CHECK ((interaction IS NULL) = (interacted_at IS NULL))
 );
 CREATE INDEX inbox_states_snoozed_idx ON notify.inbox_states (snoozed_until) WHERE snoozed_until IS NOT NULL;
+-- Retention deletes notifications by seq and the foreign keys cascade to
+-- the users' rows: without an index on seq alone each deleted notification
+-- would scan the whole table. notify.read_marks had the same hole.
+CREATE INDEX inbox_states_seq_idx ON notify.inbox_states (seq);
+CREATE INDEX read_marks_seq_idx ON notify.read_marks (seq);
 COMMENT ON TABLE notify.inbox_states IS 'What one user did to one notification besides reading it: archived, snoozed, an action clicked. Only notifications a user acted on have a row.';
 COMMENT ON COLUMN notify.inbox_states.user_id IS 'The user.';
 COMMENT ON COLUMN notify.inbox_states.seq IS 'The notification''s seq.';
@@ -154,10 +159,20 @@ BEGIN
     -- until this one is visible. When another publisher holds it and the
     -- caller would rather not wait, the notification is queued for the
     -- workers instead (seq NULL): under load they publish in batches.
+    -- A caller that lets it queue also queues it behind notifications
+    -- that fell due for the workers in the last moments (the claim's own
+    -- bounded walk of queue_items_claim_idx, so a held snapshot's dead
+    -- entries are not read): taking the turn now would number it before
+    -- them, and a producer's "3 new orders" queued a moment ago would come
+    -- after its "4 new orders".
     IF NOT send.queue_when_busy THEN
         PERFORM pg_advisory_xact_lock(1852797545, 3);
         next_seq := nextval('notify.notification_seq');
-    ELSIF pg_try_advisory_xact_lock(1852797545, 3) THEN
+    ELSIF NOT EXISTS (SELECT 1 FROM notify.queue_items q
+                      WHERE q.status = 'pending' AND q.next_attempt_at <= now()
+                        AND q.next_attempt_at > now() - interval '10 seconds')
+          AND NOT EXISTS (SELECT 1 FROM notify.queue_items q WHERE q.status = 'processing')
+          AND pg_try_advisory_xact_lock(1852797545, 3) THEN
         next_seq := nextval('notify.notification_seq');
     END IF;
     PERFORM set_config('notify.born_published', COALESCE(next_seq::text, ''), true);
@@ -191,7 +206,7 @@ BEGIN
 END;
 $$;
 -- +goose StatementEnd
-COMMENT ON FUNCTION notify.send(text, text, text[], text, text, text, text, jsonb, text, boolean, text, timestamptz, jsonb) IS 'Sends a notification born published: inserts it and gives it its seq in the caller''s transaction (one commit, no worker), in commit order like a worker''s publish. Returns the notification as stored and whether this call created it (false: the idempotency key was used before, nothing new is published). queue_when_busy: when another publisher holds the publish turn, queue the notification for the workers (seq NULL; they batch under load) rather than wait. collapse_key, expires_at, actions: the inbox columns of notify.notifications. It holds the publish turn until the caller commits: call it last in a short transaction. SELECT (notification).id, (notification).seq FROM notify.send(''Order shipped'', target_user_id => ''alice'').';
+COMMENT ON FUNCTION notify.send(text, text, text[], text, text, text, text, jsonb, text, boolean, text, timestamptz, jsonb) IS 'Sends a notification born published: inserts it and gives it its seq in the caller''s transaction (one commit, no worker), in commit order like a worker''s publish. Returns the notification as stored and whether this call created it (false: the idempotency key was used before, nothing new is published). queue_when_busy: when another publisher holds the publish turn, or notifications queued in the last seconds wait for the workers, queue the notification for the workers behind them (seq NULL; they batch under load) rather than wait. collapse_key, expires_at, actions: the inbox columns of notify.notifications. It holds the publish turn until the caller commits: call it last in a short transaction. SELECT (notification).id, (notification).seq FROM notify.send(''Order shipped'', target_user_id => ''alice'').';
 
 -- +goose Down
 DROP FUNCTION notify.send(text, text, text[], text, text, text, text, jsonb, text, boolean, text, timestamptz, jsonb);
@@ -271,6 +286,7 @@ END;
 $$;
 -- +goose StatementEnd
 COMMENT ON FUNCTION notify.send(text, text, text[], text, text, text, text, jsonb, text, boolean) IS 'Sends a notification born published: inserts it and gives it its seq in the caller''s transaction (one commit, no worker), in commit order like a worker''s publish. Returns the notification as stored and whether this call created it (false: the idempotency key was used before, nothing new is published). queue_when_busy: when another publisher holds the publish turn, queue the notification for the workers (seq NULL; they batch under load) rather than wait. It holds the publish turn until the caller commits: call it last in a short transaction. SELECT (notification).id, (notification).seq FROM notify.send(''Order shipped'', target_user_id => ''alice'').';
+DROP INDEX notify.read_marks_seq_idx;
 DROP TABLE notify.inbox_states;
 ALTER TABLE notify.read_cursors DROP COLUMN seen_up_to;
 DROP FUNCTION notify.superseded(notify.notifications);

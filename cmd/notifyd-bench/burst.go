@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -279,7 +281,7 @@ func burstBroadcast(ctx context.Context, cfg config, e *nodeEnv, cs *fleet.Fleet
 			last[seq] = max(last[seq], time.Duration(at-c))
 		})
 	}
-	run.LastReceipt, run.AllReceipts = stats.Summarize(mapValues(last)), stats.Summarize(all)
+	run.LastReceipt, run.AllReceipts = stats.Summarize(slices.Collect(maps.Values(last))), stats.Summarize(all)
 	prog.Printf("burst: %d broadcasts: commit to each stream p50 %.0f ms, p99 %.0f ms; to the last stream p50 %.0f ms, max %.0f ms; %s",
 		cfg.BurstBroadcasts, run.AllReceipts.P50Ms, run.AllReceipts.P99Ms, run.LastReceipt.P50Ms, run.LastReceipt.MaxMs, run.Check)
 	return exactlyOnce(prog, phaseBurst, run.Check)

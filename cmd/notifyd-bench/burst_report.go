@@ -68,7 +68,7 @@ func (m BurstMemory) String() string {
 func (r BurstRun) perStream(x float64) float64 { return x * 1024 / float64(max(1, r.Opened)) }
 
 func (b *BurstResult) write(w io.Writer, _ *Report) {
-	fmt.Fprintf(w, "\n10. Bursts of streams on one node: opened at once, memory right after and after %.0f s idle (heartbeat every %.0f s), then broadcasts\n",
+	fmt.Fprintf(w, "\n11. Bursts of streams on one node: opened at once, memory right after and after %.0f s idle (heartbeat every %.0f s), then broadcasts\n",
 		b.IdleSeconds, b.Heartbeat)
 	for _, r := range b.Runs {
 		fmt.Fprintf(w, "   %s streams of %s user(s), %d client processes: %s open in %.1f s (node CPU %.1f s, %.0f µs a stream)\n",

@@ -103,7 +103,7 @@ func runClusterPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progres
 	}
 	_ = lp.cs.SetResumeRate(0)
 	cd, err := lp.finish(ctx, loadErr)
-	res.CPU = win.stop(e, lp.cs)
+	res.CPU = win()
 	rep.Profiles = append(rep.Profiles, samp.Stop(phaseCluster))
 	res.SQL, res.HTTP, res.HTTPRetries = lp.g.sql.Load(), lp.g.http.Load(), lp.g.retries.Load()
 	wal := readWAL(ctx, e.admin).since(walBefore, res.Sent, res.Seconds+res.DrainSeconds)
@@ -145,9 +145,8 @@ func (c *ClusterResult) write(w io.Writer, _ *Report) {
 	writeTable(w, "", fmt.Sprintf("load\t%s notifications in %.0f s: %s/s (target %s/s); %s over SQL, %s over HTTP (%d retried on another node)",
 		num(float64(c.SQL+c.HTTP)), c.Seconds, num(c.AchievedRate), num(c.Rate), num(float64(c.SQL)), num(float64(c.HTTP)), c.HTTPRetries),
 		fmt.Sprintf("delivered\t%s events to streams, %s/s; the last stream had everything %.2f s after the load stopped", num(float64(c.Deliveries)), num(c.DeliveryRate), c.DrainSeconds),
-		fmt.Sprintf("faults\t%d random resumes, %d connections lost, %d failed connects; %s", c.Resumes, c.Drops, c.ConnectErrors, kill),
-		fmt.Sprintf("WAL\t%s bytes per notification, %s flushes/s (cluster-wide)", num(c.WALBytesPerNotification), num(c.WALSyncsPerSecond)),
-		fmt.Sprintf("machine\tload average %.1f when the load started, %.1f at the end", c.LoadStart, c.LoadEnd))
+		fmt.Sprintf("faults\t%d random resumes; %s", c.Resumes, kill),
+		fmt.Sprintf("WAL\t%s bytes per notification, %s flushes/s (cluster-wide)", num(c.WALBytesPerNotification), num(c.WALSyncsPerSecond)))
 	writeTable(w, "commit to receipt"+summaryHeader, append([]string{summaryRow("every delivery", c.Latency)},
 		rowsOf(c.Windows, func(_ int, win LatencyWindow) string {
 			mark := ""
@@ -157,7 +156,7 @@ func (c *ClusterResult) write(w io.Writer, _ *Report) {
 			return summaryRow(fmt.Sprintf("committed %.0f-%.0f s%s", win.FromSeconds, win.ToSeconds, mark), win.Latency)
 		})...)...)
 	fmt.Fprintln(w, "   (producer commit (SQL: INSERT returned; HTTP: 201 received) to the client reading the event; deliveries replayed after the kill and after resumes included)")
-	fmt.Fprintf(w, "   exactly-once: %s\n", checkLine(c.Check))
+	c.writeEnd(w)
 	writeMemory(w, "memory before the kill", c.Memory)
 	writeMemory(w, "memory at the end", c.MemoryAfter)
 	writeCPU(w, c.CPU)

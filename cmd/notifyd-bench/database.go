@@ -80,7 +80,7 @@ type benchDB struct {
 
 // createDatabase creates notifyd_bench_<random> on the server at serverURL,
 // with settings as the database's defaults for every later connection.
-func createDatabase(ctx context.Context, serverURL string, settings []dbSetting) (*benchDB, error) {
+func createDatabase(ctx context.Context, serverURL string, settings []setting) (*benchDB, error) {
 	suffix := make([]byte, 6)
 	_, _ = rand.Read(suffix)
 	name := "notifyd_bench_" + hex.EncodeToString(suffix)

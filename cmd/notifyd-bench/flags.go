@@ -81,12 +81,12 @@ type config struct {
 	Producers        int           `flag:"producers=8" check:"pos" usage:"producer: goroutines inserting single rows"`
 	ProducerDuration time.Duration `flag:"producer-duration=10s" check:"pos" usage:"producer: duration of each run"`
 	Rounds           int           `flag:"rounds=2" check:"pos" usage:"producer: rounds of (plain, trigger)"`
-	DBSettings       dbSettings    `flag:"db-set" usage:"name=value: ALTER DATABASE ... SET it on the bench database before the server starts (repeatable; for experiments)"`
+	DBSettings       settings      `flag:"db-set" usage:"name=value: ALTER DATABASE ... SET it on the bench database before the server starts (repeatable; for experiments)"`
 	Timeout          time.Duration `flag:"timeout=2m" check:"pos" usage:"longest wait for deliveries or for the queue to drain"`
 
 	// Node phases (separate processes).
 	NotifydBin    string        `flag:"notifyd-bin" usage:"node phases: a notifyd binary to run (default: go build ./cmd/notifyd into a temporary directory)"`
-	NodeEnv       envMap        `flag:"node-env" usage:"NAME=value: a setting for every node process, e.g. NOTIFY_POLL_INTERVAL=1s (repeatable; for experiments, shown in the report)"`
+	NodeEnv       settings      `flag:"node-env" usage:"NAME=value: a setting for every node process, e.g. NOTIFY_POLL_INTERVAL=1s (repeatable; for experiments, shown in the report)"`
 	ClientStreams int           `flag:"client-streams=5000" check:"pos" usage:"node phases: most streams one client process holds (open files are limited per process)"`
 	Strict        bool          `flag:"strict" usage:"exit with an error when a figure misses its target (correctness failures always do)"`
 	HoldStreams   int           `flag:"hold-streams=15000" check:"pos" usage:"streams: concurrent streams held by one node"`
@@ -314,54 +314,26 @@ func parseList(s string, ascending bool) ([]int64, error) {
 	return out, nil
 }
 
-// dbSetting is one -db-set name=value.
-type dbSetting struct{ Name, Value string }
+// setting is one name=value of -db-set (a PostgreSQL parameter: custom
+// ones have a dot) or -node-env (an environment variable).
+type setting struct{ Name, Value string }
 
-// settingName is what a PostgreSQL parameter name may look like (custom
-// ones have a dot); anything else is refused rather than quoted.
-var settingName = regexp.MustCompile(`^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$`)
+// settingName is what a setting's name may look like; anything else is
+// refused rather than quoted.
+var settingName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$`)
 
-type dbSettings []dbSetting
+// settings is a repeatable flag of settings, in the order given.
+type settings []setting
 
-func (d *dbSettings) String() string {
-	var parts []string
-	for _, s := range *d {
-		parts = append(parts, s.Name+"="+s.Value)
-	}
-	return strings.Join(parts, ", ")
+func (s *settings) String() string {
+	return strings.Join(rowsOf(*s, func(_ int, x setting) string { return x.Name + "=" + x.Value }), ", ")
 }
 
-func (d *dbSettings) Set(v string) error {
+func (s *settings) Set(v string) error {
 	name, value, ok := strings.Cut(v, "=")
 	if !ok || !settingName.MatchString(name) {
-		return fmt.Errorf("want name=value with a PostgreSQL parameter name, got %q", v)
+		return fmt.Errorf("want name=value, got %q", v)
 	}
-	*d = append(*d, dbSetting{Name: name, Value: value})
-	return nil
-}
-
-// envName is what -node-env accepts as a variable name.
-var envName = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
-
-type envMap map[string]string
-
-func (m *envMap) String() string {
-	var parts []string
-	for k, v := range *m {
-		parts = append(parts, k+"="+v)
-	}
-	slices.Sort(parts)
-	return strings.Join(parts, ", ")
-}
-
-func (m *envMap) Set(v string) error {
-	name, value, ok := strings.Cut(v, "=")
-	if !ok || !envName.MatchString(name) {
-		return fmt.Errorf("want NAME=value, got %q", v)
-	}
-	if *m == nil {
-		*m = envMap{}
-	}
-	(*m)[name] = value
+	*s = append(*s, setting{Name: name, Value: value})
 	return nil
 }

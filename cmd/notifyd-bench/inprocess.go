@@ -154,60 +154,42 @@ type committed struct {
 // a slow insert delays only itself; several producers let the rate hold
 // when one insert stalls. done counts the commits as they happen.
 func paceInserts(ctx context.Context, pool *pgxpool.Pool, user string, rate, total, producers int, done *atomic.Int64) ([]committed, error) {
-	interval := time.Second / time.Duration(rate)
 	sent := make([][]committed, producers)
-	var next atomic.Int64
-	start := time.Now().Add(20 * time.Millisecond)
-	err := runGroup(ctx, producers, func(gctx context.Context, p int) error {
-		for k := next.Add(1) - 1; k < int64(total); k = next.Add(1) - 1 {
-			if err := sleepUntil(gctx, start.Add(time.Duration(k)*interval)); err != nil {
-				return err
-			}
+	err := slots(ctx, producers, time.Now().Add(20*time.Millisecond), time.Second/time.Duration(rate),
+		func(k int64, _ time.Time) bool { return k < int64(total) }, func(ctx context.Context, p int, k int64) error {
 			var id string
-			if err := pool.QueryRow(gctx, `INSERT INTO notify.notifications (message, target_user_id, data)
+			if err := pool.QueryRow(ctx, `INSERT INTO notify.notifications (message, target_user_id, data)
 				VALUES ('bench latency', $1, jsonb_build_object('i', $2::int)) RETURNING id`, user, k).Scan(&id); err != nil {
 				return fmt.Errorf("insert: %w", err)
 			}
 			sent[p] = append(sent[p], committed{ID: id, At: time.Now()})
 			done.Add(1)
-		}
-		return nil
-	})
+			return nil
+		})
 	return slices.Concat(sent...), err
 }
 
-// receipts is, by notification id, when user's stream first read each of
-// its notifications and when the worker's publish transaction started
-// (published_at, which the database keeps as now() of that transaction).
+// receipts is, by notification id, when the stream first read each
+// notification published after a head and when the worker's publish
+// transaction started (published_at, which the database keeps as now() of
+// that transaction).
 type receipts struct{ read, published map[string]time.Time }
 
-func readReceipts(ctx context.Context, e *env, rd *reader, user string) (receipts, error) {
+func readReceipts(ctx context.Context, e *env, rd *reader, head int64) (receipts, error) {
 	r := receipts{read: map[string]time.Time{}, published: map[string]time.Time{}}
-	rows, err := e.admin.Query(ctx, `SELECT id::text, seq, published_at FROM notify.notifications
-		WHERE target_user_id = $1 AND seq IS NOT NULL`, user)
+	feed, err := cluster.LoadFeed(ctx, e.admin, head)
 	if err != nil {
-		return r, fmt.Errorf("read publish times: %w", err)
-	}
-	defer rows.Close()
-	ids := map[int64]string{}
-	for rows.Next() {
-		var id string
-		var seq int64
-		var at time.Time
-		if err := rows.Scan(&id, &seq, &at); err != nil {
-			return r, fmt.Errorf("read publish times: %w", err)
-		}
-		ids[seq], r.published[id] = id, at
+		return r, err
 	}
 	seqs, at := rd.Received()
 	for i, seq := range seqs {
-		if id, ok := ids[seq]; ok {
-			if _, dup := r.read[id]; !dup {
-				r.read[id] = time.Unix(0, at[i])
+		if p, ok := feed.Get(seq); ok {
+			if _, dup := r.read[p.ID]; !dup {
+				r.read[p.ID], r.published[p.ID] = time.Unix(0, at[i]), p.PublishedAt
 			}
 		}
 	}
-	return r, rows.Err()
+	return r, nil
 }
 
 // Stage is one part of the commit-to-receipt latency.

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/notify"
-	"github.com/notifyd/notifyd/internal/testkit/cluster"
 	"github.com/notifyd/notifyd/internal/testkit/stats"
 )
 
@@ -43,19 +41,9 @@ func runLivedPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress,
 	res := &LivedResult{Users: livedUsers, Roles: livedRoles, Reps: cfg.LivedReps}
 	prev := int64(0)
 	for _, n := range sizes {
-		// A running node's feed would read every seeded row to fan it out;
-		// started again, it begins at the new head, as after a deployment.
-		if err := e.nodes[0].Stop(15 * time.Second); err != nil {
-			return res, err
-		}
-		seed, err := seeder.grow(ctx, prev, n)
+		seed, err := e.seed(ctx, seeder, prev, n, prog)
 		res.SeedSeconds += seed.InsertSeconds + seed.VacuumSeconds
 		if err != nil {
-			return res, err
-		}
-		prog.Printf("lived: %s rows: %s added in %.1f s (%s rows/s), vacuum and analyze %.1f s; notifications %.0f MiB with indexes",
-			num(float64(n)), num(float64(seed.Added)), seed.InsertSeconds, num(seed.RowsPerSecond), seed.VacuumSeconds, mib(seed.NotificationsBytes))
-		if e.nodes[0], err = cluster.StartNode(ctx, e.nodeConfig(0)); err != nil {
 			return res, err
 		}
 		size, err := measureLived(ctx, cfg, e, plan, seed, rep)
@@ -90,28 +78,23 @@ func measureLived(ctx context.Context, cfg config, e *nodeEnv, plan *livedPlan, 
 		Sparse: LivedUser{UserID: sp.UserID, Roles: sp.Roles, Notifications: len(spAud)},
 		Dense: LivedUser{UserID: de.UserID, Roles: de.Roles, Notifications: len(deAud), ResumeFrom: from,
 			ReadUpTo: upTo, ReadMarks: len(read) + len(unread)}}
-	spTok, err := e.run.token(sp.UserID, sp.Roles...)
+	spc, err := newLivedClient(e, sp)
 	if err != nil {
 		return nil, err
 	}
-	deTok, err := e.run.token(de.UserID, de.Roles...)
+	dec, err := newLivedClient(e, de)
 	if err != nil {
 		return nil, err
 	}
-	spc := livedClient{http: e.http, base: e.nodes[0].URL(), token: spTok}
-	dec := livedClient{http: e.http, base: e.nodes[0].URL(), token: deTok}
-	ops := []livedOp{
-		{Key: "open_sparse", run: func(ctx context.Context) error { return spc.open(ctx, livedSparseTotal, false) }},
-		{Key: "open_dense", run: func(ctx context.Context) error { return dec.open(ctx, 0, true) }},
-		{Key: "resume_sparse", run: func(ctx context.Context) error { return spc.resume(ctx, 0, spAud) }},
-		{Key: "resume_dense", run: func(ctx context.Context) error { return dec.resume(ctx, from, deAud[len(deAud)-livedResumeBehind:]) }},
-		{Key: "unread_sparse", run: func(ctx context.Context) error { return spc.unread(ctx, livedSparseTotal, false) }},
-		{Key: "unread_dense", run: func(ctx context.Context) error { return dec.unread(ctx, 0, true) }},
-		{Key: "history_sparse", run: func(ctx context.Context) error { return spc.history(ctx, newest(spAud, 20)) }},
-		{Key: "history_dense", run: func(ctx context.Context) error { return dec.history(ctx, newest(deAud, 20)) }},
-	}
-	for i := range ops {
-		ops[i].Label = livedLabel(ops[i].Key)
+	ops := map[string]func(ctx context.Context) error{
+		"open_sparse":    func(ctx context.Context) error { return spc.open(ctx, livedSparseTotal, false) },
+		"open_dense":     func(ctx context.Context) error { return dec.open(ctx, 0, true) },
+		"resume_sparse":  func(ctx context.Context) error { return spc.resume(ctx, 0, spAud) },
+		"resume_dense":   func(ctx context.Context) error { return dec.resume(ctx, from, deAud[len(deAud)-livedResumeBehind:]) },
+		"unread_sparse":  func(ctx context.Context) error { return spc.unread(ctx, livedSparseTotal, false) },
+		"unread_dense":   func(ctx context.Context) error { return dec.unread(ctx, 0, true) },
+		"history_sparse": func(ctx context.Context) error { return spc.history(ctx, newest(spAud, 20)) },
+		"history_dense":  func(ctx context.Context) error { return dec.history(ctx, newest(deAud, 20)) },
 	}
 	samp := startSampler(ctx, e.admin, 100*time.Millisecond)
 	times, err := timeOps(ctx, ops, livedWarmup, cfg.LivedReps)
@@ -124,16 +107,11 @@ func measureLived(ctx context.Context, cfg config, e *nodeEnv, plan *livedPlan, 
 		size.Ops[k] = stats.Summarize(v)
 	}
 	size.Explains = map[string][]LivedPlan{}
-	for _, u := range []struct {
-		name  string
-		id    notify.Identity
-		after int64
-	}{{"sparse", sp, 0}, {"dense", de, from}} {
-		if err := explainUser(ctx, e, u.id, u.after, size.Explains, func(stmt string) string { return u.name + " " + stmt }); err != nil {
-			return size, err
-		}
+	err = explainUser(ctx, e, sp, 0, size.Explains, func(stmt string) string { return "sparse " + stmt })
+	if err == nil {
+		err = explainUser(ctx, e, de, from, size.Explains, func(stmt string) string { return "dense " + stmt })
 	}
-	return size, nil
+	return size, err
 }
 
 // newest is the last k of seqs, newest first.

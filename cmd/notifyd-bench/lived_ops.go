@@ -1,42 +1,39 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"math"
+	"net/http"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
-	"context"
-	"encoding/json"
-	"fmt"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/postgres"
 	"github.com/notifyd/notifyd/internal/stream"
-	"io"
-	"net/http"
-	"slices"
-	"strconv"
-	"time"
-
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
 	"github.com/notifyd/notifyd/internal/wire"
 )
 
-// livedOp is one operation the lived phase times: real HTTP against the
-// node, checked against what the plan says the user has, so a fast wrong
-// answer cannot pass for a fast one.
-type livedOp struct {
-	Key, Label string
-	run        func(ctx context.Context) error
-}
-
-// livedClient is one user's side of the operations.
+// livedClient is one user's side of the operations the lived phase times:
+// real HTTP against the node, each answer checked against what the plan
+// says the user has, so a fast wrong answer cannot pass for a fast one.
 type livedClient struct {
 	http  *http.Client
 	base  string
 	token string
+}
+
+func newLivedClient(e *nodeEnv, id notify.Identity) (livedClient, error) {
+	tok, err := e.run.token(id.UserID, id.Roles...)
+	return livedClient{http: e.http, base: e.nodes[0].URL(), token: tok}, err
 }
 
 func (c livedClient) header() http.Header { return http.Header{"Authorization": {"Bearer " + c.token}} }
@@ -108,37 +105,11 @@ func replay(ctx context.Context, client *http.Client, base string, h http.Header
 		if err != nil {
 			return got, fmt.Errorf("event id %q", ev.ID)
 		}
-		got = append(got, seq)
-		if read != nil {
+		if got = append(got, seq); read != nil {
 			read(len(got))
 		}
 	}
 	return got, nil
-}
-
-// get requests path and decodes the JSON answer into v.
-func (c livedClient) get(ctx context.Context, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
-	if err != nil {
-		return err
-	}
-	req.Header = c.header()
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return fmt.Errorf("GET %s: %w", path, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %d %s", path, resp.StatusCode, body)
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("GET %s: %w", path, err)
-	}
-	return nil
 }
 
 // unread checks the unread count: want, or more than UnreadCap when wantMore.
@@ -147,7 +118,7 @@ func (c livedClient) unread(ctx context.Context, want int, wantMore bool) error 
 		Count   int  `json:"count"`
 		HasMore bool `json:"hasMore"`
 	}
-	if err := c.get(ctx, "/api/notifications/unread-count", &u); err != nil {
+	if err := doJSON(ctx, c.http, http.MethodGet, c.base+"/api/notifications/unread-count", c.header(), nil, http.StatusOK, &u); err != nil {
 		return err
 	}
 	if u.HasMore != wantMore || (!wantMore && u.Count != want) {
@@ -163,7 +134,7 @@ func (c livedClient) history(ctx context.Context, want []int64) error {
 			Seq int64 `json:"seq"`
 		} `json:"notifications"`
 	}
-	if err := c.get(ctx, "/api/notifications?limit=20", &page); err != nil {
+	if err := doJSON(ctx, c.http, http.MethodGet, c.base+"/api/notifications?limit=20", c.header(), nil, http.StatusOK, &page); err != nil {
 		return err
 	}
 	got := make([]int64, len(page.Notifications))
@@ -176,17 +147,18 @@ func (c livedClient) history(ctx context.Context, want []int64) error {
 	return nil
 }
 
-// timeOps runs warmup untimed rounds, then reps timed ones, of every op;
-// each round starts one op further along, so no op always follows the
-// same other one. Any failed check ends the run.
-func timeOps(ctx context.Context, ops []livedOp, warmup, reps int) (map[string][]time.Duration, error) {
+// timeOps runs warmup untimed rounds, then reps timed ones, of every
+// operation (by livedOpKeys); each round starts one operation further
+// along, so none always follows the same other one. Any failed check ends
+// the run.
+func timeOps(ctx context.Context, run map[string]func(context.Context) error, warmup, reps int) (map[string][]time.Duration, error) {
 	out := map[string][]time.Duration{}
 	for rep := -warmup; rep < reps; rep++ {
-		for j := range ops {
-			op := ops[(rep+warmup+j)%len(ops)]
+		for j := range livedOpKeys {
+			op := livedOpKeys[(rep+warmup+j)%len(livedOpKeys)]
 			octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			start := time.Now()
-			err := op.run(octx)
+			err := run[op.Key](octx)
 			took := time.Since(start)
 			cancel()
 			if err != nil {
@@ -309,7 +281,6 @@ func explainPlans(ctx context.Context, pool *pgxpool.Pool, q capturedQuery) (cus
 			return custom, auto, err
 		}
 	}
-	exec := "EXECUTE lived_explain(" + strings.Join(args, ", ") + ")"
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return custom, auto, err
@@ -319,34 +290,25 @@ func explainPlans(ctx context.Context, pool *pgxpool.Pool, q capturedQuery) (cus
 		return custom, auto, fmt.Errorf("prepare: %w", err)
 	}
 	defer conn.Exec(context.WithoutCancel(ctx), "DEALLOCATE lived_explain")
-	explain := func(mode string) (LivedPlan, error) {
-		var lines []string
-		rows, err := conn.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+exec, pgx.QueryExecModeSimpleProtocol)
-		if err != nil {
-			return LivedPlan{}, err
+	exec := "EXECUTE lived_explain(" + strings.Join(args, ", ") + ")"
+	// explain runs first, then explains the statement as mode.
+	explain := func(mode string, first ...string) (LivedPlan, error) {
+		for _, stmt := range first {
+			if _, err := conn.Exec(ctx, stmt, pgx.QueryExecModeSimpleProtocol); err != nil {
+				return LivedPlan{}, err
+			}
 		}
-		lines, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		rows, _ := conn.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+exec, pgx.QueryExecModeSimpleProtocol)
+		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
 		if err != nil {
 			return LivedPlan{}, fmt.Errorf("explain: %w", err)
 		}
 		return parsePlan(mode, strings.Join(lines, "\n"), args[0]), nil
 	}
-	if _, err := conn.Exec(ctx, "SET plan_cache_mode = force_custom_plan"); err != nil {
+	if custom, err = explain("custom", "SET plan_cache_mode = force_custom_plan"); err != nil {
 		return custom, auto, err
 	}
-	custom, err = explain("custom")
-	if err != nil {
-		return custom, auto, err
-	}
-	if _, err := conn.Exec(ctx, "RESET plan_cache_mode"); err != nil {
-		return custom, auto, err
-	}
-	for range 5 {
-		if _, err := conn.Exec(ctx, exec, pgx.QueryExecModeSimpleProtocol); err != nil {
-			return custom, auto, err
-		}
-	}
-	auto, err = explain("auto")
+	auto, err = explain("auto", "RESET plan_cache_mode", exec, exec, exec, exec, exec)
 	return custom, auto, err
 }
 

@@ -281,6 +281,22 @@ func (s *livedSeeder) grow(ctx context.Context, from, to int64) (LivedSeed, erro
 	return res, nil
 }
 
+// seed grows the table from seq from to seq to with e's nodes stopped: a
+// running node's feed would read every seeded row to fan it out; started
+// again, each begins at the new head, as after a deployment.
+func (e *nodeEnv) seed(ctx context.Context, s *livedSeeder, from, to int64, prog *progress) (LivedSeed, error) {
+	if err := e.eachNode(func(i int) error { return e.nodes[i].Stop(15 * time.Second) }); err != nil {
+		return LivedSeed{}, err
+	}
+	seed, err := s.grow(ctx, from, to)
+	if err != nil {
+		return seed, err
+	}
+	prog.Printf("seeded %s published notifications: %s added in %.1f s (%s rows/s), vacuum and analyze %.1f s; notifications %.0f MiB with indexes",
+		num(float64(to)), num(float64(seed.Added)), seed.InsertSeconds, num(seed.RowsPerSecond), seed.VacuumSeconds, mib(seed.NotificationsBytes))
+	return seed, e.eachNode(func(i int) error { return e.restartNode(ctx, i) })
+}
+
 func (s *livedSeeder) chunk(ctx context.Context, lo, hi int64) error {
 	seqs, users, roles := s.plan.in(lo, hi)
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {

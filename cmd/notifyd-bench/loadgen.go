@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -34,7 +33,7 @@ type loadGen struct {
 	token     string
 	// target draws each notification's target; a phase may set its own.
 	target func(rnd *rand.Rand) notify.Target
-	// halt, once closed, stops scheduling work before run's duration is up.
+	// halt, once closed, stops starting work before run's duration is up.
 	halt     chan struct{}
 	haltOnce sync.Once
 	// keys makes this generator's Idempotency-Keys its own: a phase may
@@ -61,96 +60,53 @@ func (g *loadGen) committed(ids []string, at time.Time) {
 	}
 }
 
-// run produces for d (or until ctx ends or stop). Work started before d
-// is up is finished, not cancelled: a cancelled insert or POST may or may
-// not have committed, and the nodes would log the cancelled requests.
+// run produces for d (or until ctx ends or stop): SQL producers insert
+// what is due every sqlEvery, HTTP producers post the k-th notification
+// at k/rate. Work started before d is up is finished, not cancelled: a
+// cancelled insert or POST may or may not have committed, and the nodes
+// would log the cancelled requests. The first failure ends the run.
 func (g *loadGen) run(ctx context.Context, d time.Duration) error {
-	sched, stopSched := context.WithTimeout(ctx, d) // when to stop starting work
-	defer stopSched()
-	go func() {
+	start := time.Now()
+	more := func(_ int64, due time.Time) bool {
 		select {
 		case <-g.halt:
-			stopSched()
-		case <-sched.Done():
-		}
-	}()
-	work, stopWork := context.WithCancel(ctx) // work in flight: ends only on a failure
-	defer stopWork()
-	start := time.Now()
-	sqlRate, httpRate := g.rate*(1-g.httpShare), g.rate*g.httpShare
-	jobs := make(chan int, 64)
-	var wg sync.WaitGroup
-	var errMu sync.Mutex
-	var errs []error
-	fail := func(err error) {
-		if ctx.Err() == nil {
-			errMu.Lock()
-			errs = append(errs, err)
-			errMu.Unlock()
-			stopSched()
-			stopWork()
+			return false
+		default:
+			return due.Before(start.Add(d))
 		}
 	}
-	for w := range 4 { // SQL producers
-		wg.Go(func() {
-			rnd := rand.New(rand.NewPCG(uint64(w), 7))
-			for n := range jobs {
-				targets := make([]notify.Target, n)
-				for i := range targets {
-					targets[i] = g.target(rnd)
-				}
-				ids, err := cluster.Insert(work, g.pool, targets, "bench", "")
-				if err != nil {
-					fail(err)
-					continue
-				}
+	rnds := make([]*rand.Rand, 4+16)
+	for w := range rnds {
+		rnds[w] = rand.New(rand.NewPCG(uint64(w), 7))
+	}
+	sqlRate, httpRate := g.rate*(1-g.httpShare), g.rate*g.httpShare
+	err := runGroup(ctx, 2, func(ctx context.Context, i int) error {
+		if i == 1 { // HTTP
+			if httpRate == 0 {
+				return nil
+			}
+			return slots(ctx, 16, start, time.Duration(float64(time.Second)/httpRate), more, func(ctx context.Context, w int, k int64) error {
+				return g.post(ctx, rnds[4+w], k)
+			})
+		}
+		return slots(ctx, 4, start, sqlEvery, more, func(ctx context.Context, w int, k int64) error {
+			n := int(sqlRate*(sqlEvery*time.Duration(k+1)).Seconds()) - int(sqlRate*(sqlEvery*time.Duration(k)).Seconds())
+			if n == 0 {
+				return nil
+			}
+			targets := make([]notify.Target, n)
+			for i := range targets {
+				targets[i] = g.target(rnds[w])
+			}
+			ids, err := cluster.Insert(ctx, g.pool, targets, "bench", "")
+			if err == nil {
 				g.committed(ids, time.Now())
 				g.sql.Add(int64(len(ids)))
 			}
+			return err
 		})
-	}
-	wg.Go(func() { // the SQL schedule: what is due every sqlEvery
-		defer close(jobs)
-		t := time.NewTicker(sqlEvery)
-		defer t.Stop()
-		for scheduled := 0; ; {
-			select {
-			case <-sched.Done():
-				return
-			case <-t.C:
-			}
-			if n := int(sqlRate*time.Since(start).Seconds()) - scheduled; n > 0 {
-				select {
-				case jobs <- n:
-					scheduled += n
-				case <-sched.Done():
-					return
-				}
-			}
-		}
 	})
-	var next atomic.Int64
-	httpProducers := 0
-	if httpRate > 0 {
-		httpProducers = 16
-	}
-	for w := range httpProducers { // HTTP producers: the k-th post is due at k/httpRate
-		wg.Go(func() {
-			rnd := rand.New(rand.NewPCG(uint64(w), 8))
-			for {
-				k := next.Add(1) - 1
-				if sleepUntil(sched, start.Add(time.Duration(float64(k)/httpRate*float64(time.Second)))) != nil {
-					return
-				}
-				if err := g.post(work, rnd, k); err != nil {
-					fail(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return cmp.Or(errors.Join(errs...), ctx.Err())
+	return cmp.Or(ctx.Err(), err)
 }
 
 // post publishes one notification over HTTP; when a node fails it, it
@@ -203,6 +159,16 @@ type LoadRun struct {
 	LoadStart float64 `json:"loadavg1_start"`
 	LoadEnd   float64 `json:"loadavg1_end"`
 	StreamTally
+}
+
+// writeEnd prints what every phase under load ends with: what happened to
+// the streams' connections, the machine's load and the exactly-once check.
+// A stopping node drains its streams (each closed at its own moment and
+// told to come back at once), so a reconnectAfter of 0 ms is the norm.
+func (r *LoadRun) writeEnd(w io.Writer) {
+	fmt.Fprintf(w, "   connections: %d lost, %d failed connects (a try at a node just gone included); clients: %d backoffs, %d closing statuses with a reconnectAfter (longest %d ms; 0 when the stopping node drains); close reasons %v\n",
+		r.Drops, r.ConnectErrors, r.Backoffs, r.Spread, r.SpreadMaxMs, r.CloseReasons)
+	fmt.Fprintf(w, "   machine load average %.1f when the load started, %.1f at the end\n   exactly-once: %s\n", r.LoadStart, r.LoadEnd, checkLine(r.Check))
 }
 
 // loadPhase is the skeleton of a phase under load: its streams, open in
@@ -331,18 +297,7 @@ func (nr *nodeRun) startSeededNodes(ctx context.Context, n, streams int, rows in
 	if err != nil || rows == 0 {
 		return e, nil, err
 	}
-	// A running node's feed would read every seeded row to fan it out;
-	// started again, each begins at the new head, as after a deployment.
-	if err := e.eachNode(func(i int) error { return e.nodes[i].Stop(15 * time.Second) }); err != nil {
-		e.Close()
-		return nil, nil, err
-	}
-	seed, err := newLivedSeeder(e.admin, newLivedPlan([]int64{rows}, nr.cfg.LivedDense), rows, prog).grow(ctx, 0, rows)
-	if err == nil {
-		prog.Printf("seeded %s published notifications in %.1f s (%s rows/s), vacuum and analyze %.1f s; notifications %.0f MiB with indexes",
-			num(float64(rows)), seed.InsertSeconds, num(seed.RowsPerSecond), seed.VacuumSeconds, mib(seed.NotificationsBytes))
-		err = e.eachNode(func(i int) error { return e.restartNode(ctx, i) })
-	}
+	seed, err := e.seed(ctx, newLivedSeeder(e.admin, newLivedPlan([]int64{rows}, nr.cfg.LivedDense), rows, prog), 0, rows, prog)
 	if err != nil {
 		e.Close()
 		return nil, nil, err

@@ -38,6 +38,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -282,6 +283,26 @@ func runGroup(ctx context.Context, n int, fn func(ctx context.Context, i int) er
 	}
 	wg.Wait()
 	return first
+}
+
+// slots runs fn(ctx, w, k) for k = 0, 1, … from n goroutines (w: which):
+// slot k is taken by whichever is free and started at start + k*every,
+// while more(k, that time) holds, so a slow slot delays only itself. The
+// first error ends the run (as in runGroup).
+func slots(ctx context.Context, n int, start time.Time, every time.Duration, more func(k int64, due time.Time) bool,
+	fn func(ctx context.Context, w int, k int64) error) error {
+	var next atomic.Int64
+	return runGroup(ctx, n, func(ctx context.Context, w int) error {
+		for k := next.Add(1) - 1; more(k, start.Add(time.Duration(k)*every)); k = next.Add(1) - 1 {
+			if err := sleepUntil(ctx, start.Add(time.Duration(k)*every)); err != nil {
+				return err
+			}
+			if err := fn(ctx, w, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // sleepUntil sleeps until t unless ctx ends first.

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +12,6 @@ import (
 	"os"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -93,13 +94,19 @@ func (nr *nodeRun) startNodes(ctx context.Context, n int, env map[string]string)
 		e.settings["NOTIFY_LOG_LEVEL"] = "info"
 	}
 	maps.Copy(e.settings, env)
-	maps.Copy(e.settings, nr.cfg.NodeEnv)
+	for _, s := range nr.cfg.NodeEnv { // last, and in order: a later one wins
+		e.settings[s.Name] = s.Value
+	}
 	defer func() {
 		if err != nil {
 			e.Close()
 		}
 	}()
-	if e.nodes, err = cluster.StartNodes(ctx, n, e.nodeConfig); err != nil {
+	e.nodes, err = cluster.StartNodes(ctx, n, func(i int) cluster.NodeConfig {
+		return cluster.NodeConfig{Binary: nr.bin, DatabaseURL: db.URL, IP: "127.0.0." + strconv.Itoa(2+i), Env: e.settings,
+			Log: prefixWriter(nr.logOut, fmt.Sprintf("node%d: ", i))}
+	})
+	if err != nil {
 		return nil, err
 	}
 	urls := make([]string, n)
@@ -111,11 +118,6 @@ func (nr *nodeRun) startNodes(ctx context.Context, n int, env map[string]string)
 	e.set = cluster.NewNodes(urls)
 	e.admin, err = newPool(ctx, db.URL, 4, "notifyd-bench-admin")
 	return e, err
-}
-
-func (e *nodeEnv) nodeConfig(i int) cluster.NodeConfig {
-	return cluster.NodeConfig{Binary: e.run.bin, DatabaseURL: e.db.URL, IP: "127.0.0." + strconv.Itoa(2+i), Env: e.settings,
-		Log: prefixWriter(e.run.logOut, fmt.Sprintf("node%d: ", i))}
 }
 
 // Close stops the nodes and drops the database.
@@ -291,58 +293,37 @@ func (l *layout) open(ctx context.Context, prog *progress, phase string, browser
 	return cs, opened, secs, nil
 }
 
-// cpuWindow measures every process's CPU over a window.
-type cpuWindow struct {
-	start time.Time
-	nodes []time.Duration
-	self  time.Duration
-}
-
-func startCPU(e *nodeEnv, cs *fleet.Fleet) *cpuWindow {
-	if cs != nil {
-		cs.MarkCPU()
-	}
-	return &cpuWindow{start: time.Now(), nodes: e.cpu(), self: processCPU()}
-}
-
-func (e *nodeEnv) cpu() []time.Duration {
-	out := make([]time.Duration, len(e.nodes))
+// startCPU starts measuring every process's CPU: the nodes', the client
+// processes' and the bench's own; the returned stop reads each one's since
+// (a killed node's is lost).
+func startCPU(e *nodeEnv, cs *fleet.Fleet) (stop func() []ProcCPU) {
+	cs.MarkCPU()
+	start, self, nodes := time.Now(), processCPU(), make([]time.Duration, len(e.nodes))
 	for i, n := range e.nodes {
-		if n.Running() {
-			out[i], _ = n.CPUTime()
-		}
+		nodes[i], _ = n.CPUTime()
 	}
-	return out
-}
-
-// stop returns each process's CPU since start (a killed node's is lost).
-func (w *cpuWindow) stop(e *nodeEnv, cs *fleet.Fleet) []ProcCPU {
-	secs := time.Since(w.start).Seconds()
-	var out []ProcCPU
-	for i, now := range e.cpu() {
-		if e.nodes[i].Running() {
-			out = append(out, ProcCPU{Name: "node" + strconv.Itoa(i), PID: e.nodes[i].PID(), CPUSeconds: (now - w.nodes[i]).Seconds()})
+	return func() []ProcCPU {
+		var out []ProcCPU
+		for i, n := range e.nodes {
+			if now, err := n.CPUTime(); err == nil && n.Running() {
+				out = append(out, ProcCPU{Name: "node" + strconv.Itoa(i), PID: n.PID(), CPUSeconds: (now - nodes[i]).Seconds()})
+			}
 		}
-	}
-	if cs != nil {
 		for _, c := range cs.CPU() {
 			out = append(out, ProcCPU{Name: fmt.Sprintf("client %d", c.ID), PID: c.PID, CPUSeconds: c.CPU.Seconds()})
 		}
+		out = append(out, ProcCPU{Name: "bench (producers, checks)", CPUSeconds: (processCPU() - self).Seconds()})
+		for i := range out {
+			out[i].CorePercent = 100 * out[i].CPUSeconds / time.Since(start).Seconds()
+		}
+		return out
 	}
-	out = append(out, ProcCPU{Name: "bench (producers, checks)", CPUSeconds: (processCPU() - w.self).Seconds()})
-	for i := range out {
-		out[i].CorePercent = 100 * out[i].CPUSeconds / secs
-	}
-	return out
 }
 
 // processCPU is this process's user+system CPU time.
 func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	d, _ := cluster.CPUTime(os.Getpid())
+	return d
 }
 
 // StreamTally is what the check of a phase's streams found, and what
@@ -353,6 +334,13 @@ type StreamTally struct {
 	ConnectErrors int            `json:"connect_errors"`
 	CloseReasons  map[string]int `json:"close_reasons,omitempty"`
 	Check         cluster.Check  `json:"check"`
+	// The clients' reconnect delays (the storm's and the rolling restart's
+	// clients pace their reconnects): Spread waits asked for by a closing
+	// status (the longest, SpreadMaxMs), Backoffs after lost connections
+	// or failed attempts.
+	Spread      int   `json:"spread_waits,omitempty"`
+	SpreadMaxMs int64 `json:"spread_max_ms,omitempty"`
+	Backoffs    int   `json:"backoffs,omitempty"`
 }
 
 // checkedStreams is every stream's report and the published notifications
@@ -386,6 +374,9 @@ func checkStreams(ctx context.Context, e *nodeEnv, cs *fleet.Fleet, l *layout, s
 		t.ConnectErrors += r.Stats.ConnectErrors
 		for reason, n := range r.Stats.CloseReasons {
 			t.CloseReasons[reason] += n
+		}
+		if p := r.Pace; p != nil {
+			t.Spread, t.SpreadMaxMs, t.Backoffs = t.Spread+p.Spread, max(t.SpreadMaxMs, p.SpreadMaxMs), t.Backoffs+p.Backoffs
 		}
 		if r.Stats.ProtocolErrors > 0 {
 			t.Check.Foreign += r.Stats.ProtocolErrors // a malformed event is not a delivery of anything
@@ -422,4 +413,34 @@ func exactlyOnce(prog *progress, phase string, c cluster.Check) error {
 // prefixWriter writes each line to w with prefix.
 func prefixWriter(w io.Writer, prefix string) io.Writer {
 	return cluster.LineWriter(func(line string) { fmt.Fprintf(w, "%s%s\n", prefix, line) })
+}
+
+// doJSON sends a request with header and body (JSON, when not nil),
+// wants status back, and decodes the answer into out when not nil.
+func doJSON(ctx context.Context, client *http.Client, method, url string, header http.Header, body []byte, status int, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	if header != nil {
+		req.Header = header.Clone()
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := client.Do(req)
+	if err == nil {
+		defer resp.Body.Close()
+		var b []byte
+		if b, err = io.ReadAll(io.LimitReader(resp.Body, 1<<20)); err == nil && resp.StatusCode != status {
+			err = fmt.Errorf("%s: %.300s", resp.Status, bytes.TrimSpace(b))
+		}
+		if err == nil && out != nil {
+			err = json.Unmarshal(b, out)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, url, err)
+	}
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -105,7 +106,7 @@ func runStreamsPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progres
 				st.Open, mib(rss), float64(rss)/1024/float64(max(1, st.Open)), st.BeatsMin, st.MaxBeatGapMs, st.Drops)
 		}
 	}
-	res.CPU = win.stop(e, cs)
+	res.CPU = win()
 	rep.Profiles = append(rep.Profiles, samp.Stop(phaseStreams))
 	if mem := e.memory(ctx); len(mem) == 1 {
 		res.Memory = mem[0]
@@ -218,7 +219,7 @@ func runBroadcastPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progr
 	if behind, err := cs.WaitSeq(ctx, sentinel, cfg.Timeout); err != nil {
 		return nil, fmt.Errorf("broadcast: %d streams did not receive everything: %w", behind, err)
 	}
-	res.CPU = win.stop(e, cs)
+	res.CPU = win()
 	rep.Profiles = append(rep.Profiles, samp.Stop(phaseBroadcast))
 	if mem := e.memory(ctx); len(mem) == 1 {
 		res.Memory = mem[0]
@@ -238,19 +239,11 @@ func runBroadcastPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progr
 			last[seq] = max(last[seq], time.Duration(at-c))
 		})
 	}
-	res.LastReceipt, res.AllReceipts = stats.Summarize(mapValues(last)), stats.Summarize(all)
+	res.LastReceipt, res.AllReceipts = stats.Summarize(slices.Collect(maps.Values(last))), stats.Summarize(all)
 	res.TargetMet = res.Check.OK() && len(last) == cfg.Broadcasts && res.LastReceipt.P99Ms <= targetBroadcastP99Ms
 	prog.Printf("broadcast: commit to last stream p50 %.0f ms, p99 %.0f ms, max %.0f ms; to each stream p50 %.0f ms, p99 %.0f ms",
 		res.LastReceipt.P50Ms, res.LastReceipt.P99Ms, res.LastReceipt.MaxMs, res.AllReceipts.P50Ms, res.AllReceipts.P99Ms)
 	return res, exactlyOnce(prog, phaseBroadcast, res.Check)
-}
-
-func mapValues[K comparable, V any](m map[K]V) []V {
-	out := make([]V, 0, len(m))
-	for _, v := range m {
-		out = append(out, v)
-	}
-	return out
 }
 
 func (b *BroadcastResult) write(w io.Writer, _ *Report) {

@@ -106,11 +106,8 @@ func rowsOf[T any](xs []T, row func(i int, x T) string) []string {
 const summaryHeader = "\tp50\tp90\tp99\tp99.9\tmax\tsamples"
 
 func summaryRow(label string, s stats.Summary, target ...string) string {
-	return fmt.Sprintf("%s\t%s\t%s%s", label, summaryCells(s), num(float64(s.Count)), strings.Join(append([]string{""}, target...), "\t"))
-}
-
-func summaryCells(s stats.Summary) string {
-	return fmt.Sprintf("%.1f ms\t%.1f ms\t%.1f ms\t%.1f ms\t%.1f ms", s.P50Ms, s.P90Ms, s.P99Ms, s.P999Ms, s.MaxMs)
+	return fmt.Sprintf("%s\t%.1f ms\t%.1f ms\t%.1f ms\t%.1f ms\t%.1f ms\t%s%s", label, s.P50Ms, s.P90Ms, s.P99Ms, s.P999Ms, s.MaxMs,
+		num(float64(s.Count)), strings.Join(append([]string{""}, target...), "\t"))
 }
 
 // latencyCells is p50, p90, p99 and max as table cells.
@@ -144,8 +141,6 @@ func num(x float64) string {
 	}
 	return b.String()
 }
-
-func joinInts(xs []int) string { return strings.Trim(fmt.Sprint(xs), "[]") }
 
 // joinMap is m's entries as key+sep+value, by key, joined by comma.
 func joinMap[V any](m map[string]V, sep, comma string) string {

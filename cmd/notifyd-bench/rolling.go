@@ -28,13 +28,7 @@ type RollingResult struct {
 	Latency         stats.Summary `json:"latency"`
 	DuringRestarts  stats.Summary `json:"latency_during_restarts"`
 	BetweenRestarts stats.Summary `json:"latency_between_restarts"`
-	// The clients' reconnect delays: Spread waits asked for by a closing
-	// status (the longest, SpreadMaxMs), Backoffs after lost connections or
-	// failed attempts.
-	Spread      int   `json:"spread_waits"`
-	SpreadMaxMs int64 `json:"spread_max_ms"`
-	Backoffs    int   `json:"backoffs"`
-	TargetMet   bool  `json:"target_met"`
+	TargetMet       bool          `json:"target_met"`
 }
 
 // RollingRestart is one node's restart: when it was sent SIGTERM (seconds
@@ -136,11 +130,6 @@ func runRollingPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progres
 				between = append(between, d)
 			}
 		})
-		if p := cd.reports[k].Pace; p != nil {
-			res.Spread += p.Spread
-			res.SpreadMaxMs = max(res.SpreadMaxMs, p.SpreadMaxMs)
-			res.Backoffs += p.Backoffs
-		}
 	}
 	res.Latency, res.DuringRestarts, res.BetweenRestarts = stats.Summarize(all), stats.Summarize(during), stats.Summarize(between)
 	res.TargetMet = res.Latency.Count > 0 && res.Latency.P99Ms <= rollingP99Ms
@@ -155,13 +144,9 @@ func (r *RollingResult) write(w io.Writer, _ *Report) {
 		fmt.Fprintf(w, "   %s: SIGTERM at %.1f s holding %d streams, exited after %.2f s, ready again after %.2f s\n",
 			rs.Node, rs.StopAtSeconds, rs.Streams, rs.ExitedSeconds, rs.ReadySeconds)
 	}
-	fmt.Fprintf(w, "   clients: %d waits for a closing status's reconnectAfter (longest %d ms), %d backoffs after lost connections or failed connects; close reasons %v\n",
-		r.Spread, r.SpreadMaxMs, r.Backoffs, r.CloseReasons)
 	writeTable(w, "commit -> receipt"+summaryHeader+"\ttarget",
 		summaryRow("every delivery of the run", r.Latency, fmt.Sprintf("p99 <= %.0f ms: %s", rollingP99Ms, verdict(r.TargetMet))),
 		summaryRow("committed during a restart (SIGTERM to ready + 3 s)", r.DuringRestarts, ""),
 		summaryRow("committed between restarts", r.BetweenRestarts, ""))
-	fmt.Fprintf(w, "   connections: %d lost, %d failed connects; machine load average %.1f at the start, %.1f at the end\n",
-		r.Drops, r.ConnectErrors, r.LoadStart, r.LoadEnd)
-	fmt.Fprintf(w, "   exactly-once: %s\n", checkLine(r.Check))
+	r.writeEnd(w)
 }

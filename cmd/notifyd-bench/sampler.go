@@ -21,7 +21,7 @@ import (
 const sampleQuery = `SELECT pid, datname = current_database(), COALESCE(application_name, ''),
 	CASE WHEN state = 'active' THEN COALESCE(wait_event_type || ':' || wait_event, 'CPU')
 	     ELSE COALESCE(state, 'unknown') END,
-	state = 'active', left(query, 80)
+	state = 'active', query
 	FROM pg_stat_activity
 	WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'`
 
@@ -46,7 +46,7 @@ type sampler struct {
 
 type pidCPU struct {
 	app        string
-	base, last int64 // clock ticks
+	base, last time.Duration
 }
 
 func startSampler(ctx context.Context, pool *pgxpool.Pool, every time.Duration) *sampler {
@@ -98,32 +98,23 @@ func (s *sampler) sample(ctx context.Context, pool *pgxpool.Pool) {
 		}
 		s.states[app][state]++
 		if active && app == "notifyd" {
-			s.stmts[statementKind(query)]++
+			s.stmts[statementKind(query, "")]++
 		}
-		if ticks, ok := pidTicks(pid); ok {
+		if cpu, err := cluster.CPUTime(pid); err == nil {
 			p := s.cpu[pid]
 			if p == nil {
 				p = &pidCPU{app: app}
 				if s.first { // seen at the start: count from here; later ones are new backends
-					p.base = ticks
+					p.base = cpu
 				}
 				s.cpu[pid] = p
 			}
-			p.last = ticks
+			p.last = cpu
 		}
 	}
 	s.first = false
 	s.other.sum, s.other.n, s.other.max = s.other.sum+others, s.other.n+1, max(s.other.max, others)
 }
-
-// pidTicks reads a local process's user+system CPU in clock ticks.
-func pidTicks(pid int) (int64, bool) {
-	d, err := cluster.CPUTime(pid)
-	return int64(d / (time.Second / clockTicks)), err == nil
-}
-
-// clockTicks is Linux's USER_HZ, the unit of /proc/<pid>/stat CPU times.
-const clockTicks = 100
 
 // Profile is what a sampler saw during one phase or run.
 type Profile struct {
@@ -162,7 +153,7 @@ func (s *sampler) Stop(phase string) Profile {
 	p := Profile{Phase: phase, Seconds: time.Since(s.start).Seconds(), ProcessCPU: (processCPU() - s.goCPU).Seconds(),
 		BackendCPU: map[string]float64{}, Waits: map[string][]WaitShare{}, OtherMax: s.other.max}
 	for _, c := range s.cpu {
-		p.BackendCPU[c.app] += float64(c.last-c.base) / clockTicks
+		p.BackendCPU[c.app] += (c.last - c.base).Seconds()
 	}
 	for app, states := range s.states {
 		p.Waits[app] = shareOf(states, 5)
@@ -187,28 +178,43 @@ func shareOf(counts map[string]int, top int) []WaitShare {
 	return out[:min(top, len(out))]
 }
 
-// statementKinds names the server's statements by how they begin. The
-// names are for the report only; an unknown statement shows its start.
-var statementKinds = []struct{ prefix, name string }{
+// statementKinds names notifyd's statements (internal/postgres) by a
+// piece of their text: the first a statement contains names it. The
+// sampler sees them in pg_stat_activity, the storm with a replica in
+// pg_stat_statements; the names are for the report only.
+var statementKinds = []struct{ needle, name string }{
 	{"WITH mine AS", "publish (stamp seqs)"},
 	{"WITH due AS", "claim"},
-	{"SELECT r.reason, n.id", "feed read"},
-	{"SELECT n.id, COALESCE(n.seq", "replay read"},
-	{"SELECT pg_advisory_lock_shared", "mark busy"},
-	{"SELECT pg_advisory_unlock_shared", "mark idle"},
-	{"SELECT pg_advisory_xact_lock", "mark idle: wait for inserts"},
-	{"SELECT min(next_attempt_at)", "next due"},
+	{"u(through, count", "opening (mutes, unread count, head)"},
+	{"count(*), count(*) FILTER", "unread count"},
+	{"p.user_id = ANY", "mutes of resuming streams"},
+	{"r.reason, n.id", "feed read"},
+	{"n.seq > $3 AND n.seq <= $4", "replay read"},
+	{"n.seq < $3 AND n.seq > $4", "history"},
+	{"st.seq < $3 AND st.seq > $4", "history"},
+	{"pg_advisory_lock_shared", "mark busy"},
+	{"pg_advisory_unlock_shared", "mark idle"},
+	{"pg_advisory_xact_lock", "mark idle: wait for inserts"},
+	{"min(next_attempt_at)", "next due"},
 	{"UPDATE notify.queue_items", "rescue/fail/release"},
+	{"INSERT INTO notify.notifications", "inserts"},
+	{"(s.notification).", "send (born published)"},
+	{"queue_items", "queue, other"},
+	{"pg_last_wal_replay_lsn", "replica checks, fences, nudges"},
+	{"pg_current_wal_insert_lsn", "replica checks, fences, nudges"},
+	{"pg_current_xact_id", "replica checks, fences, nudges"},
 }
 
-func statementKind(query string) string {
+// statementKind names query by statementKinds; other names the rest (""
+// for the query's own start).
+func statementKind(query, other string) string {
 	q := strings.Join(strings.Fields(query), " ")
 	for _, k := range statementKinds {
-		if strings.HasPrefix(q, k.prefix) {
+		if strings.Contains(q, k.needle) {
 			return k.name
 		}
 	}
-	return q[:min(len(q), 40)]
+	return cmp.Or(other, q[:min(len(q), 40)])
 }
 
 // writeCPUPerNotification turns the throughput phase's CPU into a cost

@@ -46,13 +46,11 @@ type StormResult struct {
 	// Answered is the time from the kill to the new connection's 200 (after
 	// the client's backoff; a stream answers before its turn at the
 	// database), Reopened to its connected message (after its turn).
-	// Backoffs counts the clients' jittered waits.
 	Rehomed            stats.Summary `json:"rehomed_first_new"`
 	RehomedWithout     int           `json:"rehomed_without_new"`
 	RehomedWithinShare float64       `json:"rehomed_within_target_share"`
 	Answered           stats.Summary `json:"rehomed_answered"`
 	Reopened           stats.Summary `json:"rehomed_connected"`
-	Backoffs           int           `json:"backoffs"`
 	// The survivors' streams, commit → receipt, and the two parts of it:
 	// WorkerLag created_at → published_at (the queue: wake-up, claim,
 	// publish start), FeedLag published_at → receipt (publish and commit,
@@ -188,16 +186,12 @@ func runStorm(ctx context.Context, cfg config, e *nodeEnv, seed *LivedSeed, mark
 	} else {
 		samp.Stop("storm")
 	}
-	res.CPU = win.stop(e, lp.cs)
+	res.CPU = win()
 	cd, err := lp.finish(ctx, loadErr)
 	if err != nil {
 		return res, err
 	}
-	pub, err := publishTimes(ctx, e, start)
-	if err != nil {
-		return res, err
-	}
-	res.measure(cd, lp.g.commits, pub, place, victim, killAt, cfg.StormWindow)
+	res.measure(cd, lp.g.commits, place, victim, killAt, cfg.StormWindow)
 	id := pop.Users[slices.Index(place, victim)]
 	res.Explains = map[string][]LivedPlan{}
 	if err := explainUser(ctx, e, id, res.HeadAtKill, res.Explains, func(stmt string) string { return stmt + " (" + id.UserID + ")" }); err != nil {
@@ -227,34 +221,24 @@ func stormTimeline(ctx context.Context, lp *loadPhase, victim int, killAt time.T
 	return out, nil
 }
 
-// publishTimes reads when each notification after start was created (the
-// producer's transaction) and published (the worker's), by seq.
-func publishTimes(ctx context.Context, e *nodeEnv, start int64) (map[int64][2]int64, error) {
-	rows, err := e.admin.Query(ctx, `SELECT seq, created_at, published_at FROM notify.notifications WHERE seq > $1`, start)
-	if err != nil {
-		return nil, fmt.Errorf("read publish times: %w", err)
-	}
-	defer rows.Close()
-	out := map[int64][2]int64{}
-	for rows.Next() {
-		var seq int64
-		var created, published time.Time
-		if err := rows.Scan(&seq, &created, &published); err != nil {
-			return nil, fmt.Errorf("read publish times: %w", err)
-		}
-		out[seq] = [2]int64{created.UnixNano(), published.UnixNano()}
-	}
-	return out, rows.Err()
-}
-
-// measure computes the storm's figures from every stream's deliveries:
-// commits are the producer's commit times by notification id, pub the
-// database's created_at and published_at by seq (unix nanoseconds).
-func (r *StormResult) measure(cd *checkedStreams, commits map[string]int64, pub map[int64][2]int64, place []int, victim int,
-	killAt time.Time, window time.Duration) {
+// measure computes the storm's figures from every stream's deliveries
+// (commits are the producer's commit times by notification id) and the
+// feed's created_at and published_at.
+func (r *StormResult) measure(cd *checkedStreams, commits map[string]int64, place []int, victim int, killAt time.Time, window time.Duration) {
 	kill, end := killAt.UnixNano(), killAt.Add(window).UnixNano()
 	before := kill - int64(window) // as long a stretch just before the kill, to compare
-	var firsts, answers, reopens, survivors, survivorsBefore, feed, feedBefore []time.Duration
+	// stretch is 0 for a time in the storm window, 1 in the stretch before.
+	stretch := func(t int64) int {
+		switch {
+		case t >= kill && t < end:
+			return 0
+		case t >= before && t < kill:
+			return 1
+		}
+		return -1
+	}
+	var firsts, answers, reopens []time.Duration
+	var survivors, feed, worker [2][]time.Duration
 	within := 0
 	for k, node := range place {
 		first := int64(-1)
@@ -263,19 +247,10 @@ func (r *StormResult) measure(cd *checkedStreams, commits map[string]int64, pub 
 				if c > kill && first < 0 {
 					first = at
 				}
-				return
-			}
-			p, ok := pub[seq]
-			switch {
-			case c >= kill && c < end:
-				survivors = append(survivors, time.Duration(at-c))
-				if ok {
-					feed = append(feed, time.Duration(at-p[1]))
-				}
-			case c >= before && c < kill:
-				survivorsBefore = append(survivorsBefore, time.Duration(at-c))
-				if ok {
-					feedBefore = append(feedBefore, time.Duration(at-p[1]))
+			} else if w := stretch(c); w >= 0 {
+				survivors[w] = append(survivors[w], time.Duration(at-c))
+				if p, ok := cd.feed.Get(seq); ok {
+					feed[w] = append(feed[w], time.Duration(at-p.PublishedAt.UnixNano()))
 				}
 			}
 		})
@@ -294,30 +269,29 @@ func (r *StormResult) measure(cd *checkedStreams, commits map[string]int64, pub 
 			if d, ok := firstAfter(p.Connected, kill); ok {
 				reopens = append(reopens, d)
 			}
-			r.Backoffs += p.Backoffs
 		}
 	}
-	r.Rehomed, r.Answered, r.Reopened = stats.Summarize(firsts), stats.Summarize(answers), stats.Summarize(reopens)
-	r.RehomedWithinShare = float64(within) / float64(max(1, r.VictimStreams))
-	r.Survivors, r.SurvivorsBefore = stats.Summarize(survivors), stats.Summarize(survivorsBefore)
-	r.FeedLag, r.FeedLagBefore = stats.Summarize(feed), stats.Summarize(feedBefore)
-	var worker, workerBefore []time.Duration
 	perSecond := map[int]int{}
-	for _, p := range pub {
-		switch {
-		case p[0] >= kill && p[0] < end:
-			worker = append(worker, time.Duration(p[1]-p[0]))
-		case p[0] >= before && p[0] < kill:
-			workerBefore = append(workerBefore, time.Duration(p[1]-p[0]))
+	for seq := cd.feed.After + 1; seq <= cd.feed.Last; seq++ {
+		p, ok := cd.feed.Get(seq)
+		if !ok {
+			continue
 		}
-		if p[1] >= before && p[1] < end {
-			perSecond[int(math.Floor(float64(p[1]-kill)/1e9))]++
+		if w := stretch(p.CreatedAt.UnixNano()); w >= 0 {
+			worker[w] = append(worker[w], p.PublishedAt.Sub(p.CreatedAt))
+		}
+		if pub := p.PublishedAt.UnixNano(); pub >= before && pub < end {
+			perSecond[int(math.Floor(float64(pub-kill)/1e9))]++
 		}
 	}
-	r.WorkerLag, r.WorkerLagBefore = stats.Summarize(worker), stats.Summarize(workerBefore)
 	for s := int(-window.Seconds()); s < int(window.Seconds()); s++ {
 		r.PublishedPerSecond = append(r.PublishedPerSecond, perSecond[s])
 	}
+	r.Rehomed, r.Answered, r.Reopened = stats.Summarize(firsts), stats.Summarize(answers), stats.Summarize(reopens)
+	r.RehomedWithinShare = float64(within) / float64(max(1, r.VictimStreams))
+	r.Survivors, r.SurvivorsBefore = stats.Summarize(survivors[0]), stats.Summarize(survivors[1])
+	r.FeedLag, r.FeedLagBefore = stats.Summarize(feed[0]), stats.Summarize(feed[1])
+	r.WorkerLag, r.WorkerLagBefore = stats.Summarize(worker[0]), stats.Summarize(worker[1])
 	r.RehomeMet = r.RehomedWithout == 0 && within == r.VictimStreams
 	r.SurvivorsMet = r.Survivors.Count > 0 && r.Survivors.P99Ms <= stormSurvivorP99Ms
 }
@@ -352,7 +326,7 @@ func (s *StormResult) write(w io.Writer, _ *Report) {
 		summaryRow("worker: created -> published, before", s.WorkerLagBefore, ""),
 		summaryRow("feed: published -> survivor receipt, storm", s.FeedLag, ""),
 		summaryRow("feed: published -> survivor receipt, before", s.FeedLagBefore, ""))
-	fmt.Fprintf(w, "   published per second, %.0f s before the kill to %.0f s after: %s\n", s.WindowSeconds, s.WindowSeconds, joinInts(s.PublishedPerSecond))
+	fmt.Fprintf(w, "   published per second, %.0f s before the kill to %.0f s after: %s\n", s.WindowSeconds, s.WindowSeconds, strings.Trim(fmt.Sprint(s.PublishedPerSecond), "[]"))
 	var tl []string
 	for i, t := range s.Timeline {
 		if i%4 == 3 || i == len(s.Timeline)-1 {
@@ -360,11 +334,9 @@ func (s *StormResult) write(w io.Writer, _ *Report) {
 		}
 	}
 	fmt.Fprintf(w, "   streams open on the survivors after the kill: %s\n", strings.Join(tl, ", "))
-	fmt.Fprintf(w, "   connections: %d lost, %d failed connects (a reader's try at the killed node included), %d client backoffs, close reasons %v; machine load average %.1f at the start, %.1f at the end\n",
-		s.Drops, s.ConnectErrors, s.Backoffs, s.CloseReasons, s.LoadStart, s.LoadEnd)
 	for _, name := range slices.Sorted(maps.Keys(s.Explains)) {
 		fmt.Fprintf(w, "   %s after the kill, buffers hit+read and execution+planning (custom / cached plan): %s\n", name, planCell(s.Explains[name]))
 	}
-	fmt.Fprintf(w, "   exactly-once: %s\n", checkLine(s.Check))
+	s.writeEnd(w)
 	writeCPU(w, s.CPU)
 }

@@ -64,7 +64,7 @@ type DBWork struct {
 	// sender or receiver and startup process, background workers.
 	CPUSeconds float64 `json:"cpu_seconds"`
 	// Statements is pg_stat_statements on the bench database, by kind
-	// (readKind); Total sums them.
+	// (statementKind); Total sums them.
 	Statements map[string]StatementWork `json:"statements"`
 	Total      StatementWork            `json:"total"`
 }
@@ -306,7 +306,7 @@ func (m *dbMeter) snapshot(ctx context.Context) (dbSnapshot, error) {
 		if err := rows.Scan(&q, &w.Calls, &w.Rows, &w.ExecMs, &w.Blocks); err != nil {
 			return s, fmt.Errorf("read pg_stat_statements: %w", err)
 		}
-		k := readKind(q)
+		k := statementKind(q, "other (bench, probes)")
 		s.stmts[k] = s.stmts[k].plus(w, 1)
 	}
 	return s, rows.Err()
@@ -325,38 +325,6 @@ func (s dbSnapshot) since(prev dbSnapshot, stretch string) DBWork {
 		w.Total = w.Total.plus(d, 1)
 	}
 	return w
-}
-
-// readKind names what one of notifyd's statements is for, from its
-// text (pg_stat_statements keeps it).
-func readKind(q string) string {
-	has := func(s ...string) bool {
-		for _, x := range s {
-			if !strings.Contains(q, x) {
-				return false
-			}
-		}
-		return true
-	}
-	switch {
-	case has("u(through, count)"):
-		return "opening (mutes, unread count, head)"
-	case has("read_cursors", "count(*)"):
-		return "unread count"
-	case has("p.user_id = ANY"):
-		return "mutes of resuming streams"
-	case has("undeliverable_reason(n) AS reason"):
-		return "feed"
-	case has("n.seq > $3 AND n.seq <= $4"):
-		return "replay"
-	case has("n.seq < $3 AND n.seq > $4"):
-		return "history"
-	case has("queue_items"), has("notify.notifications", "INSERT"):
-		return "queue, publish, inserts"
-	case has("pg_last_wal_replay_lsn"), has("pg_current_wal_insert_lsn"), has("pg_current_xact_id"):
-		return "replica checks, fences, nudges"
-	}
-	return "other (bench, probes)"
 }
 
 // clusterCPU is the CPU the cluster whose postmaster is pid has used: the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -56,17 +57,17 @@ func runThroughput(ctx context.Context, cfg config, e *env, prog *progress) (*Th
 	batches := (cfg.Total + cfg.Batch - 1) / cfg.Batch
 	// reserved counts rows from the moment a producer decides to insert
 	// them, so statements in flight count against the window too.
-	var next, reserved, inserted atomic.Int64
+	var reserved, inserted atomic.Int64
 	stop := prog.Every(2*time.Second, func() string {
 		return fmt.Sprintf("throughput: %d inserted, %d received", inserted.Load(), rd.Stats().Received)
 	})
 	start := time.Now()
-	err = runGroup(ctx, cfg.ThroughputProducers, func(gctx context.Context, _ int) error {
-		for b := int(next.Add(1) - 1); b < batches; b = int(next.Add(1) - 1) {
-			n := min(cfg.Batch, cfg.Total-b*cfg.Batch)
+	err = slots(ctx, cfg.ThroughputProducers, start, 0, func(b int64, _ time.Time) bool { return b < int64(batches) },
+		func(ctx context.Context, _ int, b int64) error {
+			n := min(cfg.Batch, cfg.Total-int(b)*cfg.Batch)
 			for reserved.Add(int64(n))-int64(rd.Stats().Received) > int64(cfg.Window) {
 				reserved.Add(-int64(n))
-				if err := sleepCtx(gctx, 500*time.Microsecond); err != nil {
+				if err := sleepCtx(ctx, 500*time.Microsecond); err != nil {
 					return err
 				}
 			}
@@ -74,7 +75,7 @@ func runThroughput(ctx context.Context, cfg config, e *env, prog *progress) (*Th
 			if b%2 == 0 {
 				target = user
 			}
-			rows, _ := pool.Query(gctx, `INSERT INTO notify.notifications (message, target_user_id, data)
+			rows, _ := pool.Query(ctx, `INSERT INTO notify.notifications (message, target_user_id, data)
 				SELECT 'bench throughput ' || g, $2, jsonb_build_object('batch', $3::int, 'i', g)
 				FROM generate_series(1, $1::int) AS g RETURNING id`, n, target, b)
 			ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
@@ -82,9 +83,8 @@ func runThroughput(ctx context.Context, cfg config, e *env, prog *progress) (*Th
 				return fmt.Errorf("insert batch %d: %w", b, err)
 			}
 			inserted.Add(int64(len(ids)))
-		}
-		return nil
-	})
+			return nil
+		})
 	insertEnd := time.Now()
 	var sentinel int64
 	if err == nil {
@@ -177,6 +177,10 @@ func pacedRun(ctx context.Context, e *env, prog *progress, what, user string, ra
 		return nil, receipts{}, nil, err
 	}
 	defer closeAll()
+	head, err := cluster.Head(ctx, e.admin)
+	if err != nil {
+		return nil, receipts{}, nil, err
+	}
 	var done atomic.Int64
 	stop := prog.Every(10*time.Second, func() string {
 		return fmt.Sprintf("%s: %d committed, %d received", what, done.Load(), rd.Stats().Received)
@@ -186,7 +190,7 @@ func pacedRun(ctx context.Context, e *env, prog *progress, what, user string, ra
 		_, err = rd.drain(ctx, e)
 	}
 	stop()
-	rc, rerr := readReceipts(ctx, e, rd, user)
+	rc, rerr := readReceipts(ctx, e, rd, head)
 	if rerr != nil {
 		return nil, receipts{}, nil, rerr
 	}
@@ -197,14 +201,7 @@ func pacedRun(ctx context.Context, e *env, prog *progress, what, user string, ra
 func summarizeLatency(rate int, sent []committed, rc receipts) *LatencyResult {
 	res := &LatencyResult{Rate: rate, Sent: len(sent)}
 	lat := make([]time.Duration, 0, len(sent))
-	var first, last time.Time
 	for _, c := range sent {
-		if first.IsZero() || c.At.Before(first) {
-			first = c.At
-		}
-		if c.At.After(last) {
-			last = c.At
-		}
 		if at, ok := rc.read[c.ID]; ok {
 			lat = append(lat, at.Sub(c.At.Round(0)))
 		} else {
@@ -212,8 +209,10 @@ func summarizeLatency(rate int, sent []committed, rc receipts) *LatencyResult {
 		}
 	}
 	res.Count, res.Latency = len(lat), stats.Summarize(lat)
-	if span := last.Sub(first); len(sent) > 1 && span > 0 {
-		res.Seconds, res.AchievedRate = span.Seconds(), float64(len(sent)-1)/span.Seconds()
+	if byTime := func(a, b committed) int { return a.At.Compare(b.At) }; len(sent) > 1 {
+		if span := slices.MaxFunc(sent, byTime).At.Sub(slices.MinFunc(sent, byTime).At); span > 0 {
+			res.Seconds, res.AchievedRate = span.Seconds(), float64(len(sent)-1)/span.Seconds()
+		}
 	}
 	if rate >= 1000 {
 		res.TargetP99Ms = 25

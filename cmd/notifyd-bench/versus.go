@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"strconv"
@@ -35,9 +36,9 @@ type VersusResult struct {
 	SatPublishers     int     `json:"sat_publishers"`
 	SatWindow         int     `json:"sat_window"`
 
-	Memory     []versusMemory        `json:"memory"`
-	Latency    []versusLatencyRun    `json:"latency"`
-	Saturation []versusSaturationRun `json:"saturation"`
+	Memory     []versusMemory `json:"memory"`
+	Latency    []versusRun    `json:"latency"`
+	Saturation []versusRun    `json:"saturation"`
 
 	// Medians over the rounds, per system ("notifyd", "centrifugo").
 	P50Ms            map[string]float64 `json:"p50_ms"`
@@ -120,7 +121,7 @@ func runVersusPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress
 
 	for round := range cfg.VersusRounds {
 		for _, sys := range systems {
-			r, err := runVersusLatency(ctx, sys, cfg.VersusStreams, cfg.VersusRate, cfg.VersusDuration, cfg.Timeout)
+			r, err := runVersus(ctx, sys, cfg.VersusStreams, 1, math.MaxInt, cfg.VersusRate, cfg.VersusDuration, cfg.Timeout)
 			if err != nil {
 				return res, fmt.Errorf("versus latency round %d: %w", round+1, err)
 			}
@@ -132,7 +133,7 @@ func runVersusPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress
 	}
 	for round := range cfg.VersusRounds {
 		for _, sys := range systems {
-			r, err := runVersusSaturation(ctx, sys, cfg.VersusSatStreams, cfg.VersusSatPublishers, cfg.VersusWindow, cfg.VersusSatDuration, cfg.Timeout)
+			r, err := runVersus(ctx, sys, cfg.VersusSatStreams, cfg.VersusSatPublishers, cfg.VersusWindow, 0, cfg.VersusSatDuration, cfg.Timeout)
 			if err != nil {
 				return res, fmt.Errorf("versus saturation round %d: %w", round+1, err)
 			}
@@ -150,34 +151,30 @@ func runVersusPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress
 
 // summarize takes the medians over the rounds and the ratios.
 func (r *VersusResult) summarize() {
-	r.P50Ms, r.P99Ms, r.DeliveriesPerS, r.RSSPerStreamKiB = map[string]float64{}, map[string]float64{}, map[string]float64{}, map[string]float64{}
-	p50, p99, sat, rss := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
-	for _, l := range r.Latency {
-		p50[l.System] = append(p50[l.System], l.Latency.P50Ms)
-		p99[l.System] = append(p99[l.System], l.Latency.P99Ms)
-	}
-	for _, s := range r.Saturation {
-		sat[s.System] = append(sat[s.System], s.DeliveriesPerS)
-	}
-	for _, m := range r.Memory {
-		rss[m.System] = append(rss[m.System], m.PerStreamKiB)
-	}
-	for _, name := range []string{"notifyd", "centrifugo"} {
-		r.P50Ms[name], r.P99Ms[name] = stats.Median(p50[name]), stats.Median(p99[name])
-		r.DeliveriesPerS[name], r.RSSPerStreamKiB[name] = stats.Median(sat[name]), stats.Median(rss[name])
-	}
-	ratio := func(m map[string]float64) float64 {
-		if m["centrifugo"] == 0 {
-			return 0
-		}
-		return m["notifyd"] / m["centrifugo"]
-	}
-	r.P50Ratio, r.P99Ratio, r.SatRatio = ratio(r.P50Ms), ratio(r.P99Ms), ratio(r.DeliveriesPerS)
+	sys := func(x versusRun) string { return x.System }
+	r.P50Ms = medianBy(r.Latency, sys, func(x versusRun) float64 { return x.Latency.P50Ms })
+	r.P99Ms = medianBy(r.Latency, sys, func(x versusRun) float64 { return x.Latency.P99Ms })
+	r.DeliveriesPerS = medianBy(r.Saturation, sys, func(x versusRun) float64 { return x.DeliveriesPerS })
+	r.RSSPerStreamKiB = medianBy(r.Memory, func(m versusMemory) string { return m.System }, func(m versusMemory) float64 { return m.PerStreamKiB })
+	of := func(m map[string]float64) float64 { return ratio(m["notifyd"], m["centrifugo"]) }
+	r.P50Ratio, r.P99Ratio, r.SatRatio = of(r.P50Ms), of(r.P99Ms), of(r.DeliveriesPerS)
 	r.LatencyTargetMet = len(r.Latency) > 0 && r.P50Ratio <= targetVersusP50Ratio && r.P99Ratio <= targetVersusP99Ratio
 	r.SatTargetMet = len(r.Saturation) > 0 && r.SatRatio >= targetVersusSatRatio
 }
 
-// writeVersus prints notifyd beside Centrifugo (the versus phase).
+// medianBy is the median of value over xs, per system.
+func medianBy[T any](xs []T, system func(T) string, value func(T) float64) map[string]float64 {
+	by, out := map[string][]float64{}, map[string]float64{}
+	for _, x := range xs {
+		by[system(x)] = append(by[system(x)], value(x))
+	}
+	for s, vs := range by {
+		out[s] = stats.Median(vs)
+	}
+	return out
+}
+
+// write prints notifyd beside Centrifugo (the versus phase).
 func (v *VersusResult) write(w io.Writer, _ *Report) {
 	built := "given with -centrifugo-bin"
 	if v.BuildSeconds > 0 {
@@ -188,7 +185,7 @@ func (v *VersusResult) write(w io.Writer, _ *Report) {
 	fmt.Fprintf(w, "   latency: %d streams, one publisher at %d/s for %.0f s (notifyd: %s;\n"+
 		"   Centrifugo: HTTP API publish to the channel every stream subscribed to, clock at the request's start)\n", v.Streams, v.Rate, v.Seconds, versusPublishDoc[v.Publish])
 	writeTable(w, "round\tsystem\tachieved\tp50\tp90\tp99\tmax\tdeliveries\tpublish call p50/p99\tCPU-s server/bench",
-		rowsOf(v.Latency, func(_ int, l versusLatencyRun) string {
+		rowsOf(v.Latency, func(_ int, l versusRun) string {
 			return fmt.Sprintf("%d\t%s\t%.0f/s\t%.2f ms\t%.2f ms\t%.2f ms\t%.1f ms\t%s\t%.2f/%.2f ms\t%.1f/%.1f", l.Round, l.System, l.Achieved,
 				l.Latency.P50Ms, l.Latency.P90Ms, l.Latency.P99Ms, l.Latency.MaxMs, num(float64(l.Latency.Count)), l.PublishP50, l.PublishP99,
 				l.ServerCPU, l.BenchCPU)
@@ -196,7 +193,7 @@ func (v *VersusResult) write(w io.Writer, _ *Report) {
 	fmt.Fprintf(w, "   saturation: %d streams, %d publishers as fast as they can for %.0f s, at most %d messages not yet on every stream\n",
 		v.SatStreams, v.SatPublishers, v.SatSeconds, v.SatWindow)
 	writeTable(w, "round\tsystem\tmessages\tdeliveries/s\tpublishes that waited for the window\tCPU-s server/bench",
-		rowsOf(v.Saturation, func(_ int, s versusSaturationRun) string {
+		rowsOf(v.Saturation, func(_ int, s versusRun) string {
 			return fmt.Sprintf("%d\t%s\t%s\t%s\t%.0f%%\t%.1f/%.1f", s.Round, s.System, num(float64(s.Messages)), num(s.DeliveriesPerS),
 				100*s.WindowWaits, s.ServerCPU, s.BenchCPU)
 		})...)

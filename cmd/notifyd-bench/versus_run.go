@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -163,63 +161,112 @@ func (vs *versusStreams) lastReceipt() time.Time {
 // is in neither.
 func cpuSince(pid int) func() (server, bench float64) {
 	s0, _ := cluster.CPUTime(pid)
-	b0, _ := cluster.CPUTime(os.Getpid())
+	b0 := processCPU()
 	return func() (float64, float64) {
 		s, _ := cluster.CPUTime(pid)
-		b, _ := cluster.CPUTime(os.Getpid())
+		b := processCPU()
 		return (s - s0).Seconds(), (b - b0).Seconds()
 	}
 }
 
-// versusLatencyRun is one paced run on one system.
-type versusLatencyRun struct {
-	System     string        `json:"system"`
-	Round      int           `json:"round"`
-	Messages   int           `json:"messages"`
-	Achieved   float64       `json:"achieved_per_s"`
-	Latency    stats.Summary `json:"latency"`        // from the system's clock (ClockAtReturn) to receipt
-	FromReturn stats.Summary `json:"from_return"`    // from the publish call's return to receipt, whatever the clock
-	PublishP50 float64       `json:"publish_p50_ms"` // the publish call itself
-	PublishP99 float64       `json:"publish_p99_ms"`
+// versusRun is one run on one system: paced (latency) or at saturation.
+type versusRun struct {
+	System   string `json:"system"`
+	Round    int    `json:"round"`
+	Messages int64  `json:"messages"`
+	// Paced runs: the rate achieved, the latency from the system's clock
+	// (ClockAtReturn) to receipt, from the publish call's return whatever
+	// the clock, and the publish call itself.
+	Achieved   float64       `json:"achieved_per_s,omitempty"`
+	Latency    stats.Summary `json:"latency"`
+	FromReturn stats.Summary `json:"from_return"`
+	PublishP50 float64       `json:"publish_p50_ms,omitempty"`
+	PublishP99 float64       `json:"publish_p99_ms,omitempty"`
+	// Saturation runs: deliveries from the first publish to the last
+	// receipt, and the share of publishes that first waited for the
+	// window (near 1, delivery is the limit; near 0, the publishers are).
+	Deliveries     int64   `json:"deliveries,omitempty"`
+	Seconds        float64 `json:"seconds,omitempty"`
+	DeliveriesPerS float64 `json:"deliveries_per_s,omitempty"`
+	WindowWaits    float64 `json:"window_waits,omitempty"`
 	// ServerCPU and BenchCPU are CPU seconds over the publishing.
 	ServerCPU float64 `json:"server_cpu_s"`
 	BenchCPU  float64 `json:"bench_cpu_s"`
 }
 
-// runVersusLatency holds streams on sys and publishes rate messages a
-// second for d from one publisher, the first half second a warm-up left
-// out of the figures, then waits until every stream has everything.
-func runVersusLatency(ctx context.Context, sys versusSystem, streams, rate int, d, timeout time.Duration) (*versusLatencyRun, error) {
-	warm := max(rate/2, 1)
-	total := warm + int(float64(rate)*d.Seconds())
-	vs, err := openVersusStreams(ctx, sys, streams, total, true)
+// runVersus holds streams on sys and publishes for d, then waits until
+// every stream has everything. With rate > 0 one publisher publishes rate
+// messages a second, the first half second a warm-up left out of the
+// figures; otherwise publishers publish as fast as they can with at most
+// window messages published but not yet on every stream (so no stream
+// falls far enough behind to be dropped as slow by either server).
+func runVersus(ctx context.Context, sys versusSystem, streams, publishers, window, rate int, d, timeout time.Duration) (*versusRun, error) {
+	total, warm := 1<<21, 0 // saturation: more than a run publishes
+	if rate > 0 {
+		warm = max(rate/2, 1)
+		total = warm + int(float64(rate)*d.Seconds())
+	}
+	vs, err := openVersusStreams(ctx, sys, streams, total, rate > 0)
 	if err != nil {
 		return nil, err
 	}
 	defer vs.Close()
-	start, end := make([]int64, total), make([]int64, total)
-	interval := time.Second / time.Duration(rate)
+	var start, end []int64 // per message, unix ns: the publish call's start and return
+	if rate > 0 {
+		start, end = make([]int64, total), make([]int64, total)
+	}
+	var every time.Duration // saturation: at once
+	if rate > 0 {
+		every = time.Second / time.Duration(rate)
+	}
+	var published, waited atomic.Int64
 	cpu := cpuSince(sys.PID())
 	begin := time.Now()
-	for k := range total {
-		if err := sleepUntil(ctx, begin.Add(time.Duration(k)*interval)); err != nil {
-			return nil, err
+	more := func(k int64, _ time.Time) bool { return k < int64(total) && (rate > 0 || time.Since(begin) < d) }
+	err = slots(ctx, publishers, begin, every, more, func(ctx context.Context, _ int, k int64) error {
+		if k-vs.completed.Load() >= int64(window) {
+			waited.Add(1)
 		}
-		start[k] = time.Now().UnixNano()
-		if err := sys.Publish(ctx, k); err != nil {
-			return nil, err
+		for k-vs.completed.Load() >= int64(window) {
+			select {
+			case <-vs.wake:
+			case <-time.After(time.Millisecond):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
-		end[k] = time.Now().UnixNano()
+		if rate > 0 {
+			start[k] = time.Now().UnixNano()
+		}
+		if err := sys.Publish(ctx, int(k)); err != nil {
+			return err
+		}
+		if rate > 0 {
+			end[k] = time.Now().UnixNano()
+		}
+		published.Add(1)
 		if vs.lost.Load() > 0 {
-			return nil, fmt.Errorf("%s: %w", sys.Name(), vs.err())
+			return vs.err()
 		}
-	}
+		return nil
+	})
 	elapsed := time.Since(begin)
-	if err := vs.waitCompleted(ctx, int64(total), timeout); err != nil {
+	res := &versusRun{System: sys.Name(), Messages: published.Load()}
+	if err == nil {
+		err = vs.waitCompleted(ctx, res.Messages, timeout)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", sys.Name(), err)
 	}
-	serverCPU, benchCPU := cpu()
+	res.ServerCPU, res.BenchCPU = cpu()
 	vs.Close()
+	if rate == 0 {
+		res.WindowWaits = float64(waited.Load()) / float64(max(res.Messages, 1))
+		res.Deliveries = vs.received.Load()
+		res.Seconds = vs.lastReceipt().Sub(begin).Seconds()
+		res.DeliveriesPerS = float64(res.Deliveries) / res.Seconds
+		return res, nil
+	}
 	clock := start
 	if sys.ClockAtReturn() {
 		clock = end
@@ -237,80 +284,8 @@ func runVersusLatency(ctx context.Context, sys versusSystem, streams, rate int, 
 		call = append(call, time.Duration(end[k]-start[k]))
 	}
 	cs := stats.Summarize(call)
-	return &versusLatencyRun{System: sys.Name(), Messages: total - warm, Achieved: float64(total) / elapsed.Seconds(),
-		Latency: stats.Summarize(lat), FromReturn: stats.Summarize(fromReturn), PublishP50: cs.P50Ms, PublishP99: cs.P99Ms, ServerCPU: serverCPU, BenchCPU: benchCPU}, nil
-}
-
-// versusSaturationRun is one run publishing as fast as the system takes it.
-type versusSaturationRun struct {
-	System         string  `json:"system"`
-	Round          int     `json:"round"`
-	Messages       int64   `json:"messages"`
-	Deliveries     int64   `json:"deliveries"`
-	Seconds        float64 `json:"seconds"` // first publish to last receipt
-	DeliveriesPerS float64 `json:"deliveries_per_s"`
-	// WindowWaits is the share of publishes that first waited for the
-	// window: near 1, delivery is the limit; near 0, the publishers are.
-	WindowWaits float64 `json:"window_waits"`
-	ServerCPU   float64 `json:"server_cpu_s"`
-	BenchCPU    float64 `json:"bench_cpu_s"`
-}
-
-// runVersusSaturation holds streams on sys and has publishers publish as
-// fast as they can for d, with at most window messages published but not
-// yet on every stream (so no stream falls far enough behind to be dropped
-// as slow by either server), then waits for the last deliveries.
-func runVersusSaturation(ctx context.Context, sys versusSystem, streams, publishers, window int, d, timeout time.Duration) (*versusSaturationRun, error) {
-	const maxMessages = 1 << 21
-	vs, err := openVersusStreams(ctx, sys, streams, maxMessages, false)
-	if err != nil {
-		return nil, err
-	}
-	defer vs.Close()
-	res := &versusSaturationRun{System: sys.Name()}
-	var next, waited atomic.Int64
-	cpu := cpuSince(sys.PID())
-	begin := time.Now()
-	stopAt := begin.Add(d)
-	err = runGroup(ctx, publishers, func(ctx context.Context, _ int) error {
-		for time.Now().Before(stopAt) {
-			if next.Load()-vs.completed.Load() >= int64(window) {
-				waited.Add(1)
-			}
-			for next.Load()-vs.completed.Load() >= int64(window) {
-				if vs.lost.Load() > 0 {
-					return vs.err()
-				}
-				select {
-				case <-vs.wake:
-				case <-time.After(time.Millisecond):
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			}
-			k := next.Add(1) - 1
-			if k >= maxMessages {
-				return errors.New("more messages than the run can count")
-			}
-			if err := sys.Publish(ctx, int(k)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", sys.Name(), err)
-	}
-	res.Messages = next.Load()
-	if err := vs.waitCompleted(ctx, res.Messages, timeout); err != nil {
-		return nil, fmt.Errorf("%s: %w", sys.Name(), err)
-	}
-	res.ServerCPU, res.BenchCPU = cpu()
-	vs.Close()
-	res.WindowWaits = float64(waited.Load()) / float64(max(res.Messages, 1))
-	res.Deliveries = vs.received.Load()
-	res.Seconds = vs.lastReceipt().Sub(begin).Seconds()
-	res.DeliveriesPerS = float64(res.Deliveries) / res.Seconds
+	res.Messages, res.Achieved = int64(total-warm), float64(total)/elapsed.Seconds()
+	res.Latency, res.FromReturn, res.PublishP50, res.PublishP99 = stats.Summarize(lat), stats.Summarize(fromReturn), cs.P50Ms, cs.P99Ms
 	return res, nil
 }
 

@@ -3,12 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -123,22 +122,8 @@ func (n *notifydVersus) Publish(ctx context.Context, k int) error {
 // post publishes message k over the HTTP API.
 func (n *notifydVersus) post(ctx context.Context, k int) error {
 	body := `{"message":"` + versusMarker(k) + `","module":"versus"}`
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.node.URL()+"/api/notifications", strings.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+n.admin)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := n.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("notifyd: POST /api/notifications: %w", err)
-	}
-	defer resp.Body.Close()
-	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
-	if resp.StatusCode != http.StatusCreated {
-		return fmt.Errorf("notifyd: POST /api/notifications: %s: %.300s", resp.Status, answer)
-	}
-	return nil
+	return doJSON(ctx, n.client, http.MethodPost, n.node.URL()+"/api/notifications", http.Header{"Authorization": {"Bearer " + n.admin}},
+		[]byte(body), http.StatusCreated, nil)
 }
 
 // centrifugoVersus is one Centrifugo; messages go through its HTTP API's
@@ -174,20 +159,12 @@ func (c *centrifugoVersus) Open(ctx context.Context, i int) (*wire.Stream, error
 
 func (c *centrifugoVersus) Publish(ctx context.Context, k int) error {
 	body := `{"channel":"` + centrifugoChannel + `","data":{"m":"` + versusMarker(k) + `"}}`
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.c.URL+"/api/publish", bytes.NewReader([]byte(body)))
-	if err != nil {
-		return err
+	var answer struct {
+		Error json.RawMessage `json:"error"`
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-API-Key", c.c.APIKey)
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("centrifugo: publish: %w", err)
+	err := doJSON(ctx, c.client, http.MethodPost, c.c.URL+"/api/publish", http.Header{"X-API-Key": {c.c.APIKey}}, []byte(body), http.StatusOK, &answer)
+	if err == nil && answer.Error != nil {
+		err = fmt.Errorf("centrifugo: publish answered %s", answer.Error)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusOK || bytes.Contains(b, []byte(`"error"`)) {
-		return fmt.Errorf("centrifugo: publish answered %d: %s", resp.StatusCode, bytes.TrimSpace(b))
-	}
-	return nil
+	return err
 }

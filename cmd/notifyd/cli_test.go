@@ -52,9 +52,33 @@ func TestSendThenStatus(t *testing.T) {
 		}
 	})
 
-	t.Run("status shows it pending", func(t *testing.T) {
+	t.Run("status shows it published, with no worker running", func(t *testing.T) {
 		text := c.must("status")
-		for _, want := range []string{`(?m)^pending\s+1\s+oldest waiting \d+s$`, `(?m)^sent\s+0\s*$`, `(?m)^failed\s+0\s*$`, `last published seq: 0`} {
+		for _, want := range []string{`(?m)^pending\s+0`, `(?m)^sent\s+1\s*$`, `(?m)^failed\s+0\s*$`, `last published seq: 1`} {
+			if !regexp.MustCompile(want).MatchString(text) {
+				t.Errorf("status does not match %s:\n%s", want, text)
+			}
+		}
+	})
+
+	// While another publisher holds the publish turn, send queues the
+	// notification for the workers instead of waiting.
+	ctx := context.Background()
+	turn, err := c.db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := turn.Exec(ctx, `SELECT pg_advisory_xact_lock(1852797545, 3)`); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, err := c.run("send", "--message", "while busy", "--user", "bob")
+	if err != nil || !strings.Contains(errOut, "queued") {
+		t.Fatalf("send while the turn is held: %v, %q, want it queued", err, errOut)
+	}
+	turn.Rollback(ctx)
+	t.Run("status shows the queued one pending", func(t *testing.T) {
+		text := c.must("status")
+		for _, want := range []string{`(?m)^pending\s+1\s+oldest waiting \d+s$`, `(?m)^sent\s+1\s*$`, `last published seq: 1`} {
 			if !regexp.MustCompile(want).MatchString(text) {
 				t.Errorf("status does not match %s:\n%s", want, text)
 			}
@@ -69,13 +93,27 @@ func TestSendThenStatus(t *testing.T) {
 			if err := json.Unmarshal([]byte(c.must("status", "--json")), &r); err != nil {
 				t.Fatalf("status --json: %v", err)
 			}
-			return r.Queue.Sent == 1
+			return r.Queue.Sent == 2
 		})
-		if r.Queue.Pending != 0 || r.LastSeq != 1 || r.OldestPendingAt != nil || r.Failed != 0 || len(r.TopErrors) != 0 {
+		if r.Queue.Pending != 0 || r.LastSeq != 2 || r.OldestPendingAt != nil || r.Failed != 0 || len(r.TopErrors) != 0 {
 			t.Errorf("status after publishing: %+v", r)
 		}
-		if text := c.must("status"); !regexp.MustCompile(`(?m)^sent\s+1\s*$`).MatchString(text) || !strings.Contains(text, "last published seq: 1") {
+		if text := c.must("status"); !regexp.MustCompile(`(?m)^sent\s+2\s*$`).MatchString(text) || !strings.Contains(text, "last published seq: 2") {
 			t.Errorf("status after publishing:\n%s", text)
+		}
+	})
+
+	t.Run("inbox flags", func(t *testing.T) {
+		out := strings.TrimSpace(c.must("send", "--message", "4 new orders", "--user", "alice", "--collapse-key", "orders",
+			"--expires-at", time.Now().Add(time.Hour).UTC().Format(time.RFC3339), "--actions", `[{"id":"open","label":"Open","url":"/orders"}]`))
+		var key, actions string
+		var expires time.Time
+		if err := c.db.Pool.QueryRow(ctx, `SELECT collapse_key, expires_at, actions::text FROM notify.notifications WHERE id = $1`, out).
+			Scan(&key, &expires, &actions); err != nil {
+			t.Fatal(err)
+		}
+		if key != "orders" || time.Until(expires) < 50*time.Minute || actions != `[{"id": "open", "url": "/orders", "label": "Open"}]` {
+			t.Errorf("stored %q %v %s", key, expires, actions)
 		}
 	})
 }
@@ -95,6 +133,10 @@ func TestSendRejectsBadInput(t *testing.T) {
 		{"unknown severity", []string{"send", "--message", "m", "--severity", "urgent"}, `--severity "urgent"`},
 		{"oversized module", []string{"send", "--message", "m", "--module", strings.Repeat("x", 300)}, "--module is 300 bytes"},
 		{"an argument", []string{"send", "--message", "m", "extra"}, `unexpected argument "extra"`},
+		{"expiry that is not a time", []string{"send", "--message", "m", "--expires-at", "tomorrow"}, `--expires-at "tomorrow"`},
+		{"expiry in the past", []string{"send", "--message", "m", "--expires-at", "2001-01-01T00:00:00Z"}, "is in the past"},
+		{"a javascript: action", []string{"send", "--message", "m", "--actions", `[{"id":"x","label":"X","url":"javascript:alert(1)"}]`}, "--actions[0].url"},
+		{"actions that are not a list", []string{"send", "--message", "m", "--actions", `{"id":"x"}`}, "--actions must be an array"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

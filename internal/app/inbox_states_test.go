@@ -286,8 +286,7 @@ func TestInboxSnooze(t *testing.T) {
 func TestInboxCollapseKey(t *testing.T) {
 	testkit.Slow(t)
 	t.Parallel()
-	env := apptest.NewEnv(t)
-	srv := env.Start(env.Config())
+	env, srv := apptest.NewNode(t)
 	mx := inboxUser{t: t, url: srv.URL(), token: env.Token("max", "SHOP")}
 	stream := apptest.Open(t, srv.URL(), mx.token, "")
 	for i := 1; i <= 3; i++ {
@@ -334,8 +333,7 @@ func TestInboxCollapseKey(t *testing.T) {
 func TestInboxExpiry(t *testing.T) {
 	testkit.Slow(t)
 	t.Parallel()
-	env := apptest.NewEnv(t)
-	srv := env.Start(env.Config())
+	env, srv := apptest.NewNode(t)
 	kim := inboxUser{t: t, url: srv.URL(), token: env.Token("kim")}
 	stream := apptest.Open(t, srv.URL(), kim.token, "")
 	if _, err := env.DB.Pool.Exec(context.Background(), `INSERT INTO notify.notifications (message, target_user_id, expires_at)
@@ -378,8 +376,7 @@ func TestInboxExpiry(t *testing.T) {
 func TestInboxActions(t *testing.T) {
 	testkit.Slow(t)
 	t.Parallel()
-	env := apptest.NewEnv(t)
-	srv := env.Start(env.Config())
+	env, srv := apptest.NewNode(t)
 	admin := env.Token("svc", "ADMIN")
 	ida := inboxUser{t: t, url: srv.URL(), token: env.Token("ida")}
 	stream := apptest.Open(t, srv.URL(), ida.token, "")

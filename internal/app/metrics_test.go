@@ -130,7 +130,10 @@ func TestStaticClientIsServed(t *testing.T) {
 	testkit.Slow(t)
 	t.Parallel()
 	_, srv := apptest.NewNode(t)
-	for _, path := range []string{"/static/notify-client.js", "/static/notify-client-core.js", "/static/use-notification-sse.js"} {
+	for _, path := range []string{
+		"/static/notify-client.js", "/static/notify-client-core.js", "/static/use-notification-sse.js",
+		"/static/notify-inbox.js", "/static/notify-inbox-react.js", "/static/inbox/state.js",
+	} {
 		resp, err := http.Get(srv.URL() + path)
 		if err != nil {
 			t.Fatal(err)

@@ -170,8 +170,10 @@ var sendStatement = `SELECT ` + columnsOf("(s.notification).") + `, s.created
 // Send adds a notification born published: notify.send inserts it and
 // gives it its seq in the same transaction, under the workers' publish
 // turn, so one commit makes it durable, numbered and rung to every node's
-// feed, with no worker between. While another publisher holds the turn it
-// does not wait: the notification is queued as Insert queues it (Seq 0),
+// feed, with no worker between. While another publisher holds the turn, or
+// notifications queued in the last seconds still wait for the workers (it
+// would be numbered before them), it does not wait: the notification is
+// queued as Insert queues it (Seq 0), behind them,
 // and the workers publish it in their next batch, so under load publishes
 // share commits instead of taking the turn one commit at a time. It answers
 // as Insert does: a repeated idempotency key returns the earlier

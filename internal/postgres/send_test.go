@@ -205,3 +205,49 @@ func TestSendEntersANewHistory(t *testing.T) {
 		t.Fatalf("newest history's reason %q, want cluster", reason)
 	}
 }
+
+// TestSendQueuesBehindQueued: one producer's calls keep their order. A
+// Send that queued (the publish turn was taken) is followed by the next
+// Send into the queue rather than overtaken by it, so the workers number
+// them in the order they were sent; once the queue is empty, Send is born
+// published again.
+func TestSendQueuesBehindQueued(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db := pgtest.New(t)
+	notes := postgres.NewNotifications(db.Pool)
+	// The database's first seq enters its first history, under the turn.
+	if n, _, err := notes.Send(ctx, notify.Notification{Message: "2 new orders", CollapseKey: "orders"}); err != nil || n.Seq != 1 {
+		t.Fatalf("first Send = seq %d, %v; want born published as 1", n.Seq, err)
+	}
+	turn, err := db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := turn.Exec(ctx, `SELECT pg_advisory_xact_lock(1852797545, 3)`); err != nil {
+		t.Fatal(err)
+	}
+	first, _, err := notes.Send(ctx, notify.Notification{Message: "3 new orders", CollapseKey: "orders"})
+	if err != nil || first.Seq != 0 {
+		t.Fatalf("Send while the turn is taken = seq %d, %v; want queued", first.Seq, err)
+	}
+	turn.Rollback(ctx)
+	second, _, err := notes.Send(ctx, notify.Notification{Message: "4 new orders", CollapseKey: "orders"})
+	if err != nil || second.Seq != 0 {
+		t.Fatalf("Send behind a queued one = seq %d, %v; want queued behind it", second.Seq, err)
+	}
+	if b, err := postgres.NewQueue(db.Pool).ClaimAndPublish(ctx, 10, time.Minute); err != nil || b.Items != 2 {
+		t.Fatalf("worker batch: %+v, %v", b, err)
+	}
+	var order []string
+	if err := db.Pool.QueryRow(ctx, `SELECT array_agg(message ORDER BY seq) FROM notify.notifications`).Scan(&order); err != nil {
+		t.Fatal(err)
+	}
+	if len(order) != 3 || order[1] != "3 new orders" || order[2] != "4 new orders" {
+		t.Errorf("published in the order %v, want the order they were sent in", order)
+	}
+	third, _, err := notes.Send(ctx, notify.Notification{Message: "5 new orders", CollapseKey: "orders"})
+	if err != nil || third.Seq != 4 {
+		t.Errorf("Send with nothing queued = seq %d, %v; want born published as 4", third.Seq, err)
+	}
+}

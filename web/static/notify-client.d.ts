@@ -23,6 +23,20 @@ export interface NotificationData {
   targetRoles: string[] | null;
   /** RFC 3339 time. */
   createdAt: string;
+  /** A newer notification with the same key (and targets) supersedes this one in the inbox. */
+  collapseKey?: string;
+  /** RFC 3339 time after which it is neither delivered, listed nor counted. */
+  expiresAt?: string;
+  /** Buttons to show (1 to 5); a click is recorded with `interact(id, action.id)`. */
+  actions?: NotificationAction[];
+}
+
+/** A button of a notification. */
+export interface NotificationAction {
+  id: string;
+  label: string;
+  /** Where the button leads, if anywhere. */
+  url?: string;
 }
 
 interface MessageBase {
@@ -37,6 +51,12 @@ export interface NotificationMessage extends MessageBase {
   type: 'notification';
   notificationId: string;
   data: NotificationData;
+  /**
+   * Set on a notification brought back by the end of the user's snooze of it
+   * (a status message with `data.change.action` "unsnooze"): shown again,
+   * unread. onNotification gets it although it was delivered before.
+   */
+  fromSnooze?: boolean;
 }
 
 /** The first message of every stream. */
@@ -83,10 +103,18 @@ export interface StatusData {
   nextSeq?: number;
   /** With `lost`: sent on a live stream (its node met the new history after a failover), not in answer to a resume. */
   live?: boolean;
-  /** Sent to a user's streams when their read state or mutes change: the unread count now (exact up to 99). */
+  /** Sent to a user's streams when their inbox (read state, seen, archive, snooze, mutes) changes: the unread count now (exact up to 99). */
   unreadCount?: number;
   /** More unread than `unreadCount` (99): "99+". */
   hasMore?: boolean;
+  /** Unread ones above the user's seen mark (exact up to 99). */
+  unseenCount?: number;
+  /** More unseen than `unseenCount` (99). */
+  unseenHasMore?: boolean;
+  /** The seq the counts run through. */
+  countedThrough?: number;
+  /** With `change.action` `unsnooze`: the notification back from its snooze, as a notification message's `data`. */
+  notification?: NotificationData;
   /** What changed (with `unreadCount`). */
   change?: InboxChange;
   [key: string]: unknown;
@@ -94,10 +122,21 @@ export interface StatusData {
 
 /** `data.change` of a status message: a read-state or mute change made on any of the user's devices. */
 export interface InboxChange {
-  action: 'read' | 'unread' | 'read-all' | 'preferences' | (string & {});
-  /** For read and unread. */
+  action:
+    | 'read'
+    | 'unread'
+    | 'read-all'
+    | 'preferences'
+    | 'seen'
+    | 'archive'
+    | 'unarchive'
+    | 'snooze'
+    | 'unsnooze'
+    | 'interact'
+    | (string & {});
+  /** For the changes of one notification (read, unread, archive, unarchive, snooze, unsnooze, interact). */
   notificationId?: string;
-  /** read, unread: the notification's seq; read-all: the watermark now in force (everything up to it is read). */
+  /** The notification's seq; read-all and seen: the watermark now in force (everything up to it is read, or seen). */
   seq?: number;
 }
 
@@ -172,6 +211,13 @@ export interface InboxNotification extends NotificationData {
   read: boolean;
   /** RFC 3339 time it was read, or null. */
   readAt: string | null;
+  /** At or below the user's seen mark. */
+  seen?: boolean;
+  archived?: boolean;
+  archivedAt?: string | null;
+  /** When one of its actions was clicked, and which. */
+  interactedAt?: string | null;
+  interaction?: string | null;
 }
 
 /** Filters and cursor of `fetchHistory`. */
@@ -184,6 +230,8 @@ export interface HistoryQuery {
   unread?: boolean;
   module?: string;
   severity?: Severity;
+  /** true: archived ones too; 'only': only archived ones. Default: archived ones are left out. */
+  archived?: boolean | 'only';
 }
 
 export interface HistoryPage {
@@ -198,6 +246,19 @@ export interface UnreadCount {
   count: number;
   /** More than 99 ("99+"). */
   hasMore: boolean;
+  /** Unread ones above the seen mark, exact up to 99 (servers with the seen mark). */
+  unseen?: number;
+  unseenHasMore?: boolean;
+  /** The seq the counts run through. */
+  countedThrough?: number;
+}
+
+/** Callbacks of `listen()`: the same as the options' callbacks. */
+export interface ClientListeners {
+  onNotification?: (message: NotificationMessage) => void;
+  onConnected?: (message: ConnectedMessage) => void;
+  onError?: (error: NotificationStreamError) => void;
+  onStatus?: (message: StatusMessage) => void;
 }
 
 export interface Preferences {
@@ -356,6 +417,16 @@ export interface NotificationClient {
    * (null: nothing to mark).
    */
   markAllRead(upTo?: number | string | null): Promise<number | null>;
+  /** POST …/seen: everything up to `upTo` is seen (resets the unseen badge). */
+  markSeen(upTo: number | string): Promise<void>;
+  /** POST …/{id}/archive: out of the default history, never unread or unseen. */
+  archive(id: string): Promise<void>;
+  /** POST …/{id}/unarchive. */
+  unarchive(id: string): Promise<void>;
+  /** POST …/{id}/snooze: hidden until `until`, then back as unread (a `status` message with `unsnooze`). */
+  snooze(id: string, until: Date | string): Promise<void>;
+  /** POST …/{id}/interact: records a click on the action `action` (an id of its `actions`) and marks it read. */
+  interact(id: string, action: string): Promise<void>;
   /** GET the inbox, newest first; page with `before: page.nextCursor`. */
   fetchHistory(query?: HistoryQuery): Promise<HistoryPage>;
   /** GET …/unread-count (does not change `unreadCount`). */
@@ -367,6 +438,11 @@ export interface NotificationClient {
   reconnect(): void;
   /** Close the stream for good and release the tab leadership. */
   close(): void;
+  /**
+   * More callbacks for the messages (beside the options' ones), e.g. an inbox element sharing the
+   * page's client. Returns the function that removes them.
+   */
+  listen(callbacks: ClientListeners): () => void;
   /** Called after every change of the snapshot. Returns the unsubscribe function. */
   subscribe(listener: () => void): () => void;
   getSnapshot(): NotificationClientSnapshot;

@@ -14,8 +14,9 @@
 //   holds the stream and relays every message over a BroadcastChannel.
 // - client/unread.js: the unread count and its settling against replays and
 //   races between the server's counts and new notifications.
-// - client/inbox-api.js: markRead, markUnread, markAllRead, fetchHistory,
-//   fetchUnreadCount, getPreferences, setMutedModules.
+// - client/inbox-api.js: markRead, markUnread, markAllRead, markSeen,
+//   archive, unarchive, snooze, interact, fetchHistory, fetchUnreadCount,
+//   getPreferences, setMutedModules.
 // - client/page.js: online/offline and the page becoming visible.
 // - client/errors.js: NotificationStreamError, NotificationApiError.
 // - client/backoff.js, client/watchdog.js, client/messages.js,
@@ -79,6 +80,24 @@ export function createNotificationClient(options = {}) {
 
   /** @type {Set<() => void>} */
   const listeners = new Set();
+  /**
+   * Callbacks added with listen(): more parts of a page (an inbox element
+   * beside the page's own code) hear the one client's messages.
+   * @type {Set<import('./notify-client.js').ClientListeners>}
+   */
+  const messageListeners = new Set(o.onNotification || o.onConnected || o.onError || o.onStatus
+    ? [{ onNotification: o.onNotification, onConnected: o.onConnected, onError: o.onError, onStatus: o.onStatus }]
+    : []);
+
+  /**
+   * Calls one kind of callback of every listener.
+   * @template {keyof import('./notify-client.js').ClientListeners} K
+   * @param {K} kind
+   * @param {Parameters<NonNullable<import('./notify-client.js').ClientListeners[K]>>[0]} arg
+   */
+  function emit(kind, arg) {
+    for (const l of [...messageListeners]) safeCall(/** @type {any} */ (l[kind]), arg);
+  }
   /** @type {NotificationClientSnapshot | null} */
   let snapshot = null;
 
@@ -242,7 +261,7 @@ export function createNotificationClient(options = {}) {
         error: { kind, message, fatal: false, retryInMs: err.retryInMs, reason: details.reason },
       });
     }
-    safeCall(o.onError, err);
+    emit('onError', err);
   }
 
   /**
@@ -257,7 +276,7 @@ export function createNotificationClient(options = {}) {
     transport.close();
     if (election.leave()) setInfo({ isLeader: false });
     setState('closed');
-    safeCall(o.onError, new NotificationStreamError('auth', message + ' — sign in again to receive notifications', { fatal: true, reason }));
+    emit('onError', new NotificationStreamError('auth', message + ' — sign in again to receive notifications', { fatal: true, reason }));
   }
 
   // ---- messages ----------------------------------------------------------
@@ -292,7 +311,7 @@ export function createNotificationClient(options = {}) {
           // critical); the holder of the stream counts it.
           if (local) unread.arrival();
           changed();
-          safeCall(o.onNotification, n);
+          emit('onNotification', n);
         } else {
           changed();
         }
@@ -314,7 +333,7 @@ export function createNotificationClient(options = {}) {
         election.leaderTimeoutChanged();
         if (local) unread.connected(data, data.resumeFrom !== null && data.resumeFrom !== undefined);
         changed();
-        safeCall(o.onConnected, m);
+        emit('onConnected', m);
         return;
       }
       case 'status': {
@@ -328,8 +347,15 @@ export function createNotificationClient(options = {}) {
           dirty = true;
         }
         const did = local ? unread.status(message.data) : false;
-        if (dirty && !did) changed();
-        safeCall(o.onStatus, /** @type {StatusMessage} */ (message));
+        const back = resurfaced(/** @type {StatusMessage} */ (message));
+        if (back) notifications = prependBounded(notifications.filter((n) => n.notificationId !== back.notificationId), back, o.maxNotifications);
+        if ((dirty && !did) || back) changed();
+        emit('onStatus', /** @type {StatusMessage} */ (message));
+        // A snooze that ended: the notification is back, unread, as a
+        // notification again (it was delivered before, so the de-duplication
+        // would drop it; it is not a repeat). The unread count came with the
+        // status message.
+        if (back) emit('onNotification', back);
         const closing = route.closing;
         if (closing) {
           if (closing.terminal) stop(closing.reason, closing.message);
@@ -369,8 +395,8 @@ export function createNotificationClient(options = {}) {
       case 'error':
         if (stopped || isLeader) return;
         election.heard();
-        safeCall(
-          o.onError,
+        emit(
+          'onError',
           new NotificationStreamError(m.error.kind, m.error.message, {
             retryInMs: m.error.retryInMs,
             reason: m.error.reason,
@@ -479,6 +505,11 @@ export function createNotificationClient(options = {}) {
     markRead: api.markRead,
     markUnread: api.markUnread,
     markAllRead: api.markAllRead,
+    markSeen: api.markSeen,
+    archive: api.archive,
+    unarchive: api.unarchive,
+    snooze: api.snooze,
+    interact: api.interact,
     fetchHistory: api.fetchHistory,
     fetchUnreadCount: api.fetchUnreadCount,
     getPreferences: api.getPreferences,
@@ -505,6 +536,14 @@ export function createNotificationClient(options = {}) {
       state = 'closed';
       changed();
       listeners.clear();
+      messageListeners.clear();
+    },
+    listen(callbacks) {
+      const entry = { ...callbacks };
+      messageListeners.add(entry);
+      return () => {
+        messageListeners.delete(entry);
+      };
     },
     subscribe(listener) {
       listeners.add(listener);
@@ -529,4 +568,18 @@ export function createNotificationClient(options = {}) {
     },
   };
   return client;
+}
+
+/**
+ * The notification a status message brings back when the user's snooze of
+ * it ended (data.change.action "unsnooze", data.notification), as a
+ * notification message marked fromSnooze; null for any other status.
+ * @param {StatusMessage} m
+ * @returns {NotificationMessage | null}
+ */
+function resurfaced(m) {
+  const d = m.data;
+  const n = d && d.change && d.change.action === 'unsnooze' ? d.notification : null;
+  if (!n || typeof n !== 'object' || typeof n.id !== 'string') return null;
+  return { type: 'notification', notificationId: n.id, data: n, timestamp: m.timestamp, fromSnooze: true };
 }

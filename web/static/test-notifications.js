@@ -12,7 +12,9 @@
 // "Mark all read" marks up to the newest notification this tab has seen; the
 // History panel pages through GET /api/notifications ("Load older"); the
 // mute switches PUT the preferences. Read-state changes made anywhere arrive
-// as `status` messages (data.change) and update every list.
+// as `status` messages (data.change) and update every list. The header also
+// holds the <notify-inbox> element (notify-inbox.js), sharing this page's
+// client: its bell, popover inbox (archive, snooze, actions) and toasts.
 //
 // Everything that comes from the server is put into the page with
 // textContent or attributes, never as markup: a message such as
@@ -27,6 +29,7 @@
 
 import { createNotificationClient } from './notify-client.js';
 import { unreadLabel } from './notify-client-core.js';
+import './notify-inbox.js';
 
 /** @typedef {import('./notify-client.js').NotificationMessage} NotificationMessage */
 /** @typedef {import('./notify-client.js').NotificationData} NotificationData */
@@ -238,6 +241,9 @@ client = createNotificationClient({
   onStatus: (m) => onStatusMessage(m),
 });
 const theClient = client;
+// Before the element starts (a microtask after it connected): it shares this client and its stream.
+const inboxElement = document.querySelector('notify-inbox');
+if (inboxElement) inboxElement.client = theClient;
 
 /** @type {any} */ (window).notifydTestPage = { client: theClient, attempts, errors };
 

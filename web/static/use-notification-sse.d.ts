@@ -71,6 +71,14 @@ export interface UseNotificationSSEResult {
   fetchUnreadCount: () => Promise<UnreadCount>;
   getPreferences: () => Promise<Preferences>;
   setMutedModules: (modules: readonly string[]) => Promise<Preferences>;
+  /** Everything up to `upTo` seen (resets the unseen badge). */
+  markSeen: (upTo: number | string) => Promise<void>;
+  archive: (id: string) => Promise<void>;
+  unarchive: (id: string) => Promise<void>;
+  /** Hidden until `until`, then back as unread. */
+  snooze: (id: string, until: Date | string) => Promise<void>;
+  /** A click on one of the notification's actions (marks it read). */
+  interact: (id: string, action: string) => Promise<void>;
 }
 
 export type UseNotificationSSE = (options?: UseNotificationSSEOptions) => UseNotificationSSEResult;

@@ -43,7 +43,8 @@ import { emptyConnectionInfo } from './client/received.js';
 /** @typedef {import('./notify-client.js').NotificationClientOptions} NotificationClientOptions */
 /**
  * @typedef {Pick<UseNotificationSSEResult, 'reconnect' | 'markRead' | 'markUnread' | 'markAllRead' |
- *   'fetchHistory' | 'fetchUnreadCount' | 'getPreferences' | 'setMutedModules'>} HookActions
+ *   'fetchHistory' | 'fetchUnreadCount' | 'getPreferences' | 'setMutedModules' | 'markSeen' | 'archive' |
+ *   'unarchive' | 'snooze' | 'interact'>} HookActions
  */
 
 /**
@@ -192,6 +193,11 @@ export function createUseNotificationSSE(React) {
         fetchUnreadCount: () => current()?.fetchUnreadCount() ?? notRunning(),
         getPreferences: () => current()?.getPreferences() ?? notRunning(),
         setMutedModules: (modules) => current()?.setMutedModules(modules) ?? notRunning(),
+        markSeen: (upTo) => current()?.markSeen(upTo) ?? notRunning(),
+        archive: (id) => current()?.archive(id) ?? notRunning(),
+        unarchive: (id) => current()?.unarchive(id) ?? notRunning(),
+        snooze: (id, until) => current()?.snooze(id, until) ?? notRunning(),
+        interact: (id, action) => current()?.interact(id, action) ?? notRunning(),
       };
     }
     const actions = actionsRef.current;
@@ -213,6 +219,11 @@ export function createUseNotificationSSE(React) {
       fetchUnreadCount: actions.fetchUnreadCount,
       getPreferences: actions.getPreferences,
       setMutedModules: actions.setMutedModules,
+      markSeen: actions.markSeen,
+      archive: actions.archive,
+      unarchive: actions.unarchive,
+      snooze: actions.snooze,
+      interact: actions.interact,
     };
   }
 

@@ -512,3 +512,23 @@ test('notification() fixture matches the contract shape', () => {
   assert.equal(m.type, 'notification');
   assert.equal(m.notificationId, m.data.id);
 });
+
+test('a snooze that ended brings its notification back through onNotification, once, past the de-duplication', () => {
+  const { client, ES, calls } = singleClient();
+  const es = ES.last.open();
+  es.send(connected({ unreadCount: 0 }));
+  sendNotification(es, 7);
+  const n = notification(7).data;
+  es.send(status({ unreadCount: 1, countedThrough: 7, change: { action: 'unsnooze', notificationId: n.id, seq: 7 }, notification: n }));
+  es.send(status({ unreadCount: 1, change: { action: 'read', notificationId: n.id, seq: 7 } }));
+  assert.deepEqual(
+    calls.notifications.map((m) => [m.data.seq, m.fromSnooze === true]),
+    [
+      [7, false],
+      [7, true],
+    ],
+  );
+  assert.equal(client.unreadCount, 1, 'the count is the status message’s');
+  assert.equal(client.notifications.filter((m) => m.notificationId === n.id).length, 1, 'listed once');
+  client.close();
+});

@@ -474,3 +474,65 @@ test('API: errors carry the server’s message and status; network failures stat
   none.client.close();
   client.close();
 });
+
+// ---- issue 17: seen, archive, snooze, actions, and more listeners ---------------------------
+
+test('inbox calls: seen, archive, unarchive, snooze, interact and the archived history filter', async () => {
+  const { client, fetch } = singleClient();
+  await client.markSeen(42);
+  await client.markSeen('43');
+  await client.archive('a b');
+  await client.unarchive('n1');
+  await client.snooze('n1', new Date('2026-12-08T09:00:00Z'));
+  await client.snooze('n2', '2026-12-08T10:00:00+01:00');
+  await client.interact('n1', 'approve');
+  await client.fetchHistory({ archived: true, limit: 5 });
+  await client.fetchHistory({ archived: 'only' });
+  assert.deepEqual(fetch.calls.map((c) => [c.method, c.url, c.body]), [
+    ['POST', '/api/notifications/seen', { upTo: 42 }],
+    ['POST', '/api/notifications/seen', { upTo: 43 }],
+    ['POST', '/api/notifications/a%20b/archive', undefined],
+    ['POST', '/api/notifications/n1/unarchive', undefined],
+    ['POST', '/api/notifications/n1/snooze', { until: '2026-12-08T09:00:00.000Z' }],
+    ['POST', '/api/notifications/n2/snooze', { until: '2026-12-08T09:00:00.000Z' }],
+    ['POST', '/api/notifications/n1/interact', { action: 'approve' }],
+    ['GET', '/api/notifications?limit=5&archived=true', undefined],
+    ['GET', '/api/notifications?archived=only', undefined],
+  ]);
+  await assert.rejects(client.markSeen(-1), TypeError);
+  await assert.rejects(client.snooze('n1', 'next tuesday'), TypeError);
+  await assert.rejects(client.interact('n1', ''), TypeError);
+  await assert.rejects(client.archive(''), TypeError);
+  await assert.rejects(client.fetchHistory({ archived: 'yes' }), TypeError);
+  assert.equal(fetch.calls.length, 9, 'nothing sent for a bad argument');
+  client.close();
+});
+
+test('inbox calls: a 400 for an unknown action rejects with the server’s message', async () => {
+  const fetch = fakeFetch((url) => (url.endsWith('/interact') ? { status: 400, json: { error: 'no such action: nope' } } : undefined));
+  const { client } = singleClient({ fetch });
+  await assert.rejects(client.interact('n1', 'nope'), (e) => e instanceof NotificationApiError && e.status === 400 && e.message === 'no such action: nope');
+  client.close();
+});
+
+test('listen: more callbacks hear every message beside the options’ ones, until removed', async () => {
+  const { client, ES, calls } = singleClient();
+  const heard = [];
+  const stop = client.listen({
+    onNotification: (m) => heard.push('n' + m.data.seq),
+    onStatus: (m) => heard.push('s' + m.data.unreadCount),
+    onConnected: () => heard.push('c'),
+  });
+  const throwing = client.listen({ onNotification: () => { throw new Error('a bad listener'); } });
+  const es = ES.last;
+  es.open();
+  es.send(connected());
+  sendNotification(es, 1);
+  es.send(status({ unreadCount: 4, hasMore: false, change: { action: 'archive', notificationId: 'n-1' } }));
+  stop();
+  sendNotification(es, 2);
+  assert.deepEqual(heard, ['c', 'n1', 's4']);
+  assert.deepEqual(calls.notifications.map((m) => m.data.seq), [1, 2], 'the options’ callback still hears everything');
+  throwing();
+  client.close();
+});

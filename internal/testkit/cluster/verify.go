@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -15,11 +16,14 @@ type Querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-// Published is a published notification as the check needs it.
+// Published is a published notification as the check needs it, with
+// when it was created (the producer's transaction) and published (the
+// worker's), which latency figures split at.
 type Published struct {
-	Seq    int64
-	ID     string
-	Target notify.Target
+	Seq                    int64
+	ID                     string
+	Target                 notify.Target
+	CreatedAt, PublishedAt time.Time
 }
 
 // Feed is every notification published after a point, from the database:
@@ -34,7 +38,7 @@ type Feed struct {
 
 // LoadFeed reads every notification published with seq > after.
 func LoadFeed(ctx context.Context, q Querier, after int64) (*Feed, error) {
-	rows, err := q.Query(ctx, `SELECT seq, id::text, COALESCE(target_user_id, ''), COALESCE(target_roles, '{}')
+	rows, err := q.Query(ctx, `SELECT seq, id::text, COALESCE(target_user_id, ''), COALESCE(target_roles, '{}'), created_at, published_at
 		FROM notify.notifications WHERE seq > $1 ORDER BY seq`, after)
 	if err != nil {
 		return nil, fmt.Errorf("load published notifications: %w", err)
@@ -43,7 +47,7 @@ func LoadFeed(ctx context.Context, q Querier, after int64) (*Feed, error) {
 	f := &Feed{After: after, Last: after, bySeq: map[int64]Published{}, byUser: map[string][]int64{}, byRole: map[string][]int64{}}
 	for rows.Next() {
 		var p Published
-		if err := rows.Scan(&p.Seq, &p.ID, &p.Target.UserID, &p.Target.Roles); err != nil {
+		if err := rows.Scan(&p.Seq, &p.ID, &p.Target.UserID, &p.Target.Roles, &p.CreatedAt, &p.PublishedAt); err != nil {
 			return nil, fmt.Errorf("load published notifications: %w", err)
 		}
 		f.add(p)

@@ -1,4 +1,5 @@
-// The inbox's REST calls: read state, history, unread count, preferences.
+// The inbox's REST calls: read state, seen, archive, snooze, actions,
+// history, unread count, preferences.
 //
 // They are plain request/answer calls that share nothing with the stream but
 // the base URL, the credentials setting and the last event id (the default
@@ -28,14 +29,15 @@ export function apiBaseFromStreamUrl(streamUrl) {
 
 /**
  * The query string of a history request (`before`, `limit`, `unread`,
- * `module`, `severity`, in that order; empty values left out), without '?'.
+ * `module`, `severity`, `archived`, in that order; empty values left out),
+ * without '?'.
  * Throws a TypeError for a value the server would refuse.
  * @param {import('../notify-client.js').HistoryQuery} [q]
  * @returns {string}
  */
 export function historyQueryString(q = {}) {
   const p = new URLSearchParams();
-  const { before, limit, unread, module, severity } = q;
+  const { before, limit, unread, module, severity, archived } = q;
   if (before !== undefined && before !== null) {
     if (!Number.isSafeInteger(before) || before < 1) throw new TypeError('fetchHistory: before must be a positive seq (a nextCursor)');
     p.set('before', String(before));
@@ -50,6 +52,10 @@ export function historyQueryString(q = {}) {
   }
   if (module !== undefined && module !== null && module !== '') p.set('module', String(module));
   if (severity !== undefined && severity !== null && String(severity) !== '') p.set('severity', String(severity));
+  if (archived !== undefined && archived !== null && archived !== false) {
+    if (archived !== true && archived !== 'only') throw new TypeError("fetchHistory: archived must be a boolean or 'only'");
+    p.set('archived', String(archived));
+  }
   return p.toString();
 }
 
@@ -138,12 +144,14 @@ export function createInboxApi({ apiBase, withCredentials, fetch: fetchFn, lastE
   }
 
   /**
-   * @param {'read' | 'unread'} what
+   * POST …/{id}/<what>, with a body for snooze and interact.
+   * @param {'read' | 'unread' | 'archive' | 'unarchive' | 'snooze' | 'interact'} what
    * @param {string} id
+   * @param {unknown} [body]
    */
-  async function mark(what, id) {
-    if (typeof id !== 'string' || id === '') throw new TypeError(`mark ${what}: the notification id must be a non-empty string`);
-    await request('POST', '/' + encodeURIComponent(id) + '/' + what);
+  async function mark(what, id, body) {
+    if (typeof id !== 'string' || id === '') throw new TypeError(`${what}: the notification id must be a non-empty string`);
+    await request('POST', '/' + encodeURIComponent(id) + '/' + what, body);
   }
 
   /**
@@ -184,6 +192,38 @@ export function createInboxApi({ apiBase, withCredentials, fetch: fetchFn, lastE
     markRead: (id) => mark('read', id),
     /** @param {string} id */
     markUnread: (id) => mark('unread', id),
+    /**
+     * Everything up to upTo is seen (the badge's unseen count resets).
+     * @param {number | string} upTo
+     */
+    markSeen: async (upTo) => {
+      const seq = toSeq(upTo);
+      if (seq === null) throw new TypeError('markSeen: upTo must be a seq');
+      await request('POST', '/seen', { upTo: seq });
+    },
+    /** @param {string} id */
+    archive: (id) => mark('archive', id),
+    /** @param {string} id */
+    unarchive: (id) => mark('unarchive', id),
+    /**
+     * Hidden until `until` (a Date or an RFC 3339 string), then back as unread.
+     * @param {string} id
+     * @param {Date | string} until
+     */
+    snooze: (id, until) => {
+      const t = until instanceof Date ? until : new Date(String(until));
+      if (Number.isNaN(t.getTime())) return Promise.reject(new TypeError('snooze: until must be a Date or an RFC 3339 time'));
+      return mark('snooze', id, { until: t.toISOString() });
+    },
+    /**
+     * Records a click on one of the notification's actions (and marks it read).
+     * @param {string} id
+     * @param {string} action the action's id
+     */
+    interact: (id, action) => {
+      if (typeof action !== 'string' || action === '') return Promise.reject(new TypeError('interact: the action id must be a non-empty string'));
+      return mark('interact', id, { action });
+    },
     /** @returns {Promise<Preferences>} */
     getPreferences: async () => preferencesOf(await request('GET', '/preferences')),
     /**
