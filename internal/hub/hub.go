@@ -49,6 +49,12 @@ type Event struct {
 	ExpiresAt int64
 }
 
+// expired reports whether ev's ExpiresAt has passed at now: decided once
+// per event (Publish, Since), not once per subscriber.
+func (ev *Event) expired(now time.Time) bool {
+	return ev.ExpiresAt != 0 && now.UnixNano() >= ev.ExpiresAt
+}
+
 // Config tunes the hub.
 type Config struct {
 	// MaxPending is the most frames queued for one subscriber before it is
@@ -167,6 +173,9 @@ func (h *Hub) Publish(ev *Event) int {
 		h.window.add(ev, time.Now())
 	} else {
 		h.window.add(ev, time.Time{})
+	}
+	if ev.expired(time.Now()) {
+		return 0 // kept in the window for its seq; nobody is sent it
 	}
 	h.mu.RLock()
 	defer h.mu.RUnlock()

@@ -73,14 +73,12 @@ func (s *Subscriber) SetMuted(modules []string) {
 // accepts is the live rule for an event whose target includes s (the
 // hub's indexes resolve notify.Target.Matches): the frame s gets, marked
 // with the module whose muting drops it (none for critical), and whether
-// it has not expired and s's mutes let it through now. Take applies the
-// mutes again, since they may change while a frame waits. Resumes from the window use the same
+// s's mutes let it through now (expiry is decided per event by Publish
+// and Since). Take applies the mutes again, since they may change while a
+// frame waits. Resumes from the window use the same
 // rule (Hub.Since), so memory and live never disagree.
 func (s *Subscriber) accepts(ev *Event) (Frame, bool) {
 	f := ev.Frame
-	if ev.ExpiresAt != 0 && time.Now().UnixNano() >= ev.ExpiresAt {
-		return f, false
-	}
 	if ev.Severity != notify.SeverityCritical {
 		f.mutable = ev.Module
 	}

@@ -153,9 +153,10 @@ func (h *Hub) Since(s *Subscriber, after int64, buf []Frame) (frames []Frame, th
 	if !w.covers(after) {
 		return buf, 0, false
 	}
+	now := time.Now()
 	for i := w.from(after); i < w.n; i++ {
 		ev := w.at(i)
-		if !ev.Target.Matches(s.identity) {
+		if !ev.Target.Matches(s.identity) || ev.expired(now) {
 			continue
 		}
 		if f, ok := s.accepts(ev); ok {
