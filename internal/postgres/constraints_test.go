@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -82,5 +83,44 @@ func TestDatabaseRefusesUndeliverableRows(t *testing.T) {
 	}
 	if n := pgtest.Scalar[int64](t, ctx, db.Pool, `SELECT count(*) FROM notify.queue_items`); n != int64(len(accepted)) {
 		t.Fatalf("%d queue items for %d accepted inserts", n, len(accepted))
+	}
+}
+
+// TestPublishedTargetsStayFixed: once a notification is published its
+// targets are what it was delivered by, so changing them is refused (and
+// changes nothing); un-numbering it in the same UPDATE is the way to send it
+// again, and publishing itself (which sets seq) is never caught by the guard.
+func TestPublishedTargetsStayFixed(t *testing.T) {
+	t.Parallel()
+	db, queue := pgtest.NewQueue(t)
+	ctx := t.Context()
+	id := pgtest.Scalar[string](t, ctx, db.Pool,
+		`INSERT INTO notify.notifications (message, target_user_id) VALUES ('x', 'alice') RETURNING id::text`)
+	if b, err := queue.ClaimAndPublish(ctx, 10, time.Minute); err != nil || b.Items != 1 {
+		t.Fatalf("publish: %+v, %v", b, err)
+	}
+
+	for _, set := range []string{`target_user_id = 'mallory'`, `target_roles = '{ADMIN}'`, `target_user_id = NULL`} {
+		_, err := db.Pool.Exec(ctx, `UPDATE notify.notifications SET `+set+` WHERE id = $1`, id)
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "23514" || pgErr.ConstraintName != "notifications_published_targets_fixed" {
+			t.Fatalf("SET %s: got %v, want a check violation of notifications_published_targets_fixed", set, err)
+		}
+	}
+	if got := pgtest.Scalar[string](t, ctx, db.Pool,
+		`SELECT coalesce(target_user_id, '-') || ' ' || coalesce(target_roles::text, '-') FROM notify.notifications WHERE id = $1`, id); got != "alice -" {
+		t.Fatalf("targets after refused updates: %q, want %q", got, "alice -")
+	}
+	// Other columns may change; un-numbering with new targets is accepted.
+	pgtest.Exec(t, ctx, db.Pool, `UPDATE notify.notifications SET details = 'fixed typo' WHERE id = $1`, id)
+	pgtest.Exec(t, ctx, db.Pool,
+		`UPDATE notify.notifications SET seq = NULL, published_at = NULL, target_user_id = 'bob' WHERE id = $1`, id)
+	pgtest.Exec(t, ctx, db.Pool, `UPDATE notify.queue_items SET status = 'pending' WHERE notification_id = $1`, id)
+	if b, err := queue.ClaimAndPublish(ctx, 10, time.Minute); err != nil || b.Items != 1 {
+		t.Fatalf("publish again: %+v, %v", b, err)
+	}
+	if got := pgtest.Scalar[string](t, ctx, db.Pool,
+		`SELECT target_user_id FROM notify.notifications WHERE id = $1 AND seq IS NOT NULL`, id); got != "bob" {
+		t.Fatalf("republished to %q, want bob", got)
 	}
 }
