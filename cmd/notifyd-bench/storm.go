@@ -239,27 +239,27 @@ func (r *StormResult) measure(cd *checkedStreams, commits map[string]int64, plac
 	}
 	var firsts, answers, reopens []time.Duration
 	var survivors, feed, worker [2][]time.Duration
+	first := map[int]int64{} // a victim stream's first receipt of a notification committed after the kill
+	cd.each(commits, func(k int, seq, at, c int64) {
+		if place[k] == victim {
+			if f, ok := first[k]; c > kill && (!ok || at < f) {
+				first[k] = at
+			}
+		} else if w := stretch(c); w >= 0 {
+			survivors[w] = append(survivors[w], time.Duration(at-c))
+			if p, ok := cd.feed.Get(seq); ok {
+				feed[w] = append(feed[w], time.Duration(at-p.PublishedAt.UnixNano()))
+			}
+		}
+	})
 	within := 0
 	for k, node := range place {
-		first := int64(-1)
-		cd.deliveries(k, commits, func(seq, at, c int64) {
-			if node == victim {
-				if c > kill && first < 0 {
-					first = at
-				}
-			} else if w := stretch(c); w >= 0 {
-				survivors[w] = append(survivors[w], time.Duration(at-c))
-				if p, ok := cd.feed.Get(seq); ok {
-					feed[w] = append(feed[w], time.Duration(at-p.PublishedAt.UnixNano()))
-				}
-			}
-		})
 		if node != victim {
 			continue
 		}
-		if first < 0 {
+		if f, ok := first[k]; !ok {
 			r.RehomedWithout++
-		} else if firsts = append(firsts, time.Duration(first-kill)); time.Duration(first-kill) <= stormRehomeTarget {
+		} else if firsts = append(firsts, time.Duration(f-kill)); time.Duration(f-kill) <= stormRehomeTarget {
 			within++
 		}
 		if p := cd.reports[k].Pace; p != nil {
