@@ -57,8 +57,8 @@ type BurstRun struct {
 	IdleCPUSeconds      float64 `json:"idle_cpu_seconds"`
 	IdleCPUPerStreamUs  float64 `json:"idle_cpu_per_stream_per_s_us"`
 	BroadcastCPUSeconds float64 `json:"broadcast_cpu_seconds"`
-	Heartbeats          // over the idle time after -burst-settle
-	Broadcasts          // to everyone after the idle time
+	Heartbeats                  // over the idle time after -burst-settle
+	Broadcasts                  // to everyone after the idle time
 	ClientRSSMiB        float64 `json:"client_rss_mib"`
 	// TargetKiB is the RSS per stream this size must stay within (after
 	// the burst and after idle); TargetMet covers it, every stream open,
