@@ -4,17 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"maps"
-	"math/rand/v2"
-	"slices"
 	"strconv"
-	"sync"
+	"strings"
 	"syscall"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
-	"github.com/notifyd/notifyd/internal/testkit/fleet"
 	"github.com/notifyd/notifyd/internal/testkit/stats"
 )
 
@@ -35,10 +30,8 @@ const (
 
 // BurstResult is the burst phase: one node, streams opened all at once.
 type BurstResult struct {
-	IdleSeconds float64    `json:"idle_seconds"`
-	Heartbeat   float64    `json:"heartbeat_seconds"`
-	Runs        []BurstRun `json:"runs"`
-	TargetMet   bool       `json:"target_met"`
+	Runs      []BurstRun `json:"runs"`
+	TargetMet bool       `json:"target_met"`
 }
 
 // BurstRun is one burst: Streams opened by Clients processes at once, for
@@ -50,34 +43,23 @@ type BurstRun struct {
 	Clients     int     `json:"client_processes"`
 	Opened      int     `json:"opened"`
 	OpenSeconds float64 `json:"open_seconds"`
-	// Memory: the empty node, the peak while opening, once every stream
-	// is open, and after IdleSeconds more with heartbeats only.
+	// Memory: the empty node, the peak while opening, as the last stream
+	// opened, -burst-settle later, and after the idle time.
 	Empty      BurstMemory `json:"empty"`
 	PeakRSSMiB float64     `json:"peak_rss_mib"`
-	Opening    BurstMemory `json:"last_opened"` // as the last stream opened
-	After      BurstMemory `json:"after_burst"` // SettleSeconds later
-	Settle     float64     `json:"settle_seconds"`
+	Opening    BurstMemory `json:"last_opened"`
+	After      BurstMemory `json:"after_burst"`
 	Idle       BurstMemory `json:"after_idle"`
 	// CPU of the node: opening (per stream), idle (heartbeats; per
-	// stream and second) and per broadcast.
+	// stream and second) and the broadcasts.
 	OpenCPUSeconds      float64 `json:"open_cpu_seconds"`
 	OpenCPUPerStreamUs  float64 `json:"open_cpu_per_stream_us"`
 	IdleCPUSeconds      float64 `json:"idle_cpu_seconds"`
 	IdleCPUPerStreamUs  float64 `json:"idle_cpu_per_stream_per_s_us"`
 	BroadcastCPUSeconds float64 `json:"broadcast_cpu_seconds"`
-	// Heartbeats over the idle window.
-	BeatsMin     int   `json:"heartbeats_min"`
-	BeatsWanted  int   `json:"heartbeats_wanted"`
-	NoBeats      int   `json:"streams_without_heartbeat"`
-	MaxBeatGapMs int64 `json:"max_heartbeat_gap_ms"`
-	BeatsOK      bool  `json:"heartbeats_ok"`
-	// Broadcasts to everyone after the idle window: commit to receipt on
-	// the last stream of each, and on every stream.
-	Broadcasts   int           `json:"broadcasts"`
-	LastReceipt  stats.Summary `json:"last_receipt"`
-	AllReceipts  stats.Summary `json:"all_receipts"`
-	Check        cluster.Check `json:"check"`
-	ClientRSSMiB float64       `json:"client_rss_mib"`
+	Heartbeats                  // over the idle time after -burst-settle
+	Broadcasts                  // to everyone after the idle time
+	ClientRSSMiB        float64 `json:"client_rss_mib"`
 	// TargetKiB is the RSS per stream this size must stay within (after
 	// the burst and after idle); TargetMet covers it, every stream open,
 	// the heartbeats and, at 100,000 streams, the broadcast's p99.
@@ -89,7 +71,7 @@ type BurstRun struct {
 // runBurstPhase runs a burst for each size of -burst-streams and each
 // shape of -burst-users, -burst-rounds times.
 func runBurstPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress, stderr io.Writer) (*BurstResult, error) {
-	res := &BurstResult{IdleSeconds: cfg.BurstIdle.Seconds(), Heartbeat: cfg.BurstHeartbeat.Seconds(), TargetMet: true}
+	res := &BurstResult{TargetMet: true}
 	if err := raiseOpenFiles(uint64(cfg.BurstSizes[len(cfg.BurstSizes)-1]) + burstSpareFiles); err != nil {
 		return nil, err
 	}
@@ -123,8 +105,7 @@ func raiseOpenFiles(n uint64) error {
 	if lim.Cur >= n {
 		return nil
 	}
-	want := syscall.Rlimit{Cur: n, Max: max(lim.Max, n)}
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: n, Max: max(lim.Max, n)}); err != nil {
 		return fmt.Errorf("burst: %d streams need an open-files limit of %d, the hard limit is %d and this process may not raise it (%w; it needs CAP_SYS_RESOURCE): "+
 			"choose -burst-streams below %d", n-burstSpareFiles, n, lim.Max, err, lim.Max-burstSpareFiles)
 	}
@@ -143,29 +124,20 @@ func runBurst(ctx context.Context, cfg config, nr *nodeRun, prog *progress, stde
 	if shape == burstManyUsers {
 		users = (n + cfg.BurstPerUser - 1) / cfg.BurstPerUser
 	}
-	run := &BurstRun{Shape: shape, Streams: n, Users: users, Broadcasts: cfg.BurstBroadcasts, TargetKiB: targetBurstKiB}
+	run := &BurstRun{Shape: shape, Streams: n, Users: users, TargetKiB: targetBurstKiB}
 	if n >= burstLarge {
 		run.TargetKiB = targetBurstLargeKiB
 	}
 	prog.Printf("burst: %d streams of %d user(s) opened at once on one node", n, users)
-	perUser := strconv.Itoa(max(20, (n+users-1)/users))
-	e, err := nr.startNodes(ctx, 1, map[string]string{
-		"NOTIFY_MAX_STREAMS":          strconv.Itoa(n + 1000),
-		"NOTIFY_MAX_STREAMS_PER_USER": perUser,
-		"NOTIFY_HEARTBEAT_INTERVAL":   cfg.BurstHeartbeat.String(),
-		"NOTIFY_CONN_TIMEOUT":         max(60*time.Second, 4*cfg.BurstHeartbeat).String(),
-	})
+	env := heartbeatEnv(cfg.BurstHeartbeat)
+	env["NOTIFY_MAX_STREAMS_PER_USER"] = strconv.Itoa(max(20, (n+users-1)/users))
+	e, l, err := nr.oneNode(ctx, n, users, seed, "burst", env)
 	if err != nil {
 		return nil, err
 	}
 	defer e.Close()
 	node := e.nodes[0]
 	if run.Empty, err = readBurstMemory(ctx, e); err != nil {
-		return nil, err
-	}
-	pop := cluster.NewPopulation(rand.New(rand.NewPCG(seed, seed)), "burst", users, 10, 2)
-	l, err := e.newLayout(pop, n, -1, nil)
-	if err != nil {
 		return nil, err
 	}
 	for p := range l.plans {
@@ -176,26 +148,24 @@ func runBurst(ctx context.Context, cfg config, nr *nodeRun, prog *progress, stde
 	}
 	run.Clients = len(l.plans)
 
-	peak := watchPeakRSS(node)
+	peak := watchPeakRSS(node, 200*time.Millisecond)
 	cpu0, _ := node.CPUTime()
-	cs, opened, secs, err := l.open(ctx, prog, phaseBurst, nil, stderr)
+	cs, err := l.open(ctx, prog, phaseBurst, nil, stderr, &run.Opened, &run.OpenSeconds)
 	run.PeakRSSMiB = peak()
 	if err != nil {
 		return run, err
 	}
 	defer cs.Close()
 	cpu1, _ := node.CPUTime()
-	run.Opened, run.OpenSeconds = opened, secs
 	run.OpenCPUSeconds = (cpu1 - cpu0).Seconds()
-	run.OpenCPUPerStreamUs = run.OpenCPUSeconds * 1e6 / float64(max(1, opened))
+	run.OpenCPUPerStreamUs = run.OpenCPUSeconds * 1e6 / float64(max(1, run.Opened))
 	if run.Opening, err = readBurstMemory(ctx, e); err != nil {
 		return run, err
 	}
-	prog.Printf("burst: %d open in %.1f s; as the last opened: %s", opened, secs, run.Opening)
+	prog.Printf("burst: as the last opened: %s", run.Opening)
 	if err := sleepCtx(ctx, cfg.BurstSettle); err != nil {
 		return run, err
 	}
-	run.Settle = cfg.BurstSettle.Seconds()
 	if run.After, err = readBurstMemory(ctx, e); err != nil {
 		return run, err
 	}
@@ -207,7 +177,7 @@ func runBurst(ctx context.Context, cfg config, nr *nodeRun, prog *progress, stde
 	}
 	stop := prog.Every(10*time.Second, func() string {
 		rss, _ := node.RSS()
-		return fmt.Sprintf("burst: idle, node RSS %.0f MiB (%.1f KiB a stream)", mib(rss), float64(rss)/1024/float64(max(1, opened)))
+		return fmt.Sprintf("burst: idle, node RSS %.0f MiB (%.1f KiB a stream)", mib(rss), float64(rss)/1024/float64(max(1, run.Opened)))
 	})
 	err = sleepCtx(ctx, cfg.BurstIdle-cfg.BurstSettle)
 	stop()
@@ -216,19 +186,23 @@ func runBurst(ctx context.Context, cfg config, nr *nodeRun, prog *progress, stde
 	}
 	cpu2, _ := node.CPUTime()
 	run.IdleCPUSeconds = (cpu2 - cpu1).Seconds()
-	run.IdleCPUPerStreamUs = run.IdleCPUSeconds * 1e6 / float64(max(1, opened)) / cfg.BurstIdle.Seconds()
+	run.IdleCPUPerStreamUs = run.IdleCPUSeconds * 1e6 / float64(max(1, run.Opened)) / cfg.BurstIdle.Seconds()
 	if run.Idle, err = readBurstMemory(ctx, e); err != nil {
 		return run, err
 	}
-	st := cs.Stats()
-	run.BeatsMin, run.NoBeats, run.MaxBeatGapMs = st.BeatsMin, st.NoBeats, st.MaxBeatGapMs
-	run.BeatsWanted = max(1, int((cfg.BurstIdle-cfg.BurstSettle)/cfg.BurstHeartbeat)-1)
-	run.BeatsOK = run.NoBeats == 0 && run.BeatsMin >= run.BeatsWanted && st.Drops == 0 &&
-		run.MaxBeatGapMs <= 2*cfg.BurstHeartbeat.Milliseconds()
-	prog.Printf("burst: after %s idle: %s; heartbeats fewest %d (want %d), %d streams without, longest gap %d ms",
-		cfg.BurstIdle, run.Idle, run.BeatsMin, run.BeatsWanted, run.NoBeats, run.MaxBeatGapMs)
+	run.Heartbeats = heartbeats(cs.Stats(), cfg.BurstIdle-cfg.BurstSettle, cfg.BurstHeartbeat)
+	prog.Printf("burst: after %s idle: %s; heartbeats %s", cfg.BurstIdle, run.Idle, run.Heartbeats)
 
-	if err := burstBroadcast(ctx, cfg, e, cs, l, run, prog); err != nil {
+	start, err := cluster.Head(ctx, e.admin)
+	if err != nil {
+		return run, err
+	}
+	cpu3, _ := node.CPUTime()
+	run.Broadcasts, err = e.broadcast(ctx, cs, l, start, cfg.BurstBroadcasts, cfg.BurstBroadcastInterval, phaseBurst, prog, func() {
+		cpu4, _ := node.CPUTime()
+		run.BroadcastCPUSeconds = (cpu4 - cpu3).Seconds()
+	})
+	if err != nil {
 		return run, err
 	}
 	run.ClientRSSMiB = mib(cs.Stats().RSS)
@@ -238,78 +212,99 @@ func runBurst(ctx context.Context, cfg config, nr *nodeRun, prog *progress, stde
 	return run, nil
 }
 
-// burstBroadcast publishes cfg.BurstBroadcasts notifications to everyone,
-// cfg.BurstBroadcastInterval apart, and measures each one's commit to its
-// receipt on every stream, which must receive each exactly once.
-func burstBroadcast(ctx context.Context, cfg config, e *nodeEnv, cs *fleet.Fleet, l *layout, run *BurstRun, prog *progress) error {
-	start, err := cluster.Head(ctx, e.admin)
-	if err != nil {
-		return err
-	}
-	cpu0, _ := e.nodes[0].CPUTime()
-	commits := map[string]int64{} // unix nanoseconds
-	for range cfg.BurstBroadcasts {
-		if err := sleepCtx(ctx, cfg.BurstBroadcastInterval); err != nil {
-			return err
-		}
-		ids, err := cluster.Insert(ctx, e.admin, []notify.Target{{}}, "burst", "")
-		if err != nil {
-			return fmt.Errorf("burst: broadcast: %w", err)
-		}
-		commits[ids[0]] = time.Now().UnixNano()
-	}
-	sentinel, err := cluster.PublishSentinel(ctx, e.admin, cfg.Timeout)
-	if err != nil {
-		return err
-	}
-	if behind, err := cs.WaitSeq(ctx, sentinel, cfg.Timeout); err != nil {
-		return fmt.Errorf("burst: %d streams did not receive every broadcast: %w", behind, err)
-	}
-	cpu1, _ := e.nodes[0].CPUTime()
-	run.BroadcastCPUSeconds = (cpu1 - cpu0).Seconds()
-	var tally StreamTally
-	cd, err := checkStreams(ctx, e, cs, l, start, &tally)
-	if err != nil {
-		return err
-	}
-	run.Check = tally.Check
-	last := map[int64]time.Duration{} // per broadcast seq: its latest receipt
-	var all []time.Duration
-	for k := range l.ids {
-		cd.deliveries(k, commits, func(seq, at, c int64) {
-			all = append(all, time.Duration(at-c))
-			last[seq] = max(last[seq], time.Duration(at-c))
-		})
-	}
-	run.LastReceipt, run.AllReceipts = stats.Summarize(slices.Collect(maps.Values(last))), stats.Summarize(all)
-	prog.Printf("burst: %d broadcasts: commit to each stream p50 %.0f ms, p99 %.0f ms; to the last stream p50 %.0f ms, max %.0f ms; %s",
-		cfg.BurstBroadcasts, run.AllReceipts.P50Ms, run.AllReceipts.P99Ms, run.LastReceipt.P50Ms, run.LastReceipt.MaxMs, run.Check)
-	return exactlyOnce(prog, phaseBurst, run.Check)
+// BurstMemory is a node's memory at one moment: its RSS and, from the Go
+// runtime's figures on /metrics, where it goes. RSS is roughly the heap's
+// in-use spans, the stacks, the heap's idle spans not yet returned to the
+// OS (HeapIdle - HeapReleased) and the runtime's own structures.
+type BurstMemory struct {
+	Streams      int     `json:"streams"`
+	Goroutines   int     `json:"goroutines"`
+	RSSMiB       float64 `json:"rss_mib"`
+	PerStreamKiB float64 `json:"per_stream_kib"`
+	HeapAllocMiB float64 `json:"heap_alloc_mib"` // live and not yet collected objects
+	HeapInuseMiB float64 `json:"heap_inuse_mib"` // spans holding objects
+	HeapIdleMiB  float64 `json:"heap_idle_mib"`  // free spans, returned to the OS or not
+	ReleasedMiB  float64 `json:"heap_released_mib"`
+	StackMiB     float64 `json:"stack_inuse_mib"`
+	NextGCMiB    float64 `json:"next_gc_mib"`
+	SysMiB       float64 `json:"sys_mib"`
 }
 
-// watchPeakRSS samples node's RSS every 200 ms until the returned function
-// is called, which returns the highest seen, in MiB.
-func watchPeakRSS(node *cluster.Node) func() float64 {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	var peak int64
-	wg.Go(func() {
-		t := time.NewTicker(200 * time.Millisecond)
-		defer t.Stop()
-		for {
-			if rss, err := node.RSS(); err == nil {
-				peak = max(peak, rss)
-			}
-			select {
-			case <-done:
-				return
-			case <-t.C:
-			}
-		}
-	})
-	return func() float64 {
-		close(done)
-		wg.Wait()
-		return mib(peak)
+// readBurstMemory reads the node's RSS and its runtime's memory figures.
+func readBurstMemory(ctx context.Context, e *nodeEnv) (BurstMemory, error) {
+	samples, err := cluster.Samples(ctx, e.http, e.nodes[0].URL(), "notifyd_streams_open", "go_goroutines", "go_memstats_heap_alloc_bytes",
+		"go_memstats_heap_inuse_bytes", "go_memstats_heap_idle_bytes", "go_memstats_heap_released_bytes", "go_memstats_stack_inuse_bytes",
+		"go_memstats_next_gc_bytes", "go_memstats_sys_bytes")
+	if err != nil {
+		return BurstMemory{}, err
 	}
+	v := map[string]float64{}
+	for _, s := range samples {
+		v[s.Name] += s.Value
+	}
+	in := func(name string) float64 { return v["go_memstats_"+name+"_bytes"] / (1 << 20) }
+	rss, err := e.nodes[0].RSS()
+	m := BurstMemory{Streams: int(v["notifyd_streams_open"]), Goroutines: int(v["go_goroutines"]), RSSMiB: mib(rss), HeapAllocMiB: in("heap_alloc"),
+		HeapInuseMiB: in("heap_inuse"), HeapIdleMiB: in("heap_idle"), ReleasedMiB: in("heap_released"), StackMiB: in("stack_inuse"),
+		NextGCMiB: in("next_gc"), SysMiB: in("sys")}
+	if m.Streams > 0 {
+		m.PerStreamKiB = m.RSSMiB * 1024 / float64(m.Streams)
+	}
+	return m, err
+}
+
+func (m BurstMemory) String() string {
+	return fmt.Sprintf("RSS %.0f MiB (%.1f KiB a stream); heap in use %.0f MiB (live+garbage %.0f, next GC at %.0f), idle not released %.0f MiB, stacks %.0f MiB; %d goroutines",
+		m.RSSMiB, m.PerStreamKiB, m.HeapInuseMiB, m.HeapAllocMiB, m.NextGCMiB, m.HeapIdleMiB-m.ReleasedMiB, m.StackMiB, m.Goroutines)
+}
+
+func (b *BurstResult) write(w io.Writer, rep *Report) {
+	idle := rep.cfg.BurstIdle.Seconds()
+	fmt.Fprintf(w, "\n11. Bursts of streams on one node: opened at once, memory right after and after %.0f s idle (heartbeat every %.0f s), then broadcasts\n",
+		idle, rep.cfg.BurstHeartbeat.Seconds())
+	for _, r := range b.Runs {
+		fmt.Fprintf(w, "   %s streams of %s user(s), %d client processes: %s open in %.1f s (node CPU %.1f s, %.0f µs a stream)\n",
+			num(float64(r.Streams)), num(float64(r.Users)), r.Clients, num(float64(r.Opened)), r.OpenSeconds, r.OpenCPUSeconds, r.OpenCPUPerStreamUs)
+		perStream := func(x float64) float64 { return x * 1024 / float64(max(1, r.Opened)) }
+		row := func(label string, m BurstMemory) string {
+			return fmt.Sprintf("%s\t%.0f MiB\t%.1f KiB\t%.1f KiB\t%.1f KiB\t%.1f KiB\t%.1f KiB\t%s", label, m.RSSMiB, perStream(m.RSSMiB),
+				perStream(m.HeapInuseMiB), perStream(m.HeapAllocMiB), perStream(m.HeapIdleMiB-m.ReleasedMiB), perStream(m.StackMiB), num(float64(m.Goroutines)))
+		}
+		writeTable(w, "node memory\tRSS\ta stream\theap in use\t(live+garbage)\tidle, kept\tstacks\tgoroutines",
+			fmt.Sprintf("empty node\t%.0f MiB\t\t\t\t\t\t%s", r.Empty.RSSMiB, num(float64(r.Empty.Goroutines))),
+			fmt.Sprintf("peak while opening\t%.0f MiB\t%.1f KiB\t\t\t\t\t", r.PeakRSSMiB, perStream(r.PeakRSSMiB)),
+			row("as the last stream opened", r.Opening), row(fmt.Sprintf("after the burst (%.0f s later)", rep.cfg.BurstSettle.Seconds()), r.After),
+			row(fmt.Sprintf("after %.0f s idle", idle), r.Idle))
+		fmt.Fprintf(w, "   RSS per stream target <= %.0f KiB (after the burst and idle): %s\n", r.TargetKiB, verdict(r.MemoryMet))
+		fmt.Fprintf(w, "   heartbeats over the idle window: %s\n", r.Heartbeats)
+		target := ""
+		if r.Streams >= burstLarge {
+			target = fmt.Sprintf("p99 <= %d ms: %s", targetBurstBroadcastP99, verdict(r.AllReceipts.P99Ms <= targetBurstBroadcastP99))
+		}
+		r.Broadcasts.write(w, fmt.Sprintf("%d broadcasts, commit to receipt", r.Broadcasts.Broadcasts), target, "")
+		fmt.Fprintf(w, "   node CPU: idle %.1f s over %.0f s (%.2f µs a stream a second), broadcasts %.1f s (%.1f µs a delivery); client processes' RSS %.0f MiB\n",
+			r.IdleCPUSeconds, idle, r.IdleCPUPerStreamUs, r.BroadcastCPUSeconds,
+			r.BroadcastCPUSeconds*1e6/float64(max(1, r.Opened*(r.Broadcasts.Broadcasts+1))), r.ClientRSSMiB)
+	}
+	if len(b.Runs) < 2 {
+		return
+	}
+	// The medians, per size and shape, of the runs' RSS per stream.
+	type key struct {
+		n     int
+		shape string
+	}
+	var order []key
+	after, idleKiB := map[key][]float64{}, map[key][]float64{}
+	for _, r := range b.Runs {
+		k := key{r.Streams, r.Shape}
+		if _, ok := after[k]; !ok {
+			order = append(order, k)
+		}
+		after[k], idleKiB[k] = append(after[k], r.After.PerStreamKiB), append(idleKiB[k], r.Idle.PerStreamKiB)
+	}
+	writeTable(w, "medians\truns\tRSS a stream after the burst\tafter idle\teach run (after the burst)", rowsOf(order, func(_ int, k key) string {
+		return fmt.Sprintf("%s, %s user(s)\t%d\t%.1f KiB\t%.1f KiB\t%s", num(float64(k.n)), k.shape, len(after[k]),
+			stats.Median(after[k]), stats.Median(idleKiB[k]), strings.Trim(fmt.Sprintf("%.1f", after[k]), "[]"))
+	})...)
 }

@@ -247,6 +247,11 @@ func (p *progress) Printf(format string, args ...any) {
 // Every prints line() every d until the returned stop is called, so a long
 // phase shows it is moving (or that it is stuck).
 func (p *progress) Every(d time.Duration, line func() string) (stop func()) {
+	return repeat(d, func() { p.Printf("%s", line()) })
+}
+
+// repeat runs fn every d until the returned stop is called.
+func repeat(d time.Duration, fn func()) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -257,7 +262,7 @@ func (p *progress) Every(d time.Duration, line func() string) (stop func()) {
 			case <-done:
 				return
 			case <-t.C:
-				p.Printf("%s", line())
+				fn()
 			}
 		}
 	})

@@ -53,7 +53,6 @@ func startNodeRun(ctx context.Context, cfg config, prog *progress, logOut io.Wri
 	return nr, err
 }
 
-// Close stops the issuer and removes the built binary.
 func (nr *nodeRun) Close() {
 	if nr.iss != nil {
 		nr.iss.Close()
@@ -94,7 +93,7 @@ func (nr *nodeRun) startNodes(ctx context.Context, n int, env map[string]string)
 		e.settings["NOTIFY_LOG_LEVEL"] = "info"
 	}
 	maps.Copy(e.settings, env)
-	for _, s := range nr.cfg.NodeEnv { // last, and in order: a later one wins
+	for _, s := range nr.cfg.NodeEnv { // in order: a later one wins
 		e.settings[s.Name] = s.Value
 	}
 	defer func() {
@@ -109,13 +108,11 @@ func (nr *nodeRun) startNodes(ctx context.Context, n int, env map[string]string)
 	if err != nil {
 		return nil, err
 	}
-	urls := make([]string, n)
 	e.baseline = make([]int64, n)
 	for i, node := range e.nodes {
-		urls[i] = node.URL()
 		e.baseline[i], _ = node.RSS()
 	}
-	e.set = cluster.NewNodes(urls)
+	e.set = cluster.NewNodes(e.urls())
 	e.admin, err = newPool(ctx, db.URL, 4, "notifyd-bench-admin")
 	return e, err
 }
@@ -133,6 +130,14 @@ func (e *nodeEnv) Close() error {
 	})
 	e.http.CloseIdleConnections()
 	return e.db.Drop()
+}
+
+func (e *nodeEnv) urls() []string {
+	urls := make([]string, len(e.nodes))
+	for i, n := range e.nodes {
+		urls[i] = n.URL()
+	}
+	return urls
 }
 
 // eachNode runs fn for every node at once.
@@ -189,16 +194,9 @@ func (e *nodeEnv) streamsOn(ctx context.Context, i int) int {
 func (e *nodeEnv) memory(ctx context.Context) []NodeMemory {
 	var out []NodeMemory
 	for i, n := range e.nodes {
-		rss, err := n.RSS()
-		if !n.Running() || err != nil {
-			continue
+		if rss, err := n.RSS(); n.Running() && err == nil {
+			out = append(out, newNodeMemory("node"+strconv.Itoa(i), e.streamsOn(ctx, i), rss, e.baseline[i]))
 		}
-		streams := float64(e.streamsOn(ctx, i))
-		m := NodeMemory{Node: "node" + strconv.Itoa(i), Streams: int(streams), RSSMiB: mib(rss), BaselineMiB: mib(e.baseline[i])}
-		if streams > 0 {
-			m.PerStreamKiB, m.MarginalKiB = float64(rss)/1024/streams, float64(rss-e.baseline[i])/1024/streams
-		}
-		out = append(out, m)
 	}
 	return out
 }
@@ -238,13 +236,8 @@ type layout struct {
 func (e *nodeEnv) newLayout(pop cluster.Population, streams int, start int64, nodeOf func(k int) int) (*layout, error) {
 	procs := max(1, (streams+e.run.cfg.ClientStreams-1)/e.run.cfg.ClientStreams)
 	l := &layout{ids: make([]notify.Identity, streams), plans: make([]fleet.Plan, procs)}
-	urls := make([]string, len(e.nodes))
-	for i, n := range e.nodes {
-		urls[i] = n.URL()
-	}
 	for p := range l.plans {
-		l.plans[p] = fleet.Plan{ID: p, SourceIP: fmt.Sprintf("127.0.1.%d", 1+p%250), Nodes: urls,
-			Tokens: map[string]string{}, OpenParallel: 32}
+		l.plans[p] = fleet.Plan{ID: p, SourceIP: fmt.Sprintf("127.0.1.%d", 1+p%250), Nodes: e.urls(), Tokens: map[string]string{}, OpenParallel: 32}
 	}
 	if nodeOf == nil {
 		nodeOf = func(k int) int { return k % len(e.nodes) }
@@ -266,31 +259,38 @@ func (e *nodeEnv) newLayout(pop cluster.Population, streams int, start int64, no
 }
 
 // open starts the client processes and waits until their streams are
-// open, printing progress. browser, if not nil, makes every stream
-// reconnect as notifyd's browser client does instead of at once.
-func (l *layout) open(ctx context.Context, prog *progress, phase string, browser *fleet.Browser, stderr io.Writer) (*fleet.Fleet, int, float64, error) {
+// open, printing progress, and keeps how many opened and how long it took
+// (when not nil). browser, if not nil, makes every stream reconnect as
+// notifyd's browser client does instead of at once.
+func (l *layout) open(ctx context.Context, prog *progress, phase string, browser *fleet.Browser, stderr io.Writer, opened *int, secs *float64) (*fleet.Fleet, error) {
 	for p := range l.plans {
 		l.plans[p].Browser = browser
 	}
 	cs, err := fleet.Start(l.plans, stderr)
 	if err != nil {
-		return nil, 0, 0, err
+		return nil, err
 	}
 	stop := prog.Every(2*time.Second, func() string {
 		s := cs.Stats()
 		return fmt.Sprintf("%s: %d of %d streams open, %d connect errors, client RSS %.0f MiB", phase, s.Open, len(l.ids), s.ConnectErrors, mib(s.RSS))
 	})
-	opened, failed, secs, err := cs.WaitOpened(ctx, 10*time.Minute)
+	n, failed, took, err := cs.WaitOpened(ctx, 10*time.Minute)
 	stop()
 	if err == nil && failed > 0 {
 		err = fmt.Errorf("%s: %d of %d streams did not open within a minute", phase, failed, len(l.ids))
 	}
 	if err != nil {
 		cs.Close()
-		return nil, 0, 0, err
+		return nil, err
 	}
-	prog.Printf("%s: %d streams open in %.1f s (%d client processes)", phase, opened, secs, len(l.plans))
-	return cs, opened, secs, nil
+	prog.Printf("%s: %d streams open in %.1f s (%d client processes)", phase, n, took, len(l.plans))
+	if opened != nil {
+		*opened = n
+	}
+	if secs != nil {
+		*secs = took
+	}
+	return cs, nil
 }
 
 // startCPU starts measuring every process's CPU: the nodes', the client
@@ -369,9 +369,7 @@ func checkStreams(ctx context.Context, e *nodeEnv, cs *fleet.Fleet, l *layout, s
 			return nil, fmt.Errorf("no report for stream %d", k)
 		}
 		t.Check.Add(feed.Check(fmt.Sprintf("stream %d (%s)", k, id.UserID), id, start, r.Seqs))
-		t.Resumes += r.Stats.Resumes
-		t.Drops += r.Stats.Drops
-		t.ConnectErrors += r.Stats.ConnectErrors
+		t.Resumes, t.Drops, t.ConnectErrors = t.Resumes+r.Stats.Resumes, t.Drops+r.Stats.Drops, t.ConnectErrors+r.Stats.ConnectErrors
 		for reason, n := range r.Stats.CloseReasons {
 			t.CloseReasons[reason] += n
 		}
@@ -386,15 +384,16 @@ func checkStreams(ctx context.Context, e *nodeEnv, cs *fleet.Fleet, l *layout, s
 	return &checkedStreams{reports: reports, feed: feed}, nil
 }
 
-// deliveries calls fn for each delivery to stream k of a notification whose
+// each calls fn for every delivery, to stream k, of a notification whose
 // commit time is in commits: its seq, when it was read and when it was
 // committed (unix nanoseconds).
-func (c *checkedStreams) deliveries(k int, commits map[string]int64, fn func(seq, at, commit int64)) {
-	r := c.reports[k]
-	for i, seq := range r.Seqs {
-		if p, ok := c.feed.Get(seq); ok {
-			if t, ok := commits[p.ID]; ok {
-				fn(seq, r.AtMicros[i]*1000, t)
+func (c *checkedStreams) each(commits map[string]int64, fn func(k int, seq, at, commit int64)) {
+	for k, r := range c.reports {
+		for i, seq := range r.Seqs {
+			if p, ok := c.feed.Get(seq); ok {
+				if t, ok := commits[p.ID]; ok {
+					fn(k, seq, r.AtMicros[i]*1000, t)
+				}
 			}
 		}
 	}

@@ -26,26 +26,66 @@ const (
 	streamsPerUserOneNode = 10 // below NOTIFY_MAX_STREAMS_PER_USER's default of 20
 )
 
-// openOneNode starts one node with env (and room for streams) and opens
-// streams live on it, streamsPerUserOneNode to a user of a population
-// drawn with seed whose users are named prefix0, prefix1, …; the caller
-// closes e and cs.
-func (nr *nodeRun) openOneNode(ctx context.Context, phase string, streams int, seed uint64, prefix string, env map[string]string,
-	prog *progress, stderr io.Writer) (e *nodeEnv, l *layout, cs *fleet.Fleet, opened int, openSecs float64, err error) {
+// oneNode starts one node with env (and room for streams) and lays out
+// streams live on it for users users of a population drawn with seed,
+// named prefix0, prefix1, …; the caller opens them and closes e.
+func (nr *nodeRun) oneNode(ctx context.Context, streams, users int, seed uint64, prefix string, env map[string]string) (*nodeEnv, *layout, error) {
 	settings := map[string]string{"NOTIFY_MAX_STREAMS": strconv.Itoa(streams + 1000)}
 	maps.Copy(settings, env)
-	if e, err = nr.startNodes(ctx, 1, settings); err != nil {
-		return nil, nil, nil, 0, 0, err
+	e, err := nr.startNodes(ctx, 1, settings)
+	if err != nil {
+		return nil, nil, err
 	}
-	pop := cluster.NewPopulation(rand.New(rand.NewPCG(seed, seed)), prefix, (streams+streamsPerUserOneNode-1)/streamsPerUserOneNode, 10, 2)
-	if l, err = e.newLayout(pop, streams, -1, nil); err == nil {
-		cs, opened, openSecs, err = l.open(ctx, prog, phase, nil, stderr)
-	}
+	l, err := e.newLayout(cluster.NewPopulation(rand.New(rand.NewPCG(seed, seed)), prefix, users, 10, 2), streams, -1, nil)
 	if err != nil {
 		e.Close()
-		return nil, nil, nil, 0, 0, err
+		return nil, nil, err
 	}
-	return e, l, cs, opened, openSecs, nil
+	return e, l, nil
+}
+
+// heartbeatEnv makes a node send heartbeats every d, and keeps idle
+// connections open long enough for them.
+func heartbeatEnv(d time.Duration) map[string]string {
+	return map[string]string{"NOTIFY_HEARTBEAT_INTERVAL": d.String(), "NOTIFY_CONN_TIMEOUT": max(60*time.Second, 4*d).String()}
+}
+
+// Heartbeats is what the streams got over a stretch of heartbeats only:
+// the fewest any stream got, how many got none, and the longest any
+// stream waited for one.
+type Heartbeats struct {
+	BeatsMin     int   `json:"heartbeats_min"`
+	BeatsWanted  int   `json:"heartbeats_wanted"`
+	NoBeats      int   `json:"streams_without_heartbeat"`
+	MaxBeatGapMs int64 `json:"max_heartbeat_gap_ms"`
+	BeatsOK      bool  `json:"heartbeats_ok"`
+}
+
+// heartbeats judges st over hold with a heartbeat every interval: a stream
+// sees at least hold/interval - 1 (the first may fall just before the
+// mark) and never waits much more than an interval for one.
+func heartbeats(st fleet.Stats, hold, interval time.Duration) Heartbeats {
+	h := Heartbeats{BeatsMin: st.BeatsMin, NoBeats: st.NoBeats, MaxBeatGapMs: st.MaxBeatGapMs, BeatsWanted: max(1, int(hold/interval)-1)}
+	h.BeatsOK = h.NoBeats == 0 && h.BeatsMin >= h.BeatsWanted && st.Drops == 0 && h.MaxBeatGapMs <= 2*interval.Milliseconds()
+	return h
+}
+
+func (h Heartbeats) String() string {
+	return fmt.Sprintf("fewest %d (want >= %d), %d streams without, longest wait %d ms: %s", h.BeatsMin, h.BeatsWanted, h.NoBeats, h.MaxBeatGapMs, verdict(h.BeatsOK))
+}
+
+// watchPeakRSS samples node's RSS every `every` until the returned
+// function is called, which returns the highest seen, in MiB.
+func watchPeakRSS(node *cluster.Node, every time.Duration) func() float64 {
+	var peak int64
+	sample := func() {
+		if rss, err := node.RSS(); err == nil {
+			peak = max(peak, rss)
+		}
+	}
+	sample()
+	stop := repeat(every, sample)
+	return func() float64 { stop(); return mib(peak) }
 }
 
 // StreamsResult is the streams phase: many idle streams on one node.
@@ -54,22 +94,14 @@ type StreamsResult struct {
 	Opened      int     `json:"opened"`
 	Clients     int     `json:"client_processes"`
 	OpenSeconds float64 `json:"open_seconds"`
-	HoldSeconds float64 `json:"hold_seconds"`
-	Heartbeat   float64 `json:"heartbeat_seconds"`
 	// Memory is at the end of the hold; PeakRSSMiB the most seen during it.
 	Memory     NodeMemory `json:"memory"`
 	PeakRSSMiB float64    `json:"peak_rss_mib"`
-	// Heartbeats during the hold: the fewest any stream got, how many got
-	// none, and the longest any stream waited for one.
-	BeatsMin     int       `json:"heartbeats_min"`
-	BeatsWanted  int       `json:"heartbeats_wanted"`
-	NoBeats      int       `json:"streams_without_heartbeat"`
-	MaxBeatGapMs int64     `json:"max_heartbeat_gap_ms"`
+	Heartbeats
 	Drops        int       `json:"drops"`
 	ClientRSSMiB float64   `json:"client_rss_mib"`
 	CPU          []ProcCPU `json:"cpu"`
 	TargetMet    bool      `json:"target_met"`
-	BeatsOK      bool      `json:"heartbeats_ok"`
 }
 
 // runStreamsPhase holds cfg.HoldStreams idle streams on one node for
@@ -78,33 +110,34 @@ type StreamsResult struct {
 func runStreamsPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress, rep *Report, stderr io.Writer) (*StreamsResult, error) {
 	s := cfg.HoldStreams
 	prog.Printf("streams: %d streams on one node for %s, heartbeat every %s", s, cfg.Hold, cfg.Heartbeat)
-	e, l, cs, opened, openSecs, err := nr.openOneNode(ctx, phaseStreams, s, 1, "hold", map[string]string{
-		"NOTIFY_HEARTBEAT_INTERVAL": cfg.Heartbeat.String(),
-		"NOTIFY_CONN_TIMEOUT":       max(60*time.Second, 4*cfg.Heartbeat).String(),
-	}, prog, stderr)
+	e, l, err := nr.oneNode(ctx, s, (s+streamsPerUserOneNode-1)/streamsPerUserOneNode, 1, "hold", heartbeatEnv(cfg.Heartbeat))
 	if err != nil {
 		return nil, err
 	}
 	defer e.Close()
+	res := &StreamsResult{Streams: s, Clients: len(l.plans)}
+	cs, err := l.open(ctx, prog, phaseStreams, nil, stderr, &res.Opened, &res.OpenSeconds)
+	if err != nil {
+		return nil, err
+	}
 	defer cs.Close()
-	res := &StreamsResult{Streams: s, Opened: opened, Clients: len(l.plans), OpenSeconds: openSecs,
-		HoldSeconds: cfg.Hold.Seconds(), Heartbeat: cfg.Heartbeat.Seconds()}
 	if err := cs.MarkHeartbeats(); err != nil {
 		return nil, err
 	}
 	samp := startSampler(ctx, e.admin, 500*time.Millisecond)
 	win := startCPU(e, cs)
-	for n, end := 1, time.Now().Add(cfg.Hold); time.Now().Before(end); n++ {
-		if err := sleepCtx(ctx, time.Second); err != nil {
-			return nil, err
-		}
+	peak := watchPeakRSS(e.nodes[0], time.Second)
+	stop := prog.Every(5*time.Second, func() string {
+		st := cs.Stats()
 		rss, _ := e.nodes[0].RSS()
-		res.PeakRSSMiB = max(res.PeakRSSMiB, mib(rss))
-		if n%5 == 0 {
-			st := cs.Stats()
-			prog.Printf("streams: holding %d, node RSS %.0f MiB (%.1f KiB a stream), heartbeats: fewest %d, longest gap %d ms, %d drops",
-				st.Open, mib(rss), float64(rss)/1024/float64(max(1, st.Open)), st.BeatsMin, st.MaxBeatGapMs, st.Drops)
-		}
+		return fmt.Sprintf("streams: holding %d, node RSS %.0f MiB (%.1f KiB a stream), heartbeats: fewest %d, longest gap %d ms, %d drops",
+			st.Open, mib(rss), float64(rss)/1024/float64(max(1, st.Open)), st.BeatsMin, st.MaxBeatGapMs, st.Drops)
+	})
+	err = sleepCtx(ctx, cfg.Hold)
+	stop()
+	res.PeakRSSMiB = peak()
+	if err != nil {
+		return nil, err
 	}
 	res.CPU = win()
 	rep.Profiles = append(rep.Profiles, samp.Stop(phaseStreams))
@@ -112,82 +145,122 @@ func runStreamsPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progres
 		res.Memory = mem[0]
 	}
 	res.PeakRSSMiB = max(res.PeakRSSMiB, res.Memory.RSSMiB)
-	reports, err := cs.Report(ctx, false)
-	if err != nil {
+	if _, err := cs.Report(ctx, false); err != nil { // refreshes cs.Stats
 		return nil, err
 	}
-	res.BeatsMin = -1
-	for _, r := range reports {
-		st := r.Stats
-		if res.BeatsMin < 0 || st.Heartbeats < res.BeatsMin {
-			res.BeatsMin = st.Heartbeats
-		}
-		if st.Heartbeats == 0 {
-			res.NoBeats++
-		}
-		res.MaxBeatGapMs = max(res.MaxBeatGapMs, st.MaxBeatGapMs)
-		res.Drops += st.Drops
-	}
-	res.ClientRSSMiB = mib(cs.Stats().RSS)
-	// A stream held for Hold sees at least Hold/Heartbeat - 1 heartbeats
-	// (the first may fall just before the mark), and never waits much more
-	// than an interval for one.
-	res.BeatsWanted = max(1, int(cfg.Hold/cfg.Heartbeat)-1)
-	res.BeatsOK = res.NoBeats == 0 && res.BeatsMin >= res.BeatsWanted && res.Drops == 0 &&
-		res.MaxBeatGapMs <= 2*cfg.Heartbeat.Milliseconds()
+	st := cs.Stats()
+	res.Heartbeats, res.Drops, res.ClientRSSMiB = heartbeats(st, cfg.Hold, cfg.Heartbeat), st.Drops, mib(st.RSS)
 	res.TargetMet = res.Opened == s && res.PeakRSSMiB <= targetRSSMiB && res.Memory.PerStreamKiB <= targetPerStreamKiB && res.BeatsOK
-	prog.Printf("streams: %d streams, node RSS %.0f MiB (peak %.0f), %.1f KiB a stream (%.1f above the empty node); heartbeats: fewest %d (want %d), %d streams without, longest gap %d ms",
-		res.Memory.Streams, res.Memory.RSSMiB, res.PeakRSSMiB, res.Memory.PerStreamKiB, res.Memory.MarginalKiB, res.BeatsMin, res.BeatsWanted, res.NoBeats, res.MaxBeatGapMs)
 	if !res.BeatsOK {
-		return res, fmt.Errorf("streams: heartbeats did not reach every stream (fewest %d of %d wanted, %d streams without, longest gap %d ms, %d drops)",
-			res.BeatsMin, res.BeatsWanted, res.NoBeats, res.MaxBeatGapMs, res.Drops)
+		return res, fmt.Errorf("streams: heartbeats did not reach every stream (%s, %d drops)", res.Heartbeats, res.Drops)
 	}
 	return res, nil
 }
 
-func (s *StreamsResult) write(w io.Writer, _ *Report) {
+func (s *StreamsResult) write(w io.Writer, r *Report) {
 	fmt.Fprintf(w, "\n4. Concurrent streams on one node: %s streams (%d client processes), held %.0f s with a heartbeat every %.0f s\n",
-		num(float64(s.Streams)), s.Clients, s.HoldSeconds, s.Heartbeat)
+		num(float64(s.Streams)), s.Clients, r.cfg.Hold.Seconds(), r.cfg.Heartbeat.Seconds())
 	writeTable(w, "",
 		fmt.Sprintf("streams open (node's notifyd_streams_open)\t%s of %s\topened in %.1f s", num(float64(s.Memory.Streams)), num(float64(s.Streams)), s.OpenSeconds),
 		fmt.Sprintf("node RSS\t%.0f MiB (peak %.0f)\ttarget <= %d MiB: %s", s.Memory.RSSMiB, s.PeakRSSMiB, targetRSSMiB, verdict(s.PeakRSSMiB <= targetRSSMiB)),
 		fmt.Sprintf("RSS per stream\t%.1f KiB (%.1f KiB above the empty node's %.0f MiB)\ttarget <= %d KiB: %s",
 			s.Memory.PerStreamKiB, s.Memory.MarginalKiB, s.Memory.BaselineMiB, targetPerStreamKiB, verdict(s.Memory.PerStreamKiB <= targetPerStreamKiB)),
-		fmt.Sprintf("heartbeats per stream during the hold\tfewest %d (want >= %d), %d streams without\tlongest wait %d ms: %s",
-			s.BeatsMin, s.BeatsWanted, s.NoBeats, s.MaxBeatGapMs, verdict(s.BeatsOK)),
+		"heartbeats per stream during the hold\t"+s.Heartbeats.String(),
 		fmt.Sprintf("client processes' RSS\t%.0f MiB\t", s.ClientRSSMiB))
 	writeCPU(w, s.CPU)
 }
 
-// BroadcastResult is the broadcast phase: notifications to every stream
-// of a node, one at a time. LastReceipt is, per broadcast, its commit to
-// its receipt on the last stream; AllReceipts is commit to receipt on
-// each stream.
+// Broadcasts is notifications to every stream of a node, one at a time:
+// per broadcast, its commit to its receipt on the last stream
+// (LastReceipt), and its commit to its receipt on each stream.
+type Broadcasts struct {
+	Broadcasts  int           `json:"broadcasts"`
+	LastReceipt stats.Summary `json:"last_receipt"`
+	AllReceipts stats.Summary `json:"all_receipts"`
+	Check       cluster.Check `json:"check"`
+}
+
+// broadcast inserts n notifications to everyone, interval before each,
+// then waits until every stream of l has them (and waited runs), and
+// checks every stream from start: exactly once, in order.
+func (e *nodeEnv) broadcast(ctx context.Context, cs *fleet.Fleet, l *layout, start int64, n int, interval time.Duration,
+	phase string, prog *progress, waited func()) (Broadcasts, error) {
+	b := Broadcasts{Broadcasts: n}
+	commits := map[string]int64{} // unix nanoseconds
+	for i := range n {
+		if err := sleepCtx(ctx, interval); err != nil {
+			return b, err
+		}
+		ids, err := cluster.Insert(ctx, e.admin, []notify.Target{{}}, "bench", "")
+		if err != nil {
+			return b, fmt.Errorf("%s: broadcast: %w", phase, err)
+		}
+		commits[ids[0]] = time.Now().UnixNano()
+		if (i+1)%5 == 0 {
+			prog.Printf("%s: %d of %d broadcasts sent, %d deliveries so far", phase, i+1, n, cs.Stats().Received)
+		}
+	}
+	sentinel, err := cluster.PublishSentinel(ctx, e.admin, e.run.cfg.Timeout)
+	if err != nil {
+		return b, err
+	}
+	if behind, err := cs.WaitSeq(ctx, sentinel, e.run.cfg.Timeout); err != nil {
+		return b, fmt.Errorf("%s: %d streams did not receive every broadcast: %w", phase, behind, err)
+	}
+	waited()
+	var tally StreamTally
+	cd, err := checkStreams(ctx, e, cs, l, start, &tally)
+	if err != nil {
+		return b, err
+	}
+	b.Check = tally.Check
+	last := map[int64]time.Duration{} // per broadcast seq: its latest receipt
+	var all []time.Duration
+	cd.each(commits, func(_ int, seq, at, c int64) { // the sentinel has no commit time
+		all = append(all, time.Duration(at-c))
+		last[seq] = max(last[seq], time.Duration(at-c))
+	})
+	b.LastReceipt, b.AllReceipts = stats.Summarize(slices.Collect(maps.Values(last))), stats.Summarize(all)
+	prog.Printf("%s: commit to last stream p50 %.0f ms, p99 %.0f ms, max %.0f ms; to each stream p50 %.0f ms, p99 %.0f ms",
+		phase, b.LastReceipt.P50Ms, b.LastReceipt.P99Ms, b.LastReceipt.MaxMs, b.AllReceipts.P50Ms, b.AllReceipts.P99Ms)
+	return b, exactlyOnce(prog, phase, b.Check)
+}
+
+// write prints the broadcasts' table, target a note on the each-stream
+// row (burst) or lastTarget on the last-stream row (broadcast).
+func (b Broadcasts) write(w io.Writer, title, eachTarget, lastTarget string) {
+	writeTable(w, title+summaryHeader+"\ttarget", summaryRow("on the last stream, per broadcast", b.LastReceipt, lastTarget),
+		summaryRow("on each stream", b.AllReceipts, eachTarget))
+	fmt.Fprintf(w, "   exactly-once: %s\n", checkLine(b.Check))
+}
+
+// BroadcastResult is the broadcast phase.
 type BroadcastResult struct {
-	Streams               int           `json:"streams"`
-	Opened                int           `json:"opened"`
-	Broadcasts            int           `json:"broadcasts"`
-	LastReceipt           stats.Summary `json:"last_receipt"`
-	AllReceipts           stats.Summary `json:"all_receipts"`
-	Check                 cluster.Check `json:"check"`
-	Memory                NodeMemory    `json:"memory"`
-	CPU                   []ProcCPU     `json:"cpu"`
-	NodeCPUPerBroadcastMs float64       `json:"node_cpu_per_broadcast_ms"`
-	TargetMet             bool          `json:"target_met"`
+	Streams int `json:"streams"`
+	Opened  int `json:"opened"`
+	Broadcasts
+	Memory                NodeMemory `json:"memory"`
+	CPU                   []ProcCPU  `json:"cpu"`
+	NodeCPUPerBroadcastMs float64    `json:"node_cpu_per_broadcast_ms"`
+	TargetMet             bool       `json:"target_met"`
 }
 
 // runBroadcastPhase opens cfg.BroadcastStreams streams on one node, then
-// inserts cfg.Broadcasts notifications to everyone, one every
-// cfg.BroadcastInterval, and measures from each one's commit (the insert
-// returning to the bench) to its receipt on each stream, and on the last.
+// sends cfg.Broadcasts notifications to everyone, cfg.BroadcastInterval
+// apart (Broadcasts).
 func runBroadcastPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress, rep *Report, stderr io.Writer) (*BroadcastResult, error) {
 	s := cfg.BroadcastStreams
 	prog.Printf("broadcast: %d streams on one node, %d broadcasts %s apart", s, cfg.Broadcasts, cfg.BroadcastInterval)
-	e, l, cs, opened, _, err := nr.openOneNode(ctx, phaseBroadcast, s, 2, "bc", nil, prog, stderr)
+	e, l, err := nr.oneNode(ctx, s, (s+streamsPerUserOneNode-1)/streamsPerUserOneNode, 2, "bc", nil)
 	if err != nil {
 		return nil, err
 	}
 	defer e.Close()
+	res := &BroadcastResult{Streams: s}
+	cs, err := l.open(ctx, prog, phaseBroadcast, nil, stderr, &res.Opened, nil)
+	if err != nil {
+		return nil, err
+	}
 	defer cs.Close()
 	// The streams opened live (no Last-Event-ID) before anything was
 	// published: each must receive everything after this head.
@@ -195,64 +268,24 @@ func runBroadcastPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progr
 	if err != nil {
 		return nil, err
 	}
-	res := &BroadcastResult{Streams: s, Opened: opened, Broadcasts: cfg.Broadcasts}
 	samp := startSampler(ctx, e.admin, 100*time.Millisecond)
 	win := startCPU(e, cs)
-	commits := map[string]int64{} // unix nanoseconds
-	for b := range cfg.Broadcasts {
-		if err := sleepCtx(ctx, cfg.BroadcastInterval); err != nil {
-			return nil, err
+	res.Broadcasts, err = e.broadcast(ctx, cs, l, start, cfg.Broadcasts, cfg.BroadcastInterval, phaseBroadcast, prog, func() {
+		res.CPU = win()
+		rep.Profiles = append(rep.Profiles, samp.Stop(phaseBroadcast))
+		if mem := e.memory(ctx); len(mem) == 1 {
+			res.Memory = mem[0]
 		}
-		ids, err := cluster.Insert(ctx, e.admin, []notify.Target{{}}, "bench", "")
-		if err != nil {
-			return nil, fmt.Errorf("broadcast: %w", err)
-		}
-		commits[ids[0]] = time.Now().UnixNano()
-		if (b+1)%5 == 0 {
-			prog.Printf("broadcast: %d of %d sent, %d deliveries so far", b+1, cfg.Broadcasts, cs.Stats().Received)
-		}
-	}
-	sentinel, err := cluster.PublishSentinel(ctx, e.admin, cfg.Timeout)
-	if err != nil {
-		return nil, err
-	}
-	if behind, err := cs.WaitSeq(ctx, sentinel, cfg.Timeout); err != nil {
-		return nil, fmt.Errorf("broadcast: %d streams did not receive everything: %w", behind, err)
-	}
-	res.CPU = win()
-	rep.Profiles = append(rep.Profiles, samp.Stop(phaseBroadcast))
-	if mem := e.memory(ctx); len(mem) == 1 {
-		res.Memory = mem[0]
-	}
-	res.NodeCPUPerBroadcastMs = res.CPU[0].CPUSeconds * 1000 / float64(cfg.Broadcasts+1)
-	var tally StreamTally
-	cd, err := checkStreams(ctx, e, cs, l, start, &tally)
-	if err != nil {
-		return nil, err
-	}
-	res.Check = tally.Check
-	last := map[int64]time.Duration{} // per broadcast seq: the latest receipt
-	var all []time.Duration
-	for k := range l.ids {
-		cd.deliveries(k, commits, func(seq, at, c int64) { // the sentinel has no commit time
-			all = append(all, time.Duration(at-c))
-			last[seq] = max(last[seq], time.Duration(at-c))
-		})
-	}
-	res.LastReceipt, res.AllReceipts = stats.Summarize(slices.Collect(maps.Values(last))), stats.Summarize(all)
-	res.TargetMet = res.Check.OK() && len(last) == cfg.Broadcasts && res.LastReceipt.P99Ms <= targetBroadcastP99Ms
-	prog.Printf("broadcast: commit to last stream p50 %.0f ms, p99 %.0f ms, max %.0f ms; to each stream p50 %.0f ms, p99 %.0f ms",
-		res.LastReceipt.P50Ms, res.LastReceipt.P99Ms, res.LastReceipt.MaxMs, res.AllReceipts.P50Ms, res.AllReceipts.P99Ms)
-	return res, exactlyOnce(prog, phaseBroadcast, res.Check)
+		res.NodeCPUPerBroadcastMs = res.CPU[0].CPUSeconds * 1000 / float64(cfg.Broadcasts+1)
+	})
+	res.TargetMet = res.Check.OK() && res.LastReceipt.Count == cfg.Broadcasts && res.LastReceipt.P99Ms <= targetBroadcastP99Ms
+	return res, err
 }
 
 func (b *BroadcastResult) write(w io.Writer, _ *Report) {
 	fmt.Fprintf(w, "\n5. Broadcast to every stream of one node: %s streams, %d notifications to everyone, one at a time\n",
-		num(float64(b.Streams)), b.Broadcasts)
-	writeTable(w, "commit to receipt"+summaryHeader+"\ttarget",
-		summaryRow("on the last stream, per broadcast", b.LastReceipt, fmt.Sprintf("p99 <= %d ms: %s", targetBroadcastP99Ms, verdict(b.TargetMet))),
-		summaryRow("on each stream", b.AllReceipts, ""))
-	fmt.Fprintf(w, "   exactly-once: %s\n", checkLine(b.Check))
+		num(float64(b.Streams)), b.Broadcasts.Broadcasts)
+	b.Broadcasts.write(w, "commit to receipt", "", fmt.Sprintf("p99 <= %d ms: %s", targetBroadcastP99Ms, verdict(b.TargetMet)))
 	fmt.Fprintf(w, "   node CPU per broadcast: %.0f ms (fan-out to %s streams); node RSS %.0f MiB\n",
 		b.NodeCPUPerBroadcastMs, num(float64(b.Streams)), b.Memory.RSSMiB)
 	writeCPU(w, b.CPU)
@@ -269,8 +302,6 @@ type ResumeRound struct {
 
 // ResumeResult is the resume phase.
 type ResumeResult struct {
-	Behind    int           `json:"behind"`
-	Noise     float64       `json:"noise"`
 	TableRows int64         `json:"table_rows"`
 	Rounds    []ResumeRound `json:"rounds"`
 	MedianMs  float64       `json:"median_ms"`
@@ -306,7 +337,7 @@ func runResumePhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress
 			targets = append(targets, notify.Target{UserID: "other" + strconv.Itoa(i%500)})
 		}
 	}
-	res := &ResumeResult{Behind: cfg.ResumeBehind, Noise: cfg.ResumeNoise, OK: true}
+	res := &ResumeResult{OK: true}
 	samp := startSampler(ctx, e.admin, 50*time.Millisecond)
 	defer func() { rep.Profiles = append(rep.Profiles, samp.Stop(phaseResume)) }()
 	var totals []float64
@@ -340,11 +371,8 @@ func runResumePhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress
 		}
 		r.Received, r.Check = len(seqs), feed.Check(fmt.Sprintf("round %d", round+1), id, from, seqs)
 		res.OK = res.OK && r.Check.OK() && r.Received == cfg.ResumeBehind
-		res.Rounds = append(res.Rounds, r)
-		totals = append(totals, r.TotalMs)
-		res.MaxMs = max(res.MaxMs, r.TotalMs)
-		prog.Printf("resume round %d: %d notifications replayed in %.0f ms (first after %.0f ms); %s",
-			round+1, r.Received, r.TotalMs, r.FirstMs, r.Check)
+		res.Rounds, totals, res.MaxMs = append(res.Rounds, r), append(totals, r.TotalMs), max(res.MaxMs, r.TotalMs)
+		prog.Printf("resume round %d: %d notifications replayed in %.0f ms (first after %.0f ms); %s", round+1, r.Received, r.TotalMs, r.FirstMs, r.Check)
 	}
 	_ = e.admin.QueryRow(ctx, `SELECT count(*) FROM notify.notifications`).Scan(&res.TableRows)
 	res.MedianMs = stats.Median(totals)
@@ -356,9 +384,9 @@ func runResumePhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress
 	return res, nil
 }
 
-func (rs *ResumeResult) write(w io.Writer, _ *Report) {
+func (rs *ResumeResult) write(w io.Writer, r *Report) {
 	fmt.Fprintf(w, "\n6. Resume far behind: a stream %s notifications behind reconnects with Last-Event-ID (%.1f others' notifications interleaved per one of its own; %s rows in the table at the end)\n",
-		num(float64(rs.Behind)), rs.Noise, num(float64(rs.TableRows)))
+		num(float64(r.cfg.ResumeBehind)), r.cfg.ResumeNoise, num(float64(rs.TableRows)))
 	writeTable(w, "round\treplayed\tfirst after\tall after\texactly once", rowsOf(rs.Rounds, func(i int, rr ResumeRound) string {
 		return fmt.Sprintf("%d\t%s\t%.0f ms\t%.0f ms\t%v", i+1, num(float64(rr.Received)), rr.FirstMs, rr.TotalMs, rr.Check.OK())
 	})...)

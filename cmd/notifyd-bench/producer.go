@@ -35,9 +35,6 @@ type ProducerRun struct {
 
 // ProducerResult is phase 3: the trigger's cost to producers.
 type ProducerResult struct {
-	Producers     int           `json:"producers"`
-	Seconds       float64       `json:"seconds_per_run"`
-	Rounds        int           `json:"rounds"`
 	Runs          []ProducerRun `json:"runs"`
 	PlainMedian   float64       `json:"plain_median_rate"`
 	TriggerMedian float64       `json:"trigger_median_rate"`
@@ -57,7 +54,7 @@ type ProducerResult struct {
 // run, after the worker has drained the queue, so no run pays for the one
 // before.
 func runProducer(ctx context.Context, cfg config, e *env, prog *progress) (*ProducerResult, error) {
-	res := &ProducerResult{Producers: cfg.Producers, Seconds: cfg.ProducerDuration.Seconds(), Rounds: cfg.Rounds, TargetRatio: 0.8}
+	res := &ProducerResult{TargetRatio: 0.8}
 	prog.Printf("producer: %d goroutines, single-row autocommit inserts, %s per run, %d rounds of plain and trigger",
 		cfg.Producers, cfg.ProducerDuration, cfg.Rounds)
 	if _, err := e.admin.Exec(ctx, `CREATE TABLE bench_plain (LIKE notify.notifications INCLUDING ALL)`); err != nil {
@@ -172,9 +169,9 @@ func (c walCounters) since(before walCounters, inserts int64, seconds float64) w
 
 // write prints the runs, why they went as they did, and the ratio of
 // medians.
-func (p *ProducerResult) write(w io.Writer, _ *Report) {
+func (p *ProducerResult) write(w io.Writer, r *Report) {
 	fmt.Fprintf(w, "\n3. Producer insert rate, trigger vs plain table: %d goroutines, single-row autocommit INSERTs, %.0f s per run, alternating\n",
-		p.Producers, p.Seconds)
+		r.cfg.Producers, r.cfg.ProducerDuration.Seconds())
 	writeTable(w, "run\ttable\tinserts/s\tinserts\tbacklog at end\tdrained in\tWAL/insert\tWAL records/insert\tWAL flushes/s\tproducer backend CPU/insert\tserver backend CPU/insert",
 		rowsOf(p.Runs, func(i int, run ProducerRun) string {
 			drain := "-"

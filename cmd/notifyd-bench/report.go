@@ -193,6 +193,14 @@ type NodeMemory struct {
 	MarginalKiB  float64 `json:"marginal_kib"`
 }
 
+func newNodeMemory(node string, streams int, rss, baseline int64) NodeMemory {
+	m := NodeMemory{Node: node, Streams: streams, RSSMiB: mib(rss), BaselineMiB: mib(baseline)}
+	if streams > 0 {
+		m.PerStreamKiB, m.MarginalKiB = float64(rss)/1024/float64(streams), float64(rss-baseline)/1024/float64(streams)
+	}
+	return m
+}
+
 func writeMemory(w io.Writer, title string, ms []NodeMemory) {
 	if len(ms) > 0 {
 		fmt.Fprintf(w, "   %s: %s\n", title, strings.Join(rowsOf(ms, func(_ int, m NodeMemory) string {

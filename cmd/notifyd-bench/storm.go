@@ -28,15 +28,6 @@ const (
 // lived-in table, its clients re-homed on the survivors.
 type StormResult struct {
 	LoadRun
-	VictimStreams   int `json:"victim_streams"`
-	SurvivorStreams int `json:"survivor_streams"` // on each survivor
-	// Roles: each of Rate notifications a second goes to one of them in
-	// turn (each stream gets Rate/Roles a second).
-	Roles int `json:"roles"`
-	// Behind: the streams first opened this many seqs before the head
-	// (-storm-behind), so each opening replayed from the table.
-	Behind          int64   `json:"behind,omitempty"`
-	WindowSeconds   float64 `json:"storm_window_seconds"`
 	Killed          string  `json:"killed"`
 	KilledAtSeconds float64 `json:"killed_at_seconds"`
 	StreamsOnKilled int     `json:"streams_on_killed"`
@@ -127,8 +118,7 @@ func runStorm(ctx context.Context, cfg config, e *nodeEnv, seed *LivedSeed, mark
 		mark = func(string) {}
 	}
 	victim, streams := cfg.Nodes-1, stormStreams(cfg)
-	res := &StormResult{LoadRun: LoadRun{Rows: cfg.StormRows, Seed: seed}, VictimStreams: cfg.StormVictimStreams, SurvivorStreams: cfg.StormSurvivorStreams,
-		Roles: cfg.StormRoles, WindowSeconds: cfg.StormWindow.Seconds(), Behind: cfg.StormBehind}
+	res := &StormResult{LoadRun: LoadRun{Rows: cfg.StormRows, Seed: seed}}
 	prog.Printf("storm: %s rows, %d nodes, %s streams on node%d and %s on each other node, %.0f notifications/s to %d roles in turn (one a stream every %.1f s), kill after %s",
 		num(float64(cfg.StormRows)), cfg.Nodes, num(float64(cfg.StormVictimStreams)), victim, num(float64(cfg.StormSurvivorStreams)),
 		cfg.StormRate, cfg.StormRoles, float64(cfg.StormRoles)/cfg.StormRate, cfg.StormBefore)
@@ -239,27 +229,27 @@ func (r *StormResult) measure(cd *checkedStreams, commits map[string]int64, plac
 	}
 	var firsts, answers, reopens []time.Duration
 	var survivors, feed, worker [2][]time.Duration
+	first := map[int]int64{} // a victim stream's first receipt of a notification committed after the kill
+	cd.each(commits, func(k int, seq, at, c int64) {
+		if place[k] == victim {
+			if f, ok := first[k]; c > kill && (!ok || at < f) {
+				first[k] = at
+			}
+		} else if w := stretch(c); w >= 0 {
+			survivors[w] = append(survivors[w], time.Duration(at-c))
+			if p, ok := cd.feed.Get(seq); ok {
+				feed[w] = append(feed[w], time.Duration(at-p.PublishedAt.UnixNano()))
+			}
+		}
+	})
 	within := 0
 	for k, node := range place {
-		first := int64(-1)
-		cd.deliveries(k, commits, func(seq, at, c int64) {
-			if node == victim {
-				if c > kill && first < 0 {
-					first = at
-				}
-			} else if w := stretch(c); w >= 0 {
-				survivors[w] = append(survivors[w], time.Duration(at-c))
-				if p, ok := cd.feed.Get(seq); ok {
-					feed[w] = append(feed[w], time.Duration(at-p.PublishedAt.UnixNano()))
-				}
-			}
-		})
 		if node != victim {
 			continue
 		}
-		if first < 0 {
+		if f, ok := first[k]; !ok {
 			r.RehomedWithout++
-		} else if firsts = append(firsts, time.Duration(first-kill)); time.Duration(first-kill) <= stormRehomeTarget {
+		} else if firsts = append(firsts, time.Duration(f-kill)); time.Duration(f-kill) <= stormRehomeTarget {
 			within++
 		}
 		if p := cd.reports[k].Pace; p != nil {
@@ -288,11 +278,11 @@ func (r *StormResult) measure(cd *checkedStreams, commits map[string]int64, plac
 		r.PublishedPerSecond = append(r.PublishedPerSecond, perSecond[s])
 	}
 	r.Rehomed, r.Answered, r.Reopened = stats.Summarize(firsts), stats.Summarize(answers), stats.Summarize(reopens)
-	r.RehomedWithinShare = float64(within) / float64(max(1, r.VictimStreams))
+	r.RehomedWithinShare = float64(within) / float64(max(1, len(firsts)+r.RehomedWithout))
 	r.Survivors, r.SurvivorsBefore = stats.Summarize(survivors[0]), stats.Summarize(survivors[1])
 	r.FeedLag, r.FeedLagBefore = stats.Summarize(feed[0]), stats.Summarize(feed[1])
 	r.WorkerLag, r.WorkerLagBefore = stats.Summarize(worker[0]), stats.Summarize(worker[1])
-	r.RehomeMet = r.RehomedWithout == 0 && within == r.VictimStreams
+	r.RehomeMet = r.RehomedWithout == 0 && within == len(firsts)
 	r.SurvivorsMet = r.Survivors.Count > 0 && r.Survivors.P99Ms <= stormSurvivorP99Ms
 }
 
@@ -307,11 +297,12 @@ func firstAfter(times []int64, t int64) (time.Duration, bool) {
 	return 0, false
 }
 
-func (s *StormResult) write(w io.Writer, _ *Report) {
+func (s *StormResult) write(w io.Writer, r *Report) {
+	c := r.cfg
 	fmt.Fprintf(w, "\n9. Reconnect storm on a lived-in table: %s published notifications seeded; %d nodes, %s streams on %s and %s on each other node (%d client processes)\n",
-		num(float64(s.Rows)), s.Nodes, num(float64(s.VictimStreams)), s.Killed, num(float64(s.SurvivorStreams)), s.Clients)
+		num(float64(s.Rows)), s.Nodes, num(float64(c.StormVictimStreams)), s.Killed, num(float64(c.StormSurvivorStreams)), s.Clients)
 	fmt.Fprintf(w, "   load: %.0f notifications/s (%.0f%% over HTTP), each to one of %d roles in turn: every stream gets one every %.1f s; achieved %s/s, %s deliveries\n",
-		s.Rate, 100*s.HTTPShare, s.Roles, float64(s.Roles)/s.Rate, num(s.AchievedRate), num(float64(s.Deliveries)))
+		s.Rate, 100*s.HTTPShare, c.StormRoles, float64(c.StormRoles)/s.Rate, num(s.AchievedRate), num(float64(s.Deliveries)))
 	fmt.Fprintf(w, "   %s SIGKILLed at %.1f s holding %d streams; clients reconnect as the browser client does (full-jitter backoff from %d ms; a closing status's reconnectAfter), with Last-Event-ID, to a survivor\n",
 		s.Killed, s.KilledAtSeconds, s.StreamsOnKilled, s.Browser.InitialMs)
 	writeTable(w, summaryHeader+"\ttarget",
@@ -319,14 +310,14 @@ func (s *StormResult) write(w io.Writer, _ *Report) {
 			stats.Ms(stormRehomeTarget), verdict(s.RehomeMet), 100*s.RehomedWithinShare, s.RehomedWithout)),
 		summaryRow("re-homed: kill -> new connection answered 200", s.Answered, ""),
 		summaryRow("re-homed: kill -> its connected message (turn at the database done)", s.Reopened, ""),
-		summaryRow(fmt.Sprintf("survivors' streams, commit -> receipt, storm (%.0f s after the kill)", s.WindowSeconds), s.Survivors,
+		summaryRow(fmt.Sprintf("survivors' streams, commit -> receipt, storm (%.0f s after the kill)", c.StormWindow.Seconds()), s.Survivors,
 			fmt.Sprintf("p99 <= %.0f ms: %s", stormSurvivorP99Ms, verdict(s.SurvivorsMet))),
-		summaryRow(fmt.Sprintf("survivors' streams, commit -> receipt, %.0f s before the kill", s.WindowSeconds), s.SurvivorsBefore, ""),
+		summaryRow(fmt.Sprintf("survivors' streams, commit -> receipt, %.0f s before the kill", c.StormWindow.Seconds()), s.SurvivorsBefore, ""),
 		summaryRow("worker: created -> published, storm", s.WorkerLag, ""),
 		summaryRow("worker: created -> published, before", s.WorkerLagBefore, ""),
 		summaryRow("feed: published -> survivor receipt, storm", s.FeedLag, ""),
 		summaryRow("feed: published -> survivor receipt, before", s.FeedLagBefore, ""))
-	fmt.Fprintf(w, "   published per second, %.0f s before the kill to %.0f s after: %s\n", s.WindowSeconds, s.WindowSeconds, strings.Trim(fmt.Sprint(s.PublishedPerSecond), "[]"))
+	fmt.Fprintf(w, "   published per second, %.0f s before the kill to %.0f s after: %s\n", c.StormWindow.Seconds(), c.StormWindow.Seconds(), strings.Trim(fmt.Sprint(s.PublishedPerSecond), "[]"))
 	var tl []string
 	for i, t := range s.Timeline {
 		if i%4 == 3 || i == len(s.Timeline)-1 {

@@ -35,8 +35,6 @@ import (
 
 // StormReplicaResult is the storm run without and with a read replica.
 type StormReplicaResult struct {
-	Rows           int64             `json:"rows"`
-	Behind         int64             `json:"behind"`
 	StandbySeconds float64           `json:"standby_copy_seconds"`
 	Runs           []StormReplicaRun `json:"runs"`
 }
@@ -109,7 +107,7 @@ func runStormReplica(ctx context.Context, cfg config, nr *nodeRun, prog *progres
 	if _, err := e.admin.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_stat_statements`); err != nil {
 		return nil, fmt.Errorf("storm: %w", err)
 	}
-	res := &StormReplicaResult{Rows: cfg.StormRows, Behind: cfg.StormBehind}
+	res := &StormReplicaResult{}
 	rep.StormReplica = res
 	copyStart := time.Now()
 	standby, err := localdb.StartStandby(ctx, primary, localdb.ClusterOptions{DataDir: filepath.Join(dir, "standby"),
@@ -350,9 +348,9 @@ func clusterCPU(pid int) (time.Duration, error) {
 
 // writeStormReplica prints what the read replica took off the primary in
 // each stretch of each storm run.
-func (s *StormReplicaResult) write(w io.Writer, _ *Report) {
+func (s *StormReplicaResult) write(w io.Writer, r *Report) {
 	fmt.Fprintf(w, "\n9b. The storm without and with a read replica: a private primary (pg_stat_statements) seeded with %s rows, a pg_basebackup standby copied in %.1f s; streams first open %s seqs behind the head\n",
-		num(float64(s.Rows)), s.StandbySeconds, num(float64(s.Behind)))
+		num(float64(r.cfg.StormRows)), s.StandbySeconds, num(float64(r.cfg.StormBehind)))
 	var rows []string
 	for i, r := range s.Runs {
 		name := fmt.Sprintf("%d without", i+1)

@@ -7,11 +7,16 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/notifyd/notifyd/internal/testkit/cluster"
 	"github.com/notifyd/notifyd/internal/testkit/stats"
+	"github.com/notifyd/notifyd/internal/wire"
 )
 
 // Issue 15's targets against Centrifugo, as ratios notifyd / Centrifugo.
@@ -24,21 +29,11 @@ const (
 // VersusResult is notifyd beside Centrifugo on the same machine, with the
 // same SSE reader, in interleaved runs.
 type VersusResult struct {
-	CentrifugoVersion string  `json:"centrifugo_version"`
-	Publish           string  `json:"publish"` // how notifyd's messages were published (-versus-publish)
-	BuildSeconds      float64 `json:"centrifugo_build_seconds"`
-	Streams           int     `json:"streams"`
-	Rate              int     `json:"rate"`
-	Seconds           float64 `json:"seconds"`
-	Rounds            int     `json:"rounds"`
-	SatStreams        int     `json:"sat_streams"`
-	SatSeconds        float64 `json:"sat_seconds"`
-	SatPublishers     int     `json:"sat_publishers"`
-	SatWindow         int     `json:"sat_window"`
-
-	Memory     []versusMemory `json:"memory"`
-	Latency    []versusRun    `json:"latency"`
-	Saturation []versusRun    `json:"saturation"`
+	CentrifugoVersion string       `json:"centrifugo_version"`
+	BuildSeconds      float64      `json:"centrifugo_build_seconds"`
+	Memory            []NodeMemory `json:"memory"` // Node: the system
+	Latency           []versusRun  `json:"latency"`
+	Saturation        []versusRun  `json:"saturation"`
 
 	// Medians over the rounds, per system ("notifyd", "centrifugo").
 	P50Ms            map[string]float64 `json:"p50_ms"`
@@ -56,9 +51,7 @@ type VersusResult struct {
 // (both idle while the other is measured) and alternates between them:
 // cfg.VersusRounds paced runs on each, then as many saturation runs.
 func runVersusPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress, stderr io.Writer) (*VersusResult, error) {
-	res := &VersusResult{CentrifugoVersion: centrifugoVersion, Publish: cfg.VersusPublish, Streams: cfg.VersusStreams, Rate: cfg.VersusRate,
-		Seconds: cfg.VersusDuration.Seconds(), Rounds: cfg.VersusRounds, SatStreams: cfg.VersusSatStreams,
-		SatSeconds: cfg.VersusSatDuration.Seconds(), SatPublishers: cfg.VersusSatPublishers, SatWindow: cfg.VersusWindow}
+	res := &VersusResult{CentrifugoVersion: centrifugoVersion}
 	dir, err := os.MkdirTemp("", "notifyd-bench-versus-")
 	if err != nil {
 		return nil, err
@@ -116,7 +109,7 @@ func runVersusPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress
 		}
 		res.Memory = append(res.Memory, *m)
 		prog.Printf("versus: %-10s %d streams connected: RSS %.1f KiB a stream, %.1f KiB above its idle %.1f MiB",
-			sys.Name(), m.Streams, m.PerStreamKiB, m.MarginalKiB, m.IdleMiB)
+			sys.Name(), m.Streams, m.PerStreamKiB, m.MarginalKiB, m.BaselineMiB)
 	}
 
 	for round := range cfg.VersusRounds {
@@ -155,7 +148,7 @@ func (r *VersusResult) summarize() {
 	r.P50Ms = medianBy(r.Latency, sys, func(x versusRun) float64 { return x.Latency.P50Ms })
 	r.P99Ms = medianBy(r.Latency, sys, func(x versusRun) float64 { return x.Latency.P99Ms })
 	r.DeliveriesPerS = medianBy(r.Saturation, sys, func(x versusRun) float64 { return x.DeliveriesPerS })
-	r.RSSPerStreamKiB = medianBy(r.Memory, func(m versusMemory) string { return m.System }, func(m versusMemory) float64 { return m.PerStreamKiB })
+	r.RSSPerStreamKiB = medianBy(r.Memory, func(m NodeMemory) string { return m.Node }, func(m NodeMemory) float64 { return m.PerStreamKiB })
 	of := func(m map[string]float64) float64 { return ratio(m["notifyd"], m["centrifugo"]) }
 	r.P50Ratio, r.P99Ratio, r.SatRatio = of(r.P50Ms), of(r.P99Ms), of(r.DeliveriesPerS)
 	r.LatencyTargetMet = len(r.Latency) > 0 && r.P50Ratio <= targetVersusP50Ratio && r.P99Ratio <= targetVersusP99Ratio
@@ -175,15 +168,16 @@ func medianBy[T any](xs []T, system func(T) string, value func(T) float64) map[s
 }
 
 // write prints notifyd beside Centrifugo (the versus phase).
-func (v *VersusResult) write(w io.Writer, _ *Report) {
+func (v *VersusResult) write(w io.Writer, r *Report) {
+	c := r.cfg
 	built := "given with -centrifugo-bin"
 	if v.BuildSeconds > 0 {
 		built = fmt.Sprintf("built from the module proxy in %.0f s", v.BuildSeconds)
 	}
 	fmt.Fprintf(w, "\nVersus Centrifugo %s (%s; memory broker, uni_sse): the same SSE reader in the bench, runs interleaved, medians of %d\n",
-		v.CentrifugoVersion, built, v.Rounds)
+		v.CentrifugoVersion, built, c.VersusRounds)
 	fmt.Fprintf(w, "   latency: %d streams, one publisher at %d/s for %.0f s (notifyd: %s;\n"+
-		"   Centrifugo: HTTP API publish to the channel every stream subscribed to, clock at the request's start)\n", v.Streams, v.Rate, v.Seconds, versusPublishDoc[v.Publish])
+		"   Centrifugo: HTTP API publish to the channel every stream subscribed to, clock at the request's start)\n", c.VersusStreams, c.VersusRate, c.VersusDuration.Seconds(), versusPublishDoc[c.VersusPublish])
 	writeTable(w, "round\tsystem\tachieved\tp50\tp90\tp99\tmax\tdeliveries\tpublish call p50/p99\tCPU-s server/bench",
 		rowsOf(v.Latency, func(_ int, l versusRun) string {
 			return fmt.Sprintf("%d\t%s\t%.0f/s\t%.2f ms\t%.2f ms\t%.2f ms\t%.1f ms\t%s\t%.2f/%.2f ms\t%.1f/%.1f", l.Round, l.System, l.Achieved,
@@ -191,7 +185,7 @@ func (v *VersusResult) write(w io.Writer, _ *Report) {
 				l.ServerCPU, l.BenchCPU)
 		})...)
 	fmt.Fprintf(w, "   saturation: %d streams, %d publishers as fast as they can for %.0f s, at most %d messages not yet on every stream\n",
-		v.SatStreams, v.SatPublishers, v.SatSeconds, v.SatWindow)
+		c.VersusSatStreams, c.VersusSatPublishers, c.VersusSatDuration.Seconds(), c.VersusWindow)
 	writeTable(w, "round\tsystem\tmessages\tdeliveries/s\tpublishes that waited for the window\tCPU-s server/bench",
 		rowsOf(v.Saturation, func(_ int, s versusRun) string {
 			return fmt.Sprintf("%d\t%s\t%s\t%s\t%.0f%%\t%.1f/%.1f", s.Round, s.System, num(float64(s.Messages)), num(s.DeliveriesPerS),
@@ -206,7 +200,7 @@ func (v *VersusResult) write(w io.Writer, _ *Report) {
 			v.SatRatio, targetVersusSatRatio, verdict(v.SatTargetMet)))
 	for _, m := range v.Memory {
 		fmt.Fprintf(w, "   memory, %s: %d streams connected to the fresh process: RSS %.1f KiB a stream, %.1f KiB above its idle %.1f MiB\n",
-			m.System, m.Streams, m.PerStreamKiB, m.MarginalKiB, m.IdleMiB)
+			m.Node, m.Streams, m.PerStreamKiB, m.MarginalKiB, m.BaselineMiB)
 	}
 }
 
@@ -216,4 +210,297 @@ var versusPublishDoc = map[string]string{
 	versusInsert: "single-row INSERT to everyone, clock at commit",
 	versusSend:   "SELECT notify.send(...) to everyone, born published, clock at the call's start",
 	versusHTTP:   "POST /api/notifications to everyone, born published, clock at the request's start",
+}
+
+// versusStreams is one run's streams on one system, read by the same
+// reader whatever the system: every event carrying a message number is
+// counted, and its arrival time kept when the run measures latency.
+type versusStreams struct {
+	n       int
+	streams []*wire.Stream
+	record  bool
+	// remaining counts, per message number, the streams that have not
+	// received it yet; completed counts messages every stream received.
+	remaining []atomic.Int32
+	completed atomic.Int64
+	wake      chan struct{} // a message completed (capacity 1)
+	received  atomic.Int64
+	lost      atomic.Int64 // streams that ended before the run closed them
+	closing   atomic.Bool
+	recv      [][]versusReceipt // per stream, written only by its reader until wg is done
+	last      []int64           // per stream: the last receipt, unix ns
+	wg        sync.WaitGroup
+	errMu     sync.Mutex
+	firstErr  error
+}
+
+type versusReceipt struct {
+	k  int32
+	at int64 // unix ns
+}
+
+// openVersusStreams opens n streams on sys, at most 64 at a time, and
+// starts reading them. maxMessages bounds the message numbers the run
+// publishes.
+func openVersusStreams(ctx context.Context, sys versusSystem, n, maxMessages int, record bool) (*versusStreams, error) {
+	vs := &versusStreams{n: n, streams: make([]*wire.Stream, n), record: record,
+		remaining: make([]atomic.Int32, maxMessages), wake: make(chan struct{}, 1),
+		recv: make([][]versusReceipt, n), last: make([]int64, n)}
+	for k := range vs.remaining {
+		vs.remaining[k].Store(int32(n))
+	}
+	sem := make(chan struct{}, 64)
+	streamCtx := ctx // runGroup's context ends with it; the streams must not
+	err := runGroup(ctx, n, func(ctx context.Context, i int) error {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		defer func() { <-sem }()
+		s, err := sys.Open(streamCtx, i)
+		if err != nil {
+			return err
+		}
+		vs.streams[i] = s
+		vs.wg.Add(1)
+		go vs.read(i, s)
+		return nil
+	})
+	if err != nil {
+		vs.Close()
+		return nil, fmt.Errorf("%s: open %d streams: %w", sys.Name(), n, err)
+	}
+	return vs, nil
+}
+
+// read consumes stream i until it ends.
+func (vs *versusStreams) read(i int, s *wire.Stream) {
+	defer vs.wg.Done()
+	for {
+		ev, err := s.Next()
+		if err != nil {
+			if !vs.closing.Load() {
+				vs.lost.Add(1)
+				vs.errMu.Lock()
+				if vs.firstErr == nil {
+					vs.firstErr = fmt.Errorf("stream %d ended: %w", i, err)
+				}
+				vs.errMu.Unlock()
+			}
+			return
+		}
+		k, ok := versusMessage(ev.Data)
+		if !ok || k < 0 || k >= len(vs.remaining) {
+			continue
+		}
+		now := time.Now().UnixNano()
+		vs.last[i] = now
+		if vs.record {
+			vs.recv[i] = append(vs.recv[i], versusReceipt{k: int32(k), at: now})
+		}
+		vs.received.Add(1)
+		if vs.remaining[k].Add(-1) == 0 {
+			vs.completed.Add(1)
+			select {
+			case vs.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// waitCompleted waits until n messages have reached every stream, a stream
+// is lost, or timeout passes.
+func (vs *versusStreams) waitCompleted(ctx context.Context, n int64, timeout time.Duration) error {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond) // a lost stream wakes nobody
+	defer tick.Stop()
+	for vs.completed.Load() < n {
+		if vs.lost.Load() > 0 {
+			return vs.err()
+		}
+		select {
+		case <-vs.wake:
+		case <-tick.C:
+		case <-deadline.C:
+			return fmt.Errorf("%d of %d messages reached every stream within %s (%d deliveries)", vs.completed.Load(), n, timeout, vs.received.Load())
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func (vs *versusStreams) err() error {
+	vs.errMu.Lock()
+	defer vs.errMu.Unlock()
+	return vs.firstErr
+}
+
+// Close ends every stream and waits for the readers.
+func (vs *versusStreams) Close() {
+	vs.closing.Store(true)
+	for _, s := range vs.streams {
+		if s != nil {
+			s.Close()
+		}
+	}
+	vs.wg.Wait()
+}
+
+// lastReceipt is the latest receipt on any stream (after Close).
+func (vs *versusStreams) lastReceipt() time.Time {
+	return time.Unix(0, slices.Max(vs.last))
+}
+
+// cpuSince returns the CPU seconds the server (pid) and the bench (the
+// SSE reader and the publishers) have used since the call; PostgreSQL's
+// is in neither.
+func cpuSince(pid int) func() (server, bench float64) {
+	s0, _ := cluster.CPUTime(pid)
+	b0 := processCPU()
+	return func() (float64, float64) {
+		s, _ := cluster.CPUTime(pid)
+		b := processCPU()
+		return (s - s0).Seconds(), (b - b0).Seconds()
+	}
+}
+
+// versusRun is one run on one system: paced (latency) or at saturation.
+type versusRun struct {
+	System   string `json:"system"`
+	Round    int    `json:"round"`
+	Messages int64  `json:"messages"`
+	// Paced runs: the rate achieved, the latency from the system's clock
+	// (ClockAtReturn) to receipt, from the publish call's return whatever
+	// the clock, and the publish call itself.
+	Achieved   float64       `json:"achieved_per_s,omitempty"`
+	Latency    stats.Summary `json:"latency"`
+	FromReturn stats.Summary `json:"from_return"`
+	PublishP50 float64       `json:"publish_p50_ms,omitempty"`
+	PublishP99 float64       `json:"publish_p99_ms,omitempty"`
+	// Saturation runs: deliveries from the first publish to the last
+	// receipt, and the share of publishes that first waited for the
+	// window (near 1, delivery is the limit; near 0, the publishers are).
+	Deliveries     int64   `json:"deliveries,omitempty"`
+	Seconds        float64 `json:"seconds,omitempty"`
+	DeliveriesPerS float64 `json:"deliveries_per_s,omitempty"`
+	WindowWaits    float64 `json:"window_waits,omitempty"`
+	// ServerCPU and BenchCPU are CPU seconds over the publishing.
+	ServerCPU float64 `json:"server_cpu_s"`
+	BenchCPU  float64 `json:"bench_cpu_s"`
+}
+
+// runVersus holds streams on sys and publishes for d, then waits until
+// every stream has everything. With rate > 0 one publisher publishes rate
+// messages a second, the first half second a warm-up left out of the
+// figures; otherwise publishers publish as fast as they can with at most
+// window messages published but not yet on every stream (so no stream
+// falls far enough behind to be dropped as slow by either server).
+func runVersus(ctx context.Context, sys versusSystem, streams, publishers, window, rate int, d, timeout time.Duration) (*versusRun, error) {
+	total, warm := 1<<21, 0 // saturation: more than a run publishes
+	if rate > 0 {
+		warm = max(rate/2, 1)
+		total = warm + int(float64(rate)*d.Seconds())
+	}
+	vs, err := openVersusStreams(ctx, sys, streams, total, rate > 0)
+	if err != nil {
+		return nil, err
+	}
+	defer vs.Close()
+	var start, end []int64 // per message, unix ns: the publish call's start and return
+	if rate > 0 {
+		start, end = make([]int64, total), make([]int64, total)
+	}
+	var every time.Duration // saturation: at once
+	if rate > 0 {
+		every = time.Second / time.Duration(rate)
+	}
+	var published, waited atomic.Int64
+	cpu := cpuSince(sys.PID())
+	begin := time.Now()
+	more := func(k int64, _ time.Time) bool { return k < int64(total) && (rate > 0 || time.Since(begin) < d) }
+	err = slots(ctx, publishers, begin, every, more, func(ctx context.Context, _ int, k int64) error {
+		if k-vs.completed.Load() >= int64(window) {
+			waited.Add(1)
+		}
+		for k-vs.completed.Load() >= int64(window) {
+			select {
+			case <-vs.wake:
+			case <-time.After(time.Millisecond):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if rate > 0 {
+			start[k] = time.Now().UnixNano()
+		}
+		if err := sys.Publish(ctx, int(k)); err != nil {
+			return err
+		}
+		if rate > 0 {
+			end[k] = time.Now().UnixNano()
+		}
+		published.Add(1)
+		if vs.lost.Load() > 0 {
+			return vs.err()
+		}
+		return nil
+	})
+	elapsed := time.Since(begin)
+	res := &versusRun{System: sys.Name(), Messages: published.Load()}
+	if err == nil {
+		err = vs.waitCompleted(ctx, res.Messages, timeout)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", sys.Name(), err)
+	}
+	res.ServerCPU, res.BenchCPU = cpu()
+	vs.Close()
+	if rate == 0 {
+		res.WindowWaits = float64(waited.Load()) / float64(max(res.Messages, 1))
+		res.Deliveries = vs.received.Load()
+		res.Seconds = vs.lastReceipt().Sub(begin).Seconds()
+		res.DeliveriesPerS = float64(res.Deliveries) / res.Seconds
+		return res, nil
+	}
+	clock := start
+	if sys.ClockAtReturn() {
+		clock = end
+	}
+	var lat, fromReturn, call []time.Duration
+	for _, rs := range vs.recv {
+		for _, r := range rs {
+			if int(r.k) >= warm {
+				lat = append(lat, time.Duration(r.at-clock[r.k]))
+				fromReturn = append(fromReturn, time.Duration(r.at-end[r.k]))
+			}
+		}
+	}
+	for k := warm; k < total; k++ {
+		call = append(call, time.Duration(end[k]-start[k]))
+	}
+	cs := stats.Summarize(call)
+	res.Messages, res.Achieved = int64(total-warm), float64(total)/elapsed.Seconds()
+	res.Latency, res.FromReturn, res.PublishP50, res.PublishP99 = stats.Summarize(lat), stats.Summarize(fromReturn), cs.P50Ms, cs.P99Ms
+	return res, nil
+}
+
+// measureVersusMemory opens n streams on sys, reads its RSS once they are
+// all confirmed, and closes them.
+func measureVersusMemory(ctx context.Context, sys versusSystem, n int) (*NodeMemory, error) {
+	before, err := cluster.RSS(sys.PID())
+	if err != nil {
+		return nil, err
+	}
+	vs, err := openVersusStreams(ctx, sys, n, 1, false)
+	if err != nil {
+		return nil, err
+	}
+	defer vs.Close()
+	after, err := cluster.RSS(sys.PID())
+	m := newNodeMemory(sys.Name(), n, after, before)
+	return &m, err
 }

@@ -199,14 +199,18 @@ func (cs *Fleet) WaitSeq(ctx context.Context, seq int64, timeout time.Duration) 
 }
 
 // Report collects every stream's report, by stream key; deliveries
-// includes what each one received and when.
+// includes what each one received and when. Stats holds the reports'
+// sums from then on, as fresh as they are.
 func (cs *Fleet) Report(ctx context.Context, deliveries bool) (map[int]StreamReport, error) {
 	ms, err := cs.all(ctx, command{Op: opReport, Deliveries: deliveries}, "report", 2*time.Minute)
 	if err != nil {
 		return nil, err
 	}
 	out := map[int]StreamReport{}
-	for _, m := range ms {
+	for i, m := range ms {
+		if m.Stats != nil {
+			cs.procs[i].last.Store(m.Stats)
+		}
 		for _, s := range m.Streams {
 			s.Seqs, s.AtMicros = deltaDecode(s.Seqs), deltaDecode(s.AtMicros)
 			out[s.Key] = s

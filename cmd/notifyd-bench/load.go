@@ -16,6 +16,7 @@ import (
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
 	"github.com/notifyd/notifyd/internal/testkit/fleet"
+	"github.com/notifyd/notifyd/internal/testkit/stats"
 )
 
 // loadGen produces notifications at a steady rate: most as SQL inserts in
@@ -205,7 +206,7 @@ func (e *nodeEnv) openLoad(ctx context.Context, name string, pop cluster.Populat
 	if lp.l, err = e.newLayout(pop, streams, start, nodeOf); err != nil {
 		return nil, err
 	}
-	if lp.cs, run.Opened, run.OpenSeconds, err = lp.l.open(ctx, prog, name, browser, stderr); err != nil {
+	if lp.cs, err = lp.l.open(ctx, prog, name, browser, stderr, &run.Opened, &run.OpenSeconds); err != nil {
 		return nil, err
 	}
 	run.Clients = len(lp.l.plans)
@@ -286,6 +287,23 @@ func (lp *loadPhase) finish(ctx context.Context, loadErr error) (*checkedStreams
 	cd, err := checkStreams(ctx, lp.e, lp.cs, lp.l, lp.start, &r.StreamTally)
 	r.Deliveries = r.Check.Received
 	return cd, err
+}
+
+// split summarizes commit → receipt over every delivery (all) and over
+// those whose commit time class puts in each of n parts (-1: none).
+func (lp *loadPhase) split(cd *checkedStreams, n int, class func(commit int64) int) (all stats.Summary, parts []stats.Summary) {
+	var every []time.Duration
+	by := make([][]time.Duration, n)
+	cd.each(lp.g.commits, func(_ int, _, at, c int64) {
+		every = append(every, time.Duration(at-c))
+		if i := class(c); i >= 0 && i < n {
+			by[i] = append(by[i], time.Duration(at-c))
+		}
+	})
+	for _, b := range by {
+		parts = append(parts, stats.Summarize(b))
+	}
+	return stats.Summarize(every), parts
 }
 
 // startSeededNodes starts n nodes that keep any history (the seed goes
