@@ -44,7 +44,12 @@ var churnStatements = []string{"claim and publish 100 items", "claim and publish
 // walks (EXPLAIN ANALYZE): the planner estimates a range past the
 // statistics by reading the index's end, dead entries included.
 type ChurnCosts struct {
-	Ms                               []float64 `json:"ms"`
+	Ms []float64 `json:"ms"`
+	// WALBytes is the WAL each claim and publish wrote (medians, bytes;
+	// the first two of churnStatements), its commit included: a full-page
+	// image (8 kB) for each page first changed since the checkpoint shows
+	// here, where the time of a one-item publish hides it in its flush.
+	WALBytes                         []float64 `json:"wal_bytes"`
 	ClaimPlanMs, ClaimExecMs         float64
 	RetentionPlanMs, RetentionExecMs float64
 }
@@ -181,6 +186,7 @@ func measureChurnCosts(ctx context.Context, pool *pgxpool.Pool, q *postgres.Queu
 	const rounds = 40
 	_, _ = pool.Exec(ctx, "CHECKPOINT")
 	times := make([][]time.Duration, len(churnStatements)) // by churnStatements
+	wal := make([][]float64, 2)                            // bytes, by the first two churnStatements
 	for i := range rounds {
 		if _, err := pool.Exec(ctx, `INSERT INTO notify.notifications (message, target_user_id)
 			SELECT 'measure', 'user-' || g FROM generate_series(1, 100) g`); err != nil {
@@ -190,12 +196,19 @@ func measureChurnCosts(ctx context.Context, pool *pgxpool.Pool, q *postgres.Queu
 		if err := pool.QueryRow(ctx, `SELECT last_seq FROM notify.stream_head`).Scan(&head); err != nil {
 			return ChurnCosts{}, err
 		}
+		lsn, err := walPosition(ctx, pool)
+		if err != nil {
+			return ChurnCosts{}, err
+		}
 		t := time.Now()
 		b, err := q.ClaimAndPublish(ctx, 500, 2*time.Second)
 		if err != nil {
 			return ChurnCosts{}, err
 		}
 		times[0] = append(times[0], time.Since(t))
+		if wal[0], err = walSince(ctx, pool, lsn, wal[0]); err != nil {
+			return ChurnCosts{}, err
+		}
 		if b.Items != 100 {
 			return ChurnCosts{}, fmt.Errorf("churn: measure round %d claimed %d, want 100", i, b.Items)
 		}
@@ -212,11 +225,17 @@ func measureChurnCosts(ctx context.Context, pool *pgxpool.Pool, q *postgres.Queu
 		if _, err := pool.Exec(ctx, `INSERT INTO notify.notifications (message, target_user_id) VALUES ('measure', 'user-1')`); err != nil {
 			return ChurnCosts{}, err
 		}
+		if lsn, err = walPosition(ctx, pool); err != nil {
+			return ChurnCosts{}, err
+		}
 		t = time.Now()
 		if b, err = q.ClaimAndPublish(ctx, 500, 2*time.Second); err != nil || b.Items != 1 {
 			return ChurnCosts{}, fmt.Errorf("churn: single claim: %d, %v", b.Items, err)
 		}
 		times[1] = append(times[1], time.Since(t))
+		if wal[1], err = walSince(ctx, pool, lsn, wal[1]); err != nil {
+			return ChurnCosts{}, err
+		}
 
 		t = time.Now()
 		if _, err := notes.DeletePublishedBefore(ctx, time.Now().Add(-24*time.Hour), 1000); err != nil {
@@ -227,6 +246,9 @@ func measureChurnCosts(ctx context.Context, pool *pgxpool.Pool, q *postgres.Queu
 	var c ChurnCosts
 	for _, t := range times {
 		c.Ms = append(c.Ms, stats.Summarize(t).P50Ms)
+	}
+	for _, b := range wal {
+		c.WALBytes = append(c.WALBytes, stats.Median(b))
 	}
 	var err error
 	if c.ClaimPlanMs, c.ClaimExecMs, err = explainTimes(ctx, pool, `SELECT id FROM notify.queue_items
@@ -240,6 +262,25 @@ func measureChurnCosts(ctx context.Context, pool *pgxpool.Pool, q *postgres.Queu
 		return c, err
 	}
 	return c, nil
+}
+
+// walPosition is the server's WAL insert position.
+func walPosition(ctx context.Context, pool *pgxpool.Pool) (string, error) {
+	var lsn string
+	if err := pool.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&lsn); err != nil {
+		return "", fmt.Errorf("churn: read the WAL position: %w", err)
+	}
+	return lsn, nil
+}
+
+// walSince appends to bytes the WAL written since lsn (cluster-wide: the
+// phase runs alone on its server).
+func walSince(ctx context.Context, pool *pgxpool.Pool, lsn string, bytes []float64) ([]float64, error) {
+	var n float64
+	if err := pool.QueryRow(ctx, `SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), $1::pg_lsn)::float8`, lsn).Scan(&n); err != nil {
+		return bytes, fmt.Errorf("churn: read the WAL position: %w", err)
+	}
+	return append(bytes, n), nil
 }
 
 // explainTimes runs EXPLAIN (ANALYZE, FORMAT JSON) of query 10 times and
@@ -268,6 +309,10 @@ func (c *ChurnResult) write(w io.Writer, r *Report) {
 	rows := rowsOf(c.Ratios, func(i int, r float64) string {
 		return fmt.Sprintf("%s\t%.2f ms\t%.2f ms\t%.2f", churnStatements[i], c.Fresh.Ms[i], c.After.Ms[i], r)
 	})
+	for i, b := range c.After.WALBytes {
+		rows = append(rows, fmt.Sprintf("%s: WAL written, commit included\t%s B\t%s B\t%.2f",
+			churnStatements[i], num(c.Fresh.WALBytes[i]), num(b), ratio(b, c.Fresh.WALBytes[i])))
+	}
 	writeTable(w, "statement (median of 40)\tfresh\tafter\tratio", append(rows,
 		fmt.Sprintf("claim's index walk: planning / execution\t%.2f / %.2f ms\t%.2f / %.2f ms\t",
 			c.Fresh.ClaimPlanMs, c.Fresh.ClaimExecMs, c.After.ClaimPlanMs, c.After.ClaimExecMs),
