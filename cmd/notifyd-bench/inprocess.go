@@ -16,6 +16,7 @@ import (
 	"github.com/notifyd/notifyd/internal/app"
 	"github.com/notifyd/notifyd/internal/auth"
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/pgtest"
 	"github.com/notifyd/notifyd/internal/testkit/stats"
 )
 
@@ -32,7 +33,7 @@ const producerApp = "notifyd-bench-producer"
 // queries.
 type env struct {
 	cfg    config
-	db     *benchDB
+	db     *pgtest.Scratch
 	app    *app.App
 	iss    *cluster.Issuer
 	admin  *pgxpool.Pool
@@ -40,7 +41,7 @@ type env struct {
 }
 
 // startEnv starts the issuer, then the server, which migrates the database.
-func startEnv(ctx context.Context, cfg config, db *benchDB, logOut io.Writer) (e *env, err error) {
+func startEnv(ctx context.Context, cfg config, db *pgtest.Scratch, logOut io.Writer) (e *env, err error) {
 	e = &env{cfg: cfg, db: db, client: &http.Client{Transport: &http.Transport{}}}
 	defer func() {
 		if err != nil {

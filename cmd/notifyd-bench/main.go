@@ -174,7 +174,7 @@ func keep[R any](run func(string, func() (bool, error)), phase string, slot **R,
 // database, and the producer comparison last, since it leaves the most
 // rows behind. Each runs under a sampler (its profile in the report).
 func runInProcess(ctx context.Context, cfg config, prog *progress, rep *Report, stderr io.Writer) (err error) {
-	db, err := createDatabase(ctx, cfg.ServerURL, cfg.DBSettings)
+	db, err := createDatabase(ctx, cfg)
 	if err != nil {
 		return err
 	}

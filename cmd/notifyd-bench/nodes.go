@@ -19,6 +19,7 @@ import (
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
 	"github.com/notifyd/notifyd/internal/testkit/fleet"
+	"github.com/notifyd/notifyd/internal/testkit/pgtest"
 )
 
 // nodeRun is what the node phases share over a run: the notifyd binary,
@@ -32,9 +33,9 @@ type nodeRun struct {
 	logOut io.Writer
 }
 
-func startNodeRun(ctx context.Context, cfg config, prog *progress, logOut io.Writer) (nr *nodeRun, err error) {
-	nr = &nodeRun{cfg: cfg, bin: cfg.NotifydBin, logOut: logOut}
-	defer func() {
+func startNodeRun(ctx context.Context, cfg config, prog *progress, logOut io.Writer) (_ *nodeRun, err error) {
+	nr := &nodeRun{cfg: cfg, bin: cfg.NotifydBin, logOut: logOut}
+	defer func() { // nr, not the result: a failure returns nil
 		if err != nil {
 			nr.Close()
 		}
@@ -49,8 +50,10 @@ func startNodeRun(ctx context.Context, cfg config, prog *progress, logOut io.Wri
 		}
 		prog.Printf("built notifyd in %.1f s", time.Since(start).Seconds())
 	}
-	nr.iss, err = cluster.StartIssuer(audience)
-	return nr, err
+	if nr.iss, err = cluster.StartIssuer(audience); err != nil {
+		return nil, err
+	}
+	return nr, nil
 }
 
 func (nr *nodeRun) Close() {
@@ -70,7 +73,7 @@ func (nr *nodeRun) token(sub string, roles ...string) (string, error) {
 // nodeEnv is one phase's nodes on the phase's own fresh database.
 type nodeEnv struct {
 	run      *nodeRun
-	db       *benchDB
+	db       *pgtest.Scratch
 	nodes    []*cluster.Node
 	set      *cluster.Nodes
 	admin    *pgxpool.Pool
@@ -83,7 +86,7 @@ type nodeEnv struct {
 // free port of 127.0.0.<2+i>, with the bench's defaults, env on top, and
 // -node-env last (experiments win).
 func (nr *nodeRun) startNodes(ctx context.Context, n int, env map[string]string) (e *nodeEnv, err error) {
-	db, err := createDatabase(ctx, nr.cfg.ServerURL, nr.cfg.DBSettings)
+	db, err := createDatabase(ctx, nr.cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -93,9 +96,7 @@ func (nr *nodeRun) startNodes(ctx context.Context, n int, env map[string]string)
 		e.settings["NOTIFY_LOG_LEVEL"] = "info"
 	}
 	maps.Copy(e.settings, env)
-	for _, s := range nr.cfg.NodeEnv { // in order: a later one wins
-		e.settings[s.Name] = s.Value
-	}
+	maps.Copy(e.settings, nr.cfg.NodeEnv.Map())
 	defer func() {
 		if err != nil {
 			e.Close()

@@ -120,10 +120,7 @@ func runStormReplica(ctx context.Context, cfg config, nr *nodeRun, prog *progres
 		_ = standby.Stop(context.WithoutCancel(ctx))
 	}()
 	res.StandbySeconds = time.Since(copyStart).Seconds()
-	standbyURL, err := withDatabase(standby.URL("postgres"), e.db.Name)
-	if err != nil {
-		return nil, err
-	}
+	standbyURL := standby.URL(e.db.Name)
 	prog.Printf("storm: a streaming standby on port %d, copied in %.1f s", standby.Port(), res.StandbySeconds)
 	standbyPool, err := pgxpool.New(ctx, standbyURL)
 	if err != nil {
