@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
@@ -81,16 +82,16 @@ func (g *loadGen) run(ctx context.Context, d time.Duration) error {
 		rnds[w] = rand.New(rand.NewPCG(uint64(w), 7))
 	}
 	sqlRate, httpRate := g.rate*(1-g.httpShare), g.rate*g.httpShare
-	err := runGroup(ctx, 2, func(ctx context.Context, i int) error {
-		if i == 1 { // HTTP
-			if httpRate == 0 {
-				return nil
-			}
-			return slots(ctx, 16, start, time.Duration(float64(time.Second)/httpRate), more, func(ctx context.Context, w int, k int64) error {
+	producers, pctx := errgroup.WithContext(ctx)
+	if httpRate > 0 {
+		producers.Go(func() error {
+			return slots(pctx, 16, start, time.Duration(float64(time.Second)/httpRate), more, func(ctx context.Context, w int, k int64) error {
 				return g.post(ctx, rnds[4+w], k)
 			})
-		}
-		return slots(ctx, 4, start, sqlEvery, more, func(ctx context.Context, w int, k int64) error {
+		})
+	}
+	producers.Go(func() error {
+		return slots(pctx, 4, start, sqlEvery, more, func(ctx context.Context, w int, k int64) error {
 			n := int(sqlRate*(sqlEvery*time.Duration(k+1)).Seconds()) - int(sqlRate*(sqlEvery*time.Duration(k)).Seconds())
 			if n == 0 {
 				return nil
@@ -107,6 +108,7 @@ func (g *loadGen) run(ctx context.Context, d time.Duration) error {
 			return err
 		})
 	})
+	err := producers.Wait()
 	return cmp.Or(ctx.Err(), err)
 }
 

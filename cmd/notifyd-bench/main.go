@@ -43,6 +43,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
 	"github.com/notifyd/notifyd/internal/testkit/fleet"
@@ -270,44 +271,28 @@ func repeat(d time.Duration, fn func()) (stop func()) {
 	return func() { once.Do(func() { close(done); wg.Wait() }) }
 }
 
-// runGroup runs fn in n goroutines (each told its index) and returns the
-// first error, which cancels the others' context: errgroup, written out
-// to keep the bench on the standard library.
-func runGroup(ctx context.Context, n int, fn func(ctx context.Context, i int) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	var once sync.Once
-	var first error
-	for i := range n {
-		wg.Go(func() {
-			if err := fn(ctx, i); err != nil {
-				once.Do(func() { first = err; cancel() })
-			}
-		})
-	}
-	wg.Wait()
-	return first
-}
-
 // slots runs fn(ctx, w, k) for k = 0, 1, … from n goroutines (w: which):
 // slot k is taken by whichever is free and started at start + k*every,
 // while more(k, that time) holds, so a slow slot delays only itself. The
-// first error ends the run (as in runGroup).
+// first error ends the run, cancelling the others' context.
 func slots(ctx context.Context, n int, start time.Time, every time.Duration, more func(k int64, due time.Time) bool,
 	fn func(ctx context.Context, w int, k int64) error) error {
 	var next atomic.Int64
-	return runGroup(ctx, n, func(ctx context.Context, w int) error {
-		for k := next.Add(1) - 1; more(k, start.Add(time.Duration(k)*every)); k = next.Add(1) - 1 {
-			if err := sleepUntil(ctx, start.Add(time.Duration(k)*every)); err != nil {
-				return err
+	g, ctx := errgroup.WithContext(ctx)
+	for w := range n {
+		g.Go(func() error {
+			for k := next.Add(1) - 1; more(k, start.Add(time.Duration(k)*every)); k = next.Add(1) - 1 {
+				if err := sleepUntil(ctx, start.Add(time.Duration(k)*every)); err != nil {
+					return err
+				}
+				if err := fn(ctx, w, k); err != nil {
+					return err
+				}
 			}
-			if err := fn(ctx, w, k); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+			return nil
+		})
+	}
+	return g.Wait()
 }
 
 // sleepUntil sleeps until t unless ctx ends first.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
 	"github.com/notifyd/notifyd/internal/testkit/stats"
@@ -117,15 +118,19 @@ func produce(ctx context.Context, cfg config, pool *pgxpool.Pool, prog *progress
 	defer stop()
 	start := time.Now()
 	deadline := start.Add(cfg.ProducerDuration)
-	err := runGroup(ctx, cfg.Producers, func(gctx context.Context, _ int) error {
-		for i := 0; time.Now().Before(deadline); i++ {
-			if _, err := pool.Exec(gctx, stmt, "bench-producer", i); err != nil {
-				return fmt.Errorf("insert into %s: %w", table, err)
+	g, gctx := errgroup.WithContext(ctx)
+	for range cfg.Producers {
+		g.Go(func() error {
+			for i := 0; time.Now().Before(deadline); i++ {
+				if _, err := pool.Exec(gctx, stmt, "bench-producer", i); err != nil {
+					return fmt.Errorf("insert into %s: %w", table, err)
+				}
+				n.Add(1)
 			}
-			n.Add(1)
-		}
-		return nil
-	})
+			return nil
+		})
+	}
+	err := g.Wait()
 	elapsed := time.Since(start) // includes the inserts in flight at the deadline
 	return ProducerRun{Table: table, Round: round, Inserts: n.Load(), Seconds: elapsed.Seconds(),
 		Rate: float64(n.Load()) / elapsed.Seconds()}, err

@@ -17,6 +17,7 @@ import (
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
 	"github.com/notifyd/notifyd/internal/testkit/stats"
 	"github.com/notifyd/notifyd/internal/wire"
+	"golang.org/x/sync/errgroup"
 )
 
 // Issue 15's targets against Centrifugo, as ratios notifyd / Centrifugo.
@@ -249,25 +250,24 @@ func openVersusStreams(ctx context.Context, sys versusSystem, n, maxMessages int
 	for k := range vs.remaining {
 		vs.remaining[k].Store(int32(n))
 	}
-	sem := make(chan struct{}, 64)
-	streamCtx := ctx // runGroup's context ends with it; the streams must not
-	err := runGroup(ctx, n, func(ctx context.Context, i int) error {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		defer func() { <-sem }()
-		s, err := sys.Open(streamCtx, i)
-		if err != nil {
-			return err
-		}
-		vs.streams[i] = s
-		vs.wg.Add(1)
-		go vs.read(i, s)
-		return nil
-	})
-	if err != nil {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(64)
+	for i := range n {
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil { // another failed
+				return err
+			}
+			s, err := sys.Open(ctx, i) // not gctx: it ends with the group, the streams must not
+			if err != nil {
+				return err
+			}
+			vs.streams[i] = s
+			vs.wg.Add(1)
+			go vs.read(i, s)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
 		vs.Close()
 		return nil, fmt.Errorf("%s: open %d streams: %w", sys.Name(), n, err)
 	}
