@@ -284,7 +284,7 @@ type dbSnapshot struct {
 // snapshot reads the cluster now.
 func (m *dbMeter) snapshot(ctx context.Context) (dbSnapshot, error) {
 	s := dbSnapshot{at: time.Now(), stmts: map[string]StatementWork{}}
-	cpu, err := clusterCPU(m.cluster.PID())
+	cpu, err := cluster.TreeCPU(m.cluster.PID()) // the postmaster: the whole server
 	if err != nil {
 		return s, err
 	}
@@ -320,27 +320,6 @@ func (s dbSnapshot) since(prev dbSnapshot, stretch string) DBWork {
 		w.Total = w.Total.plus(d, 1)
 	}
 	return w
-}
-
-// clusterCPU is the CPU the cluster whose postmaster is pid has used: the
-// postmaster's own, its exited children's (which it reaped) and its live
-// children's.
-func clusterCPU(pid int) (time.Duration, error) {
-	st, err := cluster.ReadStat(pid)
-	if err != nil {
-		return 0, err
-	}
-	total := st.User + st.System + st.ChildUser + st.ChildSystem
-	children, err := cluster.Children(pid)
-	if err != nil {
-		return 0, err
-	}
-	for _, c := range children {
-		if cs, err := cluster.ReadStat(c); err == nil {
-			total += cs.User + cs.System
-		}
-	}
-	return total, nil
 }
 
 // writeStormReplica prints what the read replica took off the primary in
