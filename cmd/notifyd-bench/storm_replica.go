@@ -82,7 +82,8 @@ func (w StatementWork) plus(o StatementWork, sign int64) StatementWork {
 
 // runStormReplica is the storm phase with -storm-replica: see above. It
 // returns the first run (without the replica) as the phase's storm.
-func runStormReplica(ctx context.Context, cfg config, nr *nodeRun, prog *progress, rep *Report, stderr io.Writer) (*StormResult, error) {
+func runStormReplica(ctx context.Context, nr *nodeRun) (*StormResult, error) {
+	cfg, prog, rep, stderr := nr.cfg, nr.prog, nr.rep, nr.stderr
 	dir, err := os.MkdirTemp("", "notifyd-bench-replica-")
 	if err != nil {
 		return nil, err
@@ -99,7 +100,7 @@ func runStormReplica(ctx context.Context, cfg config, nr *nodeRun, prog *progres
 	prog.Printf("storm: a private primary on port %d (pg_stat_statements preloaded)", primary.Port())
 	onPrimary := *nr
 	onPrimary.cfg.ServerURL = primary.URL("postgres")
-	e, seed, err := onPrimary.startSeededNodes(ctx, cfg.Nodes, stormStreams(cfg), cfg.StormRows, prog)
+	e, seed, err := onPrimary.startSeededNodes(ctx, cfg.Nodes, stormStreams(cfg), cfg.StormRows)
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +141,7 @@ func runStormReplica(ctx context.Context, cfg config, nr *nodeRun, prog *progres
 				return first, err
 			}
 		}
-		run, err := runMeasuredStorm(ctx, cfg, e, seed, meters, withReplica, prog, rep, stderr)
+		run, err := runMeasuredStorm(ctx, e, seed, meters, withReplica)
 		res.Runs = append(res.Runs, run)
 		if first == nil {
 			first = run.Storm
@@ -154,8 +155,8 @@ func runStormReplica(ctx context.Context, cfg config, nr *nodeRun, prog *progres
 
 // runMeasuredStorm runs one storm, reading the clusters' work at its
 // moments.
-func runMeasuredStorm(ctx context.Context, cfg config, e *nodeEnv, seed *LivedSeed, meters []*dbMeter, withReplica bool,
-	prog *progress, rep *Report, stderr io.Writer) (StormReplicaRun, error) {
+func runMeasuredStorm(ctx context.Context, e *nodeEnv, seed *LivedSeed, meters []*dbMeter, withReplica bool) (StormReplicaRun, error) {
+	cfg, prog := e.run.cfg, e.run.prog
 	run := StormReplicaRun{Replica: withReplica}
 	what := "without the replica"
 	if withReplica {
@@ -181,7 +182,7 @@ func runMeasuredStorm(ctx context.Context, cfg config, e *nodeEnv, seed *LivedSe
 			run.ReadsStorm = subCounts(e.readCounts(ctx, victim), atKill)
 		}
 	}
-	storm, err := runStorm(ctx, cfg, e, seed, mark, prog, rep, stderr)
+	storm, err := runStorm(ctx, e, seed, mark)
 	run.Storm = storm
 	stretches := []struct{ name, from, to string }{
 		{"opening", stormOpening, stormOpened}, {"before the kill", stormOpened, stormKill}, {"after the kill", stormKill, stormWindowd}}

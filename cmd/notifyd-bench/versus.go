@@ -51,7 +51,8 @@ type VersusResult struct {
 // runVersusPhase runs one notifyd node and one Centrifugo side by side
 // (both idle while the other is measured) and alternates between them:
 // cfg.VersusRounds paced runs on each, then as many saturation runs.
-func runVersusPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress, stderr io.Writer) (*VersusResult, error) {
+func (nr *nodeRun) runVersusPhase(ctx context.Context) (*VersusResult, error) {
+	cfg, prog, stderr := nr.cfg, nr.prog, nr.stderr
 	res := &VersusResult{CentrifugoVersion: centrifugoVersion}
 	dir, err := os.MkdirTemp("", "notifyd-bench-versus-")
 	if err != nil {
