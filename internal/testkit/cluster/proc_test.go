@@ -42,7 +42,9 @@ func TestTreeCPUCountsChildren(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if own, _ := CPUTime(self); tree-own < 100*time.Millisecond {
+	// (At least half what was seen live: a reaped child's CPU is summed
+	// from its ticks, which may round below what its live stat showed.)
+	if own, _ := CPUTime(self); tree-own < 50*time.Millisecond {
 		t.Errorf("a reaped child's CPU is not in the tree: tree %s, own %s", tree, own)
 	}
 }
