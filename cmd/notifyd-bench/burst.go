@@ -70,7 +70,8 @@ type BurstRun struct {
 
 // runBurstPhase runs a burst for each size of -burst-streams and each
 // shape of -burst-users, -burst-rounds times.
-func runBurstPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress, stderr io.Writer) (*BurstResult, error) {
+func (nr *nodeRun) runBurstPhase(ctx context.Context) (*BurstResult, error) {
+	cfg := nr.cfg
 	res := &BurstResult{TargetMet: true}
 	if err := raiseOpenFiles(uint64(cfg.BurstSizes[len(cfg.BurstSizes)-1]) + burstSpareFiles); err != nil {
 		return nil, err
@@ -78,7 +79,7 @@ func runBurstPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress,
 	for _, n := range cfg.BurstSizes {
 		for _, shape := range cfg.BurstShapes {
 			for round := range cfg.BurstRounds {
-				run, err := runBurst(ctx, cfg, nr, prog, stderr, int(n), shape, uint64(round+1))
+				run, err := runBurst(ctx, nr, int(n), shape, uint64(round+1))
 				if run != nil {
 					res.Runs = append(res.Runs, *run)
 					res.TargetMet = res.TargetMet && run.TargetMet
@@ -119,7 +120,8 @@ const burstSpareFiles = 1000
 // runBurst starts a node, opens n streams on it as fast as the client
 // processes can, then reads its memory right away and after the idle
 // window, checks the heartbeats and broadcasts to everyone.
-func runBurst(ctx context.Context, cfg config, nr *nodeRun, prog *progress, stderr io.Writer, n int, shape string, seed uint64) (*BurstRun, error) {
+func runBurst(ctx context.Context, nr *nodeRun, n int, shape string, seed uint64) (*BurstRun, error) {
+	cfg, prog := nr.cfg, nr.prog
 	users := 1
 	if shape == burstManyUsers {
 		users = (n + cfg.BurstPerUser - 1) / cfg.BurstPerUser
@@ -150,7 +152,7 @@ func runBurst(ctx context.Context, cfg config, nr *nodeRun, prog *progress, stde
 
 	peak := watchPeakRSS(node, 200*time.Millisecond)
 	cpu0, _ := node.CPUTime()
-	cs, err := l.open(ctx, prog, phaseBurst, nil, stderr, &run.Opened, &run.OpenSeconds)
+	cs, err := l.open(ctx, phaseBurst, nil, &run.Opened, &run.OpenSeconds)
 	run.PeakRSSMiB = peak()
 	if err != nil {
 		return run, err
@@ -198,7 +200,7 @@ func runBurst(ctx context.Context, cfg config, nr *nodeRun, prog *progress, stde
 		return run, err
 	}
 	cpu3, _ := node.CPUTime()
-	run.Broadcasts, err = e.broadcast(ctx, cs, l, start, cfg.BurstBroadcasts, cfg.BurstBroadcastInterval, phaseBurst, prog, func() {
+	run.Broadcasts, err = e.broadcast(ctx, cs, l, start, cfg.BurstBroadcasts, cfg.BurstBroadcastInterval, phaseBurst, func() {
 		cpu4, _ := node.CPUTime()
 		run.BroadcastCPUSeconds = (cpu4 - cpu3).Seconds()
 	})

@@ -59,8 +59,9 @@ const churnChunk = 50_000
 
 // runChurn is the churn phase (issue 12's target: each cost after
 // cfg.ChurnRows within 1.5 times its fresh value).
-func runChurn(ctx context.Context, cfg config, prog *progress) (res *ChurnResult, err error) {
-	db, err := createDatabase(ctx, cfg.ServerURL, cfg.DBSettings)
+func (b bench) runChurn(ctx context.Context) (res *ChurnResult, err error) {
+	cfg, prog := b.cfg, b.prog
+	db, err := createDatabase(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}

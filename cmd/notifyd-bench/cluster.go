@@ -56,7 +56,8 @@ type LatencyWindow struct {
 // drains, a last broadcast marks the end, and every stream's deliveries
 // are checked against the database: exactly once, in order, nothing
 // foreign.
-func runClusterPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress, rep *Report, stderr io.Writer) (*ClusterResult, error) {
+func (nr *nodeRun) runClusterPhase(ctx context.Context) (*ClusterResult, error) {
+	cfg, prog, rep := nr.cfg, nr.prog, nr.rep
 	prog.Printf("cluster: %d nodes, %d streams of %d users, %.0f notifications/s for %s (%.0f%% over HTTP), %.0f resumes/s, kill at %.0f%%",
 		cfg.Nodes, cfg.Streams, cfg.Users, cfg.Rate, cfg.Duration, 100*cfg.HTTPShare, cfg.ResumeRate, 100*cfg.KillAt)
 	e, err := nr.startNodes(ctx, cfg.Nodes, map[string]string{
@@ -74,7 +75,7 @@ func runClusterPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progres
 		return nil, err
 	}
 	res := &ClusterResult{}
-	lp, err := e.openLoad(ctx, phaseCluster, pop, cfg.Streams, start, nil, nil, cfg.Rate, cfg.Mix, &res.LoadRun, prog, stderr)
+	lp, err := e.openLoad(ctx, phaseCluster, pop, cfg.Streams, start, nil, nil, cfg.Rate, cfg.Mix, &res.LoadRun)
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +97,7 @@ func runClusterPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progres
 	case <-kill:
 		res.Memory = e.memory(ctx) // all nodes, before one goes
 		victim := cfg.Nodes - 1
-		on, at, err := e.killNode(ctx, lp.cs, victim, phaseCluster, prog, func() {})
+		on, at, err := e.killNode(ctx, lp.cs, victim, phaseCluster, func() {})
 		res.Killed, res.KilledAtSeconds, res.StreamsOnKilled = "node"+strconv.Itoa(victim), at.Sub(lp.began).Seconds(), on
 		loadErr = cmp.Or(err, <-lp.done)
 	}
@@ -188,10 +189,11 @@ type RollingRestart struct {
 // 200; then, after cfg.RollingPause, the next. The load runs
 // cfg.RollingSettle more. Every delivery's commit → receipt, and every
 // stream exactly once.
-func runRollingPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress, rep *Report, stderr io.Writer) (*RollingResult, error) {
+func (nr *nodeRun) runRollingPhase(ctx context.Context) (*RollingResult, error) {
+	cfg, prog, rep := nr.cfg, nr.prog, nr.rep
 	prog.Printf("rolling: %d nodes, %s streams of %s users, %.0f notifications/s, every node restarted in turn after %s",
 		cfg.Nodes, num(float64(cfg.RollingStreams)), num(float64(cfg.RollingUsers)), cfg.RollingRate, cfg.RollingSettle)
-	e, seed, err := nr.startSeededNodes(ctx, cfg.Nodes, cfg.RollingStreams, cfg.RollingRows, prog)
+	e, seed, err := nr.startSeededNodes(ctx, cfg.Nodes, cfg.RollingStreams, cfg.RollingRows)
 	if err != nil {
 		return nil, err
 	}
@@ -202,7 +204,7 @@ func runRollingPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progres
 		return res, err
 	}
 	lp, err := e.openLoad(ctx, phaseRolling, livedPopulation(cfg.RollingUsers, cfg.RollingRoles), cfg.RollingStreams, start, nil, &cfg.Browser,
-		cfg.RollingRate, cfg.RollingMix, &res.LoadRun, prog, stderr)
+		cfg.RollingRate, cfg.RollingMix, &res.LoadRun)
 	if err != nil {
 		return res, err
 	}

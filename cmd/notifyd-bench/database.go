@@ -3,22 +3,19 @@ package main
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/notifyd/notifyd/internal/postgres"
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/pgtest"
 )
 
 // Environment is what the figures depend on besides the code: they are
@@ -56,7 +53,7 @@ func describeServer(ctx context.Context, serverURL string) Environment {
 func describe(ctx context.Context, pool *pgxpool.Pool, database, serverURL string) Environment {
 	env := Environment{Time: time.Now().UTC().Truncate(time.Second), Cores: runtime.NumCPU(),
 		GOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH,
-		PostgresConfig: map[string]string{}, Database: database, ServerURL: redact(serverURL)}
+		PostgresConfig: map[string]string{}, Database: database, ServerURL: postgres.Redact(serverURL)}
 	if pool == nil {
 		return env
 	}
@@ -72,88 +69,13 @@ func describe(ctx context.Context, pool *pgxpool.Pool, database, serverURL strin
 	return env
 }
 
-// benchDB is the run's own database. It starts empty: app.Start migrates
-// it, exactly as a first deployment would. (The tests clone a migrated
-// template instead; a benchmark runs once, so migrating costs nothing.)
-type benchDB struct {
-	Name      string
-	URL       string
-	serverURL string
-	dropOnce  sync.Once
-	dropErr   error
-}
-
-// createDatabase creates notifyd_bench_<random> on the server at serverURL,
-// with settings as the database's defaults for every later connection.
-func createDatabase(ctx context.Context, serverURL string, settings []setting) (*benchDB, error) {
-	suffix := make([]byte, 6)
-	_, _ = rand.Read(suffix)
-	name := "notifyd_bench_" + hex.EncodeToString(suffix)
-	dbURL, err := withDatabase(serverURL, name)
-	if err != nil {
-		return nil, err
-	}
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(cctx, serverURL)
-	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", redact(serverURL), err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(cctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		return nil, fmt.Errorf("create database %s: %w", name, err)
-	}
-	db := &benchDB{Name: name, URL: dbURL, serverURL: serverURL}
-	for _, st := range settings {
-		// The name was checked against settingName; the value is a literal.
-		q := fmt.Sprintf("ALTER DATABASE %s SET %s TO '%s'", pgx.Identifier{name}.Sanitize(), st.Name,
-			strings.ReplaceAll(st.Value, "'", "''"))
-		if _, err := conn.Exec(cctx, q); err != nil {
-			return nil, errors.Join(fmt.Errorf("-db-set %s: %w", st.Name, err), db.Drop())
-		}
-	}
-	return db, nil
-}
-
-// Drop removes the database, disconnecting anyone still on it. It runs on
-// its own context so an interrupted run still cleans up.
-func (d *benchDB) Drop() error {
-	d.dropOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, d.serverURL)
-		if err != nil {
-			d.dropErr = fmt.Errorf("drop database %s: %w", d.Name, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{d.Name}.Sanitize()+" WITH (FORCE)"); err != nil {
-			d.dropErr = fmt.Errorf("drop database %s: %w", d.Name, err)
-		}
-	})
-	return d.dropErr
-}
-
-// withDatabase returns the URL serverURL with its database replaced by name.
-// Only URL-form connection strings are accepted: the server's own
-// connection string has to be rewritten for app.Config.DatabaseURL.
-func withDatabase(serverURL, name string) (string, error) {
-	u, err := url.Parse(serverURL)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return "", fmt.Errorf("%w: -db %q: want a postgres:// URL", errUsage, redact(serverURL))
-	}
-	u.Path = "/" + name
-	u.RawPath = ""
-	return u.String(), nil
-}
-
-// redact drops a password from a URL for messages.
-func redact(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
+// createDatabase creates the bench's own database, notifyd_bench_<random>,
+// on -db, with -db-set's settings as its defaults for every later
+// connection. It starts empty: app.Start migrates it, exactly as a first
+// deployment would. (The tests clone a migrated template instead; a
+// benchmark runs once, so migrating costs nothing.)
+func createDatabase(ctx context.Context, cfg config) (*pgtest.Scratch, error) {
+	return pgtest.CreateScratch(ctx, cfg.ServerURL, pgtest.ScratchConfig{Prefix: "notifyd_bench", Settings: cfg.DBSettings.Map()})
 }
 
 // newPool opens a pool of exactly n connections, all connected before it

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
 	"github.com/notifyd/notifyd/internal/testkit/fleet"
 )
@@ -262,6 +264,9 @@ func (c config) validate() error {
 			return fmt.Errorf("%w: -%s must not be negative", errUsage, name)
 		}
 	}
+	if _, err := pgconn.ParseConfig(c.ServerURL); err != nil {
+		return fmt.Errorf("%w: -db: %v", errUsage, err)
+	}
 	special := 2 * livedSpecialRows([]int64{1}, c.LivedDense)
 	switch {
 	case !slices.ContainsFunc(allPhases, func(p string) bool { return c.Phases[p] }):
@@ -324,6 +329,15 @@ var settingName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z
 
 // settings is a repeatable flag of settings, in the order given.
 type settings []setting
+
+// Map is the settings by name, a later one winning.
+func (s settings) Map() map[string]string {
+	m := map[string]string{}
+	for _, x := range s {
+		m[x.Name] = x.Value
+	}
+	return m
+}
 
 func (s *settings) String() string {
 	return strings.Join(rowsOf(*s, func(_ int, x setting) string { return x.Name + "=" + x.Value }), ", ")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -16,6 +15,7 @@ import (
 	"github.com/notifyd/notifyd/internal/app"
 	"github.com/notifyd/notifyd/internal/auth"
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
+	"github.com/notifyd/notifyd/internal/testkit/pgtest"
 	"github.com/notifyd/notifyd/internal/testkit/stats"
 )
 
@@ -31,8 +31,8 @@ const producerApp = "notifyd-bench-producer"
 // the way they do in production, and an admin pool for the bench's own
 // queries.
 type env struct {
-	cfg    config
-	db     *benchDB
+	bench
+	db     *pgtest.Scratch
 	app    *app.App
 	iss    *cluster.Issuer
 	admin  *pgxpool.Pool
@@ -40,8 +40,9 @@ type env struct {
 }
 
 // startEnv starts the issuer, then the server, which migrates the database.
-func startEnv(ctx context.Context, cfg config, db *benchDB, logOut io.Writer) (e *env, err error) {
-	e = &env{cfg: cfg, db: db, client: &http.Client{Transport: &http.Transport{}}}
+func startEnv(ctx context.Context, b bench, db *pgtest.Scratch) (e *env, err error) {
+	cfg := b.cfg
+	e = &env{bench: b, db: db, client: &http.Client{Transport: &http.Transport{}}}
 	defer func() {
 		if err != nil {
 			e.Close()
@@ -56,7 +57,7 @@ func startEnv(ctx context.Context, cfg config, db *benchDB, logOut io.Writer) (e
 	}
 	e.app, err = app.Start(ctx, app.Config{DatabaseURL: db.URL, Addr: "127.0.0.1:0", Workers: cfg.ServerWorkers, PoolSize: int32(cfg.ServerPool),
 		OIDC:   auth.Config{IssuerURL: e.iss.URL(), Audience: audience},
-		Logger: slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))})
+		Logger: slog.New(slog.NewTextHandler(b.stderr, &slog.HandlerOptions{Level: level}))})
 	if err != nil {
 		return nil, fmt.Errorf("start notifyd: %w", err)
 	}

@@ -35,7 +35,8 @@ const livedWarmup = 10
 // turn, and at each size one node serves a sparse and a dense user's
 // stream openings, resumes, unread counts and history pages over HTTP.
 // Every answer is checked against the plan of what the user has.
-func runLivedPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress, rep *Report) (*LivedResult, error) {
+func (nr *nodeRun) runLivedPhase(ctx context.Context) (*LivedResult, error) {
+	cfg, prog := nr.cfg, nr.prog
 	sizes := cfg.LivedSizes
 	prog.Printf("lived: reads of one user as the table grows to %s rows (%s users, %d roles in the background), %d repetitions per size",
 		num(float64(sizes[len(sizes)-1])), num(livedUsers), livedRoles, cfg.LivedReps)
@@ -54,12 +55,12 @@ func runLivedPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress,
 	res := &LivedResult{}
 	prev := int64(0)
 	for _, n := range sizes {
-		seed, err := e.seed(ctx, seeder, prev, n, prog)
+		seed, err := e.seed(ctx, seeder, prev, n)
 		res.SeedSeconds += seed.InsertSeconds + seed.VacuumSeconds
 		if err != nil {
 			return res, err
 		}
-		size, err := measureLived(ctx, cfg, e, plan, seed, rep)
+		size, err := measureLived(ctx, e, plan, seed)
 		if size != nil {
 			res.Sizes = append(res.Sizes, *size)
 		}
@@ -78,7 +79,8 @@ func runLivedPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress,
 
 // measureLived times every operation at the size just seeded, then
 // explains the statements behind them.
-func measureLived(ctx context.Context, cfg config, e *nodeEnv, plan *livedPlan, seed LivedSeed, rep *Report) (*LivedSize, error) {
+func measureLived(ctx context.Context, e *nodeEnv, plan *livedPlan, seed LivedSeed) (*LivedSize, error) {
+	cfg, rep := e.run.cfg, e.run.rep
 	n := seed.Rows
 	sp, de := livedSparseUser(n), livedDenseUser(n)
 	spAud, deAud := plan.audience(sp, n), plan.audience(de, n)

@@ -284,7 +284,7 @@ func (s *livedSeeder) grow(ctx context.Context, from, to int64) (LivedSeed, erro
 // seed grows the table from seq from to seq to with e's nodes stopped: a
 // running node's feed would read every seeded row to fan it out; started
 // again, each begins at the new head, as after a deployment.
-func (e *nodeEnv) seed(ctx context.Context, s *livedSeeder, from, to int64, prog *progress) (LivedSeed, error) {
+func (e *nodeEnv) seed(ctx context.Context, s *livedSeeder, from, to int64) (LivedSeed, error) {
 	if err := e.eachNode(func(i int) error { return e.nodes[i].Stop(15 * time.Second) }); err != nil {
 		return LivedSeed{}, err
 	}
@@ -292,7 +292,7 @@ func (e *nodeEnv) seed(ctx context.Context, s *livedSeeder, from, to int64, prog
 	if err != nil {
 		return seed, err
 	}
-	prog.Printf("seeded %s published notifications: %s added in %.1f s (%s rows/s), vacuum and analyze %.1f s; notifications %.0f MiB with indexes",
+	e.run.prog.Printf("seeded %s published notifications: %s added in %.1f s (%s rows/s), vacuum and analyze %.1f s; notifications %.0f MiB with indexes",
 		num(float64(to)), num(float64(seed.Added)), seed.InsertSeconds, num(seed.RowsPerSecond), seed.VacuumSeconds, mib(seed.NotificationsBytes))
 	return seed, e.eachNode(func(i int) error { return e.restartNode(ctx, i) })
 }

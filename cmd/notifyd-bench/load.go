@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
@@ -81,16 +82,16 @@ func (g *loadGen) run(ctx context.Context, d time.Duration) error {
 		rnds[w] = rand.New(rand.NewPCG(uint64(w), 7))
 	}
 	sqlRate, httpRate := g.rate*(1-g.httpShare), g.rate*g.httpShare
-	err := runGroup(ctx, 2, func(ctx context.Context, i int) error {
-		if i == 1 { // HTTP
-			if httpRate == 0 {
-				return nil
-			}
-			return slots(ctx, 16, start, time.Duration(float64(time.Second)/httpRate), more, func(ctx context.Context, w int, k int64) error {
+	producers, pctx := errgroup.WithContext(ctx)
+	if httpRate > 0 {
+		producers.Go(func() error {
+			return slots(pctx, 16, start, time.Duration(float64(time.Second)/httpRate), more, func(ctx context.Context, w int, k int64) error {
 				return g.post(ctx, rnds[4+w], k)
 			})
-		}
-		return slots(ctx, 4, start, sqlEvery, more, func(ctx context.Context, w int, k int64) error {
+		})
+	}
+	producers.Go(func() error {
+		return slots(pctx, 4, start, sqlEvery, more, func(ctx context.Context, w int, k int64) error {
 			n := int(sqlRate*(sqlEvery*time.Duration(k+1)).Seconds()) - int(sqlRate*(sqlEvery*time.Duration(k)).Seconds())
 			if n == 0 {
 				return nil
@@ -107,6 +108,7 @@ func (g *loadGen) run(ctx context.Context, d time.Duration) error {
 			return err
 		})
 	})
+	err := producers.Wait()
 	return cmp.Or(ctx.Err(), err)
 }
 
@@ -195,8 +197,8 @@ type loadPhase struct {
 // nodeOf, if not nil) and makes a load generator at rate with mix; the
 // caller closes the result.
 func (e *nodeEnv) openLoad(ctx context.Context, name string, pop cluster.Population, streams int, start int64, nodeOf func(int) int,
-	browser *fleet.Browser, rate float64, mix cluster.Mix, run *LoadRun, prog *progress, stderr io.Writer) (*loadPhase, error) {
-	cfg := e.run.cfg
+	browser *fleet.Browser, rate float64, mix cluster.Mix, run *LoadRun) (*loadPhase, error) {
+	cfg, prog := e.run.cfg, e.run.prog
 	*run = LoadRun{Nodes: len(e.nodes), Streams: streams, Rows: run.Rows, Seed: run.Seed, Rate: rate, HTTPShare: cfg.HTTPShare}
 	if browser != nil {
 		run.Browser = *browser
@@ -206,7 +208,7 @@ func (e *nodeEnv) openLoad(ctx context.Context, name string, pop cluster.Populat
 	if lp.l, err = e.newLayout(pop, streams, start, nodeOf); err != nil {
 		return nil, err
 	}
-	if lp.cs, err = lp.l.open(ctx, prog, name, browser, stderr, &run.Opened, &run.OpenSeconds); err != nil {
+	if lp.cs, err = lp.l.open(ctx, name, browser, &run.Opened, &run.OpenSeconds); err != nil {
 		return nil, err
 	}
 	run.Clients = len(lp.l.plans)
@@ -310,12 +312,12 @@ func (lp *loadPhase) split(cd *checkedStreams, n int, class func(commit int64) i
 // back 30 days) and let every stream end up on one node, and seeds rows
 // published notifications when rows > 0: the storm's and the rolling
 // restart's database, as on one that has been in use.
-func (nr *nodeRun) startSeededNodes(ctx context.Context, n, streams int, rows int64, prog *progress) (*nodeEnv, *LivedSeed, error) {
+func (nr *nodeRun) startSeededNodes(ctx context.Context, n, streams int, rows int64) (*nodeEnv, *LivedSeed, error) {
 	e, err := nr.startNodes(ctx, n, map[string]string{"NOTIFY_MAX_STREAMS": strconv.Itoa(streams + 1000), "NOTIFY_RETENTION": "8760h"})
 	if err != nil || rows == 0 {
 		return e, nil, err
 	}
-	seed, err := e.seed(ctx, newLivedSeeder(e.admin, newLivedPlan([]int64{rows}, nr.cfg.LivedDense), rows, prog), 0, rows, prog)
+	seed, err := e.seed(ctx, newLivedSeeder(e.admin, newLivedPlan([]int64{rows}, nr.cfg.LivedDense), rows, nr.prog), 0, rows)
 	if err != nil {
 		e.Close()
 		return nil, nil, err

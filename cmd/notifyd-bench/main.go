@@ -43,6 +43,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
 	"github.com/notifyd/notifyd/internal/testkit/fleet"
@@ -86,6 +87,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	prog := &progress{w: stderr, start: time.Now()}
 	loadBefore := cluster.LoadAverage() // other work's: before the bench adds its own
 	rep := &Report{cfg: cfg, Settings: cfg.Flags}
+	b := bench{cfg: cfg, prog: prog, rep: rep, stderr: stderr}
 	defer func() {
 		if ctx.Err() != nil {
 			err = errors.New("interrupted: the report covers the phases that finished")
@@ -111,59 +113,61 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	var errs []error
 	// run runs phase if it was selected and the run goes on; met is
 	// whether its figures met their targets.
-	run := func(phase string, fn func() (met bool, err error)) {
+	run := func(phase string, fn func(context.Context) (met bool, err error)) {
 		if !cfg.Phases[phase] || ctx.Err() != nil {
 			return
 		}
-		met, err := fn()
+		met, err := fn(ctx)
 		errs = append(errs, err)
 		if !met && cfg.Strict {
 			errs = append(errs, fmt.Errorf("%s: target missed (-strict)", phase))
 		}
 	}
 	if slices.ContainsFunc(allPhases, func(p string) bool { return cfg.Phases[p] && inProcess(p) }) {
-		if err := runInProcess(ctx, cfg, prog, rep, stderr); err != nil {
+		if err := runInProcess(ctx, b); err != nil {
 			return err
 		}
 	} else {
 		rep.Environment = describeServer(ctx, cfg.ServerURL)
 	}
 	rep.Environment.LoadBefore = loadBefore
-	keep(run, phaseChurn, &rep.Churn, func(r *ChurnResult) bool { return r.TargetMet }, func() (*ChurnResult, error) { return runChurn(ctx, cfg, prog) })
+	keep(run, phaseChurn, &rep.Churn, func(r *ChurnResult) bool { return r.TargetMet }, b.runChurn)
 	if !slices.ContainsFunc(allPhases, func(p string) bool { return cfg.Phases[p] && !inProcess(p) && p != phaseChurn }) {
 		return errors.Join(errs...)
 	}
-	nr, err := startNodeRun(ctx, cfg, prog, stderr)
+	nr, err := startNodeRun(ctx, b)
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
 	defer nr.Close()
-	keep(run, phaseStreams, &rep.Streams, func(r *StreamsResult) bool { return r.TargetMet },
-		func() (*StreamsResult, error) { return runStreamsPhase(ctx, cfg, nr, prog, rep, stderr) })
-	keep(run, phaseBroadcast, &rep.Broadcast, func(r *BroadcastResult) bool { return r.TargetMet },
-		func() (*BroadcastResult, error) { return runBroadcastPhase(ctx, cfg, nr, prog, rep, stderr) })
-	keep(run, phaseResume, &rep.Resume, func(r *ResumeResult) bool { return r.TargetMet },
-		func() (*ResumeResult, error) { return runResumePhase(ctx, cfg, nr, prog, rep) })
-	keep(run, phaseCluster, &rep.Cluster, func(*ClusterResult) bool { return true }, // correctness: failures are errors
-		func() (*ClusterResult, error) { return runClusterPhase(ctx, cfg, nr, prog, rep, stderr) })
-	keep(run, phaseLived, &rep.Lived, func(r *LivedResult) bool { return r.TargetMet },
-		func() (*LivedResult, error) { return runLivedPhase(ctx, cfg, nr, prog, rep) })
-	keep(run, phaseStorm, &rep.Storm, func(r *StormResult) bool { return r.RehomeMet && r.SurvivorsMet },
-		func() (*StormResult, error) { return runStormPhase(ctx, cfg, nr, prog, rep, stderr) })
-	keep(run, phaseRolling, &rep.Rolling, func(r *RollingResult) bool { return r.TargetMet },
-		func() (*RollingResult, error) { return runRollingPhase(ctx, cfg, nr, prog, rep, stderr) })
-	keep(run, phaseVersus, &rep.Versus, func(r *VersusResult) bool { return r.LatencyTargetMet && r.SatTargetMet },
-		func() (*VersusResult, error) { return runVersusPhase(ctx, cfg, nr, prog, stderr) })
-	keep(run, phaseBurst, &rep.Burst, func(r *BurstResult) bool { return r.TargetMet },
-		func() (*BurstResult, error) { return runBurstPhase(ctx, cfg, nr, prog, stderr) })
+	keep(run, phaseStreams, &rep.Streams, func(r *StreamsResult) bool { return r.TargetMet }, nr.runStreamsPhase)
+	keep(run, phaseBroadcast, &rep.Broadcast, func(r *BroadcastResult) bool { return r.TargetMet }, nr.runBroadcastPhase)
+	keep(run, phaseResume, &rep.Resume, func(r *ResumeResult) bool { return r.TargetMet }, nr.runResumePhase)
+	keep(run, phaseCluster, &rep.Cluster, func(*ClusterResult) bool { return true }, nr.runClusterPhase) // correctness: failures are errors
+	keep(run, phaseLived, &rep.Lived, func(r *LivedResult) bool { return r.TargetMet }, nr.runLivedPhase)
+	keep(run, phaseStorm, &rep.Storm, func(r *StormResult) bool { return r.RehomeMet && r.SurvivorsMet }, nr.runStormPhase)
+	keep(run, phaseRolling, &rep.Rolling, func(r *RollingResult) bool { return r.TargetMet }, nr.runRollingPhase)
+	keep(run, phaseVersus, &rep.Versus, func(r *VersusResult) bool { return r.LatencyTargetMet && r.SatTargetMet }, nr.runVersusPhase)
+	keep(run, phaseBurst, &rep.Burst, func(r *BurstResult) bool { return r.TargetMet }, nr.runBurstPhase)
 	return errors.Join(errs...)
+}
+
+// bench is what every phase is given besides its context: the settings,
+// where progress and the servers' logs go, and the report, to which the
+// phases add their samplers' profiles.
+type bench struct {
+	cfg    config
+	prog   *progress
+	rep    *Report
+	stderr io.Writer
 }
 
 // keep runs a phase with run, keeping its result in *slot; met says
 // whether a result met its targets.
-func keep[R any](run func(string, func() (bool, error)), phase string, slot **R, met func(*R) bool, fn func() (*R, error)) {
-	run(phase, func() (bool, error) {
-		res, err := fn()
+func keep[R any](run func(string, func(context.Context) (bool, error)), phase string, slot **R, met func(*R) bool,
+	fn func(context.Context) (*R, error)) {
+	run(phase, func(ctx context.Context) (bool, error) {
+		res, err := fn(ctx)
 		*slot = res
 		return res == nil || met(res), err
 	})
@@ -173,14 +177,15 @@ func keep[R any](run func(string, func() (bool, error)), phase string, slot **R,
 // one fresh database, in a fixed order: throughput first, on an empty
 // database, and the producer comparison last, since it leaves the most
 // rows behind. Each runs under a sampler (its profile in the report).
-func runInProcess(ctx context.Context, cfg config, prog *progress, rep *Report, stderr io.Writer) (err error) {
-	db, err := createDatabase(ctx, cfg.ServerURL, cfg.DBSettings)
+func runInProcess(ctx context.Context, b bench) (err error) {
+	cfg, prog, rep := b.cfg, b.prog, b.rep
+	db, err := createDatabase(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	prog.Printf("created database %s", db.Name)
 	defer func() { err = errors.Join(err, db.Drop()) }()
-	e, err := startEnv(ctx, cfg, db, stderr)
+	e, err := startEnv(ctx, b, db)
 	if err != nil {
 		return err
 	}
@@ -201,13 +206,13 @@ func runInProcess(ctx context.Context, cfg config, prog *progress, rep *Report, 
 		return nil
 	}
 	err = measured(phaseThroughput, phaseThroughput, func() (err error) {
-		rep.Throughput, err = runThroughput(ctx, cfg, e, prog)
+		rep.Throughput, err = runThroughput(ctx, e)
 		return err
 	})
 	for _, rate := range cfg.LatencyRates {
 		if err == nil {
 			err = measured(phaseLatency, fmt.Sprintf("latency %d/s", rate), func() error {
-				res, err := runLatency(ctx, cfg, e, prog, int(rate))
+				res, err := runLatency(ctx, e, int(rate))
 				if res != nil {
 					rep.Latency = append(rep.Latency, *res)
 				}
@@ -217,13 +222,13 @@ func runInProcess(ctx context.Context, cfg config, prog *progress, rep *Report, 
 	}
 	if err == nil {
 		err = measured(phaseSnapshot, phaseSnapshot, func() (err error) {
-			rep.Snapshot, err = runSnapshot(ctx, cfg, e, prog)
+			rep.Snapshot, err = runSnapshot(ctx, e)
 			return err
 		})
 	}
 	if err == nil {
 		err = measured(phaseProducer, phaseProducer, func() (err error) {
-			rep.Producer, err = runProducer(ctx, cfg, e, prog)
+			rep.Producer, err = runProducer(ctx, e)
 			return err
 		})
 	}
@@ -270,44 +275,28 @@ func repeat(d time.Duration, fn func()) (stop func()) {
 	return func() { once.Do(func() { close(done); wg.Wait() }) }
 }
 
-// runGroup runs fn in n goroutines (each told its index) and returns the
-// first error, which cancels the others' context: errgroup, written out
-// to keep the bench on the standard library.
-func runGroup(ctx context.Context, n int, fn func(ctx context.Context, i int) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	var once sync.Once
-	var first error
-	for i := range n {
-		wg.Go(func() {
-			if err := fn(ctx, i); err != nil {
-				once.Do(func() { first = err; cancel() })
-			}
-		})
-	}
-	wg.Wait()
-	return first
-}
-
 // slots runs fn(ctx, w, k) for k = 0, 1, … from n goroutines (w: which):
 // slot k is taken by whichever is free and started at start + k*every,
 // while more(k, that time) holds, so a slow slot delays only itself. The
-// first error ends the run (as in runGroup).
+// first error ends the run, cancelling the others' context.
 func slots(ctx context.Context, n int, start time.Time, every time.Duration, more func(k int64, due time.Time) bool,
 	fn func(ctx context.Context, w int, k int64) error) error {
 	var next atomic.Int64
-	return runGroup(ctx, n, func(ctx context.Context, w int) error {
-		for k := next.Add(1) - 1; more(k, start.Add(time.Duration(k)*every)); k = next.Add(1) - 1 {
-			if err := sleepUntil(ctx, start.Add(time.Duration(k)*every)); err != nil {
-				return err
+	g, ctx := errgroup.WithContext(ctx)
+	for w := range n {
+		g.Go(func() error {
+			for k := next.Add(1) - 1; more(k, start.Add(time.Duration(k)*every)); k = next.Add(1) - 1 {
+				if err := sleepUntil(ctx, start.Add(time.Duration(k)*every)); err != nil {
+					return err
+				}
+				if err := fn(ctx, w, k); err != nil {
+					return err
+				}
 			}
-			if err := fn(ctx, w, k); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+			return nil
+		})
+	}
+	return g.Wait()
 }
 
 // sleepUntil sleeps until t unless ctx ends first.

@@ -19,22 +19,22 @@ import (
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
 	"github.com/notifyd/notifyd/internal/testkit/fleet"
+	"github.com/notifyd/notifyd/internal/testkit/pgtest"
 )
 
-// nodeRun is what the node phases share over a run: the notifyd binary,
-// built once, and one OpenID Connect issuer every node trusts, so a token
+// nodeRun is what the node phases share over a run, each phase a method:
+// the bench (settings, progress, report), the notifyd binary, built once, and one OpenID Connect issuer every node trusts, so a token
 // works on any node and a stream can resume anywhere.
 type nodeRun struct {
-	cfg    config
-	bin    string
-	tmp    string
-	iss    *cluster.Issuer
-	logOut io.Writer
+	bench
+	bin string
+	tmp string
+	iss *cluster.Issuer
 }
 
-func startNodeRun(ctx context.Context, cfg config, prog *progress, logOut io.Writer) (nr *nodeRun, err error) {
-	nr = &nodeRun{cfg: cfg, bin: cfg.NotifydBin, logOut: logOut}
-	defer func() {
+func startNodeRun(ctx context.Context, b bench) (_ *nodeRun, err error) {
+	nr := &nodeRun{bench: b, bin: b.cfg.NotifydBin}
+	defer func() { // nr, not the result: a failure returns nil
 		if err != nil {
 			nr.Close()
 		}
@@ -47,10 +47,12 @@ func startNodeRun(ctx context.Context, cfg config, prog *progress, logOut io.Wri
 		if nr.bin, err = cluster.Build(ctx, nr.tmp); err != nil {
 			return nil, err
 		}
-		prog.Printf("built notifyd in %.1f s", time.Since(start).Seconds())
+		nr.prog.Printf("built notifyd in %.1f s", time.Since(start).Seconds())
 	}
-	nr.iss, err = cluster.StartIssuer(audience)
-	return nr, err
+	if nr.iss, err = cluster.StartIssuer(audience); err != nil {
+		return nil, err
+	}
+	return nr, nil
 }
 
 func (nr *nodeRun) Close() {
@@ -70,7 +72,7 @@ func (nr *nodeRun) token(sub string, roles ...string) (string, error) {
 // nodeEnv is one phase's nodes on the phase's own fresh database.
 type nodeEnv struct {
 	run      *nodeRun
-	db       *benchDB
+	db       *pgtest.Scratch
 	nodes    []*cluster.Node
 	set      *cluster.Nodes
 	admin    *pgxpool.Pool
@@ -83,7 +85,7 @@ type nodeEnv struct {
 // free port of 127.0.0.<2+i>, with the bench's defaults, env on top, and
 // -node-env last (experiments win).
 func (nr *nodeRun) startNodes(ctx context.Context, n int, env map[string]string) (e *nodeEnv, err error) {
-	db, err := createDatabase(ctx, nr.cfg.ServerURL, nr.cfg.DBSettings)
+	db, err := createDatabase(ctx, nr.cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -93,9 +95,7 @@ func (nr *nodeRun) startNodes(ctx context.Context, n int, env map[string]string)
 		e.settings["NOTIFY_LOG_LEVEL"] = "info"
 	}
 	maps.Copy(e.settings, env)
-	for _, s := range nr.cfg.NodeEnv { // in order: a later one wins
-		e.settings[s.Name] = s.Value
-	}
+	maps.Copy(e.settings, nr.cfg.NodeEnv.Map())
 	defer func() {
 		if err != nil {
 			e.Close()
@@ -103,7 +103,7 @@ func (nr *nodeRun) startNodes(ctx context.Context, n int, env map[string]string)
 	}()
 	e.nodes, err = cluster.StartNodes(ctx, n, func(i int) cluster.NodeConfig {
 		return cluster.NodeConfig{Binary: nr.bin, DatabaseURL: db.URL, IP: "127.0.0." + strconv.Itoa(2+i), Env: e.settings,
-			Log: prefixWriter(nr.logOut, fmt.Sprintf("node%d: ", i))}
+			Log: prefixWriter(nr.stderr, fmt.Sprintf("node%d: ", i))}
 	})
 	if err != nil {
 		return nil, err
@@ -204,13 +204,13 @@ func (e *nodeEnv) memory(ctx context.Context) []NodeMemory {
 // killNode SIGKILLs node i and takes it out of the producers' and the
 // clients' rotation; beforeKill runs just before the signal. It returns
 // the streams the node held and when it was killed.
-func (e *nodeEnv) killNode(ctx context.Context, cs *fleet.Fleet, i int, phase string, prog *progress, beforeKill func()) (int, time.Time, error) {
+func (e *nodeEnv) killNode(ctx context.Context, cs *fleet.Fleet, i int, phase string, beforeKill func()) (int, time.Time, error) {
 	on := e.streamsOn(ctx, i)
 	beforeKill()
 	at := time.Now()
 	err := e.nodes[i].Kill()
 	_ = e.setDown(cs, i, true)
-	prog.Printf("%s: killed node%d (SIGKILL) holding %d streams", phase, i, on)
+	e.run.prog.Printf("%s: killed node%d (SIGKILL) holding %d streams", phase, i, on)
 	return on, at, err
 }
 
@@ -226,6 +226,7 @@ func (e *nodeEnv) setDown(cs *fleet.Fleet, i int, down bool) error {
 // k mod processes, so each user's streams are spread over the nodes and
 // each process holds a share of every node's.
 type layout struct {
+	run   *nodeRun
 	ids   []notify.Identity // by stream key
 	plans []fleet.Plan
 }
@@ -235,7 +236,7 @@ type layout struct {
 // if not nil, places stream k instead.
 func (e *nodeEnv) newLayout(pop cluster.Population, streams int, start int64, nodeOf func(k int) int) (*layout, error) {
 	procs := max(1, (streams+e.run.cfg.ClientStreams-1)/e.run.cfg.ClientStreams)
-	l := &layout{ids: make([]notify.Identity, streams), plans: make([]fleet.Plan, procs)}
+	l := &layout{run: e.run, ids: make([]notify.Identity, streams), plans: make([]fleet.Plan, procs)}
 	for p := range l.plans {
 		l.plans[p] = fleet.Plan{ID: p, SourceIP: fmt.Sprintf("127.0.1.%d", 1+p%250), Nodes: e.urls(), Tokens: map[string]string{}, OpenParallel: 32}
 	}
@@ -262,11 +263,12 @@ func (e *nodeEnv) newLayout(pop cluster.Population, streams int, start int64, no
 // open, printing progress, and keeps how many opened and how long it took
 // (when not nil). browser, if not nil, makes every stream reconnect as
 // notifyd's browser client does instead of at once.
-func (l *layout) open(ctx context.Context, prog *progress, phase string, browser *fleet.Browser, stderr io.Writer, opened *int, secs *float64) (*fleet.Fleet, error) {
+func (l *layout) open(ctx context.Context, phase string, browser *fleet.Browser, opened *int, secs *float64) (*fleet.Fleet, error) {
+	prog := l.run.prog
 	for p := range l.plans {
 		l.plans[p].Browser = browser
 	}
-	cs, err := fleet.Start(l.plans, stderr)
+	cs, err := fleet.Start(l.plans, l.run.stderr)
 	if err != nil {
 		return nil, err
 	}

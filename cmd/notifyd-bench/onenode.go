@@ -107,7 +107,8 @@ type StreamsResult struct {
 // runStreamsPhase holds cfg.HoldStreams idle streams on one node for
 // cfg.Hold with heartbeats every cfg.Heartbeat, and measures the node's
 // resident memory and that every stream's heartbeats keep arriving.
-func runStreamsPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress, rep *Report, stderr io.Writer) (*StreamsResult, error) {
+func (nr *nodeRun) runStreamsPhase(ctx context.Context) (*StreamsResult, error) {
+	cfg, prog, rep := nr.cfg, nr.prog, nr.rep
 	s := cfg.HoldStreams
 	prog.Printf("streams: %d streams on one node for %s, heartbeat every %s", s, cfg.Hold, cfg.Heartbeat)
 	e, l, err := nr.oneNode(ctx, s, (s+streamsPerUserOneNode-1)/streamsPerUserOneNode, 1, "hold", heartbeatEnv(cfg.Heartbeat))
@@ -116,7 +117,7 @@ func runStreamsPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progres
 	}
 	defer e.Close()
 	res := &StreamsResult{Streams: s, Clients: len(l.plans)}
-	cs, err := l.open(ctx, prog, phaseStreams, nil, stderr, &res.Opened, &res.OpenSeconds)
+	cs, err := l.open(ctx, phaseStreams, nil, &res.Opened, &res.OpenSeconds)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +185,8 @@ type Broadcasts struct {
 // then waits until every stream of l has them (and waited runs), and
 // checks every stream from start: exactly once, in order.
 func (e *nodeEnv) broadcast(ctx context.Context, cs *fleet.Fleet, l *layout, start int64, n int, interval time.Duration,
-	phase string, prog *progress, waited func()) (Broadcasts, error) {
+	phase string, waited func()) (Broadcasts, error) {
+	prog := e.run.prog
 	b := Broadcasts{Broadcasts: n}
 	commits := map[string]int64{} // unix nanoseconds
 	for i := range n {
@@ -248,7 +250,8 @@ type BroadcastResult struct {
 // runBroadcastPhase opens cfg.BroadcastStreams streams on one node, then
 // sends cfg.Broadcasts notifications to everyone, cfg.BroadcastInterval
 // apart (Broadcasts).
-func runBroadcastPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress, rep *Report, stderr io.Writer) (*BroadcastResult, error) {
+func (nr *nodeRun) runBroadcastPhase(ctx context.Context) (*BroadcastResult, error) {
+	cfg, prog, rep := nr.cfg, nr.prog, nr.rep
 	s := cfg.BroadcastStreams
 	prog.Printf("broadcast: %d streams on one node, %d broadcasts %s apart", s, cfg.Broadcasts, cfg.BroadcastInterval)
 	e, l, err := nr.oneNode(ctx, s, (s+streamsPerUserOneNode-1)/streamsPerUserOneNode, 2, "bc", nil)
@@ -257,7 +260,7 @@ func runBroadcastPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progr
 	}
 	defer e.Close()
 	res := &BroadcastResult{Streams: s}
-	cs, err := l.open(ctx, prog, phaseBroadcast, nil, stderr, &res.Opened, nil)
+	cs, err := l.open(ctx, phaseBroadcast, nil, &res.Opened, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -270,7 +273,7 @@ func runBroadcastPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progr
 	}
 	samp := startSampler(ctx, e.admin, 100*time.Millisecond)
 	win := startCPU(e, cs)
-	res.Broadcasts, err = e.broadcast(ctx, cs, l, start, cfg.Broadcasts, cfg.BroadcastInterval, phaseBroadcast, prog, func() {
+	res.Broadcasts, err = e.broadcast(ctx, cs, l, start, cfg.Broadcasts, cfg.BroadcastInterval, phaseBroadcast, func() {
 		res.CPU = win()
 		rep.Profiles = append(rep.Profiles, samp.Stop(phaseBroadcast))
 		if mem := e.memory(ctx); len(mem) == 1 {
@@ -317,7 +320,8 @@ type ResumeResult struct {
 // table); it reconnects with Last-Event-ID and the phase measures from the
 // request to the last replayed notification. Repeated cfg.ResumeRounds
 // times; the median is the figure.
-func runResumePhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress, rep *Report) (*ResumeResult, error) {
+func (nr *nodeRun) runResumePhase(ctx context.Context) (*ResumeResult, error) {
+	cfg, prog, rep := nr.cfg, nr.prog, nr.rep
 	prog.Printf("resume: a stream %d notifications behind (noise %.1f), %d rounds", cfg.ResumeBehind, cfg.ResumeNoise, cfg.ResumeRounds)
 	e, err := nr.startNodes(ctx, 1, nil)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
 	"github.com/notifyd/notifyd/internal/testkit/stats"
@@ -53,7 +54,8 @@ type ProducerResult struct {
 // are compared. Every run starts after a CHECKPOINT and, after a trigger
 // run, after the worker has drained the queue, so no run pays for the one
 // before.
-func runProducer(ctx context.Context, cfg config, e *env, prog *progress) (*ProducerResult, error) {
+func runProducer(ctx context.Context, e *env) (*ProducerResult, error) {
+	cfg, prog := e.cfg, e.prog
 	res := &ProducerResult{TargetRatio: 0.8}
 	prog.Printf("producer: %d goroutines, single-row autocommit inserts, %s per run, %d rounds of plain and trigger",
 		cfg.Producers, cfg.ProducerDuration, cfg.Rounds)
@@ -71,7 +73,7 @@ func runProducer(ctx context.Context, cfg config, e *env, prog *progress) (*Prod
 			_, _ = e.admin.Exec(ctx, "CHECKPOINT") // best effort: needs a superuser
 			sm := startSampler(ctx, e.admin, 50*time.Millisecond)
 			walBefore := readWAL(ctx, e.admin)
-			run, err := produce(ctx, cfg, pool, prog, table, round)
+			run, err := produce(ctx, e, pool, table, round)
 			run.WAL = readWAL(ctx, e.admin).since(walBefore, run.Inserts, run.Seconds)
 			prof := sm.Stop(table)
 			run.ProducerWaits = prof.Waits[producerApp]
@@ -105,7 +107,8 @@ func runProducer(ctx context.Context, cfg config, e *env, prog *progress) (*Prod
 
 // produce runs cfg.Producers goroutines inserting one row per autocommit
 // statement into table until cfg.ProducerDuration has passed.
-func produce(ctx context.Context, cfg config, pool *pgxpool.Pool, prog *progress, table string, round int) (ProducerRun, error) {
+func produce(ctx context.Context, e *env, pool *pgxpool.Pool, table string, round int) (ProducerRun, error) {
+	cfg, prog := e.cfg, e.prog
 	stmt := `INSERT INTO bench_plain (message, target_user_id, data) VALUES ('bench producer', $1, jsonb_build_object('i', $2::int))`
 	if table == "trigger" {
 		stmt = `INSERT INTO notify.notifications (message, target_user_id, data) VALUES ('bench producer', $1, jsonb_build_object('i', $2::int))`
@@ -117,15 +120,19 @@ func produce(ctx context.Context, cfg config, pool *pgxpool.Pool, prog *progress
 	defer stop()
 	start := time.Now()
 	deadline := start.Add(cfg.ProducerDuration)
-	err := runGroup(ctx, cfg.Producers, func(gctx context.Context, _ int) error {
-		for i := 0; time.Now().Before(deadline); i++ {
-			if _, err := pool.Exec(gctx, stmt, "bench-producer", i); err != nil {
-				return fmt.Errorf("insert into %s: %w", table, err)
+	g, gctx := errgroup.WithContext(ctx)
+	for range cfg.Producers {
+		g.Go(func() error {
+			for i := 0; time.Now().Before(deadline); i++ {
+				if _, err := pool.Exec(gctx, stmt, "bench-producer", i); err != nil {
+					return fmt.Errorf("insert into %s: %w", table, err)
+				}
+				n.Add(1)
 			}
-			n.Add(1)
-		}
-		return nil
-	})
+			return nil
+		})
+	}
+	err := g.Wait()
 	elapsed := time.Since(start) // includes the inserts in flight at the deadline
 	return ProducerRun{Table: table, Round: round, Inserts: n.Load(), Seconds: elapsed.Seconds(),
 		Rate: float64(n.Load()) / elapsed.Seconds()}, err

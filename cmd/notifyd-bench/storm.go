@@ -84,16 +84,17 @@ type StormSample struct {
 // the storm does to the survivors' streams, the worker's publishing and
 // the feed, and checks every stream exactly once. With -storm-replica it
 // runs on a private cluster with a standby (runStormReplica).
-func runStormPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress, rep *Report, stderr io.Writer) (*StormResult, error) {
+func (nr *nodeRun) runStormPhase(ctx context.Context) (*StormResult, error) {
+	cfg := nr.cfg
 	if cfg.StormReplica > 0 {
-		return runStormReplica(ctx, cfg, nr, prog, rep, stderr)
+		return runStormReplica(ctx, nr)
 	}
-	e, seed, err := nr.startSeededNodes(ctx, cfg.Nodes, stormStreams(cfg), cfg.StormRows, prog)
+	e, seed, err := nr.startSeededNodes(ctx, cfg.Nodes, stormStreams(cfg), cfg.StormRows)
 	if err != nil {
 		return nil, err
 	}
 	defer e.Close()
-	return runStorm(ctx, cfg, e, seed, nil, prog, rep, stderr)
+	return runStorm(ctx, e, seed, nil)
 }
 
 func stormStreams(cfg config) int {
@@ -112,8 +113,8 @@ const (
 
 // runStorm runs one storm on e's nodes (all running, on the seeded
 // table): streams open, load, kill, re-homing, the checks.
-func runStorm(ctx context.Context, cfg config, e *nodeEnv, seed *LivedSeed, mark func(moment string),
-	prog *progress, rep *Report, stderr io.Writer) (*StormResult, error) {
+func runStorm(ctx context.Context, e *nodeEnv, seed *LivedSeed, mark func(moment string)) (*StormResult, error) {
+	cfg, prog, rep := e.run.cfg, e.run.prog, e.run.rep
 	if mark == nil {
 		mark = func(string) {}
 	}
@@ -142,7 +143,7 @@ func runStorm(ctx context.Context, cfg config, e *nodeEnv, seed *LivedSeed, mark
 	rand.New(rand.NewPCG(5, 5)).Shuffle(len(place), func(i, j int) { place[i], place[j] = place[j], place[i] })
 	mark(stormOpening)
 	lp, err := e.openLoad(ctx, phaseStorm, pop, streams, start, func(k int) int { return place[k] }, &cfg.Browser,
-		cfg.StormRate, cluster.Mix{}, &res.LoadRun, prog, stderr)
+		cfg.StormRate, cluster.Mix{}, &res.LoadRun)
 	if err != nil {
 		return res, err
 	}
@@ -160,7 +161,7 @@ func runStorm(ctx context.Context, cfg config, e *nodeEnv, seed *LivedSeed, mark
 	if loadErr == nil {
 		rep.Profiles = append(rep.Profiles, samp.Stop("storm: before the kill"))
 		samp = startSampler(ctx, e.admin, 100*time.Millisecond)
-		res.StreamsOnKilled, killAt, loadErr = e.killNode(ctx, lp.cs, victim, phaseStorm, prog, func() {
+		res.StreamsOnKilled, killAt, loadErr = e.killNode(ctx, lp.cs, victim, phaseStorm, func() {
 			res.HeadAtKill, _ = cluster.Head(ctx, e.admin)
 			mark(stormKill)
 		})

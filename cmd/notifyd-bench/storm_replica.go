@@ -82,7 +82,8 @@ func (w StatementWork) plus(o StatementWork, sign int64) StatementWork {
 
 // runStormReplica is the storm phase with -storm-replica: see above. It
 // returns the first run (without the replica) as the phase's storm.
-func runStormReplica(ctx context.Context, cfg config, nr *nodeRun, prog *progress, rep *Report, stderr io.Writer) (*StormResult, error) {
+func runStormReplica(ctx context.Context, nr *nodeRun) (*StormResult, error) {
+	cfg, prog, rep, stderr := nr.cfg, nr.prog, nr.rep, nr.stderr
 	dir, err := os.MkdirTemp("", "notifyd-bench-replica-")
 	if err != nil {
 		return nil, err
@@ -99,7 +100,7 @@ func runStormReplica(ctx context.Context, cfg config, nr *nodeRun, prog *progres
 	prog.Printf("storm: a private primary on port %d (pg_stat_statements preloaded)", primary.Port())
 	onPrimary := *nr
 	onPrimary.cfg.ServerURL = primary.URL("postgres")
-	e, seed, err := onPrimary.startSeededNodes(ctx, cfg.Nodes, stormStreams(cfg), cfg.StormRows, prog)
+	e, seed, err := onPrimary.startSeededNodes(ctx, cfg.Nodes, stormStreams(cfg), cfg.StormRows)
 	if err != nil {
 		return nil, err
 	}
@@ -120,10 +121,7 @@ func runStormReplica(ctx context.Context, cfg config, nr *nodeRun, prog *progres
 		_ = standby.Stop(context.WithoutCancel(ctx))
 	}()
 	res.StandbySeconds = time.Since(copyStart).Seconds()
-	standbyURL, err := withDatabase(standby.URL("postgres"), e.db.Name)
-	if err != nil {
-		return nil, err
-	}
+	standbyURL := standby.URL(e.db.Name)
 	prog.Printf("storm: a streaming standby on port %d, copied in %.1f s", standby.Port(), res.StandbySeconds)
 	standbyPool, err := pgxpool.New(ctx, standbyURL)
 	if err != nil {
@@ -143,7 +141,7 @@ func runStormReplica(ctx context.Context, cfg config, nr *nodeRun, prog *progres
 				return first, err
 			}
 		}
-		run, err := runMeasuredStorm(ctx, cfg, e, seed, meters, withReplica, prog, rep, stderr)
+		run, err := runMeasuredStorm(ctx, e, seed, meters, withReplica)
 		res.Runs = append(res.Runs, run)
 		if first == nil {
 			first = run.Storm
@@ -157,8 +155,8 @@ func runStormReplica(ctx context.Context, cfg config, nr *nodeRun, prog *progres
 
 // runMeasuredStorm runs one storm, reading the clusters' work at its
 // moments.
-func runMeasuredStorm(ctx context.Context, cfg config, e *nodeEnv, seed *LivedSeed, meters []*dbMeter, withReplica bool,
-	prog *progress, rep *Report, stderr io.Writer) (StormReplicaRun, error) {
+func runMeasuredStorm(ctx context.Context, e *nodeEnv, seed *LivedSeed, meters []*dbMeter, withReplica bool) (StormReplicaRun, error) {
+	cfg, prog := e.run.cfg, e.run.prog
 	run := StormReplicaRun{Replica: withReplica}
 	what := "without the replica"
 	if withReplica {
@@ -184,7 +182,7 @@ func runMeasuredStorm(ctx context.Context, cfg config, e *nodeEnv, seed *LivedSe
 			run.ReadsStorm = subCounts(e.readCounts(ctx, victim), atKill)
 		}
 	}
-	storm, err := runStorm(ctx, cfg, e, seed, mark, prog, rep, stderr)
+	storm, err := runStorm(ctx, e, seed, mark)
 	run.Storm = storm
 	stretches := []struct{ name, from, to string }{
 		{"opening", stormOpening, stormOpened}, {"before the kill", stormOpened, stormKill}, {"after the kill", stormKill, stormWindowd}}
@@ -287,7 +285,7 @@ type dbSnapshot struct {
 // snapshot reads the cluster now.
 func (m *dbMeter) snapshot(ctx context.Context) (dbSnapshot, error) {
 	s := dbSnapshot{at: time.Now(), stmts: map[string]StatementWork{}}
-	cpu, err := clusterCPU(m.cluster.PID())
+	cpu, err := cluster.TreeCPU(m.cluster.PID()) // the postmaster: the whole server
 	if err != nil {
 		return s, err
 	}
@@ -323,27 +321,6 @@ func (s dbSnapshot) since(prev dbSnapshot, stretch string) DBWork {
 		w.Total = w.Total.plus(d, 1)
 	}
 	return w
-}
-
-// clusterCPU is the CPU the cluster whose postmaster is pid has used: the
-// postmaster's own, its exited children's (which it reaped) and its live
-// children's.
-func clusterCPU(pid int) (time.Duration, error) {
-	st, err := cluster.ReadStat(pid)
-	if err != nil {
-		return 0, err
-	}
-	total := st.User + st.System + st.ChildUser + st.ChildSystem
-	children, err := cluster.Children(pid)
-	if err != nil {
-		return 0, err
-	}
-	for _, c := range children {
-		if cs, err := cluster.ReadStat(c); err == nil {
-			total += cs.User + cs.System
-		}
-	}
-	return total, nil
 }
 
 // writeStormReplica prints what the read replica took off the primary in

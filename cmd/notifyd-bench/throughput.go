@@ -41,7 +41,8 @@ type ThroughputResult struct {
 // Producers hold back while more than cfg.Window notifications are in
 // flight, so the figure is what the pipeline sustains, not how fast a
 // backlog can be piled up in the table.
-func runThroughput(ctx context.Context, cfg config, e *env, prog *progress) (*ThroughputResult, error) {
+func runThroughput(ctx context.Context, e *env) (*ThroughputResult, error) {
+	cfg, prog := e.cfg, e.prog
 	const user = "bench-throughput"
 	prog.Printf("throughput: %d notifications, %d-row statements, %d producers, window %d",
 		cfg.Total, cfg.Batch, cfg.ThroughputProducers, cfg.Window)
@@ -153,11 +154,12 @@ type LatencyResult struct {
 // runLatency inserts single rows at a steady rate for cfg.LatencyDuration
 // and measures, per notification, the time from the producer seeing its
 // commit to the stream delivering it.
-func runLatency(ctx context.Context, cfg config, e *env, prog *progress, rate int) (*LatencyResult, error) {
+func runLatency(ctx context.Context, e *env, rate int) (*LatencyResult, error) {
+	cfg, prog := e.cfg, e.prog
 	user := fmt.Sprintf("bench-latency-%d", rate)
 	total := max(1, int(float64(rate)*cfg.LatencyDuration.Seconds()))
 	prog.Printf("latency: %d/s for %s (%d inserts, %d producers)", rate, cfg.LatencyDuration, total, cfg.LatencyProducers)
-	sent, rc, rd, err := pacedRun(ctx, e, prog, "latency "+fmt.Sprint(rate)+"/s", user, rate, total)
+	sent, rc, rd, err := pacedRun(ctx, e, "latency "+fmt.Sprint(rate)+"/s", user, rate, total)
 	if rc.read == nil {
 		return nil, err
 	}
@@ -171,7 +173,7 @@ func runLatency(ctx context.Context, cfg config, e *env, prog *progress, rate in
 // pacedRun runs paceInserts for user while user's stream reads, waits
 // for the stream to have everything, and reads the receipts. rc.read is
 // nil when nothing could be measured; otherwise err is how the run ended.
-func pacedRun(ctx context.Context, e *env, prog *progress, what, user string, rate, total int) ([]committed, receipts, *reader, error) {
+func pacedRun(ctx context.Context, e *env, what, user string, rate, total int) ([]committed, receipts, *reader, error) {
 	pool, rd, closeAll, err := producersAndReader(ctx, e, user, e.cfg.LatencyProducers)
 	if err != nil {
 		return nil, receipts{}, nil, err
@@ -182,7 +184,7 @@ func pacedRun(ctx context.Context, e *env, prog *progress, what, user string, ra
 		return nil, receipts{}, nil, err
 	}
 	var done atomic.Int64
-	stop := prog.Every(10*time.Second, func() string {
+	stop := e.prog.Every(10*time.Second, func() string {
 		return fmt.Sprintf("%s: %d committed, %d received", what, done.Load(), rd.Stats().Received)
 	})
 	sent, err := paceInserts(ctx, pool, user, rate, total, e.cfg.LatencyProducers, &done)
@@ -276,7 +278,8 @@ type SnapshotWindow struct {
 
 // runSnapshot is the held-snapshot phase (issue 12's targets: the last
 // window's p99 at most 1.5 times the first's and at most 25 ms).
-func runSnapshot(ctx context.Context, cfg config, e *env, prog *progress) (*SnapshotResult, error) {
+func runSnapshot(ctx context.Context, e *env) (*SnapshotResult, error) {
+	cfg, prog := e.cfg, e.prog
 	rate, window := cfg.SnapshotRate, cfg.SnapshotWindow
 	total := max(1, int(float64(rate)*cfg.SnapshotDuration.Seconds()))
 	prog.Printf("held snapshot: %d/s for %s (%d inserts) while another session holds a REPEATABLE READ snapshot", rate, cfg.SnapshotDuration, total)
@@ -302,7 +305,7 @@ func runSnapshot(ctx context.Context, cfg config, e *env, prog *progress) (*Snap
 	}
 	stopDead := prog.Every(window, sampleDead)
 	begin := time.Now()
-	sent, rc, _, err := pacedRun(ctx, e, prog, "held snapshot", "bench-snapshot", rate, total)
+	sent, rc, _, err := pacedRun(ctx, e, "held snapshot", "bench-snapshot", rate, total)
 	stopDead()
 	sampleDead()
 	if rc.read == nil {

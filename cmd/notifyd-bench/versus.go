@@ -17,6 +17,7 @@ import (
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
 	"github.com/notifyd/notifyd/internal/testkit/stats"
 	"github.com/notifyd/notifyd/internal/wire"
+	"golang.org/x/sync/errgroup"
 )
 
 // Issue 15's targets against Centrifugo, as ratios notifyd / Centrifugo.
@@ -50,7 +51,8 @@ type VersusResult struct {
 // runVersusPhase runs one notifyd node and one Centrifugo side by side
 // (both idle while the other is measured) and alternates between them:
 // cfg.VersusRounds paced runs on each, then as many saturation runs.
-func runVersusPhase(ctx context.Context, cfg config, nr *nodeRun, prog *progress, stderr io.Writer) (*VersusResult, error) {
+func (nr *nodeRun) runVersusPhase(ctx context.Context) (*VersusResult, error) {
+	cfg, prog, stderr := nr.cfg, nr.prog, nr.stderr
 	res := &VersusResult{CentrifugoVersion: centrifugoVersion}
 	dir, err := os.MkdirTemp("", "notifyd-bench-versus-")
 	if err != nil {
@@ -249,25 +251,24 @@ func openVersusStreams(ctx context.Context, sys versusSystem, n, maxMessages int
 	for k := range vs.remaining {
 		vs.remaining[k].Store(int32(n))
 	}
-	sem := make(chan struct{}, 64)
-	streamCtx := ctx // runGroup's context ends with it; the streams must not
-	err := runGroup(ctx, n, func(ctx context.Context, i int) error {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		defer func() { <-sem }()
-		s, err := sys.Open(streamCtx, i)
-		if err != nil {
-			return err
-		}
-		vs.streams[i] = s
-		vs.wg.Add(1)
-		go vs.read(i, s)
-		return nil
-	})
-	if err != nil {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(64)
+	for i := range n {
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil { // another failed
+				return err
+			}
+			s, err := sys.Open(ctx, i) // not gctx: it ends with the group, the streams must not
+			if err != nil {
+				return err
+			}
+			vs.streams[i] = s
+			vs.wg.Add(1)
+			go vs.read(i, s)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
 		vs.Close()
 		return nil, fmt.Errorf("%s: open %d streams: %w", sys.Name(), n, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -165,12 +166,23 @@ func BehindPooler(ctx context.Context, url string) (bool, error) {
 }
 
 // Redact returns the connection string without its password, for messages.
-func Redact(url string) string {
-	pc, err := pgconn.ParseConfig(url)
+// A URL keeps its query parameters but those holding secrets: they say how
+// the connection is made (sslmode, say), which a report of figures names.
+func Redact(connString string) string {
+	pc, err := pgconn.ParseConfig(connString)
 	if err != nil {
 		return "(unparsable database url)"
 	}
-	return fmt.Sprintf("postgres://%s@%s:%d/%s", pc.User, pc.Host, pc.Port, pc.Database)
+	s := fmt.Sprintf("postgres://%s@%s:%d/%s", pc.User, pc.Host, pc.Port, pc.Database)
+	if u, err := url.Parse(connString); err == nil && u.RawQuery != "" {
+		q := u.Query()
+		q.Del("password")
+		q.Del("sslpassword")
+		if len(q) > 0 {
+			s += "?" + q.Encode()
+		}
+	}
+	return s
 }
 
 // interpretError maps PostgreSQL errors to the domain's sentinels.

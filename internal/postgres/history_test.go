@@ -192,7 +192,10 @@ func TestHistoryHookOnEveryConnection(t *testing.T) {
 	}
 
 	// A database with no schema yet: the hook lets the connection through.
-	empty := pgtest.WithDatabase(pgtest.ServerURL(), "postgres")
+	empty, err := pgtest.WithDatabase(pgtest.ServerURL(), "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
 	other, err := postgres.OpenPool(ctx, empty, postgres.PoolConfig{MaxConns: 1, AfterConnect: postgres.HistoryHook(log)})
 	if err != nil {
 		t.Fatalf("a pool on a database without notifyd's schema: %v", err)

@@ -40,16 +40,38 @@ func RSS(pid int) (int64, error) {
 // CPUTime is the user plus system CPU time process pid has used so far
 // (/proc/<pid>/stat), in steps of 10 ms.
 func CPUTime(pid int) (time.Duration, error) {
-	st, err := ReadStat(pid)
+	st, err := readStat(pid)
 	if err != nil {
 		return 0, fmt.Errorf("read cpu time of %d: %w", pid, err)
 	}
 	return st.User + st.System, nil
 }
 
-// Stat is what /proc/<pid>/stat says of a process's parent and CPU time
+// TreeCPU is the CPU time a process and its children have used so far: its
+// own, its exited children's that it reaped, and its live children's. For
+// a PostgreSQL postmaster that is the whole server: every backend, live or
+// gone, and the background processes.
+func TreeCPU(pid int) (time.Duration, error) {
+	st, err := readStat(pid)
+	if err != nil {
+		return 0, fmt.Errorf("read cpu time of %d: %w", pid, err)
+	}
+	total := st.User + st.System + st.ChildUser + st.ChildSystem
+	kids, err := children(pid)
+	if err != nil {
+		return 0, err
+	}
+	for _, c := range kids {
+		if cs, err := readStat(c); err == nil { // gone since listed: counted once reaped
+			total += cs.User + cs.System
+		}
+	}
+	return total, nil
+}
+
+// procStat is what /proc/<pid>/stat says of a process's parent and CPU time
 // (in steps of 10 ms).
-type Stat struct {
+type procStat struct {
 	PPID         int
 	User, System time.Duration
 	// ChildUser and ChildSystem are the CPU of its children that exited and
@@ -57,34 +79,34 @@ type Stat struct {
 	ChildUser, ChildSystem time.Duration
 }
 
-// ReadStat reads process pid's /proc/<pid>/stat.
-func ReadStat(pid int) (Stat, error) {
+// readStat reads process pid's /proc/<pid>/stat.
+func readStat(pid int) (procStat, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return Stat{}, err
+		return procStat{}, err
 	}
 	malformed := fmt.Errorf("malformed /proc/%d/stat", pid)
 	// The command (which may hold spaces) ends at the last ')'.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return Stat{}, malformed
+		return procStat{}, malformed
 	}
 	f := strings.Fields(string(b[i+1:]))
 	if len(f) < 15 {
-		return Stat{}, malformed
+		return procStat{}, malformed
 	}
 	var n [5]int64 // ppid, utime, stime, cutime, cstime
 	for k, at := range []int{1, 11, 12, 13, 14} {
 		if n[k], err = strconv.ParseInt(f[at], 10, 64); err != nil {
-			return Stat{}, malformed
+			return procStat{}, malformed
 		}
 	}
 	ticks := func(t int64) time.Duration { return time.Duration(t) * time.Second / clockTicks }
-	return Stat{PPID: int(n[0]), User: ticks(n[1]), System: ticks(n[2]), ChildUser: ticks(n[3]), ChildSystem: ticks(n[4])}, nil
+	return procStat{PPID: int(n[0]), User: ticks(n[1]), System: ticks(n[2]), ChildUser: ticks(n[3]), ChildSystem: ticks(n[4])}, nil
 }
 
-// Children lists the processes whose parent is pid.
-func Children(pid int) ([]int, error) {
+// children lists the processes whose parent is pid.
+func children(pid int) ([]int, error) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil, fmt.Errorf("list processes: %w", err)
@@ -95,7 +117,7 @@ func Children(pid int) ([]int, error) {
 		if err != nil {
 			continue
 		}
-		if st, err := ReadStat(child); err == nil && st.PPID == pid {
+		if st, err := readStat(child); err == nil && st.PPID == pid {
 			out = append(out, child)
 		}
 	}

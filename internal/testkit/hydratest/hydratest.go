@@ -17,7 +17,6 @@ package hydratest
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -32,8 +31,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/pgtest"
@@ -60,7 +57,7 @@ type Provider struct {
 func Start(t testing.TB, users ...User) *Provider {
 	t.Helper()
 	bin := Build(t)
-	dsn := createDatabase(t)
+	dsn := pgtest.NewScratch(t, pgtest.ScratchConfig{Prefix: fmt.Sprintf("hydra_test_%d", os.Getpid())}).URL
 	login := startLoginApp(t, users)
 	common := append(os.Environ(),
 		"DSN="+dsn,
@@ -213,36 +210,6 @@ func ready(url string) bool {
 	}
 	resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
-}
-
-// createDatabase creates an empty database for Hydra on the test server,
-// dropped when t ends, and returns its connection string.
-func createDatabase(t testing.TB) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	name := fmt.Sprintf("hydra_test_%d_%s", os.Getpid(), randomHex(6))
-	conn, err := pgx.Connect(ctx, pgtest.ServerURL())
-	if err != nil {
-		t.Fatalf("connect to the test server: %v", err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		t.Fatalf("create hydra's database: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, pgtest.ServerURL())
-		if err == nil {
-			_, err = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
-			conn.Close(ctx)
-		}
-		if err != nil {
-			t.Errorf("drop hydra's database: %v", err)
-		}
-	})
-	return pgtest.WithDatabase(pgtest.ServerURL(), name)
 }
 
 func randomHex(n int) string {

@@ -1,6 +1,8 @@
 // Package pgtest gives each test its own PostgreSQL database, cloned from a
 // migrated template, so tests run in parallel against the real server and
-// leave nothing behind.
+// leave nothing behind. Scratch databases (empty or copied, with settings
+// of their own) serve the benchmark and the third-party programs tests run
+// (Hydra) the same way.
 //
 // The server is TEST_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/postgres
 // (any database on it will do: it is only used to create and drop others).
@@ -12,14 +14,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io/fs"
-	"math/rand/v2"
 	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/notifyd/notifyd/internal/postgres"
@@ -59,28 +59,13 @@ func New(t testing.TB) *DB {
 	if templateErr != nil {
 		t.Fatalf("prepare test database template: %v\n(is PostgreSQL running at %s? set TEST_DATABASE_URL)", templateErr, postgres.Redact(ServerURL()))
 	}
-	name := fmt.Sprintf("notifyd_test_%d_%x", os.Getpid(), rand.Uint64())
-	admin := connect(ctx, t)
-	defer admin.Close(ctx)
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE "+pgx.Identifier{templateName}.Sanitize()); err != nil {
-		t.Fatalf("create test database: %v", err)
-	}
-	url := WithDatabase(ServerURL(), name)
-	pool, err := postgres.OpenPool(ctx, url, postgres.PoolConfig{MaxConns: 8, ApplicationName: "notifyd-test"})
+	db := NewScratch(t, ScratchConfig{Prefix: fmt.Sprintf("notifyd_test_%d", os.Getpid()), Template: templateName})
+	pool, err := postgres.OpenPool(ctx, db.URL, postgres.PoolConfig{MaxConns: 8, ApplicationName: "notifyd-test"})
 	if err != nil {
 		t.Fatalf("open test database: %v", err)
 	}
-	t.Cleanup(func() {
-		pool.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		admin := connect(ctx, t)
-		defer admin.Close(ctx)
-		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop test database: %v", err)
-		}
-	})
-	return &DB{Name: name, URL: url, Pool: pool}
+	t.Cleanup(pool.Close) // before the database is dropped: cleanups run last first
+	return &DB{Name: db.Name, URL: db.URL, Pool: pool}
 }
 
 // NewQueue is New with the notification queue over the database's pool,
@@ -89,32 +74,6 @@ func NewQueue(t testing.TB) (*DB, *postgres.Queue) {
 	t.Helper()
 	db := New(t)
 	return db, postgres.NewQueue(db.Pool)
-}
-
-// WithDatabase returns url pointing at database name.
-func WithDatabase(url, name string) string {
-	cfg, err := pgconn.ParseConfig(url)
-	if err != nil {
-		panic(fmt.Sprintf("pgtest: bad server url: %v", err))
-	}
-	ssl := "disable"
-	if cfg.TLSConfig != nil {
-		ssl = "require"
-	}
-	pw := ""
-	if cfg.Password != "" {
-		pw = ":" + cfg.Password
-	}
-	return fmt.Sprintf("postgres://%s%s@%s:%d/%s?sslmode=%s", cfg.User, pw, cfg.Host, cfg.Port, name, ssl)
-}
-
-func connect(ctx context.Context, t testing.TB) *pgx.Conn {
-	t.Helper()
-	conn, err := pgx.Connect(ctx, ServerURL())
-	if err != nil {
-		t.Fatalf("connect to test server %s: %v", postgres.Redact(ServerURL()), err)
-	}
-	return conn
 }
 
 // ensureTemplate creates (once per schema version, shared by every test
@@ -147,7 +106,11 @@ func ensureTemplate(ctx context.Context) (string, error) {
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{building}.Sanitize()); err != nil {
 		return "", err
 	}
-	pool, err := postgres.OpenPool(ctx, WithDatabase(ServerURL(), building), postgres.PoolConfig{MaxConns: 2})
+	buildingURL, err := WithDatabase(ServerURL(), building)
+	if err != nil {
+		return "", err
+	}
+	pool, err := postgres.OpenPool(ctx, buildingURL, postgres.PoolConfig{MaxConns: 2})
 	if err != nil {
 		return "", err
 	}
