@@ -80,6 +80,7 @@ type config struct {
 	SnapshotDuration time.Duration `flag:"snapshot-duration=10m" check:"pos" usage:"snapshot: how long the load runs while a snapshot is held"`
 	SnapshotWindow   time.Duration `flag:"snapshot-window=1m" check:"pos" usage:"snapshot: the window the latency figures are split by"`
 	ChurnRows        int64         `flag:"churn-rows=10000000" check:"pos" usage:"churn: notifications passed through (queued, published, read, deleted) between the measurements"`
+	ChurnKeep        int64         `flag:"churn-keep=100000" usage:"churn: the newest notifications retention leaves in place, as a retention period would (0: it deletes everything published)"`
 	Producers        int           `flag:"producers=8" check:"pos" usage:"producer: goroutines inserting single rows"`
 	ProducerDuration time.Duration `flag:"producer-duration=10s" check:"pos" usage:"producer: duration of each run"`
 	Rounds           int           `flag:"rounds=2" check:"pos" usage:"producer: rounds of (plain, trigger)"`

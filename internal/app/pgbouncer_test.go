@@ -31,6 +31,11 @@ func behindBouncer(t *testing.T) (*apptest.Env, *pgbouncertest.Bouncer, app.Conf
 	t.Helper()
 	env := apptest.NewEnv(t)
 	bouncer := pgbouncertest.Start(t)
+	t.Cleanup(func() {
+		if t.Failed() { // e.g. the bouncer went away mid-test (once in CI, 2026-12-07)
+			t.Logf("pgbouncer's log:\n%s", bouncer.Log())
+		}
+	})
 	cfg := env.Config()
 	cfg.DatabaseURL = bouncer.URL(env.DB.Name)
 	cfg.PublishRate = -1
