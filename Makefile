@@ -152,7 +152,8 @@ bench-snapshot: ## 10 minutes of inserts under a held snapshot
 # Churn: the claim and publish, the feed's read and a retention batch timed
 # on a fresh database, then again after 10,000,000 notifications passed
 # through it (queued by the trigger, claimed and published, read, deleted by
-# retention) with autovacuum as configured (target: each within 1.5 x).
+# retention down to the newest 100,000, -churn-keep) with autovacuum as
+# configured (target: each within 1.5 x).
 # About 10 minutes; CHURN_ROWS=500000 for a quick run.
 CHURN_ROWS ?= 10000000
 .PHONY: bench-churn
