@@ -135,6 +135,9 @@ func (b *Bouncer) run(t testing.TB, bin, ini string, acct *user.User) error {
 		}
 		cancel()
 		if err == nil {
+			err = b.isOurs(ini)
+		}
+		if err == nil {
 			t.Cleanup(stop)
 			return nil
 		}
@@ -144,6 +147,43 @@ func (b *Bouncer) run(t testing.TB, bin, ini string, acct *user.User) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// isOurs checks that the bouncer answering at b.Addr runs with ini: the
+// free port handed out may be handed to a parallel test's bouncer too, and
+// then one of the two fails to bind it and exits while its probe reaches
+// the other, which goes away when that test ends (a CI run saw a test's
+// bouncer refuse connections mid-test). PgBouncer's admin console says
+// which configuration file it runs.
+func (b *Bouncer) isOurs(ini string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, b.URL("pgbouncer")+"&default_query_exec_mode=simple_protocol")
+	if err != nil {
+		return fmt.Errorf("connect to the admin console: %w", err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, "SHOW CONFIG")
+	if err != nil {
+		return fmt.Errorf("show config: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		vals, err := rows.Values()
+		if err != nil {
+			return fmt.Errorf("show config: %w", err)
+		}
+		if len(vals) >= 2 && fmt.Sprint(vals[0]) == "conffile" {
+			if got := fmt.Sprint(vals[1]); got != ini {
+				return fmt.Errorf("the bouncer at %s runs %s, not %s", b.Addr, got, ini)
+			}
+			return nil
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("show config: %w", err)
+	}
+	return fmt.Errorf("the bouncer at %s does not say its configuration file", b.Addr)
 }
 
 // binary finds pgbouncer; Debian installs it in /usr/sbin, which is not on
