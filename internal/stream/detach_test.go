@@ -107,15 +107,7 @@ func TestStreamDetachedAndNot(t *testing.T) {
 // TestDetachedStreamEndsWhenClientLeaves: the stream learns that its client
 // closed the connection without writing to it, and unsubscribes.
 func TestDetachedStreamEndsWhenClientLeaves(t *testing.T) {
-	h := hub.New(hub.Config{})
-	srv, err := stream.NewServer(h, nil, stream.Config{HeartbeatInterval: time.Hour, ConnTimeout: 2 * time.Hour, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_ = srv.Serve(r.Context(), w, notify.Identity{UserID: "bob"}, stream.Resume{})
-	}))
-	defer hs.Close()
+	h, srv, hs := quietServer(t, notify.Identity{UserID: "bob"})
 	s, _ := open(t, hs.URL)
 	next(t, s)
 	testkit.Eventually(t, 10*time.Second, "the condition", func() bool { return h.Len() == 1 })
@@ -138,6 +130,23 @@ func TestDetachedStreamEndsWhenClientLeaves(t *testing.T) {
 		t.Errorf("%d streams still subscribed after Run returned", n)
 	}
 	s2.Close()
+}
+
+// quietServer serves streams of id on a hub of their own, with heartbeats
+// and the connection timeout out of the way: what a test then reads is what
+// it made happen. The server closes when the test ends.
+func quietServer(t *testing.T, id notify.Identity) (*hub.Hub, *stream.Server, *httptest.Server) {
+	t.Helper()
+	h := hub.New(hub.Config{})
+	srv, err := stream.NewServer(h, nil, stream.Config{HeartbeatInterval: time.Hour, ConnTimeout: 2 * time.Hour, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = srv.Serve(r.Context(), w, id, stream.Resume{})
+	}))
+	t.Cleanup(hs.Close)
+	return h, srv, hs
 }
 
 func open(t *testing.T, url string) (*wire.Stream, *http.Response) {

@@ -1,8 +1,6 @@
 package stream_test
 
 import (
-	"net/http"
-	"net/http/httptest"
 	"runtime"
 	"strings"
 	"testing"
@@ -10,7 +8,6 @@ import (
 
 	"github.com/notifyd/notifyd/internal/hub"
 	"github.com/notifyd/notifyd/internal/notify"
-	"github.com/notifyd/notifyd/internal/stream"
 	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/wire"
 )
@@ -19,15 +16,7 @@ import (
 // goroutine of the server's (its stacks were half an idle stream's memory),
 // and that goroutine still writes what the hub queues.
 func TestDetachedStreamIsOneGoroutine(t *testing.T) {
-	h := hub.New(hub.Config{})
-	srv, err := stream.NewServer(h, nil, stream.Config{HeartbeatInterval: time.Hour, ConnTimeout: 2 * time.Hour, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_ = srv.Serve(r.Context(), w, notify.Identity{UserID: "bob"}, stream.Resume{})
-	}))
-	defer hs.Close()
+	h, _, hs := quietServer(t, notify.Identity{UserID: "bob"})
 	const n = 20
 	// The client's goroutines are counted once, with one stream open;
 	// each further stream adds the client's and the server's.
@@ -66,16 +55,8 @@ func TestDetachedStreamIsOneGoroutine(t *testing.T) {
 // told so and ends, with nothing else to wake it (the expiry is its read's
 // deadline).
 func TestDetachedStreamExpires(t *testing.T) {
-	h := hub.New(hub.Config{})
-	srv, err := stream.NewServer(h, nil, stream.Config{HeartbeatInterval: time.Hour, ConnTimeout: 2 * time.Hour, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
 	expires := time.Now().Add(time.Second)
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_ = srv.Serve(r.Context(), w, notify.Identity{UserID: "carol", ExpiresAt: expires}, stream.Resume{})
-	}))
-	defer hs.Close()
+	h, _, hs := quietServer(t, notify.Identity{UserID: "carol", ExpiresAt: expires})
 	s, _ := open(t, hs.URL)
 	defer s.Close()
 	next(t, s)
