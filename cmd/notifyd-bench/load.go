@@ -169,8 +169,8 @@ type LoadRun struct {
 // A stopping node drains its streams (each closed at its own moment and
 // told to come back at once), so a reconnectAfter of 0 ms is the norm.
 func (r *LoadRun) writeEnd(w io.Writer) {
-	fmt.Fprintf(w, "   connections: %d lost, %d failed connects (a try at a node just gone included); clients: %d backoffs, %d closing statuses with a reconnectAfter (longest %d ms; 0 when the stopping node drains); close reasons %v\n",
-		r.Drops, r.ConnectErrors, r.Backoffs, r.Spread, r.SpreadMaxMs, r.CloseReasons)
+	fmt.Fprintf(w, "   connections: %d lost, %d failed connects %v (a try at a node just gone included); clients: %d backoffs, %d closing statuses with a reconnectAfter (longest %d ms; 0 when the stopping node drains); close reasons %v\n",
+		r.Drops, r.ConnectErrors, r.ConnectFailures, r.Backoffs, r.Spread, r.SpreadMaxMs, r.CloseReasons)
 	fmt.Fprintf(w, "   machine load average %.1f when the load started, %.1f at the end\n   exactly-once: %s\n", r.LoadStart, r.LoadEnd, checkLine(r.Check))
 }
 

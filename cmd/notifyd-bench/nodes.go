@@ -331,11 +331,13 @@ func processCPU() time.Duration {
 // StreamTally is what the check of a phase's streams found, and what
 // happened to their connections.
 type StreamTally struct {
-	Resumes       int            `json:"resumes"`
-	Drops         int            `json:"drops"`
-	ConnectErrors int            `json:"connect_errors"`
-	CloseReasons  map[string]int `json:"close_reasons,omitempty"`
-	Check         cluster.Check  `json:"check"`
+	Resumes       int `json:"resumes"`
+	Drops         int `json:"drops"`
+	ConnectErrors int `json:"connect_errors"`
+	// ConnectFailures counts the failed connects by why (wire.FailureKind).
+	ConnectFailures map[string]int `json:"connect_failures,omitempty"`
+	CloseReasons    map[string]int `json:"close_reasons,omitempty"`
+	Check           cluster.Check  `json:"check"`
 	// The clients' reconnect delays (the storm's and the rolling restart's
 	// clients pace their reconnects): Spread waits asked for by a closing
 	// status (the longest, SpreadMaxMs), Backoffs after lost connections
@@ -374,6 +376,12 @@ func checkStreams(ctx context.Context, e *nodeEnv, cs *fleet.Fleet, l *layout, s
 		t.Resumes, t.Drops, t.ConnectErrors = t.Resumes+r.Stats.Resumes, t.Drops+r.Stats.Drops, t.ConnectErrors+r.Stats.ConnectErrors
 		for reason, n := range r.Stats.CloseReasons {
 			t.CloseReasons[reason] += n
+		}
+		for kind, n := range r.Stats.ConnectFailures {
+			if t.ConnectFailures == nil {
+				t.ConnectFailures = map[string]int{}
+			}
+			t.ConnectFailures[kind] += n
 		}
 		if p := r.Pace; p != nil {
 			t.Spread, t.SpreadMaxMs, t.Backoffs = t.Spread+p.Spread, max(t.SpreadMaxMs, p.SpreadMaxMs), t.Backoffs+p.Backoffs

@@ -9,10 +9,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -119,3 +122,28 @@ func (s *Stream) Retry() time.Duration { return s.retry }
 
 // Close ends the stream.
 func (s *Stream) Close() error { return s.body.Close() }
+
+// FailureKind names why a stream request failed, coarsely enough to count:
+// "status 503", "connection refused", "connection reset", "timeout",
+// "closed early" (the connection ended before the connected message), or
+// the innermost error's message for anything else.
+func FailureKind(err error) string {
+	var status *StatusError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &status):
+		return "status " + strconv.Itoa(status.Status)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return "connection reset"
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return "timeout"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "closed early"
+	}
+	for u := errors.Unwrap(err); u != nil; u = errors.Unwrap(u) {
+		err = u // the innermost error says most
+	}
+	return fmt.Sprintf("%.80s", err.Error())
+}

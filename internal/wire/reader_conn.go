@@ -93,6 +93,10 @@ func (r *Reader) session(ctx context.Context) (worked bool, err error) {
 		if ctx.Err() == nil { // not the reader stopping
 			r.mu.Lock()
 			r.stats.ConnectErrors++
+			if r.stats.ConnectFailures == nil {
+				r.stats.ConnectFailures = map[string]int{}
+			}
+			r.stats.ConnectFailures[FailureKind(err)]++
 			r.mu.Unlock()
 		}
 		return false, r.why(err)

@@ -8,14 +8,18 @@ import (
 
 // ReaderStats counts what happened to a reader.
 type ReaderStats struct {
-	Open          bool           `json:"open"`
-	Received      int            `json:"received"`
-	LastSeq       int64          `json:"last_seq"`
-	Connects      int            `json:"connects"`
-	ConnectErrors int            `json:"connect_errors"`
-	Resumes       int            `json:"resumes"` // connections ended on purpose (Reconnect)
-	Drops         int            `json:"drops"`   // connections ended by the server or the network
-	CloseReasons  map[string]int `json:"close_reasons,omitempty"`
+	Open          bool  `json:"open"`
+	Received      int   `json:"received"`
+	LastSeq       int64 `json:"last_seq"`
+	Connects      int   `json:"connects"`
+	ConnectErrors int   `json:"connect_errors"`
+	// ConnectFailures counts the failed attempts by why they failed
+	// (FailureKind): a storm's refused connections, timeouts and 503s call
+	// for different remedies.
+	ConnectFailures map[string]int `json:"connect_failures,omitempty"`
+	Resumes         int            `json:"resumes"` // connections ended on purpose (Reconnect)
+	Drops           int            `json:"drops"`   // connections ended by the server or the network
+	CloseReasons    map[string]int `json:"close_reasons,omitempty"`
 	// Heartbeats counts heartbeats since the last MarkHeartbeats, and
 	// MaxBeatGapMs is the longest wait for one since then (from the mark or
 	// a connect to the first, then between consecutive ones).
@@ -33,6 +37,7 @@ func (r *Reader) Stats() ReaderStats {
 	s := r.stats
 	s.LastSeq = r.last
 	s.CloseReasons = maps.Clone(r.stats.CloseReasons)
+	s.ConnectFailures = maps.Clone(r.stats.ConnectFailures)
 	return s
 }
 

@@ -168,7 +168,7 @@ func sumStats(readers []*cluster.Reader) Stats {
 	var s Stats
 	for i, r := range readers {
 		st := r.Stats()
-		one := Stats{Received: int64(st.Received), Connects: st.Connects, ConnectErrors: st.ConnectErrors, Resumes: st.Resumes,
+		one := Stats{Received: int64(st.Received), Connects: st.Connects, ConnectErrors: st.ConnectErrors, ConnectFailures: st.ConnectFailures, Resumes: st.Resumes,
 			Drops: st.Drops, ProtocolErrors: st.ProtocolErrors, CloseReasons: st.CloseReasons, BeatsMin: st.Heartbeats, MaxBeatGapMs: st.MaxBeatGapMs}
 		if st.Open {
 			one.Open = 1

@@ -1,8 +1,10 @@
 package fleet
 
 import (
+	"cmp"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"reflect"
 	"slices"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
+	"github.com/notifyd/notifyd/internal/wire"
 )
 
 func TestDeltaCodecRoundTrips(t *testing.T) {
@@ -29,9 +32,10 @@ func TestDeltaCodecRoundTrips(t *testing.T) {
 
 // stubTransport answers every request with a stream body, or with err.
 type stubTransport struct {
-	body  string
-	err   error
-	calls int
+	body   string
+	status int // default 200
+	err    error
+	calls  int
 }
 
 func (s *stubTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -39,7 +43,8 @@ func (s *stubTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if s.err != nil {
 		return nil, s.err
 	}
-	return &http.Response{StatusCode: http.StatusOK, Body: io.NopCloser(strings.NewReader(s.body)), Request: req}, nil
+	status := cmp.Or(s.status, http.StatusOK)
+	return &http.Response{StatusCode: status, Body: io.NopCloser(strings.NewReader(s.body)), Request: req}, nil
 }
 
 func streamRequest(t *testing.T, base string) *http.Request {
@@ -94,10 +99,10 @@ func TestPacerWaitsAsTheClosingStatusAsks(t *testing.T) {
 
 func TestPacerBacksOffWithinTheCeilingAfterAFailure(t *testing.T) {
 	nodes := cluster.NewNodes([]string{"http://127.0.0.2:1"})
-	stub := &stubTransport{err: errors.New("connection refused")}
+	stub := &stubTransport{status: http.StatusServiceUnavailable}
 	p := newPacer(stub, nodes, Browser{InitialMs: 40, MaxMs: 30_000, ResetAfterMs: 60_000})
-	if _, err := p.RoundTrip(streamRequest(t, nodes.URL(0))); err == nil {
-		t.Fatal("a refused connection succeeded")
+	if resp, err := p.RoundTrip(streamRequest(t, nodes.URL(0))); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("a 503 came back as %v, %v", resp, err)
 	}
 	if p.Stats().Backoffs != 1 {
 		t.Fatalf("backoffs %d, want 1", p.Stats().Backoffs)
@@ -115,6 +120,26 @@ func TestPacerBacksOffWithinTheCeilingAfterAFailure(t *testing.T) {
 	}
 	if wait := time.Until(p.due); p.Stats().Backoffs != 2 || wait > 80*time.Millisecond {
 		t.Errorf("after the second failure: %d backoffs, next in %s (ceiling 80ms); waited %s", p.Stats().Backoffs, wait, time.Since(start))
+	}
+}
+
+// A refused connection is what a load balancer retries on the next node
+// by itself: the reader is told the node is down, and no backoff follows.
+func TestPacerTreatsARefusedConnectionAsANodeDown(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + l.Addr().String()
+	l.Close() // nothing listens there now: connections are refused
+	nodes := cluster.NewNodes([]string{url})
+	p := newPacer(http.DefaultTransport, nodes, Browser{InitialMs: 40, MaxMs: 30_000, ResetAfterMs: 60_000})
+	_, err = p.RoundTrip(streamRequest(t, url))
+	if !errors.Is(err, ErrNodeDown) || wire.FailureKind(err) != "node out of rotation (connection refused)" {
+		t.Fatalf("refused connection: %v (%q), want ErrNodeDown saying it was refused", err, wire.FailureKind(err))
+	}
+	if st := p.Stats(); st.Backoffs != 0 || !p.due.IsZero() {
+		t.Errorf("%d backoffs, next request due %s; want none", st.Backoffs, p.due)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/notifyd/notifyd/internal/testkit/cluster"
+	"github.com/notifyd/notifyd/internal/wire"
 )
 
 // cluster.Reader reconnects as soon as a connection ends. A browser does
@@ -29,7 +30,14 @@ import (
 // A request to a node marked down (Fleet.SetNodeDown) fails at once,
 // without a connection and without counting as a failure: a caller takes a
 // node out of rotation when it kills or stops it, as a load balancer in
-// front of the nodes would, and the reader then picks another node.
+// front of the nodes would, and the reader then picks another node. A
+// request that fails before any answer (refused, reset) is treated the
+// same way, for the moment between a node's death and the client process
+// hearing of it: a load balancer retries such a request on the next node
+// at once (nginx's proxy_next_upstream, on by default for errors before
+// the response header), so a browser behind it never sees the failure and
+// never backs off for it. An answer that is not 200 is the browser's to
+// back off from.
 
 // Browser is the browser client's backoff, in milliseconds (its defaults:
 // 1 s, 30 s, 60 s): the first ceiling, the largest, and how long a
@@ -42,6 +50,13 @@ type Browser struct {
 
 // ErrNodeDown is the error of a request to a node out of rotation.
 var ErrNodeDown = errors.New("node out of rotation")
+
+// retriedElsewhere is a failure a load balancer would have retried on
+// another node: it is ErrNodeDown, and says what failed.
+type retriedElsewhere struct{ why string }
+
+func (e retriedElsewhere) Error() string        { return ErrNodeDown.Error() + " (" + e.why + ")" }
+func (e retriedElsewhere) Is(target error) bool { return target == ErrNodeDown }
 
 // pacer paces one reader's stream requests (see above).
 type pacer struct {
@@ -114,6 +129,9 @@ func (p *pacer) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, ErrNodeDown
 	}
 	resp, err := p.next.RoundTrip(req)
+	if err != nil && req.Context().Err() == nil {
+		return nil, retriedElsewhere{why: wire.FailureKind(err)}
+	}
 	if err != nil || resp.StatusCode != http.StatusOK {
 		if req.Context().Err() == nil {
 			p.failed()

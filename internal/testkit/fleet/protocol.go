@@ -93,14 +93,16 @@ type message struct {
 
 // Stats sums the streams of a client process (or of every one).
 type Stats struct {
-	Open           int            `json:"open"`
-	Received       int64          `json:"received"`
-	Connects       int            `json:"connects"`
-	ConnectErrors  int            `json:"connect_errors"`
-	Resumes        int            `json:"resumes"`
-	Drops          int            `json:"drops"`
-	ProtocolErrors int            `json:"protocol_errors"`
-	CloseReasons   map[string]int `json:"close_reasons,omitempty"`
+	Open          int   `json:"open"`
+	Received      int64 `json:"received"`
+	Connects      int   `json:"connects"`
+	ConnectErrors int   `json:"connect_errors"`
+	// ConnectFailures counts failed attempts by wire.FailureKind.
+	ConnectFailures map[string]int `json:"connect_failures,omitempty"`
+	Resumes         int            `json:"resumes"`
+	Drops           int            `json:"drops"`
+	ProtocolErrors  int            `json:"protocol_errors"`
+	CloseReasons    map[string]int `json:"close_reasons,omitempty"`
 	// Heartbeats since the last mark: the fewest any stream got, how many
 	// streams got none, and the longest wait for one on any stream.
 	BeatsMin      int   `json:"beats_min"`
@@ -123,12 +125,8 @@ func (s *Stats) add(o Stats, first bool) {
 	s.Resumes += o.Resumes
 	s.Drops += o.Drops
 	s.ProtocolErrors += o.ProtocolErrors
-	for k, v := range o.CloseReasons {
-		if s.CloseReasons == nil {
-			s.CloseReasons = map[string]int{}
-		}
-		s.CloseReasons[k] += v
-	}
+	s.CloseReasons = addCounts(s.CloseReasons, o.CloseReasons)
+	s.ConnectFailures = addCounts(s.ConnectFailures, o.ConnectFailures)
 	s.BeatsMin = min(s.BeatsMin, o.BeatsMin)
 	s.NoBeats += o.NoBeats
 	s.MaxBeatGapMs = max(s.MaxBeatGapMs, o.MaxBeatGapMs)
@@ -165,4 +163,15 @@ func deltaDecode(xs []int64) []int64 {
 		xs[i] += xs[i-1]
 	}
 	return xs
+}
+
+// addCounts adds the counts of from into to, which it makes if needed.
+func addCounts(to, from map[string]int) map[string]int {
+	for k, v := range from {
+		if to == nil {
+			to = map[string]int{}
+		}
+		to[k] += v
+	}
+	return to
 }
