@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -10,18 +11,25 @@ import (
 // order: the notifications that name the user (notifications_target_user_idx),
 // the broadcasts (notifications_broadcast_idx), and, for each of the user's
 // roles, the notifications that name the role (notify.notification_roles,
-// written once per role when a notification is published). Reading each
-// range up to the limit and merging them costs what the user may see, not
-// what the table holds: a user who gets 20 notifications among 10 million
-// reads about 20 rows.
+// written once per role when a notification is published). Reading the
+// ranges in step and merging them costs what the user may see, not what the
+// table holds: a user who gets 20 notifications among 10 million reads
+// about 20 rows.
 //
 // audienceQuery builds the statement that returns the seqs of up to $5 rows
 // the identity ($1 user id, $2 roles) may see (notify.visible_to, taken
-// apart below), in the
-// range rangeCond over @seq ($3 and $4 are its bounds), that also pass
-// filter (SQL over n), ordered by dir ("ASC" or "DESC"). Each range is read
-// only until it has found $5 rows that pass; the first $5 of their union are
-// the first $5 of the whole audience, so the answer is exact.
+// apart below), in the range rangeCond over @seq ($3 and $4 are its
+// bounds), that also pass filter (SQL over n), ordered by dir ("ASC" or
+// "DESC"). Each range is an ordered subquery that could give up to $5 rows,
+// and the ranges are merged (a Merge Append under the outer LIMIT), so each
+// is read only as far as the merge needs: the newest $5 of the user's rows
+// cost about $5 rows in all, not $5 per range. The GROUP BY removes the
+// rows two ranges share (a notification naming the user and a role, or two
+// of the user's roles).
+//
+// The statement has one range per role, so its text depends on how many
+// roles the user has: audienceQuery leaves a marked template (roleRanges)
+// that an audienceStatement writes out for each number of roles.
 func audienceQuery(rangeCond, filter, dir string) string {
 	where := deliverable
 	if filter != "" {
@@ -36,17 +44,84 @@ func audienceQuery(rangeCond, filter, dir string) string {
 		(SELECT n.seq FROM notify.notifications n
 		 WHERE n.target_user_id = $1 AND @nrange AND @where
 		 ORDER BY n.seq @dir LIMIT $5)
-		UNION
+		UNION ALL
 		(SELECT n.seq FROM notify.notifications n
 		 WHERE n.target_user_id IS NULL AND n.target_roles IS NULL AND @nrange AND @where
-		 ORDER BY n.seq @dir LIMIT $5)
-		UNION
+		 ORDER BY n.seq @dir LIMIT $5)` +
+		roleRangesOpen + `
+		UNION ALL
+		(SELECT n.seq FROM notify.notification_roles nr JOIN notify.notifications n ON n.seq = nr.seq
+		 WHERE nr.role = ($2::text[])[@role] AND @rrange AND ` + namesRole + ` AND @where
+		 ORDER BY nr.seq @dir LIMIT $5)` + roleRangesElse + `
+		UNION ALL
 		(SELECT x.seq FROM (SELECT DISTINCT unnest($2::text[]) AS role) r
 		 CROSS JOIN LATERAL (
 			SELECT n.seq FROM notify.notification_roles nr JOIN notify.notifications n ON n.seq = nr.seq
 			WHERE nr.role = r.role AND @rrange AND ` + namesRole + ` AND @where
-			ORDER BY nr.seq @dir LIMIT $5) x)
-	) audience ORDER BY seq @dir LIMIT $5`)
+			ORDER BY nr.seq @dir LIMIT $5) x
+		 ORDER BY x.seq @dir LIMIT $5)` + roleRangesClose + `
+	) audience GROUP BY seq ORDER BY seq @dir LIMIT $5`)
+}
+
+// The role ranges of an audienceQuery: between roleRangesOpen and
+// roleRangesElse, one role's range (@role is its index in $2), written
+// out once per role; between roleRangesElse and roleRangesClose, one range
+// over all of them (each role's range read up to $5 and sorted), for users
+// with more than maxRoleRanges roles, whose statements would otherwise
+// take long to plan.
+const (
+	roleRangesOpen  = "/*role ranges:*/"
+	roleRangesElse  = "/*or, with many roles:*/"
+	roleRangesClose = "/*end of role ranges*/"
+	maxRoleRanges   = 8
+)
+
+// audienceStatement is a statement holding audienceQuery templates,
+// written out for every number of roles up to maxRoleRanges (and once for
+// more), so that choosing one costs nothing per call.
+type audienceStatement struct {
+	byRoles [maxRoleRanges + 2]string // [maxRoleRanges+1]: more roles
+}
+
+func newAudienceStatement(template string) *audienceStatement {
+	a := &audienceStatement{}
+	for n := range a.byRoles {
+		a.byRoles[n] = expandRoleRanges(template, n)
+	}
+	return a
+}
+
+// For returns the statement for a user with these roles (rolesArg).
+func (a *audienceStatement) For(roles []string) string {
+	return a.byRoles[min(len(roles), maxRoleRanges+1)]
+}
+
+// expandRoleRanges writes out every role-range template in sql for n
+// roles: n ranges, or the single range over all roles when n is more than
+// maxRoleRanges or none (a statement must name each of its parameters,
+// and with no roles $2 is in no other range; that range then reads an
+// empty array and nothing else).
+func expandRoleRanges(sql string, n int) string {
+	var b strings.Builder
+	for {
+		open := strings.Index(sql, roleRangesOpen)
+		if open < 0 {
+			b.WriteString(sql)
+			return b.String()
+		}
+		els := open + strings.Index(sql[open:], roleRangesElse)
+		end := els + strings.Index(sql[els:], roleRangesClose)
+		one, many := sql[open+len(roleRangesOpen):els], sql[els+len(roleRangesElse):end]
+		b.WriteString(sql[:open])
+		if n == 0 || n > maxRoleRanges { // with no roles, $2 must still be named somewhere
+			b.WriteString(many)
+		} else {
+			for i := 1; i <= n; i++ {
+				b.WriteString(strings.ReplaceAll(one, "@role", strconv.Itoa(i)))
+			}
+		}
+		sql = sql[end+len(roleRangesClose):]
+	}
 }
 
 // Each range is notify.visible_to taken apart: the index gives the

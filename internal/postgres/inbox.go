@@ -177,7 +177,7 @@ var archiveAudience = `SELECT n.seq FROM notify.inbox_states st JOIN notify.noti
 	ORDER BY st.seq DESC LIMIT $5`
 
 // historyQueries holds the history statement for each HistoryQuery.Archived.
-var historyQueries = map[string]string{}
+var historyQueries = map[string]*audienceStatement{}
 
 func init() {
 	for _, a := range []string{ArchivedExclude, ArchivedInclude, ArchivedOnly} {
@@ -185,12 +185,12 @@ func init() {
 		if a == ArchivedOnly {
 			audience = archiveAudience
 		}
-		historyQueries[a] = `SELECT ` + columnsOf("n.") + `, ` + readExpr + `,
+		historyQueries[a] = newAudienceStatement(`SELECT ` + columnsOf("n.") + `, ` + readExpr + `,
 			CASE WHEN m.is_read THEN m.marked_at WHEN m.is_read IS NULL AND n.seq <= c.read_up_to THEN c.updated_at END,
 			n.seq <= c.seen_up_to, st.archived_at, st.interaction, st.interacted_at
 		FROM (` + audience + `) a JOIN notify.notifications n ON n.seq = a.seq ` + cursorJoin + `
 		LEFT JOIN notify.inbox_states st ON st.user_id = $1 AND st.seq = n.seq
-		ORDER BY n.seq DESC`
+		ORDER BY n.seq DESC`)
 	}
 }
 
@@ -229,8 +229,9 @@ func (s *Inbox) historyOn(ctx context.Context, qr querier, id notify.Identity, q
 	if !ok {
 		return nil, false, fmt.Errorf("%w: archived must be %q, %q or %q", notify.ErrInvalid, ArchivedExclude, ArchivedInclude, ArchivedOnly)
 	}
-	rows, err := qr.Query(ctx, query,
-		id.UserID, rolesArg(id), before, 0, q.Limit+1, q.Module, string(q.Severity), q.UnreadOnly)
+	roles := rolesArg(id)
+	rows, err := qr.Query(ctx, query.For(roles),
+		id.UserID, roles, before, 0, q.Limit+1, q.Module, string(q.Severity), q.UnreadOnly)
 	if err != nil {
 		return nil, false, fmt.Errorf("read history: %w", interpretError(err))
 	}
@@ -307,6 +308,8 @@ var countsQuery = `SELECT (SELECT last_seq FROM notify.stream_head), count(*), c
 		 ORDER BY m.seq DESC LIMIT $5)
 		) u ORDER BY seq DESC LIMIT $5) x`
 
+var countsStatement = newAudienceStatement(countsQuery)
+
 // seenMark is the user's seen mark (0 when none).
 const seenMark = `(SELECT COALESCE(max(seen_up_to), 0) FROM notify.read_cursors WHERE user_id = $1)`
 
@@ -315,7 +318,8 @@ const seenMark = `(SELECT COALESCE(max(seen_up_to), 0) FROM notify.read_cursors 
 // counts run through, from one snapshot.
 func (s *Inbox) Unread(ctx context.Context, id notify.Identity) (Unread, error) {
 	var u Unread
-	err := s.pool.QueryRow(ctx, countsQuery, id.UserID, rolesArg(id), 0, int64(1<<63-1), UnreadCap+1).
+	roles := rolesArg(id)
+	err := s.pool.QueryRow(ctx, countsStatement.For(roles), id.UserID, roles, 0, int64(1<<63-1), UnreadCap+1).
 		Scan(&u.Through, &u.Count, &u.Unseen)
 	if err != nil {
 		return Unread{}, fmt.Errorf("count unread: %w", interpretError(err))
@@ -349,11 +353,14 @@ var openingQuery = `SELECT COALESCE((SELECT muted_modules FROM notify.preference
 	h.truncated_before, u.through, u.count, ` + holesColumn + `
 	FROM notify.stream_head h, (` + countsQuery + `) u(through, count, unseen)`
 
+var openingStatement = newAudienceStatement(openingQuery)
+
 // Opening reads the user's mutes, unread count and the stream head at once.
 func (s *Inbox) Opening(ctx context.Context, id notify.Identity) (Opening, error) {
 	var o Opening
 	var holes []int64
-	err := s.pool.QueryRow(ctx, openingQuery, id.UserID, rolesArg(id), 0, int64(1<<63-1), UnreadCap+1).
+	roles := rolesArg(id)
+	err := s.pool.QueryRow(ctx, openingStatement.For(roles), id.UserID, roles, 0, int64(1<<63-1), UnreadCap+1).
 		Scan(&o.Muted, &o.Head.TruncatedBefore, &o.Unread.Through, &o.Unread.Count, &holes)
 	if err != nil {
 		return Opening{}, fmt.Errorf("read the stream's opening state: %w", interpretError(err))

@@ -311,6 +311,8 @@ var replayQuery = `SELECT ` + columnsOf("n.") + `
 	JOIN notify.notifications n ON n.seq = a.seq
 	ORDER BY n.seq`
 
+var replayStatement = newAudienceStatement(replayQuery)
+
 // Replay returns the notifications for id with after < seq <= upTo, in seq
 // order, at most limit of them, read from the primary.
 func (s *Notifications) Replay(ctx context.Context, id notify.Identity, after, upTo int64, limit int) ([]notify.Notification, error) {
@@ -335,11 +337,8 @@ func (s *Notifications) ReplayAt(ctx context.Context, fence Fence, id notify.Ide
 }
 
 func (s *Notifications) replayOn(ctx context.Context, q querier, id notify.Identity, after, upTo int64, limit int) ([]notify.Notification, error) {
-	roles := id.Roles
-	if roles == nil {
-		roles = []string{}
-	}
-	rows, err := q.Query(ctx, replayQuery, id.UserID, roles, after, upTo, limit)
+	roles := rolesArg(id)
+	rows, err := q.Query(ctx, replayStatement.For(roles), id.UserID, roles, after, upTo, limit)
 	if err != nil {
 		return nil, fmt.Errorf("replay for %s: %w", id.UserID, interpretError(err))
 	}

@@ -351,7 +351,8 @@ func TestResumeFromMemoryConnectedAndMutesInBatch(t *testing.T) {
 	wg.Wait()
 }
 
-// TestWindowAgreesWithSQLReplay: for identities with and without roles and
+// TestWindowAgreesWithSQLReplay: for identities with and without roles
+// (one, two, one named twice, and more than the SQL gives a range each) and
 // mutes, the window gives the same notifications as the table's replay
 // (notify.visible_to and the mutes in SQL), byte for byte, over a mix of
 // user, role, user-and-role, broadcast, muted and critical targets.
@@ -376,6 +377,9 @@ func TestWindowAgreesWithSQLReplay(t *testing.T) {
 	for _, id := range []notify.Identity{
 		{UserID: "ann"}, {UserID: "ann", Roles: []string{"OPS"}}, {UserID: "ben", Roles: []string{"FIN"}},
 		{UserID: "cat", Roles: []string{"HR", "OPS"}}, {UserID: "dan"}, {UserID: "eve", Roles: []string{"FIN", "HR"}},
+		{UserID: "ben", Roles: []string{"OPS", "OPS"}}, // a role named twice
+		// more roles than the SQL writes a range for each (audience.go)
+		{UserID: "fay", Roles: []string{"R1", "R2", "R3", "R4", "R5", "R6", "R7", "FIN", "HR"}},
 	} {
 		sub, err := w.hub.Subscribe(id)
 		if err != nil {
