@@ -355,7 +355,8 @@ func TestResumeFromMemoryConnectedAndMutesInBatch(t *testing.T) {
 // (one, two, one named twice, and more than the SQL gives a range each) and
 // mutes, the window gives the same notifications as the table's replay
 // (notify.visible_to and the mutes in SQL), byte for byte, over a mix of
-// user, role, user-and-role, broadcast, muted and critical targets.
+// user, role, user-and-role, broadcast, muted and critical targets; and
+// the unread count, read through the same audience, counts them.
 func TestWindowAgreesWithSQLReplay(t *testing.T) {
 	t.Parallel()
 	w := setupWorld(t, 1000)
@@ -401,6 +402,15 @@ func TestWindowAgreesWithSQLReplay(t *testing.T) {
 		}
 		if len(ns) == 0 || len(ns) == 200 {
 			t.Errorf("%v sees %d of 200: the mix does not exercise the rule", id, len(ns))
+		}
+		// Nothing is read, so the unread count (the same audience, read
+		// newest first up to its cap) is what the replay gave, capped.
+		u, err := w.inbox.Unread(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := min(len(ns), postgres.UnreadCap); u.Count != want || u.HasMore != (len(ns) > postgres.UnreadCap) {
+			t.Errorf("%v: unread %d (more %v), want %d of the %d replayed", id, u.Count, u.HasMore, want, len(ns))
 		}
 		if len(frames) != len(ns) {
 			t.Errorf("%v: window %d notifications, table %d", id, len(frames), len(ns))
