@@ -258,6 +258,16 @@ test('sign out ends the session and the stream', async (t) => {
   await signIn(page, env.server.url, { user: 'alice', roles: ['ADMIN'] });
   const cookie = (await env.context.cookies()).find((c) => c.name === 'notifyd_session');
   assert.ok(cookie, 'signed in with a session cookie');
+  await page.waitForSelector('#conn-state[data-state="open"]');
+  // The server ends the session, and with it the stream (a "logout"
+  // closing status), before the page has the sign-out's answer: hold the
+  // answer back so that the stream's end always comes first. The page
+  // must still say it signed out, not that the session ended.
+  await page.route('**/auth/logout', async (route) => {
+    const answer = await route.fetch();
+    await new Promise((r) => setTimeout(r, 500));
+    await route.fulfill({ response: answer });
+  });
   await page.click('#signout');
   await page.waitForSelector('#banner:not([hidden])');
   assert.match((await page.textContent('#banner')) ?? '', /Signed out\./);

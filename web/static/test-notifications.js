@@ -217,6 +217,15 @@ class TrackedEventSource extends EventSource {
 }
 
 let signedOut = false;
+/** The sign-out request is under way: the session it ends may close the
+ * stream (a "logout" closing status) or fail a status poll before the
+ * request answers, and that is the sign-out, not a session that ended. */
+let signingOut = false;
+
+/** @param {string} why */
+function sessionEnded(why) {
+  return signedOut || signingOut ? 'Signed out.' : 'Your session ended: ' + why + '.';
+}
 /** @type {boolean | null} null until the first status answer */
 let isAdmin = null;
 /** @type {string | null} */
@@ -259,7 +268,7 @@ function onStreamError(e) {
   });
   if (e.fatal) {
     stopPolling();
-    showBanner(signedOut ? 'Signed out.' : 'Your session ended: ' + e.message + '.', true);
+    showBanner(sessionEnded(e.message), true);
     connNote = null;
   } else if (e.kind !== 'protocol') {
     connNote = e.retryInMs !== null ? `${e.message}; next attempt in ${duration(e.retryInMs)}` : e.message;
@@ -866,7 +875,7 @@ async function poll() {
     box.hidden = false;
     if (err.status === 401) {
       stopPolling();
-      showBanner('Your session ended: ' + err.message + '.', true);
+      showBanner(sessionEnded(err.message), true);
     }
   } finally {
     polling = false;
@@ -1127,6 +1136,7 @@ byId('reconnect').addEventListener('click', () => {
 byId('signout').addEventListener('click', async () => {
   const button = /** @type {HTMLButtonElement} */ (byId('signout'));
   button.disabled = true;
+  signingOut = true;
   try {
     const res = await fetch('/auth/logout', { method: 'POST', credentials: 'same-origin' });
     if (!res.ok && res.status !== 204) throw new Error(`sign-out failed: ${res.status} ${res.statusText}`);
@@ -1142,6 +1152,8 @@ byId('signout').addEventListener('click', async () => {
   } catch (e) {
     showBanner(/** @type {Error} */ (e).message, false);
     button.disabled = false;
+  } finally {
+    signingOut = false;
   }
 });
 
