@@ -85,15 +85,35 @@ var (
 )
 
 // Hub is the registry of this process's subscribers.
+//
+// Why subscribers join through a list: in a reconnect storm thousands of
+// streams subscribe within seconds. Each used to take the write lock of
+// the indexes, and on a saturated machine every hand-off of that lock
+// waits for a core: a node's openings queued there for about 0.6 s each
+// (docs/SCALING.md section 6). Subscribe now only appends to joining,
+// under a lock nothing else holds for long; whoever reads the indexes next
+// (a Publish, a heartbeat) admits every joiner at once, under one write
+// lock. A joiner is admitted before any event published after its
+// Subscribe returned, since Publish admits before it fans out.
 type Hub struct {
-	cfg     Config
-	nextID  atomic.Uint64
-	mu      sync.RWMutex
-	all     map[*Subscriber]struct{}
-	byUser  map[string]map[*Subscriber]struct{}
-	byRole  map[string]map[*Subscriber]struct{}
-	publish sync.Mutex // one publisher at a time: Subscriber.lastQueued relies on it
-	window  *window    // guarded by publish
+	cfg    Config
+	nextID atomic.Uint64
+	mu     sync.RWMutex // guards all, byUser and byRole
+	all    map[*Subscriber]struct{}
+	byUser map[string]map[*Subscriber]struct{}
+	byRole map[string]map[*Subscriber]struct{}
+	// publish is held for writing by one publisher at a time
+	// (Subscriber.lastQueued relies on it) and for reading by resumes from
+	// the window (Since), many at once: in a reconnect storm thousands of
+	// streams resume, and queued one by one they waited seconds.
+	publish sync.RWMutex
+	window  *window // guarded by publish
+
+	joinMu  sync.Mutex
+	joining []*Subscriber  // subscribed, not in the indexes yet; guarded by joinMu
+	joiners atomic.Int32   // len(joining), read without joinMu
+	count   int            // subscribers, joining ones included; guarded by joinMu
+	perUser map[string]int // the same by user id; guarded by joinMu
 
 	dropped atomic.Int64
 }
@@ -104,11 +124,12 @@ func New(cfg Config) *Hub {
 	cfg.Window = cmp.Or(cfg.Window, 10_000)
 	cfg.WindowBytes = cmp.Or(cfg.WindowBytes, 8<<20)
 	return &Hub{
-		cfg:    cfg,
-		window: newWindow(cfg.Window, cfg.WindowAge, cfg.WindowBytes),
-		all:    map[*Subscriber]struct{}{},
-		byUser: map[string]map[*Subscriber]struct{}{},
-		byRole: map[string]map[*Subscriber]struct{}{},
+		cfg:     cfg,
+		window:  newWindow(cfg.Window, cfg.WindowAge, cfg.WindowBytes),
+		all:     map[*Subscriber]struct{}{},
+		byUser:  map[string]map[*Subscriber]struct{}{},
+		byRole:  map[string]map[*Subscriber]struct{}{},
+		perUser: map[string]int{},
 	}
 }
 
@@ -117,19 +138,18 @@ func New(cfg Config) *Hub {
 // returns ErrFull or ErrUserLimit when a cap is reached.
 func (h *Hub) Subscribe(id notify.Identity) (*Subscriber, error) {
 	s := newSubscriber(h.nextID.Add(1), id, h.cfg.MaxPending)
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.cfg.MaxSubscribers > 0 && len(h.all) >= h.cfg.MaxSubscribers {
+	h.joinMu.Lock()
+	defer h.joinMu.Unlock()
+	if h.cfg.MaxSubscribers > 0 && h.count >= h.cfg.MaxSubscribers {
 		return nil, ErrFull
 	}
-	if h.cfg.MaxPerUser > 0 && len(h.byUser[id.UserID]) >= h.cfg.MaxPerUser {
+	if h.cfg.MaxPerUser > 0 && h.perUser[id.UserID] >= h.cfg.MaxPerUser {
 		return nil, ErrUserLimit
 	}
-	h.all[s] = struct{}{}
-	addTo(h.byUser, id.UserID, s)
-	for _, r := range id.Roles {
-		addTo(h.byRole, r, s)
-	}
+	h.count++
+	h.perUser[id.UserID]++
+	h.joining = append(h.joining, s)
+	h.joiners.Store(int32(len(h.joining)))
 	return s, nil
 }
 
@@ -137,11 +157,50 @@ func (h *Hub) Subscribe(id notify.Identity) (*Subscriber, error) {
 func (h *Hub) Unsubscribe(s *Subscriber) {
 	s.Close(ReasonClosed)
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	h.admitLocked()
+	_, ok := h.all[s]
 	delete(h.all, s)
 	removeFrom(h.byUser, s.identity.UserID, s)
 	for _, r := range s.identity.Roles {
 		removeFrom(h.byRole, r, s)
+	}
+	h.mu.Unlock()
+	if !ok {
+		return // unsubscribed before
+	}
+	h.joinMu.Lock()
+	defer h.joinMu.Unlock()
+	h.count--
+	if h.perUser[s.identity.UserID]--; h.perUser[s.identity.UserID] <= 0 {
+		delete(h.perUser, s.identity.UserID)
+	}
+}
+
+// rlock read-locks the indexes, every subscriber that joined so far
+// admitted to them.
+func (h *Hub) rlock() {
+	if h.joiners.Load() > 0 {
+		h.mu.Lock()
+		h.admitLocked()
+		h.mu.Unlock()
+	}
+	h.mu.RLock()
+}
+
+// admitLocked moves the joining subscribers into the indexes; h.mu is
+// held for writing.
+func (h *Hub) admitLocked() {
+	h.joinMu.Lock()
+	joined := h.joining
+	h.joining = nil
+	h.joiners.Store(0)
+	h.joinMu.Unlock()
+	for _, s := range joined {
+		h.all[s] = struct{}{}
+		addTo(h.byUser, s.identity.UserID, s)
+		for _, r := range s.identity.Roles {
+			addTo(h.byRole, r, s)
+		}
 	}
 }
 
@@ -177,7 +236,7 @@ func (h *Hub) Publish(ev *Event) int {
 	if ev.expired(time.Now()) {
 		return 0 // kept in the window for its seq; nobody is sent it
 	}
-	h.mu.RLock()
+	h.rlock()
 	defer h.mu.RUnlock()
 	if ev.Target.Everyone() {
 		n := 0
@@ -220,7 +279,7 @@ func (h *Hub) offer(s *Subscriber, ev *Event) int {
 
 // SendToUser queues f on every subscriber of userID (read-state changes).
 func (h *Hub) SendToUser(userID string, f Frame) int {
-	h.mu.RLock()
+	h.rlock()
 	defer h.mu.RUnlock()
 	n := 0
 	for s := range h.byUser[userID] {
@@ -236,7 +295,7 @@ func (h *Hub) SendToUser(userID string, f Frame) int {
 // latest roles a stream of theirs opened with), for reading what that user
 // may see on their behalf; false when they have none.
 func (h *Hub) UserIdentity(userID string) (notify.Identity, bool) {
-	h.mu.RLock()
+	h.rlock()
 	defer h.mu.RUnlock()
 	var best *Subscriber
 	for s := range h.byUser[userID] {
@@ -251,14 +310,14 @@ func (h *Hub) UserIdentity(userID string) (notify.Identity, bool) {
 }
 
 func (h *Hub) HasUser(userID string) bool {
-	h.mu.RLock()
+	h.rlock()
 	defer h.mu.RUnlock()
 	return len(h.byUser[userID]) > 0
 }
 
 // SetMuted replaces the muted modules of every subscriber of userID.
 func (h *Hub) SetMuted(userID string, modules []string) {
-	h.mu.RLock()
+	h.rlock()
 	defer h.mu.RUnlock()
 	for s := range h.byUser[userID] {
 		s.SetMuted(modules)
@@ -267,7 +326,7 @@ func (h *Hub) SetMuted(userID string, modules []string) {
 
 // Broadcast queues f on every subscriber (heartbeats).
 func (h *Hub) Broadcast(f Frame) {
-	h.mu.RLock()
+	h.rlock()
 	defer h.mu.RUnlock()
 	for s := range h.all {
 		if !s.enqueue(f) {
@@ -281,7 +340,7 @@ func (h *Hub) Dropped() int64 { return h.dropped.Load() }
 
 // Len is the number of subscribers.
 func (h *Hub) Len() int {
-	h.mu.RLock()
+	h.rlock()
 	defer h.mu.RUnlock()
 	return len(h.all)
 }
@@ -289,7 +348,7 @@ func (h *Hub) Len() int {
 // CloseStale closes subscribers with no successful write since before cutoff
 // and returns how many it closed.
 func (h *Hub) CloseStale(cutoff time.Time) int {
-	h.mu.RLock()
+	h.rlock()
 	defer h.mu.RUnlock()
 	n := 0
 	for s := range h.all {
@@ -302,7 +361,7 @@ func (h *Hub) CloseStale(cutoff time.Time) int {
 
 // CloseWhere closes the subscribers for which match is true, with reason.
 func (h *Hub) CloseWhere(match func(notify.Identity) bool, reason Reason) int {
-	h.mu.RLock()
+	h.rlock()
 	defer h.mu.RUnlock()
 	n := 0
 	for s := range h.all {
@@ -315,7 +374,7 @@ func (h *Hub) CloseWhere(match func(notify.Identity) bool, reason Reason) int {
 
 // Snapshot describes every subscriber, for the status page.
 func (h *Hub) Snapshot() []Info {
-	h.mu.RLock()
+	h.rlock()
 	defer h.mu.RUnlock()
 	out := make([]Info, 0, len(h.all))
 	for s := range h.all {
@@ -327,7 +386,7 @@ func (h *Hub) Snapshot() []Info {
 // Subscribers lists the current subscribers (a node draining its streams
 // closes them one by one).
 func (h *Hub) Subscribers() []*Subscriber {
-	h.mu.RLock()
+	h.rlock()
 	defer h.mu.RUnlock()
 	out := make([]*Subscriber, 0, len(h.all))
 	for s := range h.all {

@@ -3,6 +3,8 @@ package hub_test
 import (
 	"fmt"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -125,6 +127,62 @@ func mustSubscribe(t *testing.T, h *hub.Hub, id notify.Identity) *hub.Subscriber
 		t.Fatal(err)
 	}
 	return s
+}
+
+// TestSubscribersJoiningWhilePublishing: streams subscribe while events
+// are published (the hub admits joiners in batches, hub.go): each gets
+// every event whose Publish began after its Subscribe returned, and the
+// caps count joiners and unsubscribed streams right.
+func TestSubscribersJoiningWhilePublishing(t *testing.T) {
+	h := hub.New(hub.Config{MaxPending: 10_000, MaxPerUser: 1})
+	const events, streams = 3000, 200
+	var starting atomic.Int64 // the seq whose Publish is about to begin
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for seq := int64(1); seq <= events; seq++ {
+			starting.Store(seq)
+			h.Publish(event(seq, "", "R"))
+		}
+	}()
+	type joined struct {
+		s     *hub.Subscriber
+		after int64 // every event above this must reach s
+	}
+	got := make([]joined, streams)
+	var wg sync.WaitGroup
+	for i := range streams {
+		wg.Go(func() {
+			s := mustSubscribe(t, h, notify.Identity{UserID: fmt.Sprint("u", i), Roles: []string{"R"}})
+			got[i] = joined{s, starting.Load()}
+		})
+	}
+	wg.Wait()
+	<-done
+	for i, j := range got {
+		all := seqs(j.s)
+		var want []int64
+		for seq := j.after + 1; seq <= events; seq++ {
+			want = append(want, seq)
+		}
+		if len(all) < len(want) || !slices.Equal(all[len(all)-len(want):], want) {
+			t.Fatalf("stream %d joined before event %d began: got %d events ending %v", i, j.after+1, len(all), all[max(0, len(all)-3):])
+		}
+	}
+	if n := h.Len(); n != streams {
+		t.Errorf("Len %d, want %d", n, streams)
+	}
+	// Each user holds its one allowed stream; once it is unsubscribed
+	// (twice: the second must not count), the user may open one again.
+	if _, err := h.Subscribe(notify.Identity{UserID: "u0"}); err != hub.ErrUserLimit {
+		t.Errorf("second stream of u0: %v, want ErrUserLimit", err)
+	}
+	h.Unsubscribe(got[0].s)
+	h.Unsubscribe(got[0].s)
+	mustSubscribe(t, h, notify.Identity{UserID: "u0"})
+	if _, err := h.Subscribe(notify.Identity{UserID: "u0"}); err != hub.ErrUserLimit {
+		t.Errorf("u0 after unsubscribing twice and subscribing again: %v, want ErrUserLimit", err)
+	}
 }
 
 func TestSubscribeCaps(t *testing.T) {

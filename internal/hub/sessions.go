@@ -22,7 +22,7 @@ import (
 // SessionIDs returns the distinct session ids of the open subscribers; bearer
 // token streams have none.
 func (h *Hub) SessionIDs() []string {
-	h.mu.RLock()
+	h.rlock()
 	defer h.mu.RUnlock()
 	seen := map[string]struct{}{}
 	var ids []string
@@ -49,7 +49,7 @@ func (h *Hub) CloseSessions(ids []string, reason Reason) int {
 			set[id] = struct{}{}
 		}
 	}
-	h.mu.RLock()
+	h.rlock()
 	defer h.mu.RUnlock()
 	n := 0
 	for s := range h.all {

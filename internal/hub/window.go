@@ -147,8 +147,8 @@ func (h *Hub) StartWindow(position int64) {
 // every event up to through is in the answer: a stream writes these, then
 // its live frames above through, with no gap and no repeat.
 func (h *Hub) Since(s *Subscriber, after int64, buf []Frame) (frames []Frame, through int64, ok bool) {
-	h.publish.Lock()
-	defer h.publish.Unlock()
+	h.publish.RLock()
+	defer h.publish.RUnlock()
 	w := h.window
 	if !w.covers(after) {
 		return buf, 0, false
