@@ -374,15 +374,8 @@ func checkStreams(ctx context.Context, e *nodeEnv, cs *fleet.Fleet, l *layout, s
 		}
 		t.Check.Add(feed.Check(fmt.Sprintf("stream %d (%s)", k, id.UserID), id, start, r.Seqs))
 		t.Resumes, t.Drops, t.ConnectErrors = t.Resumes+r.Stats.Resumes, t.Drops+r.Stats.Drops, t.ConnectErrors+r.Stats.ConnectErrors
-		for reason, n := range r.Stats.CloseReasons {
-			t.CloseReasons[reason] += n
-		}
-		for kind, n := range r.Stats.ConnectFailures {
-			if t.ConnectFailures == nil {
-				t.ConnectFailures = map[string]int{}
-			}
-			t.ConnectFailures[kind] += n
-		}
+		t.CloseReasons = fleet.AddCounts(t.CloseReasons, r.Stats.CloseReasons)
+		t.ConnectFailures = fleet.AddCounts(t.ConnectFailures, r.Stats.ConnectFailures)
 		if p := r.Pace; p != nil {
 			t.Spread, t.SpreadMaxMs, t.Backoffs = t.Spread+p.Spread, max(t.SpreadMaxMs, p.SpreadMaxMs), t.Backoffs+p.Backoffs
 		}

@@ -125,8 +125,8 @@ func (s *Stats) add(o Stats, first bool) {
 	s.Resumes += o.Resumes
 	s.Drops += o.Drops
 	s.ProtocolErrors += o.ProtocolErrors
-	s.CloseReasons = addCounts(s.CloseReasons, o.CloseReasons)
-	s.ConnectFailures = addCounts(s.ConnectFailures, o.ConnectFailures)
+	s.CloseReasons = AddCounts(s.CloseReasons, o.CloseReasons)
+	s.ConnectFailures = AddCounts(s.ConnectFailures, o.ConnectFailures)
 	s.BeatsMin = min(s.BeatsMin, o.BeatsMin)
 	s.NoBeats += o.NoBeats
 	s.MaxBeatGapMs = max(s.MaxBeatGapMs, o.MaxBeatGapMs)
@@ -165,8 +165,9 @@ func deltaDecode(xs []int64) []int64 {
 	return xs
 }
 
-// addCounts adds the counts of from into to, which it makes if needed.
-func addCounts(to, from map[string]int) map[string]int {
+// AddCounts adds the counts of from (close reasons, failure kinds) into
+// to, which it makes if needed, and returns to.
+func AddCounts(to, from map[string]int) map[string]int {
 	for k, v := range from {
 		if to == nil {
 			to = map[string]int{}
