@@ -16,6 +16,7 @@ import (
 	"github.com/notifyd/notifyd/internal/inboxsync"
 	"github.com/notifyd/notifyd/internal/listener"
 	"github.com/notifyd/notifyd/internal/metrics"
+	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/postgres"
 	"github.com/notifyd/notifyd/internal/retention"
 	"github.com/notifyd/notifyd/internal/signin"
@@ -209,8 +210,12 @@ func (a *App) newAPI(ctx context.Context, p *parts) error {
 	}
 	ready := readiness(readinessDeps{pool: a.pool, pooler: pooledPool(cfg, a.readPool), mig: a.migrator, queue: p.queue, lis: p.lis, fd: p.feed, replica: a.replica},
 		cfg.SnapshotWarnAge, cfg.Logger)
-	p.api, err = httpapi.New(httpapi.Deps{Auth: verifier, Notifications: p.notes, Queue: p.queue, Streams: a.streams,
-		Ready: ready, Mounts: mounts, SignIn: p.flow, Metrics: a.metrics, Inbox: p.inbox, InboxSync: p.inboxSync},
+	deps := httpapi.Deps{Auth: verifier, Notifications: p.notes, Queue: p.queue, Streams: a.streams,
+		Ready: ready, Mounts: mounts, SignIn: p.flow, Metrics: a.metrics, Inbox: p.inbox, InboxSync: p.inboxSync}
+	if a.replica == nil { // see feed.Offer
+		deps.Sent = func(n notify.Notification) { p.feed.Offer(context.WithoutCancel(ctx), n) }
+	}
+	p.api, err = httpapi.New(deps,
 		httpapi.Config{AdminRoles: cfg.AdminRoles, MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout, NodeID: a.workers.nodeID, Logger: cfg.Logger,
 			AllowedOrigins: cfg.AllowedOrigins, PublishRate: cfg.PublishRate, PublishBurst: cfg.PublishBurst,
 			AdminPublishRate: cfg.AdminPublishRate, AdminPublishBurst: cfg.AdminPublishBurst, TrustedProxies: cfg.TrustedProxies,

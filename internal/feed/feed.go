@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -36,12 +37,18 @@ type Config struct {
 
 // Feed is the process's reader of the published stream.
 type Feed struct {
-	cfg      Config
-	store    *postgres.Notifications
-	hub      *hub.Hub
-	wake     chan struct{}
+	cfg   Config
+	store *postgres.Notifications
+	hub   *hub.Hub
+	wake  chan struct{}
+	ready atomic.Bool
+	// handing is held while notifications are handed to the hub and the
+	// position moves past them: by the feed's own reads and by Offer, so
+	// that each seq goes to the hub once, in order.
+	handing  sync.Mutex
 	position atomic.Int64
-	ready    atomic.Bool
+	// afterRead, in tests, runs between a read and its handing on.
+	afterRead func()
 }
 
 // New returns a feed that publishes into h.
@@ -85,6 +92,8 @@ func (f *Feed) Start(ctx context.Context) error {
 // events starts there: from now on the feed hands it every notification
 // after it, in order, so resumes inside the window need no replay query.
 func (f *Feed) begin(position int64) {
+	f.handing.Lock()
+	defer f.handing.Unlock()
 	f.hub.StartWindow(position)
 	f.position.Store(position)
 	f.ready.Store(true)
@@ -139,24 +148,68 @@ func (f *Feed) wait(ctx context.Context, d time.Duration) {
 // never stops delivery of the rest on any node.
 func (f *Feed) drain(ctx context.Context) error {
 	for {
-		after := f.Position()
-		ns, bad, last, err := f.store.Published(ctx, after, f.cfg.Page)
+		ns, bad, last, err := f.store.Published(ctx, f.Position(), f.cfg.Page)
 		if err != nil {
-			return fmt.Errorf("read after seq %d: %w", after, err)
+			return fmt.Errorf("read after seq %d: %w", f.Position(), err)
 		}
-		if first := firstSeq(ns, bad); first > after+1 {
-			if err := f.crossGap(ctx, after, first); err != nil {
-				return err
-			}
+		if f.afterRead != nil {
+			f.afterRead()
 		}
-		f.deliver(ctx, ns, bad)
-		if last > after {
-			f.position.Store(last)
+		if err := f.handOn(ctx, ns, bad, last); err != nil {
+			return err
 		}
 		if len(ns)+len(bad) < f.cfg.Page {
 			return nil
 		}
 	}
+}
+
+// handOn hands a page read after some position to the hub. Offer may have
+// moved the position on since the read began: what it already handed on is
+// skipped, and a gap is judged from where the position is now.
+func (f *Feed) handOn(ctx context.Context, ns []notify.Notification, bad []postgres.Undeliverable, last int64) error {
+	f.handing.Lock()
+	defer f.handing.Unlock()
+	position := f.Position()
+	for len(ns) > 0 && ns[0].Seq <= position {
+		ns = ns[1:]
+	}
+	for len(bad) > 0 && bad[0].Seq <= position {
+		bad = bad[1:]
+	}
+	if first := firstSeq(ns, bad); first > position+1 {
+		if err := f.crossGap(ctx, position, first); err != nil {
+			return err
+		}
+	}
+	f.deliver(ctx, ns, bad)
+	if last > f.Position() {
+		f.position.Store(last)
+	}
+	return nil
+}
+
+// Offer is given a notification this process has just sent born published
+// (notify.send committed, seq set) so that its streams need not wait for
+// the NOTIFY and the read that would bring it back. When it is the seq
+// right after the position, it goes to the hub at once: seqs are taken
+// under the publish turn, held to commit, so every lower seq is already
+// committed (or rolled back) and this node has handed on all of them. Any
+// other seq only wakes the feed, whose read delivers it in its turn; the
+// read skips what Offer handed on. It reports whether n was handed on.
+//
+// Only for nodes whose stream reads have no replica: a resume from a
+// replica waits for the fence of the read that brought the notification,
+// which an offered one never had (app wires it so).
+func (f *Feed) Offer(ctx context.Context, n notify.Notification) bool {
+	f.handing.Lock()
+	defer f.handing.Unlock()
+	if !f.ready.Load() || n.Seq != f.Position()+1 {
+		f.Wake()
+		return false
+	}
+	f.deliver(ctx, []notify.Notification{n}, nil)
+	return true
 }
 
 // firstSeq is the lowest seq of a page (0 when it is empty).

@@ -59,7 +59,7 @@ func (a *API) test(c *gin.Context, req notificationRequest) error {
 	if err := a.takePublishToken(c); err != nil {
 		return err
 	}
-	stored, _, err := a.deps.Notifications.Send(c.Request.Context(), n)
+	stored, _, err := a.send(c, n)
 	if err != nil {
 		return err
 	}

@@ -69,6 +69,10 @@ type Deps struct {
 	Metrics *metrics.Metrics
 	// Mounts are extra handlers by path prefix (the development issuer).
 	Mounts map[string]http.Handler
+	// Sent, when set, is given each notification the API sent born
+	// published (committed, numbered), as soon as its commit returns
+	// (feed.Offer: the local streams get it without the NOTIFY round trip).
+	Sent func(notify.Notification)
 }
 
 // Config tunes the API.

@@ -112,5 +112,16 @@ func (a *API) publish(c *gin.Context, n notify.Notification) (notify.Notificatio
 	if err := a.takePublishToken(c); err != nil {
 		return notify.Notification{}, false, err
 	}
-	return a.deps.Notifications.Send(c.Request.Context(), n)
+	return a.send(c, n)
+}
+
+// send stores n born published and, once it is committed, hands it to
+// Deps.Sent: this node's streams need not wait for the NOTIFY and the
+// feed's read to bring it back.
+func (a *API) send(c *gin.Context, n notify.Notification) (notify.Notification, bool, error) {
+	stored, created, err := a.deps.Notifications.Send(c.Request.Context(), n)
+	if err == nil && created && stored.Seq > 0 && a.deps.Sent != nil {
+		a.deps.Sent(stored)
+	}
+	return stored, created, err
 }

@@ -1,0 +1,236 @@
+package feed_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/notifyd/notifyd/internal/feed"
+	"github.com/notifyd/notifyd/internal/hub"
+	"github.com/notifyd/notifyd/internal/notify"
+	"github.com/notifyd/notifyd/internal/postgres"
+	"github.com/notifyd/notifyd/internal/testkit/pgtest"
+)
+
+var alice = notify.Identity{UserID: "alice", Roles: []string{"USER"}}
+
+// node is one process's feed into its hub, with a subscriber for alice.
+type node struct {
+	hub  *hub.Hub
+	feed *feed.Feed
+	sub  *hub.Subscriber
+}
+
+// startNode starts a feed over store, which reads only when woken once
+// run has started it.
+func startNode(t *testing.T, store *postgres.Notifications) *node {
+	t.Helper()
+	h := hub.New(hub.Config{MaxPending: 100_000})
+	f := feed.New(store, h, feed.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), PollInterval: time.Hour})
+	if err := f.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := h.Subscribe(alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &node{hub: h, feed: f, sub: sub}
+}
+
+// run starts the feed's reads.
+func (n *node) run(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = n.feed.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// frames takes what the subscriber holds until it has want frames, or fails.
+func (n *node) frames(t *testing.T, want int) []hub.Frame {
+	t.Helper()
+	var got []hub.Frame
+	deadline := time.Now().Add(10 * time.Second)
+	for len(got) < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("got %d frames (%v), want %d", len(got), seqsOf(got), want)
+		}
+		got = n.sub.Take(got)
+		time.Sleep(time.Millisecond)
+	}
+	return got
+}
+
+func seqsOf(fs []hub.Frame) []int64 {
+	out := make([]int64, len(fs))
+	for i, f := range fs {
+		out[i] = f.Seq
+	}
+	return out
+}
+
+// caughtUp wakes the feed and waits until it has read past seq.
+func (n *node) caughtUp(t *testing.T, seq int64) {
+	t.Helper()
+	n.feed.Wake()
+	deadline := time.Now().Add(10 * time.Second)
+	for n.feed.Position() < seq {
+		if time.Now().After(deadline) {
+			t.Fatalf("feed at %d, want %d", n.feed.Position(), seq)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// send sends msg to alice born published, or queued when another publisher
+// holds the publish turn (Seq 0).
+func send(store *postgres.Notifications, msg string) (notify.Notification, error) {
+	n, created, err := store.Send(context.Background(), notify.Notification{Target: notify.Target{UserID: alice.UserID},
+		Message: msg, Module: "orders", Data: []byte(`{"order": 7}`), Actions: []notify.Action{{ID: "open", Label: "Open", URL: "/orders/7"}}})
+	if err == nil && !created {
+		err = fmt.Errorf("send %q: not created", msg)
+	}
+	return n, err
+}
+
+func mustSend(t *testing.T, store *postgres.Notifications, msg string) notify.Notification {
+	t.Helper()
+	n, err := send(store, msg)
+	if err != nil || n.Seq == 0 {
+		t.Fatalf("send %q: seq %d, err %v", msg, n.Seq, err)
+	}
+	return n
+}
+
+// An offered notification reaches the hub at once when it is the next seq,
+// with the bytes the feed's read would have brought; one that is not next
+// waits for the read; the read never hands either on twice.
+func TestOfferHandsOnTheNextSeqOnce(t *testing.T) {
+	db := pgtest.New(t)
+	store := postgres.NewNotifications(db.Pool)
+	offering, reading := startNode(t, store), startNode(t, store)
+	reading.run(t)
+	ctx := context.Background()
+
+	first, second, third := mustSend(t, store, "first"), mustSend(t, store, "second"), mustSend(t, store, "third")
+	if !offering.feed.Offer(ctx, first) {
+		t.Fatal("Offer of the next seq: not handed on")
+	}
+	if got := offering.sub.Take(nil); len(got) != 1 || got[0].Seq != first.Seq {
+		t.Fatalf("right after Offer the hub holds %v, want [%d]", seqsOf(got), first.Seq)
+	}
+	if offering.feed.Offer(ctx, third) {
+		t.Fatal("Offer of a seq after a gap: handed on before the seq below it")
+	}
+	if !offering.feed.Offer(ctx, second) {
+		t.Fatal("Offer of the next seq after another was refused: not handed on")
+	}
+	offering.run(t)
+	offering.caughtUp(t, third.Seq)
+	offering.feed.Wake() // one more read past what Offer handed on
+	want := fmt.Sprint([]int64{second.Seq, third.Seq})
+	if got := fmt.Sprint(seqsOf(offering.frames(t, 2))); got != want {
+		t.Fatalf("offering node's hub got %s after the first, want %s", got, want)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if extra := offering.sub.Take(nil); len(extra) > 0 {
+		t.Fatalf("the feed's read handed on again %v", seqsOf(extra))
+	}
+
+	// The bytes a stream writes are the same either way.
+	reading.caughtUp(t, third.Seq)
+	read := reading.frames(t, 3)
+	fourth := mustSend(t, store, "fourth")
+	if !offering.feed.Offer(ctx, fourth) {
+		t.Fatal("Offer after the feed's reads: not handed on")
+	}
+	reading.caughtUp(t, fourth.Seq)
+	read = append(read, reading.frames(t, 1)...)
+	offered := offering.frames(t, 1)[0]
+	if last := read[3]; !bytes.Equal(offered.Data, last.Data) || offered.Created != last.Created || offered.Seq != last.Seq {
+		t.Fatalf("offered frame differs from the read one:\n%s\n%s", offered.Data, last.Data)
+	}
+}
+
+// An Offer that comes after the feed's read brought the same seq, but
+// before the read is handed on: the read skips it.
+func TestOfferBetweenAReadAndItsHandingOn(t *testing.T) {
+	db := pgtest.New(t)
+	store := postgres.NewNotifications(db.Pool)
+	n := startNode(t, store)
+	sent := mustSend(t, store, "offered while read")
+	var tried, offered atomic.Bool
+	n.feed.SetAfterRead(func() {
+		if !tried.Swap(true) {
+			offered.Store(n.feed.Offer(context.Background(), sent))
+		}
+	})
+	n.run(t)
+	n.caughtUp(t, sent.Seq)
+	if !offered.Load() {
+		t.Fatal("Offer between the read and its handing on: not handed on")
+	}
+	if got := seqsOf(n.frames(t, 1)); len(got) != 1 || got[0] != sent.Seq {
+		t.Fatalf("hub got %v, want [%d]", got, sent.Seq)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if extra := n.sub.Take(nil); len(extra) > 0 {
+		t.Fatalf("the read handed on again: %v", seqsOf(extra))
+	}
+}
+
+// Publishers offering while the feed reads, some of their notifications
+// queued for a worker: every seq reaches the hub once, in order.
+func TestOffersRacingTheFeed(t *testing.T) {
+	db := pgtest.New(t)
+	store, queue := postgres.NewNotifications(db.Pool), postgres.NewQueue(db.Pool)
+	n := startNode(t, store)
+	n.run(t)
+	const publishers, each = 4, 50
+	var wg sync.WaitGroup
+	for p := range publishers {
+		wg.Go(func() {
+			for i := range each {
+				sent, err := send(store, fmt.Sprintf("p%d-%d", p, i))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				n.feed.Wake() // as the NOTIFY would: reads race the offers
+				if sent.Seq > 0 {
+					n.feed.Offer(context.Background(), sent)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for {
+		b, err := queue.ClaimAndPublish(context.Background(), 1000, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Items == 0 {
+			break
+		}
+	}
+	head, err := store.Head(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.caughtUp(t, head.LastSeq)
+	got := seqsOf(n.frames(t, publishers*each))
+	for i := 1; i < len(got); i++ {
+		if got[i] <= got[i-1] {
+			t.Fatalf("seq %d after %d: out of order or twice (%v)", got[i], got[i-1], got)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	if extra := n.sub.Take(nil); len(extra) > 0 {
+		t.Fatalf("handed on again: %v", seqsOf(extra))
+	}
+}
