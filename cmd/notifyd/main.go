@@ -55,7 +55,7 @@ Usage:
   notifyd dev-token --sub ID [--roles A,B] [--ttl 1h]
                                  print a bearer token from the development issuer
   notifyd send --message TEXT [--user ID] [--roles A,B] [--severity S] ...
-                                 create a notification (queued for the worker)
+                                 send a notification, born published (notify.send)
   notifyd status [--json]        queue counts, last published seq, top errors
   notifyd retry --id N | --error-like P | --since T | --all
                                  put failed queue items back to pending
