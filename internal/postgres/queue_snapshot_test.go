@@ -181,3 +181,43 @@ func TestStreamHeadView(t *testing.T) {
 		t.Fatalf("head (%d, %d), want (1002, 7)", last, truncated)
 	}
 }
+
+// TestOldestSnapshotAmongEqualXmins: with no write in between, a snapshot
+// taken now has the same xmin as one held for a while; the held one is
+// the oldest, and its age is reported.
+func TestOldestSnapshotAmongEqualXmins(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.New(t)
+	holdSnapshot(t, ctx, db.URL)
+	time.Sleep(300 * time.Millisecond)
+	young := make([]*pgx.Conn, 4)
+	for i := range young {
+		conn, err := pgx.Connect(ctx, db.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, `BEGIN ISOLATION LEVEL REPEATABLE READ`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Exec(ctx, `SELECT count(*) FROM notify.notifications`); err != nil {
+			t.Fatal(err)
+		}
+		young[i] = conn
+	}
+	var distinct int
+	if err := db.Pool.QueryRow(ctx, `SELECT count(DISTINCT backend_xmin::text) FROM pg_stat_activity
+		WHERE datname = current_database() AND backend_xmin IS NOT NULL AND pid <> pg_backend_pid()`).Scan(&distinct); err != nil {
+		t.Fatal(err)
+	}
+	if distinct != 1 {
+		t.Fatalf("%d distinct xmins among the snapshots, want 1 (nothing wrote in between)", distinct)
+	}
+	s, err := postgres.NewQueue(db.Pool).OldestSnapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Age < 250*time.Millisecond {
+		t.Fatalf("oldest snapshot age %v (pid %d), want the held one's, at least 250ms", s.Age, s.PID)
+	}
+}

@@ -23,7 +23,10 @@ type Snapshot struct {
 }
 
 // OldestSnapshot finds the session of this database whose snapshot is the
-// oldest (other than this one). Sessions of other roles are visible only
+// oldest (other than this one). Snapshots taken while no transaction wrote
+// share their xmin: of those, the one whose transaction began first is
+// the one holding vacuum back longest (a read-only report's, not the query
+// that started a moment ago). Sessions of other roles are visible only
 // with pg_read_all_stats (or as a superuser); without it their xmin reads
 // as NULL and they are not seen.
 func (q *Queue) OldestSnapshot(ctx context.Context) (Snapshot, error) {
@@ -33,7 +36,7 @@ func (q *Queue) OldestSnapshot(ctx context.Context) (Snapshot, error) {
 			COALESCE(application_name, '')
 		FROM pg_stat_activity
 		WHERE datname = current_database() AND backend_xmin IS NOT NULL AND pid <> pg_backend_pid()
-		ORDER BY age(backend_xmin) DESC LIMIT 1`).Scan(&age, &s.PID, &s.Application)
+		ORDER BY age(backend_xmin) DESC, xact_start LIMIT 1`).Scan(&age, &s.PID, &s.Application)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Snapshot{}, nil
 	}
