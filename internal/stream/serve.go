@@ -70,8 +70,12 @@ func (s *Server) Serve(ctx context.Context, w http.ResponseWriter, id notify.Ide
 	if detached {
 		// The request's context no longer follows the connection (and ends
 		// when Serve returns): the stream's own does, through watchClient
-		// while it opens.
-		ctx, cancel = context.WithCancel(context.WithoutCancel(ctx))
+		// while it opens. It is a new one, not derived from the request's:
+		// what the stream needs of that (the logger, chunking) is read
+		// above, and a derived one would keep the request's whole chain of
+		// contexts (net/http's, the request deadline's timer, gin's values)
+		// for the stream's life, about 0.9 KiB a stream.
+		ctx, cancel = context.WithCancel(context.Background())
 		wr.conn, wr.chunked = conn, chunked
 		watch = watchClient(conn, cancel)
 	} else {
