@@ -15,6 +15,7 @@ import (
 	"github.com/notifyd/notifyd/internal/hub"
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/postgres"
+	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/pgtest"
 )
 
@@ -78,13 +79,7 @@ func seqsOf(fs []hub.Frame) []int64 {
 func (n *node) caughtUp(t *testing.T, seq int64) {
 	t.Helper()
 	n.feed.Wake()
-	deadline := time.Now().Add(10 * time.Second)
-	for n.feed.Position() < seq {
-		if time.Now().After(deadline) {
-			t.Fatalf("feed at %d, want %d", n.feed.Position(), seq)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testkit.Eventually(t, 10*time.Second, fmt.Sprintf("the feed reads past seq %d", seq), func() bool { return n.feed.Position() >= seq })
 }
 
 // send sends msg to alice born published, or queued when another publisher

@@ -182,28 +182,53 @@ func TestStreamHeadView(t *testing.T) {
 	}
 }
 
-// TestOldestSnapshotAmongEqualXmins: with no write in between, a snapshot
-// taken now has the same xmin as one held for a while; the held one is
-// the oldest, and its age is reported.
+// TestOldestSnapshotAmongEqualXmins: snapshots taken while the same
+// transaction is the oldest running one share their xmin; of those, the one
+// held longest is the oldest, and its age is reported.
 func TestOldestSnapshotAmongEqualXmins(t *testing.T) {
 	ctx := context.Background()
 	db := pgtest.New(t)
-	holdSnapshot(t, ctx, db.URL)
-	time.Sleep(300 * time.Millisecond)
-	young := make([]*pgx.Conn, 4)
-	for i := range young {
-		conn, err := pgx.Connect(ctx, db.URL)
+	begin := func(url, isolation, query string) (*pgx.Conn, string) {
+		t.Helper()
+		conn, err := pgx.Connect(ctx, url)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, `BEGIN ISOLATION LEVEL REPEATABLE READ`); err != nil {
+		t.Cleanup(func() { conn.Close(context.WithoutCancel(ctx)) })
+		if _, err := conn.Exec(ctx, `BEGIN ISOLATION LEVEL `+isolation); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := conn.Exec(ctx, `SELECT count(*) FROM notify.notifications`); err != nil {
+		var out string
+		if err := conn.QueryRow(ctx, query).Scan(&out); err != nil {
 			t.Fatal(err)
 		}
-		young[i] = conn
+		return conn, out
+	}
+	const snapshotXmin = `SELECT backend_xmin::text FROM pg_stat_activity WHERE pid = pg_backend_pid()`
+	// While the anchor (a transaction with an id, in another database of
+	// the cluster, so that OldestSnapshot does not see it) runs and is the
+	// oldest in the cluster, every snapshot taken has its id as xmin,
+	// whatever the other tests' databases run meanwhile.
+	elsewhere, err := pgtest.WithDatabase(db.URL, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for attempt := 1; ; attempt++ {
+		anchor, xid := begin(elsewhere, "READ COMMITTED", `SELECT pg_current_xact_id()::text`)
+		holder, xmin := begin(db.URL, "REPEATABLE READ", snapshotXmin)
+		if xmin == xid {
+			break
+		}
+		// An older transaction ran elsewhere in the cluster: again.
+		holder.Close(ctx)
+		anchor.Close(ctx)
+		if attempt == 20 {
+			t.Fatalf("the held snapshot's xmin %s is never the anchor's id %s", xmin, xid)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	for range 4 {
+		begin(db.URL, "REPEATABLE READ", snapshotXmin)
 	}
 	var distinct int
 	if err := db.Pool.QueryRow(ctx, `SELECT count(DISTINCT backend_xmin::text) FROM pg_stat_activity
@@ -211,7 +236,7 @@ func TestOldestSnapshotAmongEqualXmins(t *testing.T) {
 		t.Fatal(err)
 	}
 	if distinct != 1 {
-		t.Fatalf("%d distinct xmins among the snapshots, want 1 (nothing wrote in between)", distinct)
+		t.Fatalf("%d distinct xmins among the snapshots, want 1 (the anchor's)", distinct)
 	}
 	s, err := postgres.NewQueue(db.Pool).OldestSnapshot(ctx)
 	if err != nil {
