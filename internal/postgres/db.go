@@ -5,6 +5,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -66,6 +67,11 @@ type PoolConfig struct {
 	// that each connection, the ones made after a failover included,
 	// checks which history it numbers on before it publishes.
 	AfterConnect func(context.Context, *pgx.Conn) error
+	// CancelGrace is how long a statement whose context is cancelled (not
+	// one whose deadline passed) may run on before pgx breaks its
+	// connection, which then closes (cancel.go says why). Default
+	// DefaultCancelGrace.
+	CancelGrace time.Duration
 	// Lazy opens the pool without connecting: for a database notifyd can
 	// do without for a while (a read replica, whose reads go to the
 	// primary while it is down), so it need not be up when notifyd starts.
@@ -88,6 +94,7 @@ func OpenPool(ctx context.Context, url string, cfg PoolConfig) (*pgxpool.Pool, e
 	}
 	pc.ConnConfig.RuntimeParams["application_name"] = name
 	pc.AfterConnect = cfg.AfterConnect
+	pc.ConnConfig.BuildContextWatcherHandler = patientCancels(cmp.Or(cfg.CancelGrace, DefaultCancelGrace))
 	if cfg.Pooled {
 		if _, chosen := runtimeParam(url, "default_query_exec_mode"); !chosen {
 			pc.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
