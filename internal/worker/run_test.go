@@ -51,9 +51,11 @@ func TestWorkerTakesUpCrashedWorkersBatch(t *testing.T) {
 	if s.Processing != 0 || s.Pending != 0 || s.Failed != 0 || s.Seqs != total || s.DistinctSeqs != total || s.MaxSeq != total || s.Head != total {
 		t.Fatalf("queue after takeover: %+v; want %d sent with seqs 1..%d, none processing", s, total, total)
 	}
-	if got := publishedItems.Load(); got != total {
-		t.Errorf("worker reported %d published items, want %d", got, total)
-	}
+	// The hook runs after the batch's commit, so it may follow what the
+	// queue already shows (make test saw 30 of 50 reported at that moment).
+	testkit.Eventually(t, 10*time.Second, "the worker to report every published item", func() bool {
+		return publishedItems.Load() == total
+	})
 	// The dead worker's items were taken up after the lease, on attempt 2;
 	// the others on attempt 1.
 	var early, wrongAttempts int64
@@ -104,11 +106,11 @@ func TestTwoWorkersPublishEveryNotificationOnce(t *testing.T) {
 	if s.Pending != 0 || s.Processing != 0 || s.Failed != 0 || s.Seqs != total || s.DistinctSeqs != total || s.MaxSeq != total || s.Head != total {
 		t.Fatalf("queue after the run: %+v; want %d sent with seqs 1..%d", s, total, total)
 	}
-	w1, w2 := counts["w1"].Load(), counts["w2"].Load()
-	t.Logf("w1 published %d, w2 published %d", w1, w2)
-	if w1+w2 != total {
-		t.Fatalf("workers reported %d + %d published, want %d in all", w1, w2, total)
-	}
+	// Each hook runs after its batch's commit (see above).
+	testkit.Eventually(t, 10*time.Second, "the workers to report every published item", func() bool {
+		return counts["w1"].Load()+counts["w2"].Load() == total
+	})
+	t.Logf("w1 published %d, w2 published %d", counts["w1"].Load(), counts["w2"].Load())
 }
 
 // TestIdleWorkerWokenByNotify: with a poll interval of an hour, only the
