@@ -25,7 +25,9 @@ type writer struct {
 	rc      *http.ResponseController
 	conn    net.Conn
 	chunked bool        // detached: each batch goes out as one HTTP/1.1 chunk
-	batch   net.Buffers // detached: frames waiting for flush
+	batch   net.Buffers // detached: frames waiting for flush, after a slot for the chunk's header when chunked
+	out     net.Buffers // detached: what one flush writes (WriteTo consumes it; batch stays)
+	header  [18]byte    // detached, chunked: the chunk's size in hex and CRLF
 	timeout time.Duration
 	// limit, while the stream opens, is its opening deadline: no write's
 	// deadline goes past it (Config.OpeningTimeout). Zero: no limit.
@@ -66,6 +68,9 @@ func (wr *writer) arm() {
 func (wr *writer) add(b []byte) {
 	wr.pending += len(b)
 	if wr.conn != nil {
+		if wr.chunked && len(wr.batch) == 0 {
+			wr.batch = append(wr.batch, nil) // the chunk's header, written by flushConn
+		}
 		wr.batch = append(wr.batch, b)
 		return
 	}
@@ -90,23 +95,22 @@ func (wr *writer) flush() error {
 	return err
 }
 
+// flushConn writes the batch with one writev. A flush allocates nothing:
+// a heartbeat or a notification to an idle stream leaves no garbage of
+// ours behind (the chunk's header is the writer's own array, and the batch
+// already holds its slot).
 func (wr *writer) flushConn() error {
 	var err error
 	if len(wr.batch) > 0 {
 		if err = wr.conn.SetWriteDeadline(wr.deadline()); err == nil {
-			bufs := wr.batch // WriteTo consumes its receiver: keep our slice
 			if wr.chunked {
-				bufs = make(net.Buffers, 0, len(wr.batch)+2)
-				size := 0
-				for _, b := range wr.batch {
-					size += len(b)
-				}
-				bufs = append(bufs, strconv.AppendInt(nil, int64(size), 16))
-				bufs[0] = append(bufs[0], "\r\n"...)
-				bufs = append(bufs, wr.batch...)
-				bufs = append(bufs, crlf)
+				h := strconv.AppendInt(wr.header[:0], int64(wr.pending), 16)
+				wr.batch[0] = append(h, "\r\n"...)
+				wr.batch = append(wr.batch, crlf)
 			}
-			_, err = bufs.WriteTo(wr.conn)
+			wr.out = wr.batch // a field, not a local: WriteTo's receiver would escape
+			_, err = wr.out.WriteTo(wr.conn)
+			wr.out = nil
 		}
 	}
 	clear(wr.batch) // drop references to the frames' bytes
