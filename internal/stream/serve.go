@@ -118,6 +118,9 @@ func (s *Server) Serve(ctx context.Context, w http.ResponseWriter, id notify.Ide
 		last, ok := s.begin(ctx, wr, sub, resume, log)
 		s.release.noteOpened()
 		if ok && !watch.stop() { // stop: the client may have left as the opening ended
+			if s.park(wr, conn, sub, last, end) {
+				return // no goroutine while it is idle; end runs when it ends
+			}
 			s.liveConn(wr, conn, sub, last)
 		}
 		end()

@@ -178,6 +178,8 @@ type Server struct {
 	draining atomic.Bool
 	// release frees what a burst of openings left behind (release.go).
 	release releaser
+	// poller watches the connections of parked streams (park.go).
+	poller poller
 }
 
 // NewServer returns a stream server over hub and store.
