@@ -17,13 +17,16 @@ import (
 // context. At 15,000 idle streams that is most of the process's memory.
 // Once the stream's headers and first messages are written, the stream
 // takes the TCP connection over (http.Hijacker), the handler returns and
-// all of that is released; one small goroutine then serves the stream: it
-// waits in a 64-byte read of the connection, to learn when the client goes
-// away (what net/http's own background read did before), and the hub
-// interrupts that read when there is something to write (liveConn). One
-// goroutine rather than a reader and a writer: each holds a stack of 4 KiB
-// once it has written or read (a stack that has grown never shrinks back
-// to 2 KiB), which was half of an idle stream's memory.
+// all of that is released. Once open, the stream is parked (park.go): no
+// goroutine of its own while it has nothing to write; the server's poller
+// learns when the client goes away (what net/http's own background read did
+// before), and the hub's wake starts a goroutine when there is something to
+// write. Where a connection cannot be watched, one small goroutine serves
+// the stream instead (liveConn): it waits in a 64-byte read of the
+// connection, which the hub interrupts. Not a reader and a writer: each
+// holds a stack of 4 KiB once it has written or read (a stack that has
+// grown never shrinks back to 2 KiB), which was half of an idle stream's
+// memory.
 //
 // For an HTTP/1.1 client the response is chunked ("Transfer-Encoding:
 // chunked", "Connection: close"): each batch goes out as one chunk, and a
@@ -98,9 +101,9 @@ func detach(w http.ResponseWriter, chunked bool) (conn net.Conn, ok bool, err er
 
 // clientWatch notices, while a detached stream opens, that its client
 // closed the connection (or it broke), which a write alone would only find
-// out later, and cancels the opening. Once the stream is open its own
-// goroutine takes the reading over (liveConn), so an open stream has one
-// goroutine, not two.
+// out later, and cancels the opening. Once the stream is open the server's
+// poller (park.go) or the stream's own goroutine (liveConn) takes the
+// reading over.
 type clientWatch struct {
 	conn net.Conn
 	done chan struct{}

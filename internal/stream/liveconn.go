@@ -9,8 +9,8 @@ import (
 	"github.com/notifyd/notifyd/internal/hub"
 )
 
-// liveConn is live for a detached stream, in the stream's one goroutine
-// (see detach.go): it waits in a read of the client's connection, which
+// liveConn is live for a detached stream that cannot be parked (park.go),
+// in the stream's one goroutine (see detach.go): it waits in a read of the client's connection, which
 // returns when the client leaves, when the credentials expire (the read
 // deadline) or when the hub wakes it by moving that deadline to the past
 // (a frame was queued, or the subscriber closed). The deadline is put back

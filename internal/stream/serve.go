@@ -30,9 +30,10 @@ type Resume struct {
 //
 // Serve writes the headers itself; then, when the connection can be taken
 // over (see detach), it hands the stream to a goroutine of its own, which
-// writes the connected message and any replay and serves it from then on,
-// and returns at once, so the request's goroutine and buffers are released
-// while the stream opens and lives on. Otherwise it opens and serves the
+// writes the connected message and any replay and then parks the stream
+// (park.go: no goroutine while it is idle), and returns at once, so the
+// request's goroutine and buffers are released while the stream opens and
+// lives on. Otherwise it opens and serves the
 // stream itself and returns when the stream ends.
 func (s *Server) Serve(ctx context.Context, w http.ResponseWriter, id notify.Identity, resume Resume) error {
 	// Read before subscribing: everything the feed hands to the hub after
