@@ -1,161 +1,17 @@
 package stream_test
 
 import (
-	"bufio"
-	"fmt"
-	"net"
-	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/notifyd/notifyd/internal/hub"
 	"github.com/notifyd/notifyd/internal/notify"
-	"github.com/notifyd/notifyd/internal/stream"
 	"github.com/notifyd/notifyd/internal/testkit"
-	"github.com/notifyd/notifyd/internal/wire"
 )
-
-// TestIdleDetachedStreamHoldsNoGoroutine: an open detached stream that has
-// nothing to write holds no goroutine of the server's (a goroutine's stack
-// was more than a quarter of an idle stream's memory; park.go), and still
-// writes what the hub queues.
-func TestIdleDetachedStreamHoldsNoGoroutine(t *testing.T) {
-	h, srv, hs := quietServer(t, notify.Identity{UserID: "bob"})
-	const n = 20
-	// The client's goroutines are counted once, with one stream open (and
-	// the server's poller running); each further stream adds the client's
-	// two (net/http's read and write loops) and none of the server's.
-	first, _ := open(t, hs.URL)
-	defer first.Close()
-	next(t, first)
-	testkit.Eventually(t, 10*time.Second, "the first stream is subscribed", func() bool { return h.Len() == 1 })
-	settle := func() int {
-		time.Sleep(100 * time.Millisecond) // handlers and net/http's goroutines end
-		return runtime.NumGoroutine()
-	}
-	before := settle()
-	streams := make([]*wire.Stream, n)
-	for i := range streams {
-		streams[i], _ = open(t, hs.URL)
-		defer streams[i].Close()
-		next(t, streams[i])
-	}
-	testkit.Eventually(t, 10*time.Second, "every stream is subscribed", func() bool { return h.Len() == n+1 })
-	testkit.Eventually(t, 10*time.Second, "every stream is parked", func() bool { return stream.Parked(srv) == n+1 })
-	perStream := float64(settle()-before) / n
-	t.Logf("%.2f goroutines a stream, client and server", perStream)
-	if perStream > 2.5 {
-		t.Fatalf("%.1f goroutines a stream (client and server), want 2: an idle detached stream holds none of the server's", perStream)
-	}
-	h.Broadcast(hub.Frame{Data: wire.HeartbeatEvent(time.Now())})
-	for _, s := range streams {
-		if ev := next(t, s); !strings.Contains(string(ev.Data), `"type":"heartbeat"`) {
-			t.Fatalf("event %q, want a heartbeat", ev.Data)
-		}
-	}
-}
-
-// TestParkedStreamsUnderManyWakes: events published as fast as the hub
-// takes them, to streams whose clients read them, arrive on every stream
-// exactly once and in order, while every publish wakes every stream (a
-// wake finds its stream parked, being written, or about to park).
-func TestParkedStreamsUnderManyWakes(t *testing.T) {
-	h, _, hs := quietServer(t, notify.Identity{UserID: "dana"})
-	const streams, events = 8, 400
-	readers := make([]*wire.Stream, streams)
-	for i := range readers {
-		readers[i], _ = open(t, hs.URL)
-		defer readers[i].Close()
-		next(t, readers[i])
-	}
-	testkit.Eventually(t, 10*time.Second, "every stream is subscribed", func() bool { return h.Len() == streams })
-	got := make(chan error, streams)
-	for _, r := range readers {
-		go func() {
-			for seq := 1; seq <= events; seq++ {
-				ev, err := r.Next()
-				if err != nil {
-					got <- err
-					return
-				}
-				if ev.ID != strconv.Itoa(seq) {
-					got <- fmt.Errorf("event %q where seq %d was due", ev.ID, seq)
-					return
-				}
-			}
-			got <- nil
-		}()
-	}
-	for seq := int64(1); seq <= events; seq++ {
-		n := notify.Notification{ID: "n", Seq: seq, Message: "m", Severity: notify.SeverityLow, CreatedAt: time.Now()}
-		h.Publish(&hub.Event{Frame: hub.Frame{Seq: seq, Data: wire.NotificationEvent(n)}, Target: notify.Target{UserID: "dana"}})
-		if seq%50 == 0 {
-			time.Sleep(time.Millisecond) // let some streams park between bursts
-		}
-	}
-	for range streams {
-		select {
-		case err := <-got:
-			if err != nil {
-				t.Fatal(err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Fatal("a stream did not get every event")
-		}
-	}
-}
-
-// TestParkedStreamDropsWhatItsClientSends: a client that writes to its
-// stream's connection (a stream takes no requests) keeps its stream, and
-// leaving is still noticed; when the last parked stream ends the server
-// holds no poller.
-func TestParkedStreamDropsWhatItsClientSends(t *testing.T) {
-	h, srv, hs := quietServer(t, notify.Identity{UserID: "erin"})
-	conn, err := net.Dial("tcp", strings.TrimPrefix(hs.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(conn)
-	readUntil := func(want string) {
-		t.Helper()
-		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-		for {
-			line, err := br.ReadString('\n')
-			if err != nil {
-				t.Fatalf("reading until %q: %v", want, err)
-			}
-			if strings.Contains(line, want) {
-				return
-			}
-		}
-	}
-	readUntil(`"type":"connected"`)
-	testkit.Eventually(t, 10*time.Second, "the stream is parked", func() bool { return stream.Parked(srv) == 1 })
-	for range 3 { // more than one read's worth, in pieces
-		if _, err := conn.Write([]byte(strings.Repeat("x", 100))); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	h.Broadcast(hub.Frame{Data: wire.HeartbeatEvent(time.Now())})
-	readUntil(`"type":"heartbeat"`)
-	if h.Len() != 1 {
-		t.Fatalf("%d streams subscribed after the client wrote, want 1", h.Len())
-	}
-	conn.Close()
-	testkit.Eventually(t, 10*time.Second, "the stream is unsubscribed", func() bool { return h.Len() == 0 })
-	testkit.Eventually(t, 10*time.Second, "the poller stops", func() bool { return !stream.PollerRunning(srv) })
-}
 
 // TestDetachedStreamExpires: a detached stream whose credentials expire is
 // told so and ends, with nothing else to wake it (the expiry is a timer
-// that closes its subscriber).
+// that closes a parked stream's subscriber, or liveConn's read deadline).
 func TestDetachedStreamExpires(t *testing.T) {
 	expires := time.Now().Add(time.Second)
 	h, _, hs := quietServer(t, notify.Identity{UserID: "carol", ExpiresAt: expires})

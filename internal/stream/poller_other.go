@@ -2,12 +2,14 @@
 
 package stream
 
-// poller is the Linux poller's stand-in (poller_linux.go): elsewhere no
+import (
+	"net"
+
+	"github.com/notifyd/notifyd/internal/hub"
+)
+
+// poller stands in for the Linux poller (poller_linux.go): elsewhere no
 // stream is parked, and liveConn serves each with a goroutine.
 type poller struct{}
 
-type watched struct{}
-
-func (*poller) watch(*parkedStream) bool { return false }
-func (*poller) rearm(*parkedStream)      {}
-func (*poller) forget(*parkedStream)     {}
+func (s *Server) park(*writer, net.Conn, *hub.Subscriber, int64, func()) bool { return false }
