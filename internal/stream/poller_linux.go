@@ -39,7 +39,18 @@ type watched struct {
 	fd    int
 }
 
-const watchEvents = syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT
+// watchEvent is a registration's event: one-shot readiness to read or
+// the peer's hang-up, with the stream's token as its data (token 0 is the
+// stop pipe's).
+func watchEvent(token uint64) syscall.EpollEvent {
+	return syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT,
+		Fd: int32(token), Pad: int32(token >> 32)}
+}
+
+// tokenOf is the token watchEvent put in ev.
+func tokenOf(ev syscall.EpollEvent) uint64 {
+	return uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
+}
 
 // watch registers p's connection; false when it cannot be watched.
 func (pl *poller) watch(p *parkedStream) bool {
@@ -60,7 +71,7 @@ func (pl *poller) watch(p *parkedStream) bool {
 	}
 	pl.next++
 	token := pl.next
-	ev := syscall.EpollEvent{Events: watchEvents, Fd: int32(token), Pad: int32(token >> 32)}
+	ev := watchEvent(token)
 	if err := syscall.EpollCtl(pl.set.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		pl.stopIfIdle()
 		return false
@@ -73,7 +84,7 @@ func (pl *poller) watch(p *parkedStream) bool {
 // rearm watches p's connection again after its one-shot event. The
 // stream's goroutine calls it; the connection is still open.
 func (pl *poller) rearm(p *parkedStream) {
-	ev := syscall.EpollEvent{Events: watchEvents, Fd: int32(p.watch.token), Pad: int32(p.watch.token >> 32)}
+	ev := watchEvent(p.watch.token)
 	if err := syscall.EpollCtl(p.watch.set.epfd, syscall.EPOLL_CTL_MOD, p.watch.fd, &ev); err != nil {
 		// Unwatched, the stream would not learn that its client left
 		// until a write failed: end it, and the client reconnects.
@@ -133,6 +144,7 @@ func (pl *poller) loop(set *epollSet) {
 		syscall.Close(set.wake)
 	}()
 	events := make([]syscall.EpollEvent, 128)
+	woken := make([]*parkedStream, 0, len(events))
 	for {
 		n, err := syscall.EpollWait(set.epfd, events, -1)
 		if err != nil {
@@ -142,9 +154,9 @@ func (pl *poller) loop(set *epollSet) {
 			return
 		}
 		pl.mu.Lock()
-		woken := make([]*parkedStream, 0, n)
+		woken = woken[:0]
 		for _, ev := range events[:n] {
-			token := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
+			token := tokenOf(ev)
 			if token == 0 {
 				pl.mu.Unlock()
 				return
@@ -157,5 +169,6 @@ func (pl *poller) loop(set *epollSet) {
 		for _, p := range woken {
 			p.clientMoved()
 		}
+		clear(woken) // hold no ended stream until the next event
 	}
 }
