@@ -36,7 +36,9 @@ func TestStreamEndTellsACrashFromAShutdown(t *testing.T) {
 		}
 		t.Cleanup(func() { resp.Body.Close() })
 		if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 1 || resp.ProtoMinor != 1 {
-			t.Fatalf("stream answered %s over %s", resp.Status, resp.Proto)
+			// The body says why (a 401's reason: CI saw one once, 2026-12-07).
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+			t.Fatalf("stream answered %s over %s: %s", resp.Status, resp.Proto, body)
 		}
 		if got := resp.TransferEncoding; len(got) != 1 || got[0] != "chunked" {
 			t.Fatalf("stream transfer encoding %v, want chunked", got)
