@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"sync/atomic"
@@ -114,15 +115,35 @@ func signingAlgs(advertised []string) []string {
 }
 
 // keyWatch records whether the issuer's last answer, to discovery or to a key
-// fetch, was a failure: no response, or not 200.
+// fetch, was a failure: no response, not 200, or a body that broke off
+// (the issuer crashed while answering, or reading it timed out under load:
+// go-oidc then has no keys, and without this the token would be called
+// badly signed, a 401 that tells a browser to sign in again).
 type keyWatch struct {
 	base    http.RoundTripper
 	failing *atomic.Bool
 }
 
+// watchedBody marks the issuer failing when its body cannot be read to the end.
+type watchedBody struct {
+	io.ReadCloser
+	failing *atomic.Bool
+}
+
+func (b watchedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		b.failing.Store(true)
+	}
+	return n, err
+}
+
 func (k *keyWatch) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := k.base.RoundTrip(req)
 	k.failing.Store(err != nil || resp.StatusCode != http.StatusOK)
+	if err == nil {
+		resp.Body = watchedBody{ReadCloser: resp.Body, failing: k.failing}
+	}
 	return resp, err
 }
 

@@ -102,6 +102,28 @@ func TestIssuerDownThenUp(t *testing.T) {
 	}
 }
 
+// TestKeysCutMidBodyAreUnavailability: a key fetch whose answer is 200
+// but whose body breaks off (an issuer that crashed while answering, a
+// timeout while reading under load) is the issuer's failure, not a bad
+// token: unavailable (503, try again), never unauthenticated (401, which
+// tells a browser to sign in again).
+func TestKeysCutMidBodyAreUnavailability(t *testing.T) {
+	t.Parallel()
+	ti := startIssuer(t, nil)
+	v, clock := newVerifier(t, ti, nil)
+	raw, _ := ti.Token("alice", []string{"USER"}, time.Hour)
+	if err := v.Discover(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ti.cutKeys.Store(true)
+	wantUnavailableFor(t, v, raw)
+	ti.cutKeys.Store(false)
+	clock.Advance(time.Minute) // past any back-off of the failed fetch
+	if id, err := v.Verify(t.Context(), raw); err != nil || id.UserID != "alice" {
+		t.Fatalf("keys whole again: %+v, %v", id, err)
+	}
+}
+
 func wantUnavailableFor(t *testing.T, v *auth.Verifier, raw string) {
 	t.Helper()
 	if _, err := v.Verify(t.Context(), raw); !errors.Is(err, notify.ErrUnavailable) {

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,9 +16,11 @@ import (
 
 // testIssuer is a real OpenID Connect issuer on a real HTTP server. While
 // down is set it drops every connection without answering, as a crashed or
-// not yet started issuer would.
+// not yet started issuer would; while cutKeys is set it answers a key
+// fetch with 200 and then drops the connection in the middle of the body.
 type testIssuer struct {
 	*issuer.Issuer
+	cutKeys  atomic.Bool
 	down     atomic.Bool
 	requests atomic.Int64
 }
@@ -43,6 +46,14 @@ func startIssuer(t *testing.T, mutate func(*issuer.Config)) *testIssuer {
 		if ti.down.Load() {
 			conn, _, err := http.NewResponseController(w).Hijack()
 			if err == nil {
+				conn.Close()
+			}
+			return
+		}
+		if ti.cutKeys.Load() && r.URL.Path == strings.TrimPrefix(iss.JWKSURL(), srv.URL) {
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				_, _ = conn.Write([]byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"keys\":["))
 				conn.Close()
 			}
 			return
