@@ -30,18 +30,26 @@ func (ns *Nodes) SetDown(i int, down bool) { ns.down[i].Store(down) }
 // Up reports whether node i is not known to be down.
 func (ns *Nodes) Up(i int) bool { return !ns.down[i].Load() }
 
-// Pick returns a random node that is up, other than not when there is a
-// choice; with every node down it returns a random one.
+// Pick returns a node chosen uniformly among those that are up, other than
+// not when there is a choice; with every node down it returns a random one.
+// Uniform matters: a reader that reconnects is the load balancer's choice,
+// and a pick that favours the node after a down one (scanning on from a
+// random start did) sends it twice the reconnects of a node that stops.
 func (ns *Nodes) Pick(not int) int {
-	n := len(ns.urls)
-	start := rand.IntN(n)
-	for pass := range 2 {
-		for k := range n {
-			i := (start + k) % n
-			if ns.Up(i) && (i != not || pass == 1) {
-				return i
+	var up, others []int
+	for i := range ns.urls {
+		if ns.Up(i) {
+			up = append(up, i)
+			if i != not {
+				others = append(others, i)
 			}
 		}
 	}
-	return start
+	switch {
+	case len(others) > 0:
+		return others[rand.IntN(len(others))]
+	case len(up) > 0:
+		return up[rand.IntN(len(up))]
+	}
+	return rand.IntN(len(ns.urls))
 }
