@@ -1,5 +1,7 @@
 package stream
 
+import "syscall"
+
 // Parked is how many streams the server's poller watches.
 func Parked(s *Server) int {
 	s.poller.mu.Lock()
@@ -12,4 +14,16 @@ func PollerRunning(s *Server) bool {
 	s.poller.mu.Lock()
 	defer s.poller.mu.Unlock()
 	return s.poller.set != nil
+}
+
+// AbandonPoller does what a failed epoll wait does: the poller's current
+// set is given up, its streams ended, and its goroutine returns.
+func AbandonPoller(s *Server) {
+	s.poller.mu.Lock()
+	set := s.poller.set
+	s.poller.mu.Unlock()
+	if set != nil {
+		s.poller.abandon(set)
+		_, _ = syscall.Write(set.wake, []byte{0})
+	}
 }

@@ -20,8 +20,9 @@ import (
 //     starts a goroutine, which writes what is queued and parks the stream
 //     again, or ends it;
 //   - the client's side of the connection moves (it left, or sent bytes):
-//     the server's poller (poller_linux.go), one goroutine for every parked
-//     stream, watches the connections and wakes the stream the same way.
+//     the server's poller (poller_linux.go), one goroutine that serves all
+//     the parked streams, watches their connections and wakes the stream
+//     the same way.
 //
 // At most one goroutine serves a stream at a time: wake starts one only
 // when the stream is parked, and tells a running one to look again

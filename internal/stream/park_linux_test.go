@@ -152,3 +152,32 @@ func TestParkedStreamDropsWhatItsClientSends(t *testing.T) {
 	testkit.Eventually(t, 10*time.Second, "the stream is unsubscribed", func() bool { return h.Len() == 0 })
 	testkit.Eventually(t, 10*time.Second, "the poller stops", func() bool { return !stream.PollerRunning(srv) })
 }
+
+// TestAbandonedPollerEndsItsStreams: a poller whose epoll wait fails can no
+// longer tell its streams that their clients left, so they end (their
+// clients reconnect and resume); a stream opened after it is watched by a
+// new one, which notices its client leaving.
+func TestAbandonedPollerEndsItsStreams(t *testing.T) {
+	h, srv, hs := quietServer(t, notify.Identity{UserID: "frank"})
+	first, _ := open(t, hs.URL)
+	defer first.Close()
+	next(t, first) // connected
+	testkit.Eventually(t, 10*time.Second, "the stream is parked", func() bool { return stream.Parked(srv) == 1 })
+	stream.AbandonPoller(srv)
+	for {
+		if _, err := first.Next(); err != nil {
+			break // ended: its client would resume elsewhere or here
+		}
+	}
+	testkit.Eventually(t, 10*time.Second, "the stream is unsubscribed", func() bool { return h.Len() == 0 })
+	second, _ := open(t, hs.URL)
+	next(t, second) // connected
+	testkit.Eventually(t, 10*time.Second, "the new stream is parked", func() bool { return stream.Parked(srv) == 1 })
+	h.Broadcast(hub.Frame{Data: wire.HeartbeatEvent(time.Now())})
+	if ev := next(t, second); !strings.Contains(string(ev.Data), `"type":"heartbeat"`) {
+		t.Fatalf("got %s, want the heartbeat", ev.Data)
+	}
+	second.Close()
+	testkit.Eventually(t, 10*time.Second, "the new stream's leaving is noticed", func() bool { return h.Len() == 0 })
+	testkit.Eventually(t, 10*time.Second, "the poller stops", func() bool { return !stream.PollerRunning(srv) })
+}

@@ -84,8 +84,14 @@ func (pl *poller) watch(p *parkedStream) bool {
 // rearm watches p's connection again after its one-shot event. The
 // stream's goroutine calls it; the connection is still open.
 func (pl *poller) rearm(p *parkedStream) {
-	ev := watchEvent(p.watch.token)
-	if err := syscall.EpollCtl(p.watch.set.epfd, syscall.EPOLL_CTL_MOD, p.watch.fd, &ev); err != nil {
+	pl.mu.Lock()
+	var err error = syscall.EBADF // p's set was abandoned: its descriptor may be another's now
+	if p.watch.set == pl.set {
+		ev := watchEvent(p.watch.token)
+		err = syscall.EpollCtl(p.watch.set.epfd, syscall.EPOLL_CTL_MOD, p.watch.fd, &ev)
+	}
+	pl.mu.Unlock()
+	if err != nil {
 		// Unwatched, the stream would not learn that its client left
 		// until a write failed: end it, and the client reconnects.
 		p.sub.Close(hub.ReasonClosed)
@@ -100,10 +106,33 @@ func (pl *poller) forget(p *parkedStream) {
 	if p.watch.set == nil {
 		return
 	}
-	_ = syscall.EpollCtl(p.watch.set.epfd, syscall.EPOLL_CTL_DEL, p.watch.fd, nil)
-	delete(pl.streams, p.watch.token)
+	if p.watch.set == pl.set { // not an abandoned set, whose descriptor is closed
+		_ = syscall.EpollCtl(p.watch.set.epfd, syscall.EPOLL_CTL_DEL, p.watch.fd, nil)
+		delete(pl.streams, p.watch.token)
+		pl.stopIfIdle()
+	}
 	p.watch.set = nil
-	pl.stopIfIdle()
+}
+
+// abandon ends a run whose epoll wait failed, which it should never do
+// (EBADF, EFAULT, EINVAL): the set can no longer tell its streams that
+// their clients left, so they end (their clients reconnect, and the new
+// streams are watched by a new set), and the set stops being the poller's
+// before the loop closes its descriptors, so nothing uses their numbers
+// once the system hands them out again.
+func (pl *poller) abandon(set *epollSet) {
+	pl.mu.Lock()
+	var ended []*parkedStream
+	if pl.set == set {
+		for _, p := range pl.streams {
+			ended = append(ended, p)
+		}
+		pl.set, pl.streams = nil, nil
+	}
+	pl.mu.Unlock()
+	for _, p := range ended {
+		p.sub.Close(hub.ReasonClosed)
+	}
 }
 
 // stopIfIdle stops the goroutine when no stream is parked. pl.mu is held.
@@ -151,6 +180,7 @@ func (pl *poller) loop(set *epollSet) {
 			if err == syscall.EINTR {
 				continue
 			}
+			pl.abandon(set)
 			return
 		}
 		pl.mu.Lock()
