@@ -125,12 +125,13 @@ bench-storm-replica: ## the storm without and with a read replica
 
 # Rolling restart: 3 nodes holding 9,000 streams (3,000 users) under 1,000
 # notifications/s (90% to one user, 10% to one of 300 roles); each node in
-# turn is taken out of rotation, stopped with SIGTERM (its streams are told
-# to come back after a random delay below 3 s), started again on its
-# address, and put back once /readyz answers 200, then the next. Reports
+# turn is taken out of rotation, stopped with SIGTERM (it hands its streams
+# back at NOTIFY_DRAIN_RATE, within NOTIFY_SHUTDOWN_TIMEOUT=30s, Kubernetes'
+# default grace period), started again on its address, and put back once
+# /readyz answers 200, then the next. Reports
 # commit -> receipt over every delivery (target p99 <= 1 s), split into
 # notifications committed during a restart and between, and the
-# exactly-once check. About a minute; ROLLING_ARGS='-rolling-rows 1000000'
+# exactly-once check. About two minutes; ROLLING_ARGS='-rolling-rows 1000000'
 # to run it on a seeded table, '-rolling-pause 10s' to wait between nodes.
 ROLLING_ARGS ?=
 .PHONY: bench-rolling

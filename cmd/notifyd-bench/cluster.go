@@ -169,7 +169,17 @@ type RollingResult struct {
 	DuringRestarts  stats.Summary `json:"latency_during_restarts"`
 	BetweenRestarts stats.Summary `json:"latency_between_restarts"`
 	TargetMet       bool          `json:"target_met"`
+	// ShutdownTimeout is the nodes' NOTIFY_SHUTDOWN_TIMEOUT, which bounds
+	// how long each takes to hand its streams back.
+	ShutdownTimeout string `json:"shutdown_timeout"`
 }
+
+// rollingShutdownTimeout is the nodes' NOTIFY_SHUTDOWN_TIMEOUT in the
+// rolling restart: Kubernetes' default grace period (30 s), which lets a
+// node drain its streams at NOTIFY_DRAIN_RATE, where notifyd's own default
+// (10 s, docker stop's) would cut the drain of the last node, which holds
+// most streams (restarted nodes come back empty), short.
+const rollingShutdownTimeout = 30 * time.Second
 
 // RollingRestart is one node's restart: when it was sent SIGTERM (seconds
 // into the load), how long it took to exit and to be ready again.
@@ -183,8 +193,9 @@ type RollingRestart struct {
 
 // runRollingPhase: cfg.Nodes nodes holding cfg.RollingStreams streams under
 // cfg.RollingRate notifications a second; after cfg.RollingSettle each node
-// in turn is taken out of rotation and stopped with SIGTERM (its streams
-// are told to come back after their own random delay), started again on
+// in turn is taken out of rotation and stopped with SIGTERM (it hands its
+// streams back at NOTIFY_DRAIN_RATE, each told to come back at once),
+// started again on
 // the same address once it has exited, and put back once /readyz answers
 // 200; then, after cfg.RollingPause, the next. The load runs
 // cfg.RollingSettle more. Every delivery's commit → receipt, and every
@@ -193,12 +204,13 @@ func (nr *nodeRun) runRollingPhase(ctx context.Context) (*RollingResult, error) 
 	cfg, prog, rep := nr.cfg, nr.prog, nr.rep
 	prog.Printf("rolling: %d nodes, %s streams of %s users, %.0f notifications/s, every node restarted in turn after %s",
 		cfg.Nodes, num(float64(cfg.RollingStreams)), num(float64(cfg.RollingUsers)), cfg.RollingRate, cfg.RollingSettle)
-	e, seed, err := nr.startSeededNodes(ctx, cfg.Nodes, cfg.RollingStreams, cfg.RollingRows)
+	e, seed, err := nr.startSeededNodes(ctx, cfg.Nodes, cfg.RollingStreams, cfg.RollingRows,
+		map[string]string{"NOTIFY_SHUTDOWN_TIMEOUT": rollingShutdownTimeout.String()})
 	if err != nil {
 		return nil, err
 	}
 	defer e.Close()
-	res := &RollingResult{LoadRun: LoadRun{Rows: cfg.RollingRows, Seed: seed}}
+	res := &RollingResult{LoadRun: LoadRun{Rows: cfg.RollingRows, Seed: seed}, ShutdownTimeout: e.settings["NOTIFY_SHUTDOWN_TIMEOUT"]}
 	start, err := cluster.Head(ctx, e.admin)
 	if err != nil {
 		return res, err
@@ -217,7 +229,7 @@ func (nr *nodeRun) runRollingPhase(ctx context.Context) (*RollingResult, error) 
 		if loadErr = e.setDown(lp.cs, i, true); loadErr == nil {
 			stop := time.Now()
 			rs.StopAtSeconds = stop.Sub(lp.began).Seconds()
-			if loadErr = e.nodes[i].Stop(30 * time.Second); loadErr == nil {
+			if loadErr = e.nodes[i].Stop(rollingShutdownTimeout + 15*time.Second); loadErr == nil {
 				rs.ExitedSeconds = time.Since(stop).Seconds()
 				loadErr = e.restartNode(ctx, i) // StartNode returns when /readyz answers 200
 				rs.ReadySeconds = time.Since(stop).Seconds()
@@ -267,7 +279,8 @@ func (nr *nodeRun) runRollingPhase(ctx context.Context) (*RollingResult, error) 
 func (r *RollingResult) write(w io.Writer, rep *Report) {
 	fmt.Fprintf(w, "\n10. Rolling restart: %d nodes, %s streams of %s users (%d client processes), %s rows seeded; %.0f notifications/s (%.0f%% over HTTP), %s/s achieved, %s deliveries\n",
 		r.Nodes, num(float64(r.Streams)), num(float64(rep.cfg.RollingUsers)), r.Clients, num(float64(r.Rows)), r.Rate, 100*r.HTTPShare, num(r.AchievedRate), num(float64(r.Deliveries)))
-	fmt.Fprintf(w, "   each node in turn: out of rotation, SIGTERM, started again on its address once exited, back in rotation at /readyz 200, next after %.0f s\n", rep.cfg.RollingPause.Seconds())
+	fmt.Fprintf(w, "   each node in turn: out of rotation, SIGTERM (NOTIFY_SHUTDOWN_TIMEOUT=%s), started again on its address once exited, back in rotation at /readyz 200, next after %.0f s\n",
+		r.ShutdownTimeout, rep.cfg.RollingPause.Seconds())
 	for _, rs := range r.Restarts {
 		fmt.Fprintf(w, "   %s: SIGTERM at %.1f s holding %d streams, exited after %.2f s, ready again after %.2f s\n",
 			rs.Node, rs.StopAtSeconds, rs.Streams, rs.ExitedSeconds, rs.ReadySeconds)

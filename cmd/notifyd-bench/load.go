@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -311,9 +312,12 @@ func (lp *loadPhase) split(cd *checkedStreams, n int, class func(commit int64) i
 // startSeededNodes starts n nodes that keep any history (the seed goes
 // back 30 days) and let every stream end up on one node, and seeds rows
 // published notifications when rows > 0: the storm's and the rolling
-// restart's database, as on one that has been in use.
-func (nr *nodeRun) startSeededNodes(ctx context.Context, n, streams int, rows int64) (*nodeEnv, *LivedSeed, error) {
-	e, err := nr.startNodes(ctx, n, map[string]string{"NOTIFY_MAX_STREAMS": strconv.Itoa(streams + 1000), "NOTIFY_RETENTION": "8760h"})
+// restart's database, as on one that has been in use. env adds the
+// phase's own settings.
+func (nr *nodeRun) startSeededNodes(ctx context.Context, n, streams int, rows int64, env map[string]string) (*nodeEnv, *LivedSeed, error) {
+	settings := map[string]string{"NOTIFY_MAX_STREAMS": strconv.Itoa(streams + 1000), "NOTIFY_RETENTION": "8760h"}
+	maps.Copy(settings, env)
+	e, err := nr.startNodes(ctx, n, settings)
 	if err != nil || rows == 0 {
 		return e, nil, err
 	}

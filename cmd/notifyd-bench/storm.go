@@ -89,7 +89,7 @@ func (nr *nodeRun) runStormPhase(ctx context.Context) (*StormResult, error) {
 	if cfg.StormReplica > 0 {
 		return runStormReplica(ctx, nr)
 	}
-	e, seed, err := nr.startSeededNodes(ctx, cfg.Nodes, stormStreams(cfg), cfg.StormRows)
+	e, seed, err := nr.startSeededNodes(ctx, cfg.Nodes, stormStreams(cfg), cfg.StormRows, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -100,7 +100,7 @@ func runStormReplica(ctx context.Context, nr *nodeRun) (*StormResult, error) {
 	prog.Printf("storm: a private primary on port %d (pg_stat_statements preloaded)", primary.Port())
 	onPrimary := *nr
 	onPrimary.cfg.ServerURL = primary.URL("postgres")
-	e, seed, err := onPrimary.startSeededNodes(ctx, cfg.Nodes, stormStreams(cfg), cfg.StormRows)
+	e, seed, err := onPrimary.startSeededNodes(ctx, cfg.Nodes, stormStreams(cfg), cfg.StormRows, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -114,7 +114,11 @@ func bindServer(s *settings, cfg *app.Config) {
 	s.Int(&cfg.Stream.MaxOpening, "max-opening", "NOTIFY_MAX_OPENING", d.Stream.MaxOpening,
 		"streams doing their opening database work at once (the rest wait their turn), so a reconnect storm leaves the worker and the feed their connections")
 	s.Duration(&cfg.Stream.ReconnectSpread, "reconnect-spread", "NOTIFY_RECONNECT_SPREAD", d.Stream.ReconnectSpread,
-		"at shutdown, each stream is told to reconnect after a random delay below this, so clients do not all reach the next node at once")
+		"at shutdown, the streams are handed back over at least this long: each stays live until its own moment, then is told to reconnect at once")
+	s.Int(&cfg.Stream.DrainRate, "drain-rate", "NOTIFY_DRAIN_RATE", d.Stream.DrainRate,
+		"at shutdown, streams handed back to the other nodes a second at most (as the shutdown timeout allows), so they can open them without a queue")
+	s.Duration(&cfg.ShutdownTimeout, "shutdown-timeout", "NOTIFY_SHUTDOWN_TIMEOUT", d.ShutdownTimeout,
+		"a graceful stop's limit, its streams' drain included; keep it below the orchestrator's grace period (docker stop: 10s, Kubernetes: 30s)")
 	s.Duration(&cfg.Worker.PollInterval, "poll-interval", "NOTIFY_POLL_INTERVAL", d.Worker.PollInterval, "worker re-checks the queue even without a wake-up")
 	bindMaxAttempts(s, &cfg.MaxAttempts, "the attempt limit this node expects: it seeds a database this start creates, and must otherwise be the database's, which "+
 		"is one setting for every node (a node never rewrites it; change it with migrate up); unset: the database's")

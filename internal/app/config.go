@@ -163,7 +163,9 @@ type Config struct {
 	// makes the node unready: vacuum falls behind, delivery goes on.
 	// Default 5m.
 	SnapshotWarnAge time.Duration
-	// ShutdownTimeout bounds a graceful stop. Default 10s.
+	// ShutdownTimeout bounds a graceful stop (NOTIFY_SHUTDOWN_TIMEOUT),
+	// the drain of its streams included, which it may cut short. Default
+	// 10s, docker stop's grace period.
 	ShutdownTimeout time.Duration
 	// Logger receives everything. Default slog.Default().
 	Logger *slog.Logger

@@ -62,6 +62,7 @@ func TestWithDefaultsFillsEverySetting(t *testing.T) {
 		"Stream.HeartbeatInterval": d.Stream.HeartbeatInterval == 0, "Stream.ConnTimeout": d.Stream.ConnTimeout == 0,
 		"Stream.CleanupInterval": d.Stream.CleanupInterval == 0, "Stream.OpeningTimeout": d.Stream.OpeningTimeout == 0,
 		"Stream.MaxOpening": d.Stream.MaxOpening == 0, "Stream.ReconnectSpread": d.Stream.ReconnectSpread == 0,
+		"Stream.DrainRate": d.Stream.DrainRate == 0, "ShutdownTimeout": d.ShutdownTimeout == 0,
 	} {
 		if unset {
 			t.Errorf("Config{}.WithDefaults() leaves %s unset", name)

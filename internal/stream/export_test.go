@@ -1,5 +1,7 @@
 package stream
 
+import "time"
+
 // HoldTurns takes every turn at the database, as a reconnect storm's
 // openings do, until release is called.
 func HoldTurns(s *Server) (release func()) {
@@ -23,4 +25,10 @@ func MutesWaiting(s *Server) int {
 		return 0
 	}
 	return len(s.mutes.next.users)
+}
+
+// DrainWindow is how long Drain spreads n streams' closes with c (defaulted)
+// and budget (negative: no deadline).
+func DrainWindow(c Config, n int, budget time.Duration) time.Duration {
+	return c.WithDefaults().drainWindow(n, budget)
 }

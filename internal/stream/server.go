@@ -15,10 +15,12 @@
 // closed (see package hub) and the client resumes with its Last-Event-ID.
 //
 // Once its headers are out, a stream leaves net/http (detach.go) and opens
-// and lives in one small goroutine of its own: an idle stream costs that
-// goroutine, its connection and its hub subscriber, 12–15 KiB, not a
-// handler's stack and buffers; what a burst of openings leaves behind is
-// released once it subsides (release.go). Opening streams do their database work a few
+// in one goroutine of its own; once open it is parked (park.go): no
+// goroutine while it has nothing to write, its connection watched by the
+// server's one poller. An idle stream costs its connection, its writer and
+// its hub subscriber, 7–12 KiB, not a handler's stack and buffers; what a
+// burst of openings leaves behind is released once it subsides
+// (release.go). Opening streams do their database work a few
 // at a time (Config.MaxOpening), so a reconnect storm cannot take the pool
 // the worker and the feed need; they write to their clients between those
 // turns, and the whole opening, replay included, has one deadline
@@ -74,13 +76,16 @@ type Config struct {
 	// so nothing is lost and a long replay still moves on with every
 	// reconnect. Default 10s.
 	OpeningTimeout time.Duration
-	// ReconnectSpread is how widely a node that shuts down spreads its
-	// clients' reconnects: each stream is told to come back after its own
-	// random delay in [0, ReconnectSpread) (the SSE retry field, which
-	// EventSource obeys, and data.reconnectAfter in the closing status,
-	// which the browser client obeys), so a rolling restart does not send
-	// every client to the next node in the same instant. Default 3s.
+	// ReconnectSpread is the shortest a node that shuts down takes to hand
+	// its streams back (Drain): each stays live until its own moment within
+	// the drain and is then told to reconnect at once, so a rolling restart
+	// does not send every client to the next node in the same instant.
+	// Default 3s.
 	ReconnectSpread time.Duration
+	// DrainRate is how many streams a second, at most, a node that shuts
+	// down hands back to the others (Drain; drain.go says why), as long as
+	// its shutdown's deadline allows. Default 200.
+	DrainRate int
 	// DeferUnreadCount: every stream resuming from the hub's window opens
 	// with no database turn of its own (its user's mutes are read in a
 	// batch with the other streams opening then) and a connected message
@@ -128,6 +133,7 @@ func (c Config) WithDefaults() Config {
 	c.MaxOpening = cmp.Or(c.MaxOpening, 4)
 	c.OpeningTimeout = cmp.Or(c.OpeningTimeout, 10*time.Second)
 	c.ReconnectSpread = cmp.Or(c.ReconnectSpread, 3*time.Second)
+	c.DrainRate = cmp.Or(c.DrainRate, 200)
 	c.ReleaseAfter = cmp.Or(c.ReleaseAfter, 1000)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -150,6 +156,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("stream: MaxOpening %d must be positive", c.MaxOpening)
 	case c.OpeningTimeout <= 0:
 		return fmt.Errorf("stream: OpeningTimeout %s must be positive", c.OpeningTimeout)
+	case c.ReconnectSpread < 0:
+		return fmt.Errorf("stream: ReconnectSpread %s must not be negative", c.ReconnectSpread)
+	case c.DrainRate < 1:
+		return fmt.Errorf("stream: DrainRate %d must be positive (streams a second)", c.DrainRate)
 	}
 	return nil
 }
