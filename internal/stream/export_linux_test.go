@@ -27,3 +27,8 @@ func AbandonPoller(s *Server) {
 		_, _ = syscall.Write(set.wake, []byte{0})
 	}
 }
+
+// OnTookFrames has fn called by a parked stream's goroutine each time it
+// has taken what was queued (n frames), before it writes them. Set it
+// before any stream opens.
+func OnTookFrames(s *Server, fn func(n int)) { s.tookFrames = fn }

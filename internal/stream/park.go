@@ -143,7 +143,11 @@ func (p *parkedStream) step() bool {
 		}
 		p.s.poller.rearm(p)
 	}
-	if p.frames = p.sub.Take(p.frames); len(p.frames) > 0 {
+	p.frames = p.sub.Take(p.frames)
+	if p.s.tookFrames != nil {
+		p.s.tookFrames(len(p.frames))
+	}
+	if len(p.frames) > 0 {
 		var ok bool
 		if p.frames, p.last, ok = p.s.writeFrames(p.wr, p.sub, p.frames, p.last); !ok {
 			return false

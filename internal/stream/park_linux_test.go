@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -180,4 +183,55 @@ func TestAbandonedPollerEndsItsStreams(t *testing.T) {
 	second.Close()
 	testkit.Eventually(t, 10*time.Second, "the new stream's leaving is noticed", func() bool { return h.Len() == 0 })
 	testkit.Eventually(t, 10*time.Second, "the poller stops", func() bool { return !stream.PollerRunning(srv) })
+}
+
+// TestWakeWhileWritingIsNotLost: a frame queued while the stream's
+// goroutine writes the previous ones (its wake finds it running) is
+// written by that goroutine before it parks, not left for the next wake.
+// The goroutine is held between taking the first frame and writing it, so
+// the second one's wake always comes at that moment.
+func TestWakeWhileWritingIsNotLost(t *testing.T) {
+	h := hub.New(hub.Config{})
+	srv, err := stream.NewServer(h, nil, stream.Config{HeartbeatInterval: time.Hour, ConnTimeout: 2 * time.Hour, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	stream.OnTookFrames(srv, func(n int) {
+		if n > 0 {
+			once.Do(func() { close(taken); <-release })
+		}
+	})
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = srv.Serve(r.Context(), w, notify.Identity{UserID: "gina"}, stream.Resume{})
+	}))
+	defer hs.Close()
+	s, _ := open(t, hs.URL)
+	defer s.Close()
+	next(t, s) // connected
+	testkit.Eventually(t, 10*time.Second, "the stream is parked", func() bool { return stream.Parked(srv) == 1 })
+	h.Broadcast(hub.Frame{Data: wire.HeartbeatEvent(time.UnixMilli(1))})
+	select {
+	case <-taken:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream's goroutine never took the first frame")
+	}
+	h.Broadcast(hub.Frame{Data: wire.HeartbeatEvent(time.UnixMilli(2))}) // its wake finds the goroutine running
+	close(release)
+	for _, want := range []string{`"timestamp":1}`, `"timestamp":2}`} {
+		got := make(chan string, 1)
+		go func() {
+			ev, err := s.Next()
+			got <- fmt.Sprint(string(ev.Data), err)
+		}()
+		select {
+		case ev := <-got:
+			if !strings.Contains(ev, want) {
+				t.Fatalf("got %s, want the frame with %s", ev, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("the frame with %s never came: a wake while writing was lost", want)
+		}
+	}
 }

@@ -190,6 +190,10 @@ type Server struct {
 	release releaser
 	// poller watches the connections of parked streams (park.go).
 	poller poller
+	// tookFrames, when set (by tests only), is called by a parked stream's
+	// goroutine each time it has taken what was queued, with how many
+	// frames, before it writes them.
+	tookFrames func(n int)
 }
 
 // NewServer returns a stream server over hub and store.
