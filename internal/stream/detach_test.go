@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -105,31 +106,61 @@ func TestStreamDetachedAndNot(t *testing.T) {
 }
 
 // TestDetachedStreamEndsWhenClientLeaves: the stream learns that its client
-// closed the connection without writing to it, and unsubscribes.
+// closed the connection without writing to it, and unsubscribes; Run's end
+// closes what is left. Parked, and served live where the connection has
+// no descriptor.
 func TestDetachedStreamEndsWhenClientLeaves(t *testing.T) {
-	h, srv, hs := quietServer(t, notify.Identity{UserID: "bob"})
-	s, _ := open(t, hs.URL)
-	next(t, s)
-	testkit.Eventually(t, 10*time.Second, "the condition", func() bool { return h.Len() == 1 })
-	s.Close()
-	testkit.Eventually(t, 10*time.Second, "the condition", func() bool { return h.Len() == 0 })
+	for _, l := range listeners {
+		t.Run(l.name, func(t *testing.T) {
+			h, srv, hs := quietServerOn(t, notify.Identity{UserID: "bob"}, l.wrap)
+			s, _ := open(t, hs.URL)
+			next(t, s)
+			testkit.Eventually(t, 10*time.Second, "the condition", func() bool { return h.Len() == 1 })
+			s.Close()
+			testkit.Eventually(t, 10*time.Second, "the condition", func() bool { return h.Len() == 0 })
 
-	// Run's end closes what is left and waits for it.
-	s2, _ := open(t, hs.URL)
-	next(t, s2)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { srv.Run(ctx); close(done) }()
-	cancel()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return")
+			// Run's end closes what is left and waits for it.
+			s2, _ := open(t, hs.URL)
+			next(t, s2)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { srv.Run(ctx); close(done) }()
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("Run did not return")
+			}
+			if n := h.Len(); n != 0 {
+				t.Errorf("%d streams still subscribed after Run returned", n)
+			}
+			s2.Close()
+		})
 	}
-	if n := h.Len(); n != 0 {
-		t.Errorf("%d streams still subscribed after Run returned", n)
+}
+
+// listeners are the two ways a detached stream is served: parked where
+// the system lets the poller watch its connection (park.go), and by a
+// goroutine of its own (liveconn.go) over a connection without a
+// descriptor, as a TLS connection is.
+var listeners = []struct {
+	name string
+	wrap func(net.Listener) net.Listener
+}{
+	{"parked", nil},
+	{"without a descriptor", func(l net.Listener) net.Listener { return noDescriptorListener{l} }},
+}
+
+// noDescriptorListener accepts connections that are only net.Conns, as a
+// TLS listener's are: nothing reaches their descriptor.
+type noDescriptorListener struct{ net.Listener }
+
+func (l noDescriptorListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
 	}
-	s2.Close()
+	return struct{ net.Conn }{c}, nil
 }
 
 // quietServer serves streams of id on a hub of their own, with heartbeats
@@ -137,14 +168,25 @@ func TestDetachedStreamEndsWhenClientLeaves(t *testing.T) {
 // it made happen. The server closes when the test ends.
 func quietServer(t *testing.T, id notify.Identity) (*hub.Hub, *stream.Server, *httptest.Server) {
 	t.Helper()
+	return quietServerOn(t, id, nil)
+}
+
+// quietServerOn is quietServer with its listener wrapped by wrap (nil: as
+// it is).
+func quietServerOn(t *testing.T, id notify.Identity, wrap func(net.Listener) net.Listener) (*hub.Hub, *stream.Server, *httptest.Server) {
+	t.Helper()
 	h := hub.New(hub.Config{})
 	srv, err := stream.NewServer(h, nil, stream.Config{HeartbeatInterval: time.Hour, ConnTimeout: 2 * time.Hour, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_ = srv.Serve(r.Context(), w, id, stream.Resume{})
 	}))
+	if wrap != nil {
+		hs.Listener = wrap(hs.Listener)
+	}
+	hs.Start()
 	t.Cleanup(hs.Close)
 	return h, srv, hs
 }
@@ -169,11 +211,28 @@ func (c *captureTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
+// next reads the stream's next event; none within 10 s fails the test (a
+// lost wake would otherwise hang it).
 func next(t *testing.T, s *wire.Stream) wire.Event {
 	t.Helper()
-	ev, err := s.Next()
-	if err != nil {
-		t.Fatal(err)
+	type read struct {
+		ev  wire.Event
+		err error
 	}
-	return ev
+	got := make(chan read, 1)
+	go func() {
+		ev, err := s.Next()
+		got <- read{ev, err}
+	}()
+	select {
+	case r := <-got:
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		return r.ev
+	case <-time.After(10 * time.Second):
+		s.Close() // ends the read
+		t.Fatal("no event within 10 s")
+		return wire.Event{}
+	}
 }
