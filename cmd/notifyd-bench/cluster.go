@@ -279,8 +279,12 @@ func (nr *nodeRun) runRollingPhase(ctx context.Context) (*RollingResult, error) 
 func (r *RollingResult) write(w io.Writer, rep *Report) {
 	fmt.Fprintf(w, "\n10. Rolling restart: %d nodes, %s streams of %s users (%d client processes), %s rows seeded; %.0f notifications/s (%.0f%% over HTTP), %s/s achieved, %s deliveries\n",
 		r.Nodes, num(float64(r.Streams)), num(float64(rep.cfg.RollingUsers)), r.Clients, num(float64(r.Rows)), r.Rate, 100*r.HTTPShare, num(r.AchievedRate), num(float64(r.Deliveries)))
-	fmt.Fprintf(w, "   each node in turn: out of rotation, SIGTERM (NOTIFY_SHUTDOWN_TIMEOUT=%s), started again on its address once exited, back in rotation at /readyz 200, next after %.0f s\n",
-		r.ShutdownTimeout, rep.cfg.RollingPause.Seconds())
+	balancer := "a node at random"
+	if rep.cfg.LeastConn {
+		balancer = "the node holding the fewest (least connections)"
+	}
+	fmt.Fprintf(w, "   each node in turn: out of rotation, SIGTERM (NOTIFY_SHUTDOWN_TIMEOUT=%s), started again on its address once exited, back in rotation at /readyz 200, next after %.0f s; a stream that moves goes to %s\n",
+		r.ShutdownTimeout, rep.cfg.RollingPause.Seconds(), balancer)
 	for _, rs := range r.Restarts {
 		fmt.Fprintf(w, "   %s: SIGTERM at %.1f s holding %d streams, exited after %.2f s, ready again after %.2f s\n",
 			rs.Node, rs.StopAtSeconds, rs.Streams, rs.ExitedSeconds, rs.ReadySeconds)

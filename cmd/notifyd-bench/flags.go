@@ -125,6 +125,7 @@ type config struct {
 	// reconnect: as notifyd's browser client does.
 	Browser   fleet.Browser
 	BackoffMs int64 `flag:"browser-backoff-ms=1000" check:"nonneg" usage:"storm, rolling: the clients' first reconnect backoff ceiling, in ms (full jitter, doubling; notify-client.js's initialMs)"`
+	LeastConn bool  `flag:"least-conn" usage:"storm, rolling: a stream that moves goes to the node holding the fewest of its client process's streams, as behind a least-connections load balancer (nginx least_conn); default: a node at random"`
 
 	StormRows            int64         `flag:"storm-rows=10000000" check:"nonneg" usage:"storm: published notifications seeded before the nodes start (the lived seed; 0: none)"`
 	StormVictimStreams   int           `flag:"storm-victim-streams=10000" check:"pos" usage:"storm: streams on the node that is killed"`

@@ -238,7 +238,8 @@ func (e *nodeEnv) newLayout(pop cluster.Population, streams int, start int64, no
 	procs := max(1, (streams+e.run.cfg.ClientStreams-1)/e.run.cfg.ClientStreams)
 	l := &layout{run: e.run, ids: make([]notify.Identity, streams), plans: make([]fleet.Plan, procs)}
 	for p := range l.plans {
-		l.plans[p] = fleet.Plan{ID: p, SourceIP: fmt.Sprintf("127.0.1.%d", 1+p%250), Nodes: e.urls(), Tokens: map[string]string{}, OpenParallel: 32}
+		l.plans[p] = fleet.Plan{ID: p, SourceIP: fmt.Sprintf("127.0.1.%d", 1+p%250), Nodes: e.urls(), Tokens: map[string]string{}, OpenParallel: 32,
+			LeastConnections: e.run.cfg.LeastConn}
 	}
 	if nodeOf == nil {
 		nodeOf = func(k int) int { return k % len(e.nodes) }

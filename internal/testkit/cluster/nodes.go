@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"math"
 	"math/rand/v2"
 	"sync/atomic"
 )
@@ -11,11 +12,33 @@ import (
 type Nodes struct {
 	urls []string
 	down []atomic.Bool
+	// held counts the readers whose current or next connection is to each
+	// node (Move); leastConn makes Pick choose by it.
+	held      []atomic.Int64
+	leastConn bool
 }
 
-// NewNodes returns the set of urls, all up.
+// NewNodes returns the set of urls, all up, picked among at random.
 func NewNodes(urls []string) *Nodes {
-	return &Nodes{urls: urls, down: make([]atomic.Bool, len(urls))}
+	return &Nodes{urls: urls, down: make([]atomic.Bool, len(urls)), held: make([]atomic.Int64, len(urls))}
+}
+
+// PickLeastConnections makes Pick choose, among the nodes up, one that
+// holds the fewest readers of this set, as a least-connections load
+// balancer does (nginx least_conn, HAProxy leastconn): a node that comes
+// back empty after a restart then takes the next reconnects. Call it before
+// any reader starts.
+func (ns *Nodes) PickLeastConnections() { ns.leastConn = true }
+
+// Move records that a reader's connections go to node to instead of from
+// (negative: none).
+func (ns *Nodes) Move(from, to int) {
+	if from >= 0 {
+		ns.held[from].Add(-1)
+	}
+	if to >= 0 {
+		ns.held[to].Add(1)
+	}
 }
 
 // Len is the number of nodes.
@@ -30,8 +53,10 @@ func (ns *Nodes) SetDown(i int, down bool) { ns.down[i].Store(down) }
 // Up reports whether node i is not known to be down.
 func (ns *Nodes) Up(i int) bool { return !ns.down[i].Load() }
 
-// Pick returns a node chosen uniformly among those that are up, other than
-// not when there is a choice; with every node down it returns a random one.
+// Pick returns a node chosen uniformly among those that are up (with
+// PickLeastConnections, among those of them holding the fewest readers),
+// other than not when there is a choice; with every node down it returns a
+// random one.
 // Uniform matters: a reader that reconnects is the load balancer's choice,
 // and a pick that favours the node after a down one (scanning on from a
 // random start did) sends it twice the reconnects of a node that stops.
@@ -45,6 +70,9 @@ func (ns *Nodes) Pick(not int) int {
 			}
 		}
 	}
+	if ns.leastConn && len(others) > 0 {
+		others = ns.leastHeld(others)
+	}
 	switch {
 	case len(others) > 0:
 		return others[rand.IntN(len(others))]
@@ -52,4 +80,19 @@ func (ns *Nodes) Pick(not int) int {
 		return up[rand.IntN(len(up))]
 	}
 	return rand.IntN(len(ns.urls))
+}
+
+// leastHeld is the nodes of candidates that hold the fewest readers.
+func (ns *Nodes) leastHeld(candidates []int) []int {
+	least := int64(math.MaxInt64)
+	var out []int
+	for _, i := range candidates {
+		switch n := ns.held[i].Load(); {
+		case n < least:
+			least, out = n, append(out[:0], i)
+		case n == least:
+			out = append(out, i)
+		}
+	}
+	return out
 }

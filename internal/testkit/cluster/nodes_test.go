@@ -42,3 +42,42 @@ func TestPickIsUniform(t *testing.T) {
 		t.Errorf("every node down: picked %d", got)
 	}
 }
+
+// TestPickLeastConnections: with PickLeastConnections a reader that moves
+// goes to the node up holding the fewest readers, as a least-connections
+// balancer sends it to a node just restarted.
+func TestPickLeastConnections(t *testing.T) {
+	ns := NewNodes(make([]string, 3))
+	ns.PickLeastConnections()
+	for range 5 {
+		ns.Move(-1, 0)
+	}
+	ns.Move(-1, 1)
+	ns.Move(-1, 1)
+	for range 100 {
+		if got := ns.Pick(0); got != 2 {
+			t.Fatalf("picked node %d, want 2, which holds none", got)
+		}
+	}
+	ns.Move(-1, 2)
+	ns.Move(-1, 2)
+	ns.Move(-1, 2) // node 2 now holds 3, node 1 holds 2
+	if got := ns.Pick(0); got != 1 {
+		t.Fatalf("picked node %d, want 1, which holds the fewest", got)
+	}
+	ns.SetDown(1, true)
+	if got := ns.Pick(0); got != 2 {
+		t.Fatalf("node 1 down: picked node %d, want 2", got)
+	}
+	ns.Move(2, 0)
+	ns.Move(2, 0)
+	ns.Move(2, 0)
+	ns.SetDown(1, false)
+	seen := map[int]int{}
+	for range 1000 {
+		seen[ns.Pick(-1)]++
+	}
+	if seen[0] != 0 || seen[1] != 0 || seen[2] != 1000 {
+		t.Fatalf("picks %v, want node 2 (none) every time", seen)
+	}
+}

@@ -58,6 +58,7 @@ type ReaderStats struct {
 // NewReader returns a reader; Run starts it.
 func NewReader(cfg ReaderConfig) *Reader {
 	r := &Reader{cfg: cfg, node: cfg.Node, switchTo: -1}
+	cfg.Nodes.Move(-1, cfg.Node)
 	r.Reader = wire.NewReader(wire.ReaderConfig{
 		Client:         cfg.Client,
 		URL:            r.url,
@@ -107,6 +108,7 @@ func (r *Reader) url() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.switchTo >= 0 {
+		r.cfg.Nodes.Move(r.node, r.switchTo)
 		r.node, r.switchTo = r.switchTo, -1
 	}
 	return r.cfg.Nodes.URL(r.node) + StreamPath
@@ -126,7 +128,9 @@ func (r *Reader) retry(rt wire.Retry) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.switchTo < 0 && (rt.Failures > 0 || !r.cfg.Nodes.Up(r.node)) {
-		r.node = r.cfg.Nodes.Pick(r.node)
+		to := r.cfg.Nodes.Pick(r.node)
+		r.cfg.Nodes.Move(r.node, to)
+		r.node = to
 	}
 	return nil
 }

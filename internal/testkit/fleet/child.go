@@ -32,6 +32,9 @@ func RunChild(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 	defer cancel()
 
 	nodes := cluster.NewNodes(plan.Nodes)
+	if plan.LeastConnections {
+		nodes.PickLeastConnections()
+	}
 	client, err := httpClient(plan.SourceIP)
 	if err != nil {
 		return err

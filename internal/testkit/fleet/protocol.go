@@ -39,6 +39,11 @@ type Plan struct {
 	// Browser, when set, makes every stream reconnect as notifyd's browser
 	// client does (pacer.go); without it a stream reconnects at once.
 	Browser *Browser `json:"browser,omitempty"`
+	// LeastConnections makes a stream that moves pick the node up holding
+	// the fewest of this process's streams (cluster.Nodes.PickLeastConnections);
+	// each process holds a share of every node's, so it stands for the
+	// whole, as each worker of a least_conn nginx does. Otherwise: at random.
+	LeastConnections bool `json:"least_connections,omitempty"`
 }
 
 // Stream is one stream of a client process.
