@@ -81,14 +81,25 @@ func (k *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error
 	if payload, ok := verifyWith(jws, kid, cached); ok {
 		return payload, nil
 	}
+	// The keys refresh gives are tried even with its error: a miss that
+	// read the cache just before another miss's fetch brought the token's
+	// key finds the cooldown started, and the key there.
 	fresh, err := k.refresh(ctx)
+	if !sameKeys(fresh, cached) {
+		if payload, ok := verifyWith(jws, kid, fresh); ok {
+			return payload, nil
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
-	if payload, ok := verifyWith(jws, kid, fresh); ok {
-		return payload, nil
-	}
 	return nil, errors.New("no key of the issuer verifies the signature")
+}
+
+// sameKeys reports whether a and b are the same list of keys, as the set
+// hands out (it replaces its list on a fetch, never edits it).
+func sameKeys(a, b []jose.JSONWebKey) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // verifyWith tries the keys with the token's key id (all of them when the
@@ -106,15 +117,17 @@ func verifyWith(jws *jose.JSONWebSignature, kid string, keys []jose.JSONWebKey) 
 }
 
 // refresh fetches the key set, or joins the fetch under way, and returns the
-// keys. Within the cooldown it returns errNoMatchingKey at once.
+// keys. Within the cooldown it returns the keys it has and errNoMatchingKey
+// at once.
 func (k *keySet) refresh(ctx context.Context) ([]jose.JSONWebKey, error) {
 	k.mu.Lock()
 	f := k.inflight
 	if f == nil {
 		now := k.clock()
 		if now.Before(k.nextFetch) {
+			keys := k.keys
 			k.mu.Unlock()
-			return nil, errNoMatchingKey
+			return keys, errNoMatchingKey
 		}
 		k.nextFetch = now.Add(k.cooldown)
 		f = &keyFetch{done: make(chan struct{})}
