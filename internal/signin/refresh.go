@@ -52,6 +52,9 @@ const (
 	// most this long; the refresh itself is not cut short when the request
 	// goes away, since the issuer may already have rotated the token.
 	refreshTimeout = 15 * time.Second
+	// refreshRetryPause is the wait before the one retry of a refresh the
+	// issuer asked to retry (askedToRetry).
+	refreshRetryPause = 250 * time.Millisecond
 	// refreshBatch sessions are claimed at a time by a sweep, refreshed
 	// refreshParallel at a time, well within the lease.
 	refreshBatch    = 32
@@ -172,7 +175,17 @@ func (f *Flow) refresh(ctx context.Context, c postgres.RefreshClaim) ([]string, 
 		return nil, refreshKept
 	}
 	oc := &oauth2.Config{ClientID: f.cfg.ClientID, ClientSecret: f.cfg.ClientSecret, Endpoint: f.authStyle(ep)}
-	tok, err := oc.TokenSource(f.verifier.ExchangeContext(ctx), &oauth2.Token{RefreshToken: c.RefreshToken}).Token()
+	exchange := func() (*oauth2.Token, error) {
+		return oc.TokenSource(f.verifier.ExchangeContext(ctx), &oauth2.Token{RefreshToken: c.RefreshToken}).Token()
+	}
+	tok, err := exchange()
+	if askedToRetry(err) {
+		select {
+		case <-time.After(refreshRetryPause):
+			tok, err = exchange()
+		case <-ctx.Done():
+		}
+	}
 	if err != nil {
 		if code, ok := refused(err); ok {
 			f.end(ctx, c, "the issuer refused the session's refresh token ("+code+")")
@@ -227,6 +240,19 @@ func (f *Flow) refresh(ctx context.Context, c postgres.RefreshClaim) ([]string, 
 		log.DebugContext(ctx, "session refreshed", "roles", person.Roles)
 	}
 	return person.Roles, refreshDone
+}
+
+// askedToRetry reports whether the issuer answered a token request with
+// invalid_request, which Hydra (fosite) gives a refresh that raced a change
+// of its grant: another refresh of the same token, or the grant revoked
+// between the token's lookup and its rotation ("Failed to refresh token.
+// Please retry the request."). Retried once at once, it gets its real
+// answer (a new token, or invalid_grant, which ends the session) instead of
+// resting for refreshLease as if the issuer were out of reach: a revoked
+// session lived on a minute more.
+func askedToRetry(err error) bool {
+	var re *oauth2.RetrieveError
+	return errors.As(err, &re) && re.ErrorCode == "invalid_request"
 }
 
 // refused reports whether a token request failed because the issuer
