@@ -19,9 +19,15 @@ import (
 // TestStuckClientDroppedAtBufferBound: a client that stops reading while
 // broadcasts pour in is dropped when its queue reaches its bound (1,024
 // frames), the node's memory does not grow with what the stuck client
-// misses, and the other streams' latency is measured with and without it
-// in the same run. Only generous bounds are asserted; the figures are
-// logged.
+// misses, and the other streams get every notification while it is held
+// (a stuck client blocking the fan-out would hold them back until it is
+// dropped). Their latency with and without it is logged, not asserted:
+// it follows the machine's load, which under `make test` swings from
+// milliseconds to seconds between the windows compared.
+// servedWhileStuck is a burst well under the stuck stream's bound (the hub's
+// MaxPending, 1,024 frames), so it ends with the stuck stream still held.
+const servedWhileStuck = 500
+
 func TestStuckClientDroppedAtBufferBound(t *testing.T) {
 	testkit.Slow(t)
 	t.Parallel()
@@ -89,7 +95,19 @@ func TestStuckClientDroppedAtBufferBound(t *testing.T) {
 
 	stuck := openStuck(t, node.Addr, f.env.Token("stuck"))
 	defer stuck.Close()
-	burst(size)
+	// Fewer than the stuck stream's bound: the healthy streams must get
+	// all of them while it is still held, not once it has been dropped.
+	burst(servedWhileStuck)
+	settle()
+	if d := dropped(ctx, t, node); d != 0 {
+		t.Fatalf("the stuck stream was dropped after only %d notifications (notifyd_slow_streams_dropped_total = %.0f): the test cannot tell whether the healthy streams were served while it was held", servedWhileStuck, d)
+	}
+	if open, err := node.Metric(ctx, "notifyd_streams_open"); err != nil {
+		t.Fatal(err)
+	} else if want := float64(len(readers) + 1); open != want {
+		t.Fatalf("notifyd_streams_open = %.0f once the healthy streams had the %d notifications sent after the stuck client came, want %.0f (them and the stuck stream): the stuck stream ended before its bound", open, servedWhileStuck, want)
+	}
+	burst(size - servedWhileStuck)
 	with := settle()
 	deadline := time.Now().Add(60 * time.Second)
 	extra := 0
@@ -145,9 +163,6 @@ func TestStuckClientDroppedAtBufferBound(t *testing.T) {
 		size, p99without.Round(time.Millisecond), p99with.Round(time.Millisecond), p99after.Round(time.Millisecond), len(latWithout), len(latWith), len(latAfter))
 	t.Logf("node RSS: %.1f MiB before the stuck client, %.1f MiB once it was dropped (%d notifications later), %.1f MiB after %d more (seq %d)",
 		mib(rssBefore), mib(rssAfter), with-without+int64(extra), mib(rssEnd), last-dropAt, last)
-	if p99with > p99without+5*time.Second {
-		t.Errorf("the stuck client slowed the others down: p99 %s with it, %s without", p99with, p99without)
-	}
 	if grow := rssEnd - rssBefore; grow > 64<<20 {
 		t.Errorf("node RSS grew by %.1f MiB across the stuck client's life", mib(grow))
 	}
