@@ -34,12 +34,14 @@ type StormResult struct {
 	// Rehomed is, over the killed node's streams, the time from the kill to
 	// the receipt of the stream's first notification committed after the
 	// kill; RehomedWithout counts streams that got none before the end.
-	// Answered is the time from the kill to the new connection's 200 (after
-	// the client's backoff; a stream answers before its turn at the
-	// database), Reopened to its connected message (after its turn).
+	// Sent is the time from the kill to the first stream request the
+	// client sent after it (its backoff over), Answered to the new
+	// connection's 200 (a stream answers before its turn at the database),
+	// Reopened to its connected message (after its turn).
 	Rehomed            stats.Summary `json:"rehomed_first_new"`
 	RehomedWithout     int           `json:"rehomed_without_new"`
 	RehomedWithinShare float64       `json:"rehomed_within_target_share"`
+	Sent               stats.Summary `json:"rehomed_sent"`
 	Answered           stats.Summary `json:"rehomed_answered"`
 	Reopened           stats.Summary `json:"rehomed_connected"`
 	// The survivors' streams, commit → receipt, and the two parts of it:
@@ -228,7 +230,7 @@ func (r *StormResult) measure(cd *checkedStreams, commits map[string]int64, plac
 		}
 		return -1
 	}
-	var firsts, answers, reopens []time.Duration
+	var firsts, sends, answers, reopens []time.Duration
 	var survivors, feed, worker [2][]time.Duration
 	first := map[int]int64{} // a victim stream's first receipt of a notification committed after the kill
 	cd.each(commits, func(k int, seq, at, c int64) {
@@ -254,6 +256,9 @@ func (r *StormResult) measure(cd *checkedStreams, commits map[string]int64, plac
 			within++
 		}
 		if p := cd.reports[k].Pace; p != nil {
+			if d, ok := firstAfter(p.Sent, kill); ok {
+				sends = append(sends, d)
+			}
 			if d, ok := firstAfter(p.Opens, kill); ok {
 				answers = append(answers, d)
 			}
@@ -278,7 +283,7 @@ func (r *StormResult) measure(cd *checkedStreams, commits map[string]int64, plac
 	for s := int(-window.Seconds()); s < int(window.Seconds()); s++ {
 		r.PublishedPerSecond = append(r.PublishedPerSecond, perSecond[s])
 	}
-	r.Rehomed, r.Answered, r.Reopened = stats.Summarize(firsts), stats.Summarize(answers), stats.Summarize(reopens)
+	r.Rehomed, r.Sent, r.Answered, r.Reopened = stats.Summarize(firsts), stats.Summarize(sends), stats.Summarize(answers), stats.Summarize(reopens)
 	r.RehomedWithinShare = float64(within) / float64(max(1, len(firsts)+r.RehomedWithout))
 	r.Survivors, r.SurvivorsBefore = stats.Summarize(survivors[0]), stats.Summarize(survivors[1])
 	r.FeedLag, r.FeedLagBefore = stats.Summarize(feed[0]), stats.Summarize(feed[1])
@@ -309,6 +314,7 @@ func (s *StormResult) write(w io.Writer, r *Report) {
 	writeTable(w, summaryHeader+"\ttarget",
 		summaryRow("re-homed: kill -> first notification committed after it", s.Rehomed, fmt.Sprintf("all <= %.0f ms: %s (%.1f%% within, %d got none)",
 			stats.Ms(stormRehomeTarget), verdict(s.RehomeMet), 100*s.RehomedWithinShare, s.RehomedWithout)),
+		summaryRow("re-homed: kill -> first request sent (after the client's backoff)", s.Sent, ""),
 		summaryRow("re-homed: kill -> new connection answered 200", s.Answered, ""),
 		summaryRow("re-homed: kill -> its connected message (turn at the database done)", s.Reopened, ""),
 		summaryRow(fmt.Sprintf("survivors' streams, commit -> receipt, storm (%.0f s after the kill)", c.StormWindow.Seconds()), s.Survivors,

@@ -64,8 +64,8 @@ func TestPacerFailsAtOnceOnANodeOutOfRotation(t *testing.T) {
 	if _, err := p.RoundTrip(streamRequest(t, nodes.URL(0))); !errors.Is(err, ErrNodeDown) {
 		t.Fatalf("request to a node out of rotation: %v, want ErrNodeDown", err)
 	}
-	if stub.calls != 0 || p.Stats().Backoffs != 0 {
-		t.Errorf("it reached the transport (%d calls) or counted as a failure (%d backoffs)", stub.calls, p.Stats().Backoffs)
+	if stub.calls != 0 || p.Stats().Backoffs != 0 || len(p.Stats().Sent) != 0 {
+		t.Errorf("it reached the transport (%d calls), counted as a failure (%d backoffs) or as sent (%d)", stub.calls, p.Stats().Backoffs, len(p.Stats().Sent))
 	}
 }
 
@@ -86,8 +86,10 @@ func TestPacerWaitsAsTheClosingStatusAsks(t *testing.T) {
 	}
 	resp.Body.Close()
 	st := p.Stats()
-	if len(st.Opens) != 1 || len(st.Connected) != 1 {
-		t.Errorf("opens %d, connected %d, want 1 and 1", len(st.Opens), len(st.Connected))
+	if len(st.Sent) != 1 || len(st.Opens) != 1 || len(st.Connected) != 1 {
+		t.Errorf("sent %d, opens %d, connected %d, want 1, 1 and 1", len(st.Sent), len(st.Opens), len(st.Connected))
+	} else if st.Sent[0] > st.Opens[0] {
+		t.Errorf("sent at %d µs, after it was answered (%d µs)", st.Sent[0], st.Opens[0])
 	}
 	if st.Spread != 1 || st.SpreadMaxMs != 250 || st.Backoffs != 0 {
 		t.Errorf("spread %d (longest %d ms), backoffs %d; want one 250 ms wait and no backoff", st.Spread, st.SpreadMaxMs, st.Backoffs)

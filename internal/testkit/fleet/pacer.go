@@ -76,6 +76,9 @@ type pacer struct {
 // answers before it waits for its turn at the database, and says connected
 // after it), and the delays it imposed.
 type PaceStats struct {
+	// Sent: when a stream request went out to a node in rotation, once the
+	// pacer's wait was over (the dead node's refusal included).
+	Sent      []int64 `json:"sent_us,omitempty"`
 	Opens     []int64 `json:"opens_us,omitempty"`
 	Connected []int64 `json:"connected_us,omitempty"`
 	// Spread counts the waits a closing status asked for (reconnectAfter),
@@ -104,6 +107,7 @@ func (p *pacer) Stats() PaceStats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := p.stats
+	s.Sent = append([]int64(nil), s.Sent...)
 	s.Opens = append([]int64(nil), s.Opens...)
 	s.Connected = append([]int64(nil), s.Connected...)
 	return s
@@ -128,6 +132,9 @@ func (p *pacer) RoundTrip(req *http.Request) (*http.Response, error) {
 	if i, ok := p.hosts[req.URL.Host]; ok && !p.nodes.Up(i) {
 		return nil, ErrNodeDown
 	}
+	p.mu.Lock()
+	p.stats.Sent = append(p.stats.Sent, time.Now().UnixMicro())
+	p.mu.Unlock()
 	resp, err := p.next.RoundTrip(req)
 	if err != nil && req.Context().Err() == nil {
 		return nil, retriedElsewhere{why: wire.FailureKind(err)}
