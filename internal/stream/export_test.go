@@ -32,14 +32,3 @@ func MutesWaiting(s *Server) int {
 func DrainWindow(c Config, n int, budget time.Duration) time.Duration {
 	return c.WithDefaults().drainWindow(n, budget)
 }
-
-// EnterOpening counts an opening in flight, as a stream in the database
-// part of its opening is, until leave is called.
-func EnterOpening(s *Server) (leave func()) { return s.openings.enter() }
-
-// OpeningsInFlight is how many openings are in the database part of their
-// opening now.
-func OpeningsInFlight(s *Server) int { return s.openings.inFlight() }
-
-// SetCountWait bounds how long a deferred count waits for the openings.
-func SetCountWait(s *Server, d time.Duration) { s.countWait = d }

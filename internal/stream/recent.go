@@ -28,11 +28,10 @@ import (
 // beginFromMemory opens a stream whose resume point the window holds with
 // no turn of its own at the database: its user's mutes come in a batch
 // (mutes.go), its replay from the window, its unread count afterwards
-// (unread.go). It calls readsDone once its mutes are read and the window
-// answers. done is false, with nothing written, when the stream must open
-// the ordinary way: the mutes could not be read, or the window moved past
-// the resume point meanwhile.
-func (s *Server) beginFromMemory(ctx context.Context, wr *writer, sub *hub.Subscriber, resume Resume, readsDone func(), log *slog.Logger) (last int64, ok, done bool) {
+// (unread.go). done is false, with nothing written, when the stream must
+// open the ordinary way: the mutes could not be read, or the window moved
+// past the resume point meanwhile.
+func (s *Server) beginFromMemory(ctx context.Context, wr *writer, sub *hub.Subscriber, resume Resume, log *slog.Logger) (last int64, ok, done bool) {
 	muted, truncatedBefore, holes, err := s.loadMutes(ctx, sub)
 	if err != nil {
 		if sub.Reason() != "" || ctx.Err() != nil {
@@ -51,7 +50,6 @@ func (s *Server) beginFromMemory(ctx context.Context, wr *writer, sub *hub.Subsc
 	if !fromMemory {
 		return 0, false, false
 	}
-	readsDone() // the mutes were this opening's only read
 	s.resumed(true)
 	octx, cancel := context.WithTimeout(ctx, s.cfg.OpeningTimeout)
 	defer cancel()

@@ -140,9 +140,6 @@ func (s *Server) Serve(ctx context.Context, w http.ResponseWriter, id notify.Ide
 // bound that wait.
 func (s *Server) begin(ctx context.Context, wr *writer, sub *hub.Subscriber, resume Resume, log *slog.Logger) (int64, bool) {
 	id := sub.Identity()
-	// In flight until the opening's reads are done (inflight.go).
-	readsDone := s.openings.enter()
-	defer readsDone()
 	// A resume the window holds waits for no turn of its own (recent.go):
 	// always with DeferUnreadCount, else when no turn is free now, so an
 	// unloaded node still puts the count in the connected message.
@@ -150,7 +147,7 @@ func (s *Server) begin(ctx context.Context, wr *writer, sub *hub.Subscriber, res
 	if resume.Set && s.inbox != nil && s.hub.Covers(resume.Seq) {
 		turned = !s.cfg.DeferUnreadCount && s.tryTurn()
 		if !turned {
-			if last, ok, done := s.beginFromMemory(ctx, wr, sub, resume, readsDone, log); done {
+			if last, ok, done := s.beginFromMemory(ctx, wr, sub, resume, log); done {
 				return last, ok
 			}
 		}
@@ -187,7 +184,6 @@ func (s *Server) begin(ctx context.Context, wr *writer, sub *hub.Subscriber, res
 		s.resumed(fromMemory)
 	}
 	s.endTurn()
-	readsDone()
 	if err != nil {
 		return 0, s.openingFailed(ctx, sub, deadline, err, log)
 	}

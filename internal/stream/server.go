@@ -180,10 +180,6 @@ type Server struct {
 	mutes muteLoader
 	// counting holds a token per deferred unread count being read (unread.go).
 	counting chan struct{}
-	// openings counts the streams in the database part of their opening;
-	// deferred counts wait for none (inflight.go), at most countWait.
-	openings  *openingsInFlight
-	countWait time.Duration
 	// streams counts the streams being served, some by goroutines of their
 	// own that outlive their requests (see Serve): Run waits for them.
 	streams sync.WaitGroup
@@ -207,8 +203,7 @@ func NewServer(h *hub.Hub, store *postgres.Notifications, cfg Config) (*Server, 
 		return nil, err
 	}
 	return &Server{cfg: cfg, hub: h, store: store, opening: make(chan struct{}, cfg.MaxOpening),
-		counting: make(chan struct{}, max(1, cfg.MaxOpening/2)), openings: newOpeningsInFlight(), countWait: maxCountWait,
-		release: releaser{after: int64(cfg.ReleaseAfter)}}, nil
+		counting: make(chan struct{}, max(1, cfg.MaxOpening/2)), release: releaser{after: int64(cfg.ReleaseAfter)}}, nil
 }
 
 // WithLivePosition tells the server where the live feed stands (the last

@@ -19,17 +19,12 @@ import (
 // status message with data.unreadCount, data.hasMore and
 // data.countedThrough (the last seq the count covers) once the count is
 // read. Counts take turns of their own (Server.counting), so they never
-// hold up openings, and wait until no stream is opening (inflight.go): in
-// a reconnect storm the streams get their notifications first and their
-// counts once the storm has passed.
+// hold up openings: in a reconnect storm the streams get their
+// notifications first and their counts as the database has time.
 
-// countLater reads the user's unread count once no stream is opening (or
-// maxCountWait has passed) and a counting turn comes, and sends it to sub
-// as a status message. It ends with ctx or sub.
+// countLater reads the user's unread count when a counting turn comes and
+// sends it to sub as a status message. It ends with ctx or sub.
 func (s *Server) countLater(ctx context.Context, sub *hub.Subscriber, log *slog.Logger) {
-	if !s.openings.waitQuiet(ctx, sub.Done(), s.countWait) {
-		return
-	}
 	select {
 	case s.counting <- struct{}{}:
 	case <-ctx.Done():
