@@ -135,7 +135,7 @@ func goSSEAcrossARestart(t *testing.T, stop func(*cluster.Node) error) {
 			case <-deadline.C:
 				mu.Lock()
 				defer mu.Unlock()
-				t.Fatalf("%s: not after 30 s; received %d events, attempts %v, retries %q", what, len(events), rec.attempts(), retries)
+				t.Fatalf("%s: not after 30 s; received %d events (%s), attempts %v, retries %q", what, len(events), eventsSummary(events), rec.attempts(), retries)
 			}
 		}
 	}
@@ -146,6 +146,12 @@ func goSSEAcrossARestart(t *testing.T, stop func(*cluster.Node) error) {
 		})
 	}
 
+	// A stream opened without Last-Event-ID is live from its connected
+	// message: what was published before it is in the inbox, not in the
+	// stream, so the test sends only once the library has that message.
+	until("the connected message", func() bool {
+		return slices.ContainsFunc(received(), func(m streamMessage) bool { return m.Type == wire.TypeConnected })
+	})
 	insert("alice", "before 1", "before 2", "before 3")
 	// All three: a worker that claims them in one batch may number them
 	// in any order, so "before 3" need not be the last to arrive.
@@ -275,6 +281,16 @@ func goSSEAcrossARestart(t *testing.T, stop func(*cluster.Node) error) {
 
 // streamMessage is one event as the test reads it: the library's last event
 // id and data, decoded as the stream's message (Data: a notification's).
+// eventsSummary names each event by its id and the start of its data, for
+// a failure's message.
+func eventsSummary(events []sse.Event) string {
+	parts := make([]string, len(events))
+	for i, e := range events {
+		parts[i] = "id " + strconv.Quote(e.LastEventID) + ": " + e.Data[:min(len(e.Data), 40)]
+	}
+	return strings.Join(parts, "; ")
+}
+
 type streamMessage struct {
 	wire.Received
 	Raw  string
