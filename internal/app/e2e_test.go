@@ -162,7 +162,7 @@ func TestResumeWithInterleavedCommits(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(seen) != wantAlice {
-		t.Fatalf("alice got %d distinct notifications, want %d", len(seen), wantAlice)
+		t.Fatalf("alice got %d distinct notifications, want %d; %s", len(seen), wantAlice, missing(t, env, seen, order))
 	}
 	for msg, n := range seen {
 		if n != 1 {
@@ -177,6 +177,33 @@ func TestResumeWithInterleavedCommits(t *testing.T) {
 			t.Fatalf("event id %d after %d", order[i], order[i-1])
 		}
 	}
+}
+
+// missing says which of alice's notifications a client did not get: their
+// seqs and when they were created and published, beside the last seqs it
+// got, for a failure's message.
+func missing(t *testing.T, env *apptest.Env, seen map[string]int, order []int64) string {
+	t.Helper()
+	rows, err := env.DB.Pool.Query(context.Background(), `SELECT message, COALESCE(seq, -1), created_at, published_at
+		FROM notify.notifications WHERE target_user_id = 'alice' ORDER BY seq NULLS FIRST`)
+	if err != nil {
+		return fmt.Sprintf("(the missing ones could not be read: %v)", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var msg string
+		var seq int64
+		var created time.Time
+		var published *time.Time
+		if err := rows.Scan(&msg, &seq, &created, &published); err != nil {
+			return fmt.Sprintf("(the missing ones could not be read: %v)", err)
+		}
+		if seen[msg] == 0 {
+			out = append(out, fmt.Sprintf("%s seq %d created %s published %v", msg, seq, created.Format(time.RFC3339Nano), published))
+		}
+	}
+	return fmt.Sprintf("missing: %v; the last seqs received: %v", out, order[max(0, len(order)-12):])
 }
 
 // TestListenerKilled: the LISTEN connection is terminated by the server; the
