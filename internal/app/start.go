@@ -162,7 +162,7 @@ func (a *App) newListener(p *parts) error {
 		return err
 	}
 	p.lis = lis
-	lis.Handle("notify_published", func(string) { p.feed.Wake() })
+	lis.Handle("notify_published", p.feed.Rung)
 	lis.Handle("notify_queue", func(string) { a.workers.wake() })
 	lis.Handle(postgres.SessionChannel, func(payload string) {
 		a.hub.CloseSessions(postgres.SessionIDs(payload), hub.ReasonLogout)
@@ -187,9 +187,13 @@ func (a *App) newListener(p *parts) error {
 }
 
 // newWorkers builds the queue workers (started by runBackground).
-func (a *App) newWorkers(p *parts) error {
+func (a *App) newWorkers(ctx context.Context, p *parts) error {
 	var err error
-	a.workers, err = newWorkerSet(p.queue, a.cfg, workerHooks(a.metrics))
+	hooks := workerHooks(a.metrics)
+	if a.replica == nil { // see feed.Offer
+		hooks.Sent = func(ns []notify.Notification) { p.feed.Offer(context.WithoutCancel(ctx), ns...) }
+	}
+	a.workers, err = newWorkerSet(p.queue, a.cfg, hooks)
 	return err
 }
 

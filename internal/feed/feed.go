@@ -5,6 +5,10 @@
 //
 // Reading from the table instead of trusting NOTIFY payloads is what makes a
 // lost NOTIFY harmless: the next wake-up reads everything the process missed.
+// What this process published itself (its workers' batches, its notify.send
+// calls) it already holds as the read would return it, so Offer hands that
+// on without the read, and the publish's own ring, naming a seq already
+// handed on, wakes nothing (Rung).
 package feed
 
 import (
@@ -12,6 +16,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -189,26 +194,59 @@ func (f *Feed) handOn(ctx context.Context, ns []notify.Notification, bad []postg
 	return nil
 }
 
-// Offer is given a notification this process has just sent born published
-// (notify.send committed, seq set) so that its streams need not wait for
-// the NOTIFY and the read that would bring it back. When it is the seq
-// right after the position, it goes to the hub at once: seqs are taken
-// under the publish turn, held to commit, so every lower seq is already
-// committed (or rolled back) and this node has handed on all of them. Any
-// other seq only wakes the feed, whose read delivers it in its turn; the
-// read skips what Offer handed on. It reports whether n was handed on.
+// Offer is given notifications this process has just published (a
+// notify.send, or a worker's batch: committed, seqs set, in seq order) so
+// that its streams need not wait for the NOTIFY and the read that would
+// bring them back. When they start right after the position, with no gap
+// between them, they go to the hub at once: seqs are taken under the
+// publish turn, held to commit, so every lower seq is already committed
+// (or rolled back) and this node has handed on all of them. What the feed
+// already handed on is skipped; anything else only wakes the feed, whose
+// read delivers it in its turn (the read skips what Offer handed on). It
+// reports whether Offer handed on the last of ns.
 //
 // Only for nodes whose stream reads have no replica: a resume from a
 // replica waits for the fence of the read that brought the notification,
 // which an offered one never had (app wires it so).
-func (f *Feed) Offer(ctx context.Context, n notify.Notification) bool {
+func (f *Feed) Offer(ctx context.Context, ns ...notify.Notification) bool {
+	if len(ns) == 0 {
+		return false
+	}
 	f.handing.Lock()
 	defer f.handing.Unlock()
-	if !f.ready.Load() || n.Seq != f.Position()+1 {
+	position := f.Position()
+	for len(ns) > 0 && ns[0].Seq <= position {
+		ns = ns[1:]
+	}
+	if len(ns) == 0 {
+		return false // a read got there first
+	}
+	if !f.ready.Load() || ns[0].Seq != position+1 || !consecutive(ns) {
 		f.Wake()
 		return false
 	}
-	f.deliver(ctx, []notify.Notification{n}, nil)
+	f.deliver(ctx, ns, nil)
+	return true
+}
+
+// Rung is the doorbell a publish rings (NOTIFY notify_published), with the
+// last seq it took as payload. A ring for a seq this feed has already
+// handed on (an Offer got there first) needs no read; any other ring, or
+// one whose payload is not a seq (an admin's bare NOTIFY), wakes the feed.
+func (f *Feed) Rung(payload string) {
+	if seq, err := strconv.ParseInt(payload, 10, 64); err == nil && f.ready.Load() && seq <= f.Position() {
+		return
+	}
+	f.Wake()
+}
+
+// consecutive reports whether ns's seqs follow one another without a gap.
+func consecutive(ns []notify.Notification) bool {
+	for i := 1; i < len(ns); i++ {
+		if ns[i].Seq != ns[i-1].Seq+1 {
+			return false
+		}
+	}
 	return true
 }
 

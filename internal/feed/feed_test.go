@@ -152,6 +152,79 @@ func TestOfferHandsOnTheNextSeqOnce(t *testing.T) {
 	}
 }
 
+// A worker's batch offered whole: it reaches the hub at once, in order,
+// with the bytes the feed's read brings; offered again, or with a gap, it
+// is not handed on; the publish's own ring then needs no read, while a
+// ring past the position or without a seq reads.
+func TestOfferOfAWorkersBatch(t *testing.T) {
+	db := pgtest.New(t)
+	store, queue := postgres.NewNotifications(db.Pool), postgres.NewQueue(db.Pool)
+	offering, reading := startNode(t, store), startNode(t, store)
+	reading.run(t)
+	ctx := context.Background()
+	publish := func(messages ...string) []notify.Notification {
+		t.Helper()
+		for _, m := range messages {
+			pgtest.Exec(t, ctx, db.Pool, `INSERT INTO notify.notifications (message, target_user_id, data) VALUES ($1, 'alice', '{"k": [1, "é"]}')`, m)
+		}
+		b, err := queue.ClaimAndPublish(ctx, 100, time.Hour)
+		if err != nil || len(b.Published) != len(messages) {
+			t.Fatalf("publish %q: %d published, %v", messages, len(b.Published), err)
+		}
+		return b.Published
+	}
+
+	batch := publish("one", "two", "three")
+	if !offering.feed.Offer(ctx, batch...) {
+		t.Fatal("Offer of a batch right after the position: not handed on")
+	}
+	offered := offering.sub.Take(nil)
+	if got, want := fmt.Sprint(seqsOf(offered)), fmt.Sprint([]int64{batch[0].Seq, batch[1].Seq, batch[2].Seq}); got != want {
+		t.Fatalf("right after Offer the hub holds %s, want %s", got, want)
+	}
+	reading.caughtUp(t, batch[2].Seq)
+	read := reading.frames(t, 3)
+	for i := range read {
+		if !bytes.Equal(offered[i].Data, read[i].Data) || offered[i].Created != read[i].Created {
+			t.Fatalf("offered frame %d differs from the read one:\n%s\n%s", offered[i].Seq, offered[i].Data, read[i].Data)
+		}
+	}
+	if offering.feed.Offer(ctx, batch...) {
+		t.Fatal("the same batch offered again: handed on twice")
+	}
+	gapped := publish("four", "five", "six")
+	if offering.feed.Offer(ctx, gapped[0], gapped[2]) {
+		t.Fatal("a batch with a gap: handed on")
+	}
+
+	var reads atomic.Int64
+	offering.feed.SetAfterRead(func() { reads.Add(1) })
+	offering.run(t)
+	offering.caughtUp(t, gapped[2].Seq) // the gapped batch, read
+	if got := seqsOf(offering.frames(t, 3)); fmt.Sprint(got) != fmt.Sprint([]int64{gapped[0].Seq, gapped[1].Seq, gapped[2].Seq}) {
+		t.Fatalf("after the gapped offer the hub got %v", got)
+	}
+	last := publish("seven", "eight")
+	if !offering.feed.Offer(ctx, last...) {
+		t.Fatal("Offer after the feed's reads: not handed on")
+	}
+	before := reads.Load()
+	offering.feed.Rung(fmt.Sprint(last[1].Seq))
+	offering.feed.Rung(fmt.Sprint(last[0].Seq))
+	time.Sleep(200 * time.Millisecond)
+	if n := reads.Load() - before; n != 0 {
+		t.Fatalf("rings for seqs already handed on: %d reads, want none", n)
+	}
+	for _, payload := range []string{fmt.Sprint(last[1].Seq + 1), "", "not a seq"} {
+		before := reads.Load()
+		offering.feed.Rung(payload)
+		testkit.Eventually(t, 10*time.Second, fmt.Sprintf("a read after a ring %q", payload), func() bool { return reads.Load() > before })
+	}
+	if got := seqsOf(offering.sub.Take(nil)); len(got) != 2 || got[0] != last[0].Seq || got[1] != last[1].Seq {
+		t.Fatalf("hub got %v after the last offer and the rings, want [%d %d] once", got, last[0].Seq, last[1].Seq)
+	}
+}
+
 // An Offer that comes after the feed's read brought the same seq, but
 // before the read is handed on: the read skips it.
 func TestOfferBetweenAReadAndItsHandingOn(t *testing.T) {
@@ -180,13 +253,15 @@ func TestOfferBetweenAReadAndItsHandingOn(t *testing.T) {
 }
 
 // Publishers offering while the feed reads, some of their notifications
-// queued for a worker: every seq reaches the hub once, in order.
+// queued for a worker that offers its batches too: every seq reaches the
+// hub once, in order.
 func TestOffersRacingTheFeed(t *testing.T) {
 	db := pgtest.New(t)
 	store, queue := postgres.NewNotifications(db.Pool), postgres.NewQueue(db.Pool)
 	n := startNode(t, store)
 	n.run(t)
 	const publishers, each = 4, 50
+	done := make(chan struct{})
 	var wg sync.WaitGroup
 	for p := range publishers {
 		wg.Go(func() {
@@ -203,16 +278,33 @@ func TestOffersRacingTheFeed(t *testing.T) {
 			}
 		})
 	}
+	// A worker publishes the queued ones meanwhile and offers its batches.
+	published := make(chan struct{})
+	go func() {
+		defer close(published)
+		for sending := true; ; {
+			b, err := queue.ClaimAndPublish(context.Background(), 7, time.Hour)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			n.feed.Offer(context.Background(), b.Published...)
+			if b.Items == 0 && !sending {
+				return
+			}
+			if b.Items == 0 {
+				time.Sleep(time.Millisecond)
+			}
+			select {
+			case <-done:
+				sending = false
+			default:
+			}
+		}
+	}()
 	wg.Wait()
-	for {
-		b, err := queue.ClaimAndPublish(context.Background(), 1000, time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if b.Items == 0 {
-			break
-		}
-	}
+	close(done)
+	<-published
 	head, err := store.Head(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -257,17 +257,13 @@ func (s *Notifications) Published(ctx context.Context, after int64, limit int) (
 	}
 	defer rows.Close()
 	ns = make([]notify.Notification, 0, min(limit, 256))
+	var before []any
+	if s.read != nil {
+		before = []any{&fence.LSN, &fence.History}
+	}
 	for rows.Next() {
-		var reason *string
-		var n notify.Notification
-		var published time.Time
-		var inbox inboxColumns
-		dest := append([]any{&reason, &n.ID, &n.Seq, &n.Target.UserID, &n.Target.Roles, &n.Module, &n.ActionType, &n.Details,
-			&n.Message, &n.Severity, &n.Data, &n.IdempotencyKey, &n.CreatedAt, &published}, inbox.dest()...)
-		if s.read != nil {
-			dest = append([]any{&fence.LSN, &fence.History}, dest...)
-		}
-		if err := rows.Scan(dest...); err != nil {
+		n, reason, err := scanPublished(rows, before...)
+		if err != nil {
 			return nil, nil, 0, fmt.Errorf("scan published notification after seq %d: %w", last, err)
 		}
 		last = n.Seq
@@ -275,17 +271,36 @@ func (s *Notifications) Published(ctx context.Context, after int64, limit int) (
 			bad = append(bad, Undeliverable{Seq: n.Seq, NotificationID: n.ID, Reason: *reason})
 			continue
 		}
-		n.PublishedAt = published
-		inbox.setInbox(&n)
-		if len(n.Target.Roles) == 0 {
-			n.Target.Roles = nil
-		}
 		ns = append(ns, n)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, nil, 0, fmt.Errorf("read published feed: %w", interpretError(err))
 	}
 	return ns, bad, last, nil
+}
+
+// scanPublished scans a row of feedColumns that follow the columns scanned
+// into before. reason is non-nil for a row that cannot be delivered (then
+// only n.ID and n.Seq are set).
+func scanPublished(rows pgx.Rows, before ...any) (n notify.Notification, reason *string, err error) {
+	var published time.Time
+	var inbox inboxColumns
+	dest := make([]any, 0, len(before)+17)
+	dest = append(dest, before...)
+	dest = append(dest, &reason, &n.ID, &n.Seq, &n.Target.UserID, &n.Target.Roles, &n.Module, &n.ActionType, &n.Details,
+		&n.Message, &n.Severity, &n.Data, &n.IdempotencyKey, &n.CreatedAt, &published)
+	if err := rows.Scan(append(dest, inbox.dest()...)...); err != nil {
+		return notify.Notification{}, nil, err
+	}
+	if reason != nil {
+		return notify.Notification{ID: n.ID, Seq: n.Seq}, reason, nil
+	}
+	n.PublishedAt = published
+	inbox.setInbox(&n)
+	if len(n.Target.Roles) == 0 {
+		n.Target.Roles = nil
+	}
+	return n, nil, nil
 }
 
 // SetAside fails the queue item of a published notification that cannot be

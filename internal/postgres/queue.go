@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/notifyd/notifyd/internal/notify"
 )
 
 // Queue runs the worker's statements on notify.queue_items.
@@ -66,10 +69,14 @@ func (q *Queue) Claim(ctx context.Context, workerID string, limit int) ([]Claim,
 // batch touches: under a held snapshot such a row's versions pile up and
 // every publish walks them (see notify.stream_head). Items that mine set aside
 // (failed: the row slipped past the constraints and cannot be delivered
-// consistently) get no seq. It answers (items in mine, last seq, -,
-// "notification id: reason" of each item set aside). Each published
-// notification's roles go into notify.notification_roles, the index by
-// which a user's role notifications are read (audience.go).
+// consistently) get no seq. It answers a row for each notification it
+// published, in seq order, with the columns the feed reads (feedColumns,
+// so the worker can hand them to this process's feed without a read; see
+// Batch.Published), each row led by the batch's summary (items in mine,
+// last seq, -, "notification id: reason" of each item set aside, the sweep
+// cursor); one row with the summary alone when it published nothing. Each
+// published notification's roles go into notify.notification_roles, the
+// index by which a user's role notifications are read (audience.go).
 //
 // todo takes "unpublished" from mine rather than joining the notifications
 // again on "seq IS NULL": a plan cached while the table was small walked the
@@ -79,7 +86,7 @@ func (q *Queue) Claim(ctx context.Context, workerID string, limit int) ([]Claim,
 //
 // The lock comes before any nextval by data flow: numbered's rows (and so
 // its nextval calls) exist only once turn has produced its row.
-const stampAndRing = `, todo AS (
+var stampAndRing = `, todo AS (
 		SELECT m.notification_id AS id, m.id AS item_id FROM mine m WHERE m.status = 'sent' AND m.unpublished
 	), turn AS MATERIALIZED (
 		SELECT pg_advisory_xact_lock(` + publishTurnLock + `) AS taken WHERE EXISTS (SELECT 1 FROM todo)
@@ -90,18 +97,22 @@ const stampAndRing = `, todo AS (
 		UPDATE notify.notifications n
 		SET seq = numbered.seq, published_at = now()
 		FROM numbered WHERE n.id = numbered.id
-		RETURNING n.seq, n.target_roles
+		RETURNING n.*, notify.undeliverable_reason(n) AS reason
 	), role_index AS (
 		INSERT INTO notify.notification_roles (role, seq)
 		SELECT DISTINCT r.role, s.seq FROM stamped s CROSS JOIN LATERAL unnest(s.target_roles) AS r(role)
 		WHERE s.target_roles IS NOT NULL
+	), summary AS MATERIALIZED (
+		SELECT (SELECT count(*) FROM mine) AS items, s.last,
+			CASE WHEN s.last IS NOT NULL THEN pg_notify('notify_published', s.last::text) END AS rung,
+			(SELECT array_agg(m.notification_id || ': ' || m.last_error ORDER BY m.id) FROM mine m WHERE m.status = 'failed') AS set_aside,
+			c.next_attempt_at, c.id AS next_id
+		FROM (SELECT max(seq) AS last FROM stamped) s
+		LEFT JOIN (SELECT next_attempt_at, id FROM mine ORDER BY next_attempt_at DESC, id DESC LIMIT 1) c ON true
 	)
-	SELECT (SELECT count(*) FROM mine), s.last,
-		CASE WHEN s.last IS NOT NULL THEN pg_notify('notify_published', s.last::text) END,
-		(SELECT array_agg(m.notification_id || ': ' || m.last_error ORDER BY m.id) FROM mine m WHERE m.status = 'failed'),
-		c.next_attempt_at, c.id
-	FROM (SELECT max(seq) AS last FROM stamped) s
-	LEFT JOIN (SELECT next_attempt_at, id FROM mine ORDER BY next_attempt_at DESC, id DESC LIMIT 1) c ON true`
+	SELECT summary.*, ` + feedColumns + `
+	FROM summary LEFT JOIN (stamped n CROSS JOIN LATERAL (SELECT n.reason) r) ON true
+	ORDER BY n.seq`
 
 // publishTurnLock is the advisory lock (two int4 keys) a publisher holds
 // from taking its seqs to its commit.
@@ -118,7 +129,7 @@ const (
 // publishStatement publishes the claims (ids, attempts) that workerID
 // still holds: the lease token must match, so a stalled worker cannot
 // complete an item someone else took up.
-const publishStatement = `WITH mine AS (
+var publishStatement = `WITH mine AS (
 		UPDATE notify.queue_items q
 		SET status = ` + setAsideStatus + `, sent_at = CASE WHEN r.reason IS NULL THEN now() END, updated_at = now(),
 			locked_by = NULL, locked_at = NULL, last_error = ` + setAsideError + `
@@ -184,6 +195,12 @@ type Batch struct {
 	SetAside []string
 	// Next is where a sweep continues: after the last item claimed.
 	Next SweepCursor
+	// Published is what the batch published, in seq order, as the feed
+	// would read it (postgres.Notifications.Published): the worker hands it
+	// to its own process's feed, which then need not read it back. Nil when
+	// a row turned undeliverable between the claim and its stamping (the
+	// feed's read sets it aside).
+	Published []notify.Notification
 }
 
 // SweepCursor is a position in the claim index (due time, item id). The zero
@@ -222,11 +239,43 @@ func (q *Queue) SweepAndPublish(ctx context.Context, limit int, from SweepCursor
 }
 
 func (q *Queue) claimAndPublish(ctx context.Context, statement string, args ...any) (Batch, error) {
+	rows, err := q.pool.Query(ctx, statement, args...)
+	if err != nil {
+		return Batch{}, interpretError(err)
+	}
+	return scanBatch(rows)
+}
+
+// scanBatch reads the rows of a statement ending in stampAndRing: the
+// summary from the first, a published notification from each that has one
+// (its seq, column summaryColumns+2, is NULL in the summary's lone row).
+func scanBatch(rows pgx.Rows) (Batch, error) {
+	defer rows.Close()
 	var b Batch
 	var last, nextID *int64
 	var nextAt *time.Time
-	if err := q.pool.QueryRow(ctx, statement, args...).Scan(&b.Items, &last, new(*string), &b.SetAside, &nextAt, &nextID); err != nil {
+	summary := []any{&b.Items, &last, nil, &b.SetAside, &nextAt, &nextID}
+	undeliverable := false
+	for rows.Next() {
+		if rows.RawValues()[summaryColumns+2] == nil {
+			if err := rows.Scan(append(summary, make([]any, feedColumnCount)...)...); err != nil {
+				return Batch{}, fmt.Errorf("scan publish summary: %w", err)
+			}
+			continue
+		}
+		n, reason, err := scanPublished(rows, summary...)
+		if err != nil {
+			return Batch{}, fmt.Errorf("scan published notification: %w", err)
+		}
+		summary = make([]any, summaryColumns) // read once
+		undeliverable = undeliverable || reason != nil
+		b.Published = append(b.Published, n)
+	}
+	if err := rows.Err(); err != nil {
 		return Batch{}, interpretError(err)
+	}
+	if undeliverable {
+		b.Published = nil
 	}
 	if last != nil {
 		b.LastSeq = *last
@@ -237,6 +286,13 @@ func (q *Queue) claimAndPublish(ctx context.Context, statement string, args ...a
 	return b, nil
 }
 
+// summaryColumns and feedColumnCount are the widths of the two parts of a
+// row scanBatch reads: the batch's summary, then feedColumns.
+const (
+	summaryColumns  = 6
+	feedColumnCount = 17
+)
+
 // Publish publishes the claims workerID still holds and returns how many
 // were still held, the last seq assigned (0 when none) and the items it set
 // aside, as ClaimAndPublish does.
@@ -246,16 +302,15 @@ func (q *Queue) Publish(ctx context.Context, workerID string, claims []Claim) (h
 	for i, c := range claims {
 		ids[i], attempts[i] = c.ItemID, int32(c.Attempts)
 	}
-	var last *int64
-	var notified *string
-	err = q.pool.QueryRow(ctx, publishStatement, ids, attempts, workerID).Scan(&held, &last, &notified, &setAside, nil, nil)
+	rows, err := q.pool.Query(ctx, publishStatement, ids, attempts, workerID)
 	if err != nil {
 		return 0, 0, nil, fmt.Errorf("publish batch: %w", interpretError(err))
 	}
-	if last != nil {
-		lastSeq = *last
+	b, err := scanBatch(rows)
+	if err != nil {
+		return 0, 0, nil, fmt.Errorf("publish batch: %w", err)
 	}
-	return held, lastSeq, setAside, nil
+	return b.Items, b.LastSeq, b.SetAside, nil
 }
 
 // Fail records a failed attempt of a claim workerID still holds: back to

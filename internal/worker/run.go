@@ -172,6 +172,9 @@ func (w *Worker) step(ctx context.Context) (int, error) {
 
 // reportBatch tells the hooks and the log what a claim-and-publish did.
 func (w *Worker) reportBatch(ctx context.Context, b postgres.Batch, took time.Duration) {
+	if w.cfg.Hooks.Sent != nil && len(b.Published) > 0 {
+		w.cfg.Hooks.Sent(b.Published)
+	}
 	w.reportSetAside(ctx, b.SetAside)
 	if b.Items == 0 {
 		return

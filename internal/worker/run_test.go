@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/notifyd/notifyd/internal/listener"
+	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/postgres"
 	"github.com/notifyd/notifyd/internal/testkit"
 	"github.com/notifyd/notifyd/internal/testkit/pgtest"
@@ -79,12 +80,26 @@ func TestTwoWorkersPublishEveryNotificationOnce(t *testing.T) {
 	db, q := pgtest.NewQueue(t)
 	const total = 2000
 	counts := map[string]*atomic.Int64{"w1": {}, "w2": {}}
+	var sentMu sync.Mutex
+	sent := map[int64]int{} // seq -> times a Sent hook was given it
 	for id, n := range counts {
 		startWorker(t, q, Config{
 			ID:           id,
 			BatchSize:    100,
 			PollInterval: 20 * time.Millisecond,
-			Hooks:        Hooks{Published: func(k int, _ int64, _ time.Duration) { n.Add(int64(k)) }},
+			Hooks: Hooks{
+				Published: func(k int, _ int64, _ time.Duration) { n.Add(int64(k)) },
+				Sent: func(ns []notify.Notification) {
+					sentMu.Lock()
+					defer sentMu.Unlock()
+					for i, m := range ns {
+						if i > 0 && m.Seq != ns[i-1].Seq+1 {
+							t.Errorf("%s's batch handed on seq %d after %d", id, m.Seq, ns[i-1].Seq)
+						}
+						sent[m.Seq]++
+					}
+				},
+			},
 		})
 	}
 	// Bulk inserts while the workers run: four transactions of 500.
@@ -111,6 +126,14 @@ func TestTwoWorkersPublishEveryNotificationOnce(t *testing.T) {
 		return counts["w1"].Load()+counts["w2"].Load() == total
 	})
 	t.Logf("w1 published %d, w2 published %d", counts["w1"].Load(), counts["w2"].Load())
+	// Every published notification was handed to the Sent hook once.
+	sentMu.Lock()
+	defer sentMu.Unlock()
+	for seq := int64(1); seq <= total; seq++ {
+		if sent[seq] != 1 {
+			t.Fatalf("seq %d was handed on %d times (%d seqs in all), want once", seq, sent[seq], len(sent))
+		}
+	}
 }
 
 // TestIdleWorkerWokenByNotify: with a poll interval of an hour, only the

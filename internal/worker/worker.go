@@ -32,6 +32,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/postgres"
 )
 
@@ -76,6 +77,11 @@ type Hooks struct {
 	// Published is called after a batch commits, with how many items it
 	// published, the last seq, and how long the publish took.
 	Published func(n int, lastSeq int64, took time.Duration)
+	// Sent is given the notifications a claim-and-publish batch published,
+	// in seq order, as soon as it commits and before the other hooks: the
+	// process's feed hands them to its streams without reading them back
+	// (feed.Offer).
+	Sent func(ns []notify.Notification)
 	// Failed is called for each failed attempt with the item's new status.
 	Failed func(status string)
 	// SetAside is called with how many items of a batch were failed at once
