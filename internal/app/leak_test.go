@@ -100,11 +100,19 @@ func TestNoLeakAcrossUsers(t *testing.T) {
 				defer wg.Done()
 				got := r.Notifications(len(want), 60*time.Second)
 				var msgs []string
+				var seqs []int64
 				for _, m := range got {
 					msgs = append(msgs, m.Notification().Message)
+					seqs = append(seqs, apptest.SeqOf(m))
 				}
 				if !slices.Equal(msgs, want) {
-					t.Errorf("%s: received %d notifications, want %d (first difference matters: got %v…)", u.id.UserID, len(msgs), len(want), msgs[:min(5, len(msgs))])
+					i := 0
+					for i < min(len(msgs), len(want)) && msgs[i] == want[i] {
+						i++
+					}
+					from, to := max(0, i-2), min(i+3, len(msgs), len(want))
+					t.Errorf("%s: received %d notifications, want %d; first difference at %d: got %v (seqs %v), want %v",
+						u.id.UserID, len(msgs), len(want), i, msgs[from:to], seqs[from:to], want[from:to])
 				}
 			}()
 		}

@@ -6,9 +6,9 @@
 // Reading from the table instead of trusting NOTIFY payloads is what makes a
 // lost NOTIFY harmless: the next wake-up reads everything the process missed.
 // What this process published itself (its workers' batches, its notify.send
-// calls) it already holds as the read would return it, so Offer hands that
-// on without the read, and the publish's own ring, naming a seq already
-// handed on, wakes nothing (Rung).
+// calls) it already holds as the read would return it, so Offer (OfferLater
+// for a worker) hands that on without the read, and the publish's own ring,
+// naming a seq already handed on, wakes nothing (Rung).
 package feed
 
 import (
@@ -46,7 +46,9 @@ type Feed struct {
 	store *postgres.Notifications
 	hub   *hub.Hub
 	wake  chan struct{}
-	ready atomic.Bool
+	// offered holds batches given to OfferLater until Run hands them on.
+	offered chan []notify.Notification
+	ready   atomic.Bool
 	// handing is held while notifications are handed to the hub and the
 	// position moves past them: by the feed's own reads and by Offer, so
 	// that each seq goes to the hub once, in order.
@@ -63,8 +65,12 @@ func New(store *postgres.Notifications, h *hub.Hub, cfg Config) *Feed {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Feed{cfg: cfg, store: store, hub: h, wake: make(chan struct{}, 1)}
+	return &Feed{cfg: cfg, store: store, hub: h, wake: make(chan struct{}, 1), offered: make(chan []notify.Notification, offeredBatches)}
 }
+
+// offeredBatches is how many batches OfferLater holds for Run: enough for
+// the workers of one process to run ahead of a fan-out for a moment.
+const offeredBatches = 64
 
 // Wake asks the feed to read now. It never blocks.
 func (f *Feed) Wake() {
@@ -137,13 +143,22 @@ func (f *Feed) Run(ctx context.Context) error {
 	return nil
 }
 
+// wait returns when ctx ends, the feed is woken or d has passed; batches
+// offered meanwhile (OfferLater) are handed on as they come.
 func (f *Feed) wait(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-f.wake:
-	case <-t.C:
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-f.wake:
+			return
+		case <-t.C:
+			return
+		case ns := <-f.offered:
+			f.Offer(ctx, ns...)
+		}
 	}
 }
 
@@ -227,6 +242,20 @@ func (f *Feed) Offer(ctx context.Context, ns ...notify.Notification) bool {
 	}
 	f.deliver(ctx, ns, nil)
 	return true
+}
+
+// OfferLater is Offer done by the feed's own goroutine (Run), for a
+// caller that must not wait for the hand-on: a worker, whose next claim
+// would otherwise wait for the fan-out of its last batch to every stream.
+// Batches are handed on in the order they are given. When OfferLater gets
+// ahead of the feed by more than a few batches, it only wakes the feed,
+// whose read brings them.
+func (f *Feed) OfferLater(ns []notify.Notification) {
+	select {
+	case f.offered <- ns:
+	default:
+		f.Wake()
+	}
 }
 
 // Rung is the doorbell a publish rings (NOTIFY notify_published), with the

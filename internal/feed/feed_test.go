@@ -61,7 +61,7 @@ func (n *node) frames(t *testing.T, want int) []hub.Frame {
 		if time.Now().After(deadline) {
 			t.Fatalf("got %d frames (%v), want %d", len(got), seqsOf(got), want)
 		}
-		got = n.sub.Take(got)
+		got = append(got, n.sub.Take(nil)...)
 		time.Sleep(time.Millisecond)
 	}
 	return got
@@ -222,6 +222,42 @@ func TestOfferOfAWorkersBatch(t *testing.T) {
 	}
 	if got := seqsOf(offering.sub.Take(nil)); len(got) != 2 || got[0] != last[0].Seq || got[1] != last[1].Seq {
 		t.Fatalf("hub got %v after the last offer and the rings, want [%d %d] once", got, last[0].Seq, last[1].Seq)
+	}
+}
+
+// A worker's batches given to OfferLater reach the hub through the feed's
+// own goroutine, in order, once each, without a read.
+func TestOfferLaterHandsOnWithoutARead(t *testing.T) {
+	db := pgtest.New(t)
+	store, queue := postgres.NewNotifications(db.Pool), postgres.NewQueue(db.Pool)
+	n := startNode(t, store)
+	var reads atomic.Int64
+	n.feed.SetAfterRead(func() { reads.Add(1) })
+	n.run(t)
+	testkit.Eventually(t, 10*time.Second, "the feed's first read", func() bool { return reads.Load() == 1 })
+	ctx := context.Background()
+	var want []int64
+	for i := range 10 {
+		pgtest.Exec(t, ctx, db.Pool, `INSERT INTO notify.notifications (message, target_user_id)
+			SELECT $1 || '-' || g, 'alice' FROM generate_series(1, 3) g`, fmt.Sprint("batch ", i))
+		b, err := queue.ClaimAndPublish(ctx, 100, time.Hour)
+		if err != nil || len(b.Published) != 3 {
+			t.Fatalf("publish batch %d: %d published, %v", i, len(b.Published), err)
+		}
+		for _, m := range b.Published {
+			want = append(want, m.Seq)
+		}
+		n.feed.OfferLater(b.Published)
+	}
+	if got := fmt.Sprint(seqsOf(n.frames(t, len(want)))); got != fmt.Sprint(want) {
+		t.Fatalf("hub got %s, want %v", got, want)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if extra := n.sub.Take(nil); len(extra) > 0 {
+		t.Fatalf("handed on again: %v", seqsOf(extra))
+	}
+	if r := reads.Load(); r != 1 {
+		t.Fatalf("the feed read %d times, want only its first read", r)
 	}
 }
 

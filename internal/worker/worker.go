@@ -80,7 +80,7 @@ type Hooks struct {
 	// Sent is given the notifications a claim-and-publish batch published,
 	// in seq order, as soon as it commits and before the other hooks: the
 	// process's feed hands them to its streams without reading them back
-	// (feed.Offer).
+	// (feed.OfferLater). It must not block: the next claim waits for it.
 	Sent func(ns []notify.Notification)
 	// Failed is called for each failed attempt with the item's new status.
 	Failed func(status string)
