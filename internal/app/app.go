@@ -78,7 +78,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	if err := a.newListener(p); err != nil {
 		return nil, err
 	}
-	if err := a.newWorkers(p); err != nil {
+	if err := a.newWorkers(ctx, p); err != nil {
 		return nil, err
 	}
 	if err := a.newAPI(ctx, p); err != nil {

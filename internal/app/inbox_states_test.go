@@ -248,11 +248,19 @@ func TestInboxSnooze(t *testing.T) {
 	two := env.Start(env.Config())
 	liz := inboxUser{t: t, url: one.URL(), token: env.Token("liz", "OPS")}
 	stream := apptest.Open(t, two.URL(), liz.token, "")
-	if _, err := env.DB.Pool.Exec(context.Background(), `INSERT INTO notify.notifications (message, target_roles) VALUES ('deploy', '{OPS}'), ('later', '{OPS}')`); err != nil {
-		t.Fatal(err)
+	// One after the other: two rows of one INSERT may be claimed by the two
+	// nodes' workers and published in either order, and the test needs
+	// "later" to be the later seq.
+	var later wire.Notification
+	for _, msg := range []string{"deploy", "later"} {
+		if _, err := env.DB.Pool.Exec(context.Background(), `INSERT INTO notify.notifications (message, target_roles) VALUES ($1, '{OPS}')`, msg); err != nil {
+			t.Fatal(err)
+		}
+		later = stream.Notifications(1, 10*time.Second)[0].Notification()
+		if later.Message != msg {
+			t.Fatalf("the stream got %q, want %q", later.Message, msg)
+		}
 	}
-	got := stream.Notifications(2, 10*time.Second)
-	later := got[1].Notification()
 	liz.post(later.ID+"/read", "", 204)
 	for _, bad := range []string{`{}`, `{"until":"tomorrow"}`, `{"until":"2001-01-01T00:00:00Z"}`,
 		fmt.Sprintf(`{"until":%q}`, time.Now().Add(400*24*time.Hour).Format(time.RFC3339))} {

@@ -187,11 +187,11 @@ func (a *App) newListener(p *parts) error {
 }
 
 // newWorkers builds the queue workers (started by runBackground).
-func (a *App) newWorkers(p *parts) error {
+func (a *App) newWorkers(ctx context.Context, p *parts) error {
 	var err error
 	hooks := workerHooks(a.metrics)
 	if a.replica == nil { // see feed.Offer
-		hooks.Sent = p.feed.OfferLater
+		hooks.Sent = func(ns []notify.Notification) { p.feed.OfferBatch(context.WithoutCancel(ctx), ns) }
 	}
 	a.workers, err = newWorkerSet(p.queue, a.cfg, hooks)
 	return err

@@ -6,7 +6,7 @@
 // Reading from the table instead of trusting NOTIFY payloads is what makes a
 // lost NOTIFY harmless: the next wake-up reads everything the process missed.
 // What this process published itself (its workers' batches, its notify.send
-// calls) it already holds as the read would return it, so Offer (OfferLater
+// calls) it already holds as the read would return it, so Offer (OfferBatch
 // for a worker) hands that on without the read, and the publish's own ring,
 // naming a seq already handed on, wakes nothing (Rung).
 package feed
@@ -144,10 +144,13 @@ func (f *Feed) Run(ctx context.Context) error {
 }
 
 // wait returns when ctx ends, the feed is woken or d has passed; batches
-// offered meanwhile (OfferLater) are handed on as they come.
+// offered meanwhile (OfferLater) are handed on as they come, and those
+// waiting when it returns are handed on first: the ring that woke the feed
+// may be for one of them, which then needs no read.
 func (f *Feed) wait(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
+	defer f.handOffered(ctx)
 	for {
 		select {
 		case <-ctx.Done():
@@ -158,6 +161,18 @@ func (f *Feed) wait(ctx context.Context, d time.Duration) {
 			return
 		case ns := <-f.offered:
 			f.Offer(ctx, ns...)
+		}
+	}
+}
+
+// handOffered hands on the batches OfferLater holds, without waiting.
+func (f *Feed) handOffered(ctx context.Context) {
+	for {
+		select {
+		case ns := <-f.offered:
+			f.Offer(ctx, ns...)
+		default:
+			return
 		}
 	}
 }
@@ -244,12 +259,28 @@ func (f *Feed) Offer(ctx context.Context, ns ...notify.Notification) bool {
 	return true
 }
 
+// OfferBatch is how a worker offers the batch it has just published: a
+// small one (the low load where a stream waits for each notification) at
+// once, in the worker's goroutine, like Offer; a larger one through
+// OfferLater, so that under load the worker's next claim does not wait for
+// the fan-out of its last batch to every stream.
+func (f *Feed) OfferBatch(ctx context.Context, ns []notify.Notification) {
+	if len(ns) <= offerNowBatch {
+		f.Offer(ctx, ns...)
+		return
+	}
+	f.OfferLater(ns)
+}
+
+// offerNowBatch is the largest batch OfferBatch hands on in its caller's
+// goroutine.
+const offerNowBatch = 16
+
 // OfferLater is Offer done by the feed's own goroutine (Run), for a
-// caller that must not wait for the hand-on: a worker, whose next claim
-// would otherwise wait for the fan-out of its last batch to every stream.
-// Batches are handed on in the order they are given. When OfferLater gets
-// ahead of the feed by more than a few batches, it only wakes the feed,
-// whose read brings them.
+// caller that must not wait for the hand-on. Batches are handed on in the
+// order they are given, and before a read the feed was woken for. When
+// OfferLater gets ahead of the feed by more than a few batches, it only
+// wakes the feed, whose read brings them.
 func (f *Feed) OfferLater(ns []notify.Notification) {
 	select {
 	case f.offered <- ns:

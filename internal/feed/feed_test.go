@@ -261,6 +261,43 @@ func TestOfferLaterHandsOnWithoutARead(t *testing.T) {
 	}
 }
 
+// A worker's small batch is handed on in the worker's goroutine, at once; a
+// large one by the feed's goroutine, once it runs (OfferLater), once.
+func TestOfferBatchSmallAtOnceLargeLater(t *testing.T) {
+	db := pgtest.New(t)
+	store, queue := postgres.NewNotifications(db.Pool), postgres.NewQueue(db.Pool)
+	n := startNode(t, store)
+	ctx := context.Background()
+	publish := func(count int) []notify.Notification {
+		t.Helper()
+		pgtest.Exec(t, ctx, db.Pool, `INSERT INTO notify.notifications (message, target_user_id)
+			SELECT 'm' || g, 'alice' FROM generate_series(1, $1::int) g`, count)
+		b, err := queue.ClaimAndPublish(ctx, 100, time.Hour)
+		if err != nil || len(b.Published) != count {
+			t.Fatalf("publish %d: %d published, %v", count, len(b.Published), err)
+		}
+		return b.Published
+	}
+	small := publish(2)
+	n.feed.OfferBatch(ctx, small)
+	if got := n.sub.Take(nil); len(got) != 2 || got[1].Seq != small[1].Seq {
+		t.Fatalf("right after a small batch the hub holds %v, want its 2", seqsOf(got))
+	}
+	large := publish(40)
+	n.feed.OfferBatch(ctx, large)
+	if got := n.sub.Take(nil); len(got) != 0 {
+		t.Fatalf("a large batch was handed on in the caller's goroutine: %v", seqsOf(got))
+	}
+	n.run(t)
+	if got := seqsOf(n.frames(t, 40)); got[0] != large[0].Seq || got[39] != large[39].Seq {
+		t.Fatalf("the feed handed on %v, want seqs %d..%d", got, large[0].Seq, large[39].Seq)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if extra := n.sub.Take(nil); len(extra) > 0 {
+		t.Fatalf("handed on again: %v", seqsOf(extra))
+	}
+}
+
 // An Offer that comes after the feed's read brought the same seq, but
 // before the read is handed on: the read skips it.
 func TestOfferBetweenAReadAndItsHandingOn(t *testing.T) {

@@ -174,7 +174,7 @@ func claimAndPublish(scope string) string {
 }
 
 const (
-	recentlyDue = `next_attempt_at > now() - $2::interval`
+	recentlyDue = `next_attempt_at >= least(now() - $2::interval, $3::timestamptz)`
 	sweepFrom   = `(next_attempt_at, id) > ($2::timestamptz, $3::bigint)`
 )
 
@@ -213,7 +213,22 @@ type SweepCursor struct {
 // ClaimAndPublish claims up to limit items that fell due within lookback
 // and publishes them in one statement.
 func (q *Queue) ClaimAndPublish(ctx context.Context, limit int, lookback time.Duration) (Batch, error) {
-	b, err := q.claimAndPublish(ctx, claimRecentStatement, limit, lookback)
+	return q.ClaimAndPublishFrom(ctx, limit, lookback, time.Time{})
+}
+
+// ClaimAndPublishFrom is ClaimAndPublish for a worker that is behind: it
+// also claims items due since from (when it is earlier than lookback ago),
+// the due time of the last item of its previous batch, which was full. A
+// worker that falls more than lookback behind so goes on in due order from
+// where it was, rather than publishing the newest items first and leaving
+// the older ones to the next sweep. The walk still starts where this worker
+// last claimed, past the dead entries before it.
+func (q *Queue) ClaimAndPublishFrom(ctx context.Context, limit int, lookback time.Duration, from time.Time) (Batch, error) {
+	var since *time.Time // NULL: least() takes lookback alone
+	if !from.IsZero() {
+		since = &from
+	}
+	b, err := q.claimAndPublish(ctx, claimRecentStatement, limit, lookback, since)
 	if err != nil {
 		return Batch{}, fmt.Errorf("claim and publish batch: %w", err)
 	}

@@ -141,7 +141,13 @@ func (w *Worker) step(ctx context.Context) (int, error) {
 				}
 			}
 		} else {
-			b, err = w.queue.ClaimAndPublish(ctx, w.cfg.BatchSize, w.cfg.ClaimLookback)
+			b, err = w.queue.ClaimAndPublishFrom(ctx, w.cfg.BatchSize, w.cfg.ClaimLookback, w.behind)
+			if err == nil {
+				w.behind = time.Time{}
+				if b.Items >= w.cfg.BatchSize { // more may wait after it: go on from there
+					w.behind = b.Next.DueAt
+				}
+			}
 		}
 		if err == nil {
 			w.reportBatch(ctx, b, time.Since(start))

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -266,5 +267,49 @@ func TestWorkerStopsIdle(t *testing.T) {
 	stop()
 	if s := readQueueState(t, ctx, db.Pool); s.Busy != 0 || s.Processing != 0 {
 		t.Fatalf("after stopping an idle worker: %+v; want no busy mark and nothing processing", s)
+	}
+}
+
+// TestWorkerBehindPublishesInDueOrder: a worker that falls further behind
+// than its claim lookback (each batch's hand-on is slow here) goes on from
+// its last claimed item, in due order, instead of publishing only what fell
+// due within the lookback and leaving the older items to the next sweep
+// (an hour away in this test).
+func TestWorkerBehindPublishesInDueOrder(t *testing.T) {
+	testkit.Slow(t)
+	t.Parallel()
+	ctx := context.Background()
+	db, q := pgtest.NewQueue(t)
+	startWorker(t, q, Config{
+		ID:            "slow",
+		BatchSize:     10,
+		ClaimLookback: time.Second,
+		PollInterval:  20 * time.Millisecond,
+		SweepInterval: time.Hour,
+		Hooks:         Hooks{Sent: func([]notify.Notification) { time.Sleep(300 * time.Millisecond) }},
+	})
+	// Past the start's sweep of the whole queue (which goes on while its
+	// batches are full): one item, sent.
+	insert(t, ctx, db.Pool, 1, "warm-up")
+	testkit.Eventually(t, 10*time.Second, "the warm-up item to be sent", func() bool {
+		return readQueueState(t, ctx, db.Pool).Sent == 1
+	})
+	const statements, each = 10, 10 // 10 batches: about 3 s of work, all due within the first 0.1 s
+	for i := range statements {
+		insert(t, ctx, db.Pool, each, fmt.Sprint("s", i))
+		time.Sleep(10 * time.Millisecond)
+	}
+	testkit.Eventually(t, 30*time.Second, "every item to be sent", func() bool {
+		return readQueueState(t, ctx, db.Pool).Sent == 1+statements*each
+	})
+	var outOfOrder int
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM (
+			SELECT n.seq, lag(n.seq) OVER (ORDER BY q.next_attempt_at, q.id) AS before
+			FROM notify.queue_items q JOIN notify.notifications n ON n.id = q.notification_id) s
+		WHERE seq < before`).Scan(&outOfOrder); err != nil {
+		t.Fatal(err)
+	}
+	if outOfOrder != 0 {
+		t.Fatalf("%d items were published before an item due earlier", outOfOrder)
 	}
 }

@@ -50,7 +50,9 @@ type Config struct {
 	// claim finds it by reading only that end of the queue's index, however
 	// many dead entries a held snapshot leaves before it. What falls outside
 	// (a producer's transaction that stays open longer than this after its
-	// INSERT) is found by the next sweep.
+	// INSERT) is found by the next sweep. A worker that falls behind (full
+	// batches) goes on from its last claimed item however old it is, so it
+	// publishes in due order rather than newest first.
 	ClaimLookback time.Duration
 	// SweepInterval is how often the whole queue is swept for due items
 	// the recent claim missed. Default: PollInterval.
@@ -80,7 +82,7 @@ type Hooks struct {
 	// Sent is given the notifications a claim-and-publish batch published,
 	// in seq order, as soon as it commits and before the other hooks: the
 	// process's feed hands them to its streams without reading them back
-	// (feed.OfferLater). It must not block: the next claim waits for it.
+	// (feed.OfferBatch). The next claim waits for it.
 	Sent func(ns []notify.Notification)
 	// Failed is called for each failed attempt with the item's new status.
 	Failed func(status string)
@@ -131,6 +133,10 @@ type Worker struct {
 	// sweepFrom is where Run's own sweep of the whole queue stands (at
 	// start), nil once it reached the end (owned by Run).
 	sweepFrom *postgres.SweepCursor
+	// behind is the due time of the last item of the last recent claim when
+	// that batch was full (zero otherwise): the next claim goes on from
+	// there, however long ago it is (owned by Run).
+	behind time.Time
 	// sweepFailed tells Run that a sweep's batch failed: the failing item
 	// may lie where only a careful (leased, whole-queue) claim finds it.
 	sweepFailed atomic.Bool
