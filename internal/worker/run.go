@@ -147,6 +147,7 @@ func (w *Worker) step(ctx context.Context) (int, error) {
 				if b.Items >= w.cfg.BatchSize { // more may wait after it: go on from there
 					w.behind = b.Next.DueAt
 				}
+				w.catchingUp.Store(!w.behind.IsZero())
 			}
 		}
 		if err == nil {
@@ -214,6 +215,12 @@ func (w *Worker) sweepLoop(ctx context.Context) {
 func (w *Worker) sweep(ctx context.Context) {
 	var from postgres.SweepCursor
 	for ctx.Err() == nil {
+		if w.catchingUp.Load() {
+			// Run's claims are walking a backlog in due order; a sweep
+			// beside them would take every other batch of it, out of order.
+			// What only a sweep finds waits for the next one.
+			return
+		}
 		start := time.Now()
 		b, err := w.queue.SweepAndPublish(ctx, w.cfg.BatchSize, from)
 		if err != nil {

@@ -137,6 +137,8 @@ type Worker struct {
 	// that batch was full (zero otherwise): the next claim goes on from
 	// there, however long ago it is (owned by Run).
 	behind time.Time
+	// catchingUp is behind set, for the sweep beside Run, which then waits.
+	catchingUp atomic.Bool
 	// sweepFailed tells Run that a sweep's batch failed: the failing item
 	// may lie where only a careful (leased, whole-queue) claim finds it.
 	sweepFailed atomic.Bool
