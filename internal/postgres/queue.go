@@ -263,17 +263,20 @@ func (q *Queue) claimAndPublish(ctx context.Context, statement string, args ...a
 
 // scanBatch reads the rows of a statement ending in stampAndRing: the
 // summary from the first, a published notification from each that has one
-// (its seq, column summaryColumns+2, is NULL in the summary's lone row).
+// (the summary's lone row, when nothing was published, has a NULL seq: the
+// third of feedColumns).
 func scanBatch(rows pgx.Rows) (Batch, error) {
 	defer rows.Close()
 	var b Batch
 	var last, nextID *int64
 	var nextAt *time.Time
 	summary := []any{&b.Items, &last, nil, &b.SetAside, &nextAt, &nextID}
+	seqColumn := len(summary) + 2
 	undeliverable := false
 	for rows.Next() {
-		if rows.RawValues()[summaryColumns+2] == nil {
-			if err := rows.Scan(append(summary, make([]any, feedColumnCount)...)...); err != nil {
+		if rows.RawValues()[seqColumn] == nil {
+			rest := make([]any, len(rows.FieldDescriptions())-len(summary)) // skipped
+			if err := rows.Scan(append(summary, rest...)...); err != nil {
 				return Batch{}, fmt.Errorf("scan publish summary: %w", err)
 			}
 			continue
@@ -282,7 +285,7 @@ func scanBatch(rows pgx.Rows) (Batch, error) {
 		if err != nil {
 			return Batch{}, fmt.Errorf("scan published notification: %w", err)
 		}
-		summary = make([]any, summaryColumns) // read once
+		summary = make([]any, len(summary)) // read once
 		undeliverable = undeliverable || reason != nil
 		b.Published = append(b.Published, n)
 	}
@@ -300,13 +303,6 @@ func scanBatch(rows pgx.Rows) (Batch, error) {
 	}
 	return b, nil
 }
-
-// summaryColumns and feedColumnCount are the widths of the two parts of a
-// row scanBatch reads: the batch's summary, then feedColumns.
-const (
-	summaryColumns  = 6
-	feedColumnCount = 17
-)
 
 // Publish publishes the claims workerID still holds and returns how many
 // were still held, the last seq assigned (0 when none) and the items it set
