@@ -180,12 +180,13 @@ func (v *VersusResult) write(w io.Writer, r *Report) {
 		v.CentrifugoVersion, built, c.VersusRounds)
 	fmt.Fprintf(w, "   latency: %d streams, one publisher at %d/s for %.0f s (notifyd: %s;\n"+
 		"   Centrifugo: HTTP API publish to the channel every stream subscribed to, clock at the request's start)\n", c.VersusStreams, c.VersusRate, c.VersusDuration.Seconds(), versusPublishDoc[c.VersusPublish])
-	writeTable(w, "round\tsystem\tachieved\tp50\tp90\tp99\tmax\tdeliveries\tpublish call p50/p99\tCPU-s server/bench",
+	writeTable(w, "round\tsystem\tachieved\tp50\tp90\tp99\tmax\tdeliveries\tpublish call p50/p99\tfirst receipt p50/p99\tspread p50/p99\tCPU-s server/bench",
 		rowsOf(v.Latency, func(_ int, l versusRun) string {
-			return fmt.Sprintf("%d\t%s\t%.0f/s\t%.2f ms\t%.2f ms\t%.2f ms\t%.1f ms\t%s\t%.2f/%.2f ms\t%.1f/%.1f", l.Round, l.System, l.Achieved,
+			return fmt.Sprintf("%d\t%s\t%.0f/s\t%.2f ms\t%.2f ms\t%.2f ms\t%.1f ms\t%s\t%.2f/%.2f ms\t%.2f/%.2f ms\t%.2f/%.2f ms\t%.1f/%.1f", l.Round, l.System, l.Achieved,
 				l.Latency.P50Ms, l.Latency.P90Ms, l.Latency.P99Ms, l.Latency.MaxMs, num(float64(l.Latency.Count)), l.PublishP50, l.PublishP99,
-				l.ServerCPU, l.BenchCPU)
+				l.First.P50Ms, l.First.P99Ms, l.Spread.P50Ms, l.Spread.P99Ms, l.ServerCPU, l.BenchCPU)
 		})...)
+	fmt.Fprintf(w, "   (first receipt: per message, the clock to its first receipt on any stream; spread: its first receipt to its last)\n")
 	fmt.Fprintf(w, "   saturation: %d streams, %d publishers as fast as they can for %.0f s, at most %d messages not yet on every stream\n",
 		c.VersusSatStreams, c.VersusSatPublishers, c.VersusSatDuration.Seconds(), c.VersusWindow)
 	writeTable(w, "round\tsystem\tmessages\tdeliveries/s\tpublishes that waited for the window\tCPU-s server/bench",
@@ -380,6 +381,11 @@ type versusRun struct {
 	Achieved   float64       `json:"achieved_per_s,omitempty"`
 	Latency    stats.Summary `json:"latency"`
 	FromReturn stats.Summary `json:"from_return"`
+	// First is, per message, the clock to its first receipt on any stream,
+	// and Spread its first receipt to its last: what the path to the
+	// server's first write costs, and what the fan-out adds after it.
+	First  stats.Summary `json:"first"`
+	Spread stats.Summary `json:"spread"`
 	PublishP50 float64       `json:"publish_p50_ms,omitempty"`
 	PublishP99 float64       `json:"publish_p99_ms,omitempty"`
 	// Saturation runs: deliveries from the first publish to the last
@@ -471,21 +477,29 @@ func runVersus(ctx context.Context, sys versusSystem, streams, publishers, windo
 	if sys.ClockAtReturn() {
 		clock = end
 	}
-	var lat, fromReturn, call []time.Duration
+	var lat, fromReturn, call, first, spread []time.Duration
+	earliest, latest := make([]int64, total), make([]int64, total)
 	for _, rs := range vs.recv {
 		for _, r := range rs {
 			if int(r.k) >= warm {
 				lat = append(lat, time.Duration(r.at-clock[r.k]))
 				fromReturn = append(fromReturn, time.Duration(r.at-end[r.k]))
+				if earliest[r.k] == 0 || r.at < earliest[r.k] {
+					earliest[r.k] = r.at
+				}
+				latest[r.k] = max(latest[r.k], r.at)
 			}
 		}
 	}
 	for k := warm; k < total; k++ {
 		call = append(call, time.Duration(end[k]-start[k]))
+		first = append(first, time.Duration(earliest[k]-clock[k]))
+		spread = append(spread, time.Duration(latest[k]-earliest[k]))
 	}
 	cs := stats.Summarize(call)
 	res.Messages, res.Achieved = int64(total-warm), float64(total)/elapsed.Seconds()
 	res.Latency, res.FromReturn, res.PublishP50, res.PublishP99 = stats.Summarize(lat), stats.Summarize(fromReturn), cs.P50Ms, cs.P99Ms
+	res.First, res.Spread = stats.Summarize(first), stats.Summarize(spread)
 	return res, nil
 }
 

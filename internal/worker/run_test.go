@@ -138,7 +138,9 @@ func TestTwoWorkersPublishEveryNotificationOnce(t *testing.T) {
 }
 
 // TestIdleWorkerWokenByNotify: with a poll interval of an hour, only the
-// insert trigger's NOTIFY (through a listener) can wake the worker.
+// insert trigger's NOTIFY (through a listener) can wake the worker. Lone
+// inserts leave it unmarked (it sleeps right after each claim); a burst
+// makes it take the busy mark and give it up once the queue is drained.
 func TestIdleWorkerWokenByNotify(t *testing.T) {
 	testkit.Slow(t)
 	t.Parallel()
@@ -151,7 +153,15 @@ func TestIdleWorkerWokenByNotify(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	w, err := New(postgres.NewQueue(pool), Config{ID: "sleeper", PollInterval: time.Hour, Logger: testLogger(t)})
+	var marked, unmarked atomic.Int64
+	hooks := Hooks{Busy: func(busy bool) {
+		if busy {
+			marked.Add(1)
+		} else {
+			unmarked.Add(1)
+		}
+	}}
+	w, err := New(postgres.NewQueue(pool), Config{ID: "sleeper", PollInterval: time.Hour, Logger: testLogger(t), Hooks: hooks})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,6 +209,18 @@ func TestIdleWorkerWokenByNotify(t *testing.T) {
 		}
 		since = pgtest.Scalar[time.Time](t, ctx, db.Pool, `SELECT max(sent_at) FROM notify.queue_items`)
 	}
+	if n := marked.Load(); n != 0 {
+		t.Fatalf("the worker took the busy mark %d times for lone inserts, want 0", n)
+	}
+
+	// A burst: the claim finds many items, so the worker marks itself busy
+	// (inserts stop ringing) until the queue is drained.
+	insert(t, ctx, db.Pool, 50, "burst")
+	testkit.Eventually(t, 10*time.Second, "the burst to be published and the busy mark taken, then given up", func() bool {
+		s := readQueueState(t, ctx, db.Pool)
+		m := marked.Load()
+		return s.Sent == 53 && m > 0 && unmarked.Load() == m && s.Busy == 0
+	})
 }
 
 // TestWorkerReleasesClaimsAtShutdown stops a worker between its claim and

@@ -16,11 +16,14 @@
 //
 // Wake-ups: an idle worker sleeps until the insert trigger's NOTIFY (passed in
 // through Wake), the next due retry, or the poll interval, whichever is first.
-// While it is busy it holds the busy mark (postgres.BusyMark, an advisory
-// lock on a connection of its own, which ends with that connection) and
-// inserts do not ring at all; before it goes idle it waits for the inserts
-// that saw it busy and looks at the queue once more, so no insert waits for
-// the poll.
+// Once a claim finds more than one item (or a ring came while it ran), it
+// holds the busy mark (postgres.BusyMark, an advisory lock on a connection of
+// its own, which ends with that connection) and inserts do not ring at all;
+// before it goes idle it waits for the inserts that saw it busy and looks at
+// the queue once more, so no insert waits for the poll. A claim that finds a
+// lone item with no ring since is low load: the worker goes back to sleep
+// unmarked, since every insert its claim did not see rings, and a
+// notification costs two statements (the claim and NextDue) instead of six.
 package worker
 
 import (
@@ -89,6 +92,9 @@ type Hooks struct {
 	// SetAside is called with how many items of a batch were failed at once
 	// because their rows cannot be delivered consistently.
 	SetAside func(n int)
+	// Busy is called when the worker takes the busy mark (true) and when
+	// it gives it up (false); only Run's loop calls it.
+	Busy func(busy bool)
 }
 
 // WithDefaults returns a copy of c with every unset field defaulted.
