@@ -174,9 +174,27 @@ func claimAndPublish(scope string) string {
 }
 
 const (
-	recentlyDue = `next_attempt_at >= least(now() - $2::interval, $3::timestamptz)`
-	sweepFrom   = `(next_attempt_at, id) > ($2::timestamptz, $3::bigint)`
+	recentlyDue = `next_attempt_at >= least(now() - $2::interval, $3::timestamptz)
+		AND CASE WHEN status = 'pending' THEN pg_advisory_xact_lock(` + claimTurnLock + `) IS NOT NULL END`
+	sweepFrom = `(next_attempt_at, id) > ($2::timestamptz, $3::bigint)`
 )
+
+// claimTurnLock is the advisory lock (two int4 keys) a recent claim takes,
+// held to commit, before it locks its first item: recent claims that find
+// work take turns, so notifications committed one after another are
+// published in that order, whichever worker each producer's ring woke.
+//
+// Without it, two workers woken by two inserts a moment apart each claim
+// one (SKIP LOCKED) and race for the publish turn: the later insert could
+// take the lower seq. With it, the claim that finds the later insert holds
+// the turn, so the earlier one is either published already (its claim
+// committed before the turn passed on) or in this claim's snapshot and
+// unlocked, and claimed first (due order). The lock is a filter on the
+// candidate rows, evaluated for a pending one only (the CASE keeps the
+// planner from testing it before the status, on an index entry whose row
+// was sent since), so a claim that finds nothing due takes no turn; the
+// sweep, whose walk a held snapshot can make long, takes none either.
+const claimTurnLock = `1852797545, 4`
 
 var (
 	claimRecentStatement = claimAndPublish(recentlyDue)

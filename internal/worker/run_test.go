@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/notifyd/notifyd/internal/listener"
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/postgres"
@@ -333,5 +335,68 @@ func TestWorkerBehindPublishesInDueOrder(t *testing.T) {
 	}
 	if outOfOrder != 0 {
 		t.Fatalf("%d items were published before an item due earlier", outOfOrder)
+	}
+}
+
+// TestWorkersPublishSequentialCommitsInOrder: three workers, each woken by
+// every insert's ring, and a producer committing one notification after
+// another. Whichever worker each ring wakes, the notifications get their
+// seqs in commit order: the claim that finds a later one holds the claim
+// turn, so an earlier one is published already or claimed with it.
+func TestWorkersPublishSequentialCommitsInOrder(t *testing.T) {
+	testkit.Slow(t)
+	t.Parallel()
+	ctx := context.Background()
+	db, q := pgtest.NewQueue(t)
+	lis, err := listener.New(listener.Config{URL: db.URL, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	connected := make(chan struct{})
+	lis.OnConnect(sync.OnceFunc(func() { close(connected) }))
+	var workers []*Worker
+	for _, id := range []string{"w1", "w2", "w3"} {
+		// An hour's poll and sweep: only the rings wake them.
+		w, _ := startWorker(t, q, Config{ID: id, PollInterval: time.Hour})
+		workers = append(workers, w)
+	}
+	lis.Handle("notify_queue", func(string) {
+		for _, w := range workers {
+			w.Wake()
+		}
+	})
+	runCtx, cancel := context.WithCancel(ctx)
+	var running sync.WaitGroup
+	running.Go(func() { _ = lis.Run(runCtx) })
+	t.Cleanup(func() { cancel(); running.Wait() })
+	select {
+	case <-connected:
+	case <-time.After(10 * time.Second):
+		t.Fatal("listener did not connect")
+	}
+
+	const total = 300
+	for i := range total {
+		pgtest.Exec(t, ctx, db.Pool, `INSERT INTO notify.notifications (message) VALUES ($1)`, fmt.Sprint(i))
+	}
+	testkit.Eventually(t, 30*time.Second, "every notification to be sent", func() bool {
+		return readQueueState(t, ctx, db.Pool).Sent == total
+	})
+	rows, err := db.Pool.Query(ctx, `SELECT message::int FROM notify.notifications ORDER BY seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	order, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inversions []string
+	for i, m := range order {
+		if m != i {
+			inversions = append(inversions, fmt.Sprintf("seq %d: notification %d", i+1, m))
+		}
+	}
+	if len(inversions) > 0 {
+		t.Fatalf("%d of %d sequential commits published out of commit order; first: %v", len(inversions), total, inversions[:min(len(inversions), 10)])
 	}
 }
