@@ -21,7 +21,8 @@
 // its own, which ends with that connection) and inserts do not ring at all;
 // before it goes idle it waits for the inserts that saw it busy and looks at
 // the queue once more, so no insert waits for the poll. A claim that finds a
-// lone item with no ring since is low load: the worker goes back to sleep
+// lone item, with no ring since and no other work found in the few
+// milliseconds before it, is low load: the worker goes back to sleep
 // unmarked, since every insert its claim did not see rings, and a
 // notification costs two statements (the claim and NextDue) instead of six.
 package worker
