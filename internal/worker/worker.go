@@ -16,15 +16,15 @@
 //
 // Wake-ups: an idle worker sleeps until the insert trigger's NOTIFY (passed in
 // through Wake), the next due retry, or the poll interval, whichever is first.
-// Once a claim finds more than one item (or a ring came while it ran), it
-// holds the busy mark (postgres.BusyMark, an advisory lock on a connection of
-// its own, which ends with that connection) and inserts do not ring at all;
-// before it goes idle it waits for the inserts that saw it busy and looks at
-// the queue once more, so no insert waits for the poll. A claim that finds a
-// lone item, with no ring since and no other work found in the few
-// milliseconds before it, is low load: the worker goes back to sleep
-// unmarked, since every insert its claim did not see rings, and a
-// notification costs two statements (the claim and NextDue) instead of six.
+// Under load (a claim finds more than one item, a ring came while it ran,
+// or the last work was found moments before) it holds the busy mark
+// (postgres.BusyMark, an advisory lock on a connection of its own, which
+// ends with that connection) and inserts do not ring at all; before it goes
+// idle it waits for the inserts that saw it busy and looks at the queue once
+// more, so no insert waits for the poll. Otherwise a claim that finds a lone
+// item is low load: the worker goes back to sleep unmarked, since every
+// insert its claim did not see rings, and a notification costs two
+// statements (the claim and NextDue) instead of six.
 package worker
 
 import (
