@@ -384,8 +384,8 @@ type versusRun struct {
 	// First is, per message, the clock to its first receipt on any stream,
 	// and Spread its first receipt to its last: what the path to the
 	// server's first write costs, and what the fan-out adds after it.
-	First  stats.Summary `json:"first"`
-	Spread stats.Summary `json:"spread"`
+	First      stats.Summary `json:"first"`
+	Spread     stats.Summary `json:"spread"`
 	PublishP50 float64       `json:"publish_p50_ms,omitempty"`
 	PublishP99 float64       `json:"publish_p99_ms,omitempty"`
 	// Saturation runs: deliveries from the first publish to the last
