@@ -41,19 +41,13 @@ import (
 func (s *Server) Drain(ctx context.Context) {
 	s.draining.Store(true)
 	subs := s.hub.Subscribers()
-	budget := time.Duration(-1) // no deadline
-	if deadline, ok := ctx.Deadline(); ok {
-		left := time.Until(deadline)
-		budget = max(0, left-min(drainReserve, left/5))
-	}
-	window := s.cfg.drainWindow(len(subs), budget)
+	moments := drainMoments(len(subs), s.cfg.drainWindow(len(subs), drainBudget(ctx)))
 	order := rand.Perm(len(subs))
 	start := time.Now()
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for k, i := range order {
-		at := time.Duration((float64(k) + rand.Float64()) * float64(window) / float64(len(subs)))
-		if wait := at - time.Since(start); wait > 0 {
+		if wait := moments[k] - time.Since(start); wait > 0 {
 			t.Reset(wait)
 			select {
 			case <-ctx.Done():
@@ -64,6 +58,29 @@ func (s *Server) Drain(ctx context.Context) {
 		subs[i].Close(hub.ReasonShutdown)
 	}
 	s.hub.CloseWhere(func(notify.Identity) bool { return true }, hub.ReasonShutdown)
+}
+
+// drainMoments are n moments within window, in increasing order, one at a
+// random point of each slot of an even division of it: the k-th close of a
+// drain happens at the k-th.
+func drainMoments(n int, window time.Duration) []time.Duration {
+	moments := make([]time.Duration, n)
+	for k := range moments {
+		moments[k] = time.Duration((float64(k) + rand.Float64()) * float64(window) / float64(n))
+	}
+	return moments
+}
+
+// drainBudget is how long Drain may spread its closes over: what is left
+// until ctx's deadline less the rest of the shutdown's share
+// (drainReserve); negative when ctx has no deadline.
+func drainBudget(ctx context.Context) time.Duration {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return -1
+	}
+	left := time.Until(deadline)
+	return max(0, left-min(drainReserve, left/5))
 }
 
 // drainReserve is what Drain leaves of the stop's time for the rest of the

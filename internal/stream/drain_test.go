@@ -62,22 +62,69 @@ func TestDrainWindow(t *testing.T) {
 	}
 }
 
-// TestDrainPacesTheCloses: Drain hands its streams back no faster than
-// DrainRate, each at its own moment, and within the stop's deadline when
-// that is shorter.
+// TestDrainBudget: a stop's deadline leaves the drain what is left of it
+// less the rest of the shutdown's share (2 s, or a fifth when less).
+func TestDrainBudget(t *testing.T) {
+	if got := stream.DrainBudget(context.Background()); got >= 0 {
+		t.Errorf("no deadline: budget %s, want none (negative)", got)
+	}
+	for _, c := range []struct{ left, want time.Duration }{
+		{500 * time.Millisecond, 400 * time.Millisecond},
+		{30 * time.Second, 28 * time.Second},
+		{-time.Second, 0},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), c.left)
+		got := stream.DrainBudget(ctx)
+		cancel()
+		// The time between setting the deadline and reading it comes off.
+		if got > c.want || got < c.want-50*time.Millisecond {
+			t.Errorf("deadline in %s: budget %s, want %s (less the moments since)", c.left, got, c.want)
+		}
+	}
+}
+
+// TestDrainMoments: a drain's closes fall one in each slot of an even
+// division of its window, so they keep its rate and end within it (the
+// window itself is within the stop's budget: TestDrainWindow).
+func TestDrainMoments(t *testing.T) {
+	for _, c := range []struct {
+		n      int
+		window time.Duration
+	}{{1, time.Second}, {40, 400 * time.Millisecond}, {7000, 14 * time.Second}, {5, 0}} {
+		moments := stream.DrainMoments(c.n, c.window)
+		if len(moments) != c.n {
+			t.Fatalf("%d streams: %d moments", c.n, len(moments))
+		}
+		slot := c.window / time.Duration(c.n)
+		for k, at := range moments {
+			// Float rounding may put a moment a nanosecond either side of
+			// its slot's edge.
+			if from, to := time.Duration(k)*slot-time.Nanosecond, time.Duration(k+1)*slot+time.Nanosecond; at < from || at > to || at > c.window {
+				t.Fatalf("%d streams over %s: close %d at %s, want within [%s, %s] and the window", c.n, c.window, k, at, from, to)
+			}
+		}
+	}
+}
+
+// TestDrainPacesTheCloses: Drain hands its streams back spread over its
+// window, each at its own moment, not all at once; with a deadline, over
+// the shorter window its budget leaves. (That the closes end within the
+// window is TestDrainMoments's: the clients' reads of them, timed here,
+// can come late on a loaded machine, so only the spread's lower bound is
+// checked.)
 func TestDrainPacesTheCloses(t *testing.T) {
 	testkit.Slow(t)
 	t.Parallel()
 	for _, c := range []struct {
 		name     string
 		deadline time.Duration // 0: none
-		min, max time.Duration // the drain's span, first close to last
+		min      time.Duration // the drain's span, first close to last, at least
 	}{
 		// 40 streams at 40 a second: one moment in each 25 ms slot of 1 s.
-		{"rate", 0, 800 * time.Millisecond, 3 * time.Second},
+		{"rate", 0, 800 * time.Millisecond},
 		// A stop with 500 ms left drains within 400 ms (a fifth is kept
 		// for the rest of the shutdown).
-		{"deadline", 500 * time.Millisecond, 150 * time.Millisecond, 450 * time.Millisecond},
+		{"deadline", 500 * time.Millisecond, 150 * time.Millisecond},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			const n = 40
@@ -113,8 +160,8 @@ func TestDrainPacesTheCloses(t *testing.T) {
 					last = at
 				}
 			}
-			if span := last.Sub(first); span < c.min || span > c.max {
-				t.Errorf("%d streams closed over %s, want %s to %s", n, span, c.min, c.max)
+			if span := last.Sub(first); span < c.min {
+				t.Errorf("%d streams closed over %s, want at least %s", n, span, c.min)
 			}
 		})
 	}

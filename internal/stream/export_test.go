@@ -1,6 +1,9 @@
 package stream
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // HoldTurns takes every turn at the database, as a reconnect storm's
 // openings do, until release is called.
@@ -32,3 +35,9 @@ func MutesWaiting(s *Server) int {
 func DrainWindow(c Config, n int, budget time.Duration) time.Duration {
 	return c.WithDefaults().drainWindow(n, budget)
 }
+
+// DrainMoments are the moments Drain closes n streams at, over window.
+func DrainMoments(n int, window time.Duration) []time.Duration { return drainMoments(n, window) }
+
+// DrainBudget is how long Drain may spread its closes over with ctx.
+func DrainBudget(ctx context.Context) time.Duration { return drainBudget(ctx) }
