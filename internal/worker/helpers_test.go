@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/goleak"
 
+	"github.com/notifyd/notifyd/internal/listener"
 	"github.com/notifyd/notifyd/internal/postgres"
 	"github.com/notifyd/notifyd/internal/testkit/pgtest"
 )
@@ -50,6 +51,31 @@ func startWorker(t *testing.T, q *postgres.Queue, cfg Config) (*Worker, func()) 
 	})
 	t.Cleanup(stop)
 	return w, stop
+}
+
+// listenForRings runs a listener on url until the test ends, calling ring
+// for each insert trigger's NOTIFY, and returns once it is connected.
+func listenForRings(t *testing.T, url string, ring func()) {
+	t.Helper()
+	lis, err := listener.New(listener.Config{URL: url, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis.Handle("notify_queue", func(string) { ring() })
+	connected := make(chan struct{})
+	lis.OnConnect(sync.OnceFunc(func() { close(connected) }))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = lis.Run(ctx)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	select {
+	case <-connected:
+	case <-time.After(10 * time.Second):
+		t.Fatal("listener did not connect")
+	}
 }
 
 // queueState summarises the queue and the stream after a run.

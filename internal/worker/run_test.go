@@ -10,7 +10,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/notifyd/notifyd/internal/listener"
 	"github.com/notifyd/notifyd/internal/notify"
 	"github.com/notifyd/notifyd/internal/postgres"
 	"github.com/notifyd/notifyd/internal/testkit"
@@ -167,29 +166,16 @@ func TestIdleWorkerWokenByNotify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wakes atomic.Int64
-	lis, err := listener.New(listener.Config{URL: db.URL, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis.Handle("notify_queue", func(string) { wakes.Add(1); w.Wake() })
-	connected := make(chan struct{})
-	lis.OnConnect(sync.OnceFunc(func() { close(connected) }))
-
 	runCtx, cancel := context.WithCancel(ctx)
 	var running sync.WaitGroup
-	running.Go(func() { _ = lis.Run(runCtx) })
 	running.Go(func() {
 		if err := w.Run(runCtx); err != nil {
 			t.Errorf("worker: %v", err)
 		}
 	})
 	t.Cleanup(func() { cancel(); running.Wait() })
-	select {
-	case <-connected:
-	case <-time.After(10 * time.Second):
-		t.Fatal("listener did not connect")
-	}
+	var wakes atomic.Int64
+	listenForRings(t, db.URL, func() { wakes.Add(1); w.Wake() })
 
 	var since time.Time // the worker may have gone to sleep before the listener connected
 	for round := 1; round <= 3; round++ {
@@ -348,32 +334,17 @@ func TestWorkersPublishSequentialCommitsInOrder(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db, q := pgtest.NewQueue(t)
-	lis, err := listener.New(listener.Config{URL: db.URL, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	connected := make(chan struct{})
-	lis.OnConnect(sync.OnceFunc(func() { close(connected) }))
 	var workers []*Worker
 	for _, id := range []string{"w1", "w2", "w3"} {
 		// An hour's poll and sweep: only the rings wake them.
 		w, _ := startWorker(t, q, Config{ID: id, PollInterval: time.Hour})
 		workers = append(workers, w)
 	}
-	lis.Handle("notify_queue", func(string) {
+	listenForRings(t, db.URL, func() {
 		for _, w := range workers {
 			w.Wake()
 		}
 	})
-	runCtx, cancel := context.WithCancel(ctx)
-	var running sync.WaitGroup
-	running.Go(func() { _ = lis.Run(runCtx) })
-	t.Cleanup(func() { cancel(); running.Wait() })
-	select {
-	case <-connected:
-	case <-time.After(10 * time.Second):
-		t.Fatal("listener did not connect")
-	}
 
 	const total = 300
 	for i := range total {
