@@ -174,9 +174,10 @@ func claimAndPublish(scope string) string {
 }
 
 const (
-	recentlyDue = `next_attempt_at >= least(now() - $2::interval, $3::timestamptz)
-		AND CASE WHEN status = 'pending' THEN pg_advisory_xact_lock(` + claimTurnLock + `) IS NOT NULL END`
-	sweepFrom = `(next_attempt_at, id) > ($2::timestamptz, $3::bigint)`
+	recentlyDue = `next_attempt_at >= least(now() - $2::interval, $3::timestamptz) AND ` + inClaimTurn
+	sweepFrom   = `(next_attempt_at, id) > ($2::timestamptz, $3::bigint)`
+	// inClaimTurn takes the claim turn on the first pending candidate.
+	inClaimTurn = `CASE WHEN status = 'pending' THEN pg_advisory_xact_lock(` + claimTurnLock + `) IS NOT NULL END`
 )
 
 // claimTurnLock is the advisory lock (two int4 keys) a recent claim takes,
@@ -199,6 +200,7 @@ const claimTurnLock = `1852797545, 4`
 var (
 	claimRecentStatement = claimAndPublish(recentlyDue)
 	sweepStatement       = claimAndPublish(sweepFrom)
+	sweepInTurnStatement = claimAndPublish(sweepFrom + ` AND ` + inClaimTurn)
 )
 
 // Batch is what one claim-and-publish statement did.
@@ -257,11 +259,25 @@ func (q *Queue) ClaimAndPublishFrom(ctx context.Context, limit int, lookback tim
 // are in the queue, and publishes them. Run it until it returns fewer than
 // limit items, passing each batch's Next to the following call.
 func (q *Queue) SweepAndPublish(ctx context.Context, limit int, from SweepCursor) (Batch, error) {
+	return q.sweep(ctx, sweepStatement, limit, from)
+}
+
+// SweepInTurn is SweepAndPublish taking the claim turn, as a recent claim
+// does, once it finds a pending item: a worker's first batches, which
+// publish what was left while no worker ran, so take turns with the other
+// workers' recent claims and publish in due order with them. (The periodic
+// sweep does not: beside a held snapshot its walk is long, and the recent
+// claims must not wait for it.)
+func (q *Queue) SweepInTurn(ctx context.Context, limit int, from SweepCursor) (Batch, error) {
+	return q.sweep(ctx, sweepInTurnStatement, limit, from)
+}
+
+func (q *Queue) sweep(ctx context.Context, statement string, limit int, from SweepCursor) (Batch, error) {
 	at := from.DueAt
 	if at.IsZero() {
 		at = time.Unix(0, 0).AddDate(-1000, 0, 0) // before any item
 	}
-	b, err := q.claimAndPublish(ctx, sweepStatement, limit, at, from.ID)
+	b, err := q.claimAndPublish(ctx, statement, limit, at, from.ID)
 	if err != nil {
 		return Batch{}, fmt.Errorf("sweep the queue: %w", err)
 	}

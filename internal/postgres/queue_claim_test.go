@@ -174,3 +174,38 @@ func TestClaimConcurrentClaimersNeverShareAnItem(t *testing.T) {
 		t.Fatalf("%d items processing, want %d", n, len(items))
 	}
 }
+
+// TestSweepInTurnWaitsForTheClaimTurn: a worker's first batches (SweepInTurn)
+// take the claim turn the recent claims take once they find a pending item,
+// so they publish in due order with the other workers' claims; the
+// periodic sweep (SweepAndPublish) does not wait for it.
+func TestSweepInTurnWaitsForTheClaimTurn(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db, q := pgtest.NewQueue(t)
+	insertQueued(t, db, "left while no worker ran")
+	release := holdInTransaction(t, db, `SELECT pg_advisory_xact_lock(1852797545, 4)`)
+
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if b, err := q.SweepInTurn(short, 10, postgres.SweepCursor{}); err == nil {
+		t.Fatalf("SweepInTurn published %d items while another claim held the turn; want it to wait", b.Items)
+	}
+	release()
+	// The abandoned statement may still be waiting on the server, and then
+	// publishes the item itself as the turn comes free.
+	if _, err := q.SweepInTurn(ctx, 10, postgres.SweepCursor{}); err != nil {
+		t.Fatalf("SweepInTurn once the turn is free: %v", err)
+	}
+	testkit.Eventually(t, 5*time.Second, "the item to be published", func() bool {
+		return pgtest.Scalar[string](t, ctx, db.Pool, `SELECT status FROM notify.queue_items`) == "sent"
+	})
+
+	insertQueued(t, db, "swept beside a claim")
+	holdInTransaction(t, db, `SELECT pg_advisory_xact_lock(1852797545, 4)`)
+	short, cancel = context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if b, err := q.SweepAndPublish(short, 10, postgres.SweepCursor{}); err != nil || b.Items != 1 {
+		t.Fatalf("SweepAndPublish beside a held claim turn: %+v, %v; want the item at once", b, err)
+	}
+}

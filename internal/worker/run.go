@@ -160,7 +160,7 @@ func (w *Worker) step(ctx context.Context) (int, error) {
 		var b postgres.Batch
 		var err error
 		if w.sweepFrom != nil {
-			b, err = w.queue.SweepAndPublish(ctx, w.cfg.BatchSize, *w.sweepFrom)
+			b, err = w.queue.SweepInTurn(ctx, w.cfg.BatchSize, *w.sweepFrom)
 			if err == nil {
 				w.sweepFrom = &b.Next
 				if b.Items < w.cfg.BatchSize {
