@@ -106,7 +106,7 @@ func mustSend(t *testing.T, store *postgres.Notifications, msg string) notify.No
 // with the bytes the feed's read would have brought; one that is not next
 // waits for the read; the read never hands either on twice.
 func TestOfferHandsOnTheNextSeqOnce(t *testing.T) {
-	db := pgtest.New(t)
+	db := pgtest.NewQueued(t)
 	store := postgres.NewNotifications(db.Pool)
 	offering, reading := startNode(t, store), startNode(t, store)
 	reading.run(t)
@@ -157,7 +157,7 @@ func TestOfferHandsOnTheNextSeqOnce(t *testing.T) {
 // is not handed on; the publish's own ring then needs no read, while a
 // ring past the position or without a seq reads.
 func TestOfferOfAWorkersBatch(t *testing.T) {
-	db := pgtest.New(t)
+	db := pgtest.NewQueued(t)
 	store, queue := postgres.NewNotifications(db.Pool), postgres.NewQueue(db.Pool)
 	offering, reading := startNode(t, store), startNode(t, store)
 	reading.run(t)
@@ -228,7 +228,7 @@ func TestOfferOfAWorkersBatch(t *testing.T) {
 // A worker's batches given to OfferLater reach the hub through the feed's
 // own goroutine, in order, once each, without a read.
 func TestOfferLaterHandsOnWithoutARead(t *testing.T) {
-	db := pgtest.New(t)
+	db := pgtest.NewQueued(t)
 	store, queue := postgres.NewNotifications(db.Pool), postgres.NewQueue(db.Pool)
 	n := startNode(t, store)
 	var reads atomic.Int64
@@ -264,7 +264,7 @@ func TestOfferLaterHandsOnWithoutARead(t *testing.T) {
 // A worker's small batch is handed on in the worker's goroutine, at once; a
 // large one by the feed's goroutine, once it runs (OfferLater), once.
 func TestOfferBatchSmallAtOnceLargeLater(t *testing.T) {
-	db := pgtest.New(t)
+	db := pgtest.NewQueued(t)
 	store, queue := postgres.NewNotifications(db.Pool), postgres.NewQueue(db.Pool)
 	n := startNode(t, store)
 	ctx := context.Background()
@@ -301,7 +301,7 @@ func TestOfferBatchSmallAtOnceLargeLater(t *testing.T) {
 // An Offer that comes after the feed's read brought the same seq, but
 // before the read is handed on: the read skips it.
 func TestOfferBetweenAReadAndItsHandingOn(t *testing.T) {
-	db := pgtest.New(t)
+	db := pgtest.NewQueued(t)
 	store := postgres.NewNotifications(db.Pool)
 	n := startNode(t, store)
 	sent := mustSend(t, store, "offered while read")
@@ -329,7 +329,7 @@ func TestOfferBetweenAReadAndItsHandingOn(t *testing.T) {
 // queued for a worker that offers its batches too: every seq reaches the
 // hub once, in order.
 func TestOffersRacingTheFeed(t *testing.T) {
-	db := pgtest.New(t)
+	db := pgtest.NewQueued(t)
 	store, queue := postgres.NewNotifications(db.Pool), postgres.NewQueue(db.Pool)
 	n := startNode(t, store)
 	n.run(t)

@@ -34,7 +34,7 @@ type node struct {
 // and returns once the listener hears.
 func setup(t *testing.T) *node {
 	t.Helper()
-	db := pgtest.New(t)
+	db := pgtest.NewQueued(t)
 	n := &node{db: db, inbox: postgres.NewInbox(db.Pool), hub: hub.New(hub.Config{}), logs: make(logLines, 16)}
 	n.sync = inboxsync.New(n.inbox, n.hub, slog.New(slog.NewTextHandler(n.logs, nil)))
 	lis, err := listener.New(listener.Config{URL: db.URL, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})

@@ -57,7 +57,7 @@ func New(q QueueReader) *Metrics {
 		StreamsOpened:      prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "streams_opened_total", Help: "Event streams opened."}),
 		StreamsClosed:      prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "streams_closed_total", Help: "Event streams closed, by reason (closed, slow, timeout, opening_timeout, expired, logout, session_changed, shutdown)."}, []string{"reason"}),
 		SlowStreamsDropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "slow_streams_dropped_total", Help: "Streams closed because their buffer overflowed."}),
-		Published:          prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "notifications_published_total", Help: "Notifications published by this node's workers."}),
+		Published:          prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "notifications_published_total", Help: "Notifications published by this node's workers (not those their producer's own commit published: notify.send, or an INSERT published at commit)."}),
 		Delivered:          prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "notifications_delivered_total", Help: "Notification events written to streams (one per stream)."}),
 		Replayed:           prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "notifications_replayed_total", Help: "Notification events written by resume replays."}),
 		StreamResumes:      prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "stream_resumes_total", Help: "Streams opened with a resume point, by where their catch-up came from (memory: the hub's window of recent notifications, no query; database: a replay from the table)."}, []string{"source"}),

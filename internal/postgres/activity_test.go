@@ -53,7 +53,7 @@ func TestWakeWorker(t *testing.T) {
 
 	t.Run("no busy worker: one wake-up per committed transaction", func(t *testing.T) {
 		t.Parallel()
-		db := pgtest.New(t)
+		db := pgtest.NewQueued(t)
 		lis := listen(t, ctx, db.URL, "notify_queue")
 
 		tx, err := db.Pool.Begin(ctx)

@@ -16,7 +16,7 @@ import (
 // the odd shapes that can be delivered consistently are accepted.
 func TestDatabaseRefusesUndeliverableRows(t *testing.T) {
 	t.Parallel()
-	db := pgtest.New(t)
+	db := pgtest.NewQueued(t)
 	ctx := t.Context()
 	long := func(n int) string { return strings.Repeat("x", n) }
 

@@ -160,7 +160,7 @@ func TestHistoryHookOnEveryConnection(t *testing.T) {
 	testkit.Slow(t)
 	t.Parallel()
 	ctx := t.Context()
-	db := pgtest.New(t)
+	db := pgtest.NewQueued(t)
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	pool, err := postgres.OpenPool(ctx, db.URL, postgres.PoolConfig{MaxConns: 2, AfterConnect: postgres.HistoryHook(log)})
@@ -208,7 +208,7 @@ func TestHistoryHookOnEveryConnection(t *testing.T) {
 func TestEnterHistoryWithoutPrivilegeNamesTheGrant(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	db := pgtest.New(t)
+	db := pgtest.NewQueued(t)
 	role := fmt.Sprintf("notifyd_hist_%d", time.Now().UnixNano())
 	// pg_proc is per database: the REVOKE holds in this test's database only.
 	pgtest.Exec(t, ctx, db.Pool, `CREATE ROLE `+role+` NOLOGIN;

@@ -31,7 +31,7 @@ func BenchmarkInbox(b *testing.B) {
 			b.Fatalf("INBOX_BENCH_ROWS=%q: want a number of rows, at least 10000", v)
 		}
 	}
-	db := pgtest.New(b)
+	db := pgtest.NewQueued(b)
 	ctx := context.Background()
 	seed := []string{
 		// alice: a quarter direct, an eighth to her role, an eighth broadcast; the rest for others.

@@ -26,7 +26,7 @@ func TestMigratorRefusesPreResetDatabase(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := t.Context()
-			db := pgtest.New(t)
+			db := pgtest.NewQueued(t)
 			pgtest.Exec(t, ctx, db.Pool, `CREATE TABLE public.notify_migrations (id serial PRIMARY KEY, version_id bigint NOT NULL, is_applied boolean NOT NULL)`)
 			pgtest.Exec(t, ctx, db.Pool, `INSERT INTO public.notify_migrations (version_id, is_applied) SELECT v, true FROM generate_series(0, $1::int) v`, tc.version)
 			m, err := postgres.NewMigrator(db.Pool, nil)

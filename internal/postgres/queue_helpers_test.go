@@ -21,8 +21,19 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // ... "<message> n" in one statement and returns their queue item ids in order.
 func insertNotifications(t *testing.T, ctx context.Context, pool *pgxpool.Pool, n int, message string) []int64 {
 	t.Helper()
-	pgtest.Exec(t, ctx, pool, `INSERT INTO notify.notifications (message)
-		SELECT $1 || ' ' || g FROM generate_series(1, $2::int) g`, message, n)
+	// Queued for the workers whatever the database's setting (the private
+	// clusters' databases keep the default, publishing at commit).
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT set_config('notify.publish_at_commit', 'off', true)`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO notify.notifications (message)
+			SELECT $1 || ' ' || g FROM generate_series(1, $2::int) g`, message, n)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("insert notifications: %v", err)
+	}
 	rows, err := pool.Query(ctx, `SELECT q.id FROM notify.queue_items q
 		JOIN notify.notifications n ON n.id = q.notification_id
 		WHERE starts_with(n.message, $1 || ' ') ORDER BY q.id`, message)
@@ -107,4 +118,44 @@ func nextNotification(t *testing.T, conn *pgx.Conn, timeout time.Duration) *pgco
 func sentinel(t *testing.T, ctx context.Context, pool *pgxpool.Pool) {
 	t.Helper()
 	pgtest.Exec(t, ctx, pool, `NOTIFY notify_queue, 'sentinel'`)
+}
+
+// holdInTransaction runs sql in a transaction of its own connection and
+// keeps it open until the returned function is called.
+func holdInTransaction(t *testing.T, db *pgtest.DB, sql string) (release func()) {
+	t.Helper()
+	ctx := t.Context()
+	tx, err := db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, sql); err != nil {
+		_ = tx.Rollback(ctx)
+		t.Fatalf("%s: %v", sql, err)
+	}
+	done := false
+	release = func() {
+		if !done {
+			done = true
+			_ = tx.Rollback(context.Background())
+		}
+	}
+	t.Cleanup(release)
+	return release
+}
+
+// insertQueued inserts a notification left queued for the workers.
+func insertQueued(t *testing.T, db *pgtest.DB, message string) {
+	t.Helper()
+	ctx := t.Context()
+	err := pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL notify.publish_at_commit = off`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO notify.notifications (message) VALUES ($1)`, message)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("insert %q queued: %v", message, err)
+	}
 }

@@ -105,7 +105,7 @@ func TestPublishSeqOrderIsCommitOrder(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()
-	db := pgtest.New(t)
+	db := pgtest.NewQueued(t)
 	pool, err := postgres.OpenPool(ctx, db.URL, postgres.PoolConfig{MaxConns: 12, ApplicationName: "notifyd-test-publishers"})
 	if err != nil {
 		t.Fatal(err)

@@ -187,7 +187,7 @@ func TestStreamHeadView(t *testing.T) {
 // held longest is the oldest, and its age is reported.
 func TestOldestSnapshotAmongEqualXmins(t *testing.T) {
 	ctx := context.Background()
-	db := pgtest.New(t)
+	db := pgtest.NewQueued(t)
 	begin := func(url, isolation, query string) (*pgx.Conn, string) {
 		t.Helper()
 		conn, err := pgx.Connect(ctx, url)

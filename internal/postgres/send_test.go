@@ -22,7 +22,7 @@ import (
 func TestSendIsBornPublished(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	db := pgtest.New(t)
+	db := pgtest.NewQueued(t)
 	notes := postgres.NewNotifications(db.Pool)
 	lis := listen(t, ctx, db.URL, "notify_published", "notify_queue")
 
@@ -172,7 +172,7 @@ func TestSendIsBornPublished(t *testing.T) {
 func TestSendEntersANewHistory(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	db := pgtest.New(t)
+	db := pgtest.NewQueued(t)
 	conn, err := pgx.Connect(ctx, db.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -214,7 +214,7 @@ func TestSendEntersANewHistory(t *testing.T) {
 func TestSendQueuesBehindQueued(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	db := pgtest.New(t)
+	db := pgtest.NewQueued(t)
 	notes := postgres.NewNotifications(db.Pool)
 	// The database's first seq enters its first history, under the turn.
 	if n, _, err := notes.Send(ctx, notify.Notification{Message: "2 new orders", CollapseKey: "orders"}); err != nil || n.Seq != 1 {

@@ -23,7 +23,7 @@ import (
 func TestSessionRefreshStore(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := pgtest.New(t)
+	db := pgtest.NewQueued(t)
 	s := postgres.NewSessions(db.Pool)
 	create := func(hash, refresh string, roles ...string) string {
 		t.Helper()

@@ -13,7 +13,7 @@ import (
 // of a table with keys shared within and across targets, unpublished rows
 // and a newer row that cannot be delivered.
 func TestNotSupersededIsTheFunction(t *testing.T) {
-	db := pgtest.New(t)
+	db := pgtest.NewQueued(t)
 	ctx := context.Background()
 	for _, q := range []string{
 		`INSERT INTO notify.notifications (message, target_user_id, target_roles, collapse_key)

@@ -17,7 +17,7 @@ import (
 func TestPassDeletesInBatchesAndKeepsFailures(t *testing.T) {
 	testkit.Slow(t)
 	t.Parallel()
-	db := pgtest.New(t)
+	db := pgtest.NewQueued(t)
 	ctx := context.Background()
 	q := postgres.NewQueue(db.Pool)
 	if _, err := db.Pool.Exec(ctx, `INSERT INTO notify.notifications (message) SELECT 'old' || g FROM generate_series(1, 25) g`); err != nil {
@@ -78,7 +78,7 @@ func TestPassDeletesInBatchesAndKeepsFailures(t *testing.T) {
 // that is still there.
 func TestPassStopsItsMarkBelowALockedRow(t *testing.T) {
 	t.Parallel()
-	db := pgtest.New(t)
+	db := pgtest.NewQueued(t)
 	ctx := context.Background()
 	q := postgres.NewQueue(db.Pool)
 	pgtest.Exec(t, ctx, db.Pool, `INSERT INTO notify.notifications (message) SELECT 'old' || g FROM generate_series(1, 10) g`)

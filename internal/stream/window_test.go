@@ -39,7 +39,7 @@ type world struct {
 
 func setupWorld(t *testing.T, window int) *world {
 	t.Helper()
-	db := pgtest.New(t)
+	db := pgtest.NewQueued(t)
 	w := &world{db: db, hub: hub.New(hub.Config{Window: window, MaxPending: 100_000}),
 		store: postgres.NewNotifications(db.Pool), inbox: postgres.NewInbox(db.Pool), queue: postgres.NewQueue(db.Pool)}
 	w.feed = feed.New(w.store, w.hub, feed.Config{Logger: quiet, PollInterval: time.Hour})

@@ -146,7 +146,7 @@ func TestIdleWorkerWokenByNotify(t *testing.T) {
 	testkit.Slow(t)
 	t.Parallel()
 	ctx := context.Background()
-	db := pgtest.New(t)
+	db := pgtest.NewQueued(t)
 	// The worker has its own pool, so the test can see what it last ran.
 	const app = "notifyd-test-idle-worker"
 	pool, err := postgres.OpenPool(ctx, db.URL, postgres.PoolConfig{MaxConns: 4, ApplicationName: app})

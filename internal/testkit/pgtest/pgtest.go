@@ -53,13 +53,28 @@ type DB struct {
 // New creates a fresh migrated database for t and drops it when t ends.
 func New(t testing.TB) *DB {
 	t.Helper()
+	return newDB(t, nil)
+}
+
+// NewQueued is New with every INSERT into notify.notifications left queued
+// for the workers (notify.publish_at_commit off for the database), as the
+// tests of the workers' claim and publish want: by default a transaction's
+// commit publishes the notifications it inserted itself when no other
+// publisher is at work (migration 00007), and nothing would be left to claim.
+func NewQueued(t testing.TB) *DB {
+	t.Helper()
+	return newDB(t, map[string]string{"notify.publish_at_commit": "off"})
+}
+
+func newDB(t testing.TB, settings map[string]string) *DB {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	templateOnce.Do(func() { templateName, templateErr = ensureTemplate(ctx) })
 	if templateErr != nil {
 		t.Fatalf("prepare test database template: %v\n(is PostgreSQL running at %s? set TEST_DATABASE_URL)", templateErr, postgres.Redact(ServerURL()))
 	}
-	db := NewScratch(t, ScratchConfig{Prefix: fmt.Sprintf("notifyd_test_%d", os.Getpid()), Template: templateName})
+	db := NewScratch(t, ScratchConfig{Prefix: fmt.Sprintf("notifyd_test_%d", os.Getpid()), Template: templateName, Settings: settings})
 	pool, err := postgres.OpenPool(ctx, db.URL, postgres.PoolConfig{MaxConns: 8, ApplicationName: "notifyd-test"})
 	if err != nil {
 		t.Fatalf("open test database: %v", err)
@@ -68,11 +83,11 @@ func New(t testing.TB) *DB {
 	return &DB{Name: db.Name, URL: db.URL, Pool: pool}
 }
 
-// NewQueue is New with the notification queue over the database's pool,
-// where most queue and worker tests start.
+// NewQueue is NewQueued with the notification queue over the database's
+// pool, where most queue and worker tests start.
 func NewQueue(t testing.TB) (*DB, *postgres.Queue) {
 	t.Helper()
-	db := New(t)
+	db := NewQueued(t)
 	return db, postgres.NewQueue(db.Pool)
 }
 
