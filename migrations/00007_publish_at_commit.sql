@@ -15,8 +15,10 @@
 --
 -- It never waits and never makes the producer's commit fail; it leaves the
 -- rows to the workers (ringing them as before) whenever any of these holds:
---   - another publisher holds the publish turn: under load the workers'
---     batches (one commit for many) publish, as before;
+--   - a worker is marked busy (the doorbell's own check, made first, so a
+--     commit under load costs what it did), or another publisher holds the
+--     publish turn: under load the workers' batches (one commit for many)
+--     publish, as before;
 --   - a committed item is pending and due within the last two seconds (the
 --     workers' claim lookback), other than this transaction's own: it was
 --     committed first, and publishing ahead of it would number a later commit
@@ -118,15 +120,31 @@ CREATE OR REPLACE FUNCTION notify.wake_worker() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     -- '': not decided yet in this transaction; 'n' (n >= 0): publishing, n
-    -- rows so far; 'queue': the rows from here on are the workers'.
+    -- rows so far; 'queue': the rows from here on are the workers';
+    -- 'rung': they are, and the workers know (or are busy and will find them).
     state     text := COALESCE(current_setting('notify.at_commit', true), '');
     published integer;
 BEGIN
-    IF state = '' AND (COALESCE(current_setting('notify.publish_at_commit', true), '') = 'off'
-                       OR current_setting('transaction_isolation') <> 'read committed'
-                       OR current_setting('max_prepared_transactions') <> '0') THEN
-        state := 'queue'; -- decided without the block below (a subtransaction)
-        PERFORM set_config('notify.at_commit', state, true);
+    IF state = 'rung' THEN
+        RETURN NULL;
+    END IF;
+    IF state = '' THEN
+        -- The doorbell's check comes first. A worker marked busy (it holds
+        -- 1852797545/2 shared) is at work on the queue and will find these
+        -- rows: no ring, and no publishing here (under load the workers'
+        -- batches publish, and the commit stays as cheap as before). Else
+        -- this transaction now holds the lock, so no worker takes the mark
+        -- before it commits, and it rings if it leaves rows queued.
+        PERFORM pg_advisory_xact_lock_shared(1852797545, 1);
+        IF NOT pg_try_advisory_xact_lock(1852797545, 2) THEN
+            PERFORM set_config('notify.at_commit', 'rung', true);
+            RETURN NULL;
+        END IF;
+        IF COALESCE(current_setting('notify.publish_at_commit', true), '') = 'off'
+           OR current_setting('transaction_isolation') <> 'read committed'
+           OR current_setting('max_prepared_transactions') <> '0' THEN
+            state := 'queue'; -- decided without the block below (a subtransaction)
+        END IF;
     END IF;
     IF state <> 'queue' THEN
         BEGIN
@@ -154,22 +172,15 @@ BEGIN
             WHEN OTHERS THEN
                 RAISE LOG 'notify: notification % left to the workers: publishing it at commit failed: % (%)', NEW.id, SQLERRM, SQLSTATE;
         END;
-        PERFORM set_config('notify.at_commit', 'queue', true);
     END IF;
-    -- The doorbell, once per transaction: wakes an idle worker.
-    IF current_setting('notify.wake_checked', true) = 'on' THEN
-        RETURN NULL;
-    END IF;
-    PERFORM set_config('notify.wake_checked', 'on', true);
-    PERFORM pg_advisory_xact_lock_shared(1852797545, 1);
-    IF pg_try_advisory_xact_lock(1852797545, 2) THEN
-        PERFORM pg_notify('notify_queue', '');
-    END IF;
+    -- A row left queued, the worker idle: wake it, once per transaction.
+    PERFORM pg_notify('notify_queue', '');
+    PERFORM set_config('notify.at_commit', 'rung', true);
     RETURN NULL;
 END;
 $$;
 -- +goose StatementEnd
-COMMENT ON FUNCTION notify.wake_worker() IS 'At the commit of a transaction that inserted notifications: publishes them itself when it may (notify.may_publish_at_commit(), at most four a transaction), else wakes an idle worker; the ring is skipped while a worker is busy (holds advisory lock 1852797545/2 shared on its connection).';
+COMMENT ON FUNCTION notify.wake_worker() IS 'At the commit of a transaction that inserted notifications: while no worker is busy (holds advisory lock 1852797545/2 shared on its connection), publishes them itself when it may (notify.may_publish_at_commit(), at most four a transaction) and wakes a worker for the rest; while one is busy, does nothing (the worker finds them).';
 
 -- +goose Down
 -- +goose StatementBegin

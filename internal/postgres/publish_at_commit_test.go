@@ -117,6 +117,9 @@ func TestInsertLeftQueued(t *testing.T) {
 		{name: "repeatable read", tx: `SET TRANSACTION ISOLATION LEVEL REPEATABLE READ`},
 		{name: "serializable", tx: `SET TRANSACTION ISOLATION LEVEL SERIALIZABLE`},
 		{name: "inserted under a savepoint", tx: `SAVEPOINT s`},
+		{name: "a worker is marked busy", before: func(t *testing.T, db *pgtest.DB) func() {
+			return holdInTransaction(t, db, `SELECT pg_advisory_xact_lock_shared(1852797545, 2)`)
+		}},
 		{name: "another publisher holds the turn", before: func(t *testing.T, db *pgtest.DB) func() {
 			return holdInTransaction(t, db, `SELECT pg_advisory_xact_lock(1852797545, 3)`)
 		}},
