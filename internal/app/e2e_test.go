@@ -229,7 +229,7 @@ func TestListenerKilled(t *testing.T) {
 		var killed int
 		testkit.Eventually(t, 15*time.Second, "the listener's LISTEN connection", func() bool {
 			err := env.DB.Pool.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-				WHERE datname = current_database() AND query LIKE 'LISTEN%'`).Scan(&killed)
+				WHERE datname = current_database() AND application_name = 'notifyd-listener'`).Scan(&killed)
 			if err != nil {
 				t.Fatalf("terminate listener: %v", err)
 			}

@@ -170,7 +170,7 @@ func TestSessionDeletedWhileListenerDown(t *testing.T) {
 	}
 	var killed int
 	if err := tx.QueryRow(ctx, `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) FROM pg_stat_activity
-		WHERE datname = current_database() AND query LIKE 'LISTEN%'`).Scan(&killed); err != nil || killed == 0 {
+		WHERE datname = current_database() AND application_name = 'notifyd-listener'`).Scan(&killed); err != nil || killed == 0 {
 		t.Fatalf("terminate the listener: killed %d, err %v", killed, err)
 	}
 	if _, err := tx.Exec(ctx, `SET LOCAL session_replication_role = replica`); err != nil {

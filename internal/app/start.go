@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/notifyd/notifyd/internal/auth"
@@ -153,6 +154,11 @@ func streamObserver(m *metrics.Metrics) stream.Observer {
 	}
 }
 
+// ringReadTimeout bounds a read on the listener's connection after a ring
+// (feed.RungReading): a handful of rows by primary key range, normally
+// under a millisecond; past it the feed reads them on its own.
+const ringReadTimeout = time.Second
+
 // newListener builds the process's one LISTEN connection and routes each
 // channel to the part it wakes. The workers it wakes are built next; it
 // runs only once everything is (runBackground).
@@ -162,7 +168,18 @@ func (a *App) newListener(p *parts) error {
 		return err
 	}
 	p.lis = lis
-	lis.Handle("notify_published", p.feed.Rung)
+	if a.replica == nil { // see feed.Offer
+		lis.HandleOnConn("notify_published", func(ctx context.Context, conn *pgx.Conn, payload string) {
+			ctx, cancel := context.WithTimeout(ctx, ringReadTimeout)
+			defer cancel()
+			p.feed.RungReading(ctx, payload, func(ctx context.Context, after int64, limit int) ([]notify.Notification, bool, error) {
+				ns, bad, _, err := postgres.PublishedOn(ctx, conn, after, limit)
+				return ns, len(bad) == 0, err
+			})
+		})
+	} else {
+		lis.Handle("notify_published", p.feed.Rung)
+	}
 	lis.Handle("notify_queue", func(string) { a.workers.wake() })
 	lis.Handle(postgres.SessionChannel, func(payload string) {
 		a.hub.CloseSessions(postgres.SessionIDs(payload), hub.ReasonLogout)

@@ -300,6 +300,51 @@ func (f *Feed) Rung(payload string) {
 	f.Wake()
 }
 
+// ReadFunc reads the published notifications after a seq, at most limit
+// (postgres.PublishedOn on the listener's connection); ok is false when a
+// row among them cannot be delivered (the feed's own read sets it aside).
+type ReadFunc func(ctx context.Context, after int64, limit int) (ns []notify.Notification, ok bool, err error)
+
+// ringReadLimit is the most a ring's reader reads on the listener's
+// connection: the few notifications of a ring at low load, where a stream
+// waits for each. A larger gap is the feed's to read, in its goroutine.
+const ringReadLimit = 16
+
+// RungReading is Rung for a ring heard with a connection at hand whose
+// server process is awake (it has just sent the ring): when the ring's seq
+// is a few past the feed's position, read them with read and offer them
+// (Offer), rather than wake the feed to read them on a pooled connection,
+// whose server process may have to be woken first (a notification published
+// by its producer's own commit, which no node holds, reaches the streams a
+// hop sooner). Anything else, or a read that fails or finds a row it
+// cannot deliver, wakes the feed as Rung does.
+//
+// Only for nodes whose stream reads have no replica, as Offer.
+func (f *Feed) RungReading(ctx context.Context, payload string, read ReadFunc) {
+	seq, err := strconv.ParseInt(payload, 10, 64)
+	if err != nil || !f.ready.Load() {
+		f.Wake()
+		return
+	}
+	position := f.Position()
+	if seq <= position {
+		return
+	}
+	if seq-position > ringReadLimit {
+		f.Wake()
+		return
+	}
+	ns, ok, err := read(ctx, position, ringReadLimit)
+	if err != nil || !ok || len(ns) == 0 || ns[len(ns)-1].Seq < seq {
+		if err != nil {
+			f.cfg.Logger.WarnContext(ctx, "read the notifications a ring announced; the feed reads them", "err", err)
+		}
+		f.Wake()
+		return
+	}
+	f.Offer(ctx, ns...) // it wakes the feed itself when they do not follow its position
+}
+
 // consecutive reports whether ns's seqs follow one another without a gap.
 func consecutive(ns []notify.Notification) bool {
 	for i := 1; i < len(ns); i++ {

@@ -3,6 +3,7 @@ package feed_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/notifyd/notifyd/internal/feed"
 	"github.com/notifyd/notifyd/internal/hub"
@@ -392,5 +395,56 @@ func TestOffersRacingTheFeed(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	if extra := n.sub.Take(nil); len(extra) > 0 {
 		t.Fatalf("handed on again: %v", seqsOf(extra))
+	}
+}
+
+// A ring heard with a connection at hand (RungReading): the notifications
+// it announces are read on that connection and handed on at once, in
+// order, once, without the feed's own read; a ring for what was handed on
+// reads nothing; a read that fails leaves them to the feed's read.
+func TestRungReadingHandsOnWithoutTheFeedsRead(t *testing.T) {
+	db := pgtest.NewQueued(t)
+	store := postgres.NewNotifications(db.Pool)
+	n := startNode(t, store)
+	var reads atomic.Int64
+	n.feed.SetAfterRead(func() { reads.Add(1) })
+	n.run(t)
+	testkit.Eventually(t, 10*time.Second, "the feed's first read", func() bool { return reads.Load() == 1 })
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var onConn atomic.Int64
+	read := func(ctx context.Context, after int64, limit int) ([]notify.Notification, bool, error) {
+		onConn.Add(1)
+		ns, bad, _, err := postgres.PublishedOn(ctx, conn, after, limit)
+		return ns, len(bad) == 0, err
+	}
+
+	first, second := mustSend(t, store, "first"), mustSend(t, store, "second")
+	n.feed.RungReading(ctx, fmt.Sprint(second.Seq), read)
+	if got := fmt.Sprint(seqsOf(n.sub.Take(nil))); got != fmt.Sprint([]int64{first.Seq, second.Seq}) {
+		t.Fatalf("right after the ring the hub holds %s, want [%d %d]", got, first.Seq, second.Seq)
+	}
+	n.feed.RungReading(ctx, fmt.Sprint(second.Seq), read)
+	time.Sleep(50 * time.Millisecond)
+	if extra := n.sub.Take(nil); len(extra) > 0 {
+		t.Fatalf("handed on again: %v", seqsOf(extra))
+	}
+	if r, c := reads.Load(), onConn.Load(); r != 1 || c != 1 {
+		t.Fatalf("the feed read %d times and the ring's reader %d; want only the feed's first read and one on the connection", r, c)
+	}
+
+	third := mustSend(t, store, "third")
+	n.feed.RungReading(ctx, fmt.Sprint(third.Seq), func(context.Context, int64, int) ([]notify.Notification, bool, error) {
+		return nil, false, errors.New("connection gone")
+	})
+	if got := seqsOf(n.frames(t, 1)); len(got) != 1 || got[0] != third.Seq {
+		t.Fatalf("after a failed read the hub got %v, want [%d] by the feed's read", got, third.Seq)
+	}
+	if r := reads.Load(); r < 2 {
+		t.Fatalf("the feed read %d times, want its own read of the third", r)
 	}
 }

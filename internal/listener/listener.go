@@ -48,15 +48,27 @@ type Config struct {
 	ProbeTimeout time.Duration
 }
 
+// ApplicationName is the listener connection's application_name, unless
+// its URL names one.
+const ApplicationName = "notifyd-listener"
+
 // Handler receives one notification's payload. It must not block for long:
 // it runs on the listener's goroutine.
 type Handler func(payload string)
+
+// ConnHandler is a Handler that may also read on the listener's connection,
+// which is free while handlers run: its server process has just sent the
+// notification and is awake, where a pooled connection's may have to be
+// woken first. It must be brief (notifications wait meanwhile; none is
+// lost), bound its queries with ctx, and leave the connection as it found it
+// (no transaction, no LISTEN or setting of its own).
+type ConnHandler func(ctx context.Context, conn *pgx.Conn, payload string)
 
 // Listener is a dedicated LISTEN connection with reconnects.
 type Listener struct {
 	cfg       Config
 	mu        sync.Mutex
-	handlers  map[string][]Handler
+	handlers  map[string][]ConnHandler
 	onConnect []func(context.Context)
 	connected atomic.Bool
 	deaf      atomic.Bool // connected, but the last test notification never came back
@@ -75,11 +87,16 @@ func New(cfg Config) (*Listener, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Listener{cfg: cfg, handlers: map[string][]Handler{}}, nil
+	return &Listener{cfg: cfg, handlers: map[string][]ConnHandler{}}, nil
 }
 
 // Handle registers h for channel. Call before Run.
 func (l *Listener) Handle(channel string, h Handler) {
+	l.HandleOnConn(channel, func(_ context.Context, _ *pgx.Conn, payload string) { h(payload) })
+}
+
+// HandleOnConn registers h for channel. Call before Run.
+func (l *Listener) HandleOnConn(channel string, h ConnHandler) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.handlers[channel] = append(l.handlers[channel], h)
@@ -152,7 +169,16 @@ func (l *Listener) Run(ctx context.Context) error {
 
 // session connects, listens and dispatches until the connection fails.
 func (l *Listener) session(ctx context.Context, first bool) error {
-	conn, err := pgx.Connect(ctx, l.cfg.URL)
+	cfg, err := pgx.ParseConfig(l.cfg.URL)
+	if err != nil {
+		return fmt.Errorf("parse the database URL: %w", err)
+	}
+	if _, named := cfg.RuntimeParams["application_name"]; !named {
+		// How an admin (and a test) tells it apart in pg_stat_activity:
+		// its last query is not always its LISTEN (see ConnHandler).
+		cfg.RuntimeParams["application_name"] = ApplicationName
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
@@ -212,7 +238,7 @@ func (l *Listener) session(ctx context.Context, first bool) error {
 		switch {
 		case err == nil:
 			if n.Channel != probe.channel {
-				l.dispatch(n.Channel, n.Payload)
+				l.dispatch(ctx, conn, n.Channel, n.Payload)
 			}
 		case ctx.Err() != nil:
 			return ctx.Err()
@@ -253,11 +279,11 @@ func (l *Listener) warnDeaf(ctx context.Context, pooled bool) {
 		"until it does", "probe_timeout", l.cfg.ProbeTimeout)
 }
 
-func (l *Listener) dispatch(channel, payload string) {
+func (l *Listener) dispatch(ctx context.Context, conn *pgx.Conn, channel, payload string) {
 	l.mu.Lock()
 	hs := l.handlers[channel]
 	l.mu.Unlock()
 	for _, h := range hs {
-		h(payload)
+		h(ctx, conn, payload)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"go.uber.org/goleak"
 
 	"github.com/notifyd/notifyd/internal/listener"
@@ -79,4 +80,43 @@ func TestListenerThroughTransactionPoolerIsDeaf(t *testing.T) {
 	b := pgbouncertest.Start(t)
 	lis, _ := run(t, b.URL(db.Name))
 	waitStatus(t, lis, listener.Status{Connected: true, Deaf: true, Pooled: true})
+}
+
+// TestHandlerReadsOnTheListenersConnection: a HandleOnConn handler may
+// query the listener's connection between notifications, and the
+// connection goes on listening afterwards.
+func TestHandlerReadsOnTheListenersConnection(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	lis, err := listener.New(listener.Config{URL: db.URL, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type answer struct {
+		payload, read string
+		err           error
+	}
+	got := make(chan answer, 10)
+	lis.HandleOnConn("ping", func(ctx context.Context, conn *pgx.Conn, payload string) {
+		var a answer
+		a.payload = payload
+		a.err = conn.QueryRow(ctx, `SELECT $1::text || ' read back'`, payload).Scan(&a.read)
+		got <- a
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = lis.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitStatus(t, lis, listener.Status{Connected: true})
+	for _, p := range []string{"one", "two"} {
+		pgtest.Exec(t, ctx, db.Pool, "SELECT pg_notify('ping', $1)", p)
+		select {
+		case a := <-got:
+			if a.err != nil || a.payload != p || a.read != p+" read back" {
+				t.Fatalf("handler got %q, read %q, %v; want %q read back on the connection", a.payload, a.read, a.err, p)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("notification %q never dispatched", p)
+		}
+	}
 }

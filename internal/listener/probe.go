@@ -59,7 +59,7 @@ func (l *Listener) probe(ctx context.Context, conn *pgx.Conn, p probeSpec) (bool
 				return true, nil
 			}
 		case err == nil:
-			l.dispatch(n.Channel, n.Payload)
+			l.dispatch(ctx, conn, n.Channel, n.Payload)
 		case ctx.Err() == nil && waitCtx.Err() != nil:
 			<-sent
 			if sendErr != nil && !errors.Is(waitCtx.Err(), context.DeadlineExceeded) {

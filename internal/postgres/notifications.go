@@ -240,27 +240,35 @@ var (
 // that cannot be delivered come back apart, in bad (each row is in exactly
 // one of the two lists); last is the highest seq read (0 when none).
 func (s *Notifications) Published(ctx context.Context, after int64, limit int) (ns []notify.Notification, bad []Undeliverable, last int64, err error) {
-	query := feedQuery
-	var fence Fence
-	if s.read != nil {
-		query = feedFencedQuery
-		// Noted before the rows are handed on: see ReadFence.
-		defer func() {
-			if err == nil {
-				s.read.note(fence)
-			}
-		}()
+	if s.read == nil {
+		return readPublished(ctx, s.pool, feedQuery, after, limit)
 	}
-	rows, err := s.pool.Query(ctx, query, after, limit)
+	var fence Fence
+	// Noted before the rows are handed on: see ReadFence.
+	defer func() {
+		if err == nil {
+			s.read.note(fence)
+		}
+	}()
+	return readPublished(ctx, s.pool, feedFencedQuery, after, limit, &fence.LSN, &fence.History)
+}
+
+// PublishedOn is Published read on conn, a connection of the caller's (the
+// listener's, which has just heard the ring), with no replica's fence: for
+// a node whose reads have no replica.
+func PublishedOn(ctx context.Context, conn *pgx.Conn, after int64, limit int) (ns []notify.Notification, bad []Undeliverable, last int64, err error) {
+	return readPublished(ctx, conn, feedQuery, after, limit)
+}
+
+func readPublished(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, query string, after int64, limit int, before ...any) (ns []notify.Notification, bad []Undeliverable, last int64, err error) {
+	rows, err := q.Query(ctx, query, after, limit)
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("read published feed: %w", interpretError(err))
 	}
 	defer rows.Close()
 	ns = make([]notify.Notification, 0, min(limit, 256))
-	var before []any
-	if s.read != nil {
-		before = []any{&fence.LSN, &fence.History}
-	}
 	for rows.Next() {
 		n, reason, err := scanPublished(rows, before...)
 		if err != nil {
