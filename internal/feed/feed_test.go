@@ -233,11 +233,7 @@ func TestOfferOfAWorkersBatch(t *testing.T) {
 func TestOfferLaterHandsOnWithoutARead(t *testing.T) {
 	db := pgtest.NewQueued(t)
 	store, queue := postgres.NewNotifications(db.Pool), postgres.NewQueue(db.Pool)
-	n := startNode(t, store)
-	var reads atomic.Int64
-	n.feed.SetAfterRead(func() { reads.Add(1) })
-	n.run(t)
-	testkit.Eventually(t, 10*time.Second, "the feed's first read", func() bool { return reads.Load() == 1 })
+	n, reads := startCountingReads(t, store)
 	ctx := context.Background()
 	var want []int64
 	for i := range 10 {
@@ -405,11 +401,7 @@ func TestOffersRacingTheFeed(t *testing.T) {
 func TestRungReadingHandsOnWithoutTheFeedsRead(t *testing.T) {
 	db := pgtest.NewQueued(t)
 	store := postgres.NewNotifications(db.Pool)
-	n := startNode(t, store)
-	var reads atomic.Int64
-	n.feed.SetAfterRead(func() { reads.Add(1) })
-	n.run(t)
-	testkit.Eventually(t, 10*time.Second, "the feed's first read", func() bool { return reads.Load() == 1 })
+	n, reads := startCountingReads(t, store)
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, db.URL)
 	if err != nil {
@@ -447,4 +439,16 @@ func TestRungReadingHandsOnWithoutTheFeedsRead(t *testing.T) {
 	if r := reads.Load(); r < 2 {
 		t.Fatalf("the feed read %d times, want its own read of the third", r)
 	}
+}
+
+// startCountingReads starts a node whose feed counts its reads, and returns
+// once the feed's first read (from its start) is done.
+func startCountingReads(t *testing.T, store *postgres.Notifications) (*node, *atomic.Int64) {
+	t.Helper()
+	n := startNode(t, store)
+	reads := new(atomic.Int64)
+	n.feed.SetAfterRead(func() { reads.Add(1) })
+	n.run(t)
+	testkit.Eventually(t, 10*time.Second, "the feed's first read", func() bool { return reads.Load() == 1 })
+	return n, reads
 }
