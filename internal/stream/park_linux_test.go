@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -222,6 +223,119 @@ func TestWakeWhileWritingIsNotLost(t *testing.T) {
 	for _, want := range []string{`"timestamp":1}`, `"timestamp":2}`} {
 		if ev := next(t, s); !strings.Contains(string(ev.Data), want) { // a lost wake: no event within 10 s
 			t.Fatalf("got %s, want the frame with %s", ev.Data, want)
+		}
+	}
+}
+
+// TestWakesServedByFewWriters: a heartbeat wakes every parked stream at
+// once; the server's writers, at most two per CPU, serve them in turn,
+// rather than a goroutine (and its stack) each, and every stream gets it.
+func TestWakesServedByFewWriters(t *testing.T) {
+	h := hub.New(hub.Config{})
+	srv, err := stream.NewServer(h, nil, stream.Config{HeartbeatInterval: time.Hour, ConnTimeout: 2 * time.Hour, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	serving, most := 0, 0
+	stream.OnTookFrames(srv, func(n int) {
+		if n == 0 {
+			return // a stream's first run, as it parks
+		}
+		mu.Lock()
+		serving++
+		most = max(most, serving)
+		mu.Unlock()
+		time.Sleep(5 * time.Millisecond) // long enough for every goroutine woken to be here at once
+		mu.Lock()
+		serving--
+		mu.Unlock()
+	})
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = srv.Serve(r.Context(), w, notify.Identity{UserID: "hal"}, stream.Resume{})
+	}))
+	defer hs.Close()
+	const n = 48
+	streams := make([]*wire.Stream, n)
+	for i := range streams {
+		streams[i], _ = open(t, hs.URL)
+		defer streams[i].Close()
+		next(t, streams[i])
+	}
+	testkit.Eventually(t, 10*time.Second, "every stream is parked", func() bool { return stream.Parked(srv) == n })
+	h.Broadcast(hub.Frame{Data: wire.HeartbeatEvent(time.Now())})
+	for _, s := range streams {
+		if ev := next(t, s); !strings.Contains(string(ev.Data), `"type":"heartbeat"`) {
+			t.Fatalf("event %q, want a heartbeat", ev.Data)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if limit := 2 * runtime.GOMAXPROCS(0); most > limit {
+		t.Fatalf("%d streams were served at once for one heartbeat to %d, want at most %d (two writers per CPU)", most, n, limit)
+	}
+	t.Logf("at most %d of %d streams served at once", most, n)
+}
+
+// TestParkedStreamToAClientNotReading: events larger than the client's
+// socket takes, published while the client reads nothing, fill the
+// socket on a writer's attempt; the stream's own goroutine writes the
+// rest before what was queued meanwhile, and once the client reads, every
+// event arrives whole, once and in order.
+func TestParkedStreamToAClientNotReading(t *testing.T) {
+	h := hub.New(hub.Config{})
+	srv, err := stream.NewServer(h, nil, stream.Config{HeartbeatInterval: time.Hour, ConnTimeout: 2 * time.Hour, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const events = 96
+	body := strings.Repeat("x", 256<<10) // 96 × 256 KiB: many times what a loopback socket buffers
+	publish := func(seq int64) {
+		n := notify.Notification{ID: "n", Seq: seq, Message: body, Severity: notify.SeverityLow, CreatedAt: time.Now()}
+		h.Publish(&hub.Event{Frame: hub.Frame{Seq: seq, Data: wire.NotificationEvent(n)}, Target: notify.Target{UserID: "ivy"}})
+	}
+	// The first batch taken waits for the others to be queued, so the
+	// next one is too large for the socket; while it is taken, one more
+	// event is queued, for the stream's own goroutine to write after the
+	// rest of that batch.
+	published := make(chan struct{})
+	calls := 0
+	stream.OnTookFrames(srv, func(n int) {
+		if n == 0 {
+			return
+		}
+		calls++
+		switch calls {
+		case 1:
+			<-published
+		case 2:
+			publish(events + 1)
+		}
+	})
+	// Chunked, as the API serves HTTP/1.1: the rest of a chunk must go out
+	// before the next chunk's header.
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = srv.Serve(stream.WithChunking(r.Context(), true), w, notify.Identity{UserID: "ivy"}, stream.Resume{})
+	}))
+	defer hs.Close()
+	s, resp := open(t, hs.URL)
+	defer s.Close()
+	if !slices.Equal(resp.TransferEncoding, []string{"chunked"}) {
+		t.Fatalf("transfer encoding %q, want chunked", resp.TransferEncoding)
+	}
+	next(t, s) // connected
+	testkit.Eventually(t, 10*time.Second, "the stream is parked", func() bool { return stream.Parked(srv) == 1 })
+	for seq := int64(1); seq <= events; seq++ {
+		publish(seq)
+	}
+	close(published)
+	for seq := 1; seq <= events+1; seq++ {
+		ev := next(t, s)
+		if ev.ID != strconv.Itoa(seq) {
+			t.Fatalf("event %q where seq %d was due", ev.ID, seq)
+		}
+		if !strings.Contains(string(ev.Data), body) {
+			t.Fatalf("event %d arrived without its whole message (%d bytes of data)", seq, len(ev.Data))
 		}
 	}
 }

@@ -335,7 +335,9 @@ func (s *Server) writeFrames(wr *writer, sub *hub.Subscriber, frames []hub.Frame
 	} else {
 		clear(frames) // drop references to the frames' bytes
 	}
-	if err := wr.flush(); err != nil {
+	// A flush without waiting may leave part of the batch to the stream's
+	// own goroutine (park.go), which writes it before anything else.
+	if err := wr.flush(); err != nil && !errors.Is(err, errWouldBlock) {
 		return frames, last, false
 	}
 	sub.Wrote(time.Now(), events)

@@ -190,6 +190,8 @@ type Server struct {
 	release releaser
 	// poller watches the connections of parked streams (park.go).
 	poller poller
+	// writers serve the wakes of parked streams (park.go).
+	writers writerPool
 	// tookFrames, when set (by tests only), is called by a parked stream's
 	// goroutine each time it has taken what was queued, with how many
 	// frames, before it writes them.

@@ -35,7 +35,22 @@ type writer struct {
 	armed   bool  // the deadline for the current batch is set
 	err     error // the first write error of the batch
 	pending int   // bytes written (or batched) since the last flush
+
+	// now, detached and parked (park.go), writes what it is given in one
+	// attempt that does not wait for the client, and says how many bytes
+	// the socket took. With noWait set, a flush uses it, and leaves what
+	// the socket did not take in the batch (errWouldBlock): the next
+	// flush, without noWait, writes that rest under a deadline. A parked
+	// stream's connection has no write deadline between flushes, since
+	// such an attempt fails on a deadline that has passed.
+	now    func(net.Buffers) (int, error)
+	noWait bool
+	framed bool // the batch is framed as its chunk (header and CRLF in place): part of it may be written
 }
+
+// errWouldBlock: a flush with noWait wrote part of its batch, or none;
+// the rest is still in the batch (unfinished).
+var errWouldBlock = errors.New("stream: the client's socket is full; the rest of the batch is left to write")
 
 func (wr *writer) setDeadline(t time.Time) error {
 	if wr.conn != nil {
@@ -102,15 +117,23 @@ func (wr *writer) flush() error {
 func (wr *writer) flushConn() error {
 	var err error
 	if len(wr.batch) > 0 {
-		if err = wr.conn.SetWriteDeadline(wr.deadline()); err == nil {
-			if wr.chunked {
-				h := strconv.AppendInt(wr.header[:0], int64(wr.pending), 16)
-				wr.batch[0] = append(h, "\r\n"...)
-				wr.batch = append(wr.batch, crlf)
+		if wr.chunked && !wr.framed {
+			h := strconv.AppendInt(wr.header[:0], int64(wr.pending), 16)
+			wr.batch[0] = append(h, "\r\n"...)
+			wr.batch = append(wr.batch, crlf)
+		}
+		wr.framed = true
+		if wr.noWait && wr.now != nil {
+			if err = wr.writeNow(); errors.Is(err, errWouldBlock) {
+				return err
 			}
+		} else if err = wr.conn.SetWriteDeadline(wr.deadline()); err == nil {
 			wr.out = wr.batch // a field, not a local: WriteTo's receiver would escape
 			_, err = wr.out.WriteTo(wr.conn)
 			wr.out = nil
+			if err == nil && wr.now != nil {
+				err = wr.conn.SetWriteDeadline(time.Time{}) // see now
+			}
 		}
 	}
 	clear(wr.batch) // drop references to the frames' bytes
@@ -118,8 +141,48 @@ func (wr *writer) flushConn() error {
 	if cap(wr.batch) > 64 { // a burst or a replay is over: do not keep its memory
 		wr.batch = nil
 	}
-	wr.pending = 0
+	wr.pending, wr.framed = 0, false
 	return err
+}
+
+// maxNowBuffers bounds the buffers of one attempt without waiting (the
+// kernel takes at most 1,024 in a writev); a larger batch is written
+// under a deadline.
+const maxNowBuffers = 1024
+
+// writeNow makes the one attempt of a flush with noWait and drops what it
+// wrote from the batch.
+func (wr *writer) writeNow() error {
+	if len(wr.batch) > maxNowBuffers {
+		return errWouldBlock
+	}
+	n, err := wr.now(wr.batch)
+	if err != nil {
+		return err
+	}
+	wr.batch = consume(wr.batch, n)
+	if len(wr.batch) > 0 {
+		return errWouldBlock
+	}
+	return nil
+}
+
+// unfinished reports whether a flush left part of its batch unwritten.
+func (wr *writer) unfinished() bool { return wr.framed && len(wr.batch) > 0 }
+
+// consume drops the first n bytes of bufs, in place.
+func consume(bufs net.Buffers, n int) net.Buffers {
+	i := 0
+	for i < len(bufs) && n >= len(bufs[i]) {
+		n -= len(bufs[i])
+		i++
+	}
+	if i < len(bufs) {
+		bufs[i] = bufs[i][n:]
+	}
+	k := copy(bufs, bufs[i:])
+	clear(bufs[k:])
+	return bufs[:k]
 }
 
 var crlf = []byte("\r\n")
