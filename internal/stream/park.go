@@ -141,39 +141,40 @@ func (p *parkedStream) clientMoved() {
 // queued without waiting for the client and parks the stream again, or
 // hands it to run for anything more.
 func (p *parkedStream) quick() {
-	for {
-		select {
-		case <-p.sub.Done():
+	select {
+	case <-p.sub.Done():
+		go p.run()
+		return
+	default:
+	}
+	if p.readable.Load() {
+		go p.run()
+		return
+	}
+	p.frames = p.sub.Take(p.frames)
+	if p.s.tookFrames != nil {
+		p.s.tookFrames(len(p.frames))
+	}
+	if len(p.frames) > 0 {
+		var ok bool
+		p.wr.noWait = true
+		p.frames, p.last, ok = p.s.writeFrames(p.wr, p.sub, p.frames, p.last)
+		p.wr.noWait = false
+		switch {
+		case !ok:
+			go p.finish()
+			return
+		case p.wr.unfinished():
 			go p.run()
 			return
-		default:
 		}
-		if p.readable.Load() {
-			go p.run()
-			return
-		}
-		p.frames = p.sub.Take(p.frames)
-		if p.s.tookFrames != nil {
-			p.s.tookFrames(len(p.frames))
-		}
-		if len(p.frames) > 0 {
-			var ok bool
-			p.wr.noWait = true
-			p.frames, p.last, ok = p.s.writeFrames(p.wr, p.sub, p.frames, p.last)
-			p.wr.noWait = false
-			switch {
-			case !ok:
-				go p.finish()
-				return
-			case p.wr.unfinished():
-				go p.run()
-				return
-			}
-		}
-		if p.state.CompareAndSwap(parkedRunning, parkedIdle) {
-			return
-		}
-		p.state.Store(parkedRunning) // woken meanwhile: look again
+	}
+	if !p.state.CompareAndSwap(parkedRunning, parkedIdle) {
+		// Woken meanwhile: its turn comes again after the streams already
+		// waiting, so a stream sent to without pause does not keep a
+		// writer from the others.
+		p.state.Store(parkedRunning)
+		p.s.writers.push(p)
 	}
 }
 

@@ -339,3 +339,4 @@ func TestParkedStreamToAClientNotReading(t *testing.T) {
 		}
 	}
 }
+
