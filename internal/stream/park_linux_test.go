@@ -339,4 +339,3 @@ func TestParkedStreamToAClientNotReading(t *testing.T) {
 		}
 	}
 }
-
