@@ -4,12 +4,21 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
 	"slices"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/notifyd/notifyd/internal/hub"
+	"github.com/notifyd/notifyd/internal/notify"
 )
 
 // nowWriter is a parked stream's writer on server: flushes with noWait
@@ -134,5 +143,105 @@ func TestConsume(t *testing.T) {
 		if !slices.Equal(got, tc.want) {
 			t.Errorf("consume(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
 		}
+	}
+}
+
+// TestRewokenStreamWaitsItsTurn: a stream woken again while a writer
+// serves it goes back to the end of the writers' queue, so streams woken
+// without pause, more of them than there are writers, cannot each keep
+// one: a quiet stream's event is written long before they stop.
+func TestRewokenStreamWaitsItsTurn(t *testing.T) {
+	h := hub.New(hub.Config{})
+	srv, err := NewServer(h, nil, Config{HeartbeatInterval: time.Hour, ConnTimeout: 2 * time.Hour,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Once armed, every look at a stream wakes every busy stream again
+	// (without a frame, so no socket fills), until rounds looks. Only the
+	// quiet stream is ever sent a frame: the look that takes it says when
+	// it was served.
+	const rounds = 200000
+	var busyStreams atomic.Pointer[[]*parkedStream]
+	var looks, quietServedAt atomic.Int64
+	srv.tookFrames = func(n int) {
+		ps := busyStreams.Load()
+		if ps == nil {
+			return
+		}
+		look := looks.Add(1)
+		if n > 0 {
+			quietServedAt.Store(look)
+		}
+		if look <= rounds {
+			for _, p := range *ps {
+				p.wake()
+			}
+		}
+	}
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = srv.Serve(r.Context(), w, notify.Identity{UserID: r.URL.Query().Get("user")}, Resume{})
+	}))
+	defer hs.Close()
+	dial := func(user string) net.Conn {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(hs.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		if _, err := io.WriteString(conn, "GET /?user="+user+" HTTP/1.1\r\nHost: test\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		return conn
+	}
+	busy := 4 * runtime.GOMAXPROCS(0) // twice the writers
+	for range busy {
+		conn := dial("busy")
+		go func() { _, _ = io.Copy(io.Discard, conn) }()
+	}
+	quietConn := dial("quiet")
+	// Every stream parked and idle (the quiet one too, so its event has a
+	// subscriber), the busy ones set apart.
+	parked := func() (ps []*parkedStream, all int) {
+		srv.poller.mu.Lock()
+		defer srv.poller.mu.Unlock()
+		for _, p := range srv.poller.streams {
+			if p.state.Load() != parkedIdle {
+				continue
+			}
+			all++
+			if p.sub.Identity().UserID == "busy" {
+				ps = append(ps, p)
+			}
+		}
+		return ps, all
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	ps, all := parked()
+	for ; all < busy+1; ps, all = parked() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d streams parked", all, busy+1)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	busyStreams.Store(&ps)
+	for _, p := range ps {
+		p.wake()
+	}
+	h.Publish(&hub.Event{Frame: hub.Frame{Seq: 1, Data: []byte("data: quiet\n\n")}, Target: notify.Target{UserID: "quiet"}})
+	_ = quietConn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var got []byte
+	buf := make([]byte, 4096)
+	for !bytes.Contains(got, []byte("data: quiet")) {
+		n, err := quietConn.Read(buf)
+		if err != nil {
+			t.Fatalf("the quiet stream's event did not arrive: %v (read %q)", err, got)
+		}
+		got = append(got, buf[:n]...)
+	}
+	served := quietServedAt.Load()
+	t.Logf("the quiet stream was served at the %d-th look at a stream", served)
+	if served > rounds {
+		t.Fatalf("the quiet stream was served only after the busy streams' %d looks: they kept the writers", rounds)
 	}
 }
