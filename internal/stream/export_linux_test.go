@@ -32,3 +32,6 @@ func AbandonPoller(s *Server) {
 // has taken what was queued (n frames), before it writes them. Set it
 // before any stream opens.
 func OnTookFrames(s *Server, fn func(n int)) { s.tookFrames = fn }
+
+// WritersPerCPU bounds the server's writers (park.go).
+const WritersPerCPU = writersPerCPU

@@ -194,7 +194,7 @@ func TestRewokenStreamWaitsItsTurn(t *testing.T) {
 		}
 		return conn
 	}
-	busy := 4 * runtime.GOMAXPROCS(0) // twice the writers
+	busy := 2 * writersPerCPU * runtime.GOMAXPROCS(0) // twice the writers
 	for range busy {
 		conn := dial("busy")
 		go func() { _, _ = io.Copy(io.Discard, conn) }()
